@@ -1,0 +1,1 @@
+"""Stack configuration: read and validated in one place, before anything is created."""

@@ -1,0 +1,49 @@
+"""Helpers for driving real stacks through the Automation API in tests."""
+
+import contextlib
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from pulumi import automation as auto
+
+from toolchain.env import ROOT, pulumi_env
+
+TOOLS = ROOT / ".tools"
+
+
+def unique_stack_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def state_text(stack: auto.Stack) -> str:
+    """The stack's state file on the file backend, as stored (secrets encrypted)."""
+    backend = Path(stack.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    project = stack.workspace.project_settings().name
+    return (backend / ".pulumi" / "stacks" / project / f"{stack.name}.json").read_text()
+
+
+@contextlib.contextmanager
+def temporary_stack(program_dir: Path, tmp_path: Path, prefix: str) -> Iterator[auto.Stack]:
+    """A new stack of a copy of program_dir, on a file backend under tmp_path.
+
+    The stack is destroyed and removed afterwards, whatever the test did.
+    """
+    work_dir = tmp_path / "program"
+    shutil.copytree(program_dir, work_dir)
+    env = pulumi_env(tmp_path / "pulumi")
+    Path(env["PULUMI_BACKEND_URL"].removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    stack = auto.create_stack(
+        stack_name=unique_stack_name(prefix),
+        work_dir=str(work_dir),
+        opts=auto.LocalWorkspaceOptions(
+            env_vars=env,
+            pulumi_command=auto.PulumiCommand(root=str(TOOLS), skip_version_check=True),
+        ),
+    )
+    try:
+        yield stack
+    finally:
+        stack.destroy(on_output=lambda _: None)
+        stack.workspace.remove_stack(stack.name)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Sets up everything the project runs on, offline but for the package registries:
+#   - the Python virtualenv (.venv) from requirements.txt;
+#   - the Pulumi CLI and the Python language host, built from their Go modules
+#     into a per-user cache keyed by version, so that other checkouts reuse them;
+#   - the Python SDK's own shims (the program runner and the dynamic-provider
+#     plugin), installed from the pulumi sdk/v3 Go module at the SDK's version;
+#   - .tools/bin, the folder `make env` puts on PATH.
+# A warm run changes nothing and takes seconds.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+# shellcheck source=versions.env
+source toolchain/versions.env
+
+cache=${PULUMI_DBCREDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-dbcreds}
+tools="$root/.tools/bin"
+mkdir -p "$cache" "$tools"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# The version a package is pinned to in requirements.txt.
+pinned() {
+  local v
+  v=$(sed -n "s/^$1\(\[[a-z,]*\]\)\?==\([^ ;#]*\).*/\2/p" requirements.txt)
+  [ -n "$v" ] || die "requirements.txt pins no version of $1"
+  echo "$v"
+}
+
+venv() {
+  local stamp=.venv/.requirements.sha256 want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    say "virtualenv .venv is up to date"
+    return
+  fi
+  local start=$SECONDS
+  say "virtualenv .venv: installing requirements.txt"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt \
+    || die "pip could not install requirements.txt"
+  echo "$want" > "$stamp"
+  say "virtualenv .venv ready in $((SECONDS - start))s"
+}
+
+# go_build NAME VERSION MAIN_PACKAGE LDFLAGS MODULE...
+# Builds MAIN_PACKAGE from the wrapper module toolchain/NAME with each MODULE
+# required at VERSION, into $cache/NAME/vVERSION/NAME (skipped when there).
+go_build() {
+  local name=$1 version=$2 pkg=$3 ldflags=$4
+  shift 4
+  local out="$cache/$name/v$version/$name"
+  if [ -x "$out" ]; then
+    say "$name v$version: cached"
+    return
+  fi
+  local start=$SECONDS work mod
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  cp "toolchain/$name/go.mod" "toolchain/$name/tools.go" "$work/"
+  say "$name v$version: building $pkg (minutes on 2 cores)"
+  for mod in "$@"; do
+    (cd "$work" && go mod edit -require="$mod@v$version") || die "$name: cannot require $mod@v$version"
+  done
+  (cd "$work" && go mod tidy >"$work/tidy.log" 2>&1) || {
+    cat "$work/tidy.log" >&2
+    die "$name: the Go module proxy could not resolve $* at v$version"
+  }
+  mkdir -p "$(dirname "$out")"
+  (cd "$work" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") \
+    || die "$name: go build of $pkg at v$version failed"
+  mv "$out.tmp" "$out"
+  say "$name v$version: built in $((SECONDS - start))s"
+}
+
+# The folder of the pulumi sdk/v3 Go module at the Python SDK's version. It
+# carries two scripts the Python SDK needs outside its wheel: the runner the
+# language host starts for a program, and the plugin that serves dynamic providers.
+sdk_module_dir() {
+  local version dir
+  version=$(pinned pulumi)
+  dir=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$version" \
+        | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || die "the Go module proxy could not serve github.com/pulumi/pulumi/sdk/v3@v$version"
+  echo "$dir"
+}
+
+# Links a cached binary into .tools/bin. A hard link, not a symlink: the CLI
+# looks for its bundled plugins, and the language host for its runner, beside
+# their own paths.
+link_tool() {
+  ln -f "$1" "$tools/" 2>/dev/null || cp -f "$1" "$tools/"
+}
+
+start=$SECONDS
+venv
+cli=github.com/pulumi/pulumi
+go_build pulumi "$PULUMI_CLI_VERSION" "$cli/pkg/v3/cmd/pulumi" \
+  "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION" \
+  "$cli/pkg/v3" "$cli/sdk/v3"
+link_tool "$cache/pulumi/v$PULUMI_CLI_VERSION/pulumi"
+go_build pulumi-language-python "$PULUMI_LANGUAGE_PYTHON_VERSION" "$cli/sdk/v3/python/cmd/pulumi-language-python" \
+  "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_LANGUAGE_PYTHON_VERSION" \
+  "$cli/sdk/v3"
+link_tool "$cache/pulumi-language-python/v$PULUMI_LANGUAGE_PYTHON_VERSION/pulumi-language-python"
+sdk=$(sdk_module_dir)
+install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/pulumi-resource-pulumi-python" "$tools/"
+say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
+say "done in $((SECONDS - start))s (binaries cached in $cache)"

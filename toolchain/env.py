@@ -1,0 +1,59 @@
+"""The environment in which the built `pulumi` runs offline.
+
+`make env` prints it as shell exports; the tests pass the same mapping to the
+Automation API, so a shell and a test run the CLI the same way.
+
+  PATH                     .tools/bin (the CLI and the dynamic-provider plugin) and .venv/bin first
+                           (the language host finds the virtualenv's python on PATH)
+  PYTHONPATH               the repository root, so programs and dynamic providers import `components`
+  PULUMI_HOME              .pulumi/home: this checkout's plugin folder and workspace settings
+  PULUMI_BACKEND_URL       file://.pulumi/state: the local file backend
+  PULUMI_CONFIG_PASSPHRASE_FILE  .pulumi/passphrase: a random passphrase made once per
+                           checkout (mode 0600) for the passphrase secrets provider
+Tests give their own state root: a backend and passphrase of their own, the same PULUMI_HOME.
+  PULUMI_SKIP_UPDATE_CHECK, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: never reach the network
+"""
+
+import os
+import secrets
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def passphrase_file(state_root: Path) -> Path:
+    """The checkout's passphrase file, made on first use with a random passphrase."""
+    path = state_root / "passphrase"
+    if not path.exists():
+        state_root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path
+
+
+def pulumi_env(state_root: Path = ROOT / ".pulumi") -> dict[str, str]:
+    """Variables that make `pulumi` use the built toolchain, and the backend and passphrase under state_root."""
+    path = os.pathsep.join([str(ROOT / ".tools" / "bin"), str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")])
+    return {
+        "PATH": path,
+        "PYTHONPATH": str(ROOT),
+        "PULUMI_HOME": str(ROOT / ".pulumi" / "home"),
+        "PULUMI_BACKEND_URL": (state_root / "state").as_uri(),
+        "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file(state_root)),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    }
+
+
+def main() -> None:
+    env = pulumi_env()
+    (ROOT / ".pulumi" / "state").mkdir(parents=True, exist_ok=True)
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
