@@ -5,7 +5,8 @@
 #     into a per-user cache keyed by version, so that other checkouts reuse them;
 #   - the Python SDK's own shims (the program runner and the dynamic-provider
 #     plugin), installed from the pulumi sdk/v3 Go module at the SDK's version;
-#   - .tools/bin, the folder `make env` puts on PATH.
+#   - .tools/bin, the folder `make env` puts on PATH;
+#   - PostgreSQL 15's server binaries (Debian's), when missing.
 # A warm run changes nothing and takes seconds.
 set -euo pipefail
 
@@ -88,6 +89,25 @@ sdk_module_dir() {
   echo "$dir"
 }
 
+# PostgreSQL's server binaries come from Debian's postgresql-15, installed
+# without the default cluster (the stack makes its own) when missing.
+postgres_server() {
+  local pg_bin=${DBCREDS_PG_BIN:-/usr/lib/postgresql/15/bin}
+  if [ -x "$pg_bin/postgres" ]; then
+    say "postgresql server: $("$pg_bin/postgres" --version)"
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "PostgreSQL 15 server binaries are missing from $pg_bin: install Debian's postgresql-15 (or set DBCREDS_PG_BIN)"
+  local start=$SECONDS
+  say "postgresql server: installing Debian's postgresql-15"
+  mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null \
+    || die "apt-get could not install postgresql-15"
+  say "postgresql server: installed in $((SECONDS - start))s"
+}
+
 # Links a cached binary into .tools/bin. A hard link, not a symlink: the CLI
 # looks for its bundled plugins, and the language host for its runner, beside
 # their own paths.
@@ -97,6 +117,7 @@ link_tool() {
 
 start=$SECONDS
 venv
+postgres_server
 cli=github.com/pulumi/pulumi
 go_build pulumi "$PULUMI_CLI_VERSION" "$cli/pkg/v3/cmd/pulumi" \
   "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION" \

@@ -1,0 +1,122 @@
+"""The typed grant spec of a dynamic database role, and its validation.
+
+A grant spec says what a client's credentials may do: which privileges, on
+which schemas (all their tables) or tables, and for how long (TTLs). It is
+validated by pure functions, so a wrong spec fails at preview with an error
+that names the field.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+#: Table privileges a dynamic role may hold. Anything wider (ALL, TRUNCATE,
+#: REFERENCES, TRIGGER) or role-level (SUPERUSER, CREATEROLE...) is refused.
+TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+#: Vault role names become part of generated usernames and of SQL identifiers.
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+#: A PostgreSQL schema or table name we accept unquoted-safe: letters, digits, underscore.
+SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_TTL_PART = re.compile(r"(\d+)([smhd])")
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class SpecError(ValueError):
+    """A grant spec value is wrong; `field` is the dotted path of the value."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def parse_ttl(value: Any, field: str) -> int:
+    """Seconds from a TTL such as "90s", "30m", "1h30m", "7d" or a whole number of seconds."""
+    if isinstance(value, bool):
+        raise SpecError(field, f"is not a duration: {value!r}")
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str) and value.isdigit():
+        seconds = int(value)
+    elif isinstance(value, str) and value and _TTL_PART.sub("", value) == "":
+        parts = _TTL_PART.findall(value)
+        seconds = sum(int(n) * _TTL_UNITS[unit] for n, unit in parts)
+    else:
+        raise SpecError(field, f"is not a duration like 90s, 30m, 1h30m or 7d: {value!r}")
+    if seconds <= 0:
+        raise SpecError(field, f"must be longer than zero: {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    """What one dynamic role's credentials may do, and for how long."""
+
+    name: str
+    privileges: tuple[str, ...]
+    #: Every table in these schemas (now and, through default privileges, later).
+    schemas: tuple[str, ...] = ()
+    #: These tables, as "schema.table".
+    tables: tuple[str, ...] = ()
+    default_ttl: int = 3600
+    max_ttl: int = 86400
+
+
+def _names(raw: Any, field: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(n, str) for n in raw):
+        raise SpecError(field, f"must be a list of names, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SpecError(field, f"lists a name twice: {list(raw)!r}")
+    return list(raw)
+
+
+def validate_grant_spec(name: str, raw: Mapping[str, Any], max_ttl_cap: int, field: str = "roles") -> GrantSpec:
+    """A GrantSpec from raw stack config, or a SpecError naming the field."""
+    here = f"{field}.{name}"
+    if not isinstance(name, str) or not ROLE_NAME.match(name):
+        raise SpecError(here, "role names are 1 to 16 of a-z, 0-9 and -, starting with a letter")
+    if not isinstance(raw, Mapping):
+        raise SpecError(here, f"must be a mapping, got {raw!r}")
+    unknown = set(raw) - {"privileges", "schemas", "tables", "default_ttl", "max_ttl"}
+    if unknown:
+        raise SpecError(f"{here}.{sorted(unknown)[0]}", "is not a grant spec field")
+
+    privileges = _names(raw.get("privileges"), f"{here}.privileges")
+    if not privileges:
+        raise SpecError(f"{here}.privileges", "must list at least one privilege")
+    for privilege in privileges:
+        if privilege.upper() not in TABLE_PRIVILEGES:
+            raise SpecError(
+                f"{here}.privileges", f"{privilege!r} is not one of {', '.join(TABLE_PRIVILEGES)}"
+            )
+
+    schemas = _names(raw.get("schemas"), f"{here}.schemas")
+    for schema in schemas:
+        if not SQL_NAME.match(schema):
+            raise SpecError(f"{here}.schemas", f"{schema!r} is not a plain schema name (a-z, 0-9, _)")
+    tables = _names(raw.get("tables"), f"{here}.tables")
+    for table in tables:
+        parts = table.split(".")
+        if len(parts) != 2 or not all(SQL_NAME.match(p) for p in parts):
+            raise SpecError(f"{here}.tables", f"{table!r} is not schema.table with plain names (a-z, 0-9, _)")
+    if not schemas and not tables:
+        raise SpecError(here, "grants nothing: give schemas or tables")
+
+    default_ttl = parse_ttl(raw.get("default_ttl", "1h"), f"{here}.default_ttl")
+    max_ttl = parse_ttl(raw.get("max_ttl", "24h"), f"{here}.max_ttl")
+    if default_ttl > max_ttl:
+        raise SpecError(f"{here}.default_ttl", f"{default_ttl}s is longer than max_ttl {max_ttl}s")
+    if max_ttl > max_ttl_cap:
+        raise SpecError(f"{here}.max_ttl", f"{max_ttl}s is longer than this environment's cap of {max_ttl_cap}s")
+
+    return GrantSpec(
+        name=name,
+        privileges=tuple(sorted({p.upper() for p in privileges}, key=TABLE_PRIVILEGES.index)),
+        schemas=tuple(schemas),
+        tables=tuple(tables),
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+    )

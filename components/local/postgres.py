@@ -1,0 +1,170 @@
+"""A PostgreSQL server as a local process on 127.0.0.1: data folder, TLS, start and stop.
+
+The server binaries are Debian's PostgreSQL 15 (`make bootstrap` installs them
+when missing). PostgreSQL refuses to run as root, so as root the server runs as
+a dedicated system user. Connections over TCP must use TLS and SCRAM; the only
+other way in is the Unix socket in the data folder, for that system user alone.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+PG_BIN = Path(os.environ.get("DBCREDS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+SERVICE_USER = "dbcreds-pg"
+SUPERUSER = "postgres"
+
+
+class LocalPostgresError(RuntimeError):
+    pass
+
+
+def render_postgresql_conf(port: int, host: str = "127.0.0.1") -> str:
+    """Settings appended to initdb's postgresql.conf."""
+    return "\n".join([
+        "# Written by dbcreds: TLS only over TCP, loopback only.",
+        f"listen_addresses = '{host}'",
+        f"port = {int(port)}",
+        "unix_socket_directories = '.'",
+        "unix_socket_permissions = 0700",
+        "ssl = on",
+        "ssl_cert_file = 'server.crt'",
+        "ssl_key_file = 'server.key'",
+        "ssl_min_protocol_version = 'TLSv1.2'",
+        "password_encryption = 'scram-sha-256'",
+        "max_connections = 200",
+        "",
+    ])
+
+
+def render_pg_hba() -> str:
+    """TLS with SCRAM over TCP, peer on the socket, nothing else (a plaintext TCP connection is refused)."""
+    return "\n".join([
+        "# Written by dbcreds.",
+        "# TYPE   DATABASE USER ADDRESS      METHOD",
+        "local    all      all               peer",
+        "hostssl  all      all  127.0.0.1/32 scram-sha-256",
+        "hostssl  all      all  ::1/128      scram-sha-256",
+        "",
+    ])
+
+
+def _service_account() -> Optional[pwd.struct_passwd]:
+    """The account the server runs as: a dedicated system user when we are root, else ourselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+             "--shell", "/usr/sbin/nologin", SERVICE_USER],
+            check=True, capture_output=True,
+        )
+        return pwd.getpwnam(SERVICE_USER)
+
+
+def _run_as_service(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    account = _service_account()
+    if account is not None:
+        args = ["runuser", "-u", account.pw_name, "--", *args]
+    return subprocess.run(args, capture_output=True, text=True, **kwargs)
+
+
+def _chown(path: Path) -> None:
+    account = _service_account()
+    if account is not None:
+        os.chown(path, account.pw_uid, account.pw_gid)
+
+
+@dataclass(frozen=True)
+class LocalPostgres:
+    """One server: its data folder and port."""
+
+    data_dir: Path
+    port: int
+
+    @property
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def initdb(self, superuser_password: str, cert_pem: str, key_pem: str) -> None:
+        """Creates the data folder with TLS and SCRAM; the superuser gets the given password."""
+        if not (PG_BIN / "initdb").exists():
+            raise LocalPostgresError(f"no PostgreSQL server binaries in {PG_BIN} (run make bootstrap)")
+        if self.initialised:
+            raise LocalPostgresError(f"{self.data_dir} already holds a database cluster")
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _chown(self.data_dir)
+        # initdb reads the password from a file: one only the server's account can read, removed at once.
+        secret_dir = Path(tempfile.mkdtemp(prefix="dbcreds-initdb-"))
+        pwfile = secret_dir / "pw"
+        try:
+            pwfile.write_text(superuser_password)
+            pwfile.chmod(0o600)
+            _chown(secret_dir)
+            _chown(pwfile)
+            result = _run_as_service([
+                str(PG_BIN / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
+                "--pwfile", str(pwfile), "--auth-host", "scram-sha-256", "--auth-local", "peer",
+                "--encoding", "UTF8", "--locale", "C.UTF-8",
+            ])
+        finally:
+            shutil.rmtree(secret_dir, ignore_errors=True)
+        if result.returncode != 0:
+            raise LocalPostgresError(f"initdb failed: {result.stderr.strip()}")
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(render_postgresql_conf(self.port))
+        self.write_file("pg_hba.conf", render_pg_hba())
+        self.install_tls(cert_pem, key_pem)
+
+    def write_file(self, name: str, text: str, mode: int = 0o600) -> None:
+        path = self.data_dir / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        _chown(path)
+
+    def install_tls(self, cert_pem: str, key_pem: str) -> None:
+        """Writes the server's certificate and key (a running server needs `reload`)."""
+        self.write_file("server.crt", cert_pem, 0o644)
+        self.write_file("server.key", key_pem, 0o600)
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess:
+        return _run_as_service([str(PG_BIN / "pg_ctl"), "--pgdata", str(self.data_dir), *args])
+
+    @property
+    def running(self) -> bool:
+        return self.initialised and self._pg_ctl("status").returncode == 0
+
+    def start(self) -> None:
+        if self.running:
+            return
+        if shutil.which("runuser") is None and os.geteuid() == 0:
+            raise LocalPostgresError("runuser is needed to start PostgreSQL as root")
+        result = self._pg_ctl("start", "--wait", "--timeout", "60", "--log", str(self.data_dir / "server.log"))
+        if result.returncode != 0:
+            log = (self.data_dir / "server.log").read_text()[-2000:] if (self.data_dir / "server.log").exists() else ""
+            raise LocalPostgresError(f"PostgreSQL did not start on port {self.port}: {result.stderr.strip()}\n{log}")
+
+    def reload(self) -> None:
+        result = self._pg_ctl("reload")
+        if result.returncode != 0:
+            raise LocalPostgresError(f"reload failed: {result.stderr.strip()}")
+
+    def stop(self) -> None:
+        if self.running:
+            result = self._pg_ctl("stop", "--wait", "--mode", "fast")
+            if result.returncode != 0:
+                raise LocalPostgresError(f"stop failed: {result.stderr.strip()}")
+
+    def destroy(self) -> None:
+        """Stops the server and removes its data folder."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -1,0 +1,180 @@
+"""PostgreSQL statements for Vault's database secrets engine, as pure functions.
+
+Each grant spec becomes a group role (NOLOGIN) that the stack creates and
+grants once. A dynamic role's creation SQL only creates a login role IN ROLE
+that group, so issuing credentials never rewrites a table's privileges:
+concurrent GRANTs on one table fail with "tuple concurrently updated", and a
+burst of issuances right after an unseal hits exactly that. Revocation then
+needs no per-table REVOKE either.
+
+Identifiers are quoted by psycopg.sql. Vault's own placeholders ({{name}},
+{{password}}, {{expiration}}) stay in the text for Vault to fill; the names
+Vault generates come from `username_template` and hold only [a-z0-9_].
+"""
+
+from psycopg import sql
+
+from components.grants import GrantSpec
+
+#: PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes.
+MAX_IDENTIFIER_BYTES = 63
+#: A generated user may hold this many sessions at once.
+CONNECTION_LIMIT = 10
+
+# Parts of a generated username: v_<role>_<random>_<unix time>.
+USERNAME_PREFIX = "v"
+ROLE_PART_MAX = 16
+RANDOM_PART = 20
+UNIX_TIME_DIGITS = 10  # Until the year 2286.
+
+
+def _text(composed: sql.Composable) -> str:
+    return composed.as_string(None)
+
+
+def group_role_name(prefix: str, spec: GrantSpec) -> str:
+    """The NOLOGIN role that holds a grant spec's privileges."""
+    name = f"{prefix}_{spec.name.replace('-', '_')}"
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(f"group role name {name!r} is over {MAX_IDENTIFIER_BYTES} bytes")
+    return name
+
+
+def schemas_of(spec: GrantSpec) -> list[str]:
+    """Every schema the spec reaches, in a stable order (what `revoke_statements` must cover)."""
+    return sorted(set(spec.schemas) | {t.split(".")[0] for t in spec.tables})
+
+
+def create_group_role(group: str) -> str:
+    """Creates the group role unless it exists (re-running it is harmless)."""
+    create = _text(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+    return f"DO $$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+
+
+def grant_statements(spec: GrantSpec, group: str, database: str) -> list[str]:
+    """Gives the group exactly what the spec allows (after `revoke_statements`)."""
+    g, privileges = sql.Identifier(group), sql.SQL(", ").join(sql.SQL(p) for p in spec.privileges)
+    statements = [sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), g)]
+    for schema in schemas_of(spec):
+        statements.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), g))
+    for schema in spec.schemas:
+        s = sql.Identifier(schema)
+        statements.append(sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(privileges, s, g))
+        # Tables the admin creates later in the schema get the same privileges.
+        statements.append(
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(s, privileges, g)
+        )
+    for table in spec.tables:
+        t = sql.Identifier(*table.split("."))
+        statements.append(sql.SQL("GRANT {} ON TABLE {} TO {}").format(privileges, t, g))
+    if "INSERT" in spec.privileges:
+        # serial and identity columns draw from sequences: inserting needs USAGE on them.
+        for schema in schemas_of(spec):
+            statements.append(
+                sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(sql.Identifier(schema), g)
+            )
+    return [_text(s) for s in statements]
+
+
+def revoke_statements(schemas: list[str], group: str, database: str) -> list[str]:
+    """Takes from the group everything `grant_statements` could have given in these schemas."""
+    g = sql.Identifier(group)
+    statements = []
+    for schema in sorted(set(schemas)):
+        s = sql.Identifier(schema)
+        statements += [
+            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, g),
+            sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(s, g),
+            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON TABLES FROM {}").format(s, g),
+            sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(s, g),
+        ]
+    statements.append(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(database), g))
+    return [_text(s) for s in statements]
+
+
+def creation_statements(group: str) -> list[str]:
+    """Vault's creation SQL for a dynamic role: a login role in the group, expiring with its lease."""
+    return [
+        _text(
+            sql.SQL(
+                "CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' "
+                "VALID UNTIL '{{{{expiration}}}}' CONNECTION LIMIT {} IN ROLE {}"
+            ).format(sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))
+        )
+    ]
+
+
+def revocation_statements() -> list[str]:
+    """Vault's revocation SQL: end the user's sessions, take over and drop what it owns, drop the role.
+
+    The admin is no superuser, so it first joins the user's role: REASSIGN and
+    DROP OWNED need that. The user holds privileges only through its group and
+    cannot create objects, so there is normally nothing to take over; the steps
+    keep DROP ROLE from failing on a dependency the user somehow gained. Every
+    step is a no-op for a role already gone, so Vault may retry.
+    """
+    return [
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}'",
+        "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{{name}}') THEN "
+        "EXECUTE format('GRANT %I TO CURRENT_USER', '{{name}}'); "
+        "EXECUTE format('REASSIGN OWNED BY %I TO CURRENT_USER', '{{name}}'); "
+        "EXECUTE format('DROP OWNED BY %I', '{{name}}'); "
+        "END IF; END $$",
+        'DROP ROLE IF EXISTS "{{name}}"',
+    ]
+
+
+def username_template() -> str:
+    """Vault's username_template: v_<role>_<20 random>_<unix time>, lower case.
+
+    Unique per issuance (random and time) and never longer than
+    `max_username_bytes()`, which callers check against PostgreSQL's limit.
+    """
+    return (
+        f'{{{{ printf "{USERNAME_PREFIX}_%s_%s_%s" (.RoleName | truncate {ROLE_PART_MAX}) '
+        f"(random {RANDOM_PART}) (unix_time) | replace \"-\" \"_\" | lowercase }}}}"
+    )
+
+
+def max_username_bytes() -> int:
+    """The longest name `username_template()` can render: every part at its maximum."""
+    separators = 3
+    return len(USERNAME_PREFIX) + ROLE_PART_MAX + RANDOM_PART + UNIX_TIME_DIGITS + separators
+
+
+def bootstrap_admin_statements(admin: str, database: str) -> list[sql.Composed]:
+    """Run once as the superuser: the admin Vault connects as, and the application database.
+
+    The admin is no superuser: CREATEROLE to create and drop the dynamic users,
+    pg_signal_backend to end their sessions at revocation, owner of the
+    database (and so of its public schema). Vault rotates its password at once.
+    The password is set separately (`set_password`), so these statements hold no secret.
+    """
+    a, d = sql.Identifier(admin), sql.Identifier(database)
+    return [
+        sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS").format(a),
+        sql.SQL("GRANT pg_signal_backend TO {}").format(a),
+        sql.SQL("CREATE DATABASE {} OWNER {}").format(d, a),
+        # Only roles granted CONNECT (the admin as owner, the groups) may connect.
+        sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(d),
+    ]
+
+
+def set_password(role: str, password: str) -> sql.Composed:
+    """ALTER ROLE ... PASSWORD, composed client-side; never log the result."""
+    return sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+
+
+#: The demo schema the clients use (in the spirit of the seeds' users table),
+#: created by the admin so that the admin owns it.
+DEMO_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS public.users ("
+    " id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, email text NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS public.orders ("
+    " id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " user_id integer NOT NULL REFERENCES public.users (id), item text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT now())",
+    "INSERT INTO public.users (name, email) VALUES"
+    " ('Ada Lovelace', 'ada@example.com'), ('Alan Turing', 'alan@example.com'),"
+    " ('Grace Hopper', 'grace@example.com') ON CONFLICT (email) DO NOTHING",
+]

@@ -1,0 +1,74 @@
+"""A real PostgreSQL server for tests: TLS with a throwaway CA, a bootstrapped admin."""
+
+import contextlib
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+
+from components.dynamic.tls import issue_certificate, make_ca
+from components.local.postgres import SUPERUSER, LocalPostgres
+from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
+from toolchain.env import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class TestDatabase:
+    server: LocalPostgres
+    ca_file: Path
+    superuser_password: str
+    admin: str
+    admin_password: str
+    database: str
+
+    def connect(self, user: str, password: str, dbname: str = "", sslmode: str = "verify-full", **kw):
+        return psycopg.connect(
+            host="127.0.0.1", port=self.server.port, dbname=dbname or self.database, user=user,
+            password=password, sslmode=sslmode, sslrootcert=str(self.ca_file), connect_timeout=10, **kw,
+        )
+
+    def as_superuser(self, dbname: str = "postgres"):
+        return self.connect(SUPERUSER, self.superuser_password, dbname=dbname, autocommit=True)
+
+    def as_admin(self):
+        return self.connect(self.admin, self.admin_password, autocommit=True)
+
+
+@contextlib.contextmanager
+def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Iterator[TestDatabase]:
+    """A fresh server under .data/tests (reachable by the server's system user), removed afterwards."""
+    data = ROOT / ".data" / "tests" / f"pg-{uuid.uuid4().hex[:8]}"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.parent.chmod(0o755)
+    ca = make_ca("test database CA", validity_hours=2)
+    cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"],
+                             ["127.0.0.1"], server=True, client=False, validity_hours=2)
+    server = LocalPostgres(data_dir=data / "pgdata", port=free_port())
+    db = TestDatabase(server, data / "ca.crt", secrets.token_urlsafe(24), admin, secrets.token_urlsafe(24), database)
+    try:
+        server.initdb(db.superuser_password, cert["cert_pem"], cert["private_key_pem"])
+        db.ca_file.write_text(ca["cert_pem"])
+        server.start()
+        with db.as_superuser() as conn:
+            for statement in bootstrap_admin_statements(admin, database):
+                conn.execute(statement)
+            conn.execute(set_password(admin, db.admin_password))
+        with db.as_admin() as conn:
+            for statement in DEMO_SCHEMA:
+                conn.execute(statement)
+        yield db
+    finally:
+        server.destroy()
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)
