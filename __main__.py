@@ -3,6 +3,7 @@
 import pulumi
 
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 
 config = stack_config.load()
@@ -16,5 +17,21 @@ pki = BootstrapPki(
     ),
 )
 
-pulumi.export("vault_ca_pem", pki.ca_cert_pem)
-pulumi.export("vault_tls_cert_pem", pki.vault_cert_pem)
+vault_server = VaultServer(
+    "vault",
+    VaultServerArgs(
+        data_dir=f"{config.data_dir}/openbao",
+        port=config.vault_port,
+        cluster_port=config.vault_cluster_port,
+        ca_pem=pki.ca_cert_pem,
+        cert_pem=pki.vault_cert_pem,
+        key_pem=pki.vault_private_key_pem,
+        key_shares=config.vault_key_shares,
+        key_threshold=config.vault_key_threshold,
+    ),
+)
+
+pulumi.export("vault_addr", vault_server.address)
+pulumi.export("vault_ca_pem", vault_server.ca_pem)
+pulumi.export("vault_admin_token", vault_server.admin_token)
+pulumi.export("vault_audit_log", vault_server.audit_log)

@@ -5,9 +5,14 @@ with a message saying what to fix, before any resource is created.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
+FIELDS = (
+    "ca_common_name", "ca_validity_hours", "cert_validity_hours",
+    "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
+)
 
 
 class ConfigError(ValueError):
@@ -23,27 +28,60 @@ class StackConfig:
     ca_common_name: str
     ca_validity_hours: int
     cert_validity_hours: int
+    #: Where the local servers keep their data (absolute).
+    data_dir: str
+    vault_port: int
+    vault_cluster_port: int
+    vault_key_shares: int
+    vault_key_threshold: int
 
 
-def _positive_int(raw: Mapping[str, Any], field: str, default: int, maximum: int) -> int:
+def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
     value = raw.get(field, default)
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(field, f"must be a whole number of hours, got {value!r}")
-    if not 1 <= value <= maximum:
-        raise ConfigError(field, f"must be between 1 and {maximum}, got {value}")
+        raise ConfigError(field, f"must be a whole number ({what}), got {value!r}")
+    if not minimum <= value <= maximum:
+        raise ConfigError(field, f"must be between {minimum} and {maximum}, got {value}")
     return value
 
 
-def validate(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """A StackConfig from raw config values (strings or numbers), or a ConfigError."""
-    name = raw.get("ca_common_name", f"dbcreds {stack} CA")
+def _hours(raw: Mapping[str, Any], field: str, default: int, maximum: int) -> int:
+    return _int(raw, field, default, 1, maximum, "hours")
+
+
+def _port(raw: Mapping[str, Any], field: str, default: int) -> int:
+    return _int(raw, field, default, 1024, 65535, "a TCP port")
+
+
+def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConfig:
+    """A StackConfig from raw config values (strings or numbers), or a ConfigError.
+
+    Relative paths are taken from project_dir.
+    """
+    name = raw.get("ca_common_name", "dbcreds CA")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
-    ca_hours = _positive_int(raw, "ca_validity_hours", 24 * 365, MAX_CA_VALIDITY_HOURS)
-    cert_hours = _positive_int(raw, "cert_validity_hours", 24 * 90, ca_hours)
-    return StackConfig(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours)
+    ca_hours = _hours(raw, "ca_validity_hours", 24 * 365, MAX_CA_VALIDITY_HOURS)
+    cert_hours = _hours(raw, "cert_validity_hours", 24 * 90, ca_hours)
+
+    data_dir = raw.get("data_dir", f".data/{stack}")
+    if not isinstance(data_dir, str) or not data_dir.strip():
+        raise ConfigError("data_dir", f"must be a folder path, got {data_dir!r}")
+    data_dir = str((project_dir / data_dir).resolve())
+
+    vault_port = _port(raw, "vault_port", 18200)
+    cluster_port = _port(raw, "vault_cluster_port", vault_port + 1)
+    if cluster_port == vault_port:
+        raise ConfigError("vault_cluster_port", f"must differ from vault_port ({vault_port})")
+    shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
+    threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
+    return StackConfig(
+        ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
+        data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
+        vault_key_shares=shares, vault_key_threshold=threshold,
+    )
 
 
 def load() -> StackConfig:
@@ -51,6 +89,5 @@ def load() -> StackConfig:
     import pulumi
 
     config = pulumi.Config()
-    fields = ("ca_common_name", "ca_validity_hours", "cert_validity_hours")
-    raw = {f: config.get(f) for f in fields if config.get(f) is not None}
-    return validate(raw, pulumi.get_stack())
+    raw = {f: config.get(f) for f in FIELDS if config.get(f) is not None}
+    return validate(raw, pulumi.get_stack(), Path.cwd())

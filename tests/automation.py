@@ -13,6 +13,17 @@ from toolchain.env import ROOT, pulumi_env
 TOOLS = ROOT / ".tools"
 
 
+def root_program(tmp_path: Path) -> Path:
+    """A folder holding the platform program (it imports components and stacks from PYTHONPATH)."""
+    program = tmp_path / "root-program"
+    program.mkdir()
+    shutil.copy(ROOT / "__main__.py", program)
+    # The copy uses the checkout's virtualenv.
+    settings = (ROOT / "Pulumi.yaml").read_text().replace("virtualenv: .venv", f"virtualenv: {ROOT / '.venv'}")
+    (program / "Pulumi.yaml").write_text(settings)
+    return program
+
+
 def unique_stack_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

@@ -1,19 +1,36 @@
 """Stack config validation: every bad value fails with the field's name."""
 
+from pathlib import Path
+
 import pytest
 
-from stacks.config import ConfigError, StackConfig, validate
+from stacks.config import ConfigError, StackConfig
+from stacks.config import validate as validate_in
+
+PROJECT = Path("/srv/project")
+
+
+def validate(raw, stack):
+    return validate_in(raw, stack, PROJECT)
 
 
 def test_defaults():
     assert validate({}, "dev") == StackConfig(
-        ca_common_name="dbcreds dev CA", ca_validity_hours=8760, cert_validity_hours=2160
+        ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160,
+        data_dir="/srv/project/.data/dev", vault_port=18200, vault_cluster_port=18201,
+        vault_key_shares=1, vault_key_threshold=1,
     )
 
 
 def test_numbers_given_as_strings_are_read():
-    config = validate({"ca_validity_hours": "100", "cert_validity_hours": "10"}, "dev")
+    config = validate({"ca_validity_hours": "100", "cert_validity_hours": "10", "vault_port": "19000"}, "dev")
     assert (config.ca_validity_hours, config.cert_validity_hours) == (100, 10)
+    assert (config.vault_port, config.vault_cluster_port) == (19000, 19001)
+
+
+def test_data_dir_is_made_absolute():
+    assert validate({"data_dir": "/var/lib/x"}, "dev").data_dir == "/var/lib/x"
+    assert validate({"data_dir": "state/../data"}, "prod").data_dir == "/srv/project/data"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +47,13 @@ def test_numbers_given_as_strings_are_read():
         ({"cert_validity_hours": 0}, "cert_validity_hours"),
         # A certificate cannot outlive the CA that signs it.
         ({"ca_validity_hours": 10, "cert_validity_hours": 11}, "cert_validity_hours"),
+        ({"data_dir": ""}, "data_dir"),
+        ({"vault_port": 80}, "vault_port"),
+        ({"vault_port": 70000}, "vault_port"),
+        ({"vault_port": "8200/tcp"}, "vault_port"),
+        ({"vault_port": 18200, "vault_cluster_port": 18200}, "vault_cluster_port"),
+        ({"vault_key_shares": 0}, "vault_key_shares"),
+        ({"vault_key_shares": 3, "vault_key_threshold": 4}, "vault_key_threshold"),
     ],
 )
 def test_bad_values_name_the_field(raw, field):

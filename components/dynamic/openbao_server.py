@@ -1,0 +1,101 @@
+"""A local OpenBao server as a Pulumi resource: configured, started, initialised, unsealed.
+
+No provider plugin manages a local process (pulumi-command is not served here
+either), so this is a Python dynamic provider around `components.local.openbao`.
+The root token and unseal keys exist only in its secret outputs, which the
+state keeps encrypted.
+
+Every `pulumi up` checks the server: when its process is gone (a machine
+restart) or it is sealed, the diff reports an update, and the update starts and
+unseals it with the keys from state, so the stack converges with nothing lost.
+"""
+
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from components.local.openbao import LocalOpenBao, initialize, is_active, unseal
+
+#: Inputs that only need the config rewritten and the server restarted.
+_RESTART_INPUTS = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
+
+
+def _server(props: dict[str, Any]) -> LocalOpenBao:
+    return LocalOpenBao(Path(props["data_dir"]), int(props["port"]), int(props["cluster_port"]))
+
+
+def _healthy(props: dict[str, Any]) -> bool:
+    server = _server(props)
+    return server.pid() is not None and is_active(server.client())
+
+
+class _OpenBaoServerProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        server = _server(props)
+        server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
+        server.start()
+        client = server.client()
+        if client.sys.is_initialized():
+            raise RuntimeError(
+                f"{server.data_dir} holds an initialised OpenBao whose keys this stack does not have; "
+                "remove the folder or import the server"
+            )
+        root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]))
+        unseal(client, keys)
+        return CreateResult(
+            id_=str(server.data_dir),
+            outs={**props, "address": server.address, "audit_log": str(server.audit_log),
+                  "root_token": root_token, "unseal_keys": keys},
+        )
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("data_dir", "key_shares", "key_threshold") if olds.get(k) != news.get(k)]
+        changed = [k for k in _RESTART_INPUTS if olds.get(k) != news.get(k)]
+        down = not _healthy(olds)
+        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        old_server, server = _server(olds), _server(news)
+        if any(olds.get(k) != news.get(k) for k in _RESTART_INPUTS):
+            old_server.stop()
+            server.configure(news["ca_pem"], news["cert_pem"], news["key_pem"])
+        server.start()
+        unseal(server.client(), olds["unseal_keys"])
+        return UpdateResult(outs={**news, "address": server.address, "audit_log": str(server.audit_log),
+                                  "root_token": olds["root_token"], "unseal_keys": olds["unseal_keys"]})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        server = _server(props)
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+class OpenBaoServer(Resource):
+    """A real (not dev-mode) OpenBao server process on 127.0.0.1."""
+
+    address: pulumi.Output[str]
+    audit_log: pulumi.Output[str]
+    root_token: pulumi.Output[str]
+    unseal_keys: pulumi.Output[list]
+
+    def __init__(
+        self, name: str, data_dir: str, port: int, cluster_port: int,
+        ca_pem: pulumi.Input[str], cert_pem: pulumi.Input[str], key_pem: pulumi.Input[str],
+        key_shares: int = 1, key_threshold: int = 1, opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            "data_dir": data_dir, "port": port, "cluster_port": cluster_port,
+            "ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": pulumi.Output.secret(key_pem),
+            "key_shares": key_shares, "key_threshold": key_threshold,
+            "address": None, "audit_log": None, "root_token": None, "unseal_keys": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["root_token", "unseal_keys", "key_pem"])
+        )
+        super().__init__(_OpenBaoServerProvider(), name, props, opts)

@@ -1,0 +1,53 @@
+"""The Vault server of the stack: OpenBao as a local process (the `local` target)."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.dynamic.openbao_server import OpenBaoServer
+
+
+@dataclass(frozen=True)
+class VaultServerArgs:
+    """Where the server keeps its data, where it listens, and its TLS material."""
+
+    data_dir: str
+    port: int
+    cluster_port: int
+    ca_pem: pulumi.Input[str]
+    cert_pem: pulumi.Input[str]
+    key_pem: pulumi.Input[str]
+    #: Shamir unseal keys: how many, and how many unseal it.
+    key_shares: int = 1
+    key_threshold: int = 1
+
+
+class VaultServer(pulumi.ComponentResource):
+    """An initialised, unsealed OpenBao with a TLS listener and a file audit device.
+
+    `admin_token` is the root token from initialisation (secret), `ca_pem` the CA
+    that verifies the listener.
+    """
+
+    address: pulumi.Output[str]
+    ca_pem: pulumi.Output[str]
+    admin_token: pulumi.Output[str]
+    audit_log: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VaultServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:vault:VaultServer", name, None, opts)
+        server = OpenBaoServer(
+            f"{name}-openbao", data_dir=args.data_dir, port=args.port, cluster_port=args.cluster_port,
+            ca_pem=args.ca_pem, cert_pem=args.cert_pem, key_pem=args.key_pem,
+            key_shares=args.key_shares, key_threshold=args.key_threshold,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.address = server.address
+        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
+        self.admin_token = pulumi.Output.secret(server.root_token)
+        self.audit_log = server.audit_log
+        self.register_outputs({
+            "address": self.address, "ca_pem": self.ca_pem,
+            "admin_token": self.admin_token, "audit_log": self.audit_log,
+        })
