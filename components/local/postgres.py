@@ -2,15 +2,16 @@
 
 The server binaries are Debian's PostgreSQL 15 (`make bootstrap` installs them
 when missing). PostgreSQL refuses to run as root, so as root the server runs as
-a dedicated system user. Connections over TCP must use TLS and SCRAM; the only
-other way in is the Unix socket in the data folder, for that system user alone.
+a dedicated system user. Connections over TCP must use TLS and SCRAM, and the
+superuser cannot log in over TCP at all: it has no password, and only the OS
+account that runs the stack reaches it, through the Unix socket in the data
+folder (peer authentication mapped in pg_ident.conf).
 """
 
 import os
 import pwd
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -43,15 +44,22 @@ def render_postgresql_conf(port: int, host: str = "127.0.0.1") -> str:
 
 
 def render_pg_hba() -> str:
-    """TLS with SCRAM over TCP, peer on the socket, nothing else (a plaintext TCP connection is refused)."""
+    """The superuser over the socket only; everyone else TLS with SCRAM over TCP; plaintext TCP refused."""
     return "\n".join([
         "# Written by dbcreds.",
-        "# TYPE   DATABASE USER ADDRESS      METHOD",
-        "local    all      all               peer",
-        "hostssl  all      all  127.0.0.1/32 scram-sha-256",
-        "hostssl  all      all  ::1/128      scram-sha-256",
+        "# TYPE   DATABASE USER     ADDRESS      METHOD",
+        "local    all      postgres              peer map=dbcreds",
+        "hostssl  all      postgres 0.0.0.0/0    reject",
+        "hostssl  all      postgres ::/0         reject",
+        "hostssl  all      all      127.0.0.1/32 scram-sha-256",
+        "hostssl  all      all      ::1/128      scram-sha-256",
         "",
     ])
+
+
+def render_pg_ident(os_user: str) -> str:
+    """Maps the OS account that runs the stack to the superuser."""
+    return f"# Written by dbcreds.\n# MAP   OS USER  DATABASE USER\ndbcreds {os_user} {SUPERUSER}\n"
 
 
 def _service_account() -> Optional[pwd.struct_passwd]:
@@ -93,35 +101,29 @@ class LocalPostgres:
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
-    def initdb(self, superuser_password: str, cert_pem: str, key_pem: str) -> None:
-        """Creates the data folder with TLS and SCRAM; the superuser gets the given password."""
+    def initdb(self, cert_pem: str, key_pem: str) -> None:
+        """Creates the data folder: TLS, SCRAM, and a superuser with no password."""
         if not (PG_BIN / "initdb").exists():
             raise LocalPostgresError(f"no PostgreSQL server binaries in {PG_BIN} (run make bootstrap)")
         if self.initialised:
             raise LocalPostgresError(f"{self.data_dir} already holds a database cluster")
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _chown(self.data_dir)
-        # initdb reads the password from a file: one only the server's account can read, removed at once.
-        secret_dir = Path(tempfile.mkdtemp(prefix="dbcreds-initdb-"))
-        pwfile = secret_dir / "pw"
-        try:
-            pwfile.write_text(superuser_password)
-            pwfile.chmod(0o600)
-            _chown(secret_dir)
-            _chown(pwfile)
-            result = _run_as_service([
-                str(PG_BIN / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
-                "--pwfile", str(pwfile), "--auth-host", "scram-sha-256", "--auth-local", "peer",
-                "--encoding", "UTF8", "--locale", "C.UTF-8",
-            ])
-        finally:
-            shutil.rmtree(secret_dir, ignore_errors=True)
+        result = _run_as_service([
+            str(PG_BIN / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
+            "--auth-host", "scram-sha-256", "--auth-local", "peer", "--encoding", "UTF8", "--locale", "C.UTF-8",
+        ])
         if result.returncode != 0:
             raise LocalPostgresError(f"initdb failed: {result.stderr.strip()}")
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(render_postgresql_conf(self.port))
         self.write_file("pg_hba.conf", render_pg_hba())
+        self.write_file("pg_ident.conf", render_pg_ident(pwd.getpwuid(os.geteuid()).pw_name))
         self.install_tls(cert_pem, key_pem)
+
+    def superuser_dsn(self, dbname: str = "postgres") -> str:
+        """The superuser's connection string: the Unix socket in the data folder, peer-authenticated."""
+        return f"host={self.data_dir} port={self.port} user={SUPERUSER} dbname={dbname}"
 
     def write_file(self, name: str, text: str, mode: int = 0o600) -> None:
         path = self.data_dir / name

@@ -11,7 +11,7 @@ from typing import Iterator
 import psycopg
 
 from components.dynamic.tls import issue_certificate, make_ca
-from components.local.postgres import SUPERUSER, LocalPostgres
+from components.local.postgres import LocalPostgres
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
 from toolchain.env import ROOT
 
@@ -26,7 +26,6 @@ def free_port() -> int:
 class TestDatabase:
     server: LocalPostgres
     ca_file: Path
-    superuser_password: str
     admin: str
     admin_password: str
     database: str
@@ -38,7 +37,7 @@ class TestDatabase:
         )
 
     def as_superuser(self, dbname: str = "postgres"):
-        return self.connect(SUPERUSER, self.superuser_password, dbname=dbname, autocommit=True)
+        return psycopg.connect(self.server.superuser_dsn(dbname), autocommit=True)
 
     def as_admin(self):
         return self.connect(self.admin, self.admin_password, autocommit=True)
@@ -54,9 +53,9 @@ def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Ite
     cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"],
                              ["127.0.0.1"], server=True, client=False, validity_hours=2)
     server = LocalPostgres(data_dir=data / "pgdata", port=free_port())
-    db = TestDatabase(server, data / "ca.crt", secrets.token_urlsafe(24), admin, secrets.token_urlsafe(24), database)
+    db = TestDatabase(server, data / "ca.crt", admin, secrets.token_urlsafe(24), database)
     try:
-        server.initdb(db.superuser_password, cert["cert_pem"], cert["private_key_pem"])
+        server.initdb(cert["cert_pem"], cert["private_key_pem"])
         db.ca_file.write_text(ca["cert_pem"])
         server.start()
         with db.as_superuser() as conn:
