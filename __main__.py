@@ -3,6 +3,7 @@
 import pulumi
 
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 
@@ -13,7 +14,7 @@ pki = BootstrapPki(
     BootstrapPkiArgs(
         ca_common_name=config.ca_common_name,
         ca_validity_hours=config.ca_validity_hours,
-        vault_cert_validity_hours=config.cert_validity_hours,
+        server_cert_validity_hours=config.cert_validity_hours,
     ),
 )
 
@@ -31,7 +32,24 @@ vault_server = VaultServer(
     ),
 )
 
+database = PostgresServer(
+    "db",
+    PostgresServerArgs(
+        data_dir=f"{config.data_dir}/postgres",
+        port=config.db_port,
+        database=config.db_name,
+        ca_pem=pki.ca_cert_pem,
+        cert_pem=pki.database_cert_pem,
+        key_pem=pki.database_private_key_pem,
+    ),
+)
+
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
 pulumi.export("vault_admin_token", vault_server.admin_token)
 pulumi.export("vault_audit_log", vault_server.audit_log)
+pulumi.export("db_engine", "postgresql")
+pulumi.export("db_host", database.host)
+pulumi.export("db_port", database.port)
+pulumi.export("db_name", database.database)
+pulumi.export("db_ca_pem", database.ca_pem)

@@ -1,8 +1,10 @@
-"""The stack's bootstrap PKI: its CA and the certificate of Vault's own listener.
+"""The stack's bootstrap PKI: its CA and the server certificates of Vault and the database.
 
-Vault cannot issue its own listener certificate before it exists, so these come
-from the stack itself (`components.dynamic.tls`, standing in for pulumi-tls,
-which cannot be built here).
+Vault cannot issue its own listener certificate before it exists, so that one
+comes from the stack itself (`components.dynamic.tls`, standing in for
+pulumi-tls, which cannot be built here). The database's certificate should come
+from Vault's PKI engine through pulumi-vault; until that provider can be built
+here, the same CA signs it.
 """
 
 from dataclasses import dataclass
@@ -21,33 +23,49 @@ class BootstrapPkiArgs:
     #: Names Vault's listener is reached at; 127.0.0.1 and localhost for the local target.
     vault_dns_names: tuple[str, ...] = ("localhost",)
     vault_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
+    #: Names the database is reached at (verify-full checks them).
+    database_dns_names: tuple[str, ...] = ("localhost",)
+    database_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
     ca_validity_hours: int = 24 * 365
-    vault_cert_validity_hours: int = 24 * 90
+    server_cert_validity_hours: int = 24 * 90
 
 
 class BootstrapPki(pulumi.ComponentResource):
-    """A CA and Vault's listener certificate signed by it."""
+    """A CA, and server certificates signed by it for Vault's listener and the database."""
 
     ca_cert_pem: pulumi.Output[str]
     vault_cert_pem: pulumi.Output[str]
     vault_private_key_pem: pulumi.Output[str]
+    database_cert_pem: pulumi.Output[str]
+    database_private_key_pem: pulumi.Output[str]
 
     def __init__(self, name: str, args: BootstrapPkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:pki:BootstrapPki", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ca = SelfSignedCa(f"{name}-ca", common_name=args.ca_common_name,
                           validity_hours=args.ca_validity_hours, opts=child)
-        vault_cert = IssuedCertificate(
-            f"{name}-vault-listener", ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
-            common_name=args.vault_dns_names[0] if args.vault_dns_names else args.vault_ip_addresses[0],
-            dns_names=args.vault_dns_names, ip_addresses=args.vault_ip_addresses,
-            server=True, validity_hours=args.vault_cert_validity_hours, opts=child,
-        )
+        vault_cert = self._server_cert(f"{name}-vault-listener", ca, args.vault_dns_names,
+                                       args.vault_ip_addresses, args.server_cert_validity_hours, child)
+        database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,
+                                          args.database_ip_addresses, args.server_cert_validity_hours, child)
         self.ca_cert_pem = ca.cert_pem
         self.vault_cert_pem = vault_cert.cert_pem
         self.vault_private_key_pem = pulumi.Output.secret(vault_cert.private_key_pem)
+        self.database_cert_pem = database_cert.cert_pem
+        self.database_private_key_pem = pulumi.Output.secret(database_cert.private_key_pem)
         self.register_outputs({
             "ca_cert_pem": self.ca_cert_pem,
             "vault_cert_pem": self.vault_cert_pem,
             "vault_private_key_pem": self.vault_private_key_pem,
+            "database_cert_pem": self.database_cert_pem,
+            "database_private_key_pem": self.database_private_key_pem,
         })
+
+    @staticmethod
+    def _server_cert(name, ca: SelfSignedCa, dns_names, ip_addresses, validity_hours, opts) -> IssuedCertificate:
+        return IssuedCertificate(
+            name, ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
+            common_name=dns_names[0] if dns_names else ip_addresses[0],
+            dns_names=dns_names, ip_addresses=ip_addresses, server=True,
+            validity_hours=validity_hours, opts=opts,
+        )

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from components.grants import SQL_NAME
+
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
+    "db_port", "db_name",
 )
 
 
@@ -34,6 +37,8 @@ class StackConfig:
     vault_cluster_port: int
     vault_key_shares: int
     vault_key_threshold: int
+    db_port: int
+    db_name: str
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -77,10 +82,17 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("vault_cluster_port", f"must differ from vault_port ({vault_port})")
     shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
     threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
+
+    db_port = _port(raw, "db_port", 15432)
+    if db_port in (vault_port, cluster_port):
+        raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
+    db_name = raw.get("db_name", "app")
+    if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
+        raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
     return StackConfig(
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
-        vault_key_shares=shares, vault_key_threshold=threshold,
+        vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
     )
 
 

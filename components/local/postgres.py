@@ -81,7 +81,8 @@ def _run_as_service(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     account = _service_account()
     if account is not None:
         args = ["runuser", "-u", account.pw_name, "--", *args]
-    return subprocess.run(args, capture_output=True, text=True, **kwargs)
+    # From /, which any account may enter; the caller's folder may be private.
+    return subprocess.run(args, capture_output=True, text=True, cwd="/", **kwargs)
 
 
 def _chown(path: Path) -> None:

@@ -1,20 +1,25 @@
-"""The platform program through the Automation API, with the real engine, OpenBao and state.
+"""The platform program through the Automation API, with the real engine, servers and state.
 
-What the dev stack holds so far: the bootstrap PKI and a real OpenBao server
-(raft, TLS, audit device), initialised and unsealed by the stack.
+What the dev stack holds so far: the bootstrap PKI, a real OpenBao server (raft,
+TLS, audit device) initialised and unsealed by the stack, and a real PostgreSQL
+(TLS and SCRAM only) with its admin, database and demo schema.
 """
 
 import os
+import shutil
 import signal
 import time
+import uuid
 
 import hvac
+import psycopg
 import pytest
 import requests
 from pulumi import automation as auto
 
 from tests.automation import root_program, state_text, temporary_stack
 from tests.support.postgres import free_port
+from toolchain.env import ROOT
 
 
 def quiet(_line: str) -> None:
@@ -22,13 +27,22 @@ def quiet(_line: str) -> None:
 
 
 @pytest.fixture
-def stack(tmp_path):
+def data_dir():
+    """Under the checkout: PostgreSQL's system user cannot enter pytest's private tmp folders."""
+    path = ROOT / ".data" / "tests" / f"dev-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def stack(tmp_path, data_dir):
     with temporary_stack(root_program(tmp_path), tmp_path, "dev-it") as stack:
         vault_port = free_port()
         stack.set_all_config({
-            "dbcreds:data_dir": auto.ConfigValue(str(tmp_path / "data")),
+            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
             "dbcreds:vault_port": auto.ConfigValue(str(vault_port)),
             "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
+            "dbcreds:db_port": auto.ConfigValue(str(free_port())),
         })
         yield stack
 
@@ -40,8 +54,33 @@ def vault_client(outputs, tmp_path) -> hvac.Client:
                        verify=str(ca_file), timeout=10)
 
 
-def test_vault_server_lifecycle(stack, tmp_path):
+def admin_bootstrap_password(stack) -> str:
+    """Read from the decrypted state: the stack exports no bootstrap password."""
+    (server,) = [r for r in stack.export_stack().deployment["resources"] if r["urn"].endswith("::db-postgres")]
+    return server["outputs"]["admin_password"]["plaintext"].strip('"')
+
+
+def connect(outputs, tmp_path, user: str, password: str, sslmode: str = "verify-full"):
+    ca_file = tmp_path / "db-ca.pem"
+    ca_file.write_text(outputs["db_ca_pem"].value)
+    return psycopg.connect(
+        host=outputs["db_host"].value, port=outputs["db_port"].value, dbname=outputs["db_name"].value,
+        user=user, password=password, sslmode=sslmode, sslrootcert=str(ca_file), connect_timeout=10,
+    )
+
+
+def check_database(outputs, tmp_path, password: str) -> None:
+    with connect(outputs, tmp_path, "dbcreds_admin", password) as conn:
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] == 3
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+        superuser, createrole = conn.execute(
+            "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+        assert (superuser, createrole) == (False, True)
+
+
+def test_dev_stack_lifecycle(stack, tmp_path, data_dir):
     outputs = stack.up(on_output=quiet).outputs
+    assert outputs["db_engine"].value == "postgresql" and isinstance(outputs["db_port"].value, int)
     assert outputs["vault_admin_token"].secret
     vault = vault_client(outputs, tmp_path)
     assert vault.sys.is_initialized() and not vault.sys.is_sealed() and vault.is_authenticated()
@@ -57,22 +96,34 @@ def test_vault_server_lifecycle(stack, tmp_path):
     # Root token and unseal keys are in the state only as ciphertext.
     assert vault.token not in state_text(stack)
 
+    password = admin_bootstrap_password(stack)
+    check_database(outputs, tmp_path, password)
+    # TLS only, and no superuser over TCP.
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        connect(outputs, tmp_path, "dbcreds_admin", password, sslmode="disable")
+    with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+        connect(outputs, tmp_path, "postgres", password)
+    assert password not in state_text(stack)
+
     stack.preview(on_output=quiet, expect_no_changes=True)
 
-    # A machine restart: the process is gone, the data folder stays.
-    pid = int((tmp_path / "data" / "openbao" / "bao.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    time.sleep(0.5)
-    assert stack.preview(on_output=quiet).change_summary.get("update") == 1
+    # A machine restart: the processes are gone, the data folders stay.
+    os.kill(int((data_dir / "openbao" / "bao.pid").read_text()), signal.SIGKILL)
+    postmaster = (data_dir / "postgres" / "postmaster.pid").read_text().split()[0]
+    os.kill(int(postmaster), signal.SIGKILL)
+    time.sleep(1)
+    assert stack.preview(on_output=quiet).change_summary.get("update") == 2
     stack.up(on_output=quiet)
+    check_database(outputs, tmp_path, password)
     assert not vault.sys.is_sealed()
     read = vault.secrets.kv.v2.read_secret_version("probe", mount_point="kv", raise_on_deleted_version=True)
     assert read["data"]["data"] == {"kept": "yes"}
     # The audit device logs every request, with the token hashed.
-    audit = (tmp_path / "data" / "openbao" / "audit" / "audit.log").read_text()
+    audit = (data_dir / "openbao" / "audit" / "audit.log").read_text()
     assert '"path":"kv/data/probe"' in audit and vault.token not in audit
 
     stack.destroy(on_output=quiet)
-    assert not (tmp_path / "data" / "openbao").exists()
+    assert not (data_dir / "openbao").exists()
+    assert not (data_dir / "postgres").exists()
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(outputs["vault_addr"].value + "/v1/sys/health", verify=False, timeout=5)

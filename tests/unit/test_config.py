@@ -18,7 +18,7 @@ def test_defaults():
     assert validate({}, "dev") == StackConfig(
         ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160,
         data_dir="/srv/project/.data/dev", vault_port=18200, vault_cluster_port=18201,
-        vault_key_shares=1, vault_key_threshold=1,
+        vault_key_shares=1, vault_key_threshold=1, db_port=15432, db_name="app",
     )
 
 
@@ -54,6 +54,9 @@ def test_data_dir_is_made_absolute():
         ({"vault_port": 18200, "vault_cluster_port": 18200}, "vault_cluster_port"),
         ({"vault_key_shares": 0}, "vault_key_shares"),
         ({"vault_key_shares": 3, "vault_key_threshold": 4}, "vault_key_threshold"),
+        ({"db_port": 18201}, "db_port"),
+        ({"db_name": "App"}, "db_name"),
+        ({"db_name": 'a"; DROP DATABASE x; --'}, "db_name"),
     ],
 )
 def test_bad_values_name_the_field(raw, field):

@@ -1,0 +1,107 @@
+"""A local PostgreSQL server as a Pulumi resource: its cluster, the admin Vault uses, the app database.
+
+A Python dynamic provider around `components.local.postgres` (no provider
+plugin manages local processes here). The stack administers the server as the
+superuser over the Unix socket, with no password; the admin's password is used
+once, at create, and Vault rotates it afterwards. So the provider never sends
+that password again: a stale bootstrap password in state cannot undo a rotation.
+
+Every `pulumi up` checks the server: a stopped server makes the diff an update
+that starts it again.
+"""
+
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import psycopg
+import pulumi
+from psycopg import sql
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from components.local.postgres import LocalPostgres
+from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
+
+
+def _server(props: dict[str, Any]) -> LocalPostgres:
+    return LocalPostgres(Path(props["data_dir"]), int(props["port"]))
+
+
+def _superuser(server: LocalPostgres, dbname: str = "postgres") -> psycopg.Connection:
+    return psycopg.connect(server.superuser_dsn(dbname), autocommit=True)
+
+
+def _outs(props: dict[str, Any]) -> dict[str, Any]:
+    return {**props, "host": "127.0.0.1"}
+
+
+class _PostgresServerProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        server = _server(props)
+        server.initdb(props["cert_pem"], props["key_pem"])
+        server.start()
+        admin, database = props["admin"], props["database"]
+        with _superuser(server) as conn:
+            for statement in bootstrap_admin_statements(admin, database):
+                conn.execute(statement)
+            conn.execute(set_password(admin, props["admin_password"]))
+        with _superuser(server, database) as conn:
+            # The admin owns the demo tables, so it can grant on them.
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
+            for statement in DEMO_SCHEMA:
+                conn.execute(statement)
+        return CreateResult(id_=str(server.data_dir), outs=_outs(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
+        # admin_password is deliberately absent: it is used only at create.
+        changed = [k for k in ("port", "cert_pem", "key_pem", "ca_pem") if olds.get(k) != news.get(k)]
+        down = not _server(olds).running
+        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        old, new = _server(olds), _server(news)
+        old.start()
+        if olds["port"] != news["port"]:
+            with _superuser(old) as conn:
+                conn.execute(sql.SQL("ALTER SYSTEM SET port = {}").format(sql.Literal(int(news["port"]))))
+            old.stop()
+        if (olds["cert_pem"], olds["key_pem"]) != (news["cert_pem"], news["key_pem"]):
+            new.install_tls(news["cert_pem"], news["key_pem"])
+        new.start()
+        new.reload()
+        # Keep the password the server was created with: Vault owns it now.
+        return UpdateResult(outs=_outs({**news, "admin_password": olds["admin_password"]}))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        server = _server(props)
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
+class LocalPostgresServer(Resource):
+    """A PostgreSQL 15 process on 127.0.0.1 with TLS, its admin and application database."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, data_dir: str, port: int, database: str, admin: str,
+        admin_password: pulumi.Input[str], ca_pem: pulumi.Input[str], cert_pem: pulumi.Input[str],
+        key_pem: pulumi.Input[str], opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            "data_dir": data_dir, "port": port, "database": database, "admin": admin,
+            "admin_password": pulumi.Output.secret(admin_password), "ca_pem": ca_pem,
+            "cert_pem": cert_pem, "key_pem": pulumi.Output.secret(key_pem), "host": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["admin_password", "key_pem"])
+        )
+        super().__init__(_PostgresServerProvider(), name, props, opts)

@@ -1,0 +1,59 @@
+"""The database server of the stack: PostgreSQL as a local process (the `local` target)."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.dynamic.password import RandomPassword
+from components.dynamic.postgres_server import LocalPostgresServer
+
+
+@dataclass(frozen=True)
+class PostgresServerArgs:
+    """Where the server keeps its data and listens, what it serves, and its TLS material."""
+
+    data_dir: str
+    port: int
+    ca_pem: pulumi.Input[str]
+    cert_pem: pulumi.Input[str]
+    key_pem: pulumi.Input[str]
+    database: str = "app"
+    #: The non-superuser admin Vault connects as (CREATEROLE, owner of the database).
+    admin: str = "dbcreds_admin"
+
+
+class PostgresServer(pulumi.ComponentResource):
+    """PostgreSQL 15 on 127.0.0.1: TLS and SCRAM only, an admin with a random bootstrap password,
+    the application database with the demo schema.
+
+    `admin_bootstrap_password` (secret) is what Vault first connects with; Vault
+    rotates it at once, after which it no longer works.
+    """
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_bootstrap_password: pulumi.Output[str]
+    ca_pem: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:database:PostgresServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        password = RandomPassword(f"{name}-admin-bootstrap", length=32, opts=child)
+        server = LocalPostgresServer(
+            f"{name}-postgres", data_dir=args.data_dir, port=args.port, database=args.database,
+            admin=args.admin, admin_password=password.result, ca_pem=args.ca_pem,
+            cert_pem=args.cert_pem, key_pem=args.key_pem, opts=child,
+        )
+        self.host = server.host
+        self.port = server.port
+        self.database = server.database
+        self.admin = server.admin
+        self.admin_bootstrap_password = pulumi.Output.secret(server.admin_password)
+        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
+        self.register_outputs({
+            "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
+            "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
+        })
