@@ -41,6 +41,7 @@ database = PostgresServer(
         ca_pem=pki.ca_cert_pem,
         cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem,
+        grant_specs=config.roles,
     ),
 )
 
@@ -53,3 +54,4 @@ pulumi.export("db_host", database.host)
 pulumi.export("db_port", database.port)
 pulumi.export("db_name", database.database)
 pulumi.export("db_ca_pem", database.ca_pem)
+pulumi.export("db_group_roles", database.group_roles)

@@ -6,7 +6,10 @@ from typing import Optional
 import pulumi
 
 from components.dynamic.password import RandomPassword
+from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_server import LocalPostgresServer
+from components.grants import GrantSpec
+from components.postgres_sql import group_role_name
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ class PostgresServerArgs:
     database: str = "app"
     #: The non-superuser admin Vault connects as (CREATEROLE, owner of the database).
     admin: str = "dbcreds_admin"
+    #: One group role per spec, holding its privileges; dynamic users join these.
+    grant_specs: tuple[GrantSpec, ...] = ()
+    group_prefix: str = "dbcreds_group"
 
 
 class PostgresServer(pulumi.ComponentResource):
@@ -28,7 +34,8 @@ class PostgresServer(pulumi.ComponentResource):
     the application database with the demo schema.
 
     `admin_bootstrap_password` (secret) is what Vault first connects with; Vault
-    rotates it at once, after which it no longer works.
+    rotates it at once, after which it no longer works. `group_roles` maps each
+    grant spec's name to its group role.
     """
 
     host: pulumi.Output[str]
@@ -37,6 +44,7 @@ class PostgresServer(pulumi.ComponentResource):
     admin: pulumi.Output[str]
     admin_bootstrap_password: pulumi.Output[str]
     ca_pem: pulumi.Output[str]
+    group_roles: pulumi.Output[dict]
 
     def __init__(self, name: str, args: PostgresServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresServer", name, None, opts)
@@ -47,6 +55,18 @@ class PostgresServer(pulumi.ComponentResource):
             admin=args.admin, admin_password=password.result, ca_pem=args.ca_pem,
             cert_pem=args.cert_pem, key_pem=args.key_pem, opts=child,
         )
+        for spec in args.grant_specs:
+            if group_role_name(args.group_prefix, spec) == args.admin:
+                raise ValueError(f"grant spec {spec.name!r}: its group role would be the admin role {args.admin!r}")
+        groups = {
+            spec.name: PostgresGroupRole(
+                f"{name}-group-{spec.name}", data_dir=args.data_dir, port=server.port,
+                database=server.database, admin=server.admin,
+                group=group_role_name(args.group_prefix, spec), spec=spec, opts=child,
+            )
+            for spec in args.grant_specs
+        }
+        self.group_roles = pulumi.Output.all(**{role: g.group for role, g in groups.items()})
         self.host = server.host
         self.port = server.port
         self.database = server.database
@@ -56,4 +76,5 @@ class PostgresServer(pulumi.ComponentResource):
         self.register_outputs({
             "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
             "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
+            "group_roles": self.group_roles,
         })

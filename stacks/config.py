@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.grants import SQL_NAME
+from components.grants import SQL_NAME, GrantSpec, SpecError, parse_ttl, validate_grant_spec
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
-    "db_port", "db_name",
+    "db_port", "db_name", "max_ttl_cap",
 )
+#: Read with get_object: structured values.
+OBJECT_FIELDS = ("roles",)
 
 
 class ConfigError(ValueError):
@@ -39,6 +41,9 @@ class StackConfig:
     vault_key_threshold: int
     db_port: int
     db_name: str
+    #: No dynamic role may outlive this (seconds); set per environment.
+    max_ttl_cap: int
+    roles: tuple[GrantSpec, ...]
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -89,10 +94,19 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     db_name = raw.get("db_name", "app")
     if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
         raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
+    try:
+        cap = parse_ttl(raw.get("max_ttl_cap", "24h"), "max_ttl_cap")
+        roles_raw = raw.get("roles", {})
+        if not isinstance(roles_raw, Mapping) or not roles_raw:
+            raise SpecError("roles", "must map each dynamic role's name to its grant spec")
+        roles = tuple(validate_grant_spec(role, spec, cap) for role, spec in roles_raw.items())
+    except SpecError as error:
+        raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
     return StackConfig(
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
+        max_ttl_cap=cap, roles=roles,
     )
 
 
@@ -102,4 +116,5 @@ def load() -> StackConfig:
 
     config = pulumi.Config()
     raw = {f: config.get(f) for f in FIELDS if config.get(f) is not None}
+    raw.update({f: config.get_object(f) for f in OBJECT_FIELDS if config.get(f) is not None})
     return validate(raw, pulumi.get_stack(), Path.cwd())

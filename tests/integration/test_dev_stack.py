@@ -5,6 +5,7 @@ TLS, audit device) initialised and unsealed by the stack, and a real PostgreSQL
 (TLS and SCRAM only) with its admin, database and demo schema.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -34,10 +35,21 @@ def data_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+ROLES = {
+    "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
+    "app": {"privileges": ["SELECT", "INSERT"], "tables": ["public.users", "public.orders"], "max_ttl": "2h"},
+}
+
+
+def set_roles(stack, roles) -> None:
+    stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(roles)), path=False)
+
+
 @pytest.fixture
 def stack(tmp_path, data_dir):
     with temporary_stack(root_program(tmp_path), tmp_path, "dev-it") as stack:
         vault_port = free_port()
+        set_roles(stack, ROLES)
         stack.set_all_config({
             "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
             "dbcreds:vault_port": auto.ConfigValue(str(vault_port)),
@@ -78,6 +90,20 @@ def check_database(outputs, tmp_path, password: str) -> None:
         assert (superuser, createrole) == (False, True)
 
 
+def table_privileges(data_dir, port) -> dict[str, set[tuple[str, str]]]:
+    """Each group role's table privileges, read as the superuser over the socket."""
+    dsn = f"host={data_dir / 'postgres'} port={port} user=postgres dbname=app"
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT grantee, table_name, privilege_type FROM information_schema.role_table_grants "
+            "WHERE grantee LIKE 'dbcreds\\_group\\_%'"
+        ).fetchall()
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for grantee, table, privilege in rows:
+        grants.setdefault(grantee, set()).add((table, privilege))
+    return grants
+
+
 def test_dev_stack_lifecycle(stack, tmp_path, data_dir):
     outputs = stack.up(on_output=quiet).outputs
     assert outputs["db_engine"].value == "postgresql" and isinstance(outputs["db_port"].value, int)
@@ -105,7 +131,21 @@ def test_dev_stack_lifecycle(stack, tmp_path, data_dir):
         connect(outputs, tmp_path, "postgres", password)
     assert password not in state_text(stack)
 
+    port = outputs["db_port"].value
+    assert outputs["db_group_roles"].value == {"reader": "dbcreds_group_reader", "app": "dbcreds_group_app"}
+    assert table_privileges(data_dir, port) == {
+        "dbcreds_group_reader": {("users", "SELECT"), ("orders", "SELECT")},
+        "dbcreds_group_app": {(t, p) for t in ("users", "orders") for p in ("SELECT", "INSERT")},
+    }
+
     stack.preview(on_output=quiet, expect_no_changes=True)
+
+    # A narrowed spec and a removed role: the grants follow the config.
+    set_roles(stack, {"app": {"privileges": ["SELECT"], "tables": ["public.users"], "max_ttl": "2h"}})
+    stack.up(on_output=quiet)
+    assert table_privileges(data_dir, port) == {"dbcreds_group_app": {("users", "SELECT")}}
+    set_roles(stack, ROLES)
+    stack.up(on_output=quiet)
 
     # A machine restart: the processes are gone, the data folders stay.
     os.kill(int((data_dir / "openbao" / "bao.pid").read_text()), signal.SIGKILL)

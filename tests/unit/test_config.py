@@ -4,14 +4,16 @@ from pathlib import Path
 
 import pytest
 
+from components.grants import GrantSpec
 from stacks.config import ConfigError, StackConfig
 from stacks.config import validate as validate_in
 
 PROJECT = Path("/srv/project")
+ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
 
 
 def validate(raw, stack):
-    return validate_in(raw, stack, PROJECT)
+    return validate_in({"roles": ROLES, **raw}, stack, PROJECT)
 
 
 def test_defaults():
@@ -19,6 +21,8 @@ def test_defaults():
         ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160,
         data_dir="/srv/project/.data/dev", vault_port=18200, vault_cluster_port=18201,
         vault_key_shares=1, vault_key_threshold=1, db_port=15432, db_name="app",
+        max_ttl_cap=86400,
+        roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),),
     )
 
 
@@ -57,6 +61,14 @@ def test_data_dir_is_made_absolute():
         ({"db_port": 18201}, "db_port"),
         ({"db_name": "App"}, "db_name"),
         ({"db_name": 'a"; DROP DATABASE x; --'}, "db_name"),
+        ({"max_ttl_cap": "forever"}, "max_ttl_cap"),
+        ({"roles": {}}, "roles"),
+        ({"roles": ["reader"]}, "roles"),
+        ({"roles": {"reader": {"privileges": ["ALL"], "schemas": ["public"]}}}, "roles.reader.privileges"),
+        ({"roles": {"app": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "3h",
+                            "max_ttl": "2h"}}}, "roles.app.default_ttl"),
+        ({"max_ttl_cap": "2h", "roles": {"app": {"privileges": ["SELECT"], "schemas": ["public"],
+                                                 "default_ttl": "1h"}}}, "roles.app.max_ttl"),
     ],
 )
 def test_bad_values_name_the_field(raw, field):

@@ -1,0 +1,94 @@
+"""A grant spec's group role (NOLOGIN) on a local PostgreSQL, created and granted once by the stack.
+
+Dynamic users only join the group (see `components.postgres_sql`). The stack
+reaches the server as the superuser over its Unix socket, so managing groups
+never needs the admin password that Vault rotates.
+"""
+
+from pathlib import Path
+from typing import Any, Optional
+
+import psycopg
+import pulumi
+from psycopg import sql
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from components.grants import GrantSpec
+from components.local.postgres import LocalPostgres
+from components.postgres_sql import create_group_role, grant_statements, revoke_statements, schemas_of
+
+_SPEC_FIELDS = ("privileges", "schemas", "tables")
+#: Pulumi applies group roles in parallel, and concurrent GRANTs on one object
+#: fail with "tuple concurrently updated": each change takes this lock first.
+_GRANT_LOCK = 0x64626372  # "dbcr"
+
+
+def _spec(props: dict[str, Any]) -> GrantSpec:
+    return GrantSpec(name=props["role"], privileges=tuple(props["privileges"]),
+                     schemas=tuple(props["schemas"]), tables=tuple(props["tables"]))
+
+
+def _connect(props: dict[str, Any]) -> psycopg.Connection:
+    server = LocalPostgres(Path(props["data_dir"]), int(props["port"]))
+    return psycopg.connect(server.superuser_dsn(props["database"]), autocommit=True)
+
+
+def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
+    """Creates the group if needed and gives it exactly the spec's privileges, in one transaction."""
+    group, database, admin = props["group"], props["database"], props["admin"]
+    with _connect(props) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GRANT_LOCK,))
+        conn.execute(create_group_role(group))
+        # As the admin, which owns the tables and the default privileges.
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(admin)))
+        for statement in revoke_statements(revoke_schemas, group, database):
+            conn.execute(statement)
+        for statement in grant_statements(_spec(props), group, database):
+            conn.execute(statement)
+
+
+class _PostgresGroupProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        _apply(props, schemas_of(_spec(props)))
+        return CreateResult(id_=props["group"], outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("data_dir", "database", "group", "admin") if olds.get(k) != news.get(k)]
+        changed = [k for k in (*_SPEC_FIELDS, "port") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        _apply(news, sorted(set(schemas_of(_spec(olds))) | set(schemas_of(_spec(news)))))
+        return UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        group = props["group"]
+        with _connect(props) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GRANT_LOCK,))
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
+            if exists:
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(props["admin"])))
+                for statement in revoke_statements(schemas_of(_spec(props)), group, props["database"]):
+                    conn.execute(statement)
+                conn.execute("RESET ROLE")
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(group)))
+
+
+class PostgresGroupRole(Resource):
+    """The group role of one grant spec, holding exactly its privileges."""
+
+    group: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, data_dir: pulumi.Input[str], port: pulumi.Input[int], database: pulumi.Input[str],
+        admin: pulumi.Input[str], group: str, spec: GrantSpec, opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            "data_dir": data_dir, "port": port, "database": database, "admin": admin, "group": group,
+            "role": spec.name, "privileges": list(spec.privileges), "schemas": list(spec.schemas),
+            "tables": list(spec.tables),
+        }
+        super().__init__(_PostgresGroupProvider(), name, props, opts)
