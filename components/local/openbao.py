@@ -118,13 +118,13 @@ class LocalOpenBao:
 
     def start(self) -> None:
         """Starts the server in its own session (it outlives the caller) and waits for its listener."""
+        process = None
         if self.pid() is None:
-            log = open(self.data_dir / "server.log", "ab")
-            process = subprocess.Popen(
-                [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-            log.close()
+            with open(self.data_dir / "server.log", "ab") as log:
+                process = subprocess.Popen(
+                    [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                )
             self._pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -132,9 +132,13 @@ class LocalOpenBao:
                 self.client().sys.read_health_status(method="GET")
                 return
             except Exception as error:  # noqa: BLE001 - not listening yet
-                if self.pid() is None or time.monotonic() > deadline:
+                exited = process is not None and process.poll() is not None
+                if exited or self.pid() is None or time.monotonic() > deadline:
+                    status = f"exited with {process.returncode}" if exited else "not answering"
                     tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-                    raise LocalOpenBaoError(f"OpenBao did not come up at {self.address}: {error}\n{tail}") from error
+                    raise LocalOpenBaoError(
+                        f"OpenBao at {self.address} {status}: {error}\nserver.log ends:\n{tail}"
+                    ) from error
                 time.sleep(0.2)
 
     def stop(self) -> None:

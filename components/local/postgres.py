@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -144,11 +145,24 @@ class LocalPostgres:
 
     @property
     def running(self) -> bool:
-        return self.initialised and self._pg_ctl("status").returncode == 0
+        return self._postmaster_state() not in (None, "Z")
+
+    def _postmaster_state(self) -> str | None:
+        """The postmaster's process state letter (Z: dead, not yet reaped), or None if there is none."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError, IndexError):
+            return None
+        return stat.rsplit(")", 1)[1].split()[0]
 
     def start(self) -> None:
         if self.running:
             return
+        # A killed postmaster its parent has not reaped still holds the lock file.
+        deadline = time.monotonic() + 30
+        while self._postmaster_state() == "Z" and time.monotonic() < deadline:
+            time.sleep(0.2)
         if shutil.which("runuser") is None and os.geteuid() == 0:
             raise LocalPostgresError("runuser is needed to start PostgreSQL as root")
         result = self._pg_ctl("start", "--wait", "--timeout", "60", "--log", str(self.data_dir / "server.log"))

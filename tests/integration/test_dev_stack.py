@@ -19,7 +19,7 @@ import requests
 from pulumi import automation as auto
 
 from tests.automation import root_program, state_text, temporary_stack
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from toolchain.env import ROOT
 
 

@@ -5,7 +5,6 @@ binaries from `make bootstrap`, offline, on a throwaway file backend.
 """
 
 import secrets
-import socket
 import subprocess
 import time
 
@@ -16,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.automation import TOOLS, state_text, temporary_stack
+from tests.support.ports import free_port
 from toolchain.env import ROOT
 
 SMOKE = ROOT / "tests" / "fixtures" / "smoke"
@@ -61,12 +61,6 @@ def test_up_update_destroy_with_dynamic_providers(tmp_path):
 
         stack.destroy(on_output=quiet)
         assert not stack.export_stack().deployment.get("resources")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

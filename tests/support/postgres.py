@@ -2,7 +2,6 @@
 
 import contextlib
 import secrets
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,8 @@ import psycopg
 from components.dynamic.tls import issue_certificate, make_ca
 from components.local.postgres import LocalPostgres
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
+from tests.support.ports import free_port
 from toolchain.env import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
