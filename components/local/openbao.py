@@ -7,6 +7,7 @@ and the server starts sealed. Initialising and unsealing go through the
 Vault HTTP API (hvac).
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -132,9 +133,13 @@ class LocalOpenBao:
                 self.client().sys.read_health_status(method="GET")
                 return
             except Exception as error:  # noqa: BLE001 - not listening yet
-                exited = process is not None and process.poll() is not None
-                if exited or self.pid() is None or time.monotonic() > deadline:
-                    status = f"exited with {process.returncode}" if exited else "not answering"
+                gone = self.pid() is None
+                if gone or time.monotonic() > deadline:
+                    if process is not None and gone:
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            process.wait(timeout=5)
+                    code = process.returncode if process is not None else None
+                    status = "not answering" if code is None else f"exited with status {code}"
                     tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
                     raise LocalOpenBaoError(
                         f"OpenBao at {self.address} {status}: {error}\nserver.log ends:\n{tail}"

@@ -16,7 +16,6 @@ from psycopg import errors
 
 from components.grants import GrantSpec
 from components.postgres_sql import (
-    create_group_role,
     creation_statements,
     grant_statements,
     group_role_name,
@@ -25,7 +24,7 @@ from components.postgres_sql import (
     revoke_statements,
     schemas_of,
 )
-from tests.support.postgres import running_postgres
+from tests.support.postgres import create_groups, running_postgres
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
 APP = GrantSpec(
@@ -36,14 +35,7 @@ APP = GrantSpec(
 @pytest.fixture(scope="module")
 def db():
     with running_postgres() as database:
-        with database.as_admin() as conn:
-            for spec in (READER, APP):
-                group = group_role_name("dbcreds", spec)
-                conn.execute(create_group_role(group))
-                for statement in revoke_statements(schemas_of(spec), group, database.database):
-                    conn.execute(statement)
-                for statement in grant_statements(spec, group, database.database):
-                    conn.execute(statement)
+        create_groups(database, (READER, APP), "dbcreds")
         yield database
 
 

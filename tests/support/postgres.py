@@ -11,7 +11,16 @@ import psycopg
 
 from components.dynamic.tls import issue_certificate, make_ca
 from components.local.postgres import LocalPostgres
-from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
+from components.postgres_sql import (
+    DEMO_SCHEMA,
+    bootstrap_admin_statements,
+    create_group_role,
+    grant_statements,
+    group_role_name,
+    revoke_statements,
+    schemas_of,
+    set_password,
+)
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 
@@ -65,3 +74,15 @@ def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Ite
         import shutil
 
         shutil.rmtree(data, ignore_errors=True)
+
+
+def create_groups(db: TestDatabase, specs, prefix: str) -> None:
+    """Each spec's group role with its grants, as the admin (the stack does this as the superuser)."""
+    with db.as_admin() as conn:
+        for spec in specs:
+            group = group_role_name(prefix, spec)
+            conn.execute(create_group_role(group))
+            for statement in revoke_statements(schemas_of(spec), group, db.database):
+                conn.execute(statement)
+            for statement in grant_statements(spec, group, db.database):
+                conn.execute(statement)
