@@ -133,7 +133,9 @@ class LocalOpenBao:
                 self.client().sys.read_health_status(method="GET")
                 return
             except Exception as error:  # noqa: BLE001 - not listening yet
-                gone = self.pid() is None
+                # Right after Popen the child may still be inside execve (empty cmdline):
+                # ask the process we started, not /proc.
+                gone = process.poll() is not None if process is not None else self.pid() is None
                 if gone or time.monotonic() > deadline:
                     if process is not None and gone:
                         with contextlib.suppress(subprocess.TimeoutExpired):
