@@ -1,0 +1,62 @@
+"""One client (team or app) of the database secrets engine: a policy, an AppRole role, its secret_id.
+
+Not yet run for real: the pulumi-vault provider plugin cannot be built here
+(README, Toolchain). The same policy and AppRole settings, applied through the
+Vault API, are proved on a real OpenBao by tests/integration/test_checks_live.py.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_vault as vault
+
+from components.vault_policies import client_policy
+
+
+@dataclass(frozen=True)
+class ClientAccessArgs:
+    #: The dynamic role (grant spec) this client reads credentials of.
+    role: str
+    database_mount: pulumi.Input[str]
+    approle_mount: pulumi.Input[str]
+    #: Bounded lifetimes: of the client's Vault token, and of its secret_id.
+    token_ttl: int = 15 * 60
+    token_max_ttl: int = 60 * 60
+    secret_id_ttl: int = 24 * 60 * 60
+
+
+class ClientAccess(pulumi.ComponentResource):
+    """A least-privilege client: it reads its own creds path, renews, and revokes its own leases."""
+
+    approle_mount: pulumi.Output[str]
+    role_id: pulumi.Output[str]
+    secret_id: pulumi.Output[str]
+    creds_path: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClientAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:vault:ClientAccess", name, None, opts)
+        if not 0 < args.token_ttl <= args.token_max_ttl:
+            raise ValueError(f"client {name}: token_ttl must be positive and at most token_max_ttl")
+        child = pulumi.ResourceOptions(parent=self)
+        mount = pulumi.Output.from_input(args.database_mount)
+        policy = vault.Policy(
+            f"{name}-policy", name=f"client-{name}",
+            policy=mount.apply(lambda m: client_policy(m, args.role)), opts=child,
+        )
+        role = vault.approle.AuthBackendRole(
+            f"{name}-approle", backend=args.approle_mount, role_name=name, token_policies=[policy.name],
+            token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl, secret_id_ttl=args.secret_id_ttl,
+            token_type="service", opts=child,
+        )
+        secret_id = vault.approle.AuthBackendRoleSecretId(
+            f"{name}-secret-id", backend=args.approle_mount, role_name=role.role_name, opts=child,
+        )
+        self.approle_mount = pulumi.Output.from_input(args.approle_mount)
+        self.role_id = role.role_id
+        self.secret_id = pulumi.Output.secret(secret_id.secret_id)
+        self.creds_path = mount.apply(lambda m: f"{m}/creds/{args.role}")
+        self.register_outputs({
+            "approle_mount": self.approle_mount, "role_id": self.role_id,
+            "secret_id": self.secret_id, "creds_path": self.creds_path,
+        })

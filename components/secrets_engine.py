@@ -1,0 +1,114 @@
+"""Vault's database secrets engine for one PostgreSQL database (pulumi-vault).
+
+Not yet run for real: the pulumi-vault provider plugin cannot be built here
+(README, Toolchain). Its graph is unit-tested with Pulumi's mocks, and the same
+settings, applied through the Vault API, are proved on a real OpenBao and
+PostgreSQL by tests/integration/test_checks_live.py.
+
+- One connection per database: two on one database race each other's GRANTs.
+- verify-full TLS with the CA at `ca_file_on_vault` (OpenBao 2.7's postgres
+  plugin ignores `tls_ca`, so the CA is a file on the Vault host), and
+  {{username}}/{{password}} templating so that Vault can rotate the root.
+- The bootstrap password is write-only (`password_wo`): it is sent when its
+  version changes and never again, so a later change to the connection cannot
+  put the stale bootstrap password back over the one Vault rotated.
+- Root rotation right after the connection is made, and again whenever the
+  connection is replaced or the bootstrap password is re-sent.
+- `allowed_roles` lists exactly the roles; each role's SQL only joins its group.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_vault as vault
+
+from components.grants import GrantSpec
+from components.postgres_sql import creation_statements, revocation_statements, username_template
+
+#: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
+MAX_OPEN_CONNECTIONS = 4
+
+
+@dataclass(frozen=True)
+class DatabaseSecretsEngineArgs:
+    specs: tuple[GrantSpec, ...]
+    #: Grant spec name to the group role the database component made for it.
+    group_roles: pulumi.Input[dict]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_name: pulumi.Input[str]
+    admin: pulumi.Input[str]
+    admin_bootstrap_password: pulumi.Input[str]
+    #: Path, on the Vault server, of the CA that verifies the database.
+    ca_file_on_vault: pulumi.Input[str]
+    #: No lease on the mount outlives this (seconds).
+    max_ttl_cap: int
+    mount_path: str = "database"
+    #: Bump to send a new bootstrap password (then rotated at once).
+    bootstrap_password_version: int = 1
+
+
+def connection_url(host: str, port: int, database: str, ca_file: str) -> str:
+    """The plugin's connection URL: templated credentials, verify-full TLS."""
+    return (
+        f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{database}"
+        f"?sslmode=verify-full&sslrootcert={ca_file}"
+    )
+
+
+class DatabaseSecretsEngine(pulumi.ComponentResource):
+    """The mount, the connection, root rotation, and one dynamic role per grant spec."""
+
+    mount_path: pulumi.Output[str]
+    roles: pulumi.Output[list]
+
+    def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        longest = max((s.max_ttl for s in args.specs), default=args.max_ttl_cap)
+        if longest > args.max_ttl_cap:
+            raise ValueError(f"a role's max_ttl ({longest}s) is over the mount's cap ({args.max_ttl_cap}s)")
+
+        mount = vault.Mount(
+            f"{name}-mount", path=args.mount_path, type="database",
+            description="Dynamic database credentials",
+            default_lease_ttl_seconds=min(3600, args.max_ttl_cap), max_lease_ttl_seconds=args.max_ttl_cap,
+            opts=child,
+        )
+        connection = vault.database.SecretBackendConnection(
+            f"{name}-connection", backend=mount.path, name=args.db_name,
+            allowed_roles=[s.name for s in args.specs], verify_connection=True,
+            postgresql=vault.database.SecretBackendConnectionPostgresqlArgs(
+                connection_url=pulumi.Output.all(args.db_host, args.db_port, args.db_name, args.ca_file_on_vault)
+                .apply(lambda a: connection_url(*a)),
+                username=args.admin,
+                password_wo=pulumi.Output.secret(args.admin_bootstrap_password),
+                password_wo_version=args.bootstrap_password_version,
+                username_template=username_template(),
+                max_open_connections=MAX_OPEN_CONNECTIONS,
+            ),
+            opts=child,
+        )
+        vault.generic.Endpoint(
+            f"{name}-rotate-root", path=pulumi.Output.concat(mount.path, "/rotate-root/", connection.name),
+            data_json=json.dumps({}), disable_read=True, disable_delete=True,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[connection], replace_with=[connection],
+                replacement_trigger=args.bootstrap_password_version,
+            ),
+        )
+        group_roles = pulumi.Output.from_input(args.group_roles)
+        roles = [
+            vault.database.SecretBackendRole(
+                f"{name}-role-{spec.name}", backend=mount.path, name=spec.name, db_name=connection.name,
+                creation_statements=group_roles.apply(lambda groups, s=spec: creation_statements(groups[s.name])),
+                revocation_statements=revocation_statements(),
+                default_ttl=spec.default_ttl, max_ttl=spec.max_ttl, opts=child,
+            )
+            for spec in args.specs
+        ]
+        self.mount_path = mount.path
+        self.roles = pulumi.Output.all(*[r.name for r in roles])
+        self.register_outputs({"mount_path": self.mount_path, "roles": self.roles})

@@ -1,0 +1,110 @@
+"""The pulumi-vault components' graphs with Pulumi's mocks.
+
+The pulumi-vault plugin cannot be built here, so these components have not run
+for real; these tests pin down what they would ask Vault for.
+"""
+
+import asyncio
+
+import pulumi
+import pytest
+
+from components.grants import GrantSpec
+from components.postgres_sql import creation_statements, revocation_statements, username_template
+
+READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
+APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=600, max_ttl=3600)
+
+
+class Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outs = dict(args.inputs)
+        if args.typ == "vault:appRole/authBackendRole:AuthBackendRole":
+            outs["roleId"] = f"role-id-of-{args.name}"
+        if args.typ == "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId":
+            outs["secretId"] = f"secret-id-of-{args.name}"
+        return f"{args.name}-id", outs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+@pytest.fixture
+def monitor():
+    pulumi.runtime.set_mocks(Mocks(), project="dbcreds", stack="unit", preview=False)
+    return pulumi.runtime.settings.get_monitor()
+
+
+def registered(monitor, type_token: str) -> dict:
+    return {u.rsplit("::", 1)[1]: r.state for u, r in monitor.get_registered_resources().items()
+            if f"${type_token}::" in u or f"::{type_token}::" in u}
+
+
+def unwrap(value):
+    """A secret's value in the mock monitor's wire form."""
+    return value["value"] if isinstance(value, dict) and "value" in value else value
+
+
+@pulumi.runtime.test
+def test_engine_connection_roles_and_rotation(monitor):
+    from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+
+    engine = DatabaseSecretsEngine("db", DatabaseSecretsEngineArgs(
+        specs=(READER, APP), group_roles={"reader": "dbcreds_group_reader", "app": "dbcreds_group_app"},
+        db_host="127.0.0.1", db_port=15432, db_name="app", admin="dbcreds_admin",
+        admin_bootstrap_password="bootstrap", ca_file_on_vault="/vault/tls/database-ca.crt", max_ttl_cap=86400,
+    ))
+
+    def check(_):
+        (mount,) = registered(monitor, "vault:index/mount:Mount").values()
+        assert (mount["type"], mount["maxLeaseTtlSeconds"]) == ("database", 86400)
+        (conn,) = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection").values()
+        assert conn["allowedRoles"] == ["reader", "app"] and conn["verifyConnection"] is True
+        # The block holds a secret, so the whole block travels as a secret.
+        assert pulumi.runtime.rpc._special_secret_sig in conn["postgresql"].values()
+        pg = unwrap(conn["postgresql"])
+        assert pg["connectionUrl"] == ("postgresql://{{username}}:{{password}}@127.0.0.1:15432/app"
+                                       "?sslmode=verify-full&sslrootcert=/vault/tls/database-ca.crt")
+        # The bootstrap password is write-only, never the plain `password` field.
+        assert "password" not in pg and pg["passwordWo"] == "bootstrap" and pg["passwordWoVersion"] == 1
+        assert pg["usernameTemplate"] == username_template()
+        (rotate,) = registered(monitor, "vault:generic/endpoint:Endpoint").values()
+        assert rotate["path"] == "database/rotate-root/app" and rotate["disableDelete"] is True
+        roles = registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")
+        assert roles["db-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app")
+        assert roles["db-role-app"]["revocationStatements"] == revocation_statements()
+        assert (roles["db-role-reader"]["defaultTtl"], roles["db-role-reader"]["maxTtl"]) == (3600, 7200)
+
+    return engine.roles.apply(check)
+
+
+def test_engine_refuses_a_role_over_the_cap(monitor):
+    from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+
+    with pytest.raises(ValueError, match="over the mount's cap"):
+        DatabaseSecretsEngine("db", DatabaseSecretsEngineArgs(
+            specs=(READER,), group_roles={}, db_host="h", db_port=1, db_name="d", admin="a",
+            admin_bootstrap_password="p", ca_file_on_vault="/c", max_ttl_cap=3600,
+        ))
+
+
+@pulumi.runtime.test
+def test_client_policy_approle_and_secret_id(monitor):
+    from components.client_access import ClientAccess, ClientAccessArgs
+
+    client = ClientAccess("reader", ClientAccessArgs(role="reader", database_mount="database",
+                                                     approle_mount="approle"))
+    secret = pulumi.Output.from_input(asyncio.ensure_future(client.secret_id.is_secret()))
+
+    def check(values):
+        role_id, secret_id, is_secret, creds_path = values
+        assert role_id == "role-id-of-reader-approle" and secret_id == "secret-id-of-reader-secret-id"
+        assert is_secret and creds_path == "database/creds/reader"
+        (policy,) = registered(monitor, "vault:index/policy:Policy").values()
+        assert policy["name"] == "client-reader"
+        assert 'path "database/creds/reader"' in policy["policy"] and "sudo" not in policy["policy"]
+        (role,) = registered(monitor, "vault:appRole/authBackendRole:AuthBackendRole").values()
+        assert role["tokenPolicies"] == ["client-reader"] and "root" not in role["tokenPolicies"]
+        assert (role["tokenTtl"], role["tokenMaxTtl"], role["secretIdTtl"]) == (900, 3600, 86400)
+
+    return pulumi.Output.all(client.role_id, client.secret_id, secret, client.creds_path).apply(check)
