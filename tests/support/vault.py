@@ -29,6 +29,7 @@ class TestVault:
     server: LocalOpenBao
     root: hvac.Client
     ca_pem: str
+    unseal_keys: list[str]
 
 
 @contextlib.contextmanager
@@ -45,7 +46,7 @@ def running_openbao() -> Iterator[TestVault]:
         token, keys = initialize(client, 1, 1)
         unseal(client, keys)
         client.token = token
-        yield TestVault(server, client, ca["cert_pem"])
+        yield TestVault(server, client, ca["cert_pem"], keys)
     finally:
         server.stop()
         shutil.rmtree(data, ignore_errors=True)
