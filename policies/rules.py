@@ -1,0 +1,235 @@
+"""The gate's rules as plain functions: `(props, config, report)` for one resource, or
+`(resources, config, report)` for the stack. `report(message)` records a violation.
+
+They judge pulumi-vault resources themselves (hand-written ones too) by their
+engine property names (camelCase). Messages name the resource field and the
+fix, never a property's value (props may hold unwrapped secrets).
+"""
+
+import json
+import re
+from typing import Any, Callable, Iterable, Mapping
+
+import hcl2
+
+Report = Callable[[str], None]
+
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
+ROLE = "vault:database/secretBackendRole:SecretBackendRole"
+STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
+POLICY = "vault:index/policy:Policy"
+APPROLE_ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
+ENDPOINT = "vault:generic/endpoint:Endpoint"
+
+#: Role attributes and grants a dynamic role must never carry.
+PRIVILEGED = re.compile(
+    r"\b(SUPERUSER|CREATEROLE|CREATEDB|BYPASSRLS|REPLICATION|ALL\s+PRIVILEGES|GRANT\s+ALL)\b", re.IGNORECASE
+)
+#: Predefined roles that read, write or administer everything.
+PRIVILEGED_PREDEFINED = re.compile(
+    r"\b(pg_read_all_data|pg_write_all_data|pg_read_server_files|pg_write_server_files|"
+    r"pg_execute_server_program|pg_signal_backend|pg_checkpoint|pg_monitor|pg_database_owner)\b",
+    re.IGNORECASE,
+)
+JOINED_ROLES = re.compile(r"\bIN\s+ROLE\s+(.+?)(?:;|$)|\bGRANT\s+(.+?)\s+TO\b", re.IGNORECASE | re.DOTALL)
+VALID_UNTIL = re.compile(r"VALID\s+UNTIL\s+'\{\{expiration\}\}'", re.IGNORECASE)
+LITERAL_PASSWORD = re.compile(r"://[^/@{]*:(?!\{\{password\}\})[^/@]*@")
+
+
+def _statements(props: Mapping[str, Any], key: str) -> list[str]:
+    value = props.get(key) or []
+    return [value] if isinstance(value, str) else [s for s in value if isinstance(s, str)]
+
+
+def _connection_urls(props: Mapping[str, Any]) -> list[str]:
+    """connectionUrl of every plugin block (postgresql, or any other) on a connection."""
+    urls = []
+    for value in props.values():
+        blocks = value if isinstance(value, list) else [value]
+        for block in blocks:
+            if isinstance(block, Mapping) and isinstance(block.get("connectionUrl"), str):
+                urls.append(block["connectionUrl"])
+    return urls
+
+
+# Database connections
+
+
+def connection_allowed_roles(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    roles = props.get("allowedRoles")
+    if not roles:
+        report("allowedRoles is empty: list exactly the roles this connection serves")
+    elif any("*" in r for r in roles if isinstance(r, str)):
+        report("allowedRoles holds a '*' wildcard: list exactly the roles this connection serves")
+
+
+def connection_templated_credentials(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    urls = _connection_urls(props)
+    if not urls:
+        report("no connectionUrl: set one with {{username}}:{{password}} templating")
+    for url in urls:
+        if "{{username}}" not in url or "{{password}}" not in url:
+            report("connectionUrl does not use {{username}}:{{password}} templating: without it Vault "
+                   "cannot rotate the root credentials")
+        elif LITERAL_PASSWORD.search(url):
+            report("connectionUrl carries a literal password: use {{password}} and the password field")
+
+
+def connection_verify_full(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    for url in _connection_urls(props):
+        query = url.partition("?")[2]
+        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        if params.get("sslmode") != "verify-full":
+            report("connectionUrl does not set sslmode=verify-full: the server would not be verified")
+        elif not params.get("sslrootcert") and not any(
+            isinstance(b, Mapping) and b.get("tlsCa") for b in props.values()
+        ):
+            report("connectionUrl verifies TLS without a CA: set sslrootcert (or tlsCa)")
+
+
+# Dynamic and static roles
+
+
+def role_ttls(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    cap = int(config.get("maxTtlCapSeconds", 86400))
+    default, maximum = props.get("defaultTtl"), props.get("maxTtl")
+    if not default or not maximum:
+        report("defaultTtl and maxTtl must both be set: unset means the mount's (often 32 days)")
+        return
+    if default > maximum:
+        report(f"defaultTtl ({int(default)}s) is longer than maxTtl ({int(maximum)}s)")
+    if maximum > cap:
+        report(f"maxTtl ({int(maximum)}s) is over this environment's cap of {cap}s")
+
+
+def role_valid_until(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    if not any(VALID_UNTIL.search(s) for s in _statements(props, "creationStatements")):
+        report("creationStatements do not set VALID UNTIL '{{expiration}}': the user would outlive its lease")
+
+
+def role_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    admins = {a.lower() for a in config.get("adminRoles", [])}
+    for statement in _statements(props, "creationStatements"):
+        found = PRIVILEGED.search(statement)
+        if found:
+            report(f"creationStatements grant {found.group(1).upper()}: grant table privileges through a group role")
+        for match in JOINED_ROLES.finditer(statement):
+            joined = match.group(1) or match.group(2)
+            names = {n.strip().strip('"').lower() for n in joined.split(",")}
+            if PRIVILEGED_PREDEFINED.search(joined):
+                report("creationStatements join a predefined role that reads, writes or administers everything")
+            if names & admins:
+                report("creationStatements join the admin role: join a group role with only the needed privileges")
+
+
+def role_revocation(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    if not _statements(props, "revocationStatements"):
+        report("revocationStatements are empty: the database users would be left behind; drop them")
+
+
+def static_role_rotation(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    cap = int(config.get("maxRotationPeriodSeconds", 86400 * 30))
+    period = props.get("rotationPeriod")
+    if not period and not props.get("rotationSchedule"):
+        report("neither rotationPeriod nor rotationSchedule is set: the password would never rotate")
+    elif period and period > cap:
+        report(f"rotationPeriod ({int(period)}s) is over this environment's cap of {cap}s")
+
+
+# Root credentials (stack-wide)
+
+
+def root_rotation(resources: Iterable[Any], _config: Mapping[str, Any], report: Report) -> None:
+    """Every connection has a rotate-root endpoint (or a root rotation period)."""
+    resources = list(resources)
+    rotated = {
+        r.props.get("path") for r in resources
+        if r.resource_type == ENDPOINT and isinstance(r.props.get("path"), str)
+    }
+    for r in resources:
+        if r.resource_type != CONNECTION:
+            continue
+        backend, name = r.props.get("backend"), r.props.get("name")
+        if not isinstance(backend, str) or not isinstance(name, str):
+            continue  # not known at preview: judged at update
+        if f"{backend}/rotate-root/{name}" not in rotated and not r.props.get("rotationPeriod"):
+            report(f"connection {r.name}: root credentials are never rotated; add a generic.Endpoint at "
+                   f"{backend}/rotate-root/{name}")
+
+
+# Client policies and AppRole
+
+
+def parse_policy(text: str) -> dict[str, set[str]]:
+    """A Vault policy document (HCL or JSON) as path -> capabilities."""
+    try:
+        document = json.loads(text)
+        paths = document.get("path", {})
+        blocks = [paths] if isinstance(paths, Mapping) else paths
+    except json.JSONDecodeError:
+        blocks = hcl2.loads(text).get("path", [])
+    parsed: dict[str, set[str]] = {}
+    for block in blocks:
+        for path, rules in block.items():
+            rules = rules[0] if isinstance(rules, list) else rules
+            parsed.setdefault(path.strip('"'), set()).update(rules.get("capabilities", []))
+    return parsed
+
+
+ALLOWED_SYS = re.compile(r"^sys/leases/(renew|revoke)(/.*)?$")
+WRITE = {"create", "update", "delete", "patch"}
+
+
+def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    text = props.get("policy")
+    if not isinstance(text, str):
+        return  # not known at preview
+    try:
+        paths = parse_policy(text)
+    except Exception:  # noqa: BLE001 - any parse error is the finding
+        report("policy is neither valid HCL nor JSON")
+        return
+    for path, capabilities in paths.items():
+        if "sudo" in capabilities:
+            report(f"path {path!r} grants sudo")
+        if path.startswith("sys/") and not ALLOWED_SYS.match(path):
+            report(f"path {path!r} reaches sys/ beyond lease renew/revoke")
+        if "/creds/" in path:
+            mount, _, rest = path.partition("/creds/")
+            role = rest.split("/")[0]
+            if "*" in role or "+" in role or "+" in mount.split("/") or not role:
+                report(f"path {path!r} globs over creds paths: it reaches other clients' credentials")
+        if path in ("*", "+") or path.endswith("/*") and "/creds/" not in path and not ALLOWED_SYS.match(path):
+            report(f"path {path!r} is a wildcard over a whole mount")
+        if re.search(r"(^|/)(config|roles)(/|$)", path) and capabilities & WRITE:
+            report(f"path {path!r} writes database connection or role config")
+
+
+def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    token_cap = int(config.get("maxTokenTtlSeconds", 3600 * 24))
+    secret_id_cap = int(config.get("maxSecretIdTtlSeconds", 3600 * 24 * 30))
+    token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
+    if not props.get("tokenTtl") or not token_max:
+        report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
+    elif token_max > token_cap:
+        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {token_cap}s")
+    secret_id_ttl = props.get("secretIdTtl")
+    if not secret_id_ttl:
+        report("secretIdTtl is unset: the secret_id would never expire")
+    elif secret_id_ttl > secret_id_cap:
+        report(f"secretIdTtl ({int(secret_id_ttl)}s) is over the cap of {secret_id_cap}s")
+    if "root" in (props.get("tokenPolicies") or []):
+        report("tokenPolicies include root")
+
+
+# Our own Vault server component
+
+
+def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """The OpenBao server resource of components.vault_server (a dynamic resource with key_shares)."""
+    if "key_shares" not in props:
+        return
+    if not props.get("cert_pem") or not props.get("key_pem"):
+        report("the Vault server has no TLS certificate and key: its listener would serve plaintext")
+    if props.get("dev_mode"):
+        report("the Vault server runs in dev mode (in memory, unsealed, root token 'root')")

@@ -1,0 +1,168 @@
+"""Every rule of the policy gate: the happy path passes, and each mutation is caught.
+
+Props are in the engine's camelCase, as the pack receives them. A happy path is
+what our components declare; each case changes one field (pulumi-policy-aws style).
+"""
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+
+from components.postgres_sql import creation_statements, revocation_statements
+from components.vault_policies import client_policy
+from policies import rules
+from policies.pack import POLICIES
+
+BY_NAME = {p.name: p for p in POLICIES}
+
+CONNECTION = {
+    "backend": "database", "name": "app", "allowedRoles": ["reader", "app"], "verifyConnection": True,
+    "postgresql": {"connectionUrl": "postgresql://{{username}}:{{password}}@127.0.0.1:15432/app"
+                                    "?sslmode=verify-full&sslrootcert=/vault/tls/db-ca.crt",
+                   "username": "dbcreds_admin", "passwordWo": "bootstrap", "passwordWoVersion": 1},
+}
+ROLE = {"backend": "database", "name": "app", "dbName": "app", "defaultTtl": 3600, "maxTtl": 28800,
+        "creationStatements": creation_statements("dbcreds_group_app"),
+        "revocationStatements": revocation_statements()}
+STATIC_ROLE = {"backend": "database", "name": "svc", "dbName": "app", "username": "svc", "rotationPeriod": 86400}
+POLICY = {"name": "client-reader", "policy": client_policy("database", "reader")}
+APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client-reader"], "tokenTtl": 900,
+           "tokenMaxTtl": 3600, "secretIdTtl": 86400}
+VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "cert", "key_pem": "key"}
+
+HAPPY = {
+    rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
+    rules.APPROLE_ROLE: APPROLE, "pulumi-python:dynamic:Resource": VAULT_SERVER,
+}
+
+
+def violations(policy: str, resource_type: str, props: dict, config: dict | None = None) -> list[str]:
+    found: list[str] = []
+    args = ResourceValidationArgs(resource_type, props, f"urn:pulumi:t::p::{resource_type}::r", "r",
+                                  PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []), None,
+                                  config or {})
+    BY_NAME[policy].validate(args, lambda message, urn=None: found.append(message))
+    return found
+
+
+def changed(props: dict, path: str, value) -> dict:
+    """A deep copy of props with the dotted path set (None removes it)."""
+    props = copy.deepcopy(props)
+    *parents, last = path.split(".")
+    target = props
+    for key in parents:
+        target = target[key]
+    if value is None:
+        target.pop(last, None)
+    else:
+        target[last] = value
+    return props
+
+
+@pytest.mark.parametrize("policy", [p.name for p in POLICIES if p.name != "root-credentials-rotated"])
+def test_the_happy_path_passes_every_rule(policy):
+    for resource_type, props in HAPPY.items():
+        assert violations(policy, resource_type, props, {"adminRoles": ["dbcreds_admin"]}) == []
+
+
+URL = "postgresql.connectionUrl"
+
+CASES = [
+    ("database-connection-allowed-roles", rules.CONNECTION, "allowedRoles", ["*"], "wildcard"),
+    ("database-connection-allowed-roles", rules.CONNECTION, "allowedRoles", None, "empty"),
+    ("database-connection-templated-credentials", rules.CONNECTION, URL,
+     "postgresql://admin:hunter2@db:5432/app?sslmode=verify-full&sslrootcert=/c", "templating"),
+    ("database-connection-templated-credentials", rules.CONNECTION, URL,
+     "postgresql://{{username}}:s3cret@db:5432/app?sslmode=verify-full&sslrootcert=/c", "templating"),
+    ("database-connection-verify-full", rules.CONNECTION, URL,
+     "postgresql://{{username}}:{{password}}@db:5432/app?sslmode=disable", "sslmode=verify-full"),
+    ("database-connection-verify-full", rules.CONNECTION, URL,
+     "postgresql://{{username}}:{{password}}@db:5432/app?sslmode=require", "sslmode=verify-full"),
+    ("database-connection-verify-full", rules.CONNECTION, URL,
+     "postgresql://{{username}}:{{password}}@db:5432/app?sslmode=verify-full", "without a CA"),
+    ("dynamic-role-ttls", rules.ROLE, "maxTtl", None, "must both be set"),
+    ("dynamic-role-ttls", rules.ROLE, "defaultTtl", 30000, "longer than maxTtl"),
+    ("dynamic-role-ttls", rules.ROLE, "maxTtl", 90000, "over this environment's cap"),
+    ("dynamic-role-valid-until", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' IN ROLE g"], "VALID UNTIL"),
+    # Seed 004's SUPERUSER and seed 000's GRANT ALL.
+    ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' SUPERUSER"],
+     "SUPERUSER"),
+    ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
+     ["CREATE USER {{name}} WITH PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+      "GRANT ALL ON DATABASE app TO {{name}}"], "GRANT ALL"),
+    ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' CREATEROLE"],
+     "CREATEROLE"),
+    ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE pg_write_all_data"],
+     "predefined role"),
+    ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+      'GRANT "dbcreds_admin" TO "{{name}}"'], "admin role"),
+    ("dynamic-role-revocation", rules.ROLE, "revocationStatements", None, "left behind"),
+    ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", None, "never rotate"),
+    ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", 86400 * 90, "over this environment's cap"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/creds/*" {\n  capabilities = ["read"]\n}\n', "globs over creds paths"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/creds/+" {\n  capabilities = ["read"]\n}\n', "globs over creds paths"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/creds/read*" {\n  capabilities = ["read"]\n}\n', "globs over creds paths"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "+/creds/reader" {\n  capabilities = ["read"]\n}\n', "globs over creds paths"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/*" {\n  capabilities = ["read"]\n}\n', "wildcard over a whole mount"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/creds/reader" {\n  capabilities = ["read", "sudo"]\n}\n', "sudo"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "sys/mounts" {\n  capabilities = ["read"]\n}\n', "sys/"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     'path "database/config/app" {\n  capabilities = ["update"]\n}\n', "writes database connection"),
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     '{"path": {"database/roles/app": {"capabilities": ["create"]}}}', "writes database connection"),
+    ("client-policy-least-privilege", rules.POLICY, "policy", 'path "x" {', "neither valid HCL nor JSON"),
+    ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", None, "must be set"),
+    ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
+    ("approle-bounded", rules.APPROLE_ROLE, "secretIdTtl", None, "never expire"),
+    ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
+    ("vault-server-hardened", "pulumi-python:dynamic:Resource", "cert_pem", None, "plaintext"),
+    ("vault-server-hardened", "pulumi-python:dynamic:Resource", "dev_mode", True, "dev mode"),
+]
+
+
+@pytest.mark.parametrize("policy, resource_type, path, value, expected", CASES)
+def test_each_violation_is_caught_with_a_message_naming_the_field(policy, resource_type, path, value, expected):
+    found = violations(policy, resource_type, changed(HAPPY[resource_type], path, value),
+                       {"adminRoles": ["dbcreds_admin"]})
+    assert found and any(expected in message for message in found), found
+    assert all(message.startswith("r: ") for message in found)
+    # No violation message quotes a secret value.
+    assert not any("hunter2" in m or "s3cret" in m for m in found)
+
+
+def test_rules_judge_only_their_own_type():
+    assert violations("dynamic-role-ttls", rules.CONNECTION, {"maxTtl": 10**9}) == []
+
+
+def test_a_config_lowers_the_cap():
+    assert violations("dynamic-role-ttls", rules.ROLE, ROLE, {"maxTtlCapSeconds": 3600})
+
+
+def resource(resource_type: str, name: str, props: dict):
+    return SimpleNamespace(resource_type=resource_type, name=name, props=props)
+
+
+def test_root_rotation_needs_an_endpoint_per_connection():
+    rotate = resource(rules.ENDPOINT, "rotate", {"path": "database/rotate-root/app"})
+    connection = resource(rules.CONNECTION, "conn", CONNECTION)
+    found: list[str] = []
+    args = StackValidationArgs([connection, rotate], {})
+    BY_NAME["root-credentials-rotated"].validate(args, lambda m, urn=None: found.append(m))
+    assert found == []
+    args = StackValidationArgs([connection], {})
+    BY_NAME["root-credentials-rotated"].validate(args, lambda m, urn=None: found.append(m))
+    assert found and "database/rotate-root/app" in found[0]
