@@ -63,6 +63,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
 
     mount_path: pulumi.Output[str]
     roles: pulumi.Output[list]
+    root_rotation: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
@@ -91,7 +92,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        vault.generic.Endpoint(
+        rotate_root = vault.generic.Endpoint(
             f"{name}-rotate-root", path=pulumi.Output.concat(mount.path, "/rotate-root/", connection.name),
             data_json=json.dumps({}), disable_read=True, disable_delete=True,
             opts=pulumi.ResourceOptions(
@@ -111,4 +112,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         ]
         self.mount_path = mount.path
         self.roles = pulumi.Output.all(*[r.name for r in roles])
-        self.register_outputs({"mount_path": self.mount_path, "roles": self.roles})
+        # Known once the root is rotated: the checks wait for it before proving the old password dead.
+        self.root_rotation = rotate_root.path
+        self.register_outputs({"mount_path": self.mount_path, "roles": self.roles,
+                               "root_rotation": self.root_rotation})

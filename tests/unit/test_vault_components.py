@@ -75,7 +75,7 @@ def test_engine_connection_roles_and_rotation(monitor):
         assert roles["db-role-app"]["revocationStatements"] == revocation_statements()
         assert (roles["db-role-reader"]["defaultTtl"], roles["db-role-reader"]["maxTtl"]) == (3600, 7200)
 
-    return engine.roles.apply(check)
+    return pulumi.Output.all(engine.roles, engine.root_rotation).apply(check)
 
 
 def test_engine_refuses_a_role_over_the_cap(monitor):
