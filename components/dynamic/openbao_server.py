@@ -10,12 +10,13 @@ restart) or it is sealed, the diff reports an update, and the update starts and
 unseals it with the keys from state, so the stack converges with nothing lost.
 """
 
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+
+from components.dynamic.local_server import LocalServerProvider
 
 from components.local.openbao import LocalOpenBao, initialize, is_active, unseal
 
@@ -32,7 +33,9 @@ def _healthy(props: dict[str, Any]) -> bool:
     return server.pid() is not None and is_active(server.client())
 
 
-class _OpenBaoServerProvider(ResourceProvider):
+class _OpenBaoServerProvider(LocalServerProvider):
+    server = staticmethod(_server)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         server = _server(props)
         server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
@@ -66,14 +69,6 @@ class _OpenBaoServerProvider(ResourceProvider):
         unseal(server.client(), olds["unseal_keys"])
         return UpdateResult(outs={**news, "address": server.address, "audit_log": str(server.audit_log),
                                   "root_token": olds["root_token"], "unseal_keys": olds["unseal_keys"]})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        server = _server(props)
-        server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 class OpenBaoServer(Resource):

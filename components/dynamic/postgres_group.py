@@ -11,7 +11,7 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.grants import GrantSpec
 from components.local.postgres import LocalPostgres
@@ -60,9 +60,6 @@ class _PostgresGroupProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         _apply(news, sorted(set(schemas_of(_spec(olds))) | set(schemas_of(_spec(news)))))
         return UpdateResult(outs=news)
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         group = props["group"]

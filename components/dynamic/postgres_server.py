@@ -10,14 +10,15 @@ Every `pulumi up` checks the server: a stopped server makes the diff an update
 that starts it again.
 """
 
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+
+from components.dynamic.local_server import LocalServerProvider
 
 from components.local.postgres import LocalPostgres
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
@@ -35,7 +36,9 @@ def _outs(props: dict[str, Any]) -> dict[str, Any]:
     return {**props, "host": "127.0.0.1"}
 
 
-class _PostgresServerProvider(ResourceProvider):
+class _PostgresServerProvider(LocalServerProvider):
+    server = staticmethod(_server)
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         server = _server(props)
         server.initdb(props["cert_pem"], props["key_pem"])
@@ -72,14 +75,6 @@ class _PostgresServerProvider(ResourceProvider):
         new.reload()
         # Keep the password the server was created with: Vault owns it now.
         return UpdateResult(outs=_outs({**news, "admin_password": olds["admin_password"]}))
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        return ReadResult(id_=id_, outs=props)
-
-    def delete(self, _id: str, props: dict[str, Any]) -> None:
-        server = _server(props)
-        server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 class LocalPostgresServer(Resource):

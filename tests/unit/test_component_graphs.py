@@ -1,28 +1,8 @@
 """The components' resource graphs, with Pulumi's mocks (no engine, no servers)."""
 
-import asyncio
-
 import pulumi
-import pytest
 
-
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        # Echo the inputs and fill the outputs a create would make.
-        outs = dict(args.inputs)
-        for key in ("cert_pem", "private_key_pem", "root_token", "result", "address", "host"):
-            if outs.get(key) is None:
-                outs[key] = f"{key} of {args.name}"
-        return f"{args.name}-id", outs
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-
-@pytest.fixture
-def monitor():
-    pulumi.runtime.set_mocks(Mocks(), project="dbcreds", stack="unit", preview=False)
-    return pulumi.runtime.settings.get_monitor()
+from tests.unit.graph import is_secret, registered
 
 
 @pulumi.runtime.test
@@ -30,7 +10,7 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
     from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 
     pki = BootstrapPki("boot", BootstrapPkiArgs(ca_common_name="unit CA"))
-    key_is_secret = pulumi.Output.from_input(asyncio.ensure_future(pki.vault_private_key_pem.is_secret()))
+    key_is_secret = is_secret(pki.vault_private_key_pem)
 
     def check(values):
         ca_cert, vault_cert, secret = values
@@ -40,9 +20,9 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
         urns = set(monitor.get_registered_resources())
         child = "urn:pulumi:unit::dbcreds::dbcreds:pki:BootstrapPki$pulumi-python:dynamic:Resource::"
         assert {child + "boot-ca", child + "boot-vault-listener", child + "boot-database"} <= urns
-        listener = next(r for u, r in monitor.get_registered_resources().items() if u.endswith("::boot-vault-listener"))
-        assert listener.state["ip_addresses"] == ["127.0.0.1"]
-        assert listener.state["dns_names"] == ["localhost"]
+        listener = registered(monitor, "pulumi-python:dynamic:Resource")["boot-vault-listener"]
+        assert listener["ip_addresses"] == ["127.0.0.1"]
+        assert listener["dns_names"] == ["localhost"]
 
     return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, key_is_secret).apply(check)
 
@@ -50,10 +30,6 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
 def urns_under(monitor, component_type: str) -> set[str]:
     prefix = f"urn:pulumi:unit::dbcreds::{component_type}$pulumi-python:dynamic:Resource::"
     return {u.removeprefix(prefix) for u in monitor.get_registered_resources() if u.startswith(prefix)}
-
-
-def secret(output: pulumi.Output) -> pulumi.Output:
-    return pulumi.Output.from_input(asyncio.ensure_future(output.is_secret()))
 
 
 @pulumi.runtime.test
@@ -67,10 +43,10 @@ def test_vault_server_keeps_its_token_secret(monitor):
         token_secret, ca_pem = values
         assert token_secret and ca_pem == "ca"
         assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao"}
-        (openbao,) = [r for u, r in monitor.get_registered_resources().items() if u.endswith("::v-openbao")]
-        assert (openbao.state["port"], openbao.state["key_shares"]) == (18200, 1)
+        openbao = registered(monitor, "pulumi-python:dynamic:Resource")["v-openbao"]
+        assert (openbao["port"], openbao["key_shares"]) == (18200, 1)
 
-    return pulumi.Output.all(secret(server.admin_token), server.ca_pem).apply(check)
+    return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(check)
 
 
 @pulumi.runtime.test
@@ -84,9 +60,9 @@ def test_postgres_server_has_a_random_secret_bootstrap_password(monitor):
         password_secret, database, admin = values
         assert password_secret and (database, admin) == ("app", "dbcreds_admin")
         assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-admin-bootstrap", "db-postgres"}
-        (postgres,) = [r for u, r in monitor.get_registered_resources().items() if u.endswith("::db-postgres")]
+        postgres = registered(monitor, "pulumi-python:dynamic:Resource")["db-postgres"]
         # Passed to the server resource as a secret (the wire form of a secret value).
-        assert postgres.state["admin_password"]["value"] == "result of db-admin-bootstrap"
-        assert pulumi.runtime.rpc._special_secret_sig in postgres.state["admin_password"].values()
+        assert postgres["admin_password"]["value"] == "result of db-admin-bootstrap"
+        assert pulumi.runtime.rpc._special_secret_sig in postgres["admin_password"].values()
 
-    return pulumi.Output.all(secret(server.admin_bootstrap_password), server.database, server.admin).apply(check)
+    return pulumi.Output.all(is_secret(server.admin_bootstrap_password), server.database, server.admin).apply(check)

@@ -4,45 +4,15 @@ The pulumi-vault plugin cannot be built here, so these components have not run
 for real; these tests pin down what they would ask Vault for.
 """
 
-import asyncio
-
 import pulumi
 import pytest
 
 from components.grants import GrantSpec
 from components.postgres_sql import creation_statements, revocation_statements, username_template
+from tests.unit.graph import is_secret, registered, unwrap
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
 APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=600, max_ttl=3600)
-
-
-class Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        outs = dict(args.inputs)
-        if args.typ == "vault:appRole/authBackendRole:AuthBackendRole":
-            outs["roleId"] = f"role-id-of-{args.name}"
-        if args.typ == "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId":
-            outs["secretId"] = f"secret-id-of-{args.name}"
-        return f"{args.name}-id", outs
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-
-@pytest.fixture
-def monitor():
-    pulumi.runtime.set_mocks(Mocks(), project="dbcreds", stack="unit", preview=False)
-    return pulumi.runtime.settings.get_monitor()
-
-
-def registered(monitor, type_token: str) -> dict:
-    return {u.rsplit("::", 1)[1]: r.state for u, r in monitor.get_registered_resources().items()
-            if f"${type_token}::" in u or f"::{type_token}::" in u}
-
-
-def unwrap(value):
-    """A secret's value in the mock monitor's wire form."""
-    return value["value"] if isinstance(value, dict) and "value" in value else value
 
 
 @pulumi.runtime.test
@@ -94,11 +64,11 @@ def test_client_policy_approle_and_secret_id(monitor):
 
     client = ClientAccess("reader", ClientAccessArgs(role="reader", database_mount="database",
                                                      approle_mount="approle"))
-    secret = pulumi.Output.from_input(asyncio.ensure_future(client.secret_id.is_secret()))
+    secret = is_secret(client.secret_id)
 
     def check(values):
         role_id, secret_id, is_secret, creds_path = values
-        assert role_id == "role-id-of-reader-approle" and secret_id == "secret-id-of-reader-secret-id"
+        assert role_id == "roleId of reader-approle" and secret_id == "secretId of reader-secret-id"
         assert is_secret and creds_path == "database/creds/reader"
         (policy,) = registered(monitor, "vault:index/policy:Policy").values()
         assert policy["name"] == "client-reader"
