@@ -37,22 +37,19 @@ class _OpenBaoServerProvider(LocalServerProvider):
     server = staticmethod(_server)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        server = _server(props)
-        server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
-        server.start()
-        client = server.client()
-        if client.sys.is_initialized():
-            raise RuntimeError(
-                f"{server.data_dir} holds an initialised OpenBao whose keys this stack does not have; "
-                "remove the folder or import the server"
+        def build(server: LocalOpenBao) -> CreateResult:
+            server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
+            server.start()
+            client = server.client()
+            root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]))
+            unseal(client, keys)
+            return CreateResult(
+                id_=str(server.data_dir),
+                outs={**props, "address": server.address, "audit_log": str(server.audit_log),
+                      "root_token": root_token, "unseal_keys": keys},
             )
-        root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]))
-        unseal(client, keys)
-        return CreateResult(
-            id_=str(server.data_dir),
-            outs={**props, "address": server.address, "audit_log": str(server.audit_log),
-                  "root_token": root_token, "unseal_keys": keys},
-        )
+
+        return self.create_fresh(props, build)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("data_dir", "key_shares", "key_threshold") if olds.get(k) != news.get(k)]

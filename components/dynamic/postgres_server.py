@@ -40,20 +40,22 @@ class _PostgresServerProvider(LocalServerProvider):
     server = staticmethod(_server)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        server = _server(props)
-        server.initdb(props["cert_pem"], props["key_pem"])
-        server.start()
-        admin, database = props["admin"], props["database"]
-        with _superuser(server) as conn:
-            for statement in bootstrap_admin_statements(admin, database):
-                conn.execute(statement)
-            conn.execute(set_password(admin, props["admin_password"]))
-        with _superuser(server, database) as conn:
-            # The admin owns the demo tables, so it can grant on them.
-            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
-            for statement in DEMO_SCHEMA:
-                conn.execute(statement)
-        return CreateResult(id_=str(server.data_dir), outs=_outs(props))
+        def build(server: LocalPostgres) -> CreateResult:
+            server.initdb(props["cert_pem"], props["key_pem"])
+            server.start()
+            admin, database = props["admin"], props["database"]
+            with _superuser(server) as conn:
+                for statement in bootstrap_admin_statements(admin, database):
+                    conn.execute(statement)
+                conn.execute(set_password(admin, props["admin_password"]))
+            with _superuser(server, database) as conn:
+                # The admin owns the demo tables, so it can grant on them.
+                conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
+                for statement in DEMO_SCHEMA:
+                    conn.execute(statement)
+            return CreateResult(id_=str(server.data_dir), outs=_outs(props))
+
+        return self.create_fresh(props, build)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
