@@ -42,6 +42,7 @@ database = PostgresServer(
         cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem,
         grant_specs=config.roles,
+        service_users=tuple((u.username, u.role) for u in config.service_users),
     ),
 )
 

@@ -63,6 +63,16 @@ class GrantSpec:
     max_ttl: int = 86400
 
 
+@dataclass(frozen=True)
+class ServiceUser:
+    """A database user Vault manages as a static role: rotated every `rotation_period` seconds."""
+
+    username: str
+    #: The grant spec whose group the user joins.
+    role: str
+    rotation_period: int
+
+
 def _names(raw: Any, field: str) -> list[str]:
     if raw is None:
         return []

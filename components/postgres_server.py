@@ -7,6 +7,7 @@ import pulumi
 
 from components.dynamic.password import RandomPassword
 from components.dynamic.postgres_group import PostgresGroupRole
+from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.postgres_server import LocalPostgresServer
 from components.grants import GrantSpec
 from components.postgres_sql import group_role_name
@@ -27,6 +28,8 @@ class PostgresServerArgs:
     #: One group role per spec, holding its privileges; dynamic users join these.
     grant_specs: tuple[GrantSpec, ...] = ()
     group_prefix: str = "dbcreds_group"
+    #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
+    service_users: tuple[tuple[str, str], ...] = ()
 
 
 class PostgresServer(pulumi.ComponentResource):
@@ -67,6 +70,11 @@ class PostgresServer(pulumi.ComponentResource):
             for spec in args.grant_specs
         }
         self.group_roles = pulumi.Output.all(**{role: g.group for role, g in groups.items()})
+        for user, spec_name in args.service_users:
+            if spec_name not in groups:
+                raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
+            PostgresLoginRole(f"{name}-user-{user}", data_dir=args.data_dir, port=server.port,
+                              database=server.database, username=user, group=groups[spec_name].group, opts=child)
         self.host = server.host
         self.port = server.port
         self.database = server.database

@@ -178,3 +178,9 @@ DEMO_SCHEMA = [
     " ('Ada Lovelace', 'ada@example.com'), ('Alan Turing', 'alan@example.com'),"
     " ('Grace Hopper', 'grace@example.com') ON CONFLICT (email) DO NOTHING",
 ]
+
+
+def create_service_user(user: str, group: str, password: str) -> sql.Composed:
+    """A pre-existing service user for a Vault static role: LOGIN, in the group; never log the result."""
+    return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {} CONNECTION LIMIT {} IN ROLE {}").format(
+        sql.Identifier(user), sql.Literal(password), sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))

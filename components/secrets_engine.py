@@ -15,6 +15,7 @@ PostgreSQL by tests/integration/test_checks_live.py.
 - Root rotation right after the connection is made, and again whenever the
   connection is replaced or the bootstrap password is re-sent.
 - `allowed_roles` lists exactly the roles; each role's SQL only joins its group.
+- A static role per pre-existing service user, rotated every rotation_period.
 """
 
 import json
@@ -24,7 +25,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.grants import GrantSpec
+from components.grants import GrantSpec, ServiceUser
 from components.postgres_sql import creation_statements, revocation_statements, username_template
 
 #: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
@@ -46,6 +47,8 @@ class DatabaseSecretsEngineArgs:
     #: No lease on the mount outlives this (seconds).
     max_ttl_cap: int
     mount_path: str = "database"
+    #: Pre-existing users Vault manages as static roles (the role is named after the user).
+    service_users: tuple[ServiceUser, ...] = ()
     #: Bump to send a new bootstrap password (then rotated at once).
     bootstrap_password_version: int = 1
 
@@ -63,6 +66,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
 
     mount_path: pulumi.Output[str]
     roles: pulumi.Output[list]
+    static_roles: pulumi.Output[list]
     root_rotation: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -80,7 +84,8 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         )
         connection = vault.database.SecretBackendConnection(
             f"{name}-connection", backend=mount.path, name=args.db_name,
-            allowed_roles=[s.name for s in args.specs], verify_connection=True,
+            allowed_roles=[s.name for s in args.specs] + [u.username for u in args.service_users],
+            verify_connection=True,
             postgresql=vault.database.SecretBackendConnectionPostgresqlArgs(
                 connection_url=pulumi.Output.all(args.db_host, args.db_port, args.db_name, args.ca_file_on_vault)
                 .apply(lambda a: connection_url(*a)),
@@ -110,9 +115,18 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             )
             for spec in args.specs
         ]
+        static_roles = [
+            vault.database.SecretBackendStaticRole(
+                f"{name}-static-role-{user.username}", backend=mount.path, name=user.username,
+                db_name=connection.name, username=user.username, rotation_period=user.rotation_period,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[rotate_root]),
+            )
+            for user in args.service_users
+        ]
         self.mount_path = mount.path
         self.roles = pulumi.Output.all(*[r.name for r in roles])
+        self.static_roles = pulumi.Output.all(*[r.name for r in static_roles])
         # Known once the root is rotated: the checks wait for it before proving the old password dead.
         self.root_rotation = rotate_root.path
         self.register_outputs({"mount_path": self.mount_path, "roles": self.roles,
-                               "root_rotation": self.root_rotation})
+                               "static_roles": self.static_roles, "root_rotation": self.root_rotation})

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.grants import SQL_NAME, GrantSpec, SpecError, parse_ttl, validate_grant_spec
+from components.grants import SQL_NAME, GrantSpec, ServiceUser, SpecError, parse_ttl, validate_grant_spec
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
@@ -17,7 +17,8 @@ FIELDS = (
     "db_port", "db_name", "max_ttl_cap",
 )
 #: Read with get_object: structured values.
-OBJECT_FIELDS = ("roles",)
+OBJECT_FIELDS = ("roles", "service_users")
+MAX_ROTATION_PERIOD = 30 * 86400
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,8 @@ class StackConfig:
     #: No dynamic role may outlive this (seconds); set per environment.
     max_ttl_cap: int
     roles: tuple[GrantSpec, ...]
+    #: Pre-existing service users for Vault static roles.
+    service_users: tuple[ServiceUser, ...] = ()
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -100,14 +103,32 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap) for role, spec in roles_raw.items())
+        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles})
     except SpecError as error:
         raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
     return StackConfig(
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
-        max_ttl_cap=cap, roles=roles,
+        max_ttl_cap=cap, roles=roles, service_users=service_users,
     )
+
+
+def _service_users(raw: Any, roles: set[str]) -> tuple[ServiceUser, ...]:
+    if not isinstance(raw, Mapping):
+        raise SpecError("service_users", "must map each service user's name to {role, rotation_period}")
+    users = []
+    for name, spec in raw.items():
+        here = f"service_users.{name}"
+        if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith("v_"):
+            raise SpecError(here, "user names are plain SQL names (a-z, 0-9, _) not starting with v_")
+        if not isinstance(spec, Mapping) or spec.get("role") not in roles:
+            raise SpecError(f"{here}.role", f"must name one of the roles: {', '.join(sorted(roles))}")
+        period = parse_ttl(spec.get("rotation_period", "24h"), f"{here}.rotation_period")
+        if period > MAX_ROTATION_PERIOD:
+            raise SpecError(f"{here}.rotation_period", f"{period}s is longer than {MAX_ROTATION_PERIOD}s")
+        users.append(ServiceUser(name, spec["role"], period))
+    return tuple(users)
 
 
 def load() -> StackConfig:

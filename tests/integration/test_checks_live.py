@@ -2,6 +2,8 @@
 running the generated SQL: issuance, username template, revocation, root rotation.
 """
 
+import psycopg
+import pytest
 
 from components.checks import _Files, check_bootstrap_password, run_checks
 from tests.support.demo import client_checks
@@ -67,3 +69,17 @@ def test_the_bootstrap_password_check_fails_for_a_password_that_works(engine_env
         with db.as_superuser() as conn:
             conn.execute(f"REVOKE CONNECT ON DATABASE {db.database} FROM dbcreds_probe")
             conn.execute("DROP ROLE IF EXISTS dbcreds_probe")
+
+
+def test_a_static_role_rotates_the_service_users_password(engine_env):
+    db, vault, _clients, _target = engine_env
+    first = vault.root.read("database/static-creds/svc_reporting")["data"]
+    assert first["username"] == "svc_reporting" and first["ttl"] > 0
+    with db.connect("svc_reporting", first["password"]) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= 3
+    vault.root.write("database/rotate-role/svc_reporting")
+    second = vault.root.read("database/static-creds/svc_reporting")["data"]
+    assert second["password"] != first["password"]
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        db.connect("svc_reporting", first["password"])
+    db.connect("svc_reporting", second["password"]).close()

@@ -1,11 +1,13 @@
 """The grant specs and probe statements the checks tests use (the dev stack's reader and app)."""
 
 from components.checks import ClientCheck
-from components.grants import GrantSpec
+from components.grants import GrantSpec, ServiceUser
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=600, max_ttl=3600)
 APP = GrantSpec(name="app", privileges=("SELECT", "INSERT", "UPDATE", "DELETE"),
                 tables=("public.users", "public.orders"), default_ttl=600, max_ttl=3600)
+
+SERVICE_USER = ServiceUser("svc_reporting", "reader", 86400)
 
 READER_ALLOWED = ["SELECT count(*) FROM users", "SELECT count(*) FROM orders"]
 READER_FORBIDDEN = ["INSERT INTO users (name, email) VALUES ('x', 'x@example.com')", "DELETE FROM orders",

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import hvac
 
 from components.dynamic.tls import issue_certificate, make_ca
-from components.grants import GrantSpec
+from components.grants import GrantSpec, ServiceUser
 from components.local.openbao import LocalOpenBao, initialize, unseal
 from components.postgres_sql import creation_statements, group_role_name, revocation_statements, username_template
 from components.vault_policies import client_policy
@@ -62,22 +62,26 @@ class Client:
 
 def configure_database_engine(
     vault: TestVault, db: TestDatabase, specs: Sequence[GrantSpec], mount: str = "database",
-    connection: str = "app", rotate_root: bool = True,
+    connection: str = "app", rotate_root: bool = True, service_users: Sequence[ServiceUser] = (),
 ) -> dict[str, Client]:
-    """Mount, verify-full connection, roles from the specs, root rotation, one AppRole client per spec."""
+    """Mount, verify-full connection, roles from the specs, root rotation, one AppRole client per spec,
+    a static role per service user (as components/secrets_engine.py declares them)."""
     root = vault.root
     db_ca = vault.server.data_dir / "tls" / "db-ca.crt"
     db_ca.write_text(db.ca_file.read_text())
     root.sys.enable_secrets_engine("database", path=mount)
     root.secrets.database.configure(
         name=connection, plugin_name="postgresql-database-plugin", mount_point=mount,
-        allowed_roles=[s.name for s in specs],
+        allowed_roles=[s.name for s in specs] + [u.username for u in service_users],
         connection_url=(f"postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{db.server.port}/"
                         f"{db.database}?sslmode=verify-full&sslrootcert={db_ca}"),
         username=db.admin, password=db.admin_password, username_template=username_template(),
     )
     if rotate_root:
         root.secrets.database.rotate_root_credentials(name=connection, mount_point=mount)
+    for user in service_users:
+        root.write(f"{mount}/static-roles/{user.username}", db_name=connection, username=user.username,
+                   rotation_period=user.rotation_period)
     root.sys.enable_auth_method("approle", path="approle")
     clients = {}
     for spec in specs:

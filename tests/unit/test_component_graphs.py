@@ -24,7 +24,8 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
         assert listener["ip_addresses"] == ["127.0.0.1"]
         assert listener["dns_names"] == ["localhost"]
 
-    return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, key_is_secret).apply(check)
+    return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, key_is_secret, pki.database_cert_pem).apply(
+        lambda values: check(values[:3]))
 
 
 def urns_under(monitor, component_type: str) -> set[str]:

@@ -32,6 +32,12 @@ def test_numbers_given_as_strings_are_read():
     assert (config.vault_port, config.vault_cluster_port) == (19000, 19001)
 
 
+def test_service_users():
+    config = validate({"service_users": {"svc_reporting": {"role": "reader", "rotation_period": "12h"}}}, "dev")
+    assert [(u.username, u.role, u.rotation_period) for u in config.service_users] == [
+        ("svc_reporting", "reader", 43200)]
+
+
 def test_data_dir_is_made_absolute():
     assert validate({"data_dir": "/var/lib/x"}, "dev").data_dir == "/var/lib/x"
     assert validate({"data_dir": "state/../data"}, "prod").data_dir == "/srv/project/data"
@@ -62,6 +68,11 @@ def test_data_dir_is_made_absolute():
         ({"db_name": "App"}, "db_name"),
         ({"db_name": 'a"; DROP DATABASE x; --'}, "db_name"),
         ({"max_ttl_cap": "forever"}, "max_ttl_cap"),
+        ({"service_users": {"svc": {"role": "nope"}}}, "service_users.svc.role"),
+        ({"service_users": {"v_svc": {"role": "reader"}}}, "service_users.v_svc"),
+        ({"service_users": {"Svc": {"role": "reader"}}}, "service_users.Svc"),
+        ({"service_users": {"svc": {"role": "reader", "rotation_period": "60d"}}}, "service_users.svc.rotation_period"),
+        ({"service_users": ["svc"]}, "service_users"),
         ({"roles": {}}, "roles"),
         ({"roles": ["reader"]}, "roles"),
         ({"roles": {"reader": {"privileges": ["ALL"], "schemas": ["public"]}}}, "roles.reader.privileges"),

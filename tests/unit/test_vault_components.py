@@ -7,7 +7,7 @@ for real; these tests pin down what they would ask Vault for.
 import pulumi
 import pytest
 
-from components.grants import GrantSpec
+from components.grants import GrantSpec, ServiceUser
 from components.postgres_sql import creation_statements, revocation_statements, username_template
 from tests.unit.graph import is_secret, registered, unwrap
 
@@ -23,13 +23,14 @@ def test_engine_connection_roles_and_rotation(monitor):
         specs=(READER, APP), group_roles={"reader": "dbcreds_group_reader", "app": "dbcreds_group_app"},
         db_host="127.0.0.1", db_port=15432, db_name="app", admin="dbcreds_admin",
         admin_bootstrap_password="bootstrap", ca_file_on_vault="/vault/tls/database-ca.crt", max_ttl_cap=86400,
+        service_users=(ServiceUser("svc_reporting", "reader", 86400),),
     ))
 
     def check(_):
         (mount,) = registered(monitor, "vault:index/mount:Mount").values()
         assert (mount["type"], mount["maxLeaseTtlSeconds"]) == ("database", 86400)
         (conn,) = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection").values()
-        assert conn["allowedRoles"] == ["reader", "app"] and conn["verifyConnection"] is True
+        assert conn["allowedRoles"] == ["reader", "app", "svc_reporting"] and conn["verifyConnection"] is True
         # The block holds a secret, so the whole block travels as a secret.
         assert pulumi.runtime.rpc._special_secret_sig in conn["postgresql"].values()
         pg = unwrap(conn["postgresql"])
@@ -44,8 +45,11 @@ def test_engine_connection_roles_and_rotation(monitor):
         assert roles["db-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app")
         assert roles["db-role-app"]["revocationStatements"] == revocation_statements()
         assert (roles["db-role-reader"]["defaultTtl"], roles["db-role-reader"]["maxTtl"]) == (3600, 7200)
+        (static,) = registered(monitor, "vault:database/secretBackendStaticRole:SecretBackendStaticRole").values()
+        assert (static["username"], static["rotationPeriod"], static["dbName"]) == ("svc_reporting", 86400, "app")
 
-    return pulumi.Output.all(engine.roles, engine.root_rotation).apply(check)
+    # Every resource the check reads is behind one of these outputs.
+    return pulumi.Output.all(engine.roles, engine.static_roles, engine.root_rotation).apply(check)
 
 
 def test_engine_refuses_a_role_over_the_cap(monitor):
