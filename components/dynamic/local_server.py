@@ -1,16 +1,44 @@
 """What the dynamic providers of local server processes share."""
 
 import shutil
+import socket
 from typing import Any, Callable, TypeVar
 
-from pulumi.dynamic import ResourceProvider
+from pulumi.dynamic import CheckFailure, CheckResult, ResourceProvider
 
 
 T = TypeVar("T")
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 class LocalServerProvider(ResourceProvider):
     """A provider whose resource is a server process with a data folder (see `server`)."""
+
+    #: Inputs that are ports the server binds on 127.0.0.1.
+    port_inputs: tuple[str, ...] = ("port",)
+
+    def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
+        """Problems with props that no create could get past (a missing binary, say)."""
+        return []
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """At preview, before anything is made: the ports are free (unless this server holds them)."""
+        failures = self.preflight(news)
+        for key in self.port_inputs:
+            port = news.get(key)
+            ours = olds.get(key) == port and self.server(olds).running if olds else False
+            if isinstance(port, (int, float)) and not ours and port_in_use(int(port)):
+                failures.append(CheckFailure(key, f"127.0.0.1:{int(port)} is already in use by another process"))
+        return CheckResult(news, failures)
 
     @staticmethod
     def server(props: dict[str, Any]):

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
 
 from components.dynamic.local_server import LocalServerProvider
 
-from components.local.openbao import LocalOpenBao, initialize, is_active, unseal
+from components.local.openbao import LocalOpenBao, LocalOpenBaoError, bao_binary, initialize, is_active, unseal
 
 #: Inputs that only need the config rewritten and the server restarted.
 _RESTART_INPUTS = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
@@ -35,6 +35,14 @@ def _healthy(props: dict[str, Any]) -> bool:
 
 class _OpenBaoServerProvider(LocalServerProvider):
     server = staticmethod(_server)
+    port_inputs = ("port", "cluster_port")
+
+    def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
+        try:
+            bao_binary()
+        except LocalOpenBaoError as error:
+            return [CheckFailure("data_dir", str(error))]
+        return []
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         def build(server: LocalOpenBao) -> CreateResult:

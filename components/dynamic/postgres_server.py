@@ -16,11 +16,11 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
 
 from components.dynamic.local_server import LocalServerProvider
 
-from components.local.postgres import LocalPostgres
+from components.local.postgres import PG_BIN, LocalPostgres
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
 
 
@@ -38,6 +38,12 @@ def _outs(props: dict[str, Any]) -> dict[str, Any]:
 
 class _PostgresServerProvider(LocalServerProvider):
     server = staticmethod(_server)
+
+    def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
+        if not (PG_BIN / "postgres").exists():
+            return [CheckFailure("data_dir", f"no PostgreSQL server binaries in {PG_BIN}: run make bootstrap "
+                                             "(or set DBCREDS_PG_BIN)")]
+        return []
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         def build(server: LocalPostgres) -> CreateResult:

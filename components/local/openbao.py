@@ -114,6 +114,10 @@ class LocalOpenBao:
             return None
         return pid if str(self.data_dir / "config.hcl").encode() in cmdline else None
 
+    @property
+    def running(self) -> bool:
+        return self.pid() is not None
+
     def client(self, token: str | None = None) -> hvac.Client:
         return hvac.Client(url=self.address, token=token, verify=str(self.ca_file), timeout=10)
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import time
 import uuid
-from pathlib import Path
 
 import hvac
 import psycopg
@@ -188,33 +187,11 @@ def test_bad_config_fails_preview_naming_the_field_and_creates_nothing(stack, ke
     assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == []
 
 
-def bao_processes(data_dir) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "bao" in text and str(data_dir) in text:
-            found.append(text)
-    return found
-
-
-def test_a_failed_create_leaves_no_process_and_never_touches_foreign_data(stack, data_dir):
-    # Vault's port is taken: OpenBao exits; the failed create must not leave a process or its folder.
-    port = int(stack.get_config("dbcreds:vault_port").value)
+def test_a_port_in_use_fails_preview_naming_it(stack, data_dir):
+    port = int(stack.get_config("dbcreds:db_port").value)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        with pytest.raises(auto.CommandError, match="address already in use"):
-            stack.up(on_output=quiet)
-    assert bao_processes(data_dir) == []
-    assert not (data_dir / "openbao").exists()
-
-    # A data folder that holds something else is refused, and left as it was.
-    foreign = data_dir / "openbao" / "raft" / "vault.db"
-    foreign.parent.mkdir(parents=True)
-    foreign.write_text("someone else's data")
-    with pytest.raises(auto.CommandError, match="is not empty"):
-        stack.up(on_output=quiet)
-    assert foreign.read_text() == "someone else's data"
+        with pytest.raises(auto.CommandError, match=f"port.*127.0.0.1:{port} is already in use"):
+            stack.preview(on_output=quiet)
+    assert not (data_dir / "postgres").exists()
