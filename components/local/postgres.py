@@ -81,6 +81,8 @@ def _service_account() -> Optional[pwd.struct_passwd]:
 def _run_as_service(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     account = _service_account()
     if account is not None:
+        if shutil.which("runuser") is None:
+            raise LocalPostgresError(f"runuser (util-linux) is needed to run PostgreSQL as {SERVICE_USER}")
         args = ["runuser", "-u", account.pw_name, "--", *args]
     # From /, which any account may enter; the caller's folder may be private.
     return subprocess.run(args, capture_output=True, text=True, cwd="/", **kwargs)
@@ -163,8 +165,6 @@ class LocalPostgres:
         deadline = time.monotonic() + 30
         while self._postmaster_state() == "Z" and time.monotonic() < deadline:
             time.sleep(0.2)
-        if shutil.which("runuser") is None and os.geteuid() == 0:
-            raise LocalPostgresError("runuser is needed to start PostgreSQL as root")
         result = self._pg_ctl("start", "--wait", "--timeout", "60", "--log", str(self.data_dir / "server.log"))
         if result.returncode != 0:
             log = (self.data_dir / "server.log").read_text()[-2000:] if (self.data_dir / "server.log").exists() else ""
@@ -180,8 +180,3 @@ class LocalPostgres:
             result = self._pg_ctl("stop", "--wait", "--mode", "fast")
             if result.returncode != 0:
                 raise LocalPostgresError(f"stop failed: {result.stderr.strip()}")
-
-    def destroy(self) -> None:
-        """Stops the server and removes its data folder."""
-        self.stop()
-        shutil.rmtree(self.data_dir, ignore_errors=True)

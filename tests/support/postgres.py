@@ -2,6 +2,7 @@
 
 import contextlib
 import secrets
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,7 @@ def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Ite
                 conn.execute(statement)
         yield db
     finally:
-        server.destroy()
-        import shutil
-
+        server.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 
