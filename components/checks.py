@@ -71,7 +71,7 @@ class Report:
         return "; ".join(f"{r.name}: {r.detail}" for r in self.results if not r.passed)
 
 
-class _Files:
+class CaFiles:
     """The CA files hvac and libpq read, in a private temporary folder."""
 
     def __init__(self, target: Target):
@@ -85,20 +85,20 @@ class _Files:
         self._dir.cleanup()
 
 
-def _connect(target: Target, files: _Files, user: str, password: str, sslmode: str = "verify-full"):
+def _connect(target: Target, files: CaFiles, user: str, password: str, sslmode: str = "verify-full"):
     return psycopg.connect(
         host=target.db_host, port=target.db_port, dbname=target.db_name, user=user, password=password,
         sslmode=sslmode, sslrootcert=str(files.db_ca), connect_timeout=10, autocommit=True,
     )
 
 
-def _login(target: Target, files: _Files, client: ClientCheck) -> hvac.Client:
+def _login(target: Target, files: CaFiles, client: ClientCheck) -> hvac.Client:
     vault = hvac.Client(url=target.vault_addr, verify=str(files.vault_ca), timeout=15)
     vault.auth.approle.login(role_id=client.role_id, secret_id=client.secret_id, mount_point=client.approle_mount)
     return vault
 
 
-def _refused_login(target: Target, files: _Files, user: str, password: str) -> str:
+def _refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
     """Empty when the database refuses this login, else what happened."""
     try:
         _connect(target, files, user, password).close()
@@ -107,7 +107,7 @@ def _refused_login(target: Target, files: _Files, user: str, password: str) -> s
     return "the login was accepted"
 
 
-def check_client(target: Target, files: _Files, client: ClientCheck) -> list[CheckResult]:
+def check_client(target: Target, files: CaFiles, client: ClientCheck) -> list[CheckResult]:
     """The whole credential lifecycle of one client."""
     results = []
 
@@ -176,7 +176,7 @@ def check_client(target: Target, files: _Files, client: ClientCheck) -> list[Che
     return results
 
 
-def check_isolation(target: Target, files: _Files, client: ClientCheck, others: Sequence[ClientCheck]) -> CheckResult:
+def check_isolation(target: Target, files: CaFiles, client: ClientCheck, others: Sequence[ClientCheck]) -> CheckResult:
     """The client is refused every other client's creds path."""
     name = f"{client.name}: cannot read other clients' credentials"
     try:
@@ -192,12 +192,12 @@ def check_isolation(target: Target, files: _Files, client: ClientCheck, others: 
     return CheckResult(name, True)
 
 
-def check_bootstrap_password(target: Target, files: _Files, admin: str, bootstrap_password: str) -> CheckResult:
+def check_bootstrap_password(target: Target, files: CaFiles, admin: str, bootstrap_password: str) -> CheckResult:
     problem = _refused_login(target, files, admin, bootstrap_password)
     return CheckResult("the bootstrap admin password is rejected (root rotated)", not problem, problem)
 
 
-def check_plaintext_refused(target: Target, files: _Files, admin: str) -> CheckResult:
+def check_plaintext_refused(target: Target, files: CaFiles, admin: str) -> CheckResult:
     name = "a plaintext connection is refused"
     try:
         _connect(target, files, admin, "not-a-password", sslmode="disable").close()
@@ -209,7 +209,7 @@ def check_plaintext_refused(target: Target, files: _Files, admin: str) -> CheckR
 
 def run_checks(target: Target, clients: Sequence[ClientCheck], admin: str, bootstrap_password: str) -> Report:
     """Every check, in order; the report holds names and problems, never a secret."""
-    files = _Files(target)
+    files = CaFiles(target)
     started = time.monotonic()
     try:
         report = Report()

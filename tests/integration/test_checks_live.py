@@ -5,7 +5,7 @@ running the generated SQL: issuance, username template, revocation, root rotatio
 import psycopg
 import pytest
 
-from components.checks import _Files, check_bootstrap_password, run_checks
+from components.checks import CaFiles, check_bootstrap_password, run_checks
 from tests.support.demo import client_checks
 
 
@@ -55,7 +55,7 @@ def test_a_check_that_should_fail_does(engine_env):
 def test_the_bootstrap_password_check_fails_for_a_password_that_works(engine_env):
     db, _vault, _clients, target = engine_env
 
-    files = _Files(target)
+    files = CaFiles(target)
     try:
         # The admin password rotated: the bootstrap one is refused.
         assert check_bootstrap_password(target, files, db.admin, db.admin_password).passed
