@@ -190,7 +190,3 @@ def is_active(client: hvac.Client) -> bool:
         return False
     return isinstance(response, dict) and response.get("sealed") is False and response.get("standby") is False
 
-
-def audit_devices(client: hvac.Client) -> dict:
-    """The enabled audit devices by path (an authenticated client)."""
-    return client.sys.list_enabled_audit_devices()["data"]
