@@ -3,6 +3,8 @@
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 STACK ?= dev
 ENV = eval "$$(python3 toolchain/env.py)"
+# A lock left by a killed `pulumi` run on this host would block every command.
+UNLOCK = python3 -m toolchain.recover $(STACK)
 
 .PHONY: bootstrap env up down preview test unit clean
 
@@ -14,14 +16,14 @@ env:
 
 # Creates the stack on the local file backend the first time.
 up: bootstrap
-	@$(ENV) && (pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase) \
+	@$(ENV) && $(UNLOCK) && (pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase) \
 	  && pulumi up --stack $(STACK) --yes --skip-preview
 
 preview: bootstrap
-	@$(ENV) && pulumi preview --stack $(STACK)
+	@$(ENV) && $(UNLOCK) && pulumi preview --stack $(STACK)
 
 down: bootstrap
-	@$(ENV) && if pulumi stack select $(STACK) 2>/dev/null; then \
+	@$(ENV) && $(UNLOCK) && if pulumi stack select $(STACK) 2>/dev/null; then \
 	  pulumi destroy --stack $(STACK) --yes --skip-preview && pulumi stack rm $(STACK) --yes --preserve-config; fi
 
 test: bootstrap

@@ -10,9 +10,17 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-#: Table privileges a dynamic role may hold. Anything wider (ALL, TRUNCATE,
-#: REFERENCES, TRIGGER) or role-level (SUPERUSER, CREATEROLE...) is refused.
+#: Table privileges a dynamic role may hold, in either dialect. Anything wider
+#: (ALL, TRUNCATE, DROP, ZONECONFIG...) or role-level (SUPERUSER, CREATEROLE...) is refused.
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+#: The SQL dialects the database secrets engine drives, by stack config name.
+DIALECTS = {"postgresql": "PostgreSQL", "cockroachdb": "CockroachDB"}
+#: Every table privilege each dialect knows: a word outside its list is a typo
+#: or another dialect's privilege, and the error says so.
+DIALECT_TABLE_PRIVILEGES = {
+    "postgresql": (*TABLE_PRIVILEGES, "ALL", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"),
+    "cockroachdb": (*TABLE_PRIVILEGES, "ALL", "CREATE", "DROP", "ZONECONFIG", "BACKUP", "CHANGEFEED"),
+}
 
 #: Vault role names become part of generated usernames and of SQL identifiers.
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -83,8 +91,22 @@ def _names(raw: Any, field: str) -> list[str]:
     return list(raw)
 
 
-def validate_grant_spec(name: str, raw: Mapping[str, Any], max_ttl_cap: int, field: str = "roles") -> GrantSpec:
-    """A GrantSpec from raw stack config, or a SpecError naming the field."""
+def _check_privilege(privilege: str, dialect: str, field: str) -> None:
+    word = privilege.upper()
+    if word not in DIALECT_TABLE_PRIVILEGES[dialect]:
+        raise SpecError(field, f"{privilege!r} is not a {DIALECTS[dialect]} table privilege")
+    if word not in TABLE_PRIVILEGES:
+        raise SpecError(field, f"{privilege!r} is wider than a dynamic role may hold: "
+                               f"use {', '.join(TABLE_PRIVILEGES)}")
+
+
+def validate_grant_spec(
+    name: str, raw: Mapping[str, Any], max_ttl_cap: int, dialect: str = "postgresql", field: str = "roles",
+) -> GrantSpec:
+    """A GrantSpec from raw stack config, or a SpecError naming the field.
+
+    dialect is a key of DIALECTS: privileges are checked against it.
+    """
     here = f"{field}.{name}"
     if not isinstance(name, str) or not ROLE_NAME.match(name):
         raise SpecError(here, "role names are 1 to 16 of a-z, 0-9 and -, starting with a letter")
@@ -98,10 +120,7 @@ def validate_grant_spec(name: str, raw: Mapping[str, Any], max_ttl_cap: int, fie
     if not privileges:
         raise SpecError(f"{here}.privileges", "must list at least one privilege")
     for privilege in privileges:
-        if privilege.upper() not in TABLE_PRIVILEGES:
-            raise SpecError(
-                f"{here}.privileges", f"{privilege!r} is not one of {', '.join(TABLE_PRIVILEGES)}"
-            )
+        _check_privilege(privilege, dialect, f"{here}.privileges")
 
     schemas = _names(raw.get("schemas"), f"{here}.schemas")
     for schema in schemas:

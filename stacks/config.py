@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.grants import SQL_NAME, GrantSpec, ServiceUser, SpecError, parse_ttl, validate_grant_spec
+from components.grants import DIALECTS, SQL_NAME, GrantSpec, ServiceUser, SpecError, parse_ttl, validate_grant_spec
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
-    "db_port", "db_name", "max_ttl_cap",
+    "db_engine", "db_port", "db_name", "max_ttl_cap",
 )
 #: Read with get_object: structured values.
 OBJECT_FIELDS = ("roles", "service_users")
@@ -47,6 +47,8 @@ class StackConfig:
     roles: tuple[GrantSpec, ...]
     #: Pre-existing service users for Vault static roles.
     service_users: tuple[ServiceUser, ...] = ()
+    #: The database's SQL dialect, a key of components.grants.DIALECTS.
+    db_engine: str = "postgresql"
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -91,6 +93,9 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
     threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
 
+    db_engine = raw.get("db_engine", "postgresql")
+    if db_engine not in DIALECTS:
+        raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")
     db_port = _port(raw, "db_port", 15432)
     if db_port in (vault_port, cluster_port):
         raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
@@ -102,7 +107,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         roles_raw = raw.get("roles", {})
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
-        roles = tuple(validate_grant_spec(role, spec, cap) for role, spec in roles_raw.items())
+        roles = tuple(validate_grant_spec(role, spec, cap, db_engine) for role, spec in roles_raw.items())
         service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles})
     except SpecError as error:
         raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
@@ -110,7 +115,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
-        max_ttl_cap=cap, roles=roles, service_users=service_users,
+        max_ttl_cap=cap, roles=roles, service_users=service_users, db_engine=db_engine,
     )
 
 

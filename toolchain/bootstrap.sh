@@ -5,6 +5,8 @@
 #     into a per-user cache keyed by version, so that other checkouts reuse them;
 #   - the Python SDK's own shims (the program runner and the dynamic-provider
 #     plugin), installed from the pulumi sdk/v3 Go module at the SDK's version;
+#   - the Kubernetes provider plugin, built from its Go module (the Kubernetes
+#     target renders manifests with it);
 #   - .tools/bin, the folder `make env` puts on PATH;
 #   - PostgreSQL 15's server binaries (Debian's), when missing.
 # A warm run changes nothing and takes seconds.
@@ -81,12 +83,43 @@ go_build() {
 # carries two scripts the Python SDK needs outside its wheel: the runner the
 # language host starts for a program, and the plugin that serves dynamic providers.
 sdk_module_dir() {
-  local version dir
-  version=$(pinned pulumi)
-  dir=$(go mod download -json "github.com/pulumi/pulumi/sdk/v3@v$version" \
-        | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-  [ -d "$dir" ] || die "the Go module proxy could not serve github.com/pulumi/pulumi/sdk/v3@v$version"
+  module_dir "github.com/pulumi/pulumi/sdk/v3@v$(pinned pulumi)"
+}
+
+# module_dir MODULE@VERSION: the module's folder in Go's module cache (downloaded if needed).
+module_dir() {
+  local dir
+  dir=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || die "the Go module proxy could not serve $1"
   echo "$dir"
+}
+
+# The Kubernetes provider, a native Go provider. Its main package embeds a
+# schema file made at build time by its own generate.go (the module zip has
+# only schema.json), so it is built in a writable copy of the module.
+kubernetes_provider() {
+  local version module=github.com/pulumi/pulumi-kubernetes
+  version=$(pinned pulumi-kubernetes)
+  local name=pulumi-resource-kubernetes
+  local out="$cache/$name/v$version/$name"
+  if [ -x "$out" ]; then
+    say "$name v$version: cached"
+    return
+  fi
+  local start=$SECONDS src work
+  src=$(module_dir "$module/provider/v4@$PULUMI_KUBERNETES_PROVIDER_MODULE")
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  cp -r "$src/." "$work/" && chmod -R u+w "$work"
+  say "$name v$version: building (about 8 minutes and 4.5 GB of memory on 2 cores)"
+  (cd "$work" && go mod edit -replace "$module/sdk/v4=$module/sdk/v4@$PULUMI_KUBERNETES_GO_SDK") \
+    || die "$name: cannot replace sdk/v4"
+  (cd "$work/cmd/$name" && VERSION=$version go run generate.go) || die "$name: generate.go failed"
+  mkdir -p "$(dirname "$out")"
+  (cd "$work" && go build -trimpath -ldflags "-s -w -X $module/provider/v4/pkg/version.Version=$version" \
+      -o "$out.tmp" "./cmd/$name") || die "$name: go build failed"
+  mv "$out.tmp" "$out"
+  say "$name v$version: built in $((SECONDS - start))s"
 }
 
 # PostgreSQL's server binaries come from Debian's postgresql-15, installed
@@ -130,4 +163,6 @@ link_tool "$cache/pulumi-language-python/v$PULUMI_LANGUAGE_PYTHON_VERSION/pulumi
 sdk=$(sdk_module_dir)
 install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/pulumi-resource-pulumi-python" "$tools/"
 say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
+kubernetes_provider
+link_tool "$cache/pulumi-resource-kubernetes/v$(pinned pulumi-kubernetes)/pulumi-resource-kubernetes"
 say "done in $((SECONDS - start))s (binaries cached in $cache)"

@@ -2,6 +2,7 @@
 
 import shutil
 import socket
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from pulumi.dynamic import CheckFailure, CheckResult, ResourceProvider
@@ -20,6 +21,19 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def creating_marker(data_dir: Path) -> Path:
+    """A file beside the data folder, from the start of a create until the state records its result.
+
+    The engine writes a create's result to the state only after the provider
+    returns it: if `pulumi up` is killed in between (or mid-create), the state
+    has a pending create and no outputs, so the server's root token or admin
+    password are lost with it. The marker tells the next create that the folder
+    and the process in it are that unrecorded work, safe to clear. The first
+    `check` that gets the server back as recorded state removes the marker.
+    """
+    return data_dir.with_name(data_dir.name + ".creating")
+
+
 class LocalServerProvider(ResourceProvider):
     """A provider whose resource is a server process with a data folder (see `server`)."""
 
@@ -33,9 +47,12 @@ class LocalServerProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """At preview, before anything is made: the ports are free (unless this server holds them)."""
         failures = self.preflight(news)
+        if olds:
+            creating_marker(self.server(olds).data_dir).unlink(missing_ok=True)
+        interrupted = creating_marker(self.server(news).data_dir).exists()
         for key in self.port_inputs:
             port = news.get(key)
-            ours = olds.get(key) == port and self.server(olds).running if olds else False
+            ours = olds.get(key) == port and self.server(olds).running if olds else interrupted
             if isinstance(port, (int, float)) and not ours and port_in_use(int(port)):
                 failures.append(CheckFailure(key, f"127.0.0.1:{int(port)} is already in use by another process"))
         return CheckResult(news, failures)
@@ -50,21 +67,31 @@ class LocalServerProvider(ResourceProvider):
 
         A failed create records nothing in the state, so a process left running
         would leak past `pulumi destroy`. A folder with data in it is never
-        touched: it may hold another server's data.
+        touched, unless its create never reached the state (`creating_marker`):
+        that server's secrets were lost with it, so it could never be used, and
+        it is cleared before starting again.
         """
         server = self.server(props)
+        marker = creating_marker(server.data_dir)
+        if marker.exists():
+            self._remove(server)
         if server.data_dir.exists() and any(server.data_dir.iterdir()):
             raise RuntimeError(f"data folder {server.data_dir} is not empty: it may hold another server's data; "
                                "remove it or choose another data_dir")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
         try:
             return build(server)
         except BaseException:
-            server.stop()
-            shutil.rmtree(server.data_dir, ignore_errors=True)
+            self._remove(server)
             raise
+
+    @staticmethod
+    def _remove(server) -> None:
+        server.stop()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+        creating_marker(server.data_dir).unlink(missing_ok=True)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Stops the server and removes its data folder: nothing of it is left."""
-        server = self.server(props)
-        server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
+        self._remove(self.server(props))

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from components.grants import GrantSpec
 from components.local.postgres import LocalPostgres
@@ -47,19 +47,45 @@ def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
             conn.execute(statement)
 
 
+def _table_privileges(conn: psycopg.Connection, props: dict[str, Any]) -> tuple[set, set]:
+    """(what the group holds, what its spec gives) as {(schema, table, privilege)}, in the schemas
+    the spec reaches (the ones `_apply` manages)."""
+    spec = _spec(props)
+    held = set(conn.execute(
+        "SELECT table_schema, table_name, privilege_type FROM information_schema.role_table_grants"
+        " WHERE grantee = %s AND table_schema = ANY(%s)", (props["group"], schemas_of(spec))).fetchall())
+    tables = {tuple(t.split(".")) for t in spec.tables}
+    tables |= set(conn.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = ANY(%s)",
+        (list(spec.schemas),)).fetchall())
+    return held, {(schema, table, p) for schema, table in tables for p in spec.privileges}
+
+
 class _PostgresGroupProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         _apply(props, schemas_of(_spec(props)))
-        return CreateResult(id_=props["group"], outs=props)
+        return CreateResult(id_=props["group"], outs={**props, "in_sync": True})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """For `pulumi refresh`: a group dropped by hand is gone from the state (the next up makes it
+        again); one whose table privileges differ from its spec is marked out of sync (the next up
+        re-applies the spec)."""
+        with _connect(props) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["group"],)).fetchone():
+                return ReadResult(id_=None, outs={})
+            held, wanted = _table_privileges(conn, props)
+        return ReadResult(id_=id_, outs={**props, "in_sync": held == wanted})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("data_dir", "database", "group", "admin") if olds.get(k) != news.get(k)]
         changed = [k for k in (*_SPEC_FIELDS, "port") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
+        drifted = olds.get("in_sync") is False
+        return DiffResult(changes=bool(replaces or changed or drifted), replaces=replaces,
+                          delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         _apply(news, sorted(set(schemas_of(_spec(olds))) | set(schemas_of(_spec(news)))))
-        return UpdateResult(outs=news)
+        return UpdateResult(outs={**news, "in_sync": True})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         group = props["group"]

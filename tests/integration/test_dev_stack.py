@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import time
 import uuid
 
@@ -168,30 +167,3 @@ def test_dev_stack_lifecycle(stack, tmp_path, data_dir):
     assert not (data_dir / "postgres").exists()
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(outputs["vault_addr"].value + "/v1/sys/health", verify=False, timeout=5)
-
-
-@pytest.mark.parametrize("key, value, field", [
-    ("dbcreds:roles", json.dumps({"app": {"privileges": ["SELECT"], "schemas": ["public"], "max_ttl": "90d"}}),
-     "roles.app.max_ttl"),
-    ("dbcreds:roles", json.dumps({"app": {"privileges": ["SUPERUSER"], "schemas": ["public"]}}),
-     "roles.app.privileges"),
-    ("dbcreds:db_port", "80", "db_port"),
-])
-def test_bad_config_fails_preview_naming_the_field_and_creates_nothing(stack, key, value, field):
-    stack.set_config(key, auto.ConfigValue(value), path=False)
-    with pytest.raises(auto.CommandError, match=f"config {field}: "):
-        stack.preview(on_output=quiet)
-    with pytest.raises(auto.CommandError, match=f"config {field}: "):
-        stack.up(on_output=quiet)
-    resources = stack.export_stack().deployment.get("resources") or []
-    assert [r["type"] for r in resources if r["type"] != "pulumi:pulumi:Stack"] == []
-
-
-def test_a_port_in_use_fails_preview_naming_it(stack, data_dir):
-    port = int(stack.get_config("dbcreds:db_port").value)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", port))
-        taken.listen()
-        with pytest.raises(auto.CommandError, match=f"port.*127.0.0.1:{port} is already in use"):
-            stack.preview(on_output=quiet)
-    assert not (data_dir / "postgres").exists()

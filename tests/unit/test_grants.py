@@ -73,3 +73,27 @@ def test_bad_specs_name_the_field(name, raw, field):
         validate_grant_spec(name, raw, max_ttl_cap=DAY)
     assert error.value.field == field
     assert str(error.value).startswith(field + ": ")
+
+
+@pytest.mark.parametrize("dialect, privilege, problem", [
+    # Another dialect's privilege, or no privilege at all: named as unknown here.
+    ("postgresql", "ZONECONFIG", "is not a PostgreSQL table privilege"),
+    ("postgresql", "SELEKT", "is not a PostgreSQL table privilege"),
+    ("cockroachdb", "TRUNCATE", "is not a CockroachDB table privilege"),
+    ("cockroachdb", "MAINTAIN", "is not a CockroachDB table privilege"),
+    # Real in the dialect, but wider than a dynamic role may hold.
+    ("postgresql", "TRUNCATE", "is wider than a dynamic role may hold"),
+    ("cockroachdb", "ZONECONFIG", "is wider than a dynamic role may hold"),
+    ("cockroachdb", "DROP", "is wider than a dynamic role may hold"),
+])
+def test_privileges_are_checked_against_the_dialect(dialect, privilege, problem):
+    with pytest.raises(SpecError, match=problem) as error:
+        validate_grant_spec("app", valid(privileges=[privilege]), max_ttl_cap=DAY, dialect=dialect)
+    assert error.value.field == "roles.app.privileges"
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "cockroachdb"])
+def test_both_dialects_take_the_four_table_privileges(dialect):
+    spec = validate_grant_spec("app", valid(privileges=["SELECT", "INSERT", "UPDATE", "DELETE"]),
+                               max_ttl_cap=DAY, dialect=dialect)
+    assert spec.privileges == ("SELECT", "INSERT", "UPDATE", "DELETE")

@@ -1,0 +1,176 @@
+"""Bad input against a running dev stack: each case fails `pulumi preview` and `pulumi up` with an
+error that names what to fix, and leaves every resource and the state as they were.
+
+One stack is brought up once; each case changes its config (or environment),
+runs preview and up, compares the state with the one before, and puts the
+config back. The pure validation behind most cases has its own unit tests
+(tests/unit/test_config.py, test_grants.py); this proves the engine stops there.
+"""
+
+import json
+import shutil
+import socket
+import uuid
+from contextlib import contextmanager
+
+import pytest
+from pulumi import automation as auto
+
+from tests.automation import root_program, temporary_stack
+from tests.support.ports import free_port
+from toolchain.env import ROOT
+
+ROLES = {
+    "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
+    "app": {"privileges": ["SELECT", "INSERT"], "tables": ["public.users", "public.orders"], "max_ttl": "2h"},
+}
+
+
+def quiet(_line: str) -> None:
+    """Keeps engine output out of the test log."""
+
+
+def role(**fields):
+    """The app role with some fields changed (None removes a field)."""
+    spec = {**ROLES["app"], **fields}
+    return {k: v for k, v in spec.items() if v is not None}
+
+
+def roles(**specs):
+    return ("dbcreds:roles", json.dumps({"reader": ROLES["reader"], **specs}))
+
+
+# (case, config key, value, what the error must contain)
+CASES = [
+    ("ttl that does not parse", *roles(app=role(default_ttl="1 hour")), "config roles.app.default_ttl: "),
+    ("max_ttl that does not parse", *roles(app=role(max_ttl="forever")), "config roles.app.max_ttl: "),
+    ("negative ttl", *roles(app=role(max_ttl="-5m")), "config roles.app.max_ttl: "),
+    ("cap that does not parse", "dbcreds:max_ttl_cap", "24 hours", "config max_ttl_cap: "),
+    ("default_ttl > max_ttl", *roles(app=role(default_ttl="3h", max_ttl="2h")), "config roles.app.default_ttl: "),
+    ("max_ttl over the cap", *roles(app=role(max_ttl="90d")), "config roles.app.max_ttl: "),
+    ("unknown privilege", *roles(app=role(privileges=["SELEKT"])), "config roles.app.privileges: 'SELEKT' is not"),
+    ("another dialect's privilege", *roles(app=role(privileges=["ZONECONFIG"])),
+     "config roles.app.privileges: 'ZONECONFIG' is not a PostgreSQL"),
+    ("privilege wider than allowed", *roles(app=role(privileges=["TRUNCATE"])),
+     "config roles.app.privileges: 'TRUNCATE' is wider"),
+    ("role-level privilege", *roles(app=role(privileges=["SUPERUSER"])), "config roles.app.privileges: "),
+    ("no privileges", *roles(app=role(privileges=[])), "config roles.app.privileges: "),
+    ("quote in a role name", *roles(**{'ap"p': role()}), 'config roles.ap"p: '),
+    ("semicolon in a role name", *roles(**{"app;drop": role()}), "config roles.app;drop: "),
+    ("unicode in a role name", *roles(**{"äpp": role()}), "config roles.äpp: "),
+    ("empty role name", *roles(**{"": role()}), "config roles.: "),
+    ("role name that would overflow usernames", *roles(**{"a" * 40: role()}), f"config roles.{'a' * 40}: "),
+    ("quote and semicolon in a table", *roles(app=role(tables=['public.users"; DROP TABLE x; --'])),
+     "config roles.app.tables: "),
+    ("unicode in a schema", *roles(app=role(tables=None, schemas=["pübl"])), "config roles.app.schemas: "),
+    ("duplicate table", *roles(app=role(tables=["public.users", "public.users"])), "config roles.app.tables: "),
+    ("unknown grant spec field", *roles(app=role(ttl="1h")), "config roles.app.ttl: "),
+    ("a spec that grants nothing", *roles(app=role(tables=None)), "config roles.app: "),
+    ("no roles", "dbcreds:roles", "{}", "config roles: "),
+    ("unknown engine", "dbcreds:db_engine", "mysql", "config db_engine: "),
+    ("quote in the database name", "dbcreds:db_name", 'app"; DROP', "config db_name: "),
+    ("port out of range", "dbcreds:db_port", "80", "config db_port: "),
+    ("port shared with Vault", "dbcreds:vault_cluster_port", "{vault_port}", "config vault_cluster_port: "),
+    ("threshold above shares", "dbcreds:vault_key_threshold", "2", "config vault_key_threshold: "),
+    ("certificate outliving its CA", "dbcreds:cert_validity_hours", "9000", "config cert_validity_hours: "),
+    ("service user of no role", "dbcreds:service_users", json.dumps({"svc": {"role": "nope"}}),
+     "config service_users.svc.role: "),
+    ("service user rotation too long", "dbcreds:service_users",
+     json.dumps({"svc": {"role": "reader", "rotation_period": "90d"}}), "config service_users.svc.rotation_period: "),
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("bad-input")
+    data_dir = ROOT / ".data" / "tests" / f"bad-{uuid.uuid4().hex[:8]}"
+    with temporary_stack(root_program(tmp_path), tmp_path, "bad-input") as stack:
+        stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
+        stack.set_all_config({
+            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
+            "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
+            "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
+            "dbcreds:db_port": auto.ConfigValue(str(free_port())),
+        })
+        stack.up(on_output=quiet)
+        yield stack
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def resources(stack) -> list:
+    """Every resource as the state holds it (secrets as their ciphertext).
+
+    Default providers are left out: their recorded inputs mirror the stack's
+    config, which each case changes on purpose, and the engine records them
+    before a resource's check can fail.
+    """
+    return [r for r in stack.export_stack().deployment["resources"]
+            if not r["type"].startswith("pulumi:providers:")]
+
+
+@contextmanager
+def changed_config(stack, key, value):
+    old = stack.get_config(key) if key in stack.get_all_config() else None
+    stack.set_config(key, auto.ConfigValue(value), path=False)
+    try:
+        yield
+    finally:
+        if old is None:
+            stack.remove_config(key)
+        else:
+            stack.set_config(key, old, path=False)
+
+
+def assert_refused(stack, message: str) -> None:
+    before = resources(stack)
+    with pytest.raises(auto.CommandError) as preview:
+        stack.preview(on_output=quiet)
+    assert message in str(preview.value)
+    with pytest.raises(auto.CommandError) as up:
+        stack.up(on_output=quiet)
+    assert message in str(up.value)
+    assert resources(stack) == before
+
+
+@pytest.mark.parametrize("case, key, value, message", CASES, ids=[c[0] for c in CASES])
+def test_bad_config_is_refused_at_preview_naming_the_field(stack, case, key, value, message):
+    value = value.replace("{vault_port}", stack.get_config("dbcreds:vault_port").value)
+    with changed_config(stack, key, value):
+        assert_refused(stack, message)
+
+
+def test_a_port_in_use_is_refused_naming_it(stack):
+    port = free_port()
+    with socket.socket() as taken, changed_config(stack, "dbcreds:db_port", str(port)):
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        assert_refused(stack, f"property port value {{{port}}} has a problem: 127.0.0.1:{port} is already in use")
+
+
+def test_a_missing_server_binary_is_refused_naming_it(stack, tmp_path):
+    stack.workspace.env_vars["DBCREDS_PG_BIN"] = str(tmp_path / "no-postgres")
+    try:
+        assert_refused(stack, f"no PostgreSQL server binaries in {tmp_path / 'no-postgres'}")
+    finally:
+        del stack.workspace.env_vars["DBCREDS_PG_BIN"]
+
+
+def test_a_wrong_passphrase_is_refused_and_the_state_kept(stack, tmp_path):
+    env = stack.workspace.env_vars
+    right = env["PULUMI_CONFIG_PASSPHRASE_FILE"]
+    wrong = tmp_path / "wrong-passphrase"
+    wrong.write_text("not the passphrase")
+    before = json.dumps(resources(stack))
+    env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(wrong)
+    try:
+        for run in (stack.preview, stack.up):
+            with pytest.raises(auto.CommandError, match="incorrect passphrase"):
+                run(on_output=quiet)
+    finally:
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = right
+    assert json.dumps(resources(stack)) == before
+
+
+def test_after_every_case_the_stack_is_as_declared(stack):
+    """Runs last in this module: the refused changes left nothing to converge."""
+    stack.preview(on_output=quiet, expect_no_changes=True)

@@ -1,0 +1,233 @@
+"""Faults on a running dev stack: after each, the next `up` converges with nothing lost.
+
+One stack serves the faults that leave it up; an interrupted first `up` has a
+stack of its own.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import hvac
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from tests.automation import root_program, temporary_stack
+from tests.support.ports import free_port
+from toolchain.env import ROOT
+from toolchain.recover import recover
+
+ROLES = {
+    "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
+    "app": {"privileges": ["SELECT", "INSERT"], "tables": ["public.users", "public.orders"], "max_ttl": "2h"},
+}
+GRANTS = {
+    "dbcreds_group_reader": {("users", "SELECT"), ("orders", "SELECT")},
+    "dbcreds_group_app": {(t, p) for t in ("users", "orders") for p in ("SELECT", "INSERT")},
+}
+
+
+def quiet(_line: str) -> None:
+    """Keeps engine output out of the test log."""
+
+
+def configure(stack, data_dir: Path) -> None:
+    stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
+    stack.set_all_config({
+        "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
+        "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
+        "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
+        "dbcreds:db_port": auto.ConfigValue(str(free_port())),
+    })
+
+
+def new_data_dir(prefix: str) -> Path:
+    """Under the checkout: PostgreSQL's system user cannot enter pytest's private tmp folders."""
+    return ROOT / ".data" / "tests" / f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    """(stack, data_dir, outputs) of a stack that is up."""
+    tmp_path = tmp_path_factory.mktemp("faults")
+    data_dir = new_data_dir("faults")
+    with temporary_stack(root_program(tmp_path), tmp_path, "faults") as stack:
+        configure(stack, data_dir)
+        outputs = stack.up(on_output=quiet).outputs
+        yield stack, data_dir, outputs
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def superuser(data_dir: Path, port: int) -> psycopg.Connection:
+    return psycopg.connect(f"host={data_dir / 'postgres'} port={port} user=postgres dbname=app", autocommit=True)
+
+
+def group_grants(data_dir: Path, port: int) -> dict[str, set[tuple[str, str]]]:
+    with superuser(data_dir, port) as conn:
+        rows = conn.execute(
+            "SELECT grantee, table_name, privilege_type FROM information_schema.role_table_grants "
+            "WHERE grantee LIKE 'dbcreds\\_group\\_%'").fetchall()
+    grants: dict[str, set] = {}
+    for grantee, table, privilege in rows:
+        grants.setdefault(grantee, set()).add((table, privilege))
+    return grants
+
+
+def vault(outputs, tmp_path) -> hvac.Client:
+    ca_file = tmp_path / "vault-ca.pem"
+    ca_file.write_text(outputs["vault_ca_pem"].value)
+    return hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
+                       verify=str(ca_file), timeout=10)
+
+
+def processes_of(data_dir: Path) -> list[str]:
+    """Command lines of live (not zombie) processes started for the data folder."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if str(data_dir) in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+def assert_converged(stack, data_dir, outputs, tmp_path) -> None:
+    stack.preview(on_output=quiet, expect_no_changes=True)
+    client = vault(outputs, tmp_path)
+    assert not client.sys.is_sealed() and client.is_authenticated()
+    assert group_grants(data_dir, outputs["db_port"].value) == GRANTS
+
+
+def test_sealed_vault_is_unsealed_by_the_next_up(running, tmp_path):
+    stack, data_dir, outputs = running
+    client = vault(outputs, tmp_path)
+    client.sys.enable_secrets_engine("kv", path="kv-faults", options={"version": "2"})
+    client.secrets.kv.v2.create_or_update_secret("kept", secret={"v": "1"}, mount_point="kv-faults")
+    client.sys.seal()
+    assert client.sys.is_sealed()
+    assert stack.preview(on_output=quiet).change_summary.get("update") == 1
+    stack.up(on_output=quiet)
+    assert client.secrets.kv.v2.read_secret_version("kept", mount_point="kv-faults",
+                                                     raise_on_deleted_version=True)["data"]["data"] == {"v": "1"}
+    assert_converged(stack, data_dir, outputs, tmp_path)
+
+
+def test_dropped_group_role_is_made_again(running, tmp_path):
+    stack, data_dir, outputs = running
+    with superuser(data_dir, outputs["db_port"].value) as conn:
+        conn.execute("DROP OWNED BY dbcreds_group_reader")
+        conn.execute("DROP ROLE dbcreds_group_reader")
+    stack.refresh(on_output=quiet)
+    stack.up(on_output=quiet)
+    assert_converged(stack, data_dir, outputs, tmp_path)
+
+
+def test_grants_changed_by_hand_are_put_back(running, tmp_path):
+    stack, data_dir, outputs = running
+    with superuser(data_dir, outputs["db_port"].value) as conn:
+        conn.execute("GRANT DELETE, UPDATE ON public.users TO dbcreds_group_reader")
+        conn.execute("REVOKE INSERT ON public.orders FROM dbcreds_group_app")
+    # Without a refresh the state still says all is well: the drift is found by refresh.
+    stack.refresh(on_output=quiet)
+    assert stack.preview(on_output=quiet).change_summary.get("update") == 2
+    stack.up(on_output=quiet)
+    assert_converged(stack, data_dir, outputs, tmp_path)
+
+
+def test_postgres_down_and_its_port_taken_fails_clearly_then_recovers(running, tmp_path):
+    stack, data_dir, outputs = running
+    port = outputs["db_port"].value
+    pid = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(1)
+    # Another process took the port while the server was down.
+    intruder = subprocess.Popen(["python3", "-c", f"""
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", {port})); s.listen(); time.sleep(600)"""])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with pytest.raises(auto.CommandError, match=f"port.*127.0.0.1:{port} is already in use"):
+            stack.up(on_output=quiet)
+    finally:
+        intruder.kill()
+        intruder.wait()
+    stack.up(on_output=quiet)
+    assert_converged(stack, data_dir, outputs, tmp_path)
+
+
+def test_vault_killed_during_up(running, tmp_path):
+    stack, data_dir, outputs = running
+    pid = int((data_dir / "openbao" / "bao.pid").read_text())
+    changed = {**ROLES, "reader": {**ROLES["reader"], "max_ttl": "90m"}}
+    stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(changed)), path=False)
+    # Kill Vault once the engine holds the stack's lock, i.e. while `up` runs.
+    locks = Path(stack.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://")) / ".pulumi" / "locks"
+
+    def kill_when_locked():
+        deadline = time.monotonic() + 60
+        while not any(locks.rglob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_locked)
+    killer.start()
+    try:
+        stack.up(on_output=quiet)
+    except auto.CommandError:
+        pass  # Whether this up saw Vault die or not depends on timing; the next one must converge.
+    finally:
+        killer.join()
+        stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
+    stack.up(on_output=quiet)
+    assert_converged(stack, data_dir, outputs, tmp_path)
+
+
+def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
+    data_dir = new_data_dir("killed")
+    with temporary_stack(root_program(tmp_path), tmp_path, "killed") as stack:
+        configure(stack, data_dir)
+        env = {**os.environ, **stack.workspace.env_vars}
+        up = subprocess.Popen(
+            [str(ROOT / ".tools" / "bin" / "pulumi"), "up", "--yes", "--skip-preview", "--non-interactive",
+             "--stack", stack.name],
+            cwd=stack.workspace.work_dir, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        # Kill the CLI, the program and the providers once OpenBao is starting.
+        deadline = time.monotonic() + 60
+        while not (data_dir / "openbao" / "bao.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.killpg(up.pid, signal.SIGKILL)
+        up.wait()
+        pending = stack.export_stack().deployment.get("pending_operations") or []
+        assert pending, "the kill came too late to leave an operation pending"
+
+        # What `make up` does: the lock of the killed run is removed, its pending creates dropped, then up.
+        assert recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
+        outputs = stack.up(on_output=quiet).outputs
+        assert not stack.export_stack().deployment.get("pending_operations")
+        # One server of each, the interrupted ones stopped.
+        assert len([c for c in processes_of(data_dir) if "bao server" in c]) == 1
+        assert len([c for c in processes_of(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) <= 1
+        assert_converged(stack, data_dir, outputs, tmp_path)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    assert processes_of(data_dir) == []
