@@ -26,7 +26,8 @@ import pulumi
 import pulumi_vault as vault
 
 from components.grants import GrantSpec, ServiceUser
-from components.postgres_sql import creation_statements, revocation_statements, username_template
+from components.postgres_sql import username_template
+from components.sql_dialects import creation_statements, revocation_statements
 
 #: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
 MAX_OPEN_CONNECTIONS = 4
@@ -51,6 +52,8 @@ class DatabaseSecretsEngineArgs:
     service_users: tuple[ServiceUser, ...] = ()
     #: Bump to send a new bootstrap password (then rotated at once).
     bootstrap_password_version: int = 1
+    #: The database's SQL dialect (a key of components.grants.DIALECTS).
+    dialect: str = "postgresql"
 
 
 def connection_url(host: str, port: int, database: str, ca_file: str) -> str:
@@ -109,8 +112,10 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         roles = [
             vault.database.SecretBackendRole(
                 f"{name}-role-{spec.name}", backend=mount.path, name=spec.name, db_name=connection.name,
-                creation_statements=group_roles.apply(lambda groups, s=spec: creation_statements(groups[s.name])),
-                revocation_statements=revocation_statements(),
+                creation_statements=group_roles.apply(
+                    lambda groups, s=spec: creation_statements(args.dialect, groups[s.name])),
+                revocation_statements=group_roles.apply(
+                    lambda groups, s=spec: revocation_statements(args.dialect, groups[s.name])),
                 default_ttl=spec.default_ttl, max_ttl=spec.max_ttl, opts=child,
             )
             for spec in args.specs
