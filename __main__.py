@@ -3,6 +3,7 @@
 import pulumi
 
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
@@ -32,25 +33,39 @@ vault_server = VaultServer(
     ),
 )
 
-database = PostgresServer(
-    "db",
-    PostgresServerArgs(
-        data_dir=f"{config.data_dir}/postgres",
-        port=config.db_port,
-        database=config.db_name,
-        ca_pem=pki.ca_cert_pem,
-        cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem,
-        grant_specs=config.roles,
-        service_users=tuple((u.username, u.role) for u in config.service_users),
-    ),
-)
+if config.db_engine == "cockroachdb":
+    database = CockroachCluster(
+        "db",
+        CockroachClusterArgs(
+            data_dir=f"{config.data_dir}/cockroach",
+            port=config.db_port,
+            http_port=config.db_http_port,
+            database=config.db_name,
+            grant_specs=config.roles,
+            ca_validity_hours=config.ca_validity_hours,
+            cert_validity_hours=config.cert_validity_hours,
+        ),
+    )
+else:
+    database = PostgresServer(
+        "db",
+        PostgresServerArgs(
+            data_dir=f"{config.data_dir}/postgres",
+            port=config.db_port,
+            database=config.db_name,
+            ca_pem=pki.ca_cert_pem,
+            cert_pem=pki.database_cert_pem,
+            key_pem=pki.database_private_key_pem,
+            grant_specs=config.roles,
+            service_users=tuple((u.username, u.role) for u in config.service_users),
+        ),
+    )
 
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
 pulumi.export("vault_admin_token", vault_server.admin_token)
 pulumi.export("vault_audit_log", vault_server.audit_log)
-pulumi.export("db_engine", "postgresql")
+pulumi.export("db_engine", config.db_engine)
 pulumi.export("db_host", database.host)
 pulumi.export("db_port", database.port)
 pulumi.export("db_name", database.database)

@@ -14,7 +14,7 @@ MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
-    "db_engine", "db_port", "db_name", "max_ttl_cap",
+    "db_engine", "db_port", "db_http_port", "db_name", "max_ttl_cap",
 )
 #: Read with get_object: structured values.
 OBJECT_FIELDS = ("roles", "service_users")
@@ -49,6 +49,8 @@ class StackConfig:
     service_users: tuple[ServiceUser, ...] = ()
     #: The database's SQL dialect, a key of components.grants.DIALECTS.
     db_engine: str = "postgresql"
+    #: CockroachDB's DB Console port (unused by PostgreSQL).
+    db_http_port: int = 15433
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -99,6 +101,9 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     db_port = _port(raw, "db_port", 15432)
     if db_port in (vault_port, cluster_port):
         raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
+    db_http_port = _port(raw, "db_http_port", 15433)
+    if db_http_port in (vault_port, cluster_port, db_port):
+        raise ConfigError("db_http_port", f"must differ from the other ports ({vault_port}, {cluster_port}, {db_port})")
     db_name = raw.get("db_name", "app")
     if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
         raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
@@ -109,6 +114,9 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap, db_engine) for role, spec in roles_raw.items())
         service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles})
+        if service_users and db_engine == "cockroachdb":
+            raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
+                                             "for a CockroachDB stack")
     except SpecError as error:
         raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
     return StackConfig(
@@ -116,6 +124,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
         max_ttl_cap=cap, roles=roles, service_users=service_users, db_engine=db_engine,
+        db_http_port=db_http_port,
     )
 
 
@@ -136,6 +145,21 @@ def _service_users(raw: Any, roles: set[str]) -> tuple[ServiceUser, ...]:
     return tuple(users)
 
 
+def check_machine(config: StackConfig) -> None:
+    """What the config needs of this machine, checked before the program makes anything.
+
+    The servers' own checks find these too, but only when their resource comes
+    up, after `pulumi up` may have made the resources before it.
+    """
+    from components.local.cockroach import LocalCockroachError, cockroach_binary
+
+    if config.db_engine == "cockroachdb":
+        try:
+            cockroach_binary()
+        except LocalCockroachError as error:
+            raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
+
+
 def load() -> StackConfig:
     """The current stack's validated config (call from a Pulumi program)."""
     import pulumi
@@ -143,4 +167,6 @@ def load() -> StackConfig:
     config = pulumi.Config()
     raw = {f: config.get(f) for f in FIELDS if config.get(f) is not None}
     raw.update({f: config.get_object(f) for f in OBJECT_FIELDS if config.get(f) is not None})
-    return validate(raw, pulumi.get_stack(), Path.cwd())
+    validated = validate(raw, pulumi.get_stack(), Path.cwd())
+    check_machine(validated)
+    return validated

@@ -7,17 +7,13 @@ and the server starts sealed. Initialising and unsealing go through the
 Vault HTTP API (hvac).
 """
 
-import contextlib
-import os
-import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
 
-STARTUP_SECONDS = 30
+from components.local.process import STARTUP_SECONDS, running_pid, start_detached, terminate, wait_ready, write_file
 
 
 class LocalOpenBaoError(RuntimeError):
@@ -64,14 +60,6 @@ ui = false
 """
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-
-
 @dataclass(frozen=True)
 class LocalOpenBao:
     """One server: its data folder and ports."""
@@ -100,19 +88,14 @@ class LocalOpenBao:
         """Writes the config and TLS files (a running server needs a restart to read them)."""
         (self.data_dir / "raft").mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.data_dir / "audit").mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(self.data_dir / "tls" / "ca.crt", ca_pem, 0o644)
-        _write(self.data_dir / "tls" / "server.crt", cert_pem, 0o644)
-        _write(self.data_dir / "tls" / "server.key", key_pem, 0o600)
-        _write(self.data_dir / "config.hcl", render_config(self.data_dir, self.port, self.cluster_port), 0o600)
+        write_file(self.data_dir / "tls" / "ca.crt", ca_pem, 0o644)
+        write_file(self.data_dir / "tls" / "server.crt", cert_pem, 0o644)
+        write_file(self.data_dir / "tls" / "server.key", key_pem, 0o600)
+        write_file(self.data_dir / "config.hcl", render_config(self.data_dir, self.port, self.cluster_port), 0o600)
 
     def pid(self) -> int | None:
         """The server's process id, if it is running."""
-        try:
-            pid = int(self._pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return None
-        return pid if str(self.data_dir / "config.hcl").encode() in cmdline else None
+        return running_pid(self._pid_file, str(self.data_dir / "config.hcl"))
 
     @property
     def running(self) -> bool:
@@ -123,46 +106,18 @@ class LocalOpenBao:
 
     def start(self) -> None:
         """Starts the server in its own session (it outlives the caller) and waits for its listener."""
-        process = None
+        def ready():
+            self.client().sys.read_health_status(method="GET")
+
+        what, log = f"OpenBao at {self.address}", self.data_dir / "server.log"
         if self.pid() is None:
-            with open(self.data_dir / "server.log", "ab") as log:
-                process = subprocess.Popen(
-                    [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                )
-            self._pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                self.client().sys.read_health_status(method="GET")
-                return
-            except Exception as error:  # noqa: BLE001 - not listening yet
-                # Right after Popen the child may still be inside execve (empty cmdline):
-                # ask the process we started, not /proc.
-                gone = process.poll() is not None if process is not None else self.pid() is None
-                if gone or time.monotonic() > deadline:
-                    if process is not None and gone:
-                        with contextlib.suppress(subprocess.TimeoutExpired):
-                            process.wait(timeout=5)
-                    code = process.returncode if process is not None else None
-                    status = "not answering" if code is None else f"exited with status {code}"
-                    tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-                    raise LocalOpenBaoError(
-                        f"OpenBao at {self.address} {status}: {error}\nserver.log ends:\n{tail}"
-                    ) from error
-                time.sleep(0.2)
+            argv = [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"]
+            start_detached(argv, self._pid_file, log, ready, what, LocalOpenBaoError)
+        else:
+            wait_ready(ready, None, log, what, LocalOpenBaoError, still_running=lambda: self.running)
 
     def stop(self) -> None:
-        pid = self.pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while self.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-        self._pid_file.unlink(missing_ok=True)
+        terminate(self._pid_file, str(self.data_dir / "config.hcl"))
 
 
 def initialize(client: hvac.Client, shares: int, threshold: int) -> tuple[str, list[str]]:

@@ -68,6 +68,9 @@ CASES = [
     ("a spec that grants nothing", *roles(app=role(tables=None)), "config roles.app: "),
     ("no roles", "dbcreds:roles", "{}", "config roles: "),
     ("unknown engine", "dbcreds:db_engine", "mysql", "config db_engine: "),
+    # No cockroach binary on these machines.
+    ("engine whose server binary is missing", "dbcreds:db_engine", "cockroachdb",
+     "config db_engine: cockroachdb runs here as a local process: no cockroach binary"),
     ("quote in the database name", "dbcreds:db_name", 'app"; DROP', "config db_name: "),
     ("port out of range", "dbcreds:db_port", "80", "config db_port: "),
     ("port shared with Vault", "dbcreds:vault_cluster_port", "{vault_port}", "config vault_cluster_port: "),

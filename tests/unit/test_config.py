@@ -23,6 +23,7 @@ def test_defaults():
         vault_key_shares=1, vault_key_threshold=1, db_port=15432, db_name="app",
         max_ttl_cap=86400,
         roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),),
+        db_engine="postgresql", db_http_port=15433,
     )
 
 
@@ -67,6 +68,8 @@ def test_data_dir_is_made_absolute():
         ({"db_port": 18201}, "db_port"),
         ({"db_name": "App"}, "db_name"),
         ({"db_engine": "mysql"}, "db_engine"),
+        ({"db_engine": "cockroachdb", "service_users": {"svc": {"role": "reader"}}}, "service_users"),
+        ({"db_port": 20000, "db_http_port": 20000}, "db_http_port"),
         ({"db_engine": "postgresql", "roles": {"app": {"privileges": ["ZONECONFIG"], "schemas": ["public"]}}},
          "roles.app.privileges"),
         ({"db_name": 'a"; DROP DATABASE x; --'}, "db_name"),

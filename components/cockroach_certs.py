@@ -1,0 +1,82 @@
+"""The certificates a CockroachDB cluster expects in its certs directory, from a CA of its own.
+
+    certs = CockroachCertificates("crdb", CockroachCertificatesArgs(
+        node_addresses=("127.0.0.1", "localhost", "crdb-0.crdb.db.svc"), sql_users=("dbcreds_admin",)))
+    certs.files  # secret: {"ca.crt": ..., "node.crt": ..., "node.key": ..., "client.root.crt": ..., ...}
+
+Shapes follow CockroachDB's `cockroach cert` commands: `node.crt` has CN
+`node` and a SAN for every address the nodes are reached at, with both server
+and client auth (nodes dial each other with it); `client.<user>.crt` has CN
+`<user>` and client auth only. `file_mode` gives each file its mode (keys 0600:
+CockroachDB refuses keys others can read).
+"""
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.dynamic.tls import IssuedCertificate, SelfSignedCa
+
+
+def file_mode(name: str) -> int:
+    """The mode a certs-directory file must have."""
+    return 0o600 if name.endswith(".key") else 0o644
+
+
+def split_addresses(addresses: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(DNS names, IP addresses) among the addresses nodes are reached at."""
+    dns, ips = [], []
+    for address in addresses:
+        try:
+            ips.append(str(ipaddress.ip_address(address)))
+        except ValueError:
+            dns.append(address)
+    return dns, ips
+
+
+@dataclass(frozen=True)
+class CockroachCertificatesArgs:
+    #: Every address (IP or DNS name) clients and other nodes reach the nodes at.
+    node_addresses: tuple[str, ...] = ("127.0.0.1", "localhost")
+    #: SQL users who get a client certificate besides root.
+    sql_users: tuple[str, ...] = ()
+    ca_common_name: str = "dbcreds CockroachDB CA"
+    ca_validity_hours: int = 24 * 365
+    cert_validity_hours: int = 24 * 90
+
+
+class CockroachCertificates(pulumi.ComponentResource):
+    """A CA, the node certificate, and client certificates for root and each SQL user."""
+
+    ca_cert_pem: pulumi.Output[str]
+    #: File name in the certs directory -> content (secret: it holds the keys).
+    files: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: CockroachCertificatesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:database:CockroachCertificates", name, None, opts)
+        if not args.node_addresses:
+            raise ValueError("node_addresses: list at least one address the nodes are reached at")
+        child = pulumi.ResourceOptions(parent=self)
+        ca = SelfSignedCa(f"{name}-ca", common_name=args.ca_common_name,
+                          validity_hours=args.ca_validity_hours, opts=child)
+        dns, ips = split_addresses(args.node_addresses)
+
+        def issue(suffix: str, common_name: str, server: bool, dns_names=(), ip_addresses=()):
+            return IssuedCertificate(
+                f"{name}-{suffix}", ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
+                common_name=common_name, dns_names=list(dns_names), ip_addresses=list(ip_addresses),
+                server=server, client=True, validity_hours=args.cert_validity_hours, opts=child,
+            )
+
+        certs = {"node": issue("node", "node", True, dns, ips), "client.root": issue("client-root", "root", False)}
+        for user in args.sql_users:
+            certs[f"client.{user}"] = issue(f"client-{user}", user, False)
+        contents = {"ca.crt": ca.cert_pem}
+        for stem, cert in certs.items():
+            contents[f"{stem}.crt"] = cert.cert_pem
+            contents[f"{stem}.key"] = cert.private_key_pem
+        self.ca_cert_pem = ca.cert_pem
+        self.files = pulumi.Output.secret(pulumi.Output.all(**contents))
+        self.register_outputs({"ca_cert_pem": self.ca_cert_pem, "files": self.files})

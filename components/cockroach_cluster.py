@@ -1,0 +1,84 @@
+"""The database server of the stack when it is CockroachDB: a secure single node (the `local` target).
+
+    cluster = CockroachCluster("db", CockroachClusterArgs(
+        data_dir=".data/prod/cockroach", port=26257, http_port=26258, grant_specs=specs))
+    cluster.group_roles  # {"reader": "dbcreds_group_reader", ...}, as PostgresServer's
+
+It has PostgresServer's outputs, so the secrets engine, clients and checks do
+not care which database runs. Its certificates come from a CA of its own
+(`components.cockroach_certs`): node, root and a client certificate for each
+of `sql_users`. Needs a `cockroach` binary (preview fails, naming it, without one).
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
+from components.dynamic.cockroach_node import LocalCockroachNode
+from components.dynamic.password import RandomPassword
+from components.grants import GrantSpec
+from components.postgres_sql import group_role_name
+
+
+@dataclass(frozen=True)
+class CockroachClusterArgs:
+    data_dir: str
+    port: int
+    #: The DB Console's port (CockroachDB always serves one).
+    http_port: int
+    database: str = "app"
+    #: The admin Vault connects as (CREATEROLE, owner of the database; not in the admin role).
+    admin: str = "dbcreds_admin"
+    grant_specs: tuple[GrantSpec, ...] = ()
+    group_prefix: str = "dbcreds_group"
+    #: SQL users who get a client certificate (root always does).
+    sql_users: tuple[str, ...] = ()
+    node_addresses: tuple[str, ...] = ("127.0.0.1", "localhost")
+    ca_validity_hours: int = 24 * 365
+    cert_validity_hours: int = 24 * 90
+
+
+class CockroachCluster(pulumi.ComponentResource):
+    """A secure CockroachDB node with its own certificates, admin, database and group roles."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_bootstrap_password: pulumi.Output[str]
+    ca_pem: pulumi.Output[str]
+    group_roles: pulumi.Output[dict]
+    #: The certs directory's files (secret).
+    certs: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: CockroachClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:database:CockroachCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        groups = {group_role_name(args.group_prefix, spec): spec for spec in args.grant_specs}
+        if args.admin in groups:
+            raise ValueError(f"a grant spec's group role would be the admin role {args.admin!r}")
+        certs = CockroachCertificates(f"{name}-certs", CockroachCertificatesArgs(
+            node_addresses=args.node_addresses, sql_users=args.sql_users,
+            ca_validity_hours=args.ca_validity_hours, cert_validity_hours=args.cert_validity_hours), opts=child)
+        password = RandomPassword(f"{name}-admin-bootstrap", length=32, opts=child)
+        node = LocalCockroachNode(
+            f"{name}-node", data_dir=args.data_dir, port=args.port, http_port=args.http_port,
+            database=args.database, admin=args.admin, admin_password=password.result, files=certs.files,
+            groups=groups, opts=child,
+        )
+        self.host = node.host
+        self.port = node.port
+        self.database = node.database
+        self.admin = node.admin
+        self.admin_bootstrap_password = pulumi.Output.secret(node.admin_password)
+        self.ca_pem = certs.ca_cert_pem
+        # Known once the node has made them.
+        self.group_roles = node.id.apply(lambda _: {s.name: g for g, s in groups.items()})
+        self.certs = certs.files
+        self.register_outputs({
+            "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
+            "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
+            "group_roles": self.group_roles, "certs": self.certs,
+        })

@@ -1,0 +1,125 @@
+"""A local single-node CockroachDB as a Pulumi resource: certs, node, admin, database and group roles.
+
+Around `components.local.cockroach` (needs a `cockroach` binary: the check at
+preview fails, naming it, when there is none). The admin's password is sent
+once, at create; Vault rotates it, and the provider never sends it again. The
+group roles of the grant specs are applied as root (client certificate) on
+create and whenever the specs change.
+"""
+
+from pathlib import Path
+from typing import Any, Optional
+
+import psycopg
+import pulumi
+from psycopg import sql
+from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
+
+from components import cockroach_sql
+from components.dynamic.local_server import LocalServerProvider
+from components.grants import GrantSpec
+from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
+from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
+
+
+def _server(props: dict[str, Any]) -> LocalCockroach:
+    return LocalCockroach(Path(props["data_dir"]), int(props["port"]), int(props["http_port"]))
+
+
+def _specs(props: dict[str, Any]) -> dict[str, GrantSpec]:
+    """Group role name -> its grant spec."""
+    return {group: GrantSpec(name=s["name"], privileges=tuple(s["privileges"]), schemas=tuple(s["schemas"]),
+                             tables=tuple(s["tables"]))
+            for group, s in props["groups"].items()}
+
+
+def _apply_groups(server: LocalCockroach, props: dict[str, Any], olds: Optional[dict[str, Any]] = None) -> None:
+    """Each group holds exactly its spec's privileges; groups no longer declared are dropped."""
+    database = props["database"]
+    old_specs, specs = _specs(olds) if olds else {}, _specs(props)
+    with server.root_connection(database) as conn:
+        for group, spec in specs.items():
+            conn.execute(cockroach_sql.create_group_role(group))
+            schemas = sorted(set(schemas_of(spec)) | set(schemas_of(old_specs.get(group, spec))))
+            for statement in cockroach_sql.revoke_statements(schemas, group, database):
+                conn.execute(statement)
+            for statement in cockroach_sql.grant_statements(spec, group, database):
+                conn.execute(statement)
+        for group in set(old_specs) - set(specs):
+            for statement in cockroach_sql.revoke_statements(schemas_of(old_specs[group]), group, database):
+                conn.execute(statement)
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
+
+
+class _CockroachNodeProvider(LocalServerProvider):
+    server = staticmethod(_server)
+    port_inputs = ("port", "http_port")
+
+    def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
+        try:
+            cockroach_binary()
+        except LocalCockroachError as error:
+            return [CheckFailure("data_dir", str(error))]
+        return []
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        def build(server: LocalCockroach) -> CreateResult:
+            server.write_certs(props["files"])
+            server.start()
+            admin, database, password = props["admin"], props["database"], props["admin_password"]
+            with server.root_connection() as conn:
+                for statement in cockroach_sql.bootstrap_admin_statements(admin, database):
+                    conn.execute(statement)
+                conn.execute(set_password(admin, password))
+            # The admin owns the demo tables, so it can grant on them.
+            with psycopg.connect(host="127.0.0.1", port=server.port, dbname=database, user=admin,
+                                 password=password, sslmode="verify-full",
+                                 sslrootcert=str(server.certs_dir / "ca.crt"), autocommit=True) as conn:
+                for statement in DEMO_SCHEMA:
+                    conn.execute(statement)
+            _apply_groups(server, props)
+            return CreateResult(id_=str(server.data_dir), outs={**props, "host": "127.0.0.1"})
+
+        return self.create_fresh(props, build)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
+        # admin_password is deliberately absent: it is used only at create.
+        changed = [k for k in ("port", "http_port", "files", "groups") if olds.get(k) != news.get(k)]
+        down = not _server(olds).running
+        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        old, new = _server(olds), _server(news)
+        if any(olds[k] != news[k] for k in ("port", "http_port", "files")):
+            old.stop()
+            new.write_certs(news["files"])
+        new.start()
+        _apply_groups(new, news, olds)
+        return UpdateResult(outs={**news, "admin_password": olds["admin_password"], "host": "127.0.0.1"})
+
+
+class LocalCockroachNode(Resource):
+    """`cockroach start-single-node` on 127.0.0.1 with its certs, admin, database and group roles."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, data_dir: str, port: int, http_port: int, database: str, admin: str,
+        admin_password: pulumi.Input[str], files: pulumi.Input[dict], groups: dict[str, GrantSpec],
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            "data_dir": data_dir, "port": port, "http_port": http_port, "database": database, "admin": admin,
+            "admin_password": pulumi.Output.secret(admin_password), "files": pulumi.Output.secret(files),
+            "groups": {g: {"name": s.name, "privileges": list(s.privileges), "schemas": list(s.schemas),
+                           "tables": list(s.tables)} for g, s in groups.items()},
+            "host": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["admin_password", "files"]))
+        super().__init__(_CockroachNodeProvider(), name, props, opts)
