@@ -36,6 +36,10 @@ def _root_rotation(args: StackValidationArgs, report_violation) -> None:
     rules.root_rotation(args.resources, args.get_config(), report_violation)
 
 
+def _database_isolated(args: StackValidationArgs, report_violation) -> None:
+    rules.database_isolated(args.resources, args.get_config(), report_violation)
+
+
 POLICIES = [
     _policy("database-connection-allowed-roles", "Connections list exactly their roles, no wildcard.",
             rules.CONNECTION, rules.connection_allowed_roles),
@@ -67,5 +71,11 @@ POLICIES = [
     StackValidationPolicy(name="root-credentials-rotated",
                           description="Every database connection's root credentials are rotated.",
                           validate=_root_rotation),
+    _policy("kubernetes-workload-hardened",
+            "StatefulSets run non-root, read-only, without capabilities or API token, with requests and limits.",
+            rules.STATEFULSET, rules.workload_hardened),
+    StackValidationPolicy(name="kubernetes-database-isolated",
+                          description="The database's namespace denies ingress; only named sources reach it.",
+                          validate=_database_isolated),
 ]
 

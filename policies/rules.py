@@ -233,3 +233,61 @@ def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], 
         report("the Vault server has no TLS certificate and key: its listener would serve plaintext")
     if props.get("dev_mode"):
         report("the Vault server runs in dev mode (in memory, unsealed, root token 'root')")
+
+
+# The kubernetes target
+
+STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """A StatefulSet's pods: non-root, no privilege escalation, read-only root, no capabilities,
+    requests and limits, no service-account token."""
+    pod = ((props.get("spec") or {}).get("template") or {}).get("spec") or {}
+    pod_security = pod.get("securityContext") or {}
+    if pod.get("automountServiceAccountToken") is not False:
+        report("spec.template.spec.automountServiceAccountToken is not false: the pods need no API token")
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        name = container.get("name", "?")
+        security = container.get("securityContext") or {}
+        if not (security.get("runAsNonRoot") or pod_security.get("runAsNonRoot")):
+            report(f"container {name}: runAsNonRoot is not set")
+        if security.get("allowPrivilegeEscalation") is not False:
+            report(f"container {name}: allowPrivilegeEscalation is not false")
+        if security.get("readOnlyRootFilesystem") is not True:
+            report(f"container {name}: readOnlyRootFilesystem is not true")
+        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+            report(f"container {name}: capabilities do not drop ALL")
+        limits = (container.get("resources") or {}).get("limits") or {}
+        requests = (container.get("resources") or {}).get("requests") or {}
+        if not {"cpu", "memory"} <= set(requests) or "memory" not in limits:
+            report(f"container {name}: set cpu and memory requests and a memory limit")
+
+
+def _selects(policy: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    selector = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def database_isolated(resources: Iterable[Any], _config: Mapping[str, Any], report: Report) -> None:
+    """Stack: with a database StatefulSet, its namespace denies ingress by default and a policy opens
+    the database's pods to named sources only."""
+    resources = list(resources)
+    databases = [r for r in resources if r.resource_type == STATEFULSET
+                 and ((r.props.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name")
+                 == "postgres"]
+    policies = [r.props for r in resources if r.resource_type == NETWORK_POLICY]
+    for db in databases:
+        labels = ((((db.props.get("spec") or {}).get("template") or {}).get("metadata") or {})
+                  .get("labels") or {})
+        if not any(((p.get("spec") or {}).get("podSelector") or {}) == {} and not (p.get("spec") or {}).get("ingress")
+                   for p in policies):
+            report("no default-deny ingress NetworkPolicy in the database's namespace")
+        opening = [p for p in policies if _selects(p, labels) and (p.get("spec") or {}).get("ingress")]
+        if not opening:
+            report("no NetworkPolicy opens the database's pods to Vault and its clients only")
+        for policy in opening:
+            for rule in policy["spec"]["ingress"]:
+                if not rule.get("from"):
+                    report("a NetworkPolicy lets any pod reach the database: list the sources in `from`")

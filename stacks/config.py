@@ -4,6 +4,7 @@ Every error names the config field, so a wrong value fails `pulumi preview`
 with a message saying what to fix, before any resource is created.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,7 +16,12 @@ FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
     "db_engine", "db_port", "db_http_port", "db_name", "max_ttl_cap",
+    "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image",
 )
+#: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
+TARGETS = ("local", "kubernetes")
+#: A Kubernetes namespace name (an RFC 1123 label).
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Read with get_object: structured values.
 OBJECT_FIELDS = ("roles", "service_users")
 MAX_ROTATION_PERIOD = 30 * 86400
@@ -51,6 +57,16 @@ class StackConfig:
     db_engine: str = "postgresql"
     #: CockroachDB's DB Console port (unused by PostgreSQL).
     db_http_port: int = 15433
+    #: One of TARGETS.
+    target: str = "local"
+    k8s_namespace: str = "dbcreds"
+    #: With the kubernetes target: render the manifests into this folder (absolute) instead of
+    #: applying them to the cluster of the current kubeconfig.
+    k8s_render_dir: str | None = None
+    #: Wait for pods and endpoints on `up` (false for an API server without nodes).
+    k8s_await_ready: bool = True
+    vault_image: str = "openbao/openbao:2.4.1"
+    db_image: str = "postgres:15"
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -95,9 +111,32 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
     threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
 
+    target = raw.get("target", "local")
+    if target not in TARGETS:
+        raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
     db_engine = raw.get("db_engine", "postgresql")
     if db_engine not in DIALECTS:
         raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")
+    if db_engine == "cockroachdb" and target != "local":
+        raise ConfigError("db_engine", f"cockroachdb runs on the local target only so far, not {target!r}")
+    namespace = raw.get("k8s_namespace", "dbcreds")
+    if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
+        raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")
+    render_dir = raw.get("k8s_render_dir") or None  # Empty: apply to the cluster.
+    if render_dir is not None:
+        if not isinstance(render_dir, str) or not render_dir.strip():
+            raise ConfigError("k8s_render_dir", f"must be a folder path, got {render_dir!r}")
+        render_dir = str((project_dir / render_dir).resolve())
+    await_ready = raw.get("k8s_await_ready", True)
+    if isinstance(await_ready, str) and await_ready.lower() in ("true", "false"):
+        await_ready = await_ready.lower() == "true"
+    if not isinstance(await_ready, bool):
+        raise ConfigError("k8s_await_ready", f"must be true or false, got {await_ready!r}")
+    images = {}
+    for field, default in (("vault_image", "openbao/openbao:2.4.1"), ("db_image", "postgres:15")):
+        images[field] = raw.get(field, default)
+        if not isinstance(images[field], str) or not images[field] or any(c.isspace() for c in images[field]):
+            raise ConfigError(field, f"must be an image reference, got {images[field]!r}")
     db_port = _port(raw, "db_port", 15432)
     if db_port in (vault_port, cluster_port):
         raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
@@ -124,7 +163,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
         max_ttl_cap=cap, roles=roles, service_users=service_users, db_engine=db_engine,
-        db_http_port=db_http_port,
+        db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
+        k8s_await_ready=await_ready, **images,
     )
 
 
@@ -153,7 +193,7 @@ def check_machine(config: StackConfig) -> None:
     """
     from components.local.cockroach import LocalCockroachError, cockroach_binary
 
-    if config.db_engine == "cockroachdb":
+    if config.db_engine == "cockroachdb" and config.target == "local":
         try:
             cockroach_binary()
         except LocalCockroachError as error:

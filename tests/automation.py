@@ -1,11 +1,13 @@
 """Helpers for driving real stacks through the Automation API in tests."""
 
 import contextlib
+import json
 import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
 
+import yaml
 from pulumi import automation as auto
 
 from toolchain.env import ROOT, pulumi_env
@@ -58,3 +60,10 @@ def temporary_stack(program_dir: Path, tmp_path: Path, prefix: str) -> Iterator[
     finally:
         stack.destroy(on_output=lambda _: None)
         stack.workspace.remove_stack(stack.name)
+
+
+def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
+    """The config of the checkout's Pulumi.<stack>.yaml, to set on a test stack of another name."""
+    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    return {key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
+            for key, value in values.items()}

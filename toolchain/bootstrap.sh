@@ -50,8 +50,9 @@ venv() {
 }
 
 # go_build NAME VERSION MAIN_PACKAGE LDFLAGS MODULE...
-# Builds MAIN_PACKAGE from the wrapper module toolchain/NAME with each MODULE
-# required at VERSION, into $cache/NAME/vVERSION/NAME (skipped when there).
+# Builds MAIN_PACKAGE from the wrapper module toolchain/NAME (or toolchain/$MODULE_DIR)
+# with each MODULE required at VERSION, into $cache/NAME/vVERSION/NAME (skipped
+# when there). When $PREPARE names a function, it runs in the module's folder before tidy.
 go_build() {
   local name=$1 version=$2 pkg=$3 ldflags=$4
   shift 4
@@ -63,11 +64,14 @@ go_build() {
   local start=$SECONDS work mod
   work=$(mktemp -d)
   trap 'rm -rf "$work"' RETURN
-  cp "toolchain/$name/go.mod" "toolchain/$name/tools.go" "$work/"
+  cp "toolchain/${MODULE_DIR:-$name}/"* "$work/"
   say "$name v$version: building $pkg (minutes on 2 cores)"
   for mod in "$@"; do
     (cd "$work" && go mod edit -require="$mod@v$version") || die "$name: cannot require $mod@v$version"
   done
+  if [ -n "${PREPARE:-}" ]; then
+    (cd "$work" && "$PREPARE" "$version") || die "$name: $PREPARE failed"
+  fi
   (cd "$work" && go mod tidy >"$work/tidy.log" 2>&1) || {
     cat "$work/tidy.log" >&2
     die "$name: the Go module proxy could not resolve $* at v$version"
@@ -122,6 +126,15 @@ kubernetes_provider() {
   say "$name v$version: built in $((SECONDS - start))s"
 }
 
+# k8s.io/kubernetes's staging modules, each replaced with its release: v1.X.Y -> v0.X.Y.
+replace_kubernetes_staging() {
+  local dir mod
+  dir=$(module_dir "k8s.io/kubernetes@v$1")
+  for mod in $(sed -n 's|^\t*\(k8s.io/[a-z0-9-]*\) => ./staging/.*|\1|p' "$dir/go.mod"); do
+    go mod edit -replace "$mod=$mod@v0.${1#1.}" || return 1
+  done
+}
+
 # PostgreSQL's server binaries come from Debian's postgresql-15, installed
 # without the default cluster (the stack makes its own) when missing.
 postgres_server() {
@@ -165,4 +178,11 @@ install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/
 say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
 kubernetes_provider
 link_tool "$cache/pulumi-resource-kubernetes/v$(pinned pulumi-kubernetes)/pulumi-resource-kubernetes"
+for component in kube-apiserver kube-controller-manager; do
+  MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build "$component" "$KUBERNETES_VERSION" \
+    "k8s.io/kubernetes/cmd/$component" "" k8s.io/kubernetes
+  link_tool "$cache/$component/v$KUBERNETES_VERSION/$component"
+done
+go_build etcd "$ETCD_VERSION" . "" go.etcd.io/etcd/server/v3
+link_tool "$cache/etcd/v$ETCD_VERSION/etcd"
 say "done in $((SECONDS - start))s (binaries cached in $cache)"

@@ -48,8 +48,12 @@ class TestDatabase:
 
 
 @contextlib.contextmanager
-def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Iterator[TestDatabase]:
-    """A fresh server under .data/tests (reachable by the server's system user), removed afterwards."""
+def running_postgres(admin: str = "dbcreds_admin", database: str = "app",
+                     bootstrapped: bool = True) -> Iterator[TestDatabase]:
+    """A fresh server under .data/tests (reachable by the server's system user), removed afterwards.
+
+    bootstrapped: the admin, database and demo schema made (else a bare cluster).
+    """
     data = ROOT / ".data" / "tests" / f"pg-{uuid.uuid4().hex[:8]}"
     data.parent.mkdir(parents=True, exist_ok=True)
     data.parent.chmod(0o755)
@@ -62,13 +66,14 @@ def running_postgres(admin: str = "dbcreds_admin", database: str = "app") -> Ite
         server.initdb(cert["cert_pem"], cert["private_key_pem"])
         db.ca_file.write_text(ca["cert_pem"])
         server.start()
-        with db.as_superuser() as conn:
-            for statement in bootstrap_admin_statements(admin, database):
-                conn.execute(statement)
-            conn.execute(set_password(admin, db.admin_password))
-        with db.as_admin() as conn:
-            for statement in DEMO_SCHEMA:
-                conn.execute(statement)
+        if bootstrapped:
+            with db.as_superuser() as conn:
+                for statement in bootstrap_admin_statements(admin, database):
+                    conn.execute(statement)
+                conn.execute(set_password(admin, db.admin_password))
+            with db.as_admin() as conn:
+                for statement in DEMO_SCHEMA:
+                    conn.execute(statement)
         yield db
     finally:
         server.stop()

@@ -39,6 +39,13 @@ def test_service_users():
         ("svc_reporting", "reader", 43200)]
 
 
+def test_kubernetes_target():
+    config = validate({"target": "kubernetes", "k8s_namespace": "db-prod", "k8s_render_dir": "out/prod"}, "prod")
+    assert (config.target, config.k8s_namespace, config.k8s_render_dir) == (
+        "kubernetes", "db-prod", "/srv/project/out/prod")
+    assert (config.vault_image, config.db_image) == ("openbao/openbao:2.4.1", "postgres:15")
+
+
 def test_data_dir_is_made_absolute():
     assert validate({"data_dir": "/var/lib/x"}, "dev").data_dir == "/var/lib/x"
     assert validate({"data_dir": "state/../data"}, "prod").data_dir == "/srv/project/data"
@@ -68,6 +75,13 @@ def test_data_dir_is_made_absolute():
         ({"db_port": 18201}, "db_port"),
         ({"db_name": "App"}, "db_name"),
         ({"db_engine": "mysql"}, "db_engine"),
+        ({"target": "docker"}, "target"),
+        ({"target": "kubernetes", "db_engine": "cockroachdb"}, "db_engine"),
+        ({"k8s_namespace": "Db_Creds"}, "k8s_namespace"),
+        ({"k8s_namespace": "-x"}, "k8s_namespace"),
+        ({"k8s_render_dir": "   "}, "k8s_render_dir"),
+        ({"db_image": "postgres 15"}, "db_image"),
+        ({"k8s_await_ready": "maybe"}, "k8s_await_ready"),
         ({"db_engine": "cockroachdb", "service_users": {"svc": {"role": "reader"}}}, "service_users"),
         ({"db_port": 20000, "db_http_port": 20000}, "db_http_port"),
         ({"db_engine": "postgresql", "roles": {"app": {"privileges": ["ZONECONFIG"], "schemas": ["public"]}}},

@@ -8,8 +8,15 @@ import copy
 from types import SimpleNamespace
 
 import pytest
-from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs, StackValidationArgs
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+)
 
+from components import kubernetes_manifests as k8s
 from components.postgres_sql import creation_statements, revocation_statements
 from components.vault_policies import client_policy
 from policies import rules
@@ -31,10 +38,13 @@ POLICY = {"name": "client-reader", "policy": client_policy("database", "reader")
 APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client-reader"], "tokenTtl": 900,
            "tokenMaxTtl": 3600, "secretIdTtl": 86400}
 VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "cert", "key_pem": "key"}
+DB_STATEFULSET = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP),
+                  "spec": k8s.postgres_statefulset("ns", "postgres:15", "1Gi", "cm", "tls", "pw")}
 
 HAPPY = {
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
     rules.APPROLE_ROLE: APPROLE, "pulumi-python:dynamic:Resource": VAULT_SERVER,
+    rules.STATEFULSET: DB_STATEFULSET,
 }
 
 
@@ -61,13 +71,15 @@ def changed(props: dict, path: str, value) -> dict:
     return props
 
 
-@pytest.mark.parametrize("policy", [p.name for p in POLICIES if p.name != "root-credentials-rotated"])
+@pytest.mark.parametrize("policy", [p.name for p in POLICIES if isinstance(p, ResourceValidationPolicy)])
 def test_the_happy_path_passes_every_rule(policy):
     for resource_type, props in HAPPY.items():
         assert violations(policy, resource_type, props, {"adminRoles": ["dbcreds_admin"]}) == []
 
 
 URL = "postgresql.connectionUrl"
+POD = "spec.template.spec"
+CONTAINER = "spec.template.spec.containers"
 
 CASES = [
     ("database-connection-allowed-roles", rules.CONNECTION, "allowedRoles", ["*"], "wildcard"),
@@ -104,6 +116,16 @@ CASES = [
      ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
       'GRANT "dbcreds_admin" TO "{{name}}"'], "admin role"),
     ("dynamic-role-revocation", rules.ROLE, "revocationStatements", None, "left behind"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.securityContext.runAsNonRoot", None, "runAsNonRoot"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.automountServiceAccountToken", None, "API token"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.containers",
+     [{"name": "pg", "image": "postgres:15", "securityContext": {"allowPrivilegeEscalation": False,
+                                                                 "readOnlyRootFilesystem": True,
+                                                                 "capabilities": {"drop": ["ALL"]}}}],
+     "requests and a memory limit"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.containers",
+     [{"name": "pg", "resources": k8s.resources("1", "1Gi"), "securityContext": {"privileged": True}}],
+     "allowPrivilegeEscalation"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", None, "never rotate"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", 86400 * 90, "over this environment's cap"),
     ("client-policy-least-privilege", rules.POLICY, "policy",
@@ -166,3 +188,24 @@ def test_root_rotation_needs_an_endpoint_per_connection():
     args = StackValidationArgs([connection], {})
     BY_NAME["root-credentials-rotated"].validate(args, lambda m, urn=None: found.append(m))
     assert found and "database/rotate-root/app" in found[0]
+
+
+def isolation_violations(resources) -> list[str]:
+    found: list[str] = []
+    BY_NAME["kubernetes-database-isolated"].validate(StackValidationArgs(resources, {}),
+                                                     lambda m, urn=None: found.append(m))
+    return found
+
+
+def test_the_database_must_be_isolated_by_network_policies():
+    db = resource(rules.STATEFULSET, "db", DB_STATEFULSET)
+    policies = [resource(rules.NETWORK_POLICY, name, {"spec": spec})
+                for name, spec in k8s.network_policies("ns").items()]
+    assert isolation_violations([db, *policies]) == []
+    without_deny = [p for p in policies if p.name != "default-deny-ingress"]
+    assert "default-deny" in isolation_violations([db, *without_deny])[0]
+    only_deny = [p for p in policies if p.name == "default-deny-ingress"]
+    assert "opens the database's pods" in isolation_violations([db, *only_deny])[0]
+    open_to_all = resource(rules.NETWORK_POLICY, "open", {"spec": {
+        "podSelector": {"matchLabels": k8s.labels(k8s.DB_APP)}, "ingress": [{"ports": [{"port": 5432}]}]}})
+    assert "any pod" in isolation_violations([db, *only_deny, open_to_all])[0]

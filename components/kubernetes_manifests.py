@@ -1,0 +1,272 @@
+"""The Kubernetes objects of the `kubernetes` target, as pure functions returning manifests.
+
+The components (`components.vault_kubernetes`, `components.postgres_kubernetes`)
+hand these to pulumi-kubernetes; tests read them directly and in the rendered
+YAML. Everything runs as non-root with a read-only root filesystem and no
+capabilities; every container has requests and limits; TLS material comes
+from Secrets, never from the image; the namespace denies ingress by default
+and opens only Vault -> database and labelled clients -> Vault/database.
+"""
+
+from typing import Any
+
+from components.grants import GrantSpec
+from components.postgres_sql import (
+    DEMO_SCHEMA,
+    bootstrap_admin_statements,
+    create_group_role,
+    grant_statements,
+    group_role_name,
+)
+
+VAULT_APP = "openbao"
+DB_APP = "postgres"
+VAULT_PORT, VAULT_CLUSTER_PORT, DB_PORT = 8200, 8201, 5432
+#: Pods with these labels may reach Vault's API, or the database.
+VAULT_CLIENT_LABEL = {"dbcreds.io/vault-client": "true"}
+DB_CLIENT_LABEL = {"dbcreds.io/database-client": "true"}
+#: The official images' users (openbao: 100, postgres: 999).
+VAULT_UID, DB_UID = 100, 999
+
+
+def labels(app: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "dbcreds"}
+
+
+#: Tells pulumi-kubernetes not to wait for a workload's pods or a Service's endpoints.
+SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
+
+
+def metadata(name: str, namespace: str, app: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels(app)}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def pod_security(uid: int) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def resources(cpu: str, memory: str) -> dict[str, Any]:
+    """Requests and limits: memory limited at its request (no overcommit), CPU burstable to twice."""
+    limit_cpu = f"{int(cpu.removesuffix('m')) * 2}m" if cpu.endswith("m") else str(float(cpu) * 2)
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": limit_cpu, "memory": memory}}
+
+
+def volume_claim(name: str, size: str) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+
+
+def service(name: str, namespace: str, app: str, ports: dict[str, int], headless: bool = False,
+            annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": labels(app),
+                            "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports.items()]}
+    if headless:
+        spec["clusterIP"] = "None"
+        spec["publishNotReadyAddresses"] = True
+    return {"metadata": metadata(name, namespace, app, annotations), "spec": spec}
+
+
+def disruption_budget(name: str, namespace: str, app: str) -> dict[str, Any]:
+    """At most one pod down at a time from voluntary disruptions (drains)."""
+    return {"metadata": metadata(name, namespace, app),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(app)}}}
+
+
+def network_policies(namespace: str) -> dict[str, dict[str, Any]]:
+    """Name -> spec: deny all ingress, then Vault and labelled clients to the database, clients to Vault."""
+    def from_pods(*selectors: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"podSelector": {"matchLabels": s}} for s in selectors]
+
+    return {
+        "default-deny-ingress": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        "database-from-vault-and-clients": {
+            "podSelector": {"matchLabels": labels(DB_APP)}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": from_pods(labels(VAULT_APP), DB_CLIENT_LABEL),
+                         "ports": [{"protocol": "TCP", "port": DB_PORT}]}],
+        },
+        "vault-from-clients": {
+            "podSelector": {"matchLabels": labels(VAULT_APP)}, "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": from_pods(VAULT_CLIENT_LABEL), "ports": [{"protocol": "TCP", "port": VAULT_PORT}]},
+                {"from": from_pods(labels(VAULT_APP)),
+                 "ports": [{"protocol": "TCP", "port": p} for p in (VAULT_PORT, VAULT_CLUSTER_PORT)]},
+            ],
+        },
+    }
+
+
+def service_host(service_name: str, namespace: str) -> str:
+    return f"{service_name}.{namespace}.svc"
+
+
+# OpenBao
+
+
+def openbao_config() -> str:
+    """OpenBao's HCL: raft on the data volume, TLS from the mounted Secret, a file audit device.
+
+    The pod's own addresses come from the environment (BAO_API_ADDR, BAO_CLUSTER_ADDR).
+    """
+    return f"""storage "raft" {{
+  path = "/openbao/data"
+}}
+
+listener "tcp" {{
+  address         = "0.0.0.0:{VAULT_PORT}"
+  cluster_address = "0.0.0.0:{VAULT_CLUSTER_PORT}"
+  tls_cert_file   = "/openbao/tls/tls.crt"
+  tls_key_file    = "/openbao/tls/tls.key"
+  tls_min_version = "tls12"
+}}
+
+audit "file" "file" {{
+  options {{
+    file_path = "/openbao/audit/audit.log"
+    mode      = "0600"
+  }}
+}}
+
+ui = false
+"""
+
+
+def openbao_statefulset(namespace: str, image: str, storage: str, config_map: str, tls_secret: str
+                        ) -> dict[str, Any]:
+    pod = f"https://$(POD_NAME).{VAULT_APP}-internal.{namespace}.svc"
+    container = {
+        "name": "openbao", "image": image,
+        "args": ["server", "-config=/openbao/config/config.hcl"],
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "BAO_API_ADDR", "value": f"{pod}:{VAULT_PORT}"},
+                {"name": "BAO_CLUSTER_ADDR", "value": f"{pod}:{VAULT_CLUSTER_PORT}"},
+                {"name": "BAO_CACERT", "value": "/openbao/tls/ca.crt"}],
+        "ports": [{"name": "api", "containerPort": VAULT_PORT}, {"name": "cluster", "containerPort": VAULT_CLUSTER_PORT}],
+        "securityContext": container_security(),
+        "resources": resources("250m", "256Mi"),
+        # Sealed or standby still answers: the pod is alive. Ready only when unsealed and active.
+        "livenessProbe": {"httpGet": {"path": "/v1/sys/health?sealedcode=200&uninitcode=200&standbyok=true",
+                                      "port": VAULT_PORT, "scheme": "HTTPS"}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/v1/sys/health", "port": VAULT_PORT, "scheme": "HTTPS"},
+                           "periodSeconds": 5},
+        "volumeMounts": [{"name": "data", "mountPath": "/openbao/data"},
+                         {"name": "audit", "mountPath": "/openbao/audit"},
+                         {"name": "config", "mountPath": "/openbao/config", "readOnly": True},
+                         {"name": "tls", "mountPath": "/openbao/tls", "readOnly": True}],
+    }
+    return {
+        "serviceName": f"{VAULT_APP}-internal", "replicas": 1,
+        "selector": {"matchLabels": labels(VAULT_APP)},
+        "template": {
+            "metadata": {"labels": labels(VAULT_APP)},
+            "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False,
+                     "containers": [container],
+                     "volumes": [{"name": "config", "configMap": {"name": config_map}},
+                                 {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}}]},
+        },
+        "volumeClaimTemplates": [volume_claim("data", storage), volume_claim("audit", storage)],
+    }
+
+
+# PostgreSQL
+
+
+def postgres_conf() -> str:
+    return """listen_addresses = '*'
+ssl = on
+ssl_cert_file = '/bootstrap-tls/tls.crt'
+ssl_key_file = '/bootstrap-tls/tls.key'
+ssl_min_protocol_version = 'TLSv1.2'
+password_encryption = 'scram-sha-256'
+"""
+
+
+def pg_hba() -> str:
+    """TLS and SCRAM only over the network; the in-pod socket for the image's own init."""
+    return """local all all peer
+hostssl all all 0.0.0.0/0 scram-sha-256
+hostssl all all ::/0 scram-sha-256
+"""
+
+
+def bootstrap_sql(admin: str, database: str, specs: tuple[GrantSpec, ...], group_prefix: str) -> str:
+    """Run once by the image's initdb hook as the superuser: the admin, database, demo schema and groups.
+
+    The admin's password is a psql variable the hook passes from a Secret, so
+    the ConfigMap holds no secret.
+    """
+    lines = [s.as_string(None) + ";" for s in bootstrap_admin_statements(admin, database)]
+    lines.append(f"ALTER ROLE \"{admin}\" WITH PASSWORD :'admin_password';")
+    lines.append(f"\\connect {database}")
+    lines.append(f'SET ROLE "{admin}";')
+    lines += [s + ";" for s in DEMO_SCHEMA]
+    for spec in specs:
+        group = group_role_name(group_prefix, spec)
+        lines.append(create_group_role(group) + ";")
+        lines += [s + ";" for s in grant_statements(spec, group, database)]
+    lines.append("RESET ROLE;")
+    return "\n".join(lines) + "\n"
+
+
+INIT_SCRIPT = """#!/bin/sh
+# Runs once, from /docker-entrypoint-initdb.d, when the data volume is new.
+set -eu
+psql -v ON_ERROR_STOP=1 -v admin_password="$DBCREDS_ADMIN_PASSWORD" --username postgres --dbname postgres \\
+  -f /bootstrap/bootstrap.sql
+"""
+
+
+def postgres_statefulset(namespace: str, image: str, storage: str, config_map: str, tls_secret: str,
+                         password_secret: str) -> dict[str, Any]:
+    secret_env = [{"name": name, "valueFrom": {"secretKeyRef": {"name": password_secret, "key": key}}}
+                  for name, key in (("POSTGRES_PASSWORD", "superuser-password"),
+                                    ("DBCREDS_ADMIN_PASSWORD", "admin-password"))]
+    container = {
+        "name": "postgres", "image": image,
+        "args": ["-c", "config_file=/bootstrap/postgresql.conf", "-c", "hba_file=/bootstrap/pg_hba.conf"],
+        "env": [*secret_env, {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+        "ports": [{"name": "postgres", "containerPort": DB_PORT}],
+        "securityContext": container_security(),
+        "resources": resources("500m", "512Mi"),
+        "readinessProbe": {"exec": {"command": ["pg_isready", "--host", "/var/run/postgresql"]}, "periodSeconds": 5},
+        "livenessProbe": {"tcpSocket": {"port": DB_PORT}, "periodSeconds": 10},
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                         {"name": "run", "mountPath": "/var/run/postgresql"},
+                         {"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "bootstrap", "mountPath": "/bootstrap", "readOnly": True},
+                         {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
+                         {"name": "tls", "mountPath": "/bootstrap-tls", "readOnly": True}],
+    }
+    return {
+        "serviceName": f"{DB_APP}-internal", "replicas": 1,
+        "selector": {"matchLabels": labels(DB_APP)},
+        "template": {
+            "metadata": {"labels": labels(DB_APP)},
+            "spec": {"securityContext": pod_security(DB_UID), "automountServiceAccountToken": False,
+                     "containers": [container],
+                     "volumes": [
+                         {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
+                         {"name": "bootstrap", "configMap": {"name": config_map, "items": [
+                             {"key": k, "path": k} for k in ("postgresql.conf", "pg_hba.conf", "bootstrap.sql")]}},
+                         {"name": "init", "configMap": {"name": config_map, "defaultMode": 0o555,
+                                                        "items": [{"key": "init.sh", "path": "init.sh"}]}},
+                         # The key must be 0600 or 0640 for PostgreSQL, readable by the pod's group.
+                         {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
+                     ]},
+        },
+        "volumeClaimTemplates": [volume_claim("data", storage)],
+    }
+
+
+def server_dns_names(namespace: str, app: str) -> tuple[str, ...]:
+    """The names a server's certificate must carry: its Service and each pod of its StatefulSet."""
+    return (service_host(app, namespace), app, f"{app}.{namespace}",
+            f"*.{app}-internal.{namespace}.svc", "localhost")

@@ -1,0 +1,244 @@
+"""Every stack file previews, and the kubernetes target's manifests hold up.
+
+No cluster with nodes is reachable here: the prod stack (the kubernetes
+target) renders its manifests with the real pulumi-kubernetes provider, and
+the tests check them against the Kubernetes OpenAPI schemas (vendored,
+strict), the policy gate's rules, a real kube-apiserver (server-side dry run,
+then a real `pulumi up` through a kubeconfig), and, for the database's
+bootstrap SQL, a real PostgreSQL. Pods never run: there is no kubelet.
+"""
+
+import copy
+import secrets
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+import requests
+import yaml
+from pulumi import automation as auto
+
+from components import kubernetes_manifests as k8s
+from components.local.postgres import PG_BIN
+from policies import rules
+from stacks.config import validate
+from tests.automation import root_program, stack_file_config, temporary_stack
+from tests.support.kube_apiserver import running_apiserver
+from tests.support.kubernetes import load_manifests, schema_errors
+from tests.support.ports import free_port
+from tests.support.postgres import running_postgres
+from toolchain.env import ROOT
+
+STACKS = ("dev", "staging", "prod")
+
+
+def quiet(_line: str) -> None:
+    """Keeps engine output out of the test log."""
+
+
+def file_config(stack: str) -> dict:
+    """A stack file's config as the program reads it (without the project prefix)."""
+    return {k.removeprefix("dbcreds:"): v
+            for k, v in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()}
+
+
+def test_environments_run_side_by_side_without_clashes():
+    """Each stack's ports and data folders are its own, so any two run on one machine."""
+    configs = {s: validate(file_config(s), s, ROOT) for s in STACKS}
+    ports = [p for c in configs.values() for p in (c.vault_port, c.vault_cluster_port, c.db_port, c.db_http_port)]
+    assert len(ports) == len(set(ports))
+    folders = [c.data_dir for c in configs.values()]
+    assert len(set(folders)) == len(folders)
+    # Stricter lifetimes further from dev.
+    caps = [configs[s].max_ttl_cap for s in STACKS]
+    assert caps == sorted(caps, reverse=True) and caps[0] > caps[-1]
+    assert configs["prod"].vault_key_threshold > 1 and configs["prod"].target == "kubernetes"
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_every_stack_file_previews(name, tmp_path):
+    """The stack's own config, through the real engine. Local stacks get free ports and a folder of
+    their own here, so that a stack already up on this machine does not fail the preview."""
+    with temporary_stack(root_program(tmp_path), tmp_path, name) as stack:
+        stack.set_all_config(stack_file_config(name))
+        if file_config(name).get("target", "local") == "local":
+            stack.set_all_config({
+                "dbcreds:data_dir": auto.ConfigValue(str(tmp_path / "data")),
+                **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
+                   for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
+            })
+        else:
+            stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
+        preview = stack.preview(on_output=quiet)
+        assert preview.change_summary.get("create", 0) >= 13
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    """The prod stack's manifests, rendered by `pulumi up`."""
+    tmp_path = tmp_path_factory.mktemp("prod-render")
+    folder = tmp_path / "manifests"
+    with temporary_stack(root_program(tmp_path), tmp_path, "prod") as stack:
+        stack.set_all_config(stack_file_config("prod"))
+        stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(folder)))
+        outputs = stack.up(on_output=quiet).outputs
+        assert outputs["target"].value == "kubernetes"
+        assert outputs["db_host"].value == "postgres.dbcreds-prod.svc"
+        assert outputs["vault_addr"].value == "https://openbao.dbcreds-prod.svc:8200"
+        yield folder
+
+
+def by_kind(folder: Path) -> dict[str, dict[str, dict]]:
+    found: dict[str, dict[str, dict]] = {}
+    for manifest in load_manifests(folder):
+        found.setdefault(manifest["kind"], {})[manifest["metadata"]["name"]] = manifest
+    return found
+
+
+def test_rendered_objects(rendered):
+    objects = {kind: sorted(names) for kind, names in by_kind(rendered).items()}
+    assert objects == {
+        "Namespace": ["dbcreds-prod"],
+        "Secret": ["openbao-tls", "postgres-passwords", "postgres-tls"],
+        "ConfigMap": ["openbao-config", "postgres-bootstrap"],
+        "StatefulSet": ["openbao", "postgres"],
+        "Service": ["openbao", "openbao-internal", "postgres", "postgres-internal"],
+        "PodDisruptionBudget": ["openbao", "postgres"],
+        "NetworkPolicy": ["database-from-vault-and-clients", "default-deny-ingress", "vault-from-clients"],
+    }
+
+
+def test_rendered_manifests_match_the_kubernetes_schemas(rendered):
+    errors = {f"{m['kind']}/{m['metadata']['name']}": schema_errors(m) for m in load_manifests(rendered)}
+    assert {name: e for name, e in errors.items() if e} == {}
+
+
+def test_the_schema_check_catches_mistakes(rendered):
+    statefulset = by_kind(rendered)["StatefulSet"]["postgres"]
+    typo = copy.deepcopy(statefulset)
+    typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
+    assert any("securityContex" in e for e in schema_errors(typo))
+    wrong_type = copy.deepcopy(statefulset)
+    wrong_type["spec"]["replicas"] = "one"
+    assert any("replicas" in e for e in schema_errors(wrong_type))
+
+
+def test_rendered_manifests_pass_the_policy_gate(rendered):
+    manifests = by_kind(rendered)
+    resources = [SimpleNamespace(resource_type=rules.STATEFULSET, props=m) for m in manifests["StatefulSet"].values()]
+    resources += [SimpleNamespace(resource_type=rules.NETWORK_POLICY, props=m)
+                  for m in manifests["NetworkPolicy"].values()]
+    problems: list[str] = []
+    for statefulset in manifests["StatefulSet"].values():
+        rules.workload_hardened(statefulset, {}, problems.append)
+    rules.database_isolated(resources, {}, problems.append)
+    assert problems == []
+
+
+def test_tls_comes_from_secrets_not_images(rendered):
+    manifests = by_kind(rendered)
+    for name, secret in (("openbao", "openbao-tls"), ("postgres", "postgres-tls")):
+        pod = manifests["StatefulSet"][name]["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["tls"]["secret"]["secretName"] == secret
+        assert manifests["Secret"][secret]["type"] == "kubernetes.io/tls"
+    # The ConfigMaps hold no secret: the admin's password is a psql variable from a Secret.
+    bootstrap = manifests["ConfigMap"]["postgres-bootstrap"]["data"]["bootstrap.sql"]
+    assert ":'admin_password'" in bootstrap and "PRIVATE KEY" not in str(manifests["ConfigMap"])
+
+
+def test_rendered_bootstrap_sql_runs_on_a_real_postgres(rendered):
+    """The image's initdb hook runs this as the superuser; here psql runs it the same way."""
+    sql_text = by_kind(rendered)["ConfigMap"]["postgres-bootstrap"]["data"]["bootstrap.sql"]
+    password = secrets.token_urlsafe(24)
+    with running_postgres(bootstrapped=False) as db:
+        script = db.server.data_dir.parent / "bootstrap.sql"
+        script.write_text(sql_text)
+        result = subprocess.run(
+            [str(PG_BIN / "psql"), db.server.superuser_dsn(), "-v", "ON_ERROR_STOP=1", "-v",
+             f"admin_password={password}", "-f", str(script)],
+            capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        with db.connect("dbcreds_admin", password) as admin:
+            assert admin.execute("SELECT count(*) FROM public.users").fetchone()[0] == 3
+        with db.as_superuser("app") as conn:
+            groups = {r[0] for r in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname LIKE 'dbcreds\\_group\\_%'").fetchall()}
+            reader = set(conn.execute(
+                "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = 'dbcreds_group_reader'").fetchall())
+        assert groups == {"dbcreds_group_reader", "dbcreds_group_app"}
+        assert reader == {("users", "SELECT"), ("orders", "SELECT")}
+        with pytest.raises(psycopg.OperationalError):
+            db.connect("dbcreds_admin", "not the password")
+
+
+def test_statefulsets_are_hardened(rendered):
+    for statefulset in by_kind(rendered)["StatefulSet"].values():
+        pod = statefulset["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+        for container in pod["containers"]:
+            assert container["securityContext"] == k8s.container_security()
+            assert set(container["resources"]) == {"requests", "limits"}
+        assert statefulset["spec"]["volumeClaimTemplates"]
+
+
+# A real kube-apiserver (and etcd), built from their Go modules by make bootstrap.
+
+API_PATHS = {
+    "Secret": "/api/v1/namespaces/{ns}/secrets", "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Service": "/api/v1/namespaces/{ns}/services", "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+}
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory):
+    with running_apiserver(tmp_path_factory.mktemp("kube-apiserver")) as server:
+        yield server
+
+
+def dry_run(server, manifest) -> requests.Response:
+    path = API_PATHS[manifest["kind"]].format(ns=manifest["metadata"]["namespace"])
+    return server.request("POST", path + "?dryRun=All&fieldValidation=Strict", json=manifest)
+
+
+def test_rendered_manifests_pass_a_server_side_dry_run(rendered, apiserver):
+    manifests = load_manifests(rendered)
+    (namespace,) = [m for m in manifests if m["kind"] == "Namespace"]
+    # Namespaced objects are dry-run into an existing namespace.
+    assert apiserver.request("POST", "/api/v1/namespaces?fieldValidation=Strict", json=namespace).status_code == 201
+    answers = {f"{m['kind']}/{m['metadata']['name']}": dry_run(apiserver, m) for m in manifests
+               if m["kind"] != "Namespace"}
+    assert {name: r.json().get("message") for name, r in answers.items() if r.status_code != 201} == {}
+    assert len(answers) == 16
+    # And the server refuses what the schema check refuses.
+    typo = copy.deepcopy(by_kind(rendered)["StatefulSet"]["postgres"])
+    typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
+    refused = dry_run(apiserver, typo)
+    assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
+    assert apiserver.request("DELETE", f"/api/v1/namespaces/{namespace['metadata']['name']}").ok
+
+
+def test_prod_stack_deploys_to_a_real_api_server(apiserver, tmp_path):
+    """`pulumi up` of the kubernetes target against the API server of a kubeconfig: the objects are
+    stored; with no nodes here nothing runs, so the stack does not wait for pods."""
+    with temporary_stack(root_program(tmp_path), tmp_path, "kube") as stack:
+        stack.workspace.env_vars["KUBECONFIG"] = str(apiserver.kubeconfig)
+        stack.set_all_config(stack_file_config("prod"))
+        stack.set_all_config({"dbcreds:k8s_render_dir": auto.ConfigValue(""),
+                              "dbcreds:k8s_namespace": auto.ConfigValue("dbcreds-it"),
+                              "dbcreds:k8s_await_ready": auto.ConfigValue("false")})
+        stack.up(on_output=quiet)
+        stored = apiserver.request("GET", "/apis/apps/v1/namespaces/dbcreds-it/statefulsets").json()
+        assert sorted(i["metadata"]["name"] for i in stored["items"]) == ["openbao", "postgres"]
+        policies = apiserver.request("GET", "/apis/networking.k8s.io/v1/namespaces/dbcreds-it/networkpolicies")
+        assert len(policies.json()["items"]) == 3
+        secret = apiserver.request("GET", "/api/v1/namespaces/dbcreds-it/secrets/postgres-tls").json()
+        assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+        stack.preview(on_output=quiet, expect_no_changes=True)
+        stack.destroy(on_output=quiet)
+        assert apiserver.request("GET", "/apis/apps/v1/namespaces/dbcreds-it/statefulsets").json()["items"] == []
