@@ -83,3 +83,56 @@ def test_a_static_role_rotates_the_service_users_password(engine_env):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         db.connect("svc_reporting", first["password"])
     db.connect("svc_reporting", second["password"]).close()
+
+
+def test_postgres_restarted_while_credentials_are_issued(engine_env):
+    """Issuance and revocation keep going through a database restart: failures only while it is
+    down, each a clear error; afterwards every request succeeds. A revocation that failed while the
+    database was down keeps its lease in Vault (and its user in the database): no user is ever
+    without a lease, and revoking the lease again once the database is back drops it."""
+    import concurrent.futures
+    import threading
+    import time
+
+    import hvac.exceptions
+
+    db, vault, _clients, _target = engine_env
+    restarted, stop = threading.Event(), threading.Event()
+    outcomes: list[tuple[float, str]] = []
+
+    unrevoked: list[str] = []
+
+    def worker():
+        while not stop.is_set():
+            secret = None
+            try:
+                secret = vault.root.read("database/creds/reader")
+                vault.root.sys.revoke_lease(lease_id=secret["lease_id"])
+                outcomes.append((time.monotonic(), "ok"))
+            except hvac.exceptions.VaultError as error:
+                outcomes.append((time.monotonic(), f"error: {error}"))
+                if secret:
+                    unrevoked.append(secret["lease_id"])
+                time.sleep(0.1)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(worker) for _ in range(8)]
+        time.sleep(1.5)
+        db.server.stop()
+        db.server.start()
+        back = time.monotonic()
+        restarted.set()
+        time.sleep(3)
+        stop.set()
+        for future in futures:
+            future.result()
+    errors = [o for t, o in outcomes if o != "ok"]
+    after = [o for t, o in outcomes if t > back + 1]
+    assert len(after) > 10 and all(o == "ok" for o in after), after[:3]
+    assert all("database" in e or "connection" in e or "dial" in e or "terminat" in e for e in errors), errors[:3]
+    leases = (vault.root.list("sys/leases/lookup/database/creds/reader") or {}).get("data", {}).get("keys", [])
+    assert sorted(leases) == sorted(lease.rsplit("/", 1)[1] for lease in unrevoked)
+    assert len(dynamic_roles(db)) == len(leases)
+    for lease in unrevoked:
+        vault.root.sys.revoke_lease(lease_id=lease)
+    assert dynamic_roles(db) == []
