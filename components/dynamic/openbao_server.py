@@ -18,7 +18,15 @@ from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, Upd
 
 from components.dynamic.local_server import LocalServerProvider
 
-from components.local.openbao import LocalOpenBao, LocalOpenBaoError, bao_binary, initialize, is_active, unseal
+from components.local.openbao import (
+    INIT_TIMEOUT_SECONDS,
+    LocalOpenBao,
+    LocalOpenBaoError,
+    bao_binary,
+    initialize,
+    is_active,
+    unseal,
+)
 
 #: Inputs that only need the config rewritten and the server restarted.
 _RESTART_INPUTS = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
@@ -49,7 +57,8 @@ class _OpenBaoServerProvider(LocalServerProvider):
             server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
             server.start()
             client = server.client()
-            root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]))
+            root_token, keys = initialize(server.client(timeout=INIT_TIMEOUT_SECONDS),
+                                          int(props["key_shares"]), int(props["key_threshold"]))
             unseal(client, keys)
             return CreateResult(
                 id_=str(server.data_dir),

@@ -101,8 +101,8 @@ class LocalOpenBao:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def client(self, token: str | None = None) -> hvac.Client:
-        return hvac.Client(url=self.address, token=token, verify=str(self.ca_file), timeout=10)
+    def client(self, token: str | None = None, timeout: int = 10) -> hvac.Client:
+        return hvac.Client(url=self.address, token=token, verify=str(self.ca_file), timeout=timeout)
 
     def start(self) -> None:
         """Starts the server in its own session (it outlives the caller) and waits for its listener."""
@@ -120,8 +120,15 @@ class LocalOpenBao:
         terminate(self._pid_file, str(self.data_dir / "config.hcl"))
 
 
+#: Initialising writes the keyring through raft: 7 to 9 s here when idle, longer on a busy machine.
+INIT_TIMEOUT_SECONDS = 120
+
+
 def initialize(client: hvac.Client, shares: int, threshold: int) -> tuple[str, list[str]]:
-    """Initialises a new server: its root token and unseal keys."""
+    """Initialises a new server: its root token and unseal keys.
+
+    Give it a client with a timeout of INIT_TIMEOUT_SECONDS.
+    """
     result = client.sys.initialize(secret_shares=shares, secret_threshold=threshold)
     return result["root_token"], list(result["keys_base64"])
 

@@ -16,7 +16,7 @@ import hvac
 
 from components.dynamic.tls import issue_certificate, make_ca
 from components.grants import GrantSpec, ServiceUser
-from components.local.openbao import LocalOpenBao, initialize, unseal
+from components.local.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import creation_statements, group_role_name, revocation_statements, username_template
 from components.vault_policies import client_policy
 from tests.support.ports import free_port
@@ -43,7 +43,7 @@ def running_openbao() -> Iterator[TestVault]:
         server.configure(ca["cert_pem"], cert["cert_pem"], cert["private_key_pem"])
         server.start()
         client = server.client()
-        token, keys = initialize(client, 1, 1)
+        token, keys = initialize(server.client(timeout=INIT_TIMEOUT_SECONDS), 1, 1)
         unseal(client, keys)
         client.token = token
         yield TestVault(server, client, ca["cert_pem"], keys)
