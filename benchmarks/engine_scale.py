@@ -22,8 +22,7 @@ from pulumi import automation as auto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.automation import root_program, temporary_stack  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+from tests.automation import local_servers_config, root_program, temporary_stack  # noqa: E402
 from toolchain.env import ROOT  # noqa: E402
 
 
@@ -44,12 +43,7 @@ def measure(count: int) -> dict:
         tmp_path = Path(tmp)
         with temporary_stack(root_program(tmp_path), tmp_path, f"scale{count}") as stack:
             stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(roles(count))), path=False)
-            stack.set_all_config({
-                "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-                "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
-                "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-                "dbcreds:db_port": auto.ConfigValue(str(free_port())),
-            })
+            stack.set_all_config(local_servers_config(data_dir))
             quiet = dict(on_output=lambda _: None)
             result = {
                 "roles": count,

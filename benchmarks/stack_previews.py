@@ -16,8 +16,7 @@ from pulumi import automation as auto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.automation import root_program, stack_file_config, temporary_stack  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack  # noqa: E402
 
 STACKS = ("dev", "staging", "prod")
 
@@ -29,11 +28,7 @@ def preview_seconds(name: str) -> tuple[float, int]:
             config = stack_file_config(name)
             stack.set_all_config(config)
             if "dbcreds:target" not in config:
-                stack.set_all_config({
-                    "dbcreds:data_dir": auto.ConfigValue(str(tmp_path / "data")),
-                    **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
-                       for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
-                })
+                stack.set_all_config(local_servers_config(tmp_path / "data"))
             else:
                 stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
             start = time.perf_counter()

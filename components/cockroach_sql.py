@@ -16,61 +16,34 @@ dropped only after its membership and privileges are revoked.
 
 from psycopg import sql
 
+from components import postgres_sql
 from components.grants import GrantSpec
-from components.postgres_sql import schemas_of
 
 #: CockroachDB's default database, where the admin and groups are made.
 DEFAULT_DATABASE = "defaultdb"
 
 
-def _text(composed: sql.Composable) -> str:
-    return composed.as_string(None)
-
-
 def create_group_role(group: str) -> str:
     """Creates the group role unless it exists (CockroachDB roles are NOLOGIN by default)."""
-    return _text(sql.SQL("CREATE ROLE IF NOT EXISTS {}").format(sql.Identifier(group)))
+    return postgres_sql.as_text(sql.SQL("CREATE ROLE IF NOT EXISTS {}").format(sql.Identifier(group)))
 
 
 def grant_statements(spec: GrantSpec, group: str, database: str) -> list[str]:
-    """Gives the group exactly what the spec allows (after `revoke_statements`)."""
-    g, privileges = sql.Identifier(group), sql.SQL(", ").join(sql.SQL(p) for p in spec.privileges)
-    statements = [sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), g)]
-    for schema in schemas_of(spec):
-        statements.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), g))
-    for schema in spec.schemas:
-        s = sql.Identifier(schema)
-        statements.append(sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(privileges, s, g))
-        statements.append(
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT {} ON TABLES TO {}").format(s, privileges, g)
-        )
-    for table in spec.tables:
-        statements.append(
-            sql.SQL("GRANT {} ON TABLE {} TO {}").format(privileges, sql.Identifier(*table.split(".")), g)
-        )
-    return [_text(s) for s in statements]
+    """Gives the group exactly what the spec allows (after `revoke_statements`): PostgreSQL's
+    statements, without sequences (CockroachDB's SERIAL draws from unique_rowid(), not a sequence)."""
+    return postgres_sql.grant_statements(spec, group, database, sequences=False)
 
 
 def revoke_statements(schemas: list[str], group: str, database: str) -> list[str]:
     """Takes from the group everything `grant_statements` could have given in these schemas."""
-    g = sql.Identifier(group)
-    statements = []
-    for schema in sorted(set(schemas)):
-        s = sql.Identifier(schema)
-        statements += [
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, g),
-            sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON TABLES FROM {}").format(s, g),
-            sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(s, g),
-        ]
-    statements.append(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(database), g))
-    return [_text(s) for s in statements]
+    return postgres_sql.revoke_statements(schemas, group, database, sequences=False)
 
 
 def creation_statements(group: str) -> list[str]:
     """Vault's creation SQL: a user expiring with its lease, then its membership of the group."""
     return [
         "CREATE USER \"{{name}}\" WITH PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
-        _text(sql.SQL('GRANT {} TO "{{{{name}}}}"').format(sql.Identifier(group))),
+        postgres_sql.as_text(sql.SQL('GRANT {} TO "{{{{name}}}}"').format(sql.Identifier(group))),
     ]
 
 
@@ -83,7 +56,7 @@ def revocation_statements(group: str) -> list[str]:
     """
     return [
         "CANCEL SESSIONS IF EXISTS (SELECT session_id FROM [SHOW CLUSTER SESSIONS] WHERE user_name = '{{name}}')",
-        _text(sql.SQL('REVOKE {} FROM "{{{{name}}}}"').format(sql.Identifier(group))),
+        postgres_sql.as_text(sql.SQL('REVOKE {} FROM "{{{{name}}}}"').format(sql.Identifier(group))),
         'DROP OWNED BY "{{name}}"',
         'DROP USER IF EXISTS "{{name}}"',
     ]

@@ -28,7 +28,8 @@ RANDOM_PART = 20
 UNIX_TIME_DIGITS = 10  # Until the year 2286.
 
 
-def _text(composed: sql.Composable) -> str:
+def as_text(composed: sql.Composable) -> str:
+    """A composed statement as text (identifiers quoted, literals escaped) for Vault or a script."""
     return composed.as_string(None)
 
 
@@ -47,12 +48,15 @@ def schemas_of(spec: GrantSpec) -> list[str]:
 
 def create_group_role(group: str) -> str:
     """Creates the group role unless it exists (re-running it is harmless)."""
-    create = _text(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+    create = as_text(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
     return f"DO $$ BEGIN {create}; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
 
 
-def grant_statements(spec: GrantSpec, group: str, database: str) -> list[str]:
-    """Gives the group exactly what the spec allows (after `revoke_statements`)."""
+def grant_statements(spec: GrantSpec, group: str, database: str, sequences: bool = True) -> list[str]:
+    """Gives the group exactly what the spec allows (after `revoke_statements`).
+
+    sequences: also USAGE on the schemas' sequences when the spec inserts.
+    """
     g, privileges = sql.Identifier(group), sql.SQL(", ").join(sql.SQL(p) for p in spec.privileges)
     statements = [sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), g)]
     for schema in schemas_of(spec):
@@ -67,35 +71,36 @@ def grant_statements(spec: GrantSpec, group: str, database: str) -> list[str]:
     for table in spec.tables:
         t = sql.Identifier(*table.split("."))
         statements.append(sql.SQL("GRANT {} ON TABLE {} TO {}").format(privileges, t, g))
-    if "INSERT" in spec.privileges:
+    if sequences and "INSERT" in spec.privileges:
         # serial and identity columns draw from sequences: inserting needs USAGE on them.
         for schema in schemas_of(spec):
             statements.append(
                 sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(sql.Identifier(schema), g)
             )
-    return [_text(s) for s in statements]
+    return [as_text(s) for s in statements]
 
 
-def revoke_statements(schemas: list[str], group: str, database: str) -> list[str]:
+def revoke_statements(schemas: list[str], group: str, database: str, sequences: bool = True) -> list[str]:
     """Takes from the group everything `grant_statements` could have given in these schemas."""
     g = sql.Identifier(group)
     statements = []
     for schema in sorted(set(schemas)):
         s = sql.Identifier(schema)
+        statements.append(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, g))
+        if sequences:
+            statements.append(sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(s, g))
         statements += [
-            sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(s, g),
-            sql.SQL("REVOKE ALL ON ALL SEQUENCES IN SCHEMA {} FROM {}").format(s, g),
             sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} REVOKE ALL ON TABLES FROM {}").format(s, g),
             sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(s, g),
         ]
     statements.append(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM {}").format(sql.Identifier(database), g))
-    return [_text(s) for s in statements]
+    return [as_text(s) for s in statements]
 
 
 def creation_statements(group: str) -> list[str]:
     """Vault's creation SQL for a dynamic role: a login role in the group, expiring with its lease."""
     return [
-        _text(
+        as_text(
             sql.SQL(
                 "CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' "
                 "VALID UNTIL '{{{{expiration}}}}' CONNECTION LIMIT {} IN ROLE {}"

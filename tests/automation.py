@@ -10,6 +10,7 @@ from typing import Iterator
 import yaml
 from pulumi import automation as auto
 
+from tests.support.ports import free_port
 from toolchain.env import ROOT, pulumi_env
 
 TOOLS = ROOT / ".tools"
@@ -67,3 +68,12 @@ def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
     values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
             for key, value in values.items()}
+
+
+def local_servers_config(data_dir: Path) -> dict[str, auto.ConfigValue]:
+    """A data folder and free ports for a local-target test stack, so it clashes with nothing here."""
+    return {
+        "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
+        **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
+           for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
+    }

@@ -21,6 +21,9 @@ cache=${PULUMI_DBCREDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-dbcreds}
 tools="$root/.tools/bin"
 mkdir -p "$cache" "$tools"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# Modules come from the module proxy only: never fall back to fetching a repository directly.
+GOPROXY=$(go env GOPROXY | sed 's/,direct$//; s/|direct$//')
+export GOPROXY
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }

@@ -10,6 +10,7 @@ kinds:
 """
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,8 +31,11 @@ OUT = ROOT / "tests" / "data" / "kubernetes-openapi.json"
 
 
 def module_dir() -> Path:
+    # From the module proxy only, never the repository itself.
+    proxy = subprocess.run(["go", "env", "GOPROXY"], capture_output=True, text=True, check=True).stdout.strip()
     answer = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{VERSION}"],
-                            capture_output=True, text=True, check=True, cwd="/tmp")
+                            capture_output=True, text=True, check=True, cwd="/tmp",
+                            env={**os.environ, "GOPROXY": proxy.removesuffix(",direct")})
     return Path(json.loads(answer.stdout)["Dir"]) / "api" / "openapi-spec" / "v3"
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from pulumi import automation as auto
 
-from tests.automation import root_program, temporary_stack
+from tests.automation import local_servers_config, root_program, temporary_stack
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 
@@ -89,12 +89,7 @@ def stack(tmp_path_factory):
     data_dir = ROOT / ".data" / "tests" / f"bad-{uuid.uuid4().hex[:8]}"
     with temporary_stack(root_program(tmp_path), tmp_path, "bad-input") as stack:
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
-        stack.set_all_config({
-            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-            "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:db_port": auto.ConfigValue(str(free_port())),
-        })
+        stack.set_all_config(local_servers_config(data_dir))
         stack.up(on_output=quiet)
         yield stack
     shutil.rmtree(data_dir, ignore_errors=True)

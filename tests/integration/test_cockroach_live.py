@@ -18,8 +18,7 @@ from pulumi import automation as auto
 
 from components.cockroach_sql import creation_statements, revocation_statements
 from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
-from tests.automation import root_program, temporary_stack
-from tests.support.ports import free_port
+from tests.automation import local_servers_config, root_program, temporary_stack
 from toolchain.env import ROOT
 
 try:
@@ -43,16 +42,9 @@ def test_cockroach_stack(tmp_path):
     data_dir = ROOT / ".data" / "tests" / f"crdb-{uuid.uuid4().hex[:8]}"
     with temporary_stack(root_program(tmp_path), tmp_path, "crdb") as stack:
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
-        port = free_port()
-        stack.set_all_config({
-            "dbcreds:db_engine": auto.ConfigValue("cockroachdb"),
-            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-            "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:db_port": auto.ConfigValue(str(port)),
-            "dbcreds:db_http_port": auto.ConfigValue(str(free_port())),
-        })
+        stack.set_all_config({**local_servers_config(data_dir), "dbcreds:db_engine": auto.ConfigValue("cockroachdb")})
         outputs = stack.up(on_output=quiet).outputs
+        port = outputs["db_port"].value
         assert outputs["db_engine"].value == "cockroachdb"
         node = LocalCockroach(data_dir / "cockroach", port, 0)
         for key in node.certs_dir.glob("*.key"):

@@ -18,8 +18,7 @@ import pytest
 import requests
 from pulumi import automation as auto
 
-from tests.automation import root_program, state_text, temporary_stack
-from tests.support.ports import free_port
+from tests.automation import local_servers_config, root_program, state_text, temporary_stack
 from toolchain.env import ROOT
 
 
@@ -48,14 +47,8 @@ def set_roles(stack, roles) -> None:
 @pytest.fixture
 def stack(tmp_path, data_dir):
     with temporary_stack(root_program(tmp_path), tmp_path, "dev-it") as stack:
-        vault_port = free_port()
         set_roles(stack, ROLES)
-        stack.set_all_config({
-            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-            "dbcreds:vault_port": auto.ConfigValue(str(vault_port)),
-            "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:db_port": auto.ConfigValue(str(free_port())),
-        })
+        stack.set_all_config(local_servers_config(data_dir))
         yield stack
 
 

@@ -20,8 +20,7 @@ import psycopg
 import pytest
 from pulumi import automation as auto
 
-from tests.automation import root_program, temporary_stack
-from tests.support.ports import free_port
+from tests.automation import local_servers_config, root_program, temporary_stack
 from toolchain.env import ROOT
 from toolchain.recover import recover
 
@@ -41,12 +40,7 @@ def quiet(_line: str) -> None:
 
 def configure(stack, data_dir: Path) -> None:
     stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
-    stack.set_all_config({
-        "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-        "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
-        "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-        "dbcreds:db_port": auto.ConfigValue(str(free_port())),
-    })
+    stack.set_all_config(local_servers_config(data_dir))
 
 
 def new_data_dir(prefix: str) -> Path:

@@ -13,12 +13,10 @@ import json
 import shutil
 import subprocess
 import uuid
-from pathlib import Path
 
 from pulumi import automation as auto
 
-from tests.automation import root_program, state_text, temporary_stack
-from tests.support.ports import free_port
+from tests.automation import local_servers_config, root_program, state_text, temporary_stack
 from toolchain.env import ROOT
 
 ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"}}
@@ -60,12 +58,7 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
     with temporary_stack(root_program(tmp_path), tmp_path, "secrets") as stack:
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
         stack.set_config("dbcreds:service_users", auto.ConfigValue(json.dumps(SERVICE_USERS)), path=False)
-        stack.set_all_config({
-            "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-            "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:vault_cluster_port": auto.ConfigValue(str(free_port())),
-            "dbcreds:db_port": auto.ConfigValue(str(free_port())),
-        })
+        stack.set_all_config(local_servers_config(data_dir))
         stack.up(on_output=engine_output.append)
         stack.preview(on_output=engine_output.append, diff=True)
         stack.refresh(on_output=engine_output.append)

@@ -24,10 +24,9 @@ from components import kubernetes_manifests as k8s
 from components.local.postgres import PG_BIN
 from policies import rules
 from stacks.config import validate
-from tests.automation import root_program, stack_file_config, temporary_stack
+from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
 from tests.support.kube_apiserver import running_apiserver
 from tests.support.kubernetes import load_manifests, schema_errors
-from tests.support.ports import free_port
 from tests.support.postgres import running_postgres
 from toolchain.env import ROOT
 
@@ -64,11 +63,7 @@ def test_every_stack_file_previews(name, tmp_path):
     with temporary_stack(root_program(tmp_path), tmp_path, name) as stack:
         stack.set_all_config(stack_file_config(name))
         if file_config(name).get("target", "local") == "local":
-            stack.set_all_config({
-                "dbcreds:data_dir": auto.ConfigValue(str(tmp_path / "data")),
-                **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
-                   for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
-            })
+            stack.set_all_config(local_servers_config(tmp_path / "data"))
         else:
             stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
         preview = stack.preview(on_output=quiet)
