@@ -1,6 +1,10 @@
 """What the dynamic providers of local server processes share."""
 
+import json
+import os
+import secrets
 import shutil
+import signal
 import socket
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -30,8 +34,32 @@ def creating_marker(data_dir: Path) -> Path:
     password are lost with it. The marker tells the next create that the folder
     and the process in it are that unrecorded work, safe to clear. The first
     `check` that gets the server back as recorded state removes the marker.
+
+    It names the provider process that runs the create and a token of that
+    create: a killed `pulumi` leaves its provider running as an orphan, still
+    inside the create, and it must neither go on nor clean up after a newer one.
     """
     return data_dir.with_name(data_dir.name + ".creating")
+
+
+def _read_marker(marker: Path) -> dict:
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _stop_orphaned_create(marker: Path) -> None:
+    """Kills the provider process of an interrupted create if it still runs (it lost its engine)."""
+    pid = _read_marker(marker).get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return
+    if b"pulumi.dynamic" in cmdline:
+        os.kill(pid, signal.SIGKILL)
 
 
 class LocalServerProvider(ResourceProvider):
@@ -74,16 +102,20 @@ class LocalServerProvider(ResourceProvider):
         server = self.server(props)
         marker = creating_marker(server.data_dir)
         if marker.exists():
+            _stop_orphaned_create(marker)
             self._remove(server)
         if server.data_dir.exists() and any(server.data_dir.iterdir()):
             raise RuntimeError(f"data folder {server.data_dir} is not empty: it may hold another server's data; "
                                "remove it or choose another data_dir")
+        token = secrets.token_hex(8)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        marker.write_text(json.dumps({"pid": os.getpid(), "token": token}))
         try:
             return build(server)
         except BaseException:
-            self._remove(server)
+            # Only our own work: a newer create may have taken the folder over.
+            if _read_marker(marker).get("token") == token:
+                self._remove(server)
             raise
 
     @staticmethod

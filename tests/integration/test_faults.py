@@ -96,6 +96,13 @@ def processes_of(data_dir: Path) -> list[str]:
     return found
 
 
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def assert_converged(stack, data_dir, outputs, tmp_path) -> None:
     stack.preview(on_output=quiet, expect_no_changes=True)
     client = vault(outputs, tmp_path)
@@ -214,12 +221,16 @@ def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
         up.wait()
         pending = stack.export_stack().deployment.get("pending_operations") or []
         assert pending, "the kill came too late to leave an operation pending"
+        # The killed run's provider lives on as an orphan, still inside its create.
+        orphan = json.loads((data_dir / "openbao.creating").read_text())["pid"]
+        assert alive(orphan)
 
         # What `make up` does: the lock of the killed run is removed, its pending creates dropped, then up.
         assert recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
         outputs = stack.up(on_output=quiet).outputs
         assert not stack.export_stack().deployment.get("pending_operations")
-        # One server of each, the interrupted ones stopped.
+        # The orphan is stopped; one server of each runs, the interrupted ones stopped.
+        assert not alive(orphan)
         assert len([c for c in processes_of(data_dir) if "bao server" in c]) == 1
         assert len([c for c in processes_of(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) <= 1
         assert_converged(stack, data_dir, outputs, tmp_path)
