@@ -96,14 +96,22 @@ def stack(tmp_path_factory):
 
 
 def resources(stack) -> dict:
-    """Every resource as the state holds it, by URN (the engine may write them in another order).
+    """Every resource as the state holds it, by URN, its dependencies sorted (a run that registers
+    the same resources may record them, and their dependencies, in another order).
 
     Default providers are left out: their recorded inputs mirror the stack's
     config, which each case changes on purpose, and the engine records them
     before a resource's check can fail.
     """
-    return {r["urn"]: r for r in stack.export_stack().deployment["resources"]
-            if not r["type"].startswith("pulumi:providers:")}
+    found = {}
+    for resource in stack.export_stack().deployment["resources"]:
+        if resource["type"].startswith("pulumi:providers:"):
+            continue
+        resource["dependencies"] = sorted(resource.get("dependencies") or [])
+        resource["propertyDependencies"] = {k: sorted(v) for k, v in
+                                            (resource.get("propertyDependencies") or {}).items()}
+        found[resource["urn"]] = resource
+    return found
 
 
 @contextmanager
