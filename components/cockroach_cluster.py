@@ -16,6 +16,7 @@ from typing import Optional
 import pulumi
 
 from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
+from components.database_component import DatabaseComponent
 from components.dynamic.cockroach_node import LocalCockroachNode
 from components.dynamic.password import RandomPassword
 from components.grants import GrantSpec
@@ -40,16 +41,9 @@ class CockroachClusterArgs:
     cert_validity_hours: int = 24 * 90
 
 
-class CockroachCluster(pulumi.ComponentResource):
+class CockroachCluster(DatabaseComponent):
     """A secure CockroachDB node with its own certificates, admin, database and group roles."""
 
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    admin: pulumi.Output[str]
-    admin_bootstrap_password: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    group_roles: pulumi.Output[dict]
     #: The certs directory's files (secret).
     certs: pulumi.Output[dict]
 
@@ -68,17 +62,10 @@ class CockroachCluster(pulumi.ComponentResource):
             database=args.database, admin=args.admin, admin_password=password.result, files=certs.files,
             groups=groups, opts=child,
         )
-        self.host = node.host
-        self.port = node.port
-        self.database = node.database
-        self.admin = node.admin
-        self.admin_bootstrap_password = pulumi.Output.secret(node.admin_password)
-        self.ca_pem = certs.ca_cert_pem
-        # Known once the node has made them.
-        self.group_roles = node.id.apply(lambda _: {s.name: g for g, s in groups.items()})
-        self.certs = certs.files
-        self.register_outputs({
-            "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
-            "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
-            "group_roles": self.group_roles, "certs": self.certs,
-        })
+        self._register_database(
+            host=node.host, port=node.port, database=node.database, admin=node.admin,
+            admin_bootstrap_password=node.admin_password, ca_pem=certs.ca_cert_pem,
+            # Known once the node has made them.
+            group_roles=node.id.apply(lambda _: {s.name: g for g, s in groups.items()}),
+            certs=certs.files,
+        )

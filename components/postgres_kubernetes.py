@@ -17,6 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kubernetes_manifests as m
+from components.database_component import DatabaseComponent
 from components.dynamic.password import RandomPassword
 from components.grants import GrantSpec
 from components.postgres_sql import group_role_name
@@ -41,16 +42,8 @@ class PostgresKubernetesArgs:
     await_ready: bool = True
 
 
-class PostgresKubernetes(pulumi.ComponentResource):
+class PostgresKubernetes(DatabaseComponent):
     """PostgreSQL 15 as a StatefulSet: TLS and SCRAM only, reached only by Vault and labelled clients."""
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    admin: pulumi.Output[str]
-    admin_bootstrap_password: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    group_roles: pulumi.Output[dict]
 
     def __init__(self, name: str, args: PostgresKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresKubernetes", name, None, opts)
@@ -88,16 +81,9 @@ class PostgresKubernetes(pulumi.ComponentResource):
         budget = m.disruption_budget(app, ns, app)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                           opts=child)
-        self.host = pulumi.Output.from_input(m.service_host(app, ns))
-        self.port = pulumi.Output.from_input(m.DB_PORT)
-        self.database = pulumi.Output.from_input(args.database)
-        self.admin = pulumi.Output.from_input(args.admin)
-        self.admin_bootstrap_password = pulumi.Output.secret(admin_password.result)
-        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.group_roles = statefulset.id.apply(
-            lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs})
-        self.register_outputs({
-            "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
-            "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
-            "group_roles": self.group_roles,
-        })
+        self._register_database(
+            host=m.service_host(app, ns), port=m.DB_PORT, database=args.database, admin=args.admin,
+            admin_bootstrap_password=admin_password.result, ca_pem=args.ca_pem,
+            group_roles=statefulset.id.apply(
+                lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),
+        )

@@ -5,6 +5,7 @@ from typing import Optional
 
 import pulumi
 
+from components.database_component import DatabaseComponent
 from components.dynamic.password import RandomPassword
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
@@ -32,7 +33,7 @@ class PostgresServerArgs:
     service_users: tuple[tuple[str, str], ...] = ()
 
 
-class PostgresServer(pulumi.ComponentResource):
+class PostgresServer(DatabaseComponent):
     """PostgreSQL 15 on 127.0.0.1: TLS and SCRAM only, an admin with a random bootstrap password,
     the application database with the demo schema.
 
@@ -40,14 +41,6 @@ class PostgresServer(pulumi.ComponentResource):
     rotates it at once, after which it no longer works. `group_roles` maps each
     grant spec's name to its group role.
     """
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    admin: pulumi.Output[str]
-    admin_bootstrap_password: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    group_roles: pulumi.Output[dict]
 
     def __init__(self, name: str, args: PostgresServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresServer", name, None, opts)
@@ -69,20 +62,13 @@ class PostgresServer(pulumi.ComponentResource):
             )
             for spec in args.grant_specs
         }
-        self.group_roles = pulumi.Output.all(**{role: g.group for role, g in groups.items()})
         for user, spec_name in args.service_users:
             if spec_name not in groups:
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
             PostgresLoginRole(f"{name}-user-{user}", data_dir=args.data_dir, port=server.port,
                               database=server.database, username=user, group=groups[spec_name].group, opts=child)
-        self.host = server.host
-        self.port = server.port
-        self.database = server.database
-        self.admin = server.admin
-        self.admin_bootstrap_password = pulumi.Output.secret(server.admin_password)
-        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.register_outputs({
-            "host": self.host, "port": self.port, "database": self.database, "admin": self.admin,
-            "admin_bootstrap_password": self.admin_bootstrap_password, "ca_pem": self.ca_pem,
-            "group_roles": self.group_roles,
-        })
+        self._register_database(
+            host=server.host, port=server.port, database=server.database, admin=server.admin,
+            admin_bootstrap_password=server.admin_password, ca_pem=args.ca_pem,
+            group_roles=pulumi.Output.all(**{role: g.group for role, g in groups.items()}),
+        )

@@ -1,0 +1,36 @@
+"""What every database component gives, whatever runs the database (a local process, CockroachDB,
+Kubernetes): one interface for the secrets engine, the clients and the checks."""
+
+from typing import Any
+
+import pulumi
+
+
+class DatabaseComponent(pulumi.ComponentResource):
+    """A database server component's outputs. `admin_bootstrap_password` is secret: Vault first
+    connects with it and rotates it at once. `group_roles` maps each grant spec to its group role."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_bootstrap_password: pulumi.Output[str]
+    ca_pem: pulumi.Output[str]
+    group_roles: pulumi.Output[dict]
+
+    def _register_database(
+        self, *, host: pulumi.Input[str], port: pulumi.Input[int], database: pulumi.Input[str],
+        admin: pulumi.Input[str], admin_bootstrap_password: pulumi.Input[str], ca_pem: pulumi.Input[str],
+        group_roles: pulumi.Input[dict], **extra: pulumi.Output[Any],
+    ) -> None:
+        """Sets the outputs (and any `extra` ones) and registers them."""
+        outputs = {
+            "host": pulumi.Output.from_input(host), "port": pulumi.Output.from_input(port),
+            "database": pulumi.Output.from_input(database), "admin": pulumi.Output.from_input(admin),
+            "admin_bootstrap_password": pulumi.Output.secret(admin_bootstrap_password),
+            "ca_pem": pulumi.Output.from_input(ca_pem), "group_roles": pulumi.Output.from_input(group_roles),
+            **extra,
+        }
+        for key, value in outputs.items():
+            setattr(self, key, value)
+        self.register_outputs(outputs)
