@@ -1,11 +1,16 @@
 """The platform stack: composes the components from the validated stack config."""
 
 import pulumi
+import pulumi_vault as vault
 
 from components import kubernetes_manifests
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+from components.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
+from components.database_component import DatabaseComponent
+from components.dynamic.post_deploy_checks import PostDeployChecks
 from components.postgres_server import PostgresServer, PostgresServerArgs
+from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
@@ -16,11 +21,6 @@ def local_servers(config: StackConfig):
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
         server_cert_validity_hours=config.cert_validity_hours,
-    ))
-    vault = VaultServer("vault", VaultServerArgs(
-        data_dir=f"{config.data_dir}/openbao", port=config.vault_port, cluster_port=config.vault_cluster_port,
-        ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ))
     if config.db_engine == "cockroachdb":
         database = CockroachCluster("db", CockroachClusterArgs(
@@ -34,7 +34,61 @@ def local_servers(config: StackConfig):
             ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem, key_pem=pki.database_private_key_pem,
             grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
         ))
-    return vault, database
+    vault_server = VaultServer("vault", VaultServerArgs(
+        data_dir=f"{config.data_dir}/openbao", port=config.vault_port, cluster_port=config.vault_cluster_port,
+        ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
+        database_ca_pem=database.ca_pem, key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+    ))
+    return vault_server, database
+
+
+def vault_layer(config: StackConfig, vault_server: VaultServer, database: DatabaseComponent):
+    """The database secrets engine, one AppRole client per client in config, and the post-deploy
+    checks, last, which prove them with real credentials on every `up`."""
+    provider = vault.Provider(
+        "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
+        # The admin token itself: no child token per run to create, expire and audit.
+        skip_child_token=True,
+    )
+    in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
+    engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
+        specs=config.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
+        db_name=database.database, admin=database.admin,
+        admin_bootstrap_password=database.admin_bootstrap_password,
+        bootstrap_password_version=database.admin_bootstrap_password_version,
+        ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.max_ttl_cap,
+        service_users=config.service_users, dialect=config.db_engine,
+    ), opts=in_vault)
+    approle = vault.AuthBackend("approle", type="approle", path="approle",
+                                description="AppRole logins of the database clients", opts=in_vault)
+    clients = {
+        spec.name: ClientAccess(spec.name, ClientAccessArgs(
+            role=spec.role, database_mount=engine.mount_path, approle_mount=approle.path,
+            token_ttl=spec.token_ttl, token_max_ttl=spec.token_max_ttl, secret_id_ttl=spec.secret_id_ttl,
+        ), opts=in_vault)
+        for spec in config.clients
+    }
+    max_ttls = {role.name: role.max_ttl for role in config.roles}
+    checked_clients = [
+        pulumi.Output.all(c.approle_mount, c.role_id, c.secret_id, c.creds_path).apply(
+            lambda a, spec=spec: {
+                "name": spec.name, "approle_mount": a[0], "role_id": a[1], "secret_id": a[2], "creds_path": a[3],
+                "allowed": list(spec.allowed), "forbidden": list(spec.forbidden), "max_ttl": max_ttls[spec.role],
+            })
+        for spec, c in zip(config.clients, clients.values())
+    ]
+    checks = PostDeployChecks(
+        "checks",
+        target={
+            "vault_addr": vault_server.address, "vault_ca_pem": vault_server.ca_pem, "db_host": database.host,
+            "db_port": database.port, "db_name": database.database, "db_ca_pem": database.ca_pem,
+        },
+        clients=pulumi.Output.all(*checked_clients), admin=database.admin,
+        bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
+        static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
+        opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values()]),
+    )
+    return engine, clients, checks
 
 
 def kubernetes_servers(config: StackConfig):
@@ -69,7 +123,19 @@ def kubernetes_servers(config: StackConfig):
 
 
 config = stack_config.load()
-vault_server, database = kubernetes_servers(config) if config.target == "kubernetes" else local_servers(config)
+if config.target == "kubernetes":
+    # OpenBao in a cluster is initialised and unsealed by its operator: no Vault layer here yet.
+    vault_server, database = kubernetes_servers(config)
+else:
+    vault_server, database = local_servers(config)
+    engine, clients, checks = vault_layer(config, vault_server, database)
+    pulumi.export("database_mount", engine.mount_path)
+    pulumi.export("clients", {
+        name: {"approle_mount": c.approle_mount, "role_id": c.role_id, "secret_id": c.secret_id,
+               "creds_path": c.creds_path}
+        for name, c in clients.items()
+    })
+    pulumi.export("checks", checks.report)
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

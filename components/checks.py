@@ -1,13 +1,17 @@
 """Post-deploy checks: prove with real credentials that the stack does what it says.
 
-For each client: log in with AppRole, issue credentials, connect with
-verify-full, run the statements its grants allow and see the forbidden ones
-refused, renew the lease, revoke it and see the user refused at login. Then:
-one client cannot read another's creds path, the database's bootstrap admin
-password no longer works (root rotation), and a plaintext connection is refused.
+For each client: log in with AppRole, issue credentials (a lease within the
+role's max_ttl), connect with verify-full, run the statements its grants allow
+and see the forbidden ones refused, renew the lease (still within max_ttl).
+While every client holds a lease: no client reads another's creds path or a
+protected path (static credentials, the connection's config), nor renews or
+revokes another client's lease. Then each client revokes its own lease, and
+the revoked user is refused at login. Last: each static role's current
+password logs in, the database's bootstrap admin password no longer does
+(root rotation), and a plaintext connection is refused.
 
-Each check is a pure sequence of hvac and psycopg calls that returns a
-`CheckResult`; `run_checks` returns a report without secrets.
+Each check is a sequence of hvac and psycopg calls that yields a `CheckResult`;
+`run_checks` returns a report without secrets.
 """
 
 import contextlib
@@ -15,10 +19,11 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import hvac
 import psycopg
+from hvac import exceptions as vault_errors
 from psycopg import errors
 
 
@@ -45,6 +50,33 @@ class ClientCheck:
     creds_path: str
     allowed: Sequence[str]
     forbidden: Sequence[str]
+    #: The role's max_ttl (seconds): no lease of it may be longer, issued or renewed.
+    max_ttl: int
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """Everything the checks need; secrets (secret_ids, token, password) never reach the report."""
+
+    target: Target
+    clients: Sequence[ClientCheck]
+    admin: str
+    bootstrap_password: str
+    #: Paths no client may read: static credentials, the connection's config.
+    protected_paths: Sequence[str] = ()
+    #: static-creds paths, read with vault_token: each password must log in.
+    static_creds_paths: Sequence[str] = ()
+    vault_token: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
+        """From plain values (as they cross Pulumi's wire: numbers as floats)."""
+        target = Target(**{**raw["target"], "db_port": int(raw["target"]["db_port"])})
+        clients = [ClientCheck(**{**c, "max_ttl": int(c["max_ttl"])}) for c in raw["clients"]]
+        return cls(target=target, clients=clients, admin=raw["admin"], bootstrap_password=raw["bootstrap_password"],
+                   protected_paths=tuple(raw.get("protected_paths") or ()),
+                   static_creds_paths=tuple(raw.get("static_creds_paths") or ()),
+                   vault_token=raw.get("vault_token") or "")
 
 
 @dataclass
@@ -70,6 +102,15 @@ class Report:
     def failures(self) -> str:
         return "; ".join(f"{r.name}: {r.detail}" for r in self.results if not r.passed)
 
+    def check(self, name: str, action: Callable[[], str]) -> bool:
+        """Runs action (it returns a problem, empty when none) and records the result."""
+        try:
+            problem = action()
+        except Exception as error:  # noqa: BLE001 - a failed check is reported, not raised
+            problem = f"{type(error).__name__}: {error}"
+        self.results.append(CheckResult(name, not problem, problem))
+        return not problem
+
 
 class CaFiles:
     """The CA files hvac and libpq read, in a private temporary folder."""
@@ -85,54 +126,73 @@ class CaFiles:
         self._dir.cleanup()
 
 
-def _connect(target: Target, files: CaFiles, user: str, password: str, sslmode: str = "verify-full"):
+def connect(target: Target, files: CaFiles, user: str, password: str, sslmode: str = "verify-full"):
     return psycopg.connect(
         host=target.db_host, port=target.db_port, dbname=target.db_name, user=user, password=password,
         sslmode=sslmode, sslrootcert=str(files.db_ca), connect_timeout=10, autocommit=True,
     )
 
 
-def _login(target: Target, files: CaFiles, client: ClientCheck) -> hvac.Client:
-    vault = hvac.Client(url=target.vault_addr, verify=str(files.vault_ca), timeout=15)
-    vault.auth.approle.login(role_id=client.role_id, secret_id=client.secret_id, mount_point=client.approle_mount)
-    return vault
+def vault_client(target: Target, files: CaFiles, token: str | None = None) -> hvac.Client:
+    return hvac.Client(url=target.vault_addr, token=token, verify=str(files.vault_ca), timeout=15)
 
 
-def _refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
-    """Empty when the database refuses this login, else what happened."""
+def refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
+    """Empty when the database refuses this login for its password, else what happened."""
     try:
-        _connect(target, files, user, password).close()
+        connect(target, files, user, password).close()
     except psycopg.OperationalError as error:
         return "" if "password authentication failed" in str(error) else f"refused, but not for the password: {error}"
     return "the login was accepted"
 
 
-def check_client(target: Target, files: CaFiles, client: ClientCheck) -> list[CheckResult]:
-    """The whole credential lifecycle of one client."""
-    results = []
+def renew(vault: hvac.Client, lease_id: str, increment: int) -> dict:
+    """Renews by path (`sys/leases/renew/<lease id>`), the form a client policy can scope."""
+    return vault.adapter.put(f"/v1/sys/leases/renew/{lease_id}", json={"increment": increment}).json()
 
-    def step(name: str, action: Callable[[], str]) -> bool:
-        try:
-            problem = action()
-        except Exception as error:  # noqa: BLE001 - a failed check is reported, not raised
-            problem = f"{type(error).__name__}: {error}"
-        results.append(CheckResult(f"{client.name}: {name}", not problem, problem))
-        return not problem
 
-    state: dict = {}
+def revoke(vault: hvac.Client, lease_id: str) -> None:
+    """Revokes by path (`sys/leases/revoke/<lease id>`), the form a client policy can scope."""
+    vault.adapter.put(f"/v1/sys/leases/revoke/{lease_id}")
+
+
+def refused(action: Callable[[], Any], what: str) -> str:
+    """Empty when Vault refuses action with 403, else what happened."""
+    try:
+        action()
+    except vault_errors.Forbidden:
+        return ""
+    return f"allowed: {what}"
+
+
+@dataclass
+class _Session:
+    """A client logged in, with the lease it holds."""
+
+    client: ClientCheck
+    vault: hvac.Client | None = None
+    lease: str = ""
+    creds: dict = field(default_factory=dict)
+
+
+def _lifecycle(report: Report, target: Target, files: CaFiles, session: _Session) -> bool:
+    """Login, issue, allowed and forbidden statements, renewal; True when all passed."""
+    client = session.client
 
     def login() -> str:
-        state["vault"] = _login(target, files, client)
+        session.vault = vault_client(target, files)
+        session.vault.auth.approle.login(role_id=client.role_id, secret_id=client.secret_id,
+                                         mount_point=client.approle_mount)
         return ""
 
     def issue() -> str:
-        secret = state["vault"].read(client.creds_path)
-        state["lease"], state["creds"] = secret["lease_id"], secret["data"]
-        return "" if secret["lease_duration"] > 0 else "the lease has no duration"
+        secret = session.vault.read(client.creds_path)
+        session.lease, session.creds = secret["lease_id"], secret["data"]
+        duration = secret["lease_duration"]
+        return "" if 0 < duration <= client.max_ttl else f"lease of {duration}s, outside 1 to {client.max_ttl}s"
 
     def allowed() -> str:
-        creds = state["creds"]
-        with _connect(target, files, creds["username"], creds["password"]) as conn:
+        with connect(target, files, session.creds["username"], session.creds["password"]) as conn:
             if not conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]:
                 return "the connection is not encrypted"
             for statement in client.allowed:
@@ -141,8 +201,7 @@ def check_client(target: Target, files: CaFiles, client: ClientCheck) -> list[Ch
         return ""
 
     def forbidden() -> str:
-        creds = state["creds"]
-        with _connect(target, files, creds["username"], creds["password"]) as conn:
+        with connect(target, files, session.creds["username"], session.creds["password"]) as conn:
             for statement in client.forbidden:
                 try:
                     with conn.transaction(force_rollback=True):
@@ -152,73 +211,105 @@ def check_client(target: Target, files: CaFiles, client: ClientCheck) -> list[Ch
                 return f"allowed: {statement}"
         return ""
 
-    def renew() -> str:
-        renewed = state["vault"].sys.renew_lease(lease_id=state["lease"])
-        return "" if renewed["lease_duration"] > 0 else "renewal gave no time"
+    def renewal() -> str:
+        # Asking for twice the role's max_ttl: Vault must cap it.
+        duration = renew(session.vault, session.lease, 2 * client.max_ttl)["lease_duration"]
+        return "" if 0 < duration <= client.max_ttl else f"renewed to {duration}s, outside 1 to {client.max_ttl}s"
 
-    def revoke() -> str:
-        # The path form, which the client policy scopes to the client's own creds path.
-        state["vault"].adapter.put(f"/v1/sys/leases/revoke/{state['lease']}")
-        creds = state["creds"]
-        return _refused_login(target, files, creds["username"], creds["password"])
-
-    steps = (("AppRole login", login), ("issue credentials", issue),
+    steps = (("AppRole login", login), ("issue credentials within max_ttl", issue),
              ("allowed statements run over verify-full", allowed),
-             ("forbidden statements are refused", forbidden), ("renew the lease", renew),
-             ("revoked user cannot log in", revoke))
-    for name, action in steps:
-        if not step(name, action):
-            # Never strand a credential: a failed run still gives its lease back.
-            if "lease" in state and name != "revoked user cannot log in":
-                with contextlib.suppress(Exception):
-                    state["vault"].adapter.put(f"/v1/sys/leases/revoke/{state['lease']}")
-            break
-    return results
+             ("forbidden statements are refused", forbidden), ("renewal stays within max_ttl", renewal))
+    return all(report.check(f"{client.name}: {name}", action) for name, action in steps)
 
 
-def check_isolation(target: Target, files: CaFiles, client: ClientCheck, others: Sequence[ClientCheck]) -> CheckResult:
-    """The client is refused every other client's creds path."""
-    name = f"{client.name}: cannot read other clients' credentials"
-    try:
-        vault = _login(target, files, client)
-    except Exception as error:  # noqa: BLE001
-        return CheckResult(name, False, f"login failed: {error}")
-    for other in others:
-        try:
-            secret = vault.read(other.creds_path)
-        except hvac.exceptions.Forbidden:
-            continue
-        return CheckResult(name, False, f"read {other.creds_path} (lease {secret['lease_id'] if secret else None})")
-    return CheckResult(name, True)
+def _isolation(report: Report, session: _Session, others: Sequence[_Session], protected: Sequence[str]) -> None:
+    """The client reads no other creds path nor a protected path, and cannot touch another's lease."""
+    vault, name = session.vault, session.client.name
+
+    def paths() -> str:
+        for path in [o.client.creds_path for o in others] + list(protected):
+            problem = refused(lambda p=path: vault.read(p), f"read {path}")
+            if problem:
+                return problem
+        return ""
+
+    def leases() -> str:
+        for other in others:
+            if not other.lease:
+                continue
+            for what, action in (
+                (f"revoke {other.client.name}'s lease", lambda o=other: revoke(vault, o.lease)),
+                (f"revoke {other.client.name}'s lease by body",
+                 lambda o=other: vault.sys.revoke_lease(lease_id=o.lease)),
+                (f"renew {other.client.name}'s lease", lambda o=other: renew(vault, o.lease, 60)),
+                (f"renew {other.client.name}'s lease by body",
+                 lambda o=other: vault.sys.renew_lease(lease_id=o.lease)),
+            ):
+                problem = refused(action, what)
+                if problem:
+                    return problem
+        return ""
+
+    report.check(f"{name}: cannot read other clients' credentials or protected paths", paths)
+    report.check(f"{name}: cannot renew or revoke other clients' leases", leases)
+
+
+def _revocation(report: Report, target: Target, files: CaFiles, session: _Session) -> None:
+    def action() -> str:
+        revoke(session.vault, session.lease)
+        session.lease = ""
+        return refused_login(target, files, session.creds["username"], session.creds["password"])
+
+    report.check(f"{session.client.name}: revoked user cannot log in", action)
+
+
+def _static_roles(report: Report, target: Target, files: CaFiles, token: str, paths: Sequence[str]) -> None:
+    for path in paths:
+        def action(p=path) -> str:
+            creds = vault_client(target, files, token).read(p)["data"]
+            with connect(target, files, creds["username"], creds["password"]) as conn:
+                conn.execute("SELECT 1")
+            return ""
+
+        report.check(f"static role {path.rsplit('/', 1)[1]}: its current password logs in", action)
 
 
 def check_bootstrap_password(target: Target, files: CaFiles, admin: str, bootstrap_password: str) -> CheckResult:
-    problem = _refused_login(target, files, admin, bootstrap_password)
+    problem = refused_login(target, files, admin, bootstrap_password)
     return CheckResult("the bootstrap admin password is rejected (root rotated)", not problem, problem)
 
 
 def check_plaintext_refused(target: Target, files: CaFiles, admin: str) -> CheckResult:
     name = "a plaintext connection is refused"
     try:
-        _connect(target, files, admin, "not-a-password", sslmode="disable").close()
+        connect(target, files, admin, "not-a-password", sslmode="disable").close()
     except psycopg.OperationalError as error:
-        refused = "no encryption" in str(error)
-        return CheckResult(name, refused, "" if refused else str(error))
+        refused_ = "no encryption" in str(error)
+        return CheckResult(name, refused_, "" if refused_ else str(error))
     return CheckResult(name, False, "a plaintext connection was accepted")
 
 
-def run_checks(target: Target, clients: Sequence[ClientCheck], admin: str, bootstrap_password: str) -> Report:
+def run_checks(plan: CheckPlan) -> Report:
     """Every check, in order; the report holds names and problems, never a secret."""
-    files = CaFiles(target)
+    files = CaFiles(plan.target)
     started = time.monotonic()
+    sessions = [_Session(c) for c in plan.clients]
+    report = Report()
     try:
-        report = Report()
-        for client in clients:
-            report.results += check_client(target, files, client)
-            report.results.append(check_isolation(target, files, client, [c for c in clients if c is not client]))
-        report.results.append(check_bootstrap_password(target, files, admin, bootstrap_password))
-        report.results.append(check_plaintext_refused(target, files, admin))
+        ready = [s for s in sessions if _lifecycle(report, plan.target, files, s)]
+        for session in ready:
+            _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)
+        for session in ready:
+            _revocation(report, plan.target, files, session)
+        _static_roles(report, plan.target, files, plan.vault_token, plan.static_creds_paths)
+        report.results.append(check_bootstrap_password(plan.target, files, plan.admin, plan.bootstrap_password))
+        report.results.append(check_plaintext_refused(plan.target, files, plan.admin))
         report.seconds = time.monotonic() - started
         return report
     finally:
+        # Never strand a credential: whatever failed, every lease taken is given back.
+        for session in sessions:
+            if session.lease:
+                with contextlib.suppress(Exception):
+                    revoke(session.vault, session.lease)
         files.close()

@@ -1,8 +1,9 @@
 """One client (team or app) of the database secrets engine: a policy, an AppRole role, its secret_id.
 
-Not yet run for real: the pulumi-vault provider plugin cannot be built here
-(README, Toolchain). The same policy and AppRole settings, applied through the
-Vault API, are proved on a real OpenBao by tests/integration/test_checks_live.py.
+    approle = vault.AuthBackend("approle", type="approle")
+    client = ClientAccess("reporting", ClientAccessArgs(
+        role="reader", database_mount=engine.mount_path, approle_mount=approle.path))
+    client.role_id, client.secret_id (secret), client.creds_path
 """
 
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.vault_policies import client_policy
+from components.grants import MAX_SECRET_ID_TTL
+from components.vault_policies import client_policy, creds_path
 
 
 @dataclass(frozen=True)
@@ -20,24 +22,32 @@ class ClientAccessArgs:
     role: str
     database_mount: pulumi.Input[str]
     approle_mount: pulumi.Input[str]
-    #: Bounded lifetimes: of the client's Vault token, and of its secret_id.
+    #: Bounded lifetimes: of the client's Vault token (its leases die with it), and of its secret_id.
     token_ttl: int = 15 * 60
     token_max_ttl: int = 60 * 60
     secret_id_ttl: int = 24 * 60 * 60
 
 
 class ClientAccess(pulumi.ComponentResource):
-    """A least-privilege client: it reads its own creds path, renews, and revokes its own leases."""
+    """A least-privilege client: it reads its own creds path, and renews and revokes its own leases.
+
+    Its tokens carry only its own policy (no `default` policy: see
+    `components.vault_policies.client_policy`). The role and its policy are
+    named after the client.
+    """
 
     approle_mount: pulumi.Output[str]
     role_id: pulumi.Output[str]
     secret_id: pulumi.Output[str]
     creds_path: pulumi.Output[str]
+    policy_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ClientAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:ClientAccess", name, None, opts)
         if not 0 < args.token_ttl <= args.token_max_ttl:
             raise ValueError(f"client {name}: token_ttl must be positive and at most token_max_ttl")
+        if not 0 < args.secret_id_ttl <= MAX_SECRET_ID_TTL:
+            raise ValueError(f"client {name}: secret_id_ttl must be positive and at most {MAX_SECRET_ID_TTL}s")
         child = pulumi.ResourceOptions(parent=self)
         mount = pulumi.Output.from_input(args.database_mount)
         policy = vault.Policy(
@@ -46,17 +56,19 @@ class ClientAccess(pulumi.ComponentResource):
         )
         role = vault.approle.AuthBackendRole(
             f"{name}-approle", backend=args.approle_mount, role_name=name, token_policies=[policy.name],
-            token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl, secret_id_ttl=args.secret_id_ttl,
-            token_type="service", opts=child,
+            token_no_default_policy=True, token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl,
+            secret_id_ttl=args.secret_id_ttl, token_type="service", opts=child,
         )
         secret_id = vault.approle.AuthBackendRoleSecretId(
-            f"{name}-secret-id", backend=args.approle_mount, role_name=role.role_name, opts=child,
+            f"{name}-secret-id", backend=args.approle_mount, role_name=role.role_name,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"]),
         )
         self.approle_mount = pulumi.Output.from_input(args.approle_mount)
         self.role_id = role.role_id
         self.secret_id = pulumi.Output.secret(secret_id.secret_id)
-        self.creds_path = mount.apply(lambda m: f"{m}/creds/{args.role}")
+        self.creds_path = mount.apply(lambda m: creds_path(m, args.role))
+        self.policy_name = policy.name
         self.register_outputs({
-            "approle_mount": self.approle_mount, "role_id": self.role_id,
-            "secret_id": self.secret_id, "creds_path": self.creds_path,
+            "approle_mount": self.approle_mount, "role_id": self.role_id, "secret_id": self.secret_id,
+            "creds_path": self.creds_path, "policy_name": self.policy_name,
         })

@@ -64,7 +64,8 @@ class CockroachCluster(DatabaseComponent):
         )
         self._register_database(
             host=node.host, port=node.port, database=node.database, admin=node.admin,
-            admin_bootstrap_password=node.admin_password, ca_pem=certs.ca_cert_pem,
+            admin_bootstrap_password=node.admin_password,
+            admin_bootstrap_password_version=node.admin_password_version, ca_pem=certs.ca_cert_pem,
             # Known once the node has made them.
             group_roles=node.id.apply(lambda _: {s.name: g for g, s in groups.items()}),
             certs=certs.files,

@@ -15,19 +15,23 @@ class DatabaseComponent(pulumi.ComponentResource):
     database: pulumi.Output[str]
     admin: pulumi.Output[str]
     admin_bootstrap_password: pulumi.Output[str]
+    #: Changes whenever the bootstrap password does (a new server): Vault's connection is sent it again.
+    admin_bootstrap_password_version: pulumi.Output[int]
     ca_pem: pulumi.Output[str]
     group_roles: pulumi.Output[dict]
 
     def _register_database(
         self, *, host: pulumi.Input[str], port: pulumi.Input[int], database: pulumi.Input[str],
         admin: pulumi.Input[str], admin_bootstrap_password: pulumi.Input[str], ca_pem: pulumi.Input[str],
-        group_roles: pulumi.Input[dict], **extra: pulumi.Output[Any],
+        group_roles: pulumi.Input[dict], admin_bootstrap_password_version: pulumi.Input[int] = 1,
+        **extra: pulumi.Output[Any],
     ) -> None:
         """Sets the outputs (and any `extra` ones) and registers them."""
         outputs = {
             "host": pulumi.Output.from_input(host), "port": pulumi.Output.from_input(port),
             "database": pulumi.Output.from_input(database), "admin": pulumi.Output.from_input(admin),
             "admin_bootstrap_password": pulumi.Output.secret(admin_bootstrap_password),
+            "admin_bootstrap_password_version": pulumi.Output.from_input(admin_bootstrap_password_version),
             "ca_pem": pulumi.Output.from_input(ca_pem), "group_roles": pulumi.Output.from_input(group_roles),
             **extra,
         }

@@ -1,9 +1,11 @@
-"""The typed grant spec of a dynamic database role, and its validation.
+"""The typed grant spec of a dynamic database role, the client that uses it, and their validation.
 
 A grant spec says what a client's credentials may do: which privileges, on
-which schemas (all their tables) or tables, and for how long (TTLs). It is
-validated by pure functions, so a wrong spec fails at preview with an error
-that names the field.
+which schemas (all their tables) or tables, and for how long (TTLs). A client
+spec says who uses one: an AppRole login with bounded token and secret_id
+lifetimes, and the statements the post-deploy checks run with its credentials.
+Both are validated by pure functions, so a wrong spec fails at preview with an
+error that names the field.
 """
 
 import re
@@ -24,6 +26,10 @@ DIALECT_TABLE_PRIVILEGES = {
 
 #: Vault role names become part of generated usernames and of SQL identifiers.
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+#: Client names become Vault policy and AppRole role names.
+CLIENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+#: A client's secret_id lives at most this long (Vault's 0, "never expires", is refused).
+MAX_SECRET_ID_TTL = 30 * 86400
 #: A PostgreSQL schema or table name we accept unquoted-safe: letters, digits, underscore.
 SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -79,6 +85,25 @@ class ServiceUser:
     #: The grant spec whose group the user joins.
     role: str
     rotation_period: int
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """A team or app that reads the credentials of one dynamic role, and nothing else."""
+
+    name: str
+    #: The dynamic role (grant spec) whose credentials the client reads.
+    role: str
+    #: The client's Vault token: its TTL and the longest it can be renewed to. Leases die with
+    #: the token that took them, so credentials last at most token_max_ttl.
+    token_ttl: int = 15 * 60
+    token_max_ttl: int = 60 * 60
+    #: The stack's secret_id for the client expires after this.
+    secret_id_ttl: int = 24 * 3600
+    #: Statements the post-deploy checks run with the client's credentials: these must work...
+    allowed: tuple[str, ...] = ()
+    #: ...and these must be refused with "permission denied".
+    forbidden: tuple[str, ...] = ()
 
 
 def _names(raw: Any, field: str) -> list[str]:
@@ -149,3 +174,56 @@ def validate_grant_spec(
         default_ttl=default_ttl,
         max_ttl=max_ttl,
     )
+
+
+def _statements(raw: Any, field: str) -> tuple[str, ...]:
+    if not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise SpecError(field, "must list at least one SQL statement")
+    return tuple(raw)
+
+
+def validate_client_spec(name: str, raw: Mapping[str, Any], roles: Mapping[str, GrantSpec], max_ttl_cap: int,
+                         field: str = "clients") -> ClientSpec:
+    """A ClientSpec from raw stack config, or a SpecError naming the field.
+
+    roles are the validated grant specs by name; no token outlives max_ttl_cap.
+    """
+    here = f"{field}.{name}"
+    if not isinstance(name, str) or not CLIENT_NAME.match(name):
+        raise SpecError(here, "client names are 1 to 31 of a-z, 0-9 and -, starting with a letter")
+    if not isinstance(raw, Mapping):
+        raise SpecError(here, f"must be a mapping, got {raw!r}")
+    unknown = set(raw) - {"role", "token_ttl", "token_max_ttl", "secret_id_ttl", "allowed", "forbidden"}
+    if unknown:
+        raise SpecError(f"{here}.{sorted(unknown)[0]}", "is not a client field")
+    if raw.get("role") not in roles:
+        raise SpecError(f"{here}.role", f"must name one of the roles: {', '.join(sorted(roles))}")
+    token_ttl = parse_ttl(raw.get("token_ttl", "15m"), f"{here}.token_ttl")
+    token_max_ttl = parse_ttl(raw.get("token_max_ttl", "1h"), f"{here}.token_max_ttl")
+    if token_ttl > token_max_ttl:
+        raise SpecError(f"{here}.token_ttl", f"{token_ttl}s is longer than token_max_ttl {token_max_ttl}s")
+    if token_max_ttl > max_ttl_cap:
+        raise SpecError(f"{here}.token_max_ttl",
+                        f"{token_max_ttl}s is longer than this environment's cap of {max_ttl_cap}s")
+    secret_id_ttl = parse_ttl(raw.get("secret_id_ttl", "24h"), f"{here}.secret_id_ttl")
+    if secret_id_ttl > MAX_SECRET_ID_TTL:
+        raise SpecError(f"{here}.secret_id_ttl", f"{secret_id_ttl}s is longer than {MAX_SECRET_ID_TTL}s")
+    return ClientSpec(
+        name=name, role=raw["role"], token_ttl=token_ttl, token_max_ttl=token_max_ttl, secret_id_ttl=secret_id_ttl,
+        allowed=_statements(raw.get("allowed"), f"{here}.allowed"),
+        forbidden=_statements(raw.get("forbidden"), f"{here}.forbidden"),
+    )
+
+
+def validate_clients(raw: Any, roles: Mapping[str, GrantSpec], max_ttl_cap: int) -> tuple[ClientSpec, ...]:
+    """Every client of a stack: each reads its own role, so no two share one."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("clients", "must map each client's name to {role, allowed, forbidden, ...}")
+    clients = tuple(validate_client_spec(name, spec, roles, max_ttl_cap) for name, spec in raw.items())
+    readers: dict[str, str] = {}
+    for client in clients:
+        if client.role in readers:
+            raise SpecError(f"clients.{client.name}.role", f"role {client.role!r} is already client "
+                                                           f"{readers[client.role]!r}'s: each client reads its own")
+        readers[client.role] = client.name
+    return clients

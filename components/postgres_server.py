@@ -69,6 +69,7 @@ class PostgresServer(DatabaseComponent):
                               database=server.database, username=user, group=groups[spec_name].group, opts=child)
         self._register_database(
             host=server.host, port=server.port, database=server.database, admin=server.admin,
-            admin_bootstrap_password=server.admin_password, ca_pem=args.ca_pem,
+            admin_bootstrap_password=server.admin_password,
+            admin_bootstrap_password_version=server.admin_password_version, ca_pem=args.ca_pem,
             group_roles=pulumi.Output.all(**{role: g.group for role, g in groups.items()}),
         )

@@ -1,10 +1,6 @@
-"""Vault's database secrets engine for one PostgreSQL database (pulumi-vault).
+"""Vault's database secrets engine for one database (pulumi-vault).
 
-Not yet run for real: the pulumi-vault provider plugin cannot be built here
-(README, Toolchain). Its graph is unit-tested with Pulumi's mocks, and the same
-settings, applied through the Vault API, are proved on a real OpenBao and
-PostgreSQL by tests/integration/test_checks_live.py.
-
+- A mount whose lease cap is the environment's: no lease outlives it, issued or renewed.
 - One connection per database: two on one database race each other's GRANTs.
 - verify-full TLS with the CA at `ca_file_on_vault` (OpenBao 2.7's postgres
   plugin ignores `tls_ca`, so the CA is a file on the Vault host), and
@@ -50,8 +46,9 @@ class DatabaseSecretsEngineArgs:
     mount_path: str = "database"
     #: Pre-existing users Vault manages as static roles (the role is named after the user).
     service_users: tuple[ServiceUser, ...] = ()
-    #: Bump to send a new bootstrap password (then rotated at once).
-    bootstrap_password_version: int = 1
+    #: Changes when the bootstrap password does (a new database server): the password is sent
+    #: again, then rotated at once.
+    bootstrap_password_version: pulumi.Input[int] = 1
     #: The database's SQL dialect (a key of components.grants.DIALECTS).
     dialect: str = "postgresql"
 
@@ -68,8 +65,13 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
     """The mount, the connection, root rotation, and one dynamic role per grant spec."""
 
     mount_path: pulumi.Output[str]
+    connection_name: pulumi.Output[str]
     roles: pulumi.Output[list]
     static_roles: pulumi.Output[list]
+    #: Where the static roles' current passwords are read (by an admin, never a client).
+    static_creds_paths: pulumi.Output[list]
+    #: Paths no client may read: the static credentials, the connection's config, the roles.
+    protected_paths: pulumi.Output[list]
     root_rotation: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -129,9 +131,17 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             for user in args.service_users
         ]
         self.mount_path = mount.path
+        self.connection_name = connection.name
         self.roles = pulumi.Output.all(*[r.name for r in roles])
         self.static_roles = pulumi.Output.all(*[r.name for r in static_roles])
+        self.static_creds_paths = pulumi.Output.all(mount.path, self.static_roles).apply(
+            lambda a: [f"{a[0]}/static-creds/{r}" for r in a[1]])
+        self.protected_paths = pulumi.Output.all(mount.path, connection.name, self.roles, self.static_creds_paths).apply(
+            lambda a: [*a[3], f"{a[0]}/config/{a[1]}", *[f"{a[0]}/roles/{r}" for r in a[2]]])
         # Known once the root is rotated: the checks wait for it before proving the old password dead.
         self.root_rotation = rotate_root.path
-        self.register_outputs({"mount_path": self.mount_path, "roles": self.roles,
-                               "static_roles": self.static_roles, "root_rotation": self.root_rotation})
+        self.register_outputs({
+            "mount_path": self.mount_path, "connection_name": self.connection_name, "roles": self.roles,
+            "static_roles": self.static_roles, "static_creds_paths": self.static_creds_paths,
+            "protected_paths": self.protected_paths, "root_rotation": self.root_rotation,
+        })

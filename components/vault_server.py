@@ -18,6 +18,8 @@ class VaultServerArgs:
     ca_pem: pulumi.Input[str]
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Input[str]
+    #: The CA of the database Vault connects to (verify-full), written beside Vault's own TLS files.
+    database_ca_pem: pulumi.Input[str]
     #: Shamir unseal keys: how many, and how many unseal it.
     key_shares: int = 1
     key_threshold: int = 1
@@ -27,11 +29,15 @@ class VaultServer(pulumi.ComponentResource):
     """An initialised, unsealed OpenBao with a TLS listener and a file audit device.
 
     `admin_token` is the root token from initialisation (secret), `ca_pem` the CA
-    that verifies the listener.
+    that verifies the listener; `ca_file` and `database_ca_file` are those CAs as
+    files on the Vault host (for the Vault provider, and the database connection's
+    `sslrootcert`).
     """
 
     address: pulumi.Output[str]
     ca_pem: pulumi.Output[str]
+    ca_file: pulumi.Output[str]
+    database_ca_file: pulumi.Output[str]
     admin_token: pulumi.Output[str]
     audit_log: pulumi.Output[str]
 
@@ -40,14 +46,17 @@ class VaultServer(pulumi.ComponentResource):
         server = OpenBaoServer(
             f"{name}-openbao", data_dir=args.data_dir, port=args.port, cluster_port=args.cluster_port,
             ca_pem=args.ca_pem, cert_pem=args.cert_pem, key_pem=args.key_pem,
-            key_shares=args.key_shares, key_threshold=args.key_threshold,
+            database_ca_pem=args.database_ca_pem, key_shares=args.key_shares, key_threshold=args.key_threshold,
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.address = server.address
         self.ca_pem = pulumi.Output.from_input(args.ca_pem)
+        self.ca_file = server.ca_file
+        self.database_ca_file = server.database_ca_file
         self.admin_token = pulumi.Output.secret(server.root_token)
         self.audit_log = server.audit_log
         self.register_outputs({
-            "address": self.address, "ca_pem": self.ca_pem,
+            "address": self.address, "ca_pem": self.ca_pem, "ca_file": self.ca_file,
+            "database_ca_file": self.database_ca_file,
             "admin_token": self.admin_token, "audit_log": self.audit_log,
         })

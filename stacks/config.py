@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from components.grants import DIALECTS, SQL_NAME, GrantSpec, ServiceUser, SpecError, parse_ttl, validate_grant_spec
+from components.grants import (
+    DIALECTS,
+    SQL_NAME,
+    ClientSpec,
+    GrantSpec,
+    ServiceUser,
+    SpecError,
+    parse_ttl,
+    validate_clients,
+    validate_grant_spec,
+)
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
@@ -23,7 +33,7 @@ TARGETS = ("local", "kubernetes")
 #: A Kubernetes namespace name (an RFC 1123 label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Read with get_object: structured values.
-OBJECT_FIELDS = ("roles", "service_users")
+OBJECT_FIELDS = ("roles", "service_users", "clients")
 MAX_ROTATION_PERIOD = 30 * 86400
 
 
@@ -53,6 +63,8 @@ class StackConfig:
     roles: tuple[GrantSpec, ...]
     #: Pre-existing service users for Vault static roles.
     service_users: tuple[ServiceUser, ...] = ()
+    #: The teams or apps that read credentials, one role each.
+    clients: tuple[ClientSpec, ...] = ()
     #: The database's SQL dialect, a key of components.grants.DIALECTS.
     db_engine: str = "postgresql"
     #: CockroachDB's DB Console port (unused by PostgreSQL).
@@ -153,6 +165,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap, db_engine) for role, spec in roles_raw.items())
         service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles})
+        clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
         if service_users and db_engine == "cockroachdb":
             raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
                                              "for a CockroachDB stack")
@@ -162,7 +175,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
-        max_ttl_cap=cap, roles=roles, service_users=service_users, db_engine=db_engine,
+        max_ttl_cap=cap, roles=roles, service_users=service_users, clients=clients, db_engine=db_engine,
         db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
         k8s_await_ready=await_ready, **images,
     )

@@ -7,6 +7,7 @@ group roles of the grant specs are applied as root (client certificate) on
 create and whenever the specs change.
 """
 
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -78,7 +79,9 @@ class _CockroachNodeProvider(LocalServerProvider):
                 for statement in DEMO_SCHEMA:
                     conn.execute(statement)
             _apply_groups(server, props)
-            return CreateResult(id_=str(server.data_dir), outs={**props, "host": "127.0.0.1"})
+            # A new node has a new bootstrap password: Vault's connection must be sent it (and rotate it).
+            return CreateResult(id_=str(server.data_dir), outs={**props, "host": "127.0.0.1",
+                                                               "admin_password_version": int(time.time())})
 
         return self.create_fresh(props, build)
 
@@ -96,7 +99,8 @@ class _CockroachNodeProvider(LocalServerProvider):
             new.write_certs(news["files"])
         new.start()
         _apply_groups(new, news, olds)
-        return UpdateResult(outs={**news, "admin_password": olds["admin_password"], "host": "127.0.0.1"})
+        return UpdateResult(outs={**news, "admin_password": olds["admin_password"], "host": "127.0.0.1",
+                                  "admin_password_version": olds["admin_password_version"]})
 
 
 class LocalCockroachNode(Resource):
@@ -107,6 +111,8 @@ class LocalCockroachNode(Resource):
     database: pulumi.Output[str]
     admin: pulumi.Output[str]
     admin_password: pulumi.Output[str]
+    #: Changes when the node, and so its bootstrap password, is new (its creation time).
+    admin_password_version: pulumi.Output[int]
 
     def __init__(
         self, name: str, data_dir: str, port: int, http_port: int, database: str, admin: str,
@@ -118,7 +124,7 @@ class LocalCockroachNode(Resource):
             "admin_password": pulumi.Output.secret(admin_password), "files": pulumi.Output.secret(files),
             "groups": {g: {"name": s.name, "privileges": list(s.privileges), "schemas": list(s.schemas),
                            "tables": list(s.tables)} for g, s in groups.items()},
-            "host": None,
+            "host": None, "admin_password_version": None,
         }
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["admin_password", "files"]))

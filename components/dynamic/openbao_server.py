@@ -36,6 +36,11 @@ def _server(props: dict[str, Any]) -> LocalOpenBao:
     return LocalOpenBao(Path(props["data_dir"]), int(props["port"]), int(props["cluster_port"]))
 
 
+def _outs(props: dict[str, Any], server: LocalOpenBao, **secrets: Any) -> dict[str, Any]:
+    return {**props, "address": server.address, "audit_log": str(server.audit_log), "ca_file": str(server.ca_file),
+            "database_ca_file": str(server.database_ca_file), **secrets}
+
+
 def _healthy(props: dict[str, Any]) -> bool:
     server = _server(props)
     return server.pid() is not None and is_active(server.client())
@@ -54,23 +59,20 @@ class _OpenBaoServerProvider(LocalServerProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         def build(server: LocalOpenBao) -> CreateResult:
-            server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"])
+            server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"], props["database_ca_pem"])
             server.start()
             client = server.client()
             root_token, keys = initialize(server.client(timeout=INIT_TIMEOUT_SECONDS),
                                           int(props["key_shares"]), int(props["key_threshold"]))
             unseal(client, keys)
-            return CreateResult(
-                id_=str(server.data_dir),
-                outs={**props, "address": server.address, "audit_log": str(server.audit_log),
-                      "root_token": root_token, "unseal_keys": keys},
-            )
+            return CreateResult(id_=str(server.data_dir),
+                                outs=_outs(props, server, root_token=root_token, unseal_keys=keys))
 
         return self.create_fresh(props, build)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("data_dir", "key_shares", "key_threshold") if olds.get(k) != news.get(k)]
-        changed = [k for k in _RESTART_INPUTS if olds.get(k) != news.get(k)]
+        changed = [k for k in (*_RESTART_INPUTS, "database_ca_pem") if olds.get(k) != news.get(k)]
         down = not _healthy(olds)
         return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
 
@@ -78,11 +80,12 @@ class _OpenBaoServerProvider(LocalServerProvider):
         old_server, server = _server(olds), _server(news)
         if any(olds.get(k) != news.get(k) for k in _RESTART_INPUTS):
             old_server.stop()
-            server.configure(news["ca_pem"], news["cert_pem"], news["key_pem"])
+            server.configure(news["ca_pem"], news["cert_pem"], news["key_pem"], news["database_ca_pem"])
+        elif olds.get("database_ca_pem") != news["database_ca_pem"]:
+            server.trust_database_ca(news["database_ca_pem"])
         server.start()
         unseal(server.client(), olds["unseal_keys"])
-        return UpdateResult(outs={**news, "address": server.address, "audit_log": str(server.audit_log),
-                                  "root_token": olds["root_token"], "unseal_keys": olds["unseal_keys"]})
+        return UpdateResult(outs=_outs(news, server, root_token=olds["root_token"], unseal_keys=olds["unseal_keys"]))
 
 
 class OpenBaoServer(Resource):
@@ -90,19 +93,23 @@ class OpenBaoServer(Resource):
 
     address: pulumi.Output[str]
     audit_log: pulumi.Output[str]
+    #: The listener's CA, and the database's CA, as files on this host.
+    ca_file: pulumi.Output[str]
+    database_ca_file: pulumi.Output[str]
     root_token: pulumi.Output[str]
     unseal_keys: pulumi.Output[list]
 
     def __init__(
         self, name: str, data_dir: str, port: int, cluster_port: int,
         ca_pem: pulumi.Input[str], cert_pem: pulumi.Input[str], key_pem: pulumi.Input[str],
-        key_shares: int = 1, key_threshold: int = 1, opts: Optional[pulumi.ResourceOptions] = None,
+        database_ca_pem: pulumi.Input[str], key_shares: int = 1, key_threshold: int = 1, opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "data_dir": data_dir, "port": port, "cluster_port": cluster_port,
             "ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": pulumi.Output.secret(key_pem),
-            "key_shares": key_shares, "key_threshold": key_threshold,
-            "address": None, "audit_log": None, "root_token": None, "unseal_keys": None,
+            "database_ca_pem": database_ca_pem, "key_shares": key_shares, "key_threshold": key_threshold,
+            "address": None, "audit_log": None, "ca_file": None, "database_ca_file": None,
+            "root_token": None, "unseal_keys": None,
         }
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["root_token", "unseal_keys", "key_pem"])

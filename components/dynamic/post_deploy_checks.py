@@ -10,14 +10,11 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.checks import ClientCheck, Target, run_checks
+from components.checks import CheckPlan, run_checks
 
 
 def _run(props: dict[str, Any]) -> dict:
-    # Numbers cross Pulumi's wire as floats.
-    target = Target(**{**props["target"], "db_port": int(props["target"]["db_port"])})
-    clients = [ClientCheck(**c) for c in props["clients"]]
-    report = run_checks(target, clients, props["admin"], props["bootstrap_password"])
+    report = run_checks(CheckPlan.from_dict(props))
     if not report.passed:
         raise RuntimeError(f"post-deploy checks failed: {report.failures()}")
     return report.as_dict()
@@ -35,17 +32,24 @@ class _ChecksProvider(ResourceProvider):
 
 
 class PostDeployChecks(Resource):
-    """Runs `components.checks.run_checks` at every update; `report` says what passed."""
+    """Runs `components.checks.run_checks` at every update; `report` says what passed.
+
+    Its inputs are `CheckPlan`'s fields; the clients (with their secret_ids), the
+    bootstrap password and the Vault token travel and rest as secrets.
+    """
 
     report: pulumi.Output[dict]
 
     def __init__(
         self, name: str, target: pulumi.Input[dict], clients: pulumi.Input[list],
         admin: pulumi.Input[str], bootstrap_password: pulumi.Input[str],
-        opts: Optional[pulumi.ResourceOptions] = None,
+        protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
+        vault_token: pulumi.Input[str] = "", opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "target": target, "clients": pulumi.Output.secret(clients), "admin": admin,
-            "bootstrap_password": pulumi.Output.secret(bootstrap_password), "report": None,
+            "bootstrap_password": pulumi.Output.secret(bootstrap_password),
+            "protected_paths": protected_paths, "static_creds_paths": static_creds_paths,
+            "vault_token": pulumi.Output.secret(vault_token), "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)

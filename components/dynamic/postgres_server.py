@@ -10,6 +10,7 @@ Every `pulumi up` checks the server: a stopped server makes the diff an update
 that starts it again.
 """
 
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,8 +33,8 @@ def _superuser(server: LocalPostgres, dbname: str = "postgres") -> psycopg.Conne
     return psycopg.connect(server.superuser_dsn(dbname), autocommit=True)
 
 
-def _outs(props: dict[str, Any]) -> dict[str, Any]:
-    return {**props, "host": "127.0.0.1"}
+def _outs(props: dict[str, Any], admin_password_version: int) -> dict[str, Any]:
+    return {**props, "host": "127.0.0.1", "admin_password_version": admin_password_version}
 
 
 class _PostgresServerProvider(LocalServerProvider):
@@ -59,7 +60,8 @@ class _PostgresServerProvider(LocalServerProvider):
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
                 for statement in DEMO_SCHEMA:
                     conn.execute(statement)
-            return CreateResult(id_=str(server.data_dir), outs=_outs(props))
+            # A new server has a new bootstrap password: Vault's connection must be sent it (and rotate it).
+            return CreateResult(id_=str(server.data_dir), outs=_outs(props, int(time.time())))
 
         return self.create_fresh(props, build)
 
@@ -82,7 +84,8 @@ class _PostgresServerProvider(LocalServerProvider):
         new.start()
         new.reload()
         # Keep the password the server was created with: Vault owns it now.
-        return UpdateResult(outs=_outs({**news, "admin_password": olds["admin_password"]}))
+        return UpdateResult(outs=_outs({**news, "admin_password": olds["admin_password"]},
+                                       olds["admin_password_version"]))
 
 
 class LocalPostgresServer(Resource):
@@ -93,6 +96,8 @@ class LocalPostgresServer(Resource):
     database: pulumi.Output[str]
     admin: pulumi.Output[str]
     admin_password: pulumi.Output[str]
+    #: Changes when the server, and so its bootstrap password, is new (its creation time).
+    admin_password_version: pulumi.Output[int]
 
     def __init__(
         self, name: str, data_dir: str, port: int, database: str, admin: str,
@@ -103,6 +108,7 @@ class LocalPostgresServer(Resource):
             "data_dir": data_dir, "port": port, "database": database, "admin": admin,
             "admin_password": pulumi.Output.secret(admin_password), "ca_pem": ca_pem,
             "cert_pem": cert_pem, "key_pem": pulumi.Output.secret(key_pem), "host": None,
+            "admin_password_version": None,
         }
         opts = pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(additional_secret_outputs=["admin_password", "key_pem"])

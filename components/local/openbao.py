@@ -77,6 +77,12 @@ class LocalOpenBao:
         return self.data_dir / "tls" / "ca.crt"
 
     @property
+    def database_ca_file(self) -> Path:
+        """The CA Vault's database plugins verify the database against (OpenBao's postgres plugin
+        takes it only as a file: `sslrootcert`)."""
+        return self.data_dir / "tls" / "database-ca.crt"
+
+    @property
     def audit_log(self) -> Path:
         return self.data_dir / "audit" / "audit.log"
 
@@ -84,14 +90,19 @@ class LocalOpenBao:
     def _pid_file(self) -> Path:
         return self.data_dir / "bao.pid"
 
-    def configure(self, ca_pem: str, cert_pem: str, key_pem: str) -> None:
-        """Writes the config and TLS files (a running server needs a restart to read them)."""
+    def configure(self, ca_pem: str, cert_pem: str, key_pem: str, database_ca_pem: str = "") -> None:
+        """Writes the config and TLS files (a running server needs a restart to read them; the
+        database's CA is read at each new connection)."""
         (self.data_dir / "raft").mkdir(parents=True, exist_ok=True, mode=0o700)
         (self.data_dir / "audit").mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(self.data_dir / "tls" / "ca.crt", ca_pem, 0o644)
         write_file(self.data_dir / "tls" / "server.crt", cert_pem, 0o644)
         write_file(self.data_dir / "tls" / "server.key", key_pem, 0o600)
+        self.trust_database_ca(database_ca_pem)
         write_file(self.data_dir / "config.hcl", render_config(self.data_dir, self.port, self.cluster_port), 0o600)
+
+    def trust_database_ca(self, pem: str) -> None:
+        write_file(self.database_ca_file, pem, 0o644)
 
     def pid(self) -> int | None:
         """The server's process id, if it is running."""

@@ -38,14 +38,15 @@ def test_vault_server_keeps_its_token_secret(monitor):
     from components.vault_server import VaultServer, VaultServerArgs
 
     server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", port=18200, cluster_port=18201,
-                                              ca_pem="ca", cert_pem="cert", key_pem="key"))
+                                              ca_pem="ca", cert_pem="cert", key_pem="key",
+                                              database_ca_pem="db ca"))
 
     def check(values):
         token_secret, ca_pem = values
         assert token_secret and ca_pem == "ca"
         assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao"}
         openbao = registered(monitor, "pulumi-python:dynamic:Resource")["v-openbao"]
-        assert (openbao["port"], openbao["key_shares"]) == (18200, 1)
+        assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
 
     return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(check)
 

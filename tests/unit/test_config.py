@@ -39,6 +39,12 @@ def test_service_users():
         ("svc_reporting", "reader", 43200)]
 
 
+def test_clients():
+    config = validate({"clients": {"reporting": {"role": "reader", "allowed": ["SELECT 1"],
+                                                 "forbidden": ["CREATE ROLE x"], "token_max_ttl": "2h"}}}, "dev")
+    assert [(c.name, c.role, c.token_max_ttl) for c in config.clients] == [("reporting", "reader", 7200)]
+
+
 def test_kubernetes_target():
     config = validate({"target": "kubernetes", "k8s_namespace": "db-prod", "k8s_render_dir": "out/prod"}, "prod")
     assert (config.target, config.k8s_namespace, config.k8s_render_dir) == (
@@ -94,6 +100,9 @@ def test_data_dir_is_made_absolute():
         ({"service_users": {"svc": {"role": "reader", "rotation_period": "60d"}}}, "service_users.svc.rotation_period"),
         ({"service_users": ["svc"]}, "service_users"),
         ({"roles": {}}, "roles"),
+        ({"clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"],
+                            "token_max_ttl": "25h"}}}, "clients.r.token_max_ttl"),
+        ({"clients": {"r": {"role": "app", "allowed": ["SELECT 1"], "forbidden": ["x"]}}}, "clients.r.role"),
         ({"roles": ["reader"]}, "roles"),
         ({"roles": {"reader": {"privileges": ["ALL"], "schemas": ["public"]}}}, "roles.reader.privileges"),
         ({"roles": {"app": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "3h",

@@ -2,7 +2,15 @@
 
 import pytest
 
-from components.grants import GrantSpec, SpecError, parse_ttl, validate_grant_spec
+from components.grants import (
+    ClientSpec,
+    GrantSpec,
+    SpecError,
+    parse_ttl,
+    validate_client_spec,
+    validate_clients,
+    validate_grant_spec,
+)
 
 DAY = 86400
 
@@ -97,3 +105,66 @@ def test_both_dialects_take_the_four_table_privileges(dialect):
     spec = validate_grant_spec("app", valid(privileges=["SELECT", "INSERT", "UPDATE", "DELETE"]),
                                max_ttl_cap=DAY, dialect=dialect)
     assert spec.privileges == ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
+APP = GrantSpec(name="app", privileges=("SELECT",), tables=("public.users",))
+
+
+def client(**overrides):
+    raw = {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}
+    raw.update(overrides)
+    return raw
+
+
+def test_a_valid_client_with_defaults():
+    (spec,) = validate_clients({"reporting": client()}, {"reader": READER}, DAY)
+    assert spec == ClientSpec(name="reporting", role="reader", token_ttl=900, token_max_ttl=3600,
+                              secret_id_ttl=DAY, allowed=("SELECT 1",), forbidden=("CREATE ROLE x",))
+
+
+def test_a_client_with_its_own_lifetimes():
+    spec = validate_client_spec("app-batch", client(token_ttl="5m", token_max_ttl="2h", secret_id_ttl="7d"),
+                                {"reader": READER}, DAY)
+    assert (spec.token_ttl, spec.token_max_ttl, spec.secret_id_ttl) == (300, 7200, 7 * DAY)
+
+
+@pytest.mark.parametrize(
+    "name, raw, field",
+    [
+        ("", client(), "clients."),
+        ("*", client(), "clients.*"),
+        ("..", client(), "clients..."),
+        ("Reader", client(), "clients.Reader"),
+        ("a" * 32, client(), "clients." + "a" * 32),
+        ("x", client(role="nope"), "clients.x.role"),
+        ("x", client(role=None), "clients.x.role"),
+        ("x", client(token_ttl="2h", token_max_ttl="1h"), "clients.x.token_ttl"),
+        ("x", client(token_max_ttl="2d"), "clients.x.token_max_ttl"),
+        ("x", client(token_ttl="0s"), "clients.x.token_ttl"),
+        ("x", client(secret_id_ttl="31d"), "clients.x.secret_id_ttl"),
+        ("x", client(secret_id_ttl=0), "clients.x.secret_id_ttl"),
+        ("x", client(allowed=[]), "clients.x.allowed"),
+        ("x", client(allowed=None), "clients.x.allowed"),
+        ("x", client(forbidden=[""]), "clients.x.forbidden"),
+        ("x", client(forbidden="CREATE ROLE x"), "clients.x.forbidden"),
+        ("x", client(creds_path="database/creds/app"), "clients.x.creds_path"),
+        ("x", ["reader"], "clients.x"),
+    ],
+)
+def test_bad_clients_name_the_field(name, raw, field):
+    with pytest.raises(SpecError) as error:
+        validate_client_spec(name, raw, {"reader": READER}, DAY)
+    assert error.value.field == field
+
+
+def test_two_clients_cannot_share_a_role():
+    with pytest.raises(SpecError, match="already client 'a'") as error:
+        validate_clients({"a": client(), "b": client()}, {"reader": READER, "app": APP}, DAY)
+    assert error.value.field == "clients.b.role"
+
+
+def test_clients_must_be_a_mapping():
+    with pytest.raises(SpecError) as error:
+        validate_clients(["a"], {"reader": READER}, DAY)
+    assert error.value.field == "clients"

@@ -1,7 +1,7 @@
-"""The pulumi-vault components' graphs with Pulumi's mocks.
+"""The pulumi-vault components' graphs with Pulumi's mocks: what they ask Vault for.
 
-The pulumi-vault plugin cannot be built here, so these components have not run
-for real; these tests pin down what they would ask Vault for.
+They run for real in the dev stack (tests/integration/test_dev_stack.py); these
+pin down each field quickly.
 """
 
 import pulumi
@@ -9,6 +9,7 @@ import pytest
 
 from components.grants import GrantSpec, ServiceUser
 from components.postgres_sql import creation_statements, revocation_statements, username_template
+from components.vault_policies import client_policy
 from tests.unit.graph import is_secret, registered, unwrap
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
@@ -49,7 +50,14 @@ def test_engine_connection_roles_and_rotation(monitor):
         assert (static["username"], static["rotationPeriod"], static["dbName"]) == ("svc_reporting", 86400, "app")
 
     # Every resource the check reads is behind one of these outputs.
-    return pulumi.Output.all(engine.roles, engine.static_roles, engine.root_rotation).apply(check)
+    def check_paths(values):
+        static_creds, protected = values
+        assert static_creds == ["database/static-creds/svc_reporting"]
+        assert protected == ["database/static-creds/svc_reporting", "database/config/app",
+                             "database/roles/reader", "database/roles/app"]
+
+    return pulumi.Output.all(engine.roles, engine.static_roles, engine.root_rotation).apply(check).apply(
+        lambda _: pulumi.Output.all(engine.static_creds_paths, engine.protected_paths).apply(check_paths))
 
 
 def test_engine_refuses_a_role_over_the_cap(monitor):
@@ -76,9 +84,9 @@ def test_client_policy_approle_and_secret_id(monitor):
         assert is_secret and creds_path == "database/creds/reader"
         (policy,) = registered(monitor, "vault:index/policy:Policy").values()
         assert policy["name"] == "client-reader"
-        assert 'path "database/creds/reader"' in policy["policy"] and "sudo" not in policy["policy"]
+        assert policy["policy"] == client_policy("database", "reader")
         (role,) = registered(monitor, "vault:appRole/authBackendRole:AuthBackendRole").values()
-        assert role["tokenPolicies"] == ["client-reader"] and "root" not in role["tokenPolicies"]
+        assert role["tokenPolicies"] == ["client-reader"] and role["tokenNoDefaultPolicy"] is True
         assert (role["tokenTtl"], role["tokenMaxTtl"], role["secretIdTtl"]) == (900, 3600, 86400)
 
     return pulumi.Output.all(client.role_id, client.secret_id, secret, client.creds_path).apply(check)
