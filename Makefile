@@ -1,32 +1,43 @@
-# make up     brings the dev stack up (bootstraps first when needed)
-# make test   bootstraps, then runs every test
+# make up     brings the dev stack up (bootstraps what it needs first)
+# make test   bootstraps everything, then runs every test
+# make down   revokes every lease, proves none is left, destroys the stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 STACK ?= dev
-ENV = eval "$$(python3 toolchain/env.py)"
+# Exports the built toolchain's variables, failing if env.py fails.
+ENV = env_vars=$$(python3 toolchain/env.py) && eval "$$env_vars"
 # A lock left by a killed `pulumi` run on this host would block every command.
 UNLOCK = python3 -m toolchain.recover $(STACK)
 
-.PHONY: bootstrap env up down preview test unit clean
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes env up down preview test unit clean
 
+# What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
 bootstrap:
-	@bash toolchain/bootstrap.sh
+	@bash toolchain/bootstrap.sh core
+
+# What STACK needs (the Kubernetes provider too when its target is kubernetes).
+bootstrap-stack:
+	@bash toolchain/bootstrap.sh stack $(STACK)
+
+# Everything, with the tests' Kubernetes control plane.
+bootstrap-kubernetes:
+	@bash toolchain/bootstrap.sh kubernetes
 
 env:
 	@python3 toolchain/env.py
 
-# Creates the stack on the local file backend the first time.
-up: bootstrap
+# Creates the stack on the local file backend the first time. --refresh: what was
+# changed by hand in Vault or the database is seen, and put back.
+up: bootstrap-stack
 	@$(ENV) && $(UNLOCK) && (pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase) \
-	  && pulumi up --stack $(STACK) --yes --skip-preview
+	  && pulumi up --stack $(STACK) --yes --skip-preview --refresh
 
-preview: bootstrap
-	@$(ENV) && $(UNLOCK) && pulumi preview --stack $(STACK)
+preview: bootstrap-stack
+	@$(ENV) && $(UNLOCK) && pulumi preview --stack $(STACK) --refresh
 
-down: bootstrap
-	@$(ENV) && $(UNLOCK) && if pulumi stack select $(STACK) 2>/dev/null; then \
-	  pulumi destroy --stack $(STACK) --yes --skip-preview && pulumi stack rm $(STACK) --yes --preserve-config; fi
+down: bootstrap-stack
+	@$(ENV) && $(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)
 
-test: bootstrap
+test: bootstrap-kubernetes
 	@$(ENV) && .venv/bin/python -m pytest
 
 unit: bootstrap

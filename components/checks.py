@@ -148,7 +148,7 @@ def refused_login(target: Target, files: CaFiles, user: str, password: str) -> s
 
 def renew(vault: hvac.Client, lease_id: str, increment: int) -> dict:
     """Renews by path (`sys/leases/renew/<lease id>`), the form a client policy can scope."""
-    return vault.adapter.put(f"/v1/sys/leases/renew/{lease_id}", json={"increment": increment}).json()
+    return vault.adapter.put(f"/v1/sys/leases/renew/{lease_id}", json={"increment": increment})
 
 
 def revoke(vault: hvac.Client, lease_id: str) -> None:

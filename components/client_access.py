@@ -12,6 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
+from components.dynamic.rotation import Rotation
 from components.grants import MAX_SECRET_ID_TTL
 from components.vault_policies import client_policy, creds_path
 
@@ -30,6 +31,9 @@ class ClientAccessArgs:
 
 class ClientAccess(pulumi.ComponentResource):
     """A least-privilege client: it reads its own creds path, and renews and revokes its own leases.
+
+    Its secret_id lives `secret_id_ttl` and is replaced at the first `up` after
+    half of that.
 
     Its tokens carry only its own policy (no `default` policy: see
     `components.vault_policies.client_policy`). The role and its policy are
@@ -59,9 +63,16 @@ class ClientAccess(pulumi.ComponentResource):
             token_no_default_policy=True, token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl,
             secret_id_ttl=args.secret_id_ttl, token_type="service", opts=child,
         )
+        # Renewed once half its lifetime has passed: a stack brought up at least that often always
+        # exports a secret_id that works.
+        rotation = Rotation(f"{name}-secret-id-rotation", rotate_after=args.secret_id_ttl // 2, opts=child)
         secret_id = vault.approle.AuthBackendRoleSecretId(
             f"{name}-secret-id", backend=args.approle_mount, role_name=role.role_name,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"]),
+            # Set, though the role has the same: the provider reads it back, and left unset it plans
+            # a replacement on every preview.
+            ttl=args.secret_id_ttl,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"],
+                                        replace_with=[rotation]),
         )
         self.approle_mount = pulumi.Output.from_input(args.approle_mount)
         self.role_id = role.role_id

@@ -26,6 +26,8 @@ USERNAME_PREFIX = "v"
 ROLE_PART_MAX = 16
 RANDOM_PART = 20
 UNIX_TIME_DIGITS = 10  # Until the year 2286.
+#: The users that dynamic roles made (service users may not start with the prefix), in both dialects.
+DYNAMIC_USERS_QUERY = f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{USERNAME_PREFIX}\\_%'"
 
 
 def as_text(composed: sql.Composable) -> str:

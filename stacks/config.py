@@ -4,6 +4,7 @@ Every error names the config field, so a wrong value fails `pulumi preview`
 with a message saying what to fix, before any resource is created.
 """
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,13 +214,33 @@ def check_machine(config: StackConfig) -> None:
             raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
 
 
+def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path) -> StackConfig:
+    """A StackConfig from the stack's settings as Pulumi stores them (text; objects as JSON), or a ConfigError."""
+    raw: dict[str, Any] = {}
+    for field, text in settings.items():
+        if field in OBJECT_FIELDS:
+            try:
+                raw[field] = json.loads(text)
+            except ValueError:
+                raise ConfigError(field, "is not a structured value (a YAML mapping in the stack file)") from None
+        elif field in FIELDS:
+            raw[field] = text
+    return validate(raw, stack, project_dir)
+
+
+def of_stack(stack: Any, project_dir: Path, project: str = "dbcreds") -> StackConfig:
+    """The validated config of an Automation API stack (`pulumi.automation.Stack`) of this project."""
+    prefix = f"{project}:"
+    settings = {k.removeprefix(prefix): v.value for k, v in stack.get_all_config().items() if k.startswith(prefix)}
+    return validate_settings(settings, stack.name, project_dir)
+
+
 def load() -> StackConfig:
     """The current stack's validated config (call from a Pulumi program)."""
     import pulumi
 
     config = pulumi.Config()
-    raw = {f: config.get(f) for f in FIELDS if config.get(f) is not None}
-    raw.update({f: config.get_object(f) for f in OBJECT_FIELDS if config.get(f) is not None})
-    validated = validate(raw, pulumi.get_stack(), Path.cwd())
+    settings = {f: config.get(f) for f in (*FIELDS, *OBJECT_FIELDS) if config.get(f) is not None}
+    validated = validate_settings(settings, pulumi.get_stack(), Path.cwd())
     check_machine(validated)
     return validated

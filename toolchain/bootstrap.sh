@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Sets up everything the project runs on, offline but for the package registries:
-#   - the Python virtualenv (.venv) from requirements.txt;
-#   - the Pulumi CLI and the Python language host, built from their Go modules
-#     into a per-user cache keyed by version, so that other checkouts reuse them;
-#   - the Python SDK's own shims (the program runner and the dynamic-provider
-#     plugin), installed from the pulumi sdk/v3 Go module at the SDK's version;
-#   - the Kubernetes provider plugin, built from its Go module (the Kubernetes
-#     target renders manifests with it);
-#   - .tools/bin, the folder `make env` puts on PATH;
-#   - PostgreSQL 15's server binaries (Debian's), when missing.
-# A warm run changes nothing and takes seconds.
+# Sets up what the project runs on, offline but for the package registries.
+#
+#   bootstrap.sh [core]        what every stack on the local target needs:
+#     - the Python virtualenv (.venv) from requirements.txt;
+#     - PostgreSQL 15's server binaries (Debian's), when missing;
+#     - the Pulumi CLI, built from its Go module;
+#     - the Python language host, built from its source release against the CLI's
+#       pkg/sdk modules, and the Python SDK's own runner and dynamic-provider plugin;
+#     - the provider plugins the program uses (vault), each found installed at its
+#       pinned version or built from its source release;
+#   bootstrap.sh kubernetes    core, and the Kubernetes provider and the tests'
+#                              Kubernetes control plane (kube-apiserver,
+#                              kube-controller-manager, etcd);
+#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes when its target is).
+#
+# Binaries are cached per user, keyed by version, so that every checkout reuses
+# them; .tools/bin (the folder `make env` puts on PATH) holds hard links to them.
+# A warm run builds nothing and takes seconds.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +26,7 @@ source toolchain/versions.env
 
 cache=${PULUMI_DBCREDS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-dbcreds}
 tools="$root/.tools/bin"
+provider_src=$(cd "$root" && realpath -m "${PULUMI_DBCREDS_PROVIDER_SRC:-../shared/provider-src}")
 mkdir -p "$cache" "$tools"
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local
 # Modules come from the module proxy only: never fall back to fetching a repository directly.
@@ -101,6 +109,106 @@ module_dir() {
   echo "$dir"
 }
 
+# unpack ARCHIVE: a fresh copy of a source release in the cache's scratch folder
+# (never in the work tree), its top folder stripped; prints the folder.
+unpack() {
+  local archive=$1 dir
+  dir="$cache/src/$(basename "$archive" .tar.gz)"
+  rm -rf "$dir" && mkdir -p "$dir"
+  tar -xzf "$archive" -C "$dir" --strip-components=1 || die "cannot unpack $archive"
+  chmod -R u+w "$dir"
+  echo "$dir"
+}
+
+# source_release NAME-VERSION: the archive of a source release in the provider
+# source folder, checked against its pinned sha256 (versions.env); empty if absent.
+source_release() {
+  local archive="$provider_src/$1.tar.gz" var want
+  [ -f "$archive" ] || return 0
+  var="SHA256_$(echo "$1" | tr 'a-z.-' 'A-Z__')"
+  want=${!var:-}
+  [ -n "$want" ] || die "versions.env pins no sha256 for $1 ($var)"
+  [ "$(sha256sum "$archive" | cut -d' ' -f1)" = "$want" ] || die "$archive does not match its sha256 in versions.env"
+  echo "$archive"
+}
+
+# The Python language host: its own Go module since v3.80, which pulumi never
+# tags and the proxy does not serve, so it is built from its source release,
+# against pkg/v3 and sdk/v3 at the CLI's version (the release's go.mod replaces
+# them with folders of pulumi's repository that the archive does not carry).
+language_host() {
+  local version=$PULUMI_LANGUAGE_PYTHON_VERSION name=pulumi-language-python cli=github.com/pulumi/pulumi
+  local out="$cache/$name/v$version-cli$PULUMI_CLI_VERSION/$name"
+  if [ ! -x "$out" ]; then
+    local archive start=$SECONDS src
+    archive=$(source_release "$name-$version")
+    [ -n "$archive" ] || die "$name v$version: no source release $name-$version.tar.gz in $provider_src (set PULUMI_DBCREDS_PROVIDER_SRC)"
+    say "$name v$version: building from $archive against the CLI's modules (about 2 minutes)"
+    src=$(unpack "$archive")
+    (cd "$src/sdk/python/cmd/$name" \
+      && go mod edit -dropreplace "$cli/pkg/v3" -dropreplace "$cli/sdk/v3" \
+           -require "$cli/pkg/v3@v$PULUMI_CLI_VERSION" -require "$cli/sdk/v3@v$PULUMI_CLI_VERSION" \
+      && go mod tidy >/dev/null 2>"$src/tidy.log" \
+      && mkdir -p "$(dirname "$out")" \
+      && go build -trimpath -ldflags "-s -w -X $cli/sdk/v3/go/common/version.Version=v$version" -o "$out.tmp" .) \
+      || { cat "$src/tidy.log" >&2; die "$name v$version: build failed"; }
+    mv "$out.tmp" "$out"
+    rm -rf "$src"
+    say "$name v$version: built in $((SECONDS - start))s"
+  else
+    say "$name v$version: cached"
+  fi
+  link_tool "$out"
+}
+
+# provider_plugin NAME GO_MODULE: pulumi-resource-NAME at the version its Python
+# SDK is pinned to, from the first of:
+#   1. installed: a plugin folder of Pulumi's (this checkout's PULUMI_HOME, then
+#      ~/.pulumi), or this cache (built before);
+#   2. built from its source release, pulumi-NAME-VERSION.tar.gz in
+#      $PULUMI_DBCREDS_PROVIDER_SRC (default ../shared/provider-src);
+#   3. neither: an error naming both, and the command a machine with internet uses.
+# It is registered with the CLI under this checkout's PULUMI_HOME (`register_plugin`).
+provider_plugin() {
+  local name=$1 module=$2 version bin=pulumi-resource-$1
+  version=$(pinned "pulumi-$name")
+  local out="$cache/$bin/v$version/$bin" found
+  for found in "$root/.pulumi/home/plugins/resource-$name-v$version/$bin" \
+               "$HOME/.pulumi/plugins/resource-$name-v$version/$bin" "$out"; do
+    if [ -x "$found" ]; then
+      say "$bin v$version: installed ($found)"
+      register_plugin "$name" "$version" "$found"
+      return
+    fi
+  done
+  local archive start=$SECONDS src
+  archive=$(source_release "pulumi-$name-$version")
+  [ -n "$archive" ] || die "$bin v$version is not installed (looked in $root/.pulumi/home/plugins, \
+$HOME/.pulumi/plugins and $cache), and its source release pulumi-$name-$version.tar.gz is not in \
+$provider_src (set PULUMI_DBCREDS_PROVIDER_SRC to the folder that holds it). On a machine with \
+internet: pulumi plugin install resource $name $version"
+  say "$bin v$version: building from $archive (about 3 minutes)"
+  src=$(unpack "$archive")
+  (cd "$src/provider/cmd/$bin" && VERSION=$version go run generate.go) || die "$bin: generate.go failed"
+  mkdir -p "$(dirname "$out")"
+  (cd "$src/provider" && go build -trimpath -ldflags "-s -w -X $module/pkg/version.Version=$version" \
+      -o "$out.tmp" "./cmd/$bin") || die "$bin v$version: go build failed"
+  mv "$out.tmp" "$out"
+  rm -rf "$src"
+  say "$bin v$version: built in $((SECONDS - start))s"
+  register_plugin "$name" "$version" "$out"
+}
+
+# register_plugin NAME VERSION BINARY: `pulumi plugin install` of a resource plugin
+# into this checkout's PULUMI_HOME (the one `make env` and the tests use), unless there.
+register_plugin() {
+  local name=$1 version=$2 binary=$3 home="$root/.pulumi/home"
+  [ -x "$home/plugins/resource-$name-v$version/pulumi-resource-$name" ] && return
+  PULUMI_HOME="$home" PULUMI_SKIP_UPDATE_CHECK=true "$tools/pulumi" plugin install resource "$name" "$version" \
+    --file "$binary" >/dev/null || die "pulumi plugin install resource $name $version --file $binary failed"
+  say "pulumi-resource-$name v$version: registered in $home"
+}
+
 # The Kubernetes provider, a native Go provider. Its main package embeds a
 # schema file made at build time by its own generate.go (the module zip has
 # only schema.json), so it is built in a writable copy of the module.
@@ -164,28 +272,51 @@ link_tool() {
   ln -f "$1" "$tools/" 2>/dev/null || cp -f "$1" "$tools/"
 }
 
+core() {
+  venv
+  postgres_server
+  local cli=github.com/pulumi/pulumi
+  go_build pulumi "$PULUMI_CLI_VERSION" "$cli/pkg/v3/cmd/pulumi" \
+    "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION" \
+    "$cli/pkg/v3" "$cli/sdk/v3"
+  link_tool "$cache/pulumi/v$PULUMI_CLI_VERSION/pulumi"
+  language_host
+  local sdk
+  sdk=$(sdk_module_dir)
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/pulumi-resource-pulumi-python" "$tools/"
+  say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
+  provider_plugin vault github.com/pulumi/pulumi-vault/provider/v7
+}
+
+kubernetes() {
+  kubernetes_provider
+  register_plugin kubernetes "$(pinned pulumi-kubernetes)" \
+    "$cache/pulumi-resource-kubernetes/v$(pinned pulumi-kubernetes)/pulumi-resource-kubernetes"
+  local component
+  for component in kube-apiserver kube-controller-manager; do
+    MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build "$component" "$KUBERNETES_VERSION" \
+      "k8s.io/kubernetes/cmd/$component" "" k8s.io/kubernetes
+    link_tool "$cache/$component/v$KUBERNETES_VERSION/$component"
+  done
+  go_build etcd "$ETCD_VERSION" . "" go.etcd.io/etcd/server/v3
+  link_tool "$cache/etcd/v$ETCD_VERSION/etcd"
+}
+
+# The stack's target, from its stack file (local unless it says otherwise).
+stack_target() {
+  local file="Pulumi.$1.yaml"
+  [ -f "$file" ] || die "no stack file $file: STACK must name one of $(ls Pulumi.*.yaml | sed -n 's/^Pulumi\.\(.*\)\.yaml$/\1/p' | grep -vx '' | tr '\n' ' ')"
+  sed -n 's/^ *dbcreds:target: *\([a-z]*\).*/\1/p' "$file" | grep . || echo local
+}
+
 start=$SECONDS
-venv
-postgres_server
-cli=github.com/pulumi/pulumi
-go_build pulumi "$PULUMI_CLI_VERSION" "$cli/pkg/v3/cmd/pulumi" \
-  "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION" \
-  "$cli/pkg/v3" "$cli/sdk/v3"
-link_tool "$cache/pulumi/v$PULUMI_CLI_VERSION/pulumi"
-go_build pulumi-language-python "$PULUMI_LANGUAGE_PYTHON_VERSION" "$cli/sdk/v3/python/cmd/pulumi-language-python" \
-  "-X $cli/sdk/v3/go/common/version.Version=v$PULUMI_LANGUAGE_PYTHON_VERSION" \
-  "$cli/sdk/v3"
-link_tool "$cache/pulumi-language-python/v$PULUMI_LANGUAGE_PYTHON_VERSION/pulumi-language-python"
-sdk=$(sdk_module_dir)
-install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/pulumi-resource-pulumi-python" "$tools/"
-say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
-kubernetes_provider
-link_tool "$cache/pulumi-resource-kubernetes/v$(pinned pulumi-kubernetes)/pulumi-resource-kubernetes"
-for component in kube-apiserver kube-controller-manager; do
-  MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build "$component" "$KUBERNETES_VERSION" \
-    "k8s.io/kubernetes/cmd/$component" "" k8s.io/kubernetes
-  link_tool "$cache/$component/v$KUBERNETES_VERSION/$component"
-done
-go_build etcd "$ETCD_VERSION" . "" go.etcd.io/etcd/server/v3
-link_tool "$cache/etcd/v$ETCD_VERSION/etcd"
+case "${1:-core}" in
+  core) core ;;
+  kubernetes) core; kubernetes ;;
+  stack)
+    [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
+    core
+    [ "$(stack_target "$2")" != kubernetes ] || kubernetes ;;
+  *) die "usage: bootstrap.sh [core | kubernetes | stack NAME]" ;;
+esac
 say "done in $((SECONDS - start))s (binaries cached in $cache)"

@@ -121,7 +121,10 @@ class LocalServerProvider(ResourceProvider):
     @staticmethod
     def _remove(server) -> None:
         server.stop()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
+        # The data folder may be a link to where the data really is (components.local.postgres).
+        shutil.rmtree(server.data_dir.resolve(), ignore_errors=True)
+        if server.data_dir.is_symlink():
+            server.data_dir.unlink()
         creating_marker(server.data_dir).unlink(missing_ok=True)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:

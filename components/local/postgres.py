@@ -8,6 +8,7 @@ account that runs the stack reaches it, through the Unix socket in the data
 folder (peer authentication mapped in pg_ident.conf).
 """
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import Optional
 
 PG_BIN = Path(os.environ.get("DBCREDS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+#: Where the data goes when the service account cannot reach the folder asked for (a checkout in a
+#: private home folder, say): the folder asked for becomes a link to it.
+SYSTEM_DATA_ROOT = Path(os.environ.get("DBCREDS_PG_DATA_ROOT", "/var/lib/pulumi-dbcreds"))
 SERVICE_USER = "dbcreds-pg"
 SUPERUSER = "postgres"
 
@@ -88,6 +92,18 @@ def _run_as_service(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, cwd="/", **kwargs)
 
 
+def _reachable(folder: Path) -> bool:
+    """Whether the account the server runs as can enter folder (and so every folder above it)."""
+    if _service_account() is None:
+        return True
+    return _run_as_service(["test", "-x", str(folder)]).returncode == 0
+
+
+def system_data_dir(data_dir: Path) -> Path:
+    """The folder under SYSTEM_DATA_ROOT that stands for data_dir, named after its path."""
+    return SYSTEM_DATA_ROOT / f"postgres-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]}"
+
+
 def _chown(path: Path) -> None:
     account = _service_account()
     if account is not None:
@@ -105,16 +121,39 @@ class LocalPostgres:
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
+    @property
+    def pgdata(self) -> Path:
+        """The data folder itself (data_dir may be a link to it): what the server is given."""
+        return self.data_dir.resolve()
+
+    def _make_data_dir(self) -> None:
+        """The data folder, where the service account can reach it: data_dir itself, or a folder
+        under SYSTEM_DATA_ROOT that data_dir links to."""
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if _reachable(self.data_dir.parent):
+            self.data_dir.mkdir(exist_ok=True, mode=0o700)
+        else:
+            real = system_data_dir(self.data_dir)
+            if real.exists() and any(real.iterdir()):
+                raise LocalPostgresError(
+                    f"{real} (where the data of {self.data_dir} goes: {SERVICE_USER} cannot enter "
+                    f"{self.data_dir.parent}) is not empty: it may hold another server's data; remove it")
+            real.parent.mkdir(parents=True, exist_ok=True)
+            real.parent.chmod(0o755)
+            real.mkdir(exist_ok=True, mode=0o700)
+            if not self.data_dir.is_symlink():
+                self.data_dir.symlink_to(real, target_is_directory=True)
+        _chown(self.pgdata)
+
     def initdb(self, cert_pem: str, key_pem: str) -> None:
         """Creates the data folder: TLS, SCRAM, and a superuser with no password."""
         if not (PG_BIN / "initdb").exists():
             raise LocalPostgresError(f"no PostgreSQL server binaries in {PG_BIN} (run make bootstrap)")
         if self.initialised:
             raise LocalPostgresError(f"{self.data_dir} already holds a database cluster")
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _chown(self.data_dir)
+        self._make_data_dir()
         result = _run_as_service([
-            str(PG_BIN / "initdb"), "--pgdata", str(self.data_dir), "--username", SUPERUSER,
+            str(PG_BIN / "initdb"), "--pgdata", str(self.pgdata), "--username", SUPERUSER,
             "--auth-host", "scram-sha-256", "--auth-local", "peer", "--encoding", "UTF8", "--locale", "C.UTF-8",
         ])
         if result.returncode != 0:
@@ -143,7 +182,7 @@ class LocalPostgres:
         self.write_file("server.key", key_pem, 0o600)
 
     def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return _run_as_service([str(PG_BIN / "pg_ctl"), "--pgdata", str(self.data_dir), *args])
+        return _run_as_service([str(PG_BIN / "pg_ctl"), "--pgdata", str(self.pgdata), *args])
 
     @property
     def running(self) -> bool:
@@ -165,7 +204,7 @@ class LocalPostgres:
         deadline = time.monotonic() + 30
         while self._postmaster_state() == "Z" and time.monotonic() < deadline:
             time.sleep(0.2)
-        result = self._pg_ctl("start", "--wait", "--timeout", "60", "--log", str(self.data_dir / "server.log"))
+        result = self._pg_ctl("start", "--wait", "--timeout", "60", "--log", str(self.pgdata / "server.log"))
         if result.returncode != 0:
             log = (self.data_dir / "server.log").read_text()[-2000:] if (self.data_dir / "server.log").exists() else ""
             raise LocalPostgresError(f"PostgreSQL did not start on port {self.port}: {result.stderr.strip()}\n{log}")

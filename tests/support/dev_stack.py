@@ -1,0 +1,99 @@
+"""The platform program (`__main__.py`) up on a temporary stack, and clients of what it made.
+
+The stack has the dev stack file's config, with its own ports and data
+folder; tests reach Vault and the database only through its outputs, as a
+team using the stack would.
+"""
+
+import contextlib
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import hvac
+import psycopg
+from pulumi import automation as auto
+
+from stacks import config as stack_settings
+from stacks.config import StackConfig
+from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
+from toolchain.env import ROOT
+
+
+def quiet(_line: str) -> None:
+    """Keeps engine output out of the test log."""
+
+
+@dataclass
+class DevStack:
+    stack: auto.Stack
+    outputs: dict[str, Any]
+    config: StackConfig
+    data_dir: Path
+    files: Path
+    #: Each output's secret flag.
+    secret: dict[str, bool] = field(default_factory=dict)
+
+    def up(self, **kwargs) -> auto.UpResult:
+        """`up` again; the outputs and config follow."""
+        result = self.stack.up(on_output=quiet, **kwargs)
+        self._read(result.outputs)
+        return result
+
+    def _read(self, outputs: dict[str, auto.OutputValue]) -> None:
+        self.outputs = {k: v.value for k, v in outputs.items()}
+        self.secret = {k: v.secret for k, v in outputs.items()}
+        self.config = stack_settings.of_stack(self.stack, ROOT)
+
+    def set_config(self, key: str, value: str) -> None:
+        self.stack.set_config(f"dbcreds:{key}", auto.ConfigValue(value), path=False)
+
+    def ca_file(self, name: str) -> str:
+        path = self.files / f"{name}.pem"
+        path.write_text(self.outputs[name])
+        return str(path)
+
+    def admin(self) -> hvac.Client:
+        """Vault with the stack's admin token."""
+        return hvac.Client(url=self.outputs["vault_addr"], token=self.outputs["vault_admin_token"],
+                           verify=self.ca_file("vault_ca_pem"), timeout=30)
+
+    def login(self, client: str) -> hvac.Client:
+        """Vault as one of the stack's clients, logged in with its AppRole role_id and secret_id."""
+        access = self.outputs["clients"][client]
+        vault = hvac.Client(url=self.outputs["vault_addr"], verify=self.ca_file("vault_ca_pem"), timeout=30)
+        vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                 mount_point=access["approle_mount"])
+        return vault
+
+    def connect(self, user: str, password: str, sslmode: str = "verify-full", **kwargs) -> psycopg.Connection:
+        """The application database, verifying the server against the stack's database CA."""
+        return psycopg.connect(
+            host=self.outputs["db_host"], port=self.outputs["db_port"], dbname=self.outputs["db_name"], user=user,
+            password=password, sslmode=sslmode, sslrootcert=self.ca_file("db_ca_pem"), connect_timeout=10,
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def dev_stack(tmp_path: Path, prefix: str = "dev", **config: str) -> Iterator[DevStack]:
+    """The root program up on a new stack (dev's config, its own ports and data folder; `config`
+    overrides dbcreds settings), destroyed and removed afterwards."""
+    # Under the checkout: PostgreSQL's system user may not enter pytest's private tmp folders.
+    data_dir = ROOT / ".data" / "tests" / f"{prefix}-{uuid.uuid4().hex[:8]}"
+    files = tmp_path / "files"
+    files.mkdir()
+    try:
+        with temporary_stack(root_program(tmp_path), tmp_path, prefix) as stack:
+            stack.set_all_config({
+                **stack_file_config("dev"), **local_servers_config(data_dir),
+                **{f"dbcreds:{k}": auto.ConfigValue(v) for k, v in config.items()},
+            })
+            result = stack.up(on_output=quiet)
+            running = DevStack(stack, {}, stack_settings.of_stack(stack, ROOT), data_dir, files)
+            running._read(result.outputs)
+            yield running
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,117 @@
+"""`make down`: gives back every credential, proves none is left, then destroys the stack.
+
+  python3 -m toolchain.down STACK
+
+1. The stack must exist.
+2. Every lease of the database mount is revoked (`sys/leases/revoke-prefix`):
+   Vault runs each role's revocation SQL, which drops the user. Then Vault
+   must list no lease under the mount, and the database (asked as its
+   superuser) no dynamic user.
+3. `pulumi destroy`, then the stack is removed (its config file stays).
+4. No server process of the stack may be left.
+
+Anything left behind, or a step that cannot run, ends it with a message and
+exit status 1.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import hvac
+from pulumi import automation as auto
+
+from stacks import local
+from stacks import config as stack_settings
+from stacks.config import StackConfig
+from toolchain.env import ROOT, pulumi_env
+
+class DownError(RuntimeError):
+    pass
+
+
+def say(message: str) -> None:
+    print(f"[down] {message}", file=sys.stderr, flush=True)
+
+
+def open_stack(name: str, env: dict[str, str], work_dir: Path = ROOT) -> auto.Stack:
+    try:
+        return auto.select_stack(
+            stack_name=name, work_dir=str(work_dir),
+            opts=auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=auto.PulumiCommand(
+                root=str(ROOT / ".tools"), skip_version_check=True)),
+        )
+    except auto.StackNotFoundError:
+        raise DownError(f"stack {name!r} does not exist on this checkout's backend ({env['PULUMI_BACKEND_URL']}): "
+                        "nothing to take down (make up creates it)") from None
+
+
+def leases_left(vault: hvac.Client, mount: str) -> list[str]:
+    """Lease ids Vault still holds under the mount's creds paths."""
+    def listed(path: str) -> list[str]:
+        response = vault.list(path)
+        return response["data"]["keys"] if response else []
+
+    prefix = f"sys/leases/lookup/{mount}/creds/"
+    return [f"{mount}/creds/{role}{lease}" for role in listed(prefix) for lease in listed(prefix + role)]
+
+
+def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig) -> None:
+    """Revokes every lease of the mount and proves, in Vault and in the database, that none is left."""
+    mount = outputs["database_mount"].value
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
+        ca.write(outputs["vault_ca_pem"].value)
+        ca.flush()
+        vault = hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
+                            verify=ca.name, timeout=300)
+        try:
+            sealed = vault.sys.is_sealed()
+        except Exception as error:  # noqa: BLE001 - any failure to reach it is the finding
+            raise DownError(f"Vault at {vault.url} does not answer ({type(error).__name__}): its leases cannot "
+                            "be revoked; run make up first (it restarts and unseals Vault)") from None
+        if sealed:
+            raise DownError(f"Vault at {vault.url} is sealed: run make up first (it unseals Vault)")
+        before = leases_left(vault, mount)
+        say(f"revoking {len(before)} lease(s) under {mount}/")
+        vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}", json={"sync": True})
+        after = leases_left(vault, mount)
+    if after:
+        raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
+    users = local.dynamic_users(config)
+    if users:
+        raise DownError(f"{len(users)} dynamic database user(s) are left after revocation: {', '.join(users[:5])}")
+    say("no lease and no dynamic database user left")
+
+
+def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
+    stack = open_stack(name, env, work_dir)
+    config = stack_settings.of_stack(stack, work_dir)
+    outputs = stack.outputs()
+    if "database_mount" in outputs:
+        revoke_everything(outputs, config)
+    else:
+        say("the stack has no database secrets engine: no lease to revoke")
+    say(f"destroying stack {name}")
+    stack.destroy(on_output=lambda line: print(line, end="", file=sys.stderr))
+    stack.workspace.remove_stack(name, preserve_config=True)
+    if config.target == "local":
+        left = local.running_servers(config)
+        if left:
+            raise DownError(f"server processes are left after destroy: {', '.join(left)}")
+    say(f"stack {name} is down: no lease, no dynamic user, no server left")
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print("usage: python3 -m toolchain.down STACK", file=sys.stderr)
+        return 2
+    try:
+        down(sys.argv[1], pulumi_env())
+    except (DownError, auto.CommandError) as error:
+        say(f"ERROR: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
