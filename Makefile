@@ -7,6 +7,8 @@ STACK ?= dev
 ENV = env_vars=$$(python3 toolchain/env.py) && eval "$$env_vars"
 # A lock left by a killed `pulumi` run on this host would block every command.
 UNLOCK = python3 -m toolchain.recover $(STACK)
+# Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
+ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
 .PHONY: bootstrap bootstrap-stack bootstrap-kubernetes env up down preview test unit clean
 
@@ -28,14 +30,14 @@ env:
 # Creates the stack on the local file backend the first time. --refresh: what was
 # changed by hand in Vault or the database is seen, and put back.
 up: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && (pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK) --secrets-provider passphrase) \
-	  && pulumi up --stack $(STACK) --yes --skip-preview --refresh
+	@$(ENV) && $(UNLOCK) && $(ON_STACK) sh -c '(pulumi stack select $(STACK) 2>/dev/null \
+	  || pulumi stack init $(STACK) --secrets-provider passphrase) && pulumi up --stack $(STACK) --yes --skip-preview --refresh'
 
 preview: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && pulumi preview --stack $(STACK) --refresh
+	@$(ENV) && $(UNLOCK) && $(ON_STACK) pulumi preview --stack $(STACK) --refresh
 
 down: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)
+	@$(ENV) && $(UNLOCK) && $(ON_STACK) .venv/bin/python -m toolchain.down $(STACK)
 
 test: bootstrap-kubernetes
 	@$(ENV) && .venv/bin/python -m pytest

@@ -92,7 +92,7 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     else:
         say("the stack has no database secrets engine: no lease to revoke")
     say(f"destroying stack {name}")
-    stack.destroy(on_output=lambda line: print(line, end="", file=sys.stderr))
+    stack.destroy(on_output=lambda line: print(line, file=sys.stderr))
     stack.workspace.remove_stack(name, preserve_config=True)
     if config.target == "local":
         left = local.running_servers(config)

@@ -1,0 +1,59 @@
+"""Runs a command on a stack while this checkout's `encryptionsalt` is in its stack file, and only then.
+
+The passphrase secrets provider keeps a salt, made for this checkout's
+passphrase (.pulumi/passphrase), in Pulumi.<stack>.yaml, and the CLI writes it
+there the first time (rewriting the rest of the file too). Committed, it breaks
+every other checkout ("incorrect passphrase"). So the salt lives in
+.pulumi/salts/<stack>: this puts it in the stack file for the command, takes
+it back out afterwards (keeping a salt the CLI made), and leaves the file's
+bytes as they were.
+
+  python3 -m toolchain.stack_file STACK -- COMMAND...
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from toolchain.env import ROOT
+
+SALT_LINE = re.compile(r"^encryptionsalt: *(\S+) *$", re.MULTILINE)
+
+
+def salt_file(stack: str, root: Path = ROOT) -> Path:
+    return root / ".pulumi" / "salts" / stack
+
+
+def run(stack: str, command: list[str], root: Path = ROOT) -> int:
+    stack_file, saved = root / f"Pulumi.{stack}.yaml", salt_file(stack, root)
+    if not stack_file.exists():
+        print(f"no stack file {stack_file.name}: STACK must name one of "
+              f"{', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}", file=sys.stderr)
+        return 2
+    original = stack_file.read_text()
+    if SALT_LINE.search(original):
+        # Put there by a command run outside make: it belongs to this checkout.
+        return subprocess.run(command).returncode
+    if saved.exists():
+        stack_file.write_text(original.rstrip("\n") + f"\nencryptionsalt: {saved.read_text().strip()}\n")
+    try:
+        return subprocess.run(command).returncode
+    finally:
+        found = SALT_LINE.search(stack_file.read_text())
+        if found:
+            saved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            saved.write_text(found.group(1) + "\n")
+        stack_file.write_text(original)
+
+
+def main() -> int:
+    args = sys.argv[1:]
+    if len(args) < 3 or args[1] != "--":
+        print("usage: python3 -m toolchain.stack_file STACK -- COMMAND...", file=sys.stderr)
+        return 2
+    return run(args[0], args[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
