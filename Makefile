@@ -27,14 +27,13 @@ bootstrap-kubernetes:
 env:
 	@python3 toolchain/env.py
 
-# Creates the stack on the local file backend the first time. --refresh: what was
-# changed by hand in Vault or the database is seen, and put back.
+# Creates the stack on the local file backend the first time.
 up: bootstrap-stack
 	@$(ENV) && $(UNLOCK) && $(ON_STACK) sh -c '(pulumi stack select $(STACK) 2>/dev/null \
-	  || pulumi stack init $(STACK) --secrets-provider passphrase) && pulumi up --stack $(STACK) --yes --skip-preview --refresh'
+	  || pulumi stack init $(STACK) --secrets-provider passphrase) && pulumi up --stack $(STACK) --yes --skip-preview'
 
 preview: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && $(ON_STACK) pulumi preview --stack $(STACK) --refresh
+	@$(ENV) && $(UNLOCK) && $(ON_STACK) pulumi preview --stack $(STACK)
 
 down: bootstrap-stack
 	@$(ENV) && $(UNLOCK) && $(ON_STACK) .venv/bin/python -m toolchain.down $(STACK)

@@ -12,6 +12,10 @@
   connection is replaced or the bootstrap password is re-sent.
 - `allowed_roles` lists exactly the roles; each role's SQL only joins its group.
 - A static role per pre-existing service user, rotated every rotation_period.
+- Taking the whole engine down revokes every lease first: the connection and roles
+  go with the mount (`deleted_with`), whose unmounting revokes the leases while
+  the connection still exists, and before the database goes (the component's
+  `depends_on` holds for each child).
 """
 
 import json
@@ -76,7 +80,8 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for what the component waits for (the database, on destroy too).
+        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
         longest = max((s.max_ttl for s in args.specs), default=args.max_ttl_cap)
         if longest > args.max_ttl_cap:
             raise ValueError(f"a role's max_ttl ({longest}s) is over the mount's cap ({args.max_ttl_cap}s)")
@@ -87,6 +92,8 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             default_lease_ttl_seconds=min(3600, args.max_ttl_cap), max_lease_ttl_seconds=args.max_ttl_cap,
             opts=child,
         )
+        # Deleted by unmounting, after its leases are revoked through it (a lone delete would strand them).
+        with_mount = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(deleted_with=mount))
         connection = vault.database.SecretBackendConnection(
             f"{name}-connection", backend=mount.path, name=args.db_name,
             allowed_roles=[s.name for s in args.specs] + [u.username for u in args.service_users],
@@ -100,15 +107,15 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
                 username_template=username_template(),
                 max_open_connections=MAX_OPEN_CONNECTIONS,
             ),
-            opts=child,
+            opts=with_mount,
         )
         rotate_root = vault.generic.Endpoint(
             f"{name}-rotate-root", path=pulumi.Output.concat(mount.path, "/rotate-root/", connection.name),
             data_json=json.dumps({}), disable_read=True, disable_delete=True,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[connection], replace_with=[connection],
+            opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(
+                depends_on=[connection], replace_with=[connection],
                 replacement_trigger=args.bootstrap_password_version,
-            ),
+            )),
         )
         group_roles = pulumi.Output.from_input(args.group_roles)
         roles = [
@@ -118,7 +125,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
                     lambda groups, s=spec: creation_statements(args.dialect, groups[s.name])),
                 revocation_statements=group_roles.apply(
                     lambda groups, s=spec: revocation_statements(args.dialect, groups[s.name])),
-                default_ttl=spec.default_ttl, max_ttl=spec.max_ttl, opts=child,
+                default_ttl=spec.default_ttl, max_ttl=spec.max_ttl, opts=with_mount,
             )
             for spec in args.specs
         ]
@@ -126,7 +133,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             vault.database.SecretBackendStaticRole(
                 f"{name}-static-role-{user.username}", backend=mount.path, name=user.username,
                 db_name=connection.name, username=user.username, rotation_period=user.rotation_period,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[rotate_root]),
+                opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(depends_on=[rotate_root])),
             )
             for user in args.service_users
         ]

@@ -59,8 +59,10 @@ def temporary_stack(program_dir: Path, tmp_path: Path, prefix: str) -> Iterator[
     try:
         yield stack
     finally:
-        stack.destroy(on_output=lambda _: None)
-        stack.workspace.remove_stack(stack.name)
+        # The test may have taken it down itself (`make down` removes the stack).
+        if stack.name in {s.name for s in stack.workspace.list_stacks()}:
+            stack.destroy(on_output=lambda _: None)
+            stack.workspace.remove_stack(stack.name)
 
 
 def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
@@ -77,3 +79,9 @@ def local_servers_config(data_dir: Path) -> dict[str, auto.ConfigValue]:
         **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
            for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
     }
+
+
+def assert_only_the_checks_change(stack: auto.Stack) -> None:
+    """A preview of a converged stack: the post-deploy checks (they run at every update) and nothing else."""
+    summary = stack.preview(on_output=lambda _: None).change_summary
+    assert summary.get("update") == 1 and set(summary) <= {"same", "update"}, summary

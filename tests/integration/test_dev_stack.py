@@ -1,162 +1,380 @@
-"""The platform program through the Automation API, with the real engine, servers and state.
+"""The mission, through the root program: `__main__.py` on a temporary stack with the dev stack's
+config, the real CLI, OpenBao and PostgreSQL. Everything is checked from the outside, through
+the stack's outputs, with hvac and psycopg, as a team using the stack would.
 
-What the dev stack holds so far: the bootstrap PKI, a real OpenBao server (raft,
-TLS, audit device) initialised and unsealed by the stack, and a real PostgreSQL
-(TLS and SCRAM only) with its admin, database and demo schema.
+Beside dev's `reader` and `app`, the stack has a `brief` role (seconds-long leases) and its
+client, for expiry.
 """
 
+import concurrent.futures
 import json
 import os
-import shutil
 import signal
+import threading
 import time
-import uuid
 
 import hvac
 import psycopg
 import pytest
 import requests
+import yaml
+from hvac import exceptions as vault_errors
+from psycopg import errors
 from pulumi import automation as auto
 
-from tests.automation import local_servers_config, root_program, state_text, temporary_stack
+from components.checks import CaFiles, Target, check_bootstrap_password, renew, revoke
+from stacks import local
+from tests.automation import assert_only_the_checks_change, state_text
+from tests.support.dev_stack import dev_stack, quiet
 from toolchain.env import ROOT
 
-
-def quiet(_line: str) -> None:
-    """Keeps engine output out of the test log."""
-
-
-@pytest.fixture
-def data_dir():
-    """Under the checkout: PostgreSQL's system user cannot enter pytest's private tmp folders."""
-    path = ROOT / ".data" / "tests" / f"dev-{uuid.uuid4().hex[:8]}"
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+ROLES = {**DEV["dbcreds:roles"],
+         "brief": {"privileges": ["SELECT"], "tables": ["public.users"], "default_ttl": "6s", "max_ttl": "12s"}}
+CLIENTS = {**DEV["dbcreds:clients"],
+           "brief": {"role": "brief", "allowed": ["SELECT count(*) FROM public.users"],
+                     "forbidden": ["SELECT count(*) FROM public.orders"]}}
+OUTPUTS = {"vault_addr", "vault_ca_pem", "vault_admin_token", "db_engine", "db_host", "db_port", "db_name",
+           "db_ca_pem", "database_mount", "clients", "checks"}
 
 
-ROLES = {
-    "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
-    "app": {"privileges": ["SELECT", "INSERT"], "tables": ["public.users", "public.orders"], "max_ttl": "2h"},
-}
-
-
-def set_roles(stack, roles) -> None:
-    stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(roles)), path=False)
-
-
-@pytest.fixture
-def stack(tmp_path, data_dir):
-    with temporary_stack(root_program(tmp_path), tmp_path, "dev-it") as stack:
-        set_roles(stack, ROLES)
-        stack.set_all_config(local_servers_config(data_dir))
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    with dev_stack(tmp_path_factory.mktemp("dev"), "dev", roles=json.dumps(ROLES),
+                   clients=json.dumps(CLIENTS)) as stack:
         yield stack
 
 
-def vault_client(outputs, tmp_path) -> hvac.Client:
-    ca_file = tmp_path / "vault-ca.pem"
-    ca_file.write_text(outputs["vault_ca_pem"].value)
-    return hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
-                       verify=str(ca_file), timeout=10)
-
-
-def admin_bootstrap_password(stack) -> str:
-    """Read from the decrypted state: the stack exports no bootstrap password."""
-    (server,) = [r for r in stack.export_stack().deployment["resources"] if r["urn"].endswith("::db-postgres")]
+def bootstrap_password(running) -> str:
+    """The database admin's first password, from the decrypted state (no output holds it)."""
+    (server,) = [r for r in running.stack.export_stack().deployment["resources"] if r["urn"].endswith("::db-postgres")]
     return server["outputs"]["admin_password"]["plaintext"].strip('"')
 
 
-def connect(outputs, tmp_path, user: str, password: str, sslmode: str = "verify-full"):
-    ca_file = tmp_path / "db-ca.pem"
-    ca_file.write_text(outputs["db_ca_pem"].value)
-    return psycopg.connect(
-        host=outputs["db_host"].value, port=outputs["db_port"].value, dbname=outputs["db_name"].value,
-        user=user, password=password, sslmode=sslmode, sslrootcert=str(ca_file), connect_timeout=10,
-    )
+def issue(vault: hvac.Client, path: str) -> dict:
+    return vault.read(path)
 
 
-def check_database(outputs, tmp_path, password: str) -> None:
-    with connect(outputs, tmp_path, "dbcreds_admin", password) as conn:
-        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] == 3
-        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
-        superuser, createrole = conn.execute(
-            "SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
-        assert (superuser, createrole) == (False, True)
+def role_exists(running, user: str) -> bool:
+    return user in local.dynamic_users(running.config)
 
 
-def table_privileges(data_dir, port) -> dict[str, set[tuple[str, str]]]:
-    """Each group role's table privileges, read as the superuser over the socket."""
-    dsn = f"host={data_dir / 'postgres'} port={port} user=postgres dbname=app"
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "SELECT grantee, table_name, privilege_type FROM information_schema.role_table_grants "
-            "WHERE grantee LIKE 'dbcreds\\_group\\_%'"
-        ).fetchall()
-    grants: dict[str, set[tuple[str, str]]] = {}
-    for grantee, table, privilege in rows:
-        grants.setdefault(grantee, set()).add((table, privilege))
-    return grants
+def test_outputs_are_the_promised_ones(running):
+    out = running.outputs
+    assert OUTPUTS <= set(out)
+    assert out["db_engine"] == "postgresql" and isinstance(out["db_port"], int) and out["db_host"] == "127.0.0.1"
+    assert out["vault_addr"].startswith("https://127.0.0.1:") and out["database_mount"] == "database"
+    assert running.secret["vault_admin_token"] and not running.secret["vault_ca_pem"]
+    assert set(out["clients"]) == {"reader", "app", "brief"}
+    for name, client in out["clients"].items():
+        assert set(client) == {"approle_mount", "role_id", "secret_id", "creds_path"}
+        assert client["creds_path"] == f"database/creds/{CLIENTS[name]['role']}"
+    # secret_ids are secret within the map: the state holds them only as ciphertext.
+    state = state_text(running.stack)
+    assert all(c["secret_id"] not in state for c in out["clients"].values())
+    assert out["vault_admin_token"] not in state
+    exported = running.stack.export_stack().deployment["resources"][0]["outputs"]["clients"]
+    assert exported["reader"]["secret_id"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
 
 
-def test_dev_stack_lifecycle(stack, tmp_path, data_dir):
-    outputs = stack.up(on_output=quiet).outputs
-    assert outputs["db_engine"].value == "postgresql" and isinstance(outputs["db_port"].value, int)
-    assert outputs["vault_admin_token"].secret
-    vault = vault_client(outputs, tmp_path)
-    assert vault.sys.is_initialized() and not vault.sys.is_sealed() and vault.is_authenticated()
-    devices = vault.sys.list_enabled_audit_devices()["data"]
-    assert devices["file/"]["options"]["file_path"] == outputs["vault_audit_log"].value
+def test_the_checks_ran_in_up_and_passed(running):
+    report = running.outputs["checks"]
+    assert report["passed"] and not running.secret["checks"]
+    names = {c["name"] for c in report["checks"]}
+    for client in CLIENTS:
+        assert {f"{client}: AppRole login", f"{client}: forbidden statements are refused",
+                f"{client}: cannot renew or revoke other clients' leases",
+                f"{client}: revoked user cannot log in"} <= names
+    assert {"static role svc_reporting: its current password logs in",
+            "the bootstrap admin password is rejected (root rotated)", "a plaintext connection is refused"} <= names
+    # The checks gave back every credential they took.
+    assert local.dynamic_users(running.config) == []
+
+
+@pytest.mark.parametrize("client", ["reader", "app", "brief"])
+def test_each_client_gets_exactly_its_grants_over_verify_full(running, client):
+    vault = running.login(client)
+    secret = issue(vault, running.outputs["clients"][client]["creds_path"])
+    creds = secret["data"]
+    try:
+        with running.connect(creds["username"], creds["password"], autocommit=True) as conn:
+            assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+            assert conn.info.parameter_status("is_superuser") == "off"
+            for statement in CLIENTS[client]["allowed"]:
+                with conn.transaction(force_rollback=True):
+                    conn.execute(statement)
+            for statement in CLIENTS[client]["forbidden"]:
+                with pytest.raises(errors.InsufficientPrivilege):
+                    with conn.transaction(force_rollback=True):
+                        conn.execute(statement)
+        # verify-full: the server's name is checked, not only its CA.
+        with pytest.raises(psycopg.OperationalError, match="does not match host name"):
+            psycopg.connect(host="db.example.invalid", hostaddr="127.0.0.1", port=running.outputs["db_port"], dbname="app", user=creds["username"],
+                            password=creds["password"], sslmode="verify-full",
+                            sslrootcert=running.ca_file("db_ca_pem"), connect_timeout=5)
+    finally:
+        revoke(vault, secret["lease_id"])
+
+
+def test_usernames_come_from_the_template_and_fit(running):
+    vault = running.admin()
+    issued = [issue(vault, "database/creds/app") for _ in range(3)]
+    names = [s["data"]["username"] for s in issued]
+    try:
+        assert len(set(names)) == 3
+        for name in names:
+            assert name.startswith("v_app_") and len(name.encode()) <= 63 and name == name.lower()
+            assert role_exists(running, name)
+    finally:
+        for secret in issued:
+            vault.sys.revoke_lease(lease_id=secret["lease_id"])
+
+
+def test_the_bootstrap_password_no_longer_logs_in(running):
+    password = bootstrap_password(running)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        running.connect("dbcreds_admin", password)
+    # The check that says so fails for a password that works.
+    target = Target(running.outputs["vault_addr"], running.outputs["vault_ca_pem"], running.outputs["db_host"],
+                    running.outputs["db_port"], running.outputs["db_name"], running.outputs["db_ca_pem"])
+    files = CaFiles(target)
+    try:
+        assert check_bootstrap_password(target, files, "dbcreds_admin", password).passed
+        with local.superuser(running.config) as conn:
+            conn.execute("CREATE ROLE dbcreds_probe LOGIN PASSWORD 'probe-password-1234'")
+            conn.execute("GRANT CONNECT ON DATABASE app TO dbcreds_probe")
+        assert not check_bootstrap_password(target, files, "dbcreds_probe", "probe-password-1234").passed
+    finally:
+        files.close()
+        with local.superuser(running.config) as conn:
+            conn.execute("REVOKE CONNECT ON DATABASE app FROM dbcreds_probe")
+            conn.execute("DROP ROLE IF EXISTS dbcreds_probe")
+
+
+def test_a_client_reaches_nothing_but_its_own(running):
+    reader, app = running.login("reader"), running.login("app")
+    app_secret = issue(app, "database/creds/app")
+    try:
+        for path in ("database/creds/app", "database/creds/brief", "database/static-creds/svc_reporting",
+                     "database/config/app", "database/roles/reader", "database/roles/app"):
+            with pytest.raises(vault_errors.Forbidden):
+                reader.read(path)
+        lease = app_secret["lease_id"]
+        for attempt in (lambda: revoke(reader, lease), lambda: reader.sys.revoke_lease(lease_id=lease),
+                        lambda: renew(reader, lease, 60), lambda: reader.sys.renew_lease(lease_id=lease),
+                        lambda: reader.sys.list_mounted_secrets_engines(),
+                        lambda: reader.write("database/rotate-root/app"),
+                        lambda: reader.write("auth/approle/role/reader/secret-id")):
+            with pytest.raises(vault_errors.Forbidden):
+                attempt()
+        # The lease is untouched: its owner still renews it.
+        assert renew(app, lease, 60)["lease_duration"] > 0
+    finally:
+        revoke(app, app_secret["lease_id"])
+
+
+def test_revoking_a_lease_drops_the_user(running):
+    vault = running.login("reader")
+    secret = issue(vault, "database/creds/reader")
+    user, password = secret["data"]["username"], secret["data"]["password"]
+    with running.connect(user, password) as conn:
+        conn.execute("SELECT 1")
+        assert role_exists(running, user)
+        revoke(vault, secret["lease_id"])
+        # Revocation ended the open session too.
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+    assert not role_exists(running, user)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        running.connect(user, password)
+
+
+def test_an_expired_lease_cannot_log_in(running):
+    vault = running.login("brief")
+    secret = issue(vault, "database/creds/brief")
+    user, password = secret["data"]["username"], secret["data"]["password"]
+    assert 0 < secret["lease_duration"] <= 6
+    running.connect(user, password).close()
+    time.sleep(secret["lease_duration"] + 1)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        running.connect(user, password)
+    # Vault's expiry also revoked the lease, which dropped the user.
+    deadline = time.monotonic() + 15
+    while role_exists(running, user) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not role_exists(running, user)
+
+
+def test_the_lease_cap_holds_on_issue_and_on_renew(running):
+    cap = running.config.max_ttl_cap
+    admin = running.admin()
+    tune = admin.sys.read_mount_configuration("database")["data"]
+    assert tune["max_lease_ttl"] == cap
+    vault = running.login("app")
+    secret = issue(vault, "database/creds/app")
+    try:
+        # The role's default TTL (1h) on issue, then never past its max_ttl (8h), whatever the client asks.
+        assert secret["lease_duration"] == 3600
+        assert 3600 < renew(vault, secret["lease_id"], 10 * cap)["lease_duration"] <= 8 * 3600
+        brief = running.login("brief")
+        short = issue(brief, "database/creds/brief")
+        time.sleep(2)
+        assert renew(brief, short["lease_id"], cap)["lease_duration"] <= 12 - 2
+        revoke(brief, short["lease_id"])
+    finally:
+        revoke(vault, secret["lease_id"])
+
+
+def test_the_static_role_rotates_the_service_users_password(running):
+    vault = running.admin()
+    first = vault.read("database/static-creds/svc_reporting")["data"]
+    assert first["username"] == "svc_reporting" and 0 < first["ttl"] <= 86400
+    with running.connect("svc_reporting", first["password"]) as conn:
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] >= 3
+    vault.write("database/rotate-role/svc_reporting")
+    second = vault.read("database/static-creds/svc_reporting")["data"]
+    assert second["password"] != first["password"]
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        running.connect("svc_reporting", first["password"])
+    running.connect("svc_reporting", second["password"]).close()
+
+
+def test_a_preview_after_up_changes_nothing_but_the_checks(running):
+    running.up()
+    assert_only_the_checks_change(running.stack)
+    # A refresh reads every resource back from Vault and the servers: still nothing to change.
+    running.stack.refresh(on_output=quiet)
+    assert_only_the_checks_change(running.stack)
+
+
+def step_ops(stack: auto.Stack) -> dict[str, str]:
+    """Each resource's operation in the last update, by name."""
+    ops = {}
+
+    def event(e):
+        if e.resource_pre_event:
+            ops[e.resource_pre_event.metadata.urn.rsplit("::", 1)[1]] = e.resource_pre_event.metadata.op
+    stack.preview(on_event=event)
+    return ops
+
+
+def test_a_connection_change_after_rotation_keeps_working(running):
+    """A role added changes the connection's allowed_roles: the connection is updated without the
+    bootstrap password (write-only, not sent again), and keeps the rotated one."""
+    password = bootstrap_password(running)
+    running.set_config("roles", json.dumps({**ROLES, "audit": {"privileges": ["SELECT"], "tables": ["public.users"],
+                                                              "default_ttl": "5m", "max_ttl": "10m"}}))
+    try:
+        ops = step_ops(running.stack)
+        assert ops["engine-connection"] == auto.OpType.UPDATE and ops["engine-rotate-root"] == auto.OpType.SAME
+        assert ops["engine-role-audit"] == auto.OpType.CREATE
+        assert running.up().outputs["checks"].value["passed"]
+        secret = running.admin().read("database/creds/audit")
+        running.connect(secret["data"]["username"], secret["data"]["password"]).close()
+        running.admin().sys.revoke_lease(lease_id=secret["lease_id"])
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            running.connect("dbcreds_admin", password)
+    finally:
+        running.set_config("roles", json.dumps(ROLES))
+        running.up()
+    assert "audit" not in running.admin().list("database/roles")["data"]["keys"]
+
+
+def test_a_failing_check_fails_the_up_naming_it(running):
+    wrong = {**CLIENTS, "reader": {**CLIENTS["reader"], "forbidden": ["SELECT count(*) FROM public.users"]}}
+    running.set_config("clients", json.dumps(wrong))
+    try:
+        with pytest.raises(auto.CommandError,
+                           match="reader: forbidden statements are refused: allowed: SELECT count"):
+            running.up()
+    finally:
+        running.set_config("clients", json.dumps(CLIENTS))
+        running.up()
+    assert local.dynamic_users(running.config) == []
+
+
+def test_after_a_machine_restart_the_next_up_converges(running, tmp_path):
+    vault = running.admin()
     vault.sys.enable_secrets_engine("kv", path="kv", options={"version": "2"})
     vault.secrets.kv.v2.create_or_update_secret("probe", secret={"kept": "yes"}, mount_point="kv")
-
-    # TLS only: a plaintext request to the listener is not served.
-    plain = requests.get(outputs["vault_addr"].value.replace("https://", "http://") + "/v1/sys/health", timeout=5)
+    # TLS only: a plaintext request to Vault's listener is not served, nor a plaintext database login.
+    plain = requests.get(running.outputs["vault_addr"].replace("https://", "http://") + "/v1/sys/health", timeout=5)
     assert plain.status_code == 400
-
-    # Root token and unseal keys are in the state only as ciphertext.
-    assert vault.token not in state_text(stack)
-
-    password = admin_bootstrap_password(stack)
-    check_database(outputs, tmp_path, password)
-    # TLS only, and no superuser over TCP.
     with pytest.raises(psycopg.OperationalError, match="no encryption"):
-        connect(outputs, tmp_path, "dbcreds_admin", password, sslmode="disable")
+        running.connect("dbcreds_admin", "x", sslmode="disable")
     with pytest.raises(psycopg.OperationalError, match="rejects connection"):
-        connect(outputs, tmp_path, "postgres", password)
-    assert password not in state_text(stack)
+        running.connect("postgres", "x")
 
-    port = outputs["db_port"].value
-    assert outputs["db_group_roles"].value == {"reader": "dbcreds_group_reader", "app": "dbcreds_group_app"}
-    assert table_privileges(data_dir, port) == {
-        "dbcreds_group_reader": {("users", "SELECT"), ("orders", "SELECT")},
-        "dbcreds_group_app": {(t, p) for t in ("users", "orders") for p in ("SELECT", "INSERT")},
-    }
-
-    stack.preview(on_output=quiet, expect_no_changes=True)
-
-    # A narrowed spec and a removed role: the grants follow the config.
-    set_roles(stack, {"app": {"privileges": ["SELECT"], "tables": ["public.users"], "max_ttl": "2h"}})
-    stack.up(on_output=quiet)
-    assert table_privileges(data_dir, port) == {"dbcreds_group_app": {("users", "SELECT")}}
-    set_roles(stack, ROLES)
-    stack.up(on_output=quiet)
-
-    # A machine restart: the processes are gone, the data folders stay.
-    os.kill(int((data_dir / "openbao" / "bao.pid").read_text()), signal.SIGKILL)
-    postmaster = (data_dir / "postgres" / "postmaster.pid").read_text().split()[0]
+    # The processes die, the data folders stay.
+    os.kill(local.vault_server(running.config).pid(), signal.SIGKILL)
+    postmaster = (local.database_server(running.config).data_dir / "postmaster.pid").read_text().split()[0]
     os.kill(int(postmaster), signal.SIGKILL)
     time.sleep(1)
-    assert stack.preview(on_output=quiet).change_summary.get("update") == 2
-    stack.up(on_output=quiet)
-    check_database(outputs, tmp_path, password)
+    result = running.up()
+    # The two servers are started again (and the checks run), nothing else changes.
+    assert result.summary.resource_changes.get("update") == 3 and set(result.summary.resource_changes) == {
+        "same", "update"}
+    assert result.outputs["checks"].value["passed"]
+    vault = running.admin()
     assert not vault.sys.is_sealed()
     read = vault.secrets.kv.v2.read_secret_version("probe", mount_point="kv", raise_on_deleted_version=True)
     assert read["data"]["data"] == {"kept": "yes"}
-    # The audit device logs every request, with the token hashed.
-    audit = (data_dir / "openbao" / "audit" / "audit.log").read_text()
-    assert '"path":"kv/data/probe"' in audit and vault.token not in audit
+    # The audit device logged every request, with the token hashed.
+    audit = (local.vault_server(running.config).audit_log).read_text()
+    assert '"path":"kv/data/probe"' in audit and running.outputs["vault_admin_token"] not in audit
+    vault.sys.disable_secrets_engine("kv")
 
-    stack.destroy(on_output=quiet)
-    assert not (data_dir / "openbao").exists()
-    assert not (data_dir / "postgres").exists()
-    with pytest.raises(requests.exceptions.ConnectionError):
-        requests.get(outputs["vault_addr"].value + "/v1/sys/health", verify=False, timeout=5)
+
+def test_postgres_restarted_while_credentials_are_issued(running):
+    """Issuance works before and after a database restart; requests fail only while it is down,
+    each with the database's error; a revocation that failed keeps its lease until revoked again."""
+    vault, database = running.admin(), local.database_server(running.config)
+    down, up, stop = threading.Event(), threading.Event(), threading.Event()
+    outcomes: list[tuple[str, str]] = []
+    unrevoked: list[str] = []
+
+    def phase(started_after_up: bool) -> str:
+        """before: done before the stop began; after: begun once the server was back; else during."""
+        return "after" if started_after_up else ("during" if down.is_set() else "before")
+
+    def worker():
+        while not stop.is_set():
+            started_after_up = up.is_set()
+            secret = None
+            try:
+                secret = vault.read("database/creds/reader")
+                vault.sys.revoke_lease(lease_id=secret["lease_id"])
+                outcomes.append((phase(started_after_up), "ok"))
+            except vault_errors.VaultError as error:
+                outcomes.append((phase(started_after_up), str(error)))
+                if secret:
+                    unrevoked.append(secret["lease_id"])
+                time.sleep(0.1)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(worker) for _ in range(8)]
+        time.sleep(1.5)
+        down.set()
+        database.stop()
+        database.start()
+        time.sleep(1)
+        up.set()
+        time.sleep(3)
+        stop.set()
+        for future in futures:
+            future.result()
+    before = [o for p, o in outcomes if p == "before"]
+    after = [o for p, o in outcomes if p == "after"]
+    failures = [o for p, o in outcomes if o != "ok"]
+    assert len(before) > 5 and set(before) == {"ok"}, before[:3]
+    assert len(after) > 10 and set(after) == {"ok"}, [o for o in after if o != "ok"][:3]
+    # Every failure happened while the database was down, and says why.
+    assert all(p == "during" for p, o in outcomes if o != "ok")
+    assert all(any(w in o for w in ("connection refused", "shutting down", "terminat", "the database system",
+                                    "EOF", "connection reset", "broken pipe", "failed to connect"))
+               for o in failures), failures[:3]
+    leases = (vault.list("sys/leases/lookup/database/creds/reader") or {}).get("data", {}).get("keys", [])
+    assert sorted(leases) == sorted(lease.rsplit("/", 1)[1] for lease in unrevoked)
+    for lease in unrevoked:
+        vault.sys.revoke_lease(lease_id=lease)
+    assert local.dynamic_users(running.config) == []

@@ -7,6 +7,7 @@ team using the stack would.
 
 import contextlib
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,8 +52,12 @@ class DevStack:
         self.stack.set_config(f"dbcreds:{key}", auto.ConfigValue(value), path=False)
 
     def ca_file(self, name: str) -> str:
+        """The CA output `name` as a file (written when it changes; threads may read it meanwhile)."""
         path = self.files / f"{name}.pem"
-        path.write_text(self.outputs[name])
+        if not path.exists() or path.read_text() != self.outputs[name]:
+            staged = path.with_suffix(f".{threading.get_ident()}")
+            staged.write_text(self.outputs[name])
+            staged.replace(path)
         return str(path)
 
     def admin(self) -> hvac.Client:
