@@ -74,7 +74,7 @@ go_build() {
   fi
   local start=$SECONDS work mod
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp "toolchain/${MODULE_DIR:-$name}/"* "$work/"
   say "$name v$version: building $pkg (minutes on 2 cores)"
   for mod in "$@"; do
@@ -224,7 +224,7 @@ kubernetes_provider() {
   local start=$SECONDS src work
   src=$(module_dir "$module/provider/v4@$PULUMI_KUBERNETES_PROVIDER_MODULE")
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' RETURN
+  trap 'rm -rf "$work"; trap - RETURN' RETURN
   cp -r "$src/." "$work/" && chmod -R u+w "$work"
   say "$name v$version: building (about 8 minutes and 4.5 GB of memory on 2 cores)"
   (cd "$work" && go mod edit -replace "$module/sdk/v4=$module/sdk/v4@$PULUMI_KUBERNETES_GO_SDK") \

@@ -14,7 +14,7 @@ from pulumi import automation as auto
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tests.automation import TOOLS, state_text, temporary_stack
+from tests.automation import state_text, temporary_stack
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 
@@ -91,25 +91,36 @@ def throwaway_openbao(tmp_path):
         log.close()
 
 
-# Not yet run anywhere: no pulumi-resource-vault could be built here.
-@pytest.mark.skipif(
-    not (TOOLS / "bin" / "pulumi-resource-vault").exists(),
-    reason="pulumi-resource-vault is not built: no release of github.com/pulumi/pulumi-vault/provider/v7 "
-    "is served by the Go module proxy here (README, Toolchain)",
-)
-def test_vault_mount_and_policy(tmp_path, throwaway_openbao):
+def test_vault_provider_and_a_rotation(tmp_path, throwaway_openbao):
+    """pulumi-vault, built from its source release: create, no-op preview, a secret_id replaced by
+    its Rotation once due, destroy."""
     vault = throwaway_openbao
     with temporary_stack(SMOKE, tmp_path, "smoke-vault") as stack:
         stack.set_all_config({
             "with_vault": auto.ConfigValue("true"),
             "mount_path": auto.ConfigValue("smoke-kv"),
+            "rotate_after": auto.ConfigValue("20"),
             "vault:address": auto.ConfigValue(vault.url),
             "vault:token": auto.ConfigValue(vault.token, secret=True),
         })
-        stack.up(on_output=quiet)
+        started = time.monotonic()
+        outputs = stack.up(on_output=quiet).outputs
         assert "smoke-kv/" in vault.sys.list_mounted_secrets_engines()["data"]
         policy = vault.sys.read_policy("smoke-reader")["data"]["rules"]
         assert 'path "smoke-kv/data/*"' in policy
+        assert outputs["secret_id"].secret
+        first = outputs["secret_id"].value
+        vault.auth.approle.login(outputs["role_id"].value, first, mount_point="smoke-approle", use_token=False)
+        # Right after up nothing changes (a secret_id's ttl once planned a replacement every time).
+        stack.preview(on_output=quiet, expect_no_changes=True)
+        time.sleep(max(0.0, started + 21 - time.monotonic()))
+        # Due: the rotation and the secret_id are replaced, the old secret_id is gone.
+        assert stack.preview(on_output=quiet).change_summary == {"replace": 2, "same": 7}
+        second = stack.up(on_output=quiet).outputs["secret_id"].value
+        assert second != first
+        vault.auth.approle.login(outputs["role_id"].value, second, mount_point="smoke-approle", use_token=False)
+        with pytest.raises(hvac.exceptions.InvalidRequest):
+            vault.auth.approle.login(outputs["role_id"].value, first, mount_point="smoke-approle", use_token=False)
         stack.destroy(on_output=quiet)
         assert "smoke-kv/" not in vault.sys.list_mounted_secrets_engines()["data"]
         assert "smoke-reader" not in vault.sys.list_policies()["data"]["policies"]
