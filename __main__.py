@@ -49,6 +49,8 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
         # The admin token itself: no child token per run to create, expire and audit.
         skip_child_token=True,
+        # Configured once Vault runs and is unsealed (after a machine restart too).
+        opts=pulumi.ResourceOptions(depends_on=[vault_server]),
     )
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(

@@ -1,17 +1,19 @@
-"""Credential issuance through Vault beside a direct SQL loop on the same server; a cold-start burst.
+"""Credential issuance through the engine `make up` configured, beside a direct SQL loop on the same
+database; a burst right after Vault restarts.
 
-    .venv/bin/python benchmarks/issuance.py [--total 1000]
+    make up && .venv/bin/python benchmarks/issuance.py [--stack dev] [--total 1000]
 
-Starts a real PostgreSQL and OpenBao (as the tests do), configures the
-database engine with the stack's SQL, then prints:
-- issuance (creds read) and revocation through Vault at 1 and 20 concurrent
-  clients: rate, p50/p95/p99 issuance latency, errors;
-- a direct loop running the same creation and revocation SQL over one
-  persistent admin connection per worker, serialised by an advisory lock as
-  Vault's plugin serialises them, and Vault's rate as a ratio of it;
-- a burst of 20 concurrent issuances right after a restart and unseal.
-The engine is configured through the Vault API, as the pulumi-vault provider
-cannot be built here (README).
+Reads the stack's outputs and config (nothing is configured here), then prints:
+- issuance and revocation through Vault as the stack's `app` client (AppRole
+  login per worker; each credential read from its creds path, then its lease
+  revoked) at 1 and 20 concurrent clients: rate, p50/p95/p99 issuance latency,
+  errors;
+- a direct loop running the same role's creation and revocation SQL over one
+  persistent connection per worker, as an admin like Vault's, serialised by an
+  advisory lock as Vault's plugin serialises them; Vault's rate as a ratio of it;
+- a burst of 20 concurrent issuances right after Vault is stopped and `pulumi
+  up` starts and unseals it again.
+It ends with the dynamic users left in the database (0 expected).
 """
 
 import argparse
@@ -20,23 +22,29 @@ import datetime
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import hvac
 from psycopg import sql
+from pulumi import automation as auto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.local.openbao import unseal  # noqa: E402
-from components.postgres_sql import creation_statements, group_role_name, revocation_statements  # noqa: E402
-from tests.support.demo import APP, READER  # noqa: E402
-from tests.support.postgres import create_groups, running_postgres  # noqa: E402
-from tests.support.vault import configure_database_engine, running_openbao  # noqa: E402
+from components.checks import revoke  # noqa: E402
+from components.local.postgres import LocalPostgres  # noqa: E402
+from components.sql_dialects import creation_statements, revocation_statements  # noqa: E402
+from stacks import config as stack_settings  # noqa: E402
+from stacks import local  # noqa: E402
+from toolchain.env import ROOT, pulumi_env  # noqa: E402
+from toolchain.stack_file import salted  # noqa: E402
 
 LOCK = 0x76617574  # one advisory lock for the direct loop, as the plugin takes one
+CLIENT = "app"
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
@@ -49,44 +57,94 @@ def summary(name: str, seconds: float, latencies: list[float], errors: int) -> d
     return row
 
 
-def through_vault(vault, total: int, workers: int) -> dict:
-    """Each worker issues credentials (timed) and revokes the lease, until `total` are done."""
-    def one(_):
-        start = time.perf_counter()
-        secret = vault.root.read("database/creds/app")
-        elapsed = time.perf_counter() - start
-        vault.root.sys.revoke_lease(lease_id=secret["lease_id"])
-        return elapsed
+class Stack:
+    """The stack's outputs and config, and Vault as its `app` client."""
 
-    latencies, errors = [], 0
-    start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in concurrent.futures.as_completed([pool.submit(one, i) for i in range(total)]):
+    def __init__(self, name: str):
+        self.name = name
+        with salted(name):
+            self.stack = auto.select_stack(
+                stack_name=name, work_dir=str(ROOT),
+                opts=auto.LocalWorkspaceOptions(env_vars=pulumi_env(), pulumi_command=auto.PulumiCommand(
+                    root=str(ROOT / ".tools"), skip_version_check=True)))
+            self.outputs = {k: v.value for k, v in self.stack.outputs().items()}
+            self.config = stack_settings.of_stack(self.stack, ROOT)
+        if "clients" not in self.outputs:
+            raise SystemExit(f"stack {name} has no clients: run make up STACK={name} first")
+        self._ca = tempfile.NamedTemporaryFile("w", suffix=".pem")
+        self._ca.write(self.outputs["vault_ca_pem"])
+        self._ca.flush()
+
+    def client(self) -> hvac.Client:
+        access = self.outputs["clients"][CLIENT]
+        vault = hvac.Client(url=self.outputs["vault_addr"], verify=self._ca.name, timeout=60)
+        vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                 mount_point=access["approle_mount"])
+        return vault
+
+    def up(self) -> None:
+        with salted(self.name):
+            self.stack.up(on_output=lambda _: None)
+
+
+def through_vault(stack: Stack, total: int, workers: int) -> dict:
+    """Each worker, logged in as the client, issues credentials (timed) and revokes the lease."""
+    creds_path = stack.outputs["clients"][CLIENT]["creds_path"]
+
+    def worker(count: int) -> tuple[list[float], int]:
+        vault, times, errors = stack.client(), [], 0
+        for _ in range(count):
             try:
-                latencies.append(future.result())
+                start = time.perf_counter()
+                secret = vault.read(creds_path)
+                times.append(time.perf_counter() - start)
+                revoke(vault, secret["lease_id"])
             except Exception:  # noqa: BLE001 - counted
                 errors += 1
-    return summary(f"vault, {workers} clients", time.perf_counter() - start, latencies, errors)
+        return times, errors
+
+    shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(worker, shares))
+    latencies = [t for times, _ in results for t in times]
+    return summary(f"vault, {workers} clients", time.perf_counter() - start, latencies, sum(e for _, e in results))
 
 
-def direct_admin(db) -> str:
+def direct_admin(stack: Stack) -> str:
     """A second admin like the one Vault uses (whose password Vault rotated): CREATEROLE, no superuser."""
     password = secrets.token_urlsafe(24)
-    with db.as_superuser(db.database) as conn:
+    with local.superuser(stack.config) as conn:
+        conn.execute("DROP ROLE IF EXISTS bench_admin")
         conn.execute(sql.SQL("CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(password)))
         conn.execute("GRANT pg_signal_backend TO bench_admin")
-        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(sql.Identifier(db.database)))
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(
+            sql.Identifier(stack.config.db_name)))
     return password
 
 
-def direct_sql(db, password: str, total: int, workers: int) -> dict:
-    """The same creation and revocation SQL as an admin, one connection per worker, under one lock."""
-    group = group_role_name("dbcreds_group", APP)
-    create, revoke = creation_statements(group), revocation_statements()
+def drop_direct_admin(stack: Stack) -> None:
+    with local.superuser(stack.config) as conn:
+        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM bench_admin").format(
+            sql.Identifier(stack.config.db_name)))
+        conn.execute("DROP ROLE bench_admin")
+
+
+def direct_sql(stack: Stack, password: str, total: int, workers: int) -> dict:
+    """The role's creation and revocation SQL as an admin, one connection per worker, under one lock."""
+    role = next(c.role for c in stack.config.clients if c.name == CLIENT)
+    group, dialect = stack.outputs["db_group_roles"][role], stack.config.db_engine
+    create, drop = creation_statements(dialect, group), revocation_statements(dialect, group)
+    ca = stack._ca.name.replace(".pem", "-db.pem")
+    Path(ca).write_text(stack.outputs["db_ca_pem"])
 
     def worker(count: int) -> list[float]:
+        import psycopg
+
         times = []
-        with db.connect("bench_admin", password) as conn:
+        with psycopg.connect(host=stack.outputs["db_host"], port=stack.outputs["db_port"],
+                             dbname=stack.outputs["db_name"], user="bench_admin", password=password,
+                             sslmode="verify-full", sslrootcert=ca) as conn:
             for _ in range(count):
                 name = f"v_direct_{secrets.token_hex(10)}_{int(time.time())}"
                 expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
@@ -99,28 +157,32 @@ def direct_sql(db, password: str, total: int, workers: int) -> dict:
                 times.append(time.perf_counter() - start)
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
-                    for statement in revoke:
+                    for statement in drop:
                         conn.execute(statement.replace("{{name}}", name))
         return times
 
     shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        latencies = [t for times in pool.map(worker, shares) for t in times]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            latencies = [t for times in pool.map(worker, shares) for t in times]
+    finally:
+        Path(ca).unlink(missing_ok=True)
     return summary(f"direct SQL, {workers} workers", time.perf_counter() - start, latencies, 0)
 
 
-def burst_after_restart(vault, keys: list[str], size: int = 20) -> int:
-    """Restart and unseal, then `size` concurrent issuances with no warm-up; returns the errors."""
-    vault.server.stop()
-    vault.server.start()
-    unseal(vault.server.client(), keys)
-    errors = 0
+def burst_after_restart(stack: Stack, size: int = 20) -> int:
+    """Vault stopped, then `pulumi up` starts and unseals it; `size` concurrent issuances at once."""
+    local.vault_server(stack.config).stop()
+    started = time.perf_counter()
+    stack.up()
+    print(f"{'up after Vault was stopped':34} {time.perf_counter() - started:6.1f} s", flush=True)
+    vault, errors = stack.client(), 0
+    creds_path = stack.outputs["clients"][CLIENT]["creds_path"]
     with concurrent.futures.ThreadPoolExecutor(max_workers=size) as pool:
-        futures = [pool.submit(vault.root.read, "database/creds/app") for _ in range(size)]
-        for future in concurrent.futures.as_completed(futures):
+        for future in concurrent.futures.as_completed([pool.submit(vault.read, creds_path) for _ in range(size)]):
             try:
-                vault.root.sys.revoke_lease(lease_id=future.result()["lease_id"])
+                revoke(vault, future.result()["lease_id"])
             except Exception as error:  # noqa: BLE001 - counted and shown
                 errors += 1
                 print(f"  burst error: {error}", flush=True)
@@ -130,24 +192,26 @@ def burst_after_restart(vault, keys: list[str], size: int = 20) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", default="dev", help="a stack `make up` brought up (local target)")
     parser.add_argument("--total", type=int, default=1000, help="credentials per concurrent run")
     args = parser.parse_args()
-    with running_postgres() as db, running_openbao() as vault:
-        create_groups(db, (READER, APP), "dbcreds_group")
-        configure_database_engine(vault, db, (READER, APP))
-        keys = vault.unseal_keys
-        password = direct_admin(db)
-        single = through_vault(vault, max(50, args.total // 5), 1)
-        direct_single = direct_sql(db, password, max(50, args.total // 5), 1)
-        many = through_vault(vault, args.total, 20)
-        direct_many = direct_sql(db, password, args.total, 20)
-        print(f"vault / direct, 1 client:   {single['rate_per_s'] / direct_single['rate_per_s']:.2f}")
-        print(f"vault / direct, 20 clients: {many['rate_per_s'] / direct_many['rate_per_s']:.2f}")
-        errors = burst_after_restart(vault, keys)
-        with db.as_superuser(db.database) as conn:
-            left = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v\\_%'").fetchone()[0]
-        print(f"dynamic roles left after the runs: {left}")
-        return 1 if errors or left or many["errors"] or single["errors"] else 0
+    stack = Stack(args.stack)
+    if not isinstance(local.database_server(stack.config), LocalPostgres):
+        raise SystemExit("the direct SQL baseline needs the local PostgreSQL target")
+    password = direct_admin(stack)
+    try:
+        single = through_vault(stack, max(50, args.total // 5), 1)
+        direct_single = direct_sql(stack, password, max(50, args.total // 5), 1)
+        many = through_vault(stack, args.total, 20)
+        direct_many = direct_sql(stack, password, args.total, 20)
+    finally:
+        drop_direct_admin(stack)
+    print(f"vault / direct, 1 client:   {single['rate_per_s'] / direct_single['rate_per_s']:.2f}")
+    print(f"vault / direct, 20 clients: {many['rate_per_s'] / direct_many['rate_per_s']:.2f}")
+    errors = burst_after_restart(stack)
+    left = local.dynamic_users(stack.config)
+    print(f"dynamic users left after the runs: {len(left)}")
+    return 1 if errors or left or many["errors"] or single["errors"] else 0
 
 
 if __name__ == "__main__":

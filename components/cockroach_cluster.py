@@ -19,6 +19,7 @@ from components.cockroach_certs import CockroachCertificates, CockroachCertifica
 from components.database_component import DatabaseComponent
 from components.dynamic.cockroach_node import LocalCockroachNode
 from components.dynamic.password import RandomPassword
+from components.dynamic.server_running import ServerRunning
 from components.grants import GrantSpec
 from components.postgres_sql import group_role_name
 
@@ -62,6 +63,9 @@ class CockroachCluster(DatabaseComponent):
             database=args.database, admin=args.admin, admin_password=password.result, files=certs.files,
             groups=groups, opts=child,
         )
+        # Started again when a restart stopped it.
+        ServerRunning(f"{name}-running", "cockroach", data_dir=args.data_dir, port=args.port,
+                      second_port=args.http_port, opts=pulumi.ResourceOptions(parent=self, depends_on=[node]))
         self._register_database(
             host=node.host, port=node.port, database=node.database, admin=node.admin,
             admin_bootstrap_password=node.admin_password,

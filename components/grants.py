@@ -223,7 +223,7 @@ def validate_clients(raw: Any, roles: Mapping[str, GrantSpec], max_ttl_cap: int)
     readers: dict[str, str] = {}
     for client in clients:
         if client.role in readers:
-            raise SpecError(f"clients.{client.name}.role", f"role {client.role!r} is already client "
-                                                           f"{readers[client.role]!r}'s: each client reads its own")
+            raise SpecError(f"clients.{client.name}.role", f"role {client.role!r} is already read by client "
+                                                           f"{readers[client.role]!r}: each client reads its own")
         readers[client.role] = client.name
     return clients

@@ -10,6 +10,7 @@ from components.dynamic.password import RandomPassword
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.postgres_server import LocalPostgresServer
+from components.dynamic.server_running import ServerRunning
 from components.grants import GrantSpec
 from components.postgres_sql import group_role_name
 
@@ -51,6 +52,10 @@ class PostgresServer(DatabaseComponent):
             admin=args.admin, admin_password=password.result, ca_pem=args.ca_pem,
             cert_pem=args.cert_pem, key_pem=args.key_pem, opts=child,
         )
+        # Started again when a restart stopped it; what works in the database waits for it.
+        running = ServerRunning(f"{name}-running", "postgres", data_dir=args.data_dir, port=args.port,
+                                opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
+        child = pulumi.ResourceOptions(parent=self, depends_on=[running])
         for spec in args.grant_specs:
             if group_role_name(args.group_prefix, spec) == args.admin:
                 raise ValueError(f"grant spec {spec.name!r}: its group role would be the admin role {args.admin!r}")

@@ -6,6 +6,7 @@ from typing import Optional
 import pulumi
 
 from components.dynamic.openbao_server import OpenBaoServer
+from components.dynamic.server_running import ServerRunning
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class VaultServer(pulumi.ComponentResource):
             database_ca_pem=args.database_ca_pem, key_shares=args.key_shares, key_threshold=args.key_threshold,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        # Started and unsealed again when a restart or an operator stopped or sealed it.
+        ServerRunning(f"{name}-running", "openbao", data_dir=args.data_dir, port=args.port,
+                      second_port=args.cluster_port, unseal_keys=server.unseal_keys,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
         self.address = server.address
         self.ca_pem = pulumi.Output.from_input(args.ca_pem)
         self.ca_file = server.ca_file

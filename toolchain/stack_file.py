@@ -11,12 +11,18 @@ bytes as they were.
   python3 -m toolchain.stack_file STACK -- COMMAND...
 """
 
+import contextlib
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from toolchain.env import ROOT
+
+class StackFileError(LookupError):
+    pass
+
 
 SALT_LINE = re.compile(r"^encryptionsalt: *(\S+) *$", re.MULTILINE)
 
@@ -25,26 +31,37 @@ def salt_file(stack: str, root: Path = ROOT) -> Path:
     return root / ".pulumi" / "salts" / stack
 
 
-def run(stack: str, command: list[str], root: Path = ROOT) -> int:
+@contextlib.contextmanager
+def salted(stack: str, root: Path = ROOT) -> Iterator[None]:
+    """This checkout's salt in Pulumi.<stack>.yaml for the duration; the file as it was afterwards."""
     stack_file, saved = root / f"Pulumi.{stack}.yaml", salt_file(stack, root)
     if not stack_file.exists():
-        print(f"no stack file {stack_file.name}: STACK must name one of "
-              f"{', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}", file=sys.stderr)
-        return 2
+        raise StackFileError(f"no stack file {stack_file.name}: the stack must be one of "
+                                f"{', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}")
     original = stack_file.read_text()
     if SALT_LINE.search(original):
         # Put there by a command run outside make: it belongs to this checkout.
-        return subprocess.run(command).returncode
+        yield
+        return
     if saved.exists():
         stack_file.write_text(original.rstrip("\n") + f"\nencryptionsalt: {saved.read_text().strip()}\n")
     try:
-        return subprocess.run(command).returncode
+        yield
     finally:
         found = SALT_LINE.search(stack_file.read_text())
         if found:
             saved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             saved.write_text(found.group(1) + "\n")
         stack_file.write_text(original)
+
+
+def run(stack: str, command: list[str], root: Path = ROOT) -> int:
+    try:
+        with salted(stack, root):
+            return subprocess.run(command).returncode
+    except StackFileError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 def main() -> int:

@@ -89,8 +89,7 @@ class _CockroachNodeProvider(LocalServerProvider):
         replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
         # admin_password is deliberately absent: it is used only at create.
         changed = [k for k in ("port", "http_port", "files", "groups") if olds.get(k) != news.get(k)]
-        down = not _server(olds).running
-        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old, new = _server(olds), _server(news)

@@ -5,9 +5,10 @@ either), so this is a Python dynamic provider around `components.local.openbao`.
 The root token and unseal keys exist only in its secret outputs, which the
 state keeps encrypted.
 
-Every `pulumi up` checks the server: when its process is gone (a machine
-restart) or it is sealed, the diff reports an update, and the update starts and
-unseals it with the keys from state, so the stack converges with nothing lost.
+That the process runs and is unsealed is checked at every `pulumi up` by a
+resource of its own (`components.dynamic.server_running`); this one changes
+only with its inputs (a config change restarts the server and unseals it with
+the keys from state).
 """
 
 from pathlib import Path
@@ -24,7 +25,6 @@ from components.local.openbao import (
     LocalOpenBaoError,
     bao_binary,
     initialize,
-    is_active,
     unseal,
 )
 
@@ -39,11 +39,6 @@ def _server(props: dict[str, Any]) -> LocalOpenBao:
 def _outs(props: dict[str, Any], server: LocalOpenBao, **secrets: Any) -> dict[str, Any]:
     return {**props, "address": server.address, "audit_log": str(server.audit_log), "ca_file": str(server.ca_file),
             "database_ca_file": str(server.database_ca_file), **secrets}
-
-
-def _healthy(props: dict[str, Any]) -> bool:
-    server = _server(props)
-    return server.pid() is not None and is_active(server.client())
 
 
 class _OpenBaoServerProvider(LocalServerProvider):
@@ -73,8 +68,7 @@ class _OpenBaoServerProvider(LocalServerProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in ("data_dir", "key_shares", "key_threshold") if olds.get(k) != news.get(k)]
         changed = [k for k in (*_RESTART_INPUTS, "database_ca_pem") if olds.get(k) != news.get(k)]
-        down = not _healthy(olds)
-        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old_server, server = _server(olds), _server(news)

@@ -6,8 +6,8 @@ superuser over the Unix socket, with no password; the admin's password is used
 once, at create, and Vault rotates it afterwards. So the provider never sends
 that password again: a stale bootstrap password in state cannot undo a rotation.
 
-Every `pulumi up` checks the server: a stopped server makes the diff an update
-that starts it again.
+That the process runs is checked at every `pulumi up` by a resource of its own
+(`components.dynamic.server_running`); this one changes only with its inputs.
 """
 
 import time
@@ -69,8 +69,7 @@ class _PostgresServerProvider(LocalServerProvider):
         replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
         # admin_password is deliberately absent: it is used only at create.
         changed = [k for k in ("port", "cert_pem", "key_pem", "ca_pem") if olds.get(k) != news.get(k)]
-        down = not _server(olds).running
-        return DiffResult(changes=bool(replaces or changed or down), replaces=replaces, delete_before_replace=True)
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old, new = _server(olds), _server(news)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 from pulumi import automation as auto
 
-from tests.automation import local_servers_config, root_program, temporary_stack
+from tests.automation import assert_only_the_checks_change, local_servers_config, root_program, temporary_stack
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 
@@ -78,6 +78,18 @@ CASES = [
     ("certificate outliving its CA", "dbcreds:cert_validity_hours", "9000", "config cert_validity_hours: "),
     ("service user of no role", "dbcreds:service_users", json.dumps({"svc": {"role": "nope"}}),
      "config service_users.svc.role: "),
+    ("client name a glob", "dbcreds:clients",
+     json.dumps({"*": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}),
+     "config clients.*: client names are"),
+    ("client of an unknown role", "dbcreds:clients",
+     json.dumps({"ops": {"role": "admin", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}),
+     "config clients.ops.role: must name one of the roles"),
+    ("two clients on one role", "dbcreds:clients",
+     json.dumps({c: {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]} for c in "ab"}),
+     "config clients.b.role: role 'reader' is already read by client 'a'"),
+    ("client token longer than the cap", "dbcreds:clients",
+     json.dumps({"a": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"], "token_max_ttl": "48h"}}),
+     "config clients.a.token_max_ttl: "),
     ("service user rotation too long", "dbcreds:service_users",
      json.dumps({"svc": {"role": "reader", "rotation_period": "90d"}}), "config service_users.svc.rotation_period: "),
 ]
@@ -179,4 +191,4 @@ def test_a_wrong_passphrase_is_refused_and_the_state_kept(stack, tmp_path):
 
 def test_after_every_case_the_stack_is_as_declared(stack):
     """Runs last in this module: the refused changes left nothing to converge."""
-    stack.preview(on_output=quiet, expect_no_changes=True)
+    assert_only_the_checks_change(stack)

@@ -33,38 +33,49 @@ def urns_under(monitor, component_type: str) -> set[str]:
     return {u.removeprefix(prefix) for u in monitor.get_registered_resources() if u.startswith(prefix)}
 
 
-@pulumi.runtime.test
 def test_vault_server_keeps_its_token_secret(monitor):
     from components.vault_server import VaultServer, VaultServerArgs
 
-    server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", port=18200, cluster_port=18201,
-                                              ca_pem="ca", cert_pem="cert", key_pem="key",
-                                              database_ca_pem="db ca"))
+    @pulumi.runtime.test
+    def build():
+        server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", port=18200, cluster_port=18201,
+                                                  ca_pem="ca", cert_pem="cert", key_pem="key",
+                                                  database_ca_pem="db ca"))
 
-    def check(values):
-        token_secret, ca_pem = values
-        assert token_secret and ca_pem == "ca"
-        assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao"}
-        openbao = registered(monitor, "pulumi-python:dynamic:Resource")["v-openbao"]
-        assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
+        def check(values):
+            token_secret, ca_pem = values
+            assert token_secret and ca_pem == "ca"
 
-    return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(check)
+        return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(check)
+
+    build()
+    # Once every registration is done: the server, and the resource that keeps it running.
+    assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao", "v-running"}
+    resources = registered(monitor, "pulumi-python:dynamic:Resource")
+    openbao, running = resources["v-openbao"], resources["v-running"]
+    assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
+    assert (running["kind"], running["data_dir"], running["second_port"]) == ("openbao", "/d/openbao", 18201)
 
 
-@pulumi.runtime.test
 def test_postgres_server_has_a_random_secret_bootstrap_password(monitor):
     from components.postgres_server import PostgresServer, PostgresServerArgs
 
-    server = PostgresServer("db", PostgresServerArgs(data_dir="/d/postgres", port=15432,
-                                                     ca_pem="ca", cert_pem="cert", key_pem="key"))
+    @pulumi.runtime.test
+    def build():
+        server = PostgresServer("db", PostgresServerArgs(data_dir="/d/postgres", port=15432,
+                                                         ca_pem="ca", cert_pem="cert", key_pem="key"))
 
-    def check(values):
-        password_secret, database, admin = values
-        assert password_secret and (database, admin) == ("app", "dbcreds_admin")
-        assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-admin-bootstrap", "db-postgres"}
-        postgres = registered(monitor, "pulumi-python:dynamic:Resource")["db-postgres"]
-        # Passed to the server resource as a secret (the wire form of a secret value).
-        assert postgres["admin_password"]["value"] == "result of db-admin-bootstrap"
-        assert pulumi.runtime.rpc._special_secret_sig in postgres["admin_password"].values()
+        def check(values):
+            password_secret, database, admin = values
+            assert password_secret and (database, admin) == ("app", "dbcreds_admin")
 
-    return pulumi.Output.all(is_secret(server.admin_bootstrap_password), server.database, server.admin).apply(check)
+        return pulumi.Output.all(is_secret(server.admin_bootstrap_password), server.database,
+                                 server.admin).apply(check)
+
+    build()
+    assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-admin-bootstrap", "db-postgres",
+                                                                       "db-running"}
+    postgres = registered(monitor, "pulumi-python:dynamic:Resource")["db-postgres"]
+    # Passed to the server resource as a secret (the wire form of a secret value).
+    assert postgres["admin_password"]["value"] == "result of db-admin-bootstrap"
+    assert pulumi.runtime.rpc._special_secret_sig in postgres["admin_password"].values()

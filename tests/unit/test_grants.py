@@ -159,7 +159,7 @@ def test_bad_clients_name_the_field(name, raw, field):
 
 
 def test_two_clients_cannot_share_a_role():
-    with pytest.raises(SpecError, match="already client 'a'") as error:
+    with pytest.raises(SpecError, match="already read by client 'a'") as error:
         validate_clients({"a": client(), "b": client()}, {"reader": READER, "app": APP}, DAY)
     assert error.value.field == "clients.b.role"
 

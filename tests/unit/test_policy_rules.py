@@ -209,3 +209,14 @@ def test_the_database_must_be_isolated_by_network_policies():
     open_to_all = resource(rules.NETWORK_POLICY, "open", {"spec": {
         "podSelector": {"matchLabels": k8s.labels(k8s.DB_APP)}, "ingress": [{"ports": [{"port": 5432}]}]}})
     assert "any pod" in isolation_violations([db, *only_deny, open_to_all])[0]
+
+
+def test_the_client_policy_grants_exactly_its_own_paths():
+    assert rules.parse_policy(client_policy("database", "reader")) == {
+        "database/creds/reader": {"read"},
+        "sys/leases/renew/database/creds/reader/*": {"update"},
+        "sys/leases/revoke/database/creds/reader/*": {"update"},
+        "auth/token/lookup-self": {"read"},
+        "auth/token/renew-self": {"update"},
+        "auth/token/revoke-self": {"update"},
+    }

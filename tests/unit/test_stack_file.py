@@ -1,0 +1,46 @@
+"""The encryptionsalt stays out of the stack file between commands (toolchain/stack_file.py)."""
+
+import pytest
+
+from toolchain.stack_file import StackFileError, salt_file, salted
+
+CONFIG = "config:\n  dbcreds:vault_port: 18200\n"
+
+
+def test_a_salt_made_during_a_command_is_kept_aside_and_the_file_restored(tmp_path):
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(CONFIG)
+    with salted("dev", tmp_path):
+        # What the CLI does the first time: it rewrites the file with a salt.
+        stack_file.write_text('config:\n  dbcreds:vault_port: "18200"\nencryptionsalt: v1:abc\n')
+    assert stack_file.read_text() == CONFIG
+    assert salt_file("dev", tmp_path).read_text() == "v1:abc\n"
+    with salted("dev", tmp_path):
+        assert stack_file.read_text() == CONFIG + "encryptionsalt: v1:abc\n"
+    assert stack_file.read_text() == CONFIG
+
+
+def test_the_file_is_restored_when_the_command_fails(tmp_path):
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(CONFIG)
+    salt_file("dev", tmp_path).parent.mkdir(parents=True)
+    salt_file("dev", tmp_path).write_text("v1:abc\n")
+    with pytest.raises(RuntimeError), salted("dev", tmp_path):
+        raise RuntimeError("pulumi up failed")
+    assert stack_file.read_text() == CONFIG
+
+
+def test_a_salt_already_in_the_file_is_left_there(tmp_path):
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(CONFIG + "encryptionsalt: v1:own\n")
+    with salted("dev", tmp_path):
+        pass
+    assert stack_file.read_text() == CONFIG + "encryptionsalt: v1:own\n"
+    assert not salt_file("dev", tmp_path).exists()
+
+
+def test_an_unknown_stack_is_named(tmp_path):
+    (tmp_path / "Pulumi.dev.yaml").write_text(CONFIG)
+    with pytest.raises(StackFileError, match="no stack file Pulumi.qa.yaml: the stack must be one of dev"):
+        with salted("qa", tmp_path):
+            pass
