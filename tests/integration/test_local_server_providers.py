@@ -4,6 +4,7 @@ after its server started leaves nothing running, and foreign data is never touch
 import uuid
 from pathlib import Path
 
+import hvac
 import pytest
 
 from components.dynamic.openbao_server import _OpenBaoServerProvider
@@ -31,13 +32,14 @@ def props():
     cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
                              server=True, client=False, validity_hours=1)
     return {"data_dir": str(data_dir), "port": free_port(), "cluster_port": free_port(), "ca_pem": ca["cert_pem"],
-            "cert_pem": cert["cert_pem"], "key_pem": cert["private_key_pem"], "key_shares": 1, "key_threshold": 1}
+            "cert_pem": cert["cert_pem"], "key_pem": cert["private_key_pem"], "database_ca_pem": ca["cert_pem"],
+            "key_shares": 1, "key_threshold": 1}
 
 
 def test_a_create_failing_after_start_stops_the_server_and_removes_its_folder(props):
-    # Initialising with zero key shares is refused by OpenBao after the server is up.
+    # Initialising with zero key shares is refused by OpenBao itself, so after the server is up.
     bad = {**props, "key_shares": 0, "key_threshold": 0}
-    with pytest.raises(Exception):
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="shares"):
         _OpenBaoServerProvider().create(bad)
     assert bao_processes(Path(props["data_dir"])) == []
     assert not Path(props["data_dir"]).exists()
