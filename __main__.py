@@ -8,7 +8,7 @@ from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 from components.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.database_component import DatabaseComponent
-from components.dynamic.post_deploy_checks import PostDeployChecks
+from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
 from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault_server import VaultServer, VaultServerArgs
@@ -72,12 +72,8 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
     }
     max_ttls = {role.name: role.max_ttl for role in config.roles}
     checked_clients = [
-        pulumi.Output.all(c.approle_mount, c.role_id, c.secret_id, c.creds_path).apply(
-            lambda a, spec=spec: {
-                "name": spec.name, "approle_mount": a[0], "role_id": a[1], "secret_id": a[2], "creds_path": a[3],
-                "allowed": list(spec.allowed), "forbidden": list(spec.forbidden), "max_ttl": max_ttls[spec.role],
-            })
-        for spec, c in zip(config.clients, clients.values())
+        client_check(spec.name, clients[spec.name], spec.allowed, spec.forbidden, max_ttls[spec.role])
+        for spec in config.clients
     ]
     checks = PostDeployChecks(
         "checks",
@@ -112,7 +108,7 @@ def kubernetes_servers(config: StackConfig):
     namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, await_ready=config.k8s_await_ready),
                                     opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    vault = VaultKubernetes("vault", VaultKubernetesArgs(
+    vault_server = VaultKubernetes("vault", VaultKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
         image=config.vault_image, await_ready=config.k8s_await_ready,
     ), opts=in_namespace)
@@ -121,7 +117,7 @@ def kubernetes_servers(config: StackConfig):
         key_pem=pki.database_private_key_pem, database=config.db_name, grant_specs=config.roles,
         image=config.db_image, await_ready=config.k8s_await_ready,
     ), opts=in_namespace)
-    return vault, database
+    return vault_server, database
 
 
 config = stack_config.load()

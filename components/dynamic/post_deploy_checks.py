@@ -5,7 +5,7 @@ real credentials; the report (no secrets) is its only output.
 """
 
 import uuid
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
@@ -29,6 +29,15 @@ class _ChecksProvider(ResourceProvider):
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={"report": _run(news)})
+
+
+def client_check(name: str, access: Any, allowed: Sequence[str], forbidden: Sequence[str],
+                 max_ttl: int) -> pulumi.Output[dict]:
+    """One client's entry of `clients`: its login and creds path from its `ClientAccess`, what it may
+    and may not run, and its role's max_ttl."""
+    return pulumi.Output.all(access.approle_mount, access.role_id, access.secret_id, access.creds_path).apply(
+        lambda a: {"name": name, "approle_mount": a[0], "role_id": a[1], "secret_id": a[2], "creds_path": a[3],
+                   "allowed": list(allowed), "forbidden": list(forbidden), "max_ttl": max_ttl})
 
 
 class PostDeployChecks(Resource):
