@@ -1,6 +1,7 @@
 # make up     brings the dev stack up (bootstraps what it needs first)
 # make test   bootstraps everything, then runs every test
 # make down   revokes every lease, proves none is left, destroys the stack
+# make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 STACK ?= dev
 # Exports the built toolchain's variables, failing if env.py fails.
@@ -10,7 +11,7 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes env up down preview test unit clean
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes env up down preview policy test unit clean
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
 bootstrap:
@@ -29,17 +30,22 @@ env:
 
 # Creates the stack on the local file backend the first time.
 up: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && $(ON_STACK) sh -c '(pulumi stack select $(STACK) 2>/dev/null \
+	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && (pulumi stack select $(STACK) 2>/dev/null \
 	  || pulumi stack init $(STACK) --secrets-provider passphrase) && pulumi up --stack $(STACK) --yes --skip-preview'
 
 preview: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && $(ON_STACK) pulumi preview --stack $(STACK)
+	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && pulumi preview --stack $(STACK)'
 
 down: bootstrap-stack
-	@$(ENV) && $(UNLOCK) && $(ON_STACK) .venv/bin/python -m toolchain.down $(STACK)
+	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)'
 
+# Every stack file (prod's kubernetes target included), each with its own config for the gate.
+policy: bootstrap-kubernetes
+	@$(ENV) && .venv/bin/python -m toolchain.policy_gate
+
+# The gate first, then every test.
 test: bootstrap-kubernetes
-	@$(ENV) && .venv/bin/python -m pytest
+	@$(ENV) && .venv/bin/python -m toolchain.policy_gate && .venv/bin/python -m pytest
 
 unit: bootstrap
 	@$(ENV) && .venv/bin/python -m pytest tests/unit

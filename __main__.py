@@ -25,13 +25,14 @@ def local_servers(config: StackConfig):
     if config.db_engine == "cockroachdb":
         database = CockroachCluster("db", CockroachClusterArgs(
             data_dir=f"{config.data_dir}/cockroach", port=config.db_port, http_port=config.db_http_port,
-            database=config.db_name, grant_specs=config.roles,
+            database=config.db_name, admin=config.db_admin, grant_specs=config.roles,
             ca_validity_hours=config.ca_validity_hours, cert_validity_hours=config.cert_validity_hours,
         ))
     else:
         database = PostgresServer("db", PostgresServerArgs(
             data_dir=f"{config.data_dir}/postgres", port=config.db_port, database=config.db_name,
-            ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem, key_pem=pki.database_private_key_pem,
+            admin=config.db_admin, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
+            key_pem=pki.database_private_key_pem,
             grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
         ))
     vault_server = VaultServer("vault", VaultServerArgs(
@@ -114,7 +115,8 @@ def kubernetes_servers(config: StackConfig):
     ), opts=in_namespace)
     database = PostgresKubernetes("db", PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem, database=config.db_name, grant_specs=config.roles,
+        key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
+        grant_specs=config.roles,
         image=config.db_image, await_ready=config.k8s_await_ready,
     ), opts=in_namespace)
     return vault_server, database

@@ -1,8 +1,17 @@
-"""The CrossGuard policies, one per rule, each filtered to the resource type it judges."""
+"""The CrossGuard policies, one per rule of `policies/rules.py`, each filtered to the resource type
+it judges, with its enforcement level and config schema.
+
+Levels: whatever weakens TLS, grants more than the spec, or leaves a credential
+unbounded is MANDATORY (it fails the preview); hardening a platform team may
+reach another way is ADVISORY (reported only). Each schema holds its policy's
+defaults, the only place they are written; a stack's generated config
+(`stacks/config.py: policy_pack_config`) sets them per environment.
+"""
 
 from typing import Callable
 
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyConfigSchema,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -12,70 +21,101 @@ from pulumi_policy import (
 
 from policies import rules
 
-TTL_CAPS = PolicyConfigSchema(properties={
-    "maxTtlCapSeconds": {"type": "integer", "default": 86400},
-    "adminRoles": {"type": "array", "items": {"type": "string"}, "default": ["dbcreds_admin"]},
+MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
+
+DAY = 86400
+TTL_CAP = PolicyConfigSchema(properties={
+    "maxTtlCapSeconds": {"type": "integer", "minimum": 1, "default": DAY,
+                         "description": "No dynamic credential of this environment may live longer."},
+})
+ADMIN_ROLES = PolicyConfigSchema(properties={
+    "adminRoles": {"type": "array", "items": {"type": "string"}, "default": ["dbcreds_admin"],
+                   "description": "The database roles Vault connects as: no dynamic user may join them."},
+})
+ROTATION_CAP = PolicyConfigSchema(properties={
+    "maxRotationPeriodSeconds": {"type": "integer", "minimum": 1, "default": 30 * DAY,
+                                 "description": "A static role's password is rotated at least this often."},
+})
+APPROLE_CAPS = PolicyConfigSchema(properties={
+    "maxTokenTtlSeconds": {"type": "integer", "minimum": 1, "default": DAY,
+                           "description": "No AppRole token may be renewed past this."},
+    "maxSecretIdTtlSeconds": {"type": "integer", "minimum": 1, "default": 30 * DAY,
+                              "description": "No AppRole secret_id may live longer."},
 })
 
 
-def _for(resource_type: str, rule: Callable) -> Callable:
-    """A validator that applies `rule` to resources of one type only."""
+def defaults(schema: PolicyConfigSchema | None) -> dict:
+    """A schema's defaults: the config a policy gets when a stack sets none."""
+    return {k: v["default"] for k, v in (schema.properties if schema else {}).items() if "default" in v}
+
+
+def _for(resource_type: str, rule: Callable, schema: PolicyConfigSchema | None) -> Callable:
+    """A validator that applies `rule` to resources of one type only, with the schema's defaults
+    under the config it was given."""
     def validate(args: ResourceValidationArgs, report_violation) -> None:
         if args.resource_type == resource_type:
-            rule(args.props, args.get_config(), lambda message: report_violation(f"{args.name}: {message}"))
+            rule(args.props, {**defaults(schema), **(args.get_config() or {})},
+                 lambda message: report_violation(f"{args.name}: {message}"))
     return validate
 
 
-def _policy(name: str, description: str, resource_type: str, rule: Callable,
+def _policy(name: str, level: EnforcementLevel, description: str, resource_type: str, rule: Callable,
             schema: PolicyConfigSchema | None = None) -> ResourceValidationPolicy:
-    return ResourceValidationPolicy(name=name, description=description, validate=_for(resource_type, rule),
-                                    config_schema=schema)
+    return ResourceValidationPolicy(name=name, description=description, enforcement_level=level,
+                                    validate=_for(resource_type, rule, schema), config_schema=schema)
 
 
-def _root_rotation(args: StackValidationArgs, report_violation) -> None:
-    rules.root_rotation(args.resources, args.get_config(), report_violation)
-
-
-def _database_isolated(args: StackValidationArgs, report_violation) -> None:
-    rules.database_isolated(args.resources, args.get_config(), report_violation)
+def _stack_policy(name: str, level: EnforcementLevel, description: str, rule: Callable) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation) -> None:
+        rule(args.resources, args.get_config(), report_violation)
+    return StackValidationPolicy(name=name, description=description, enforcement_level=level, validate=validate)
 
 
 POLICIES = [
-    _policy("database-connection-allowed-roles", "Connections list exactly their roles, no wildcard.",
+    _policy("database-connection-allowed-roles", MANDATORY,
+            "List exactly the roles each database connection serves in allowed_roles, no '*'.",
             rules.CONNECTION, rules.connection_allowed_roles),
-    _policy("database-connection-templated-credentials",
-            "Connection URLs use {{username}}/{{password}} and hold no literal password.",
+    _policy("database-connection-templated-credentials", MANDATORY,
+            "Write connection URLs with {{username}}:{{password}} and pass the password in its own "
+            "(write-only) field, never in the URL.",
             rules.CONNECTION, rules.connection_templated_credentials),
-    _policy("database-connection-verify-full", "Connections verify the server (sslmode=verify-full with a CA).",
+    _policy("database-connection-verify-full", MANDATORY,
+            "Set sslmode=verify-full and a CA (sslrootcert) on every database connection.",
             rules.CONNECTION, rules.connection_verify_full),
-    _policy("dynamic-role-ttls", "Dynamic roles set default_ttl <= max_ttl <= the environment's cap.",
-            rules.ROLE, rules.role_ttls, TTL_CAPS),
-    _policy("dynamic-role-valid-until", "Creation SQL sets VALID UNTIL '{{expiration}}'.",
+    _policy("dynamic-role-ttls", MANDATORY,
+            "Set default_ttl and max_ttl on every dynamic role, default_ttl <= max_ttl <= the environment's cap.",
+            rules.ROLE, rules.role_ttls, TTL_CAP),
+    _policy("dynamic-role-valid-until", MANDATORY,
+            "End the creation SQL's user at the lease's end: VALID UNTIL '{{expiration}}'.",
             rules.ROLE, rules.role_valid_until),
-    _policy("dynamic-role-least-privilege",
-            "Creation SQL grants no SUPERUSER, CREATEROLE, CREATEDB, BYPASSRLS, REPLICATION or ALL, "
-            "and joins no predefined or admin role.", rules.ROLE, rules.role_least_privilege, TTL_CAPS),
-    _policy("dynamic-role-revocation", "Dynamic roles have revocation SQL.", rules.ROLE, rules.role_revocation),
-    _policy("static-role-rotation", "Static roles rotate within the environment's cap.",
-            rules.STATIC_ROLE, rules.static_role_rotation,
-            PolicyConfigSchema(properties={"maxRotationPeriodSeconds": {"type": "integer", "default": 2592000}})),
-    _policy("client-policy-least-privilege",
-            "Client policies: no glob over other creds paths, no sudo, no sys/ beyond leases, "
-            "no writes to database config or roles.", rules.POLICY, rules.client_policy_least_privilege),
-    _policy("approle-bounded", "AppRole tokens and secret_ids expire; no root policy.",
-            rules.APPROLE_ROLE, rules.approle_bounded,
-            PolicyConfigSchema(properties={"maxTokenTtlSeconds": {"type": "integer", "default": 86400},
-                                           "maxSecretIdTtlSeconds": {"type": "integer", "default": 2592000}})),
-    _policy("vault-server-hardened", "Vault servers from our components serve TLS and never run in dev mode.",
-            "pulumi-python:dynamic:Resource", rules.vault_server_hardened),
-    StackValidationPolicy(name="root-credentials-rotated",
-                          description="Every database connection's root credentials are rotated.",
-                          validate=_root_rotation),
-    _policy("kubernetes-workload-hardened",
-            "StatefulSets run non-root, read-only, without capabilities or API token, with requests and limits.",
+    _policy("dynamic-role-least-privilege", MANDATORY,
+            "Grant dynamic users table privileges through a group role: no SUPERUSER, CREATEROLE, CREATEDB, "
+            "BYPASSRLS, REPLICATION or ALL, no predefined or admin role.",
+            rules.ROLE, rules.role_least_privilege, ADMIN_ROLES),
+    _policy("dynamic-role-revocation", MANDATORY,
+            "Give every dynamic role revocation SQL that drops its user.", rules.ROLE, rules.role_revocation),
+    _policy("dynamic-role-connection-limit", ADVISORY,
+            "Cap a dynamic user's sessions with CONNECTION LIMIT in its creation SQL.",
+            rules.ROLE, rules.role_connection_limit),
+    _policy("static-role-rotation", MANDATORY,
+            "Rotate every static role's password at least as often as the environment's cap.",
+            rules.STATIC_ROLE, rules.static_role_rotation, ROTATION_CAP),
+    _policy("client-policy-least-privilege", MANDATORY,
+            "Give each client a policy on its own creds path only: no glob over creds paths, no sudo, "
+            "no sys/ beyond lease renew and revoke, no writes to database config or roles.",
+            rules.POLICY, rules.client_policy_least_privilege),
+    _policy("approle-bounded", MANDATORY,
+            "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
+            "the root policy.", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+    _policy("vault-server-hardened", MANDATORY,
+            "Give our OpenBao servers a TLS certificate and key.", rules.OPENBAO_SERVER, rules.vault_server_hardened),
+    _stack_policy("root-credentials-rotated", MANDATORY,
+                  "Rotate every connection's root credentials (a generic.Endpoint at <mount>/rotate-root/<name>), "
+                  "so the bootstrap password dies.", rules.root_rotation),
+    _policy("kubernetes-workload-hardened", MANDATORY,
+            "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits.",
             rules.STATEFULSET, rules.workload_hardened),
-    StackValidationPolicy(name="kubernetes-database-isolated",
-                          description="The database's namespace denies ingress; only named sources reach it.",
-                          validate=_database_isolated),
+    _stack_policy("kubernetes-database-isolated", ADVISORY,
+                  "Deny ingress in the database's namespace by default and open it to named sources only.",
+                  rules.database_isolated),
 ]
-

@@ -1,9 +1,11 @@
 """The gate's rules as plain functions: `(props, config, report)` for one resource, or
 `(resources, config, report)` for the stack. `report(message)` records a violation.
 
-They judge pulumi-vault resources themselves (hand-written ones too) by their
-engine property names (camelCase). Messages name the resource field and the
-fix, never a property's value (props may hold unwrapped secrets).
+They judge pulumi-vault resources themselves (any team's program, not only
+ours) by their engine property names (camelCase). Messages name the resource
+field and the fix, never a property's value (props may hold unwrapped
+secrets). `config` holds every key of the policy's schema (`policies/pack.py`,
+where the defaults are).
 """
 
 import json
@@ -20,6 +22,8 @@ STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
 POLICY = "vault:index/policy:Policy"
 APPROLE_ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
 ENDPOINT = "vault:generic/endpoint:Endpoint"
+#: Our OpenBao server (components/dynamic/openbao_server.py).
+OPENBAO_SERVER = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
 
 #: Role attributes and grants a dynamic role must never carry.
 PRIVILEGED = re.compile(
@@ -91,7 +95,7 @@ def connection_verify_full(props: Mapping[str, Any], config: Mapping[str, Any], 
 
 
 def role_ttls(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    cap = int(config.get("maxTtlCapSeconds", 86400))
+    cap = int(config["maxTtlCapSeconds"])
     default, maximum = props.get("defaultTtl"), props.get("maxTtl")
     if not default or not maximum:
         report("defaultTtl and maxTtl must both be set: unset means the mount's (often 32 days)")
@@ -108,7 +112,7 @@ def role_valid_until(props: Mapping[str, Any], _config: Mapping[str, Any], repor
 
 
 def role_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    admins = {a.lower() for a in config.get("adminRoles", [])}
+    admins = {a.lower() for a in config["adminRoles"]}
     for statement in _statements(props, "creationStatements"):
         found = PRIVILEGED.search(statement)
         if found:
@@ -122,13 +126,21 @@ def role_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], re
                 report("creationStatements join the admin role: join a group role with only the needed privileges")
 
 
+CONNECTION_LIMIT = re.compile(r"\bCONNECTION\s+LIMIT\s+\d+", re.IGNORECASE)
+
+
+def role_connection_limit(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    if not any(CONNECTION_LIMIT.search(s) for s in _statements(props, "creationStatements")):
+        report("creationStatements set no CONNECTION LIMIT: one user could take every session")
+
+
 def role_revocation(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
     if not _statements(props, "revocationStatements"):
         report("revocationStatements are empty: the database users would be left behind; drop them")
 
 
 def static_role_rotation(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    cap = int(config.get("maxRotationPeriodSeconds", 86400 * 30))
+    cap = int(config["maxRotationPeriodSeconds"])
     period = props.get("rotationPeriod")
     if not period and not props.get("rotationSchedule"):
         report("neither rotationPeriod nor rotationSchedule is set: the password would never rotate")
@@ -206,8 +218,8 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
 
 
 def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    token_cap = int(config.get("maxTokenTtlSeconds", 3600 * 24))
-    secret_id_cap = int(config.get("maxSecretIdTtlSeconds", 3600 * 24 * 30))
+    token_cap = int(config["maxTokenTtlSeconds"])
+    secret_id_cap = int(config["maxSecretIdTtlSeconds"])
     token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
     if not props.get("tokenTtl") or not token_max:
         report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
@@ -226,13 +238,9 @@ def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report:
 
 
 def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
-    """The OpenBao server resource of components.vault_server (a dynamic resource with key_shares)."""
-    if "key_shares" not in props:
-        return
+    """Our OpenBao server resource (`OPENBAO_SERVER`): its listener has a certificate and key."""
     if not props.get("cert_pem") or not props.get("key_pem"):
         report("the Vault server has no TLS certificate and key: its listener would serve plaintext")
-    if props.get("dev_mode"):
-        report("the Vault server runs in dev mode (in memory, unsealed, root token 'root')")
 
 
 # The kubernetes target

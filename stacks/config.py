@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from components.grants import (
     DIALECTS,
     SQL_NAME,
+    MAX_SECRET_ID_TTL,
     ClientSpec,
     GrantSpec,
     ServiceUser,
@@ -26,7 +27,7 @@ MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
-    "db_engine", "db_port", "db_http_port", "db_name", "max_ttl_cap",
+    "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image",
 )
 #: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
@@ -35,6 +36,7 @@ TARGETS = ("local", "kubernetes")
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Read with get_object: structured values.
 OBJECT_FIELDS = ("roles", "service_users", "clients")
+#: No static role's rotation period may be longer (max_rotation_period lowers it per environment).
 MAX_ROTATION_PERIOD = 30 * 86400
 
 
@@ -64,10 +66,14 @@ class StackConfig:
     roles: tuple[GrantSpec, ...]
     #: Pre-existing service users for Vault static roles.
     service_users: tuple[ServiceUser, ...] = ()
+    #: No static role's password may go unrotated longer than this (seconds).
+    max_rotation_period: int = MAX_ROTATION_PERIOD
     #: The teams or apps that read credentials, one role each.
     clients: tuple[ClientSpec, ...] = ()
     #: The database's SQL dialect, a key of components.grants.DIALECTS.
     db_engine: str = "postgresql"
+    #: The non-superuser admin Vault connects as (its password rotated by Vault).
+    db_admin: str = "dbcreds_admin"
     #: CockroachDB's DB Console port (unused by PostgreSQL).
     db_http_port: int = 15433
     #: One of TARGETS.
@@ -159,13 +165,20 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     db_name = raw.get("db_name", "app")
     if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
         raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
+    db_admin = raw.get("db_admin", "dbcreds_admin")
+    if not isinstance(db_admin, str) or not SQL_NAME.match(db_admin) or db_admin.startswith(("v_", "dbcreds_group")):
+        raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users) or "
+                                      f"dbcreds_group (group roles), got {db_admin!r}")
     try:
         cap = parse_ttl(raw.get("max_ttl_cap", "24h"), "max_ttl_cap")
         roles_raw = raw.get("roles", {})
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap, db_engine) for role, spec in roles_raw.items())
-        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles})
+        rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
+        if rotation_cap > MAX_ROTATION_PERIOD:
+            raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
+        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap)
         clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
         if service_users and db_engine == "cockroachdb":
             raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
@@ -177,12 +190,13 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
         max_ttl_cap=cap, roles=roles, service_users=service_users, clients=clients, db_engine=db_engine,
+        db_admin=db_admin, max_rotation_period=rotation_cap,
         db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
         k8s_await_ready=await_ready, **images,
     )
 
 
-def _service_users(raw: Any, roles: set[str]) -> tuple[ServiceUser, ...]:
+def _service_users(raw: Any, roles: set[str], rotation_cap: int) -> tuple[ServiceUser, ...]:
     if not isinstance(raw, Mapping):
         raise SpecError("service_users", "must map each service user's name to {role, rotation_period}")
     users = []
@@ -193,10 +207,22 @@ def _service_users(raw: Any, roles: set[str]) -> tuple[ServiceUser, ...]:
         if not isinstance(spec, Mapping) or spec.get("role") not in roles:
             raise SpecError(f"{here}.role", f"must name one of the roles: {', '.join(sorted(roles))}")
         period = parse_ttl(spec.get("rotation_period", "24h"), f"{here}.rotation_period")
-        if period > MAX_ROTATION_PERIOD:
-            raise SpecError(f"{here}.rotation_period", f"{period}s is longer than {MAX_ROTATION_PERIOD}s")
+        if period > rotation_cap:
+            raise SpecError(f"{here}.rotation_period",
+                            f"{period}s is longer than this environment's max_rotation_period of {rotation_cap}s")
         users.append(ServiceUser(name, spec["role"], period))
     return tuple(users)
+
+
+def policy_pack_config(config: StackConfig) -> dict:
+    """The policy gate's config for this stack (`pulumi preview --policy-pack-config`): its caps and
+    admin role. Keys are the pack's policy names and their schemas' properties (policies/pack.py)."""
+    return {
+        "dynamic-role-ttls": {"maxTtlCapSeconds": config.max_ttl_cap},
+        "dynamic-role-least-privilege": {"adminRoles": [config.db_admin]},
+        "static-role-rotation": {"maxRotationPeriodSeconds": config.max_rotation_period},
+        "approle-bounded": {"maxTokenTtlSeconds": config.max_ttl_cap, "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
+    }
 
 
 def check_machine(config: StackConfig) -> None:

@@ -39,10 +39,11 @@ def salted(stack: str, root: Path = ROOT) -> Iterator[None]:
         raise StackFileError(f"no stack file {stack_file.name}: the stack must be one of "
                                 f"{', '.join(sorted(p.name[7:-5] for p in root.glob('Pulumi.*.yaml')))}")
     original = stack_file.read_text()
-    if SALT_LINE.search(original):
-        # Put there by a command run outside make: it belongs to this checkout.
-        yield
-        return
+    found = SALT_LINE.search(original)
+    if found:
+        # Written by a command run outside make: it is this checkout's; keep it aside from now on.
+        _save(saved, found.group(1))
+        original = original[:found.start()] + original[found.end():].lstrip("\n")
     if saved.exists():
         stack_file.write_text(original.rstrip("\n") + f"\nencryptionsalt: {saved.read_text().strip()}\n")
     try:
@@ -50,9 +51,13 @@ def salted(stack: str, root: Path = ROOT) -> Iterator[None]:
     finally:
         found = SALT_LINE.search(stack_file.read_text())
         if found:
-            saved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            saved.write_text(found.group(1) + "\n")
+            _save(saved, found.group(1))
         stack_file.write_text(original)
+
+
+def _save(saved: Path, salt: str) -> None:
+    saved.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    saved.write_text(salt + "\n")
 
 
 def run(stack: str, command: list[str], root: Path = ROOT) -> int:

@@ -82,8 +82,12 @@ class _OpenBaoServerProvider(LocalServerProvider):
         return UpdateResult(outs=_outs(news, server, root_token=olds["root_token"], unseal_keys=olds["unseal_keys"]))
 
 
-class OpenBaoServer(Resource):
-    """A real (not dev-mode) OpenBao server process on 127.0.0.1."""
+#: The resource type the policy gate knows our OpenBao server by.
+RESOURCE_TYPE = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
+
+
+class OpenBaoServer(Resource, module="dbcreds", name="OpenBaoServer"):
+    """A real (not dev-mode) OpenBao server process on 127.0.0.1 (type `RESOURCE_TYPE`)."""
 
     address: pulumi.Output[str]
     audit_log: pulumi.Output[str]
@@ -105,7 +109,9 @@ class OpenBaoServer(Resource):
             "address": None, "audit_log": None, "ca_file": None, "database_ca_file": None,
             "root_token": None, "unseal_keys": None,
         }
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["root_token", "unseal_keys", "key_pem"])
-        )
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["root_token", "unseal_keys", "key_pem"],
+            # Its type before it had a name of its own: stacks made then keep their server.
+            aliases=[pulumi.Alias(type_="pulumi-python:dynamic:Resource")],
+        ))
         super().__init__(_OpenBaoServerProvider(), name, props, opts)

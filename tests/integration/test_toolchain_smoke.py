@@ -4,8 +4,6 @@ Runs the program in tests/fixtures/smoke through the Automation API with the
 binaries from `make bootstrap`, offline, on a throwaway file backend.
 """
 
-import secrets
-import subprocess
 import time
 
 import hvac
@@ -15,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.automation import state_text, temporary_stack
-from tests.support.ports import free_port
+from tests.support.openbao_dev import dev_openbao
 from toolchain.env import ROOT
 
 SMOKE = ROOT / "tests" / "fixtures" / "smoke"
@@ -65,30 +63,8 @@ def test_up_update_destroy_with_dynamic_providers(tmp_path):
 
 @pytest.fixture
 def throwaway_openbao(tmp_path):
-    """A dev-mode OpenBao server on loopback (dev mode is for this smoke test only)."""
-    bao = ROOT / ".venv" / "bin" / "bao"
-    token, address = secrets.token_urlsafe(24), f"127.0.0.1:{free_port()}"
-    log = open(tmp_path / "bao.log", "w")
-    server = subprocess.Popen(
-        [str(bao), "server", "-dev", f"-dev-root-token-id={token}", f"-dev-listen-address={address}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    client = hvac.Client(url=f"http://{address}", token=token)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if client.sys.is_initialized():
-                break
-        except Exception:  # noqa: BLE001 - not listening yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    try:
+    with dev_openbao(tmp_path) as client:
         yield client
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def test_vault_provider_and_a_rotation(tmp_path, throwaway_openbao):

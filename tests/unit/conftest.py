@@ -5,7 +5,8 @@ import pytest
 
 #: Outputs a create would compute, by resource type, filled in by the mocks.
 COMPUTED = {
-    "pulumi-python:dynamic:Resource": ("cert_pem", "private_key_pem", "root_token", "result", "address", "host"),
+    "pulumi-python:dynamic:Resource": ("cert_pem", "private_key_pem", "result", "host"),
+    "pulumi-python:dynamic/dbcreds:OpenBaoServer": ("root_token", "address"),
     "vault:appRole/authBackendRole:AuthBackendRole": ("roleId",),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": ("secretId",),
 }

@@ -29,8 +29,9 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
 
 
 def urns_under(monitor, component_type: str) -> set[str]:
-    prefix = f"urn:pulumi:unit::dbcreds::{component_type}$pulumi-python:dynamic:Resource::"
-    return {u.removeprefix(prefix) for u in monitor.get_registered_resources() if u.startswith(prefix)}
+    """The names of the dynamic resources (of any dynamic type) the component registered."""
+    prefix = f"urn:pulumi:unit::dbcreds::{component_type}$pulumi-python:dynamic"
+    return {u.rsplit("::", 1)[1] for u in monitor.get_registered_resources() if u.startswith(prefix)}
 
 
 def test_vault_server_keeps_its_token_secret(monitor):
@@ -51,8 +52,8 @@ def test_vault_server_keeps_its_token_secret(monitor):
     build()
     # Once every registration is done: the server, and the resource that keeps it running.
     assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao", "v-running"}
-    resources = registered(monitor, "pulumi-python:dynamic:Resource")
-    openbao, running = resources["v-openbao"], resources["v-running"]
+    openbao = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")["v-openbao"]
+    running = registered(monitor, "pulumi-python:dynamic:Resource")["v-running"]
     assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
     assert (running["kind"], running["data_dir"], running["second_port"]) == ("openbao", "/d/openbao", 18201)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from components.grants import GrantSpec
-from stacks.config import ConfigError, StackConfig
+from stacks.config import ConfigError, StackConfig, policy_pack_config
 from stacks.config import validate as validate_in
 
 PROJECT = Path("/srv/project")
@@ -43,6 +43,26 @@ def test_clients():
     config = validate({"clients": {"reporting": {"role": "reader", "allowed": ["SELECT 1"],
                                                  "forbidden": ["CREATE ROLE x"], "token_max_ttl": "2h"}}}, "dev")
     assert [(c.name, c.role, c.token_max_ttl) for c in config.clients] == [("reporting", "reader", 7200)]
+
+
+def test_policy_pack_config_follows_the_stack():
+    roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "max_ttl": "1h"}}
+    config = validate_in({"roles": roles, "max_ttl_cap": "4h", "max_rotation_period": "7d",
+                          "db_admin": "vault_admin"}, "prod", PROJECT)
+    assert policy_pack_config(config) == {
+        "dynamic-role-ttls": {"maxTtlCapSeconds": 4 * 3600},
+        "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
+        "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
+        "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
+    }
+
+
+def test_policy_pack_config_names_only_real_policies_and_their_properties():
+    from policies.pack import POLICIES
+
+    schemas = {p.name: set(p.config_schema.properties) if p.config_schema else set() for p in POLICIES}
+    for policy, values in policy_pack_config(validate({}, "dev")).items():
+        assert set(values) <= schemas[policy], policy
 
 
 def test_kubernetes_target():
@@ -100,6 +120,11 @@ def test_data_dir_is_made_absolute():
         ({"service_users": {"svc": {"role": "reader", "rotation_period": "60d"}}}, "service_users.svc.rotation_period"),
         ({"service_users": ["svc"]}, "service_users"),
         ({"roles": {}}, "roles"),
+        ({"db_admin": "v_admin"}, "db_admin"),
+        ({"db_admin": "dbcreds_group_x"}, "db_admin"),
+        ({"max_rotation_period": "60d"}, "max_rotation_period"),
+        ({"max_rotation_period": "1d", "service_users": {"svc": {"role": "reader", "rotation_period": "2d"}}},
+         "service_users.svc.rotation_period"),
         ({"clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"],
                             "token_max_ttl": "25h"}}}, "clients.r.token_max_ttl"),
         ({"clients": {"r": {"role": "app", "allowed": ["SELECT 1"], "forbidden": ["x"]}}}, "clients.r.role"),
@@ -116,3 +141,12 @@ def test_bad_values_name_the_field(raw, field):
         validate(raw, "dev")
     assert error.value.field == field
     assert str(error.value).startswith(f"config {field}: ")
+
+
+def test_each_stack_files_gate_config_carries_its_own_caps():
+    from toolchain.policy_gate import pack_config, stacks_in_repository
+
+    assert stacks_in_repository() == ["dev", "prod", "staging"]
+    caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
+    assert caps == {"dev": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
+    assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}

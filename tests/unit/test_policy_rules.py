@@ -8,21 +8,15 @@ import copy
 from types import SimpleNamespace
 
 import pytest
-from pulumi_policy import (
-    PolicyCustomTimeouts,
-    PolicyResourceOptions,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-)
+from pulumi_policy import ResourceValidationPolicy, StackValidationArgs
 
 from components import kubernetes_manifests as k8s
 from components.postgres_sql import creation_statements, revocation_statements
 from components.vault_policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
+from tests.unit.policy import BY_NAME, violations
 
-BY_NAME = {p.name: p for p in POLICIES}
 
 CONNECTION = {
     "backend": "database", "name": "app", "allowedRoles": ["reader", "app"], "verifyConnection": True,
@@ -43,18 +37,9 @@ DB_STATEFULSET = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP),
 
 HAPPY = {
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
-    rules.APPROLE_ROLE: APPROLE, "pulumi-python:dynamic:Resource": VAULT_SERVER,
+    rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER,
     rules.STATEFULSET: DB_STATEFULSET,
 }
-
-
-def violations(policy: str, resource_type: str, props: dict, config: dict | None = None) -> list[str]:
-    found: list[str] = []
-    args = ResourceValidationArgs(resource_type, props, f"urn:pulumi:t::p::{resource_type}::r", "r",
-                                  PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []), None,
-                                  config or {})
-    BY_NAME[policy].validate(args, lambda message, urn=None: found.append(message))
-    return found
 
 
 def changed(props: dict, path: str, value) -> dict:
@@ -151,8 +136,11 @@ CASES = [
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
     ("approle-bounded", rules.APPROLE_ROLE, "secretIdTtl", None, "never expire"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
-    ("vault-server-hardened", "pulumi-python:dynamic:Resource", "cert_pem", None, "plaintext"),
-    ("vault-server-hardened", "pulumi-python:dynamic:Resource", "dev_mode", True, "dev mode"),
+    ("vault-server-hardened", rules.OPENBAO_SERVER, "cert_pem", None, "plaintext"),
+    ("vault-server-hardened", rules.OPENBAO_SERVER, "key_pem", "", "plaintext"),
+    ("dynamic-role-connection-limit", rules.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE g"],
+     "CONNECTION LIMIT"),
 ]
 
 
@@ -164,6 +152,22 @@ def test_each_violation_is_caught_with_a_message_naming_the_field(policy, resour
     assert all(message.startswith("r: ") for message in found)
     # No violation message quotes a secret value.
     assert not any("hunter2" in m or "s3cret" in m for m in found)
+
+
+def test_levels_mandatory_for_tls_grants_and_lifetimes_advisory_for_the_rest():
+    levels = {p.name: p.enforcement_level.value for p in POLICIES}
+    assert {n for n, level in levels.items() if level == "advisory"} == {
+        "dynamic-role-connection-limit", "kubernetes-database-isolated"}
+    assert all(level in ("mandatory", "advisory") for level in levels.values())
+
+
+def test_a_policy_without_config_gets_its_schemas_defaults():
+    from policies.pack import APPROLE_CAPS, defaults
+
+    assert defaults(APPROLE_CAPS) == {"maxTokenTtlSeconds": 86400, "maxSecretIdTtlSeconds": 30 * 86400}
+    # Nothing given: the schema's cap of a day holds.
+    assert "over the cap of 86400s" in violations("approle-bounded", rules.APPROLE_ROLE,
+                                                   changed(APPROLE, "tokenMaxTtl", 86401))[0]
 
 
 def test_rules_judge_only_their_own_type():

@@ -30,13 +30,23 @@ def test_the_file_is_restored_when_the_command_fails(tmp_path):
     assert stack_file.read_text() == CONFIG
 
 
-def test_a_salt_already_in_the_file_is_left_there(tmp_path):
+def test_a_salt_left_in_the_file_by_hand_is_moved_aside(tmp_path):
     stack_file = tmp_path / "Pulumi.dev.yaml"
     stack_file.write_text(CONFIG + "encryptionsalt: v1:own\n")
     with salted("dev", tmp_path):
-        pass
-    assert stack_file.read_text() == CONFIG + "encryptionsalt: v1:own\n"
-    assert not salt_file("dev", tmp_path).exists()
+        assert stack_file.read_text() == CONFIG + "encryptionsalt: v1:own\n"
+    assert stack_file.read_text() == CONFIG
+    assert salt_file("dev", tmp_path).read_text() == "v1:own\n"
+
+
+def test_no_stack_file_of_the_repository_carries_a_salt():
+    """A committed salt breaks every other checkout ("incorrect passphrase")."""
+    from toolchain.env import ROOT
+
+    for stack_file in ROOT.glob("Pulumi.*.yaml"):
+        assert "encryptionsalt" not in stack_file.read_text().replace("`encryptionsalt`", ""), (
+            f"{stack_file.name} holds an encryptionsalt: run any make target (it moves it to .pulumi/salts), "
+            "or delete the line")
 
 
 def test_an_unknown_stack_is_named(tmp_path):

@@ -1,0 +1,108 @@
+"""The policy gate through the real CLI: `pulumi preview --policy-pack policies` on a team's program
+of raw pulumi-vault and Kubernetes resources (tests/fixtures/policy), compliant or with one planted
+mistake, and on the root program with a gate stricter than its config.
+
+Each mandatory mistake fails the preview, naming the policy and the resource; the advisory one is
+reported and the preview passes.
+"""
+
+import json
+import re
+
+import pytest
+from pulumi import automation as auto
+
+from tests.automation import root_program, stack_file_config, temporary_stack, local_servers_config
+from tests.support.openbao_dev import dev_openbao
+from toolchain.env import ROOT
+
+FIXTURE = ROOT / "tests" / "fixtures" / "policy"
+PACK = str(ROOT / "policies")
+CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection: connection"
+ROLE = "vault:database/secretBackendRole:SecretBackendRole: reports"
+POLICY = "vault:index/policy:Policy: reports"
+APPROLE = "vault:appRole/authBackendRole:AuthBackendRole: reports"
+STATEFULSET = "kubernetes:apps/v1:StatefulSet: postgres"
+
+# scenario, the policy it breaks, the resource named
+MANDATORY = [
+    ("wildcard-roles", "database-connection-allowed-roles", CONNECTION),
+    ("literal-password", "database-connection-templated-credentials", CONNECTION),
+    ("sslmode-disable", "database-connection-verify-full", CONNECTION),
+    ("sslmode-require", "database-connection-verify-full", CONNECTION),
+    ("superuser", "dynamic-role-least-privilege", ROLE),
+    ("grant-all", "dynamic-role-least-privilege", ROLE),
+    ("no-valid-until", "dynamic-role-valid-until", ROLE),
+    ("default-over-max", "dynamic-role-ttls", ROLE),
+    ("over-the-cap", "dynamic-role-ttls", ROLE),
+    ("no-revocation", "dynamic-role-revocation", ROLE),
+    ("creds-glob", "client-policy-least-privilege", POLICY),
+    ("sudo", "client-policy-least-privilege", POLICY),
+    ("root-policy", "approle-bounded", APPROLE),
+    ("unbounded-token", "approle-bounded", APPROLE),
+    ("no-root-rotation", "root-credentials-rotated", None),
+    ("runs-as-root", "kubernetes-workload-hardened", STATEFULSET),
+]
+
+
+def quiet(_line: str) -> None:
+    """Keeps engine output out of the test log (the assertions read it from the result)."""
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("policy")
+    pack_config = tmp_path / "gate.json"
+    pack_config.write_text(json.dumps({"dynamic-role-ttls": {"maxTtlCapSeconds": 86400}}))
+    with dev_openbao(tmp_path) as vault, temporary_stack(FIXTURE, tmp_path, "policy") as stack:
+        stack.set_all_config({
+            "render_dir": auto.ConfigValue(str(tmp_path / "manifests")),
+            "vault:address": auto.ConfigValue(vault.url),
+            "vault:token": auto.ConfigValue(vault.token, secret=True),
+        })
+        yield stack, str(pack_config)
+
+
+def gate(stack: auto.Stack, pack_config: str, scenario: str) -> str:
+    """The preview's output; raises CommandError when a mandatory policy failed."""
+    stack.set_config("scenario", auto.ConfigValue(scenario))
+    return stack.preview(policy_packs=[PACK], policy_pack_configs=[pack_config], on_output=quiet).stdout
+
+
+def test_the_compliant_program_passes_with_no_mandatory_violation(team):
+    output = gate(*team, "compliant")
+    assert "mandatory" not in output and "dbcreds-gate" in output
+
+
+@pytest.mark.parametrize("scenario, policy, resource", MANDATORY, ids=[m[0] for m in MANDATORY])
+def test_each_mandatory_mistake_fails_the_preview_naming_policy_and_resource(team, scenario, policy, resource):
+    with pytest.raises(auto.CommandError) as failed:
+        gate(*team, scenario)
+    output = str(failed.value)
+    assert re.search(rf"\[mandatory\]\s+{re.escape(policy)}", output), output[-3000:]
+    if resource:
+        assert f"({resource})" in output, output[-3000:]
+    # Only the planted mistake: no other policy fails.
+    failing = set(re.findall(r"\[mandatory\]\s+(\S+)", output))
+    assert failing == {policy}, failing
+    # The violation names the field, never a secret value.
+    assert "hunter2" not in output and "bootstrap-password" not in output
+
+
+def test_an_advisory_mistake_is_reported_and_the_preview_passes(team):
+    output = gate(*team, "no-connection-limit")
+    assert re.search(r"\[advisory\]\s+dynamic-role-connection-limit", output) and "mandatory" not in output
+
+
+def test_a_gate_stricter_than_the_stacks_config_fails_the_root_program(tmp_path):
+    """prod's 4h cap, enforced on a program whose roles live 8h: named, with the engine's role."""
+    pack_config = tmp_path / "prod-gate.json"
+    pack_config.write_text(json.dumps({"dynamic-role-ttls": {"maxTtlCapSeconds": 4 * 3600}}))
+    with temporary_stack(root_program(tmp_path), tmp_path, "gate") as stack:
+        stack.set_all_config({**stack_file_config("dev"), **local_servers_config(tmp_path / "data")})
+        with pytest.raises(auto.CommandError) as failed:
+            stack.preview(policy_packs=[PACK], policy_pack_configs=[str(pack_config)], on_output=quiet)
+    output = str(failed.value)
+    assert re.search(r"\[mandatory\]\s+dynamic-role-ttls", output)
+    assert "(vault:database/secretBackendRole:SecretBackendRole: engine-role-app)" in output
+    assert "maxTtl (28800s) is over this environment's cap of 14400s" in output
