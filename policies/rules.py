@@ -256,7 +256,8 @@ def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], repo
     pod_security = pod.get("securityContext") or {}
     if pod.get("automountServiceAccountToken") is not False:
         report("spec.template.spec.automountServiceAccountToken is not false: the pods need no API token")
-    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+    # The engine hands props over as read-only proxies: unpack, never concatenate.
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         name = container.get("name", "?")
         security = container.get("securityContext") or {}
         if not (security.get("runAsNonRoot") or pod_security.get("runAsNonRoot")):

@@ -18,10 +18,11 @@ from toolchain.env import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "policy"
 PACK = str(ROOT / "policies")
-CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection: connection"
-ROLE = "vault:database/secretBackendRole:SecretBackendRole: reports"
-POLICY = "vault:index/policy:Policy: reports"
-APPROLE = "vault:appRole/authBackendRole:AuthBackendRole: reports"
+# Resources as the CLI's report names them (type tokens in their display form).
+CONNECTION = "vault:database:SecretBackendConnection: connection"
+ROLE = "vault:database:SecretBackendRole: reports"
+POLICY = "vault:index:Policy: reports"
+APPROLE = "vault:appRole:AuthBackendRole: reports"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet: postgres"
 
 # scenario, the policy it breaks, the resource named
@@ -104,5 +105,5 @@ def test_a_gate_stricter_than_the_stacks_config_fails_the_root_program(tmp_path)
             stack.preview(policy_packs=[PACK], policy_pack_configs=[str(pack_config)], on_output=quiet)
     output = str(failed.value)
     assert re.search(r"\[mandatory\]\s+dynamic-role-ttls", output)
-    assert "(vault:database/secretBackendRole:SecretBackendRole: engine-role-app)" in output
+    assert "(vault:database:SecretBackendRole: engine-role-app)" in output
     assert "maxTtl (28800s) is over this environment's cap of 14400s" in output
