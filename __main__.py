@@ -43,6 +43,10 @@ def local_servers(config: StackConfig):
     return vault_server, database
 
 
+#: Where the clients log in.
+APPROLE_MOUNT = "approle"
+
+
 def vault_layer(config: StackConfig, vault_server: VaultServer, database: DatabaseComponent):
     """The database secrets engine, one AppRole client per client in config, and the post-deploy
     checks, last, which prove them with real credentials on every `up`."""
@@ -62,13 +66,13 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.max_ttl_cap,
         service_users=config.service_users, dialect=config.db_engine,
     ), opts=in_vault)
-    approle = vault.AuthBackend("approle", type="approle", path="approle",
+    approle = vault.AuthBackend("approle", type="approle", path=APPROLE_MOUNT,
                                 description="AppRole logins of the database clients", opts=in_vault)
     clients = {
         spec.name: ClientAccess(spec.name, ClientAccessArgs(
-            role=spec.role, database_mount=engine.mount_path, approle_mount=approle.path,
+            role=spec.role, database_mount=engine.mount_path, approle_mount=APPROLE_MOUNT,
             token_ttl=spec.token_ttl, token_max_ttl=spec.token_max_ttl, secret_id_ttl=spec.secret_id_ttl,
-        ), opts=in_vault)
+        ), opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[approle])))
         for spec in config.clients
     }
     max_ttls = {role.name: role.max_ttl for role in config.roles}

@@ -52,16 +52,21 @@ class ClientAccess(pulumi.ComponentResource):
             raise ValueError(f"client {name}: token_ttl must be positive and at most token_max_ttl")
         if not 0 < args.secret_id_ttl <= MAX_SECRET_ID_TTL:
             raise ValueError(f"client {name}: secret_id_ttl must be positive and at most {MAX_SECRET_ID_TTL}s")
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for what the component waits for (the AppRole mount, say).
+        after = opts.depends_on if opts and opts.depends_on else []
+        child = pulumi.ResourceOptions(parent=self, depends_on=after)
         mount = pulumi.Output.from_input(args.database_mount)
+        policy_name = f"client-{name}"
         policy = vault.Policy(
-            f"{name}-policy", name=f"client-{name}",
+            f"{name}-policy", name=policy_name,
             policy=mount.apply(lambda m: client_policy(m, args.role)), opts=child,
         )
         role = vault.approle.AuthBackendRole(
-            f"{name}-approle", backend=args.approle_mount, role_name=name, token_policies=[policy.name],
+            # The policy's name itself, known at a first preview (the policy gate judges it then).
+            f"{name}-approle", backend=args.approle_mount, role_name=name, token_policies=[policy_name],
             token_no_default_policy=True, token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl,
-            secret_id_ttl=args.secret_id_ttl, token_type="service", opts=child,
+            secret_id_ttl=args.secret_id_ttl, token_type="service",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, policy]),
         )
         # Renewed once half its lifetime has passed: a stack brought up at least that often always
         # exports a secret_id that works.

@@ -21,6 +21,7 @@ from components.dynamic.cockroach_node import LocalCockroachNode
 from components.dynamic.password import RandomPassword
 from components.dynamic.server_running import ServerRunning
 from components.grants import GrantSpec
+from components.local.process import LOOPBACK
 from components.postgres_sql import group_role_name
 
 
@@ -66,11 +67,11 @@ class CockroachCluster(DatabaseComponent):
         # Started again when a restart stopped it.
         ServerRunning(f"{name}-running", "cockroach", data_dir=args.data_dir, port=args.port,
                       second_port=args.http_port, opts=pulumi.ResourceOptions(parent=self, depends_on=[node]))
+        # Names and address from the args, known at a first preview; what uses them waits for
+        # this component (the node makes the group roles).
         self._register_database(
-            host=node.host, port=node.port, database=node.database, admin=node.admin,
+            host=LOOPBACK, port=args.port, database=args.database, admin=args.admin,
             admin_bootstrap_password=node.admin_password,
             admin_bootstrap_password_version=node.admin_password_version, ca_pem=certs.ca_cert_pem,
-            # Known once the node has made them.
-            group_roles=node.id.apply(lambda _: {s.name: g for g, s in groups.items()}),
-            certs=certs.files,
+            group_roles={s.name: g for g, s in groups.items()}, certs=certs.files,
         )

@@ -12,6 +12,7 @@ from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.postgres_server import LocalPostgresServer
 from components.dynamic.server_running import ServerRunning
 from components.grants import GrantSpec
+from components.local.process import LOOPBACK
 from components.postgres_sql import group_role_name
 
 
@@ -72,9 +73,12 @@ class PostgresServer(DatabaseComponent):
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
             PostgresLoginRole(f"{name}-user-{user}", data_dir=args.data_dir, port=server.port,
                               database=server.database, username=user, group=groups[spec_name].group, opts=child)
+        # Names and address from the args, known at a first preview (the policy gate judges what
+        # is built on them then); what uses them waits for this component.
         self._register_database(
-            host=server.host, port=server.port, database=server.database, admin=server.admin,
+            host=LOOPBACK, port=args.port, database=args.database, admin=args.admin,
             admin_bootstrap_password=server.admin_password,
             admin_bootstrap_password_version=server.admin_password_version, ca_pem=args.ca_pem,
-            group_roles=pulumi.Output.all(**{role: g.group for role, g in groups.items()}),
+            group_roles={role: group_role_name(args.group_prefix, spec)
+                         for role, spec in zip(groups, args.grant_specs)},
         )

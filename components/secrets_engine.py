@@ -92,10 +92,13 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             default_lease_ttl_seconds=min(3600, args.max_ttl_cap), max_lease_ttl_seconds=args.max_ttl_cap,
             opts=child,
         )
+        # Paths and names from the args, not the resources' outputs: known at a first preview, so
+        # the policy gate judges them before anything exists. The order comes from depends_on.
         # Deleted by unmounting, after its leases are revoked through it (a lone delete would strand them).
-        with_mount = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(deleted_with=mount))
+        with_mount = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(deleted_with=mount,
+                                                                                depends_on=[mount]))
         connection = vault.database.SecretBackendConnection(
-            f"{name}-connection", backend=mount.path, name=args.db_name,
+            f"{name}-connection", backend=args.mount_path, name=args.db_name,
             allowed_roles=[s.name for s in args.specs] + [u.username for u in args.service_users],
             verify_connection=True,
             postgresql=vault.database.SecretBackendConnectionPostgresqlArgs(
@@ -110,7 +113,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             opts=with_mount,
         )
         rotate_root = vault.generic.Endpoint(
-            f"{name}-rotate-root", path=pulumi.Output.concat(mount.path, "/rotate-root/", connection.name),
+            f"{name}-rotate-root", path=pulumi.Output.concat(args.mount_path, "/rotate-root/", args.db_name),
             data_json=json.dumps({}), disable_read=True, disable_delete=True,
             opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(
                 depends_on=[connection], replace_with=[connection],
@@ -120,31 +123,33 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         group_roles = pulumi.Output.from_input(args.group_roles)
         roles = [
             vault.database.SecretBackendRole(
-                f"{name}-role-{spec.name}", backend=mount.path, name=spec.name, db_name=connection.name,
+                f"{name}-role-{spec.name}", backend=args.mount_path, name=spec.name, db_name=args.db_name,
                 creation_statements=group_roles.apply(
                     lambda groups, s=spec: creation_statements(args.dialect, groups[s.name])),
                 revocation_statements=group_roles.apply(
                     lambda groups, s=spec: revocation_statements(args.dialect, groups[s.name])),
-                default_ttl=spec.default_ttl, max_ttl=spec.max_ttl, opts=with_mount,
+                default_ttl=spec.default_ttl, max_ttl=spec.max_ttl,
+                opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(depends_on=[connection])),
             )
             for spec in args.specs
         ]
         static_roles = [
             vault.database.SecretBackendStaticRole(
-                f"{name}-static-role-{user.username}", backend=mount.path, name=user.username,
-                db_name=connection.name, username=user.username, rotation_period=user.rotation_period,
+                f"{name}-static-role-{user.username}", backend=args.mount_path, name=user.username,
+                db_name=args.db_name, username=user.username, rotation_period=user.rotation_period,
                 opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(depends_on=[rotate_root])),
             )
             for user in args.service_users
         ]
-        self.mount_path = mount.path
-        self.connection_name = connection.name
+        self.mount_path = pulumi.Output.from_input(args.mount_path)
+        self.connection_name = pulumi.Output.from_input(args.db_name)
         self.roles = pulumi.Output.all(*[r.name for r in roles])
         self.static_roles = pulumi.Output.all(*[r.name for r in static_roles])
-        self.static_creds_paths = pulumi.Output.all(mount.path, self.static_roles).apply(
+        self.static_creds_paths = pulumi.Output.all(self.mount_path, self.static_roles).apply(
             lambda a: [f"{a[0]}/static-creds/{r}" for r in a[1]])
-        self.protected_paths = pulumi.Output.all(mount.path, connection.name, self.roles, self.static_creds_paths).apply(
-            lambda a: [*a[3], f"{a[0]}/config/{a[1]}", *[f"{a[0]}/roles/{r}" for r in a[2]]])
+        self.protected_paths = pulumi.Output.all(
+            self.mount_path, self.connection_name, self.roles, self.static_creds_paths,
+        ).apply(lambda a: [*a[3], f"{a[0]}/config/{a[1]}", *[f"{a[0]}/roles/{r}" for r in a[2]]])
         # Known once the root is rotated: the checks wait for it before proving the old password dead.
         self.root_rotation = rotate_root.path
         self.register_outputs({

@@ -1,11 +1,13 @@
 """The Vault server of the stack: OpenBao as a local process (the `local` target)."""
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
 
 from components.dynamic.openbao_server import OpenBaoServer
+from components.local.openbao import LocalOpenBao
 from components.dynamic.server_running import ServerRunning
 
 
@@ -54,10 +56,13 @@ class VaultServer(pulumi.ComponentResource):
         ServerRunning(f"{name}-running", "openbao", data_dir=args.data_dir, port=args.port,
                       second_port=args.cluster_port, unseal_keys=server.unseal_keys,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
-        self.address = server.address
+        # Where it listens and keeps its files, from the args: known at a first preview (the Vault
+        # provider and the policy gate use them then); what uses them waits for this component.
+        local = LocalOpenBao(Path(args.data_dir), args.port, args.cluster_port)
+        self.address = pulumi.Output.from_input(local.address)
         self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.ca_file = server.ca_file
-        self.database_ca_file = server.database_ca_file
+        self.ca_file = pulumi.Output.from_input(str(local.ca_file))
+        self.database_ca_file = pulumi.Output.from_input(str(local.database_ca_file))
         self.admin_token = pulumi.Output.secret(server.root_token)
         self.audit_log = server.audit_log
         self.register_outputs({

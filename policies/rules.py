@@ -13,6 +13,7 @@ import re
 from typing import Any, Callable, Iterable, Mapping
 
 import hcl2
+from pulumi_policy.proxy import UnknownValueError
 
 Report = Callable[[str], None]
 
@@ -238,9 +239,17 @@ def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report:
 
 
 def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
-    """Our OpenBao server resource (`OPENBAO_SERVER`): its listener has a certificate and key."""
-    if not props.get("cert_pem") or not props.get("key_pem"):
-        report("the Vault server has no TLS certificate and key: its listener would serve plaintext")
+    """Our OpenBao server resource (`OPENBAO_SERVER`): its listener has a certificate and key.
+
+    At a first preview they are still being made (unknown): that is not a missing one."""
+    for key in ("cert_pem", "key_pem"):
+        try:
+            value = props.get(key)
+        except UnknownValueError:
+            continue
+        if not value:
+            report(f"{key} is empty: the Vault server's listener would serve plaintext; give it a TLS "
+                   "certificate and key")
 
 
 # The kubernetes target

@@ -22,6 +22,7 @@ from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, Upd
 from components.dynamic.local_server import LocalServerProvider
 
 from components.local.postgres import PG_BIN, LocalPostgres
+from components.local.process import LOOPBACK
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
 
 
@@ -34,7 +35,7 @@ def _superuser(server: LocalPostgres, dbname: str = "postgres") -> psycopg.Conne
 
 
 def _outs(props: dict[str, Any], admin_password_version: int) -> dict[str, Any]:
-    return {**props, "host": "127.0.0.1", "admin_password_version": admin_password_version}
+    return {**props, "host": LOOPBACK, "admin_password_version": admin_password_version}
 
 
 class _PostgresServerProvider(LocalServerProvider):

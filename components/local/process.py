@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 STARTUP_SECONDS = 30
+#: Where every local server listens.
+LOOPBACK = "127.0.0.1"
 
 
 def write_file(path: Path, text: str, mode: int) -> None:

@@ -136,8 +136,8 @@ CASES = [
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
     ("approle-bounded", rules.APPROLE_ROLE, "secretIdTtl", None, "never expire"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
-    ("vault-server-hardened", rules.OPENBAO_SERVER, "cert_pem", None, "plaintext"),
-    ("vault-server-hardened", rules.OPENBAO_SERVER, "key_pem", "", "plaintext"),
+    ("vault-server-hardened", rules.OPENBAO_SERVER, "cert_pem", None, "cert_pem is empty"),
+    ("vault-server-hardened", rules.OPENBAO_SERVER, "key_pem", "", "key_pem is empty"),
     ("dynamic-role-connection-limit", rules.ROLE, "creationStatements",
      ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE g"],
      "CONNECTION LIMIT"),
@@ -224,3 +224,10 @@ def test_the_client_policy_grants_exactly_its_own_paths():
         "auth/token/renew-self": {"update"},
         "auth/token/revoke-self": {"update"},
     }
+
+
+def test_a_certificate_still_being_made_is_not_a_missing_one():
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    unknown = {**VAULT_SERVER, "cert_pem": UNKNOWN_STRING_VALUE, "key_pem": UNKNOWN_STRING_VALUE}
+    assert violations("vault-server-hardened", rules.OPENBAO_SERVER, unknown) == []
