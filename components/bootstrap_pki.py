@@ -1,10 +1,10 @@
-"""The stack's bootstrap PKI: its CA and the server certificates of Vault and the database.
+"""The stack's bootstrap PKI: its CA and the server certificates of Vault and the database, from
+pulumi-tls (`components.certificates`).
 
 Vault cannot issue its own listener certificate before it exists, so that one
-comes from the stack itself (`components.dynamic.tls`, standing in for
-pulumi-tls, which cannot be built here). The database's certificate should come
-from Vault's PKI engine through pulumi-vault; until that provider can be built
-here, the same CA signs it.
+comes from the stack itself; the same CA signs the database's (Vault's PKI
+engine issuing it is not built yet). Each certificate is renewed by the first
+`up` in the last tenth of its lifetime.
 """
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from typing import Optional
 
 import pulumi
 
-from components.dynamic.tls import IssuedCertificate, SelfSignedCa
+from components.certificates import KeyPair, self_signed_ca, signed_certificate
 
 
 @dataclass(frozen=True)
@@ -41,18 +41,16 @@ class BootstrapPki(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BootstrapPkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:pki:BootstrapPki", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        ca = SelfSignedCa(f"{name}-ca", common_name=args.ca_common_name,
-                          validity_hours=args.ca_validity_hours, opts=child)
+        ca = self_signed_ca(f"{name}-ca", self, args.ca_common_name, args.ca_validity_hours)
         vault_cert = self._server_cert(f"{name}-vault-listener", ca, args.vault_dns_names,
-                                       args.vault_ip_addresses, args.server_cert_validity_hours, child)
+                                       args.vault_ip_addresses, args.server_cert_validity_hours)
         database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,
-                                          args.database_ip_addresses, args.server_cert_validity_hours, child)
+                                          args.database_ip_addresses, args.server_cert_validity_hours)
         self.ca_cert_pem = ca.cert_pem
         self.vault_cert_pem = vault_cert.cert_pem
-        self.vault_private_key_pem = pulumi.Output.secret(vault_cert.private_key_pem)
+        self.vault_private_key_pem = vault_cert.private_key_pem
         self.database_cert_pem = database_cert.cert_pem
-        self.database_private_key_pem = pulumi.Output.secret(database_cert.private_key_pem)
+        self.database_private_key_pem = database_cert.private_key_pem
         self.register_outputs({
             "ca_cert_pem": self.ca_cert_pem,
             "vault_cert_pem": self.vault_cert_pem,
@@ -61,11 +59,8 @@ class BootstrapPki(pulumi.ComponentResource):
             "database_private_key_pem": self.database_private_key_pem,
         })
 
-    @staticmethod
-    def _server_cert(name, ca: SelfSignedCa, dns_names, ip_addresses, validity_hours, opts) -> IssuedCertificate:
-        return IssuedCertificate(
-            name, ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
-            common_name=dns_names[0] if dns_names else ip_addresses[0],
-            dns_names=dns_names, ip_addresses=ip_addresses, server=True,
-            validity_hours=validity_hours, opts=opts,
+    def _server_cert(self, name: str, ca: KeyPair, dns_names, ip_addresses, validity_hours: int) -> KeyPair:
+        return signed_certificate(
+            name, self, ca, common_name=dns_names[0] if dns_names else ip_addresses[0],
+            dns_names=dns_names, ip_addresses=ip_addresses, server=True, validity_hours=validity_hours,
         )

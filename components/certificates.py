@@ -10,7 +10,7 @@ first `up` within `early_renewal_hours` of its end: a tenth of its lifetime.
 """
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_tls as tls
@@ -32,14 +32,14 @@ def _secret_key(key: tls.PrivateKey) -> pulumi.Output[str]:
     return pulumi.Output.secret(key.private_key_pem_pkcs8)
 
 
-def self_signed_ca(name: str, parent: pulumi.Resource, common_name: str, validity_hours: int) -> KeyPair:
+def self_signed_ca(name: str, parent: Optional[pulumi.Resource], common_name: str, validity_hours: int) -> KeyPair:
     """A CA: a new key and its self-signed certificate, children of parent."""
     opts = pulumi.ResourceOptions(parent=parent)
     key = _key(f"{name}-key", opts)
     cert = tls.SelfSignedCert(
         name, private_key_pem=key.private_key_pem, is_ca_certificate=True, set_subject_key_id=True,
         subject=tls.SelfSignedCertSubjectArgs(common_name=common_name),
-        validity_period_hours=validity_hours, early_renewal_hours=max(1, validity_hours // 10),
+        validity_period_hours=validity_hours, early_renewal_hours=validity_hours // 10,
         allowed_uses=["cert_signing", "crl_signing", "digital_signature"], opts=opts,
     )
     return KeyPair(cert.cert_pem, _secret_key(key))
@@ -63,6 +63,6 @@ def signed_certificate(
     cert = tls.LocallySignedCert(
         name, cert_request_pem=request.cert_request_pem, ca_cert_pem=ca.cert_pem,
         ca_private_key_pem=ca.private_key_pem, validity_period_hours=validity_hours,
-        early_renewal_hours=max(1, validity_hours // 10), allowed_uses=uses, set_subject_key_id=True, opts=opts,
+        early_renewal_hours=validity_hours // 10, allowed_uses=uses, set_subject_key_id=True, opts=opts,
     )
     return KeyPair(cert.cert_pem, _secret_key(key))

@@ -17,7 +17,7 @@ from typing import Optional
 
 import pulumi
 
-from components.dynamic.tls import IssuedCertificate, SelfSignedCa
+from components.certificates import self_signed_ca, signed_certificate
 
 
 def file_mode(name: str) -> int:
@@ -58,16 +58,13 @@ class CockroachCertificates(pulumi.ComponentResource):
         super().__init__("dbcreds:database:CockroachCertificates", name, None, opts)
         if not args.node_addresses:
             raise ValueError("node_addresses: list at least one address the nodes are reached at")
-        child = pulumi.ResourceOptions(parent=self)
-        ca = SelfSignedCa(f"{name}-ca", common_name=args.ca_common_name,
-                          validity_hours=args.ca_validity_hours, opts=child)
+        ca = self_signed_ca(f"{name}-ca", self, args.ca_common_name, args.ca_validity_hours)
         dns, ips = split_addresses(args.node_addresses)
 
         def issue(suffix: str, common_name: str, server: bool, dns_names=(), ip_addresses=()):
-            return IssuedCertificate(
-                f"{name}-{suffix}", ca_cert_pem=ca.cert_pem, ca_private_key_pem=ca.private_key_pem,
-                common_name=common_name, dns_names=list(dns_names), ip_addresses=list(ip_addresses),
-                server=server, client=True, validity_hours=args.cert_validity_hours, opts=child,
+            return signed_certificate(
+                f"{name}-{suffix}", self, ca, common_name=common_name, dns_names=dns_names,
+                ip_addresses=ip_addresses, server=server, client=True, validity_hours=args.cert_validity_hours,
             )
 
         certs = {"node": issue("node", "node", True, dns, ips), "client.root": issue("client-root", "root", False)}

@@ -16,9 +16,8 @@ from typing import Optional
 import pulumi
 
 from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
-from components.database_component import DatabaseComponent
+from components.database_component import DatabaseComponent, new_password
 from components.dynamic.cockroach_node import LocalCockroachNode
-from components.dynamic.password import RandomPassword
 from components.dynamic.server_running import ServerRunning
 from components.grants import GrantSpec
 from components.local.process import LOOPBACK
@@ -58,10 +57,10 @@ class CockroachCluster(DatabaseComponent):
         certs = CockroachCertificates(f"{name}-certs", CockroachCertificatesArgs(
             node_addresses=args.node_addresses, sql_users=args.sql_users,
             ca_validity_hours=args.ca_validity_hours, cert_validity_hours=args.cert_validity_hours), opts=child)
-        password = RandomPassword(f"{name}-admin-bootstrap", length=32, opts=child)
+        password = new_password(f"{name}-admin-bootstrap", self)
         node = LocalCockroachNode(
             f"{name}-node", data_dir=args.data_dir, port=args.port, http_port=args.http_port,
-            database=args.database, admin=args.admin, admin_password=password.result, files=certs.files,
+            database=args.database, admin=args.admin, admin_password=password, files=certs.files,
             groups=groups, opts=child,
         )
         # Started again when a restart stopped it.

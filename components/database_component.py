@@ -4,6 +4,7 @@ Kubernetes): one interface for the secrets engine, the clients and the checks.""
 from typing import Any
 
 import pulumi
+import pulumi_random as random
 
 
 class DatabaseComponent(pulumi.ComponentResource):
@@ -38,3 +39,8 @@ class DatabaseComponent(pulumi.ComponentResource):
         for key, value in outputs.items():
             setattr(self, key, value)
         self.register_outputs(outputs)
+
+
+def new_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """A random password (secret), made once: 32 letters and digits, safe in SQL, URLs and shells."""
+    return random.RandomPassword(name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)).result

@@ -17,8 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kubernetes_manifests as m
-from components.database_component import DatabaseComponent
-from components.dynamic.password import RandomPassword
+from components.database_component import DatabaseComponent, new_password
 from components.grants import GrantSpec
 from components.postgres_sql import group_role_name
 
@@ -50,8 +49,8 @@ class PostgresKubernetes(DatabaseComponent):
         child = pulumi.ResourceOptions(parent=self)
         skip = None if args.await_ready else m.SKIP_AWAIT
         ns, app = args.namespace, m.DB_APP
-        admin_password = RandomPassword(f"{name}-admin-bootstrap", length=32, opts=child)
-        superuser_password = RandomPassword(f"{name}-superuser", length=32, opts=child)
+        admin_password = new_password(f"{name}-admin-bootstrap", self)
+        superuser_password = new_password(f"{name}-superuser", self)
         secrets = [
             k8s.core.v1.Secret(
                 f"{name}-tls", metadata=m.metadata(TLS_SECRET, ns, app), type="kubernetes.io/tls",
@@ -60,8 +59,8 @@ class PostgresKubernetes(DatabaseComponent):
                 opts=child),
             k8s.core.v1.Secret(
                 f"{name}-passwords", metadata=m.metadata(PASSWORD_SECRET, ns, app),
-                string_data={"admin-password": admin_password.result,
-                             "superuser-password": superuser_password.result},
+                string_data={"admin-password": admin_password,
+                             "superuser-password": superuser_password},
                 opts=child),
             k8s.core.v1.ConfigMap(
                 f"{name}-bootstrap", metadata=m.metadata(CONFIG_MAP, ns, app),
@@ -83,7 +82,7 @@ class PostgresKubernetes(DatabaseComponent):
                                           opts=child)
         self._register_database(
             host=m.service_host(app, ns), port=m.DB_PORT, database=args.database, admin=args.admin,
-            admin_bootstrap_password=admin_password.result, ca_pem=args.ca_pem,
+            admin_bootstrap_password=admin_password, ca_pem=args.ca_pem,
             group_roles=statefulset.id.apply(
                 lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),
         )

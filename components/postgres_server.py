@@ -5,8 +5,7 @@ from typing import Optional
 
 import pulumi
 
-from components.database_component import DatabaseComponent
-from components.dynamic.password import RandomPassword
+from components.database_component import DatabaseComponent, new_password
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.postgres_server import LocalPostgresServer
@@ -47,10 +46,10 @@ class PostgresServer(DatabaseComponent):
     def __init__(self, name: str, args: PostgresServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        password = RandomPassword(f"{name}-admin-bootstrap", length=32, opts=child)
+        password = new_password(f"{name}-admin-bootstrap", self)
         server = LocalPostgresServer(
             f"{name}-postgres", data_dir=args.data_dir, port=args.port, database=args.database,
-            admin=args.admin, admin_password=password.result, ca_pem=args.ca_pem,
+            admin=args.admin, admin_password=password, ca_pem=args.ca_pem,
             cert_pem=args.cert_pem, key_pem=args.key_pem, opts=child,
         )
         # Started again when a restart stopped it; what works in the database waits for it.

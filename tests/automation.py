@@ -87,9 +87,10 @@ def assert_only_the_checks_change(stack: auto.Stack) -> None:
     assert summary.get("update") == 1 and set(summary) <= {"same", "update"}, summary
 
 
-def updates_only(stack: auto.Stack, count: int) -> dict[str, int]:
-    """The change summary of a preview that updates `count` resources of the stack and keeps the rest."""
+def updates_only(stack: auto.Stack, count: int, op: str = "update") -> dict[str, int]:
+    """The change summary of a preview that updates (or `op`s) `count` resources of the stack and keeps
+    the rest."""
     # Default providers are not counted in a summary.
     total = len([r for r in stack.export_stack().deployment["resources"]
                  if not (r["type"].startswith("pulumi:providers:") and "::default" in r["urn"])])
-    return {"update": count, "same": total - count}
+    return {op: count, "same": total - count}

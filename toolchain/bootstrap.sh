@@ -7,8 +7,8 @@
 #     - the Pulumi CLI, built from its Go module;
 #     - the Python language host, built from its source release against the CLI's
 #       pkg/sdk modules, and the Python SDK's own runner and dynamic-provider plugin;
-#     - the provider plugins the program uses (vault), each found installed at its
-#       pinned version or built from its source release;
+#     - the provider plugins the program uses (vault, tls, random), each found
+#       installed at its pinned version or built from its source release;
 #   bootstrap.sh kubernetes    core, and the Kubernetes provider and the tests'
 #                              Kubernetes control plane (kube-apiserver,
 #                              kube-controller-manager, etcd);
@@ -286,6 +286,8 @@ core() {
   install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$sdk/python/dist/pulumi-resource-pulumi-python" "$tools/"
   say "python SDK runner and dynamic-provider plugin v$(pinned pulumi): installed"
   provider_plugin vault github.com/pulumi/pulumi-vault/provider/v7
+  provider_plugin tls github.com/pulumi/pulumi-tls/provider/v5
+  provider_plugin random github.com/pulumi/pulumi-random/provider/v4
 }
 
 kubernetes() {

@@ -8,7 +8,7 @@ import hvac
 import pytest
 
 from components.dynamic.openbao_server import _OpenBaoServerProvider
-from components.dynamic.tls import issue_certificate, make_ca
+from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import psycopg
 
-from components.dynamic.tls import issue_certificate, make_ca
+from tests.support.certs import issue_certificate, make_ca
 from components.local.postgres import LocalPostgres
 from components.postgres_sql import (
     DEMO_SCHEMA,

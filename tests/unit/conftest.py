@@ -5,7 +5,12 @@ import pytest
 
 #: Outputs a create would compute, by resource type, filled in by the mocks.
 COMPUTED = {
-    "pulumi-python:dynamic:Resource": ("cert_pem", "private_key_pem", "result", "host"),
+    "pulumi-python:dynamic:Resource": ("host",),
+    "tls:index/privateKey:PrivateKey": ("privateKeyPem", "privateKeyPemPkcs8"),
+    "tls:index/selfSignedCert:SelfSignedCert": ("certPem",),
+    "tls:index/certRequest:CertRequest": ("certRequestPem",),
+    "tls:index/locallySignedCert:LocallySignedCert": ("certPem",),
+    "random:index/randomPassword:RandomPassword": ("result",),
     "pulumi-python:dynamic/dbcreds:OpenBaoServer": ("root_token", "address"),
     "vault:appRole/authBackendRole:AuthBackendRole": ("roleId",),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": ("secretId",),

@@ -5,27 +5,35 @@ import pulumi
 from tests.unit.graph import is_secret, registered
 
 
-@pulumi.runtime.test
 def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
     from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 
-    pki = BootstrapPki("boot", BootstrapPkiArgs(ca_common_name="unit CA"))
-    key_is_secret = is_secret(pki.vault_private_key_pem)
+    @pulumi.runtime.test
+    def build():
+        pki = BootstrapPki("boot", BootstrapPkiArgs(ca_common_name="unit CA"))
 
-    def check(values):
-        ca_cert, vault_cert, secret = values
-        assert ca_cert == "cert_pem of boot-ca"
-        assert vault_cert == "cert_pem of boot-vault-listener"
-        assert secret, "vault_private_key_pem is not secret"
-        urns = set(monitor.get_registered_resources())
-        child = "urn:pulumi:unit::dbcreds::dbcreds:pki:BootstrapPki$pulumi-python:dynamic:Resource::"
-        assert {child + "boot-ca", child + "boot-vault-listener", child + "boot-database"} <= urns
-        listener = registered(monitor, "pulumi-python:dynamic:Resource")["boot-vault-listener"]
-        assert listener["ip_addresses"] == ["127.0.0.1"]
-        assert listener["dns_names"] == ["localhost"]
+        def check(values):
+            ca_cert, vault_cert, secret, database_secret = values
+            assert (ca_cert, vault_cert) == ("certPem of boot-ca", "certPem of boot-vault-listener")
+            assert secret and database_secret, "the private keys are not secret"
 
-    return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, key_is_secret, pki.database_cert_pem).apply(
-        lambda values: check(values[:3]))
+        return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, is_secret(pki.vault_private_key_pem),
+                                 is_secret(pki.database_private_key_pem)).apply(check)
+
+    build()
+    child = "urn:pulumi:unit::dbcreds::dbcreds:pki:BootstrapPki$"
+    urns = set(monitor.get_registered_resources())
+    assert {child + "tls:index/selfSignedCert:SelfSignedCert::boot-ca",
+            child + "tls:index/locallySignedCert:LocallySignedCert::boot-vault-listener",
+            child + "tls:index/locallySignedCert:LocallySignedCert::boot-database"} <= urns
+    ca = registered(monitor, "tls:index/selfSignedCert:SelfSignedCert")["boot-ca"]
+    assert ca["isCaCertificate"] is True and ca["subject"]["commonName"] == "unit CA"
+    assert ca["validityPeriodHours"] == 24 * 365 and ca["earlyRenewalHours"] == 24 * 365 // 10
+    listener = registered(monitor, "tls:index/certRequest:CertRequest")["boot-vault-listener-request"]
+    assert listener["ipAddresses"] == ["127.0.0.1"] and listener["dnsNames"] == ["localhost"]
+    signed = registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")["boot-vault-listener"]
+    assert "server_auth" in signed["allowedUses"] and "cert_signing" not in signed["allowedUses"]
+    assert {k["ecdsaCurve"] for k in registered(monitor, "tls:index/privateKey:PrivateKey").values()} == {"P256"}
 
 
 def urns_under(monitor, component_type: str) -> set[str]:
@@ -74,8 +82,9 @@ def test_postgres_server_has_a_random_secret_bootstrap_password(monitor):
                                  server.admin).apply(check)
 
     build()
-    assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-admin-bootstrap", "db-postgres",
-                                                                       "db-running"}
+    assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-postgres", "db-running"}
+    (password,) = registered(monitor, "random:index/randomPassword:RandomPassword").items()
+    assert password[0] == "db-admin-bootstrap" and (password[1]["length"], password[1]["special"]) == (32, False)
     postgres = registered(monitor, "pulumi-python:dynamic:Resource")["db-postgres"]
     # Passed to the server resource as a secret (the wire form of a secret value).
     assert postgres["admin_password"]["value"] == "result of db-admin-bootstrap"

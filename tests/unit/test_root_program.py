@@ -71,7 +71,7 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     # Each server has its keeper; the Vault server trusts the database's CA.
     assert {dynamic["vault-running"]["kind"], dynamic["db-running"]["kind"]} == {"openbao", "postgres"}
     openbao = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")["vault-openbao"]
-    assert openbao["database_ca_pem"] == "cert_pem of bootstrap-ca"
+    assert openbao["database_ca_pem"] == "certPem of bootstrap-ca"
 
 
 def plain(value):
