@@ -10,7 +10,7 @@ from typing import Iterator
 import yaml
 from pulumi import automation as auto
 
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from toolchain.env import ROOT, pulumi_env
 
 TOOLS = ROOT / ".tools"
@@ -74,10 +74,10 @@ def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
 
 def local_servers_config(data_dir: Path) -> dict[str, auto.ConfigValue]:
     """A data folder and free ports for a local-target test stack, so it clashes with nothing here."""
+    keys = ("vault_port", "vault_cluster_port", "db_port", "db_http_port")
     return {
         "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
-        **{f"dbcreds:{key}": auto.ConfigValue(str(free_port()))
-           for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")},
+        **{f"dbcreds:{key}": auto.ConfigValue(str(port)) for key, port in zip(keys, free_ports(len(keys)))},
     }
 
 

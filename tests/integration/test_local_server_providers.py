@@ -9,7 +9,7 @@ import pytest
 
 from components.dynamic.openbao_server import _OpenBaoServerProvider
 from tests.support.certs import issue_certificate, make_ca
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from toolchain.env import ROOT
 
 
@@ -31,7 +31,8 @@ def props():
     ca = make_ca("test CA", validity_hours=1)
     cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
                              server=True, client=False, validity_hours=1)
-    return {"data_dir": str(data_dir), "port": free_port(), "cluster_port": free_port(), "ca_pem": ca["cert_pem"],
+    port, cluster_port = free_ports(2)
+    return {"data_dir": str(data_dir), "port": port, "cluster_port": cluster_port, "ca_pem": ca["cert_pem"],
             "cert_pem": cert["cert_pem"], "key_pem": cert["private_key_pem"], "database_ca_pem": ca["cert_pem"],
             "key_shares": 1, "key_threshold": 1}
 

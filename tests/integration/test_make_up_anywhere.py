@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from components.local.postgres import system_data_dir
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from toolchain.env import ROOT
 
 STACK = "anywhere"
@@ -49,8 +49,8 @@ def test_make_up_and_down_from_a_private_folder():
     checkout = home / "dbcreds"
     copy_checkout(checkout)
     config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    config.update({f"dbcreds:{key}": free_port()
-                   for key in ("vault_port", "vault_cluster_port", "db_port", "db_http_port")})
+    keys = ("vault_port", "vault_cluster_port", "db_port", "db_http_port")
+    config.update({f"dbcreds:{key}": port for key, port in zip(keys, free_ports(len(keys)))})
     config["dbcreds:data_dir"] = f".data/{STACK}"
     (checkout / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": config}))
     data_dir = checkout / ".data" / STACK / "postgres"

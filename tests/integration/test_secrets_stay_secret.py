@@ -21,6 +21,8 @@ from toolchain.env import ROOT
 
 ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"}}
 SERVICE_USERS = {"svc_reporting": {"role": "reader", "rotation_period": "24h"}}
+CLIENTS = {"reader": {"role": "reader", "allowed": ["SELECT count(*) FROM public.users"],
+                      "forbidden": ["CREATE TABLE public.probe (id int)"]}}
 
 
 def plaintext_secrets(stack) -> dict[str, str]:
@@ -58,6 +60,7 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
     with temporary_stack(root_program(tmp_path), tmp_path, "secrets") as stack:
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
         stack.set_config("dbcreds:service_users", auto.ConfigValue(json.dumps(SERVICE_USERS)), path=False)
+        stack.set_config("dbcreds:clients", auto.ConfigValue(json.dumps(CLIENTS)), path=False)
         stack.set_all_config(local_servers_config(data_dir))
         stack.up(on_output=engine_output.append)
         stack.preview(on_output=engine_output.append, diff=True)
@@ -65,7 +68,7 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
         secrets = plaintext_secrets(stack)
         # Sanity: the search has real secrets to look for.
         kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
-        assert {"admin_password", "root_token", "unseal_keys", "key_pem", "private_key_pem"} <= kinds, kinds
+        assert {"admin_password", "root_token", "unseal_keys", "key_pem", "privateKeyPem", "result", "secretId"} <= kinds, kinds
 
         hits = search(secrets, state_text(stack), "the state file")
         cli = subprocess.run(

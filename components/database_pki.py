@@ -1,0 +1,103 @@
+"""Vault's PKI engine issuing the database's server certificate (seed 001).
+
+    pki = DatabasePki("db-pki", DatabasePkiArgs(
+        bootstrap_ca_cert_pem=boot.ca_cert_pem, bootstrap_ca_private_key_pem=boot.ca_private_key_pem,
+        dns_names=("localhost",), ip_addresses=("127.0.0.1",), cert_ttl=90 * 86400),
+        opts=pulumi.ResourceOptions(providers=[vault_provider]))
+    pki.cert_pem (the server's certificate and the intermediate), pki.private_key_pem (secret),
+    pki.ca_chain_pem (the intermediate and the bootstrap CA: what clients verify with)
+
+The mount holds an intermediate CA whose key Vault makes and keeps; the
+stack's bootstrap CA signs it (pulumi-tls). An intermediate rather than a root
+of its own: whatever already trusts the bootstrap CA (Vault's connection to the
+database, verify-full) trusts the certificates Vault issues, with no cycle
+between Vault and the database; the bootstrap CA's key never enters Vault; and
+Vault's CA can be replaced without touching the trust anchor. The server's
+certificate is renewed by the first `up` in the last tenth of its lifetime
+(`auto_renew`), and revoked when replaced.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_tls as tls
+import pulumi_vault as vault
+
+
+@dataclass(frozen=True)
+class DatabasePkiArgs:
+    #: The CA that signs Vault's intermediate (the trust anchor clients already have).
+    bootstrap_ca_cert_pem: pulumi.Input[str]
+    bootstrap_ca_private_key_pem: pulumi.Input[str]
+    #: Names the database is reached at (verify-full checks them).
+    dns_names: tuple[str, ...] = ("localhost",)
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",)
+    #: The server certificate's lifetime, and the intermediate's (seconds).
+    cert_ttl: int = 90 * 86400
+    intermediate_ttl: int = 365 * 86400
+    mount_path: str = "pki-db"
+    role: str = "database-server"
+
+
+class DatabasePki(pulumi.ComponentResource):
+    """A PKI mount with an intermediate signed by the bootstrap CA, a server role, and the database's
+    certificate."""
+
+    mount_path: pulumi.Output[str]
+    cert_pem: pulumi.Output[str]
+    private_key_pem: pulumi.Output[str]
+    ca_chain_pem: pulumi.Output[str]
+
+    def __init__(self, name: str, args: DatabasePkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:pki:DatabasePki", name, None, opts)
+        if not args.dns_names and not args.ip_addresses:
+            raise ValueError(f"{name}: the database needs at least one name or address")
+        if not 0 < args.cert_ttl <= args.intermediate_ttl:
+            raise ValueError(f"{name}: cert_ttl must be positive and at most intermediate_ttl")
+        after = opts.depends_on if opts and opts.depends_on else []
+        child = pulumi.ResourceOptions(parent=self, depends_on=after)
+        mount = vault.Mount(f"{name}-mount", path=args.mount_path, type="pki",
+                            description="The database's server certificates",
+                            max_lease_ttl_seconds=args.intermediate_ttl, opts=child)
+        in_mount = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[mount],
+                                                                              deleted_with=mount))
+        request = vault.pkisecret.SecretBackendIntermediateCertRequest(
+            f"{name}-intermediate-request", backend=args.mount_path, type="internal",
+            common_name="dbcreds database intermediate CA", key_type="ec", key_bits=256, opts=in_mount,
+        )
+        hours = args.intermediate_ttl // 3600
+        intermediate = tls.LocallySignedCert(
+            f"{name}-intermediate", cert_request_pem=request.csr, ca_cert_pem=args.bootstrap_ca_cert_pem,
+            ca_private_key_pem=args.bootstrap_ca_private_key_pem, is_ca_certificate=True,
+            validity_period_hours=hours, early_renewal_hours=hours // 10, set_subject_key_id=True,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # The chain Vault serves: its intermediate, then the bootstrap CA.
+        chain = pulumi.Output.concat(intermediate.cert_pem, "\n", args.bootstrap_ca_cert_pem)
+        signed = vault.pkisecret.SecretBackendIntermediateSetSigned(
+            f"{name}-intermediate-signed", backend=args.mount_path, certificate=chain, opts=in_mount,
+        )
+        role = vault.pkisecret.SecretBackendRole(
+            f"{name}-role", backend=args.mount_path, name=args.role, allowed_domains=list(args.dns_names),
+            allow_bare_domains=True, allow_subdomains=False, allow_ip_sans=bool(args.ip_addresses),
+            allow_localhost="localhost" in args.dns_names, server_flag=True, client_flag=False,
+            key_type="ec", key_bits=256, max_ttl=str(args.cert_ttl), ttl=str(args.cert_ttl),
+            opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
+        )
+        cert = vault.pkisecret.SecretBackendCert(
+            f"{name}-server", backend=args.mount_path, name=role.name,
+            common_name=(args.dns_names or args.ip_addresses)[0], alt_names=list(args.dns_names[1:]),
+            ip_sans=list(args.ip_addresses), ttl=str(args.cert_ttl), private_key_format="pkcs8",
+            auto_renew=True, min_seconds_remaining=args.cert_ttl // 10, revoke=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role], additional_secret_outputs=["private_key"]),
+        )
+        self.mount_path = pulumi.Output.from_input(args.mount_path)
+        # The server presents its certificate and the intermediate, so a client holding only the
+        # bootstrap CA builds the chain.
+        self.cert_pem = pulumi.Output.concat(cert.certificate, "\n", cert.issuing_ca)
+        self.private_key_pem = pulumi.Output.secret(cert.private_key)
+        self.ca_chain_pem = chain
+        self.register_outputs({"mount_path": self.mount_path, "cert_pem": self.cert_pem,
+                               "private_key_pem": self.private_key_pem, "ca_chain_pem": self.ca_chain_pem})
