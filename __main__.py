@@ -8,6 +8,7 @@ from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 from components.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.database_component import DatabaseComponent
+from components.database_pki import DatabasePki, DatabasePkiArgs
 from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
 from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
@@ -17,10 +18,15 @@ from stacks.config import StackConfig
 
 
 def local_servers(config: StackConfig):
-    """OpenBao and PostgreSQL (or CockroachDB) as processes on 127.0.0.1."""
+    """OpenBao and PostgreSQL (or CockroachDB) as processes on 127.0.0.1, and the Vault provider.
+
+    With `db_certificates: vault_pki`, Vault comes first: its PKI engine issues
+    the database's certificate, from an intermediate of the bootstrap CA.
+    """
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
         server_cert_validity_hours=config.cert_validity_hours,
+        database_certificate=config.db_certificates == "bootstrap",
     ))
     if config.db_engine == "cockroachdb":
         database = CockroachCluster("db", CockroachClusterArgs(
@@ -28,28 +34,13 @@ def local_servers(config: StackConfig):
             database=config.db_name, admin=config.db_admin, grant_specs=config.roles,
             ca_validity_hours=config.ca_validity_hours, cert_validity_hours=config.cert_validity_hours,
         ))
-    else:
-        database = PostgresServer("db", PostgresServerArgs(
-            data_dir=f"{config.data_dir}/postgres", port=config.db_port, database=config.db_name,
-            admin=config.db_admin, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-            key_pem=pki.database_private_key_pem,
-            grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
-        ))
     vault_server = VaultServer("vault", VaultServerArgs(
         data_dir=f"{config.data_dir}/openbao", port=config.vault_port, cluster_port=config.vault_cluster_port,
         ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        database_ca_pem=database.ca_pem, key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+        # PostgreSQL's chain ends at the bootstrap CA, whichever signs its certificate.
+        database_ca_pem=database.ca_pem if config.db_engine == "cockroachdb" else pki.ca_cert_pem,
+        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ))
-    return vault_server, database
-
-
-#: Where the clients log in.
-APPROLE_MOUNT = "approle"
-
-
-def vault_layer(config: StackConfig, vault_server: VaultServer, database: DatabaseComponent):
-    """The database secrets engine, one AppRole client per client in config, and the post-deploy
-    checks, last, which prove them with real credentials on every `up`."""
     provider = vault.Provider(
         "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
         # The admin token itself: no child token per run to create, expire and audit.
@@ -57,6 +48,30 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         # Configured once Vault runs and is unsealed (after a machine restart too).
         opts=pulumi.ResourceOptions(depends_on=[vault_server]),
     )
+    if config.db_engine == "postgresql":
+        certificate = (pki.database_cert_pem, pki.database_private_key_pem, pki.ca_cert_pem)
+        if config.db_certificates == "vault_pki":
+            db_pki = DatabasePki("db-pki", DatabasePkiArgs(
+                bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
+                cert_ttl=config.cert_validity_hours * 3600, intermediate_ttl=config.ca_validity_hours * 3600,
+            ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
+            certificate = (db_pki.cert_pem, db_pki.private_key_pem, db_pki.ca_chain_pem)
+        database = PostgresServer("db", PostgresServerArgs(
+            data_dir=f"{config.data_dir}/postgres", port=config.db_port, database=config.db_name,
+            admin=config.db_admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
+            grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+        ))
+    return vault_server, database, provider
+
+
+#: Where the clients log in.
+APPROLE_MOUNT = "approle"
+
+
+def vault_layer(config: StackConfig, vault_server: VaultServer, database: DatabaseComponent,
+                provider: vault.Provider):
+    """The database secrets engine, one AppRole client per client in config, and the post-deploy
+    checks, last, which prove them with real credentials on every `up`."""
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
         specs=config.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
@@ -89,6 +104,7 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         clients=pulumi.Output.all(*checked_clients), admin=database.admin,
         bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
         static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
+        database_pki_mount=DatabasePkiArgs.mount_path if config.db_certificates == "vault_pki" else "",
         opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values()]),
     )
     return engine, clients, checks
@@ -131,8 +147,8 @@ if config.target == "kubernetes":
     # OpenBao in a cluster is initialised and unsealed by its operator: no Vault layer here yet.
     vault_server, database = kubernetes_servers(config)
 else:
-    vault_server, database = local_servers(config)
-    engine, clients, checks = vault_layer(config, vault_server, database)
+    vault_server, database, vault_provider = local_servers(config)
+    engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
         name: {"approle_mount": c.approle_mount, "role_id": c.role_id, "secret_id": c.secret_id,

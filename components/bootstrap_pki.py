@@ -2,9 +2,9 @@
 pulumi-tls (`components.certificates`).
 
 Vault cannot issue its own listener certificate before it exists, so that one
-comes from the stack itself; the same CA signs the database's (Vault's PKI
-engine issuing it is not built yet). Each certificate is renewed by the first
-`up` in the last tenth of its lifetime.
+comes from the stack itself. The same CA signs the database's, or Vault's PKI
+engine issues it from an intermediate this CA signs (`components.database_pki`).
+Each certificate is renewed by the first `up` in the last tenth of its lifetime.
 """
 
 from dataclasses import dataclass
@@ -28,12 +28,16 @@ class BootstrapPkiArgs:
     database_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
     ca_validity_hours: int = 24 * 365
     server_cert_validity_hours: int = 24 * 90
+    #: Sign the database's certificate too (off when Vault's PKI issues it).
+    database_certificate: bool = True
 
 
 class BootstrapPki(pulumi.ComponentResource):
     """A CA, and server certificates signed by it for Vault's listener and the database."""
 
     ca_cert_pem: pulumi.Output[str]
+    #: Secret: it signs Vault's PKI intermediate.
+    ca_private_key_pem: pulumi.Output[str]
     vault_cert_pem: pulumi.Output[str]
     vault_private_key_pem: pulumi.Output[str]
     database_cert_pem: pulumi.Output[str]
@@ -44,15 +48,18 @@ class BootstrapPki(pulumi.ComponentResource):
         ca = self_signed_ca(f"{name}-ca", self, args.ca_common_name, args.ca_validity_hours)
         vault_cert = self._server_cert(f"{name}-vault-listener", ca, args.vault_dns_names,
                                        args.vault_ip_addresses, args.server_cert_validity_hours)
-        database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,
-                                          args.database_ip_addresses, args.server_cert_validity_hours)
         self.ca_cert_pem = ca.cert_pem
+        self.ca_private_key_pem = ca.private_key_pem
         self.vault_cert_pem = vault_cert.cert_pem
         self.vault_private_key_pem = vault_cert.private_key_pem
-        self.database_cert_pem = database_cert.cert_pem
-        self.database_private_key_pem = database_cert.private_key_pem
+        self.database_cert_pem = self.database_private_key_pem = pulumi.Output.from_input("")
+        if args.database_certificate:
+            database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,
+                                              args.database_ip_addresses, args.server_cert_validity_hours)
+            self.database_cert_pem = database_cert.cert_pem
+            self.database_private_key_pem = database_cert.private_key_pem
         self.register_outputs({
-            "ca_cert_pem": self.ca_cert_pem,
+            "ca_cert_pem": self.ca_cert_pem, "ca_private_key_pem": self.ca_private_key_pem,
             "vault_cert_pem": self.vault_cert_pem,
             "vault_private_key_pem": self.vault_private_key_pem,
             "database_cert_pem": self.database_cert_pem,

@@ -15,6 +15,7 @@ Each check is a sequence of hvac and psycopg calls that yields a `CheckResult`;
 """
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,9 @@ class CheckPlan:
     #: static-creds paths, read with vault_token: each password must log in.
     static_creds_paths: Sequence[str] = ()
     vault_token: str = ""
+    #: When Vault's PKI issues the database's certificate: its mount. The checks then verify the
+    #: database against the CA chain that mount serves, not the one in `target`.
+    database_pki_mount: str = ""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -76,7 +80,8 @@ class CheckPlan:
         return cls(target=target, clients=clients, admin=raw["admin"], bootstrap_password=raw["bootstrap_password"],
                    protected_paths=tuple(raw.get("protected_paths") or ()),
                    static_creds_paths=tuple(raw.get("static_creds_paths") or ()),
-                   vault_token=raw.get("vault_token") or "")
+                   vault_token=raw.get("vault_token") or "",
+                   database_pki_mount=raw.get("database_pki_mount") or "")
 
 
 @dataclass
@@ -289,21 +294,41 @@ def check_plaintext_refused(target: Target, files: CaFiles, admin: str) -> Check
     return CheckResult(name, False, "a plaintext connection was accepted")
 
 
+def served_ca_chain(target: Target, mount: str) -> str:
+    """The CA chain Vault's PKI mount serves (unauthenticated, as any client would read it)."""
+    files = CaFiles(target)
+    try:
+        return vault_client(target, files).secrets.pki.read_ca_certificate_chain(mount_point=mount)
+    finally:
+        files.close()
+
+
 def run_checks(plan: CheckPlan) -> Report:
     """Every check, in order; the report holds names and problems, never a secret."""
-    files = CaFiles(plan.target)
     started = time.monotonic()
-    sessions = [_Session(c) for c in plan.clients]
     report = Report()
+    target = plan.target
+    if plan.database_pki_mount:
+        served = {}
+
+        def fetch() -> str:
+            served["chain"] = served_ca_chain(plan.target, plan.database_pki_mount)
+            return "" if "BEGIN CERTIFICATE" in served["chain"] else "no certificate in what it serves"
+
+        if not report.check(f"the CA chain Vault's PKI serves ({plan.database_pki_mount}) is read", fetch):
+            return report
+        target = dataclasses.replace(target, db_ca_pem=served["chain"])
+    files = CaFiles(target)
+    sessions = [_Session(c) for c in plan.clients]
     try:
-        ready = [s for s in sessions if _lifecycle(report, plan.target, files, s)]
+        ready = [s for s in sessions if _lifecycle(report, target, files, s)]
         for session in ready:
             _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)
         for session in ready:
-            _revocation(report, plan.target, files, session)
-        _static_roles(report, plan.target, files, plan.vault_token, plan.static_creds_paths)
-        report.results.append(check_bootstrap_password(plan.target, files, plan.admin, plan.bootstrap_password))
-        report.results.append(check_plaintext_refused(plan.target, files, plan.admin))
+            _revocation(report, target, files, session)
+        _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)
+        report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
+        report.results.append(check_plaintext_refused(target, files, plan.admin))
         report.seconds = time.monotonic() - started
         return report
     finally:

@@ -28,10 +28,12 @@ FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
-    "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image",
+    "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
 )
 #: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "kubernetes")
+#: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
+DB_CERTIFICATES = ("vault_pki", "bootstrap")
 #: A Kubernetes namespace name (an RFC 1123 label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: Read with get_object: structured values.
@@ -74,6 +76,8 @@ class StackConfig:
     db_engine: str = "postgresql"
     #: The non-superuser admin Vault connects as (its password rotated by Vault).
     db_admin: str = "dbcreds_admin"
+    #: One of DB_CERTIFICATES (vault_pki is built for PostgreSQL on the local target).
+    db_certificates: str = "vault_pki"
     #: CockroachDB's DB Console port (unused by PostgreSQL).
     db_http_port: int = 15433
     #: One of TARGETS.
@@ -138,6 +142,16 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")
     if db_engine == "cockroachdb" and target != "local":
         raise ConfigError("db_engine", f"cockroachdb runs on the local target only so far, not {target!r}")
+    vault_pki_built = (target, db_engine) == ("local", "postgresql")
+    db_certificates = raw.get("db_certificates", "auto")
+    if db_certificates == "auto":
+        db_certificates = "vault_pki" if vault_pki_built else "bootstrap"
+    if db_certificates not in DB_CERTIFICATES:
+        raise ConfigError("db_certificates", f"must be auto or one of {', '.join(DB_CERTIFICATES)}, "
+                                             f"got {db_certificates!r}")
+    if db_certificates == "vault_pki" and not vault_pki_built:
+        raise ConfigError("db_certificates", f"vault_pki is built for PostgreSQL on the local target, not "
+                                             f"{db_engine} on {target}: use bootstrap")
     namespace = raw.get("k8s_namespace", "dbcreds")
     if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
         raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")
@@ -190,7 +204,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
         max_ttl_cap=cap, roles=roles, service_users=service_users, clients=clients, db_engine=db_engine,
-        db_admin=db_admin, max_rotation_period=rotation_cap,
+        db_admin=db_admin, max_rotation_period=rotation_cap, db_certificates=db_certificates,
         db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
         k8s_await_ready=await_ready, **images,
     )

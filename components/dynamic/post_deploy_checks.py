@@ -53,12 +53,14 @@ class PostDeployChecks(Resource):
         self, name: str, target: pulumi.Input[dict], clients: pulumi.Input[list],
         admin: pulumi.Input[str], bootstrap_password: pulumi.Input[str],
         protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
-        vault_token: pulumi.Input[str] = "", opts: Optional[pulumi.ResourceOptions] = None,
+        vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
+        opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "target": target, "clients": pulumi.Output.secret(clients), "admin": admin,
             "bootstrap_password": pulumi.Output.secret(bootstrap_password),
             "protected_paths": protected_paths, "static_creds_paths": static_creds_paths,
-            "vault_token": pulumi.Output.secret(vault_token), "report": None,
+            "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
+            "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)

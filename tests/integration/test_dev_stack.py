@@ -14,6 +14,7 @@ import threading
 import time
 
 import hvac
+from cryptography.hazmat.primitives import serialization
 import psycopg
 import pytest
 import requests
@@ -114,6 +115,30 @@ def test_each_client_gets_exactly_its_grants_over_verify_full(running, client):
                             sslrootcert=running.ca_file("db_ca_pem"), connect_timeout=5)
     finally:
         revoke(vault, secret["lease_id"])
+
+
+def test_the_database_certificate_comes_from_vaults_pki(running):
+    """dev's `db_certificates: auto` is vault_pki: Vault's intermediate, signed by the bootstrap CA,
+    issued the certificate PostgreSQL serves; the checks verified the database against the chain
+    Vault serves."""
+    from cryptography import x509
+
+    served = running.admin().secrets.pki.read_ca_certificate_chain(mount_point="pki-db")
+    intermediate, root = x509.load_pem_x509_certificates(served.encode())
+    presented = x509.load_pem_x509_certificates(
+        (local.database_server(running.config).data_dir / "server.crt").read_bytes())
+    server = presented[0]
+    server.verify_directly_issued_by(intermediate)
+    intermediate.verify_directly_issued_by(root)
+    assert root.subject == root.issuer and root.public_bytes(
+        serialization.Encoding.PEM).decode() in running.outputs["vault_ca_pem"] + running.outputs["db_ca_pem"]
+    # The server presents the intermediate too, so a client holding only the bootstrap CA verifies it.
+    assert presented[1] == intermediate
+    serial = format(server.serial_number, "x").zfill(32)
+    listed = {k.replace(":", "").replace("-", "").lower()
+              for k in running.admin().secrets.pki.list_certificates(mount_point="pki-db")["data"]["keys"]}
+    assert serial.lstrip("0") in {k.lstrip("0") for k in listed}
+    assert "the CA chain Vault's PKI serves (pki-db) is read" in {c["name"] for c in running.outputs["checks"]["checks"]}
 
 
 def test_usernames_come_from_the_template_and_fit(running):

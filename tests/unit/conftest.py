@@ -11,6 +11,8 @@ COMPUTED = {
     "tls:index/certRequest:CertRequest": ("certRequestPem",),
     "tls:index/locallySignedCert:LocallySignedCert": ("certPem",),
     "random:index/randomPassword:RandomPassword": ("result",),
+    "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": ("csr",),
+    "vault:pkiSecret/secretBackendCert:SecretBackendCert": ("certificate", "issuingCa", "privateKey"),
     "pulumi-python:dynamic/dbcreds:OpenBaoServer": ("root_token", "address"),
     "vault:appRole/authBackendRole:AuthBackendRole": ("roleId",),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": ("secretId",),

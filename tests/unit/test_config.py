@@ -23,7 +23,7 @@ def test_defaults():
         vault_key_shares=1, vault_key_threshold=1, db_port=15432, db_name="app",
         max_ttl_cap=86400,
         roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),),
-        db_engine="postgresql", db_http_port=15433,
+        db_engine="postgresql", db_http_port=15433, db_certificates="vault_pki",
     )
 
 
@@ -63,6 +63,14 @@ def test_policy_pack_config_names_only_real_policies_and_their_properties():
     schemas = {p.name: set(p.config_schema.properties) if p.config_schema else set() for p in POLICIES}
     for policy, values in policy_pack_config(validate({}, "dev")).items():
         assert set(values) <= schemas[policy], policy
+
+
+def test_where_the_database_certificate_comes_from():
+    assert validate({}, "dev").db_certificates == "vault_pki"
+    assert validate({"db_certificates": "bootstrap"}, "dev").db_certificates == "bootstrap"
+    # auto: Vault's PKI where it is built (PostgreSQL on the local target), else the bootstrap CA.
+    assert validate({"target": "kubernetes"}, "prod").db_certificates == "bootstrap"
+    assert validate({"db_certificates": "auto"}, "dev").db_certificates == "vault_pki"
 
 
 def test_kubernetes_target():
@@ -120,6 +128,8 @@ def test_data_dir_is_made_absolute():
         ({"service_users": {"svc": {"role": "reader", "rotation_period": "60d"}}}, "service_users.svc.rotation_period"),
         ({"service_users": ["svc"]}, "service_users"),
         ({"roles": {}}, "roles"),
+        ({"db_certificates": "acme"}, "db_certificates"),
+        ({"db_certificates": "vault_pki", "target": "kubernetes"}, "db_certificates"),
         ({"db_admin": "v_admin"}, "db_admin"),
         ({"db_admin": "dbcreds_group_x"}, "db_admin"),
         ({"max_rotation_period": "60d"}, "max_rotation_period"),

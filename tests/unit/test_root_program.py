@@ -40,7 +40,11 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     run_dev_program(monkeypatch)
     types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
     assert {t: n for t, n in types.items() if t.startswith("vault:")} == {
-        "vault:index/mount:Mount": 1,
+        "vault:index/mount:Mount": 2,
+        "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": 1,
+        "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned": 1,
+        "vault:pkiSecret/secretBackendRole:SecretBackendRole": 1,
+        "vault:pkiSecret/secretBackendCert:SecretBackendCert": 1,
         "vault:database/secretBackendConnection:SecretBackendConnection": 1,
         "vault:generic/endpoint:Endpoint": 1,
         "vault:database/secretBackendRole:SecretBackendRole": 2,
@@ -55,8 +59,18 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert (roles["engine-role-app"]["defaultTtl"], roles["engine-role-app"]["maxTtl"]) == (3600, 8 * 3600)
     policies = registered(monitor, "vault:index/policy:Policy")
     assert policies["reader-policy"]["policy"] == client_policy("database", "reader")
-    (mount,) = registered(monitor, "vault:index/mount:Mount").values()
-    assert mount["maxLeaseTtlSeconds"] == 86400
+    mounts = registered(monitor, "vault:index/mount:Mount")
+    assert mounts["engine-mount"]["maxLeaseTtlSeconds"] == 86400 and mounts["db-pki-mount"]["type"] == "pki"
+    # dev's database certificate comes from Vault's PKI: an intermediate the bootstrap CA signs.
+    intermediate = registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")["db-pki-intermediate"]
+    assert intermediate["isCaCertificate"] is True
+    assert intermediate["certRequestPem"] == "csr of db-pki-intermediate-request"
+    (server_cert,) = registered(monitor, "vault:pkiSecret/secretBackendCert:SecretBackendCert").values()
+    assert (server_cert["commonName"], server_cert["ipSans"], server_cert["autoRenew"]) == (
+        "localhost", ["127.0.0.1"], True)
+    postgres = registered(monitor, "pulumi-python:dynamic:Resource")["db-postgres"]
+    assert unwrap(postgres["cert_pem"]) == "certificate of db-pki-server\nissuingCa of db-pki-server"
+    assert "bootstrap-database" not in registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")
     secret_ids = registered(monitor, "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
     assert {name: s["ttl"] for name, s in secret_ids.items()} == {"reader-secret-id": 86400, "app-secret-id": 86400}
 
@@ -67,6 +81,7 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert clients[1]["creds_path"] == "database/creds/app" and clients[1]["max_ttl"] == 8 * 3600
     assert "CREATE ROLE probe" in clients[1]["forbidden"]
     assert checks["static_creds_paths"] == ["database/static-creds/svc_reporting"]
+    assert checks["database_pki_mount"] == "pki-db"
     assert "database/config/app" in checks["protected_paths"]
     # Each server has its keeper; the Vault server trusts the database's CA.
     assert {dynamic["vault-running"]["kind"], dynamic["db-running"]["kind"]} == {"openbao", "postgres"}
