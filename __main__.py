@@ -12,6 +12,7 @@ from components.database_pki import DatabasePki, DatabasePkiArgs
 from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
 from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+from components.store_key import StoreKeyTransit, StoreKeyTransitArgs
 from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
@@ -95,6 +96,13 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         client_check(spec.name, clients[spec.name], spec.allowed, spec.forbidden, max_ttls[spec.role])
         for spec in config.clients
     ]
+    if config.transit_store_key:
+        store_key = StoreKeyTransit("store-key", StoreKeyTransitArgs(approle_mount=APPROLE_MOUNT),
+                                    opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(
+                                        depends_on=[approle])))
+        pulumi.export("database_store_key", {"transit_mount": StoreKeyTransitArgs.mount_path,
+                                             "key": store_key.key_name, "role_id": store_key.role_id,
+                                             "secret_id": store_key.secret_id})
     checks = PostDeployChecks(
         "checks",
         target={

@@ -12,8 +12,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.dynamic.rotation import Rotation
-from components.grants import MAX_SECRET_ID_TTL
+from components.approle_login import approle_login
 from components.vault_policies import client_policy, creds_path
 
 
@@ -48,40 +47,19 @@ class ClientAccess(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClientAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:ClientAccess", name, None, opts)
-        if not 0 < args.token_ttl <= args.token_max_ttl:
-            raise ValueError(f"client {name}: token_ttl must be positive and at most token_max_ttl")
-        if not 0 < args.secret_id_ttl <= MAX_SECRET_ID_TTL:
-            raise ValueError(f"client {name}: secret_id_ttl must be positive and at most {MAX_SECRET_ID_TTL}s")
         # Children wait for what the component waits for (the AppRole mount, say).
         after = opts.depends_on if opts and opts.depends_on else []
-        child = pulumi.ResourceOptions(parent=self, depends_on=after)
         mount = pulumi.Output.from_input(args.database_mount)
         policy_name = f"client-{name}"
         policy = vault.Policy(
-            f"{name}-policy", name=policy_name,
-            policy=mount.apply(lambda m: client_policy(m, args.role)), opts=child,
+            f"{name}-policy", name=policy_name, policy=mount.apply(lambda m: client_policy(m, args.role)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        role = vault.approle.AuthBackendRole(
-            # The policy's name itself, known at a first preview (the policy gate judges it then).
-            f"{name}-approle", backend=args.approle_mount, role_name=name, token_policies=[policy_name],
-            token_no_default_policy=True, token_ttl=args.token_ttl, token_max_ttl=args.token_max_ttl,
-            secret_id_ttl=args.secret_id_ttl, token_type="service",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, policy]),
-        )
-        # Renewed once half its lifetime has passed: a stack brought up at least that often always
-        # exports a secret_id that works.
-        rotation = Rotation(f"{name}-secret-id-rotation", rotate_after=args.secret_id_ttl // 2, opts=child)
-        secret_id = vault.approle.AuthBackendRoleSecretId(
-            f"{name}-secret-id", backend=args.approle_mount, role_name=role.role_name,
-            # Set, though the role has the same: the provider reads it back, and left unset it plans
-            # a replacement on every preview.
-            ttl=args.secret_id_ttl,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["secret_id"],
-                                        replace_with=[rotation]),
-        )
+        login = approle_login(name, self, args.approle_mount, name, policy, policy_name, args.token_ttl,
+                              args.token_max_ttl, args.secret_id_ttl, after)
         self.approle_mount = pulumi.Output.from_input(args.approle_mount)
-        self.role_id = role.role_id
-        self.secret_id = pulumi.Output.secret(secret_id.secret_id)
+        self.role_id = login.role_id
+        self.secret_id = login.secret_id
         self.creds_path = mount.apply(lambda m: creds_path(m, args.role))
         self.policy_name = policy.name
         self.register_outputs({

@@ -29,6 +29,7 @@ FIELDS = (
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
+    "transit_store_key",
 )
 #: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "kubernetes")
@@ -78,6 +79,8 @@ class StackConfig:
     db_admin: str = "dbcreds_admin"
     #: One of DB_CERTIFICATES (vault_pki is built for PostgreSQL on the local target).
     db_certificates: str = "vault_pki"
+    #: A Transit key for CockroachDB's encryption-at-rest store key, usable by the database's own role.
+    transit_store_key: bool = False
     #: CockroachDB's DB Console port (unused by PostgreSQL).
     db_http_port: int = 15433
     #: One of TARGETS.
@@ -100,6 +103,15 @@ def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum
         raise ConfigError(field, f"must be a whole number ({what}), got {value!r}")
     if not minimum <= value <= maximum:
         raise ConfigError(field, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], field: str, default: bool) -> bool:
+    value = raw.get(field, default)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        value = value.lower() == "true"
+    if not isinstance(value, bool):
+        raise ConfigError(field, f"must be true or false, got {value!r}")
     return value
 
 
@@ -160,11 +172,11 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(render_dir, str) or not render_dir.strip():
             raise ConfigError("k8s_render_dir", f"must be a folder path, got {render_dir!r}")
         render_dir = str((project_dir / render_dir).resolve())
-    await_ready = raw.get("k8s_await_ready", True)
-    if isinstance(await_ready, str) and await_ready.lower() in ("true", "false"):
-        await_ready = await_ready.lower() == "true"
-    if not isinstance(await_ready, bool):
-        raise ConfigError("k8s_await_ready", f"must be true or false, got {await_ready!r}")
+    await_ready = _bool(raw, "k8s_await_ready", True)
+    transit_store_key = _bool(raw, "transit_store_key", False)
+    if transit_store_key and db_engine != "cockroachdb":
+        raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
+                                               f"{DIALECTS[db_engine]} has none: leave it false")
     images = {}
     for field, default in (("vault_image", "openbao/openbao:2.4.1"), ("db_image", "postgres:15")):
         images[field] = raw.get(field, default)
@@ -205,6 +217,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
         max_ttl_cap=cap, roles=roles, service_users=service_users, clients=clients, db_engine=db_engine,
         db_admin=db_admin, max_rotation_period=rotation_cap, db_certificates=db_certificates,
+        transit_store_key=transit_store_key,
         db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
         k8s_await_ready=await_ready, **images,
     )

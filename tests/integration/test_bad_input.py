@@ -78,6 +78,8 @@ CASES = [
     ("certificate outliving its CA", "dbcreds:cert_validity_hours", "9000", "config cert_validity_hours: "),
     ("service user of no role", "dbcreds:service_users", json.dumps({"svc": {"role": "nope"}}),
      "config service_users.svc.role: "),
+    ("transit store key on PostgreSQL", "dbcreds:transit_store_key", "true",
+     "config transit_store_key: only CockroachDB encrypts its store"),
     ("client name a glob", "dbcreds:clients",
      json.dumps({"*": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}),
      "config clients.*: client names are"),

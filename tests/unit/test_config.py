@@ -129,6 +129,8 @@ def test_data_dir_is_made_absolute():
         ({"service_users": ["svc"]}, "service_users"),
         ({"roles": {}}, "roles"),
         ({"db_certificates": "acme"}, "db_certificates"),
+        ({"transit_store_key": "yes"}, "transit_store_key"),
+        ({"transit_store_key": True}, "transit_store_key"),
         ({"db_certificates": "vault_pki", "target": "kubernetes"}, "db_certificates"),
         ({"db_admin": "v_admin"}, "db_admin"),
         ({"db_admin": "dbcreds_group_x"}, "db_admin"),
