@@ -164,6 +164,13 @@ else:
         for name, c in clients.items()
     })
     pulumi.export("checks", checks.report)
+    # For teams' programs on this platform (examples/team-reports): where things are on this host.
+    pulumi.export("approle_mount", APPROLE_MOUNT)
+    pulumi.export("vault_ca_file", vault_server.ca_file)
+    pulumi.export("vault_database_ca_file", vault_server.database_ca_file)
+    pulumi.export("db_admin", database.admin)
+    if config.db_engine == "postgresql":
+        pulumi.export("db_data_dir", database.data_dir)
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

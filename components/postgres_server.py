@@ -43,6 +43,8 @@ class PostgresServer(DatabaseComponent):
     grant spec's name to its group role.
     """
 
+    data_dir: pulumi.Output[str]
+
     def __init__(self, name: str, args: PostgresServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresServer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -80,4 +82,6 @@ class PostgresServer(DatabaseComponent):
             admin_bootstrap_password_version=server.admin_password_version, ca_pem=args.ca_pem,
             group_roles={role: group_role_name(args.group_prefix, spec)
                          for role, spec in zip(groups, args.grant_specs)},
+            # Where its superuser's socket is, on this host (a team's program makes its roles there).
+            data_dir=pulumi.Output.from_input(args.data_dir),
         )

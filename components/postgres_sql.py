@@ -26,6 +26,9 @@ USERNAME_PREFIX = "v"
 ROLE_PART_MAX = 16
 RANDOM_PART = 20
 UNIX_TIME_DIGITS = 10  # Until the year 2286.
+#: Pulumi applies role changes in parallel, and concurrent GRANTs on one object (the database's
+#: CONNECT, say) fail with "tuple concurrently updated": each such change takes this lock first.
+GRANT_LOCK = 0x64626372  # "dbcr"
 #: The users that dynamic roles made (service users may not start with the prefix), in both dialects.
 DYNAMIC_USERS_QUERY = f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{USERNAME_PREFIX}\\_%'"
 
@@ -159,12 +162,26 @@ def bootstrap_admin_statements(admin: str, database: str) -> list[sql.Composed]:
     """
     a, d = sql.Identifier(admin), sql.Identifier(database)
     return [
-        sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS").format(a),
-        sql.SQL("GRANT pg_signal_backend TO {}").format(a),
+        *_admin_role(admin),
         sql.SQL("CREATE DATABASE {} OWNER {}").format(d, a),
         # Only roles granted CONNECT (the admin as owner, the groups) may connect.
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(d),
     ]
+
+
+def _admin_role(admin: str) -> list[sql.Composed]:
+    a = sql.Identifier(admin)
+    return [
+        sql.SQL("CREATE ROLE {} WITH LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS").format(a),
+        sql.SQL("GRANT pg_signal_backend TO {}").format(a),
+    ]
+
+
+def admin_role_statements(admin: str, database: str) -> list[sql.Composed]:
+    """Run as the superuser: another admin, for a team's own Vault connection to an existing
+    database (CREATEROLE, pg_signal_backend, CONNECT; no superuser, owns nothing)."""
+    return [*_admin_role(admin),
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(admin))]
 
 
 def set_password(role: str, password: str) -> sql.Composed:

@@ -58,9 +58,11 @@ class DatabaseSecretsEngineArgs:
 
 
 def connection_url(host: str, port: int, database: str, ca_file: str) -> str:
-    """The plugin's connection URL: templated credentials, verify-full TLS."""
+    """The plugin's connection URL: templated credentials, verify-full TLS.
+
+    port may arrive as a float (numbers cross Pulumi's wire, and StackReferences, as floats)."""
     return (
-        f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{port}/{database}"
+        f"postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{int(port)}/{database}"
         f"?sslmode=verify-full&sslrootcert={ca_file}"
     )
 

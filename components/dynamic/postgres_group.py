@@ -15,12 +15,9 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from components.grants import GrantSpec
 from components.local.postgres import LocalPostgres
-from components.postgres_sql import create_group_role, grant_statements, revoke_statements, schemas_of
+from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
 
 _SPEC_FIELDS = ("privileges", "schemas", "tables")
-#: Pulumi applies group roles in parallel, and concurrent GRANTs on one object
-#: fail with "tuple concurrently updated": each change takes this lock first.
-_GRANT_LOCK = 0x64626372  # "dbcr"
 
 
 def _spec(props: dict[str, Any]) -> GrantSpec:
@@ -37,7 +34,7 @@ def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
     """Creates the group if needed and gives it exactly the spec's privileges, in one transaction."""
     group, database, admin = props["group"], props["database"], props["admin"]
     with _connect(props) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GRANT_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
         conn.execute(create_group_role(group))
         # As the admin, which owns the tables and the default privileges.
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(admin)))
@@ -90,7 +87,7 @@ class _PostgresGroupProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         group = props["group"]
         with _connect(props) as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_GRANT_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
             if exists:
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(props["admin"])))

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import psycopg
+
 PG_BIN = Path(os.environ.get("DBCREDS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 #: Where the data goes when the service account cannot reach the folder asked for (a checkout in a
 #: private home folder, say): the folder asked for becomes a link to it.
@@ -163,6 +165,10 @@ class LocalPostgres:
         self.write_file("pg_hba.conf", render_pg_hba())
         self.write_file("pg_ident.conf", render_pg_ident(pwd.getpwuid(os.geteuid()).pw_name))
         self.install_tls(cert_pem, key_pem)
+
+    def superuser(self, dbname: str = "postgres") -> psycopg.Connection:
+        """A connection as the superuser (autocommit), over the Unix socket."""
+        return psycopg.connect(self.superuser_dsn(dbname), autocommit=True, connect_timeout=10)
 
     def superuser_dsn(self, dbname: str = "postgres") -> str:
         """The superuser's connection string: the Unix socket in the data folder, peer-authenticated."""

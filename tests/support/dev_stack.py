@@ -67,7 +67,10 @@ class DevStack:
 
     def login(self, client: str) -> hvac.Client:
         """Vault as one of the stack's clients, logged in with its AppRole role_id and secret_id."""
-        access = self.outputs["clients"][client]
+        return self.login_with(self.outputs["clients"][client])
+
+    def login_with(self, access: dict) -> hvac.Client:
+        """Vault as the client of these AppRole outputs ({approle_mount, role_id, secret_id})."""
         vault = hvac.Client(url=self.outputs["vault_addr"], verify=self.ca_file("vault_ca_pem"), timeout=30)
         vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
                                  mount_point=access["approle_mount"])
@@ -89,7 +92,7 @@ def dev_stack(tmp_path: Path, prefix: str = "dev", **config: str) -> Iterator[De
     # Under the checkout: PostgreSQL's system user may not enter pytest's private tmp folders.
     data_dir = ROOT / ".data" / "tests" / f"{prefix}-{uuid.uuid4().hex[:8]}"
     files = tmp_path / "files"
-    files.mkdir()
+    files.mkdir(parents=True)
     try:
         with temporary_stack(root_program(tmp_path), tmp_path, prefix) as stack:
             stack.set_all_config({

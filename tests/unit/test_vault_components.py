@@ -90,3 +90,10 @@ def test_client_policy_approle_and_secret_id(monitor):
         assert (role["tokenTtl"], role["tokenMaxTtl"], role["secretIdTtl"]) == (900, 3600, 86400)
 
     return pulumi.Output.all(client.role_id, client.secret_id, secret, client.creds_path).apply(check)
+
+
+def test_the_connection_url_takes_a_port_that_crossed_the_wire_as_a_float():
+    from components.secrets_engine import connection_url
+
+    assert connection_url("127.0.0.1", 15432.0, "app", "/v/ca.crt") == (
+        "postgresql://{{username}}:{{password}}@127.0.0.1:15432/app?sslmode=verify-full&sslrootcert=/v/ca.crt")

@@ -1,0 +1,60 @@
+"""A database admin for a team's own Vault connection (a LOGIN, CREATEROLE role, no superuser), on a
+local PostgreSQL, made by the superuser over the Unix socket.
+
+Its first password is given (a team's `pulumi_random.RandomPassword`, sent to
+Vault as the connection's write-only bootstrap password); Vault rotates it at
+once, so it is used only here, at create, and never sent again.
+"""
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from psycopg import sql
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
+
+from components.local.postgres import LocalPostgres
+from components.postgres_sql import GRANT_LOCK, admin_role_statements, set_password
+
+
+def _superuser(props: dict[str, Any]):
+    return LocalPostgres(Path(props["data_dir"]), int(props["port"])).superuser(props["database"])
+
+
+class _AdminRoleProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        with _superuser(props) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
+            for statement in admin_role_statements(props["username"], props["database"]):
+                conn.execute(statement)
+            conn.execute(set_password(props["username"], props["password"]))
+        return CreateResult(id_=props["username"], outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # The password is absent on purpose: used only at create (Vault owns it afterwards).
+        replaces = [k for k in ("data_dir", "database", "username") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces or olds.get("port") != news.get("port")), replaces=replaces,
+                          delete_before_replace=True)
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        with _superuser(props) as conn:
+            role, database = sql.Identifier(props["username"]), sql.Identifier(props["database"])
+            conn.execute(sql.SQL("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
+                                 "EXECUTE {}; END IF; END $$").format(
+                sql.Literal(props["username"]),
+                sql.Literal(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, role).as_string(conn))))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+class PostgresAdminRole(Resource):
+    """`username`: LOGIN, CREATEROLE, pg_signal_backend, CONNECT on the database; `password` its first."""
+
+    username: pulumi.Output[str]
+
+    def __init__(self, name: str, data_dir: pulumi.Input[str], port: pulumi.Input[int],
+                 database: pulumi.Input[str], username: str, password: pulumi.Input[str],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        props = {"data_dir": data_dir, "port": port, "database": database, "username": username,
+                 "password": pulumi.Output.secret(password)}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))
+        super().__init__(_AdminRoleProvider(), name, props, opts)
