@@ -10,11 +10,15 @@ checkout) and compose what your platform needs, for example:
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(ca_common_name="team CA"))
     vault = VaultServer("vault", VaultServerArgs(data_dir="/srv/openbao", port=8200, cluster_port=8201,
                                                  ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem,
-                                                 key_pem=pki.vault_private_key_pem))
+                                                 key_pem=pki.vault_private_key_pem,
+                                                 database_ca_pem=pki.ca_cert_pem))
 
-Each component module holds one `pulumi.ComponentResource` and its args
-dataclass; the SQL (`postgres_sql`, `cockroach_sql`), grant specs (`grants`)
+and then `secrets_engine.DatabaseSecretsEngine`, `client_access.ClientAccess` and
+`dynamic.post_deploy_checks.PostDeployChecks` on it (the repository's
+`__main__.py` composes them all; `examples/team-reports` adds a team to a
+running platform). Each component module holds one `pulumi.ComponentResource`
+and its args dataclass; the SQL (`postgres_sql`, `cockroach_sql`), grant specs (`grants`)
 and Kubernetes manifests (`kubernetes_manifests`) are pure functions.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -1,6 +1,9 @@
 """The stack's bootstrap PKI: its CA and the server certificates of Vault and the database, from
 pulumi-tls (`components.certificates`).
 
+    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(ca_common_name="dbcreds CA"))
+    pki.ca_cert_pem, pki.vault_cert_pem, pki.vault_private_key_pem (secret), pki.database_cert_pem
+
 Vault cannot issue its own listener certificate before it exists, so that one
 comes from the stack itself. The same CA signs the database's, or Vault's PKI
 engine issues it from an intermediate this CA signs (`components.database_pki`).

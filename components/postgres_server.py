@@ -1,4 +1,9 @@
-"""The database server of the stack: PostgreSQL as a local process (the `local` target)."""
+"""The database server of the stack: PostgreSQL as a local process (the `local` target).
+
+    db = PostgresServer("db", PostgresServerArgs(
+        data_dir="/srv/postgres", port=5432, ca_pem=ca, cert_pem=cert, key_pem=key, grant_specs=specs))
+    db.host, db.port, db.admin, db.admin_bootstrap_password (secret), db.group_roles
+"""
 
 from dataclasses import dataclass
 from typing import Optional

@@ -1,5 +1,12 @@
 """Vault's database secrets engine for one database (pulumi-vault).
 
+    engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
+        specs=(reader_spec,), group_roles={"reader": "dbcreds_group_reader"}, db_host="127.0.0.1",
+        db_port=5432, db_name="app", admin="dbcreds_admin", admin_bootstrap_password=password,
+        ca_file_on_vault="/srv/openbao/tls/database-ca.crt", max_ttl_cap=86400),
+        opts=pulumi.ResourceOptions(providers=[vault_provider], depends_on=[database]))
+    engine.mount_path, engine.roles, engine.protected_paths
+
 - A mount whose lease cap is the environment's: no lease outlives it, issued or renewed.
 - One connection per database: two on one database race each other's GRANTs.
 - verify-full TLS with the CA at `ca_file_on_vault` (OpenBao 2.7's postgres

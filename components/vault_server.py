@@ -1,4 +1,10 @@
-"""The Vault server of the stack: OpenBao as a local process (the `local` target)."""
+"""The Vault server of the stack: OpenBao as a local process (the `local` target).
+
+    vault = VaultServer("vault", VaultServerArgs(
+        data_dir="/srv/openbao", port=8200, cluster_port=8201, ca_pem=ca, cert_pem=cert, key_pem=key,
+        database_ca_pem=database_ca))
+    vault.address, vault.admin_token (secret), vault.ca_file (for pulumi-vault's provider)
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
