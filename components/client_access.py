@@ -13,6 +13,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.approle_login import approle_login
+from components.options import inherited_depends_on
 from components.vault_policies import client_policy, creds_path
 
 
@@ -48,7 +49,7 @@ class ClientAccess(pulumi.ComponentResource):
     def __init__(self, name: str, args: ClientAccessArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:ClientAccess", name, None, opts)
         # Children wait for what the component waits for (the AppRole mount, say).
-        after = opts.depends_on if opts and opts.depends_on else []
+        after = inherited_depends_on(opts)
         mount = pulumi.Output.from_input(args.database_mount)
         policy_name = f"client-{name}"
         policy = vault.Policy(

@@ -24,6 +24,8 @@ import pulumi
 import pulumi_tls as tls
 import pulumi_vault as vault
 
+from components.options import inherited_depends_on
+
 
 @dataclass(frozen=True)
 class DatabasePkiArgs:
@@ -55,7 +57,7 @@ class DatabasePki(pulumi.ComponentResource):
             raise ValueError(f"{name}: the database needs at least one name or address")
         if not 0 < args.cert_ttl <= args.intermediate_ttl:
             raise ValueError(f"{name}: cert_ttl must be positive and at most intermediate_ttl")
-        after = opts.depends_on if opts and opts.depends_on else []
+        after = inherited_depends_on(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=after)
         mount = vault.Mount(f"{name}-mount", path=args.mount_path, type="pki",
                             description="The database's server certificates",

@@ -33,6 +33,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.grants import GrantSpec, ServiceUser
+from components.options import inherited_depends_on
 from components.postgres_sql import username_template
 from components.sql_dialects import creation_statements, revocation_statements
 
@@ -90,7 +91,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
         # Children wait for what the component waits for (the database, on destroy too).
-        child = pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None)
+        child = pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts))
         longest = max((s.max_ttl for s in args.specs), default=args.max_ttl_cap)
         if longest > args.max_ttl_cap:
             raise ValueError(f"a role's max_ttl ({longest}s) is over the mount's cap ({args.max_ttl_cap}s)")

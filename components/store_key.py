@@ -18,6 +18,7 @@ import pulumi
 import pulumi_vault as vault
 
 from components.approle_login import approle_login
+from components.options import inherited_depends_on
 
 
 def store_key_policy(mount: str, key: str) -> str:
@@ -48,7 +49,7 @@ class StoreKeyTransit(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StoreKeyTransitArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:StoreKeyTransit", name, None, opts)
-        after = opts.depends_on if opts and opts.depends_on else []
+        after = inherited_depends_on(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=after)
         mount = vault.Mount(f"{name}-mount", path=args.mount_path, type="transit",
                             description="The database's store key", opts=child)
