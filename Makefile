@@ -28,13 +28,15 @@ bootstrap-kubernetes:
 env:
 	@python3 toolchain/env.py
 
-# Creates the stack on the local file backend the first time.
+# Creates the stack on the local file backend the first time. Refreshes first (toolchain/up.py), so
+# what was changed by hand in Vault or the database is seen and put back.
 up: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && (pulumi stack select $(STACK) 2>/dev/null \
-	  || pulumi stack init $(STACK) --secrets-provider passphrase) && pulumi up --stack $(STACK) --yes --skip-preview'
+	  || pulumi stack init $(STACK) --secrets-provider passphrase) && .venv/bin/python -m toolchain.up $(STACK)'
 
+# What make up would do, drift included.
 preview: bootstrap-stack
-	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && pulumi preview --stack $(STACK)'
+	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.up $(STACK) --preview'
 
 down: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)'
