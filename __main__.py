@@ -113,6 +113,8 @@ def vault_layer(config: StackConfig, vault_server: VaultServer, database: Databa
         bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
         static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
         database_pki_mount=DatabasePkiArgs.mount_path if config.db_certificates == "vault_pki" else "",
+        # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
+        group_roles=database.group_roles if config.db_engine == "postgresql" else {},
         opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values()]),
     )
     return engine, clients, checks

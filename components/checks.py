@@ -8,7 +8,10 @@ protected path (static credentials, the connection's config), nor renews or
 revokes another client's lease. Then each client revokes its own lease, and
 the revoked user is refused at login. Last: each static role's current
 password logs in, the database's bootstrap admin password no longer does
-(root rotation), and a plaintext connection is refused.
+(root rotation), and a plaintext connection is refused. On PostgreSQL, every
+dynamic user of the stack's roles (a client's, or one issued earlier and
+still alive) must hold its group role and nothing else: grants widened by hand
+fail the checks, naming the user, its role and what it holds.
 
 Each check is a sequence of hvac and psycopg calls that yields a `CheckResult`;
 `run_checks` returns a report without secrets.
@@ -26,6 +29,8 @@ import hvac
 import psycopg
 from hvac import exceptions as vault_errors
 from psycopg import errors
+
+from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class CheckPlan:
     #: When Vault's PKI issues the database's certificate: its mount. The checks then verify the
     #: database against the CA chain that mount serves, not the one in `target`.
     database_pki_mount: str = ""
+    #: PostgreSQL: each dynamic role's group role. Every dynamic user of these roles must hold its
+    #: group and nothing else (grants widened by hand fail the checks). Empty: not checked.
+    group_roles: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -81,7 +89,8 @@ class CheckPlan:
                    protected_paths=tuple(raw.get("protected_paths") or ()),
                    static_creds_paths=tuple(raw.get("static_creds_paths") or ()),
                    vault_token=raw.get("vault_token") or "",
-                   database_pki_mount=raw.get("database_pki_mount") or "")
+                   database_pki_mount=raw.get("database_pki_mount") or "",
+                   group_roles=dict(raw.get("group_roles") or {}))
 
 
 @dataclass
@@ -259,6 +268,16 @@ def _isolation(report: Report, session: _Session, others: Sequence[_Session], pr
     report.check(f"{name}: cannot renew or revoke other clients' leases", leases)
 
 
+def _holdings(report: Report, target: Target, files: CaFiles, session: _Session, groups: Mapping[str, str]) -> None:
+    """Every dynamic user of the stack's roles holds its group and nothing more (read with a client's
+    own credentials: the catalogs are public)."""
+    def action() -> str:
+        with connect(target, files, session.creds["username"], session.creds["password"]) as conn:
+            return "; ".join(dynamic_user_excess(conn.execute(DYNAMIC_USER_HOLDINGS_QUERY).fetchall(), groups))
+
+    report.check("dynamic users hold nothing beyond their role's group", action)
+
+
 def _revocation(report: Report, target: Target, files: CaFiles, session: _Session) -> None:
     def action() -> str:
         revoke(session.vault, session.lease)
@@ -324,6 +343,8 @@ def run_checks(plan: CheckPlan) -> Report:
         ready = [s for s in sessions if _lifecycle(report, target, files, s)]
         for session in ready:
             _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)
+        if plan.group_roles and ready:
+            _holdings(report, target, files, ready[0], plan.group_roles)
         for session in ready:
             _revocation(report, target, files, session)
         _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)

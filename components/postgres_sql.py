@@ -12,6 +12,9 @@ Identifiers are quoted by psycopg.sql. Vault's own placeholders ({{name}},
 Vault generates come from `username_template` and hold only [a-z0-9_].
 """
 
+import re
+from typing import Iterable, Mapping, Sequence
+
 from psycopg import sql
 
 from components.grants import GrantSpec
@@ -150,6 +153,63 @@ def max_username_bytes() -> int:
     """The longest name `username_template()` can render: every part at its maximum."""
     separators = 3
     return len(USERNAME_PREFIX) + ROLE_PART_MAX + RANDOM_PART + UNIX_TIME_DIGITS + separators
+
+
+#: What each dynamic user holds beyond its group: attributes, memberships, and privileges granted to
+#: it directly (on tables, columns, schemas, databases). The catalogs are readable by every user, so
+#: any dynamic user's session can run it.
+DYNAMIC_USER_HOLDINGS_QUERY = f"""
+SELECT r.rolname,
+  array_remove(ARRAY[
+    CASE WHEN r.rolsuper THEN 'SUPERUSER' END, CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+    CASE WHEN r.rolcreatedb THEN 'CREATEDB' END, CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+    CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END], NULL) AS attributes,
+  ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+        WHERE m.member = r.oid ORDER BY 1) AS member_of,
+  ARRAY(
+    SELECT format('%s ON TABLE %I.%I', a.privilege_type, n.nspname, c.relname)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(c.relacl) a
+      WHERE a.grantee = r.oid
+    UNION ALL SELECT format('%s (%I) ON TABLE %I.%I', a.privilege_type, t.attname, n.nspname, c.relname)
+      FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      CROSS JOIN LATERAL aclexplode(t.attacl) a WHERE a.grantee = r.oid
+    UNION ALL SELECT format('%s ON SCHEMA %I', a.privilege_type, n.nspname)
+      FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a WHERE a.grantee = r.oid
+    UNION ALL SELECT format('%s ON DATABASE %I', a.privilege_type, d.datname)
+      FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a WHERE a.grantee = r.oid
+    ORDER BY 1) AS privileges
+FROM pg_roles r WHERE r.rolname LIKE '{USERNAME_PREFIX}\\_%' ORDER BY 1
+"""
+
+_USERNAME = re.compile(rf"^{USERNAME_PREFIX}_(?P<role>[a-z0-9_]{{1,{ROLE_PART_MAX}}})_[a-z0-9]{{{RANDOM_PART}}}_[0-9]+$")
+
+
+def role_of_username(username: str) -> str | None:
+    """The role part of a name `username_template()` rendered (hyphens as underscores), else None."""
+    match = _USERNAME.match(username)
+    return match.group("role") if match else None
+
+
+def dynamic_user_excess(rows: Iterable[Sequence], groups: Mapping[str, str]) -> list[str]:
+    """What dynamic users hold beyond membership in their own role's group, one line per user.
+
+    rows: `DYNAMIC_USER_HOLDINGS_QUERY`'s (name, attributes, member_of, privileges).
+    groups: each dynamic role's group role. Users of other roles (another stack's) are not judged.
+    """
+    by_username_part = {role.replace("-", "_"): (role, group) for role, group in groups.items()}
+    found = []
+    for name, attributes, member_of, privileges in rows:
+        if role_of_username(name) not in by_username_part:
+            continue
+        role, group = by_username_part[role_of_username(name)]
+        problems = [f"{attribute}" for attribute in attributes]
+        problems += [f"membership of {other}" for other in member_of if other != group]
+        problems += list(privileges)
+        if group not in member_of:
+            problems.append(f"no membership of its group {group}")
+        if problems:
+            found.append(f"{name} of role {role} holds beyond its grants: {', '.join(problems)}")
+    return found
 
 
 def bootstrap_admin_statements(admin: str, database: str) -> list[sql.Composed]:

@@ -54,6 +54,7 @@ class PostDeployChecks(Resource):
         admin: pulumi.Input[str], bootstrap_password: pulumi.Input[str],
         protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
         vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
+        group_roles: pulumi.Input[dict] = None,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
@@ -61,6 +62,6 @@ class PostDeployChecks(Resource):
             "bootstrap_password": pulumi.Output.secret(bootstrap_password),
             "protected_paths": protected_paths, "static_creds_paths": static_creds_paths,
             "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
-            "report": None,
+            "group_roles": group_roles or {}, "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)

@@ -16,6 +16,7 @@ import time
 import hvac
 from cryptography.hazmat.primitives import serialization
 import psycopg
+import psycopg.sql
 import pytest
 import requests
 import yaml
@@ -153,6 +154,49 @@ def test_usernames_come_from_the_template_and_fit(running):
     finally:
         for secret in issued:
             vault.sys.revoke_lease(lease_id=secret["lease_id"])
+
+
+def test_a_16_character_role_renders_a_username_that_fits(running):
+    """The connection's username template, rendered by OpenBao itself for the longest role name."""
+    role = "quarterly-report"
+    assert len(role) == 16
+    running.set_config("roles", json.dumps({**ROLES, role: {"privileges": ["SELECT"], "tables": ["public.users"],
+                                                          "default_ttl": "5m", "max_ttl": "10m"}}))
+    try:
+        running.up()
+        vault = running.admin()
+        secret = vault.read(f"database/creds/{role}")
+        try:
+            name = secret["data"]["username"]
+            # v _ <role, hyphens as underscores> _ <20 random> _ <unix time>
+            assert name.startswith("v_quarterly_report_")
+            assert len(name.encode()) == 2 + 16 + 1 + 20 + 1 + len(str(int(time.time())))
+            assert len(name.encode()) <= 63 and role_exists(running, name)
+        finally:
+            vault.sys.revoke_lease(lease_id=secret["lease_id"])
+    finally:
+        running.set_config("roles", json.dumps(ROLES))
+        running.up()
+    assert not any(u.startswith("v_quarterly") for u in local.dynamic_users(running.config))
+
+
+def test_a_lease_users_grants_widened_by_hand_fail_the_up_naming_them(running):
+    reader = running.login("reader")
+    secret = issue(reader, running.outputs["clients"]["reader"]["creds_path"])
+    user = secret["data"]["username"]
+    try:
+        with local.superuser(running.config) as conn:
+            conn.execute(psycopg.sql.SQL("GRANT DELETE ON public.orders TO {}").format(psycopg.sql.Identifier(user)))
+            conn.execute(psycopg.sql.SQL("GRANT pg_read_all_data TO {}").format(psycopg.sql.Identifier(user)))
+        with pytest.raises(auto.CommandError) as failed:
+            running.up()
+        assert (f"dynamic users hold nothing beyond their role's group: {user} of role reader holds beyond its "
+                "grants: membership of pg_read_all_data, DELETE ON TABLE public.orders") in str(failed.value)
+    finally:
+        revoke(reader, secret["lease_id"])
+    # Revocation drops the widened user too; the next up passes.
+    assert not role_exists(running, user)
+    assert running.up().outputs["checks"].value["passed"]
 
 
 def test_the_bootstrap_password_no_longer_logs_in(running):

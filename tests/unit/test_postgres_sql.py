@@ -89,3 +89,32 @@ def test_username_template_is_unique_per_issuance_and_fits():
     assert "truncate 16" in template
     assert max_username_bytes() == 1 + 16 + 20 + 10 + 3
     assert max_username_bytes() <= MAX_IDENTIFIER_BYTES
+
+
+def test_the_role_is_read_back_from_a_rendered_username():
+    from components.postgres_sql import role_of_username
+
+    assert role_of_username("v_app_rw_k3j9x0q2m5n8b1v4c7z6_1796220562") == "app_rw"
+    assert role_of_username("v_abcdefghijklmnop_k3j9x0q2m5n8b1v4c7z6_1796220562") == "abcdefghijklmnop"
+    # Not the template's: a service user, a random part of the wrong length, upper case.
+    for name in ("v_svc", "v_app_short_1796220562", "v_app_K3J9X0Q2M5N8B1V4C7Z6_1796220562", "svc_reporting"):
+        assert role_of_username(name) is None
+
+
+def test_dynamic_users_holding_more_than_their_group_are_named():
+    from components.postgres_sql import dynamic_user_excess
+
+    groups = {"app-rw": "dbcreds_app_rw", "reader": "dbcreds_reader"}
+    clean = ("v_reader_aaaaaaaaaaaaaaaaaaaa_1", [], ["dbcreds_reader"], [])
+    widened = ("v_app_rw_bbbbbbbbbbbbbbbbbbbb_2", [], ["dbcreds_app_rw"], ["DELETE ON TABLE public.users"])
+    promoted = ("v_reader_cccccccccccccccccccc_3", ["CREATEROLE"], ["dbcreds_reader", "pg_read_all_data"], [])
+    orphan = ("v_reader_dddddddddddddddddddd_4", [], [], [])
+    foreign = ("v_other_eeeeeeeeeeeeeeeeeeee_5", ["SUPERUSER"], [], [])  # another stack's role
+    assert dynamic_user_excess([clean, widened, promoted, orphan, foreign], groups) == [
+        "v_app_rw_bbbbbbbbbbbbbbbbbbbb_2 of role app-rw holds beyond its grants: DELETE ON TABLE public.users",
+        "v_reader_cccccccccccccccccccc_3 of role reader holds beyond its grants: CREATEROLE, membership of "
+        "pg_read_all_data",
+        "v_reader_dddddddddddddddddddd_4 of role reader holds beyond its grants: no membership of its group "
+        "dbcreds_reader",
+    ]
+    assert dynamic_user_excess([clean], groups) == []
