@@ -18,7 +18,7 @@ import pulumi
 from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
 from components.database_component import DatabaseComponent, new_password
 from components.dynamic.cockroach_node import LocalCockroachNode
-from components.dynamic.server_running import ServerRunning
+from components.dynamic.server_running import ServerRunning, keeper_name
 from components.grants import GrantSpec
 from components.local.process import LOOPBACK
 from components.postgres_sql import group_role_name
@@ -64,7 +64,7 @@ class CockroachCluster(DatabaseComponent):
             groups=groups, opts=child,
         )
         # Started again when a restart stopped it.
-        ServerRunning(f"{name}-running", "cockroach", data_dir=args.data_dir, port=args.port,
+        ServerRunning(keeper_name(name), "cockroach", data_dir=args.data_dir, port=args.port,
                       second_port=args.http_port, opts=pulumi.ResourceOptions(parent=self, depends_on=[node]))
         # Names and address from the args, known at a first preview; what uses them waits for
         # this component (the node makes the group roles).

@@ -14,7 +14,7 @@ from components.database_component import DatabaseComponent, new_password
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.postgres_server import LocalPostgresServer
-from components.dynamic.server_running import ServerRunning
+from components.dynamic.server_running import ServerRunning, keeper_name
 from components.grants import GrantSpec
 from components.local.process import LOOPBACK
 from components.postgres_sql import group_role_name
@@ -60,7 +60,7 @@ class PostgresServer(DatabaseComponent):
             cert_pem=args.cert_pem, key_pem=args.key_pem, opts=child,
         )
         # Started again when a restart stopped it; what works in the database waits for it.
-        running = ServerRunning(f"{name}-running", "postgres", data_dir=args.data_dir, port=args.port,
+        running = ServerRunning(keeper_name(name), "postgres", data_dir=args.data_dir, port=args.port,
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
         child = pulumi.ResourceOptions(parent=self, depends_on=[running])
         for spec in args.grant_specs:

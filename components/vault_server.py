@@ -14,7 +14,7 @@ import pulumi
 
 from components.dynamic.openbao_server import OpenBaoServer
 from components.local.openbao import LocalOpenBao
-from components.dynamic.server_running import ServerRunning
+from components.dynamic.server_running import ServerRunning, keeper_name
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class VaultServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Started and unsealed again when a restart or an operator stopped or sealed it.
-        ServerRunning(f"{name}-running", "openbao", data_dir=args.data_dir, port=args.port,
+        ServerRunning(keeper_name(name), "openbao", data_dir=args.data_dir, port=args.port,
                       second_port=args.cluster_port, unseal_keys=server.unseal_keys,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
         # Where it listens and keeps its files, from the args: known at a first preview (the Vault

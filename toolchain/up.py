@@ -21,6 +21,8 @@ from typing import Any
 
 import hvac
 
+from components.dynamic.server_running import NAME_SUFFIX
+
 UP = ["up", "--yes", "--skip-preview"]
 PREVIEW = ["preview", "--diff"]
 
@@ -59,15 +61,27 @@ def servers_down(outputs: dict[str, Any]) -> list[str]:
     return down
 
 
-def commands(stack: str, outputs: dict[str, Any], down: list[str], preview: bool) -> list[list[str]]:
+def commands(stack: str, outputs: dict[str, Any], down: list[str], keepers: list[str],
+             preview: bool) -> list[list[str]]:
     """The pulumi commands to run. A new stack has nothing to refresh; servers that do not answer
-    cannot be refreshed through, so a plain up (or preview) goes first."""
+    cannot be refreshed through, so an up of their keepers (the URNs in keepers) goes first."""
     base = (PREVIEW if preview else UP) + ["--stack", stack]
     if not outputs:
         return [base]
     if down:
-        return [base] if preview else [base, base + ["--refresh"]]
+        start = base + [arg for urn in keepers for arg in ("--target", urn)]
+        return [base] if preview else [start, base + ["--refresh"]]
     return [base + ["--refresh"]]
+
+
+def keeper_urns(stack: str) -> list[str]:
+    """The URNs of the resources that keep the stack's servers running (`ServerRunning`)."""
+    result = subprocess.run(["pulumi", "stack", "export", "--stack", stack], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"[up] ERROR: cannot read stack {stack}'s state: {result.stderr.strip()}")
+    resources = json.loads(result.stdout)["deployment"].get("resources") or []
+    return [r["urn"] for r in resources
+            if r["type"] == "pulumi-python:dynamic:Resource" and r["urn"].endswith(NAME_SUFFIX)]
 
 
 def stack_outputs(stack: str) -> dict[str, Any]:
@@ -89,8 +103,9 @@ def main() -> int:
     if down:
         say(f"{' and '.join(down)} does not answer: no refresh through it; "
             + ("this preview shows what starting it changes (make up starts it, then refreshes)" if preview
-               else "a first up starts it from the state, then an up with refresh"))
-    for command in commands(stack, outputs, down, preview):
+               else "an up of the servers' keepers starts it from the state, then an up with refresh"))
+    keepers = keeper_urns(stack) if down and not preview else []
+    for command in commands(stack, outputs, down, keepers, preview):
         say("pulumi " + " ".join(command))
         status = subprocess.run(["pulumi", *command]).returncode
         if status != 0:

@@ -20,6 +20,12 @@ from components.local.openbao import LocalOpenBao, is_active, unseal
 from components.local.postgres import LocalPostgres
 
 KINDS = ("openbao", "postgres", "cockroach")
+#: A keeper's resource name ends with this (`make up` targets the keepers alone to start the servers).
+NAME_SUFFIX = "-running"
+
+
+def keeper_name(server: str) -> str:
+    return f"{server}{NAME_SUFFIX}"
 
 
 def _server(props: dict[str, Any]):

@@ -1,14 +1,19 @@
-"""`make up` and `make down` from a checkout inside a private folder (mode 0700, as `mktemp -d` and
-home folders are), as a new user would run them: PostgreSQL's service account cannot enter it, so its
-data goes where it can, and nothing is left after `make down`."""
+"""`make up`, `make preview` and `make down` themselves, from a checkout inside a private folder (mode
+0700, as `mktemp -d` and home folders are), as a new user would run them: PostgreSQL's service
+account cannot enter it, so its data goes where it can; drift made in Vault by hand is shown and put
+back; and nothing is left after `make down`, 200 leases outstanding."""
 
+import concurrent.futures
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
+import hvac
 import yaml
 
 from components.local.postgres import system_data_dir
@@ -43,7 +48,68 @@ def make(target: str, checkout: Path) -> subprocess.CompletedProcess:
     return run_in(checkout, f"make {target} STACK={STACK}")
 
 
-def test_make_up_and_down_from_a_private_folder():
+def server_processes(data_dir: Path) -> list[str]:
+    """Command lines of processes that name the stack's data folder."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(data_dir) in text:
+            found.append(text)
+    return found
+
+
+def stack_outputs(checkout: Path) -> dict:
+    shown = run_in(checkout, f"python3 -m toolchain.stack_file {STACK} -- pulumi stack output --json --show-secrets "
+                             f"--stack {STACK}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    return json.loads(shown.stdout)
+
+
+def edit_by_hand(vault: hvac.Client) -> dict:
+    """A dynamic role's SQL, a client's policy and an AppRole role's TTLs changed through Vault's API;
+    returns what each was."""
+    role = vault.read("database/roles/app")["data"]
+    policy = vault.sys.read_acl_policy("client-app")["data"]["policy"]
+    approle = vault.read("auth/approle/role/app")["data"]
+    vault.write("database/roles/app", **{**role, "creation_statements": [
+        *role["creation_statements"], 'GRANT pg_read_all_data TO "{{name}}"']})
+    vault.sys.create_or_update_acl_policy("client-app", policy + '\npath "database/creds/reader" '
+                                                                '{ capabilities = ["read"] }\n')
+    vault.write("auth/approle/role/app", token_ttl=7 * 86400, token_max_ttl=30 * 86400)
+    return {"sql": role["creation_statements"], "policy": policy,
+            "ttls": (approle["token_ttl"], approle["token_max_ttl"])}
+
+
+def as_declared(vault: hvac.Client) -> dict:
+    approle = vault.read("auth/approle/role/app")["data"]
+    return {"sql": vault.read("database/roles/app")["data"]["creation_statements"],
+            "policy": vault.sys.read_acl_policy("client-app")["data"]["policy"],
+            "ttls": (approle["token_ttl"], approle["token_max_ttl"])}
+
+
+def take_leases(outputs: dict, ca: str, count: int) -> list[str]:
+    """count leases, half for each client, each through the client's own AppRole login."""
+    def login(name: str) -> hvac.Client:
+        access = outputs["clients"][name]
+        vault = hvac.Client(url=outputs["vault_addr"], verify=ca, timeout=60)
+        vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                 mount_point=access["approle_mount"])
+        return vault
+
+    clients = {name: login(name) for name in ("app", "reader")}
+    paths = {name: outputs["clients"][name]["creds_path"] for name in clients}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda name: clients[name].read(paths[name])["data"]["username"],
+                             ["app", "reader"] * (count // 2)))
+
+
+def test_make_targets_from_a_private_folder(capsys):
+    """make up, make preview and make down on a new stack of a checkout in a private folder: drift
+    in Vault shown by make preview and put back by make up (after Vault was killed, too), and make
+    down with 200 outstanding leases."""
     home = Path(tempfile.mkdtemp(prefix="dbcreds-home-"))
     assert home.stat().st_mode & 0o777 == 0o700
     checkout = home / "dbcreds"
@@ -58,19 +124,50 @@ def test_make_up_and_down_from_a_private_folder():
     try:
         up = make("up", checkout)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        outputs = stack_outputs(checkout)
         # The post-deploy checks ran and passed inside that up.
-        report = json.loads(run_in(checkout, "python3 -m toolchain.stack_file anywhere -- "
-                                             "pulumi stack output checks --json --stack anywhere").stdout)
-        assert report["passed"] and len(report["checks"]) > 10
+        assert outputs["checks"]["passed"] and len(outputs["checks"]["checks"]) > 10
         # The database's data is where its service account reaches it; the checkout links to it.
         if os.geteuid() == 0:
             assert data_dir.is_symlink() and data_dir.resolve() == system_data_dir(data_dir)
         # The stack file is as it was: the salt stays out of it.
         assert "encryptionsalt" not in (checkout / f"Pulumi.{STACK}.yaml").read_text()
+
+        ca = home / "vault-ca.pem"
+        ca.write_text(outputs["vault_ca_pem"])
+        vault = hvac.Client(url=outputs["vault_addr"], token=outputs["vault_admin_token"], verify=str(ca))
+        declared = edit_by_hand(vault)
+        assert as_declared(vault) != declared
+        # make preview refreshes: it shows each of the three, and the checks, to update.
+        preview = make("preview", checkout)
+        assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr[-3000:]
+        assert "--refresh" in preview.stderr and "4 to update" in preview.stdout
+        for name in ("engine-role-app", "app-policy", "app-approle"):
+            assert f"::{name}]" in preview.stdout, name
+        assert "pg_read_all_data" in preview.stdout and "2592000" in preview.stdout
+
+        # Vault killed as well: make up starts it with a plain up, then refreshes and puts all back.
+        os.kill(int((checkout / ".data" / STACK / "openbao" / "bao.pid").read_text()), signal.SIGKILL)
+        up = make("up", checkout)
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert "does not answer: no refresh through it" in up.stderr
+        assert as_declared(vault) == declared
+        assert stack_outputs(checkout)["checks"]["passed"]
+
+        users = take_leases(outputs, str(ca), 200)
+        assert len(set(users)) == 200
+        started = time.monotonic()
         down = make("down", checkout)
+        seconds = time.monotonic() - started
         assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+        # What down proved before destroying: Vault listed no lease, the database no dynamic user.
+        assert "revoking 200 lease(s) under database/" in down.stderr
+        assert "no lease and no dynamic database user left" in down.stderr
         assert "no lease, no dynamic user, no server left" in down.stderr
         assert not data_dir.exists() and not system_data_dir(data_dir).exists()
+        assert server_processes(checkout / ".data" / STACK) == []
+        with capsys.disabled():
+            print(f"\n[figure] make down with 200 outstanding leases: {seconds:.1f} s")
     finally:
         if up is not None and data_dir.exists():
             make("down", checkout)

@@ -8,21 +8,23 @@ OUTPUTS = {"vault_addr": "https://127.0.0.1:1", "vault_ca_pem": "", "db_host": "
 
 
 def test_a_new_stack_is_not_refreshed():
-    assert commands("dev", {}, [], preview=False) == [["up", "--yes", "--skip-preview", "--stack", "dev"]]
-    assert commands("dev", {}, [], preview=True) == [["preview", "--diff", "--stack", "dev"]]
+    assert commands("dev", {}, [], [], preview=False) == [["up", "--yes", "--skip-preview", "--stack", "dev"]]
+    assert commands("dev", {}, [], [], preview=True) == [["preview", "--diff", "--stack", "dev"]]
 
 
 def test_a_running_stack_is_refreshed_first():
-    assert commands("dev", OUTPUTS, [], preview=False) == [
+    assert commands("dev", OUTPUTS, [], [], preview=False) == [
         ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh"]]
-    assert commands("dev", OUTPUTS, [], preview=True) == [["preview", "--diff", "--stack", "dev", "--refresh"]]
+    assert commands("dev", OUTPUTS, [], [], preview=True) == [["preview", "--diff", "--stack", "dev", "--refresh"]]
 
 
-def test_servers_down_are_started_by_a_plain_up_before_the_refresh():
-    assert commands("dev", OUTPUTS, ["Vault"], preview=False) == [
-        ["up", "--yes", "--skip-preview", "--stack", "dev"],
+def test_servers_down_are_started_by_an_up_of_their_keepers_before_the_refresh():
+    keepers = ["urn:pulumi:dev::dbcreds::x$pulumi-python:dynamic:Resource::vault-running",
+               "urn:pulumi:dev::dbcreds::x$pulumi-python:dynamic:Resource::db-running"]
+    assert commands("dev", OUTPUTS, ["Vault"], keepers, preview=False) == [
+        ["up", "--yes", "--skip-preview", "--stack", "dev", "--target", keepers[0], "--target", keepers[1]],
         ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh"]]
-    assert commands("dev", OUTPUTS, ["Vault"], preview=True) == [["preview", "--diff", "--stack", "dev"]]
+    assert commands("dev", OUTPUTS, ["Vault"], keepers, preview=True) == [["preview", "--diff", "--stack", "dev"]]
 
 
 def test_servers_that_do_not_answer_are_named():
