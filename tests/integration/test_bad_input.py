@@ -40,6 +40,12 @@ def roles(**specs):
     return ("dbcreds:roles", json.dumps({"reader": ROLES["reader"], **specs}))
 
 
+def client_named(name, **fields):
+    """A clients config of one client of the reader role, with extra fields."""
+    return ("dbcreds:clients", json.dumps({name: {"role": "reader", "allowed": ["SELECT 1"],
+                                                  "forbidden": ["CREATE ROLE x"], **fields}}))
+
+
 # (case, config key, value, what the error must contain)
 CASES = [
     ("ttl that does not parse", *roles(app=role(default_ttl="1 hour")), "config roles.app.default_ttl: "),
@@ -60,6 +66,9 @@ CASES = [
     ("unicode in a role name", *roles(**{"äpp": role()}), "config roles.äpp: "),
     ("empty role name", *roles(**{"": role()}), "config roles.: "),
     ("role name that would overflow usernames", *roles(**{"a" * 40: role()}), f"config roles.{'a' * 40}: "),
+    # 16 characters render 50 bytes (test_dev_stack renders one through OpenBao); one more is refused.
+    ("role name one over the 16 a username holds", *roles(**{"a" * 17: role()}),
+     f"config roles.{'a' * 17}: role names are 1 to 16"),
     ("quote and semicolon in a table", *roles(app=role(tables=['public.users"; DROP TABLE x; --'])),
      "config roles.app.tables: "),
     ("unicode in a schema", *roles(app=role(tables=None, schemas=["pübl"])), "config roles.app.schemas: "),
@@ -68,9 +77,6 @@ CASES = [
     ("a spec that grants nothing", *roles(app=role(tables=None)), "config roles.app: "),
     ("no roles", "dbcreds:roles", "{}", "config roles: "),
     ("unknown engine", "dbcreds:db_engine", "mysql", "config db_engine: "),
-    # No cockroach binary on these machines.
-    ("engine whose server binary is missing", "dbcreds:db_engine", "cockroachdb",
-     "config db_engine: cockroachdb runs here as a local process: no cockroach binary"),
     ("quote in the database name", "dbcreds:db_name", 'app"; DROP', "config db_name: "),
     ("port out of range", "dbcreds:db_port", "80", "config db_port: "),
     ("port shared with Vault", "dbcreds:vault_cluster_port", "{vault_port}", "config vault_cluster_port: "),
@@ -83,6 +89,13 @@ CASES = [
     ("client name a glob", "dbcreds:clients",
      json.dumps({"*": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}),
      "config clients.*: client names are"),
+    ("empty client name", *client_named(""), "config clients.: client names are"),
+    ("client name ..", *client_named(".."), "config clients...: client names are"),
+    ("client name a path", *client_named("../app"), "config clients.../app: client names are"),
+    ("over-long client name", *client_named("c" * 32), f"config clients.{'c' * 32}: client names are 1 to 31"),
+    # A client's creds path is its role's, never config: naming one (another client's) is refused.
+    ("client naming a creds path", *client_named("a", creds_path="database/creds/app"),
+     "config clients.a.creds_path: is not a client field"),
     ("client of an unknown role", "dbcreds:clients",
      json.dumps({"ops": {"role": "admin", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}),
      "config clients.ops.role: must name one of the roles"),
@@ -173,6 +186,16 @@ def test_a_missing_server_binary_is_refused_naming_it(stack, tmp_path):
         assert_refused(stack, f"no PostgreSQL server binaries in {tmp_path / 'no-postgres'}")
     finally:
         del stack.workspace.env_vars["DBCREDS_PG_BIN"]
+
+
+def test_cockroachdb_without_its_binary_is_refused_naming_the_engine(stack, tmp_path):
+    # The binary is pinned to a missing path, so the case holds on a machine that has one too.
+    stack.workspace.env_vars["DBCREDS_COCKROACH"] = str(tmp_path / "no-cockroach")
+    try:
+        with changed_config(stack, "dbcreds:db_engine", "cockroachdb"):
+            assert_refused(stack, "config db_engine: cockroachdb runs here as a local process: no cockroach binary")
+    finally:
+        del stack.workspace.env_vars["DBCREDS_COCKROACH"]
 
 
 def test_a_wrong_passphrase_is_refused_and_the_state_kept(stack, tmp_path):

@@ -181,29 +181,55 @@ s.bind(("127.0.0.1", {port})); s.listen(); time.sleep(600)"""])
     assert_converged(stack, data_dir, outputs, tmp_path)
 
 
-def test_vault_killed_during_up(running, tmp_path):
+@pytest.mark.parametrize("moment", ["once the up holds the lock", "once the role's update began"])
+def test_vault_killed_during_up(running, tmp_path, moment):
+    """Vault killed while an up applies a role change. Killed as the up starts, its keeper's diff finds
+    it dead and starts it again: that up converges. Killed once the role's update began (after the
+    keeper looked), that update fails, naming Vault's address. The next up converges either way."""
     stack, data_dir, outputs = running
     pid = int((data_dir / "openbao" / "bao.pid").read_text())
+    vault_port = outputs["vault_addr"].value.rsplit(":", 1)[1]
     changed = {**ROLES, "reader": {**ROLES["reader"], "max_ttl": "90m"}}
     stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(changed)), path=False)
-    # Kill Vault once the engine holds the stack's lock, i.e. while `up` runs.
     locks = Path(stack.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://")) / ".pulumi" / "locks"
+    output: list[str] = []
+    killed: dict = {}
 
-    def kill_when_locked():
-        deadline = time.monotonic() + 60
-        while not any(locks.rglob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    def time_to_kill() -> bool:
+        if moment == "once the up holds the lock":
+            return any(locks.rglob("*.json"))
+        return any("engine-role-reader updating" in line for line in output)
+
+    def kill_at_the_moment():
+        deadline = time.monotonic() + 120
+        while not time_to_kill() and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(pid, signal.SIGKILL)
+        killed["at"] = time.monotonic()
+        # The up still holds its lock: it had not finished when Vault died.
+        killed["locked"] = any(locks.rglob("*.json"))
 
-    killer = threading.Thread(target=kill_when_locked)
+    killer = threading.Thread(target=kill_at_the_moment)
+    started = time.monotonic()
     killer.start()
     try:
-        stack.up(on_output=quiet)
-    except auto.CommandError:
-        pass  # Whether this up saw Vault die or not depends on timing; the next one must converge.
+        stack.up(on_output=output.append)
+        failure = None
+    except auto.CommandError as error:
+        failure = str(error)
     finally:
+        ended = time.monotonic()
         killer.join()
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
+    assert started < killed["at"] < ended and killed["locked"]
+    assert not alive(pid)
+    if moment == "once the up holds the lock":
+        assert failure is None
+        assert any("vault-running updated" in line for line in output), output[-20:]
+    else:
+        # The role's own update failed: the Vault provider could not reach Vault's address.
+        assert failure is not None and "engine-role-reader **updating failed**" in failure, output[-20:]
+        assert f"dial tcp 127.0.0.1:{vault_port}: connect: connection refused" in failure, failure[-2000:]
     stack.up(on_output=quiet)
     assert_converged(stack, data_dir, outputs, tmp_path)
 
@@ -239,7 +265,7 @@ def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
         # The orphan is stopped; one server of each runs, the interrupted ones stopped.
         assert not alive(orphan)
         assert len([c for c in processes_of(data_dir) if "bao server" in c]) == 1
-        assert len([c for c in processes_of(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) <= 1
+        assert len([c for c in processes_of(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) == 1
         assert_converged(stack, data_dir, outputs, tmp_path)
     shutil.rmtree(data_dir, ignore_errors=True)
     assert processes_of(data_dir) == []

@@ -1,0 +1,53 @@
+"""Skips are counted and must have an allowed reason (tests/allowed_skips.txt): any other fails the run.
+
+A test that skips because something it needs is missing has not passed; the
+allow-list names what this project's machines cannot have, and nothing else.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+ALLOWED = [re.compile(line) for line in (Path(__file__).parent / "allowed_skips.txt").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+SKIPS: list[tuple[str, str]] = []
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+
+def record(report) -> None:
+    if report.skipped:
+        SKIPS.append((report.nodeid, skip_reason(report)))
+
+
+def pytest_collectreport(report):
+    record(report)
+
+
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call"):
+        record(report)
+
+
+def disallowed() -> list[tuple[str, str]]:
+    return [(node, reason) for node, reason in SKIPS if not any(p.search(reason) for p in ALLOWED)]
+
+
+def pytest_sessionfinish(session):
+    if disallowed() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not SKIPS:
+        return
+    bad = disallowed()
+    terminalreporter.section("skips")
+    terminalreporter.write_line(f"{len(SKIPS)} skipped: {len(SKIPS) - len(bad)} for an allowed reason, "
+                                f"{len(bad)} not (tests/allowed_skips.txt)")
+    for node, reason in bad:
+        terminalreporter.write_line(f"NOT ALLOWED: {node}: {reason}")
