@@ -1,6 +1,8 @@
 """Post-deploy checks: prove with real credentials that the stack does what it says.
 
-For each client: log in with AppRole, issue credentials (a lease within the
+First, the database's certificate must verify (verify-full) against the
+database CA: an expired or replaced one fails the checks saying so. For each
+client: log in with AppRole, issue credentials (a lease within the
 role's max_ttl), connect with verify-full, run the statements its grants allow
 and see the forbidden ones refused, renew the lease (still within max_ttl).
 While every client holds a lease: no client reads another's creds path or a
@@ -19,6 +21,10 @@ Each check is a sequence of hvac and psycopg calls that yields a `CheckResult`;
 
 import contextlib
 import dataclasses
+import datetime
+import socket
+import ssl
+import struct
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import hvac
 import psycopg
+from cryptography import x509
 from hvac import exceptions as vault_errors
 from psycopg import errors
 
@@ -303,6 +310,60 @@ def check_bootstrap_password(target: Target, files: CaFiles, admin: str, bootstr
     return CheckResult("the bootstrap admin password is rejected (root rotated)", not problem, problem)
 
 
+#: PostgreSQL's SSLRequest: a client asks for TLS with it before the handshake.
+_SSL_REQUEST = struct.pack("!II", 8, 80877103)
+
+
+def served_certificate(host: str, port: int) -> x509.Certificate:
+    """The certificate the database presents (read without verifying it, to say what is wrong)."""
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(_SSL_REQUEST)
+        if sock.recv(1) != b"S":
+            raise ConnectionError("the database does not offer TLS")
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def certificate_problem(cert: x509.Certificate, ca_pem: str, now: datetime.datetime) -> str:
+    """Why cert would fail verification against the CAs in ca_pem at now: expiry or issuer; empty when
+    neither (the host name, say, is for libpq's message to tell)."""
+    if cert.not_valid_after_utc < now:
+        return f"it expired at {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+    if cert.not_valid_before_utc > now:
+        return f"it is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+    subjects = [ca.subject for ca in x509.load_pem_x509_certificates(ca_pem.encode())]
+    if cert.issuer not in subjects:
+        return (f"it was issued by {cert.issuer.rfc4514_string()}, not by the database CA "
+                f"({'; '.join(s.rfc4514_string() for s in subjects)})")
+    return ""
+
+
+def check_database_certificate(target: Target, files: CaFiles, admin: str) -> CheckResult:
+    """The database's certificate verifies (verify-full: chain, expiry, host name) against the database
+    CA, proved by a TLS handshake that reaches authentication (a wrong password, refused)."""
+    name = "the database's certificate verifies (verify-full)"
+    where = f"the database at {target.db_host}:{target.db_port}"
+    try:
+        connect(target, files, admin, "not-a-password").close()
+    except psycopg.OperationalError as error:
+        text = str(error)
+        if "password authentication failed" in text:
+            return CheckResult(name, True)
+        if "certificate" in text or "SSL" in text:
+            try:
+                why = certificate_problem(served_certificate(target.db_host, target.db_port), target.db_ca_pem,
+                                          datetime.datetime.now(datetime.timezone.utc))
+            except Exception as reading:  # noqa: BLE001 - libpq's own message still says it failed
+                why = f"(its certificate could not be read: {reading})"
+            because = f": {why}" if why else ""
+            return CheckResult(name, False, f"{where} presents a certificate that fails verify-full against the "
+                                            f"database CA{because} (libpq: {text.strip()})")
+        return CheckResult(name, False, f"{where} cannot be reached: {text.strip()}")
+    return CheckResult(name, False, "a login with a wrong password was accepted")
+
+
 def check_plaintext_refused(target: Target, files: CaFiles, admin: str) -> CheckResult:
     name = "a plaintext connection is refused"
     try:
@@ -340,6 +401,10 @@ def run_checks(plan: CheckPlan) -> Report:
     files = CaFiles(target)
     sessions = [_Session(c) for c in plan.clients]
     try:
+        # A certificate that fails (expired, replaced) would fail every later check less clearly.
+        report.results.append(check_database_certificate(target, files, plan.admin))
+        if not report.passed:
+            return report
         ready = [s for s in sessions if _lifecycle(report, target, files, s)]
         for session in ready:
             _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)

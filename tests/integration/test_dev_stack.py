@@ -27,6 +27,7 @@ from pulumi import automation as auto
 from components.checks import CaFiles, Target, check_bootstrap_password, renew, revoke
 from stacks import local
 from tests.automation import assert_only_the_checks_change, state_text, updates_only
+from tests.support.certs import issue_certificate, make_ca
 from tests.support.dev_stack import dev_stack, quiet
 from toolchain.env import ROOT
 
@@ -393,6 +394,63 @@ def test_after_a_machine_restart_the_next_up_converges(running, tmp_path):
     audit = (local.vault_server(running.config).audit_log).read_text()
     assert '"path":"kv/data/probe"' in audit and running.outputs["vault_admin_token"] not in audit
     vault.sys.disable_secrets_engine("kv")
+
+
+def test_vault_restarted_sealed_while_clients_hold_leases(running):
+    """Vault stopped and started again (so sealed) while both clients hold leases: the next up unseals
+    it, the clients' tokens and leases survive, renew, and their revocation drops the users."""
+    clients = {name: running.login(name) for name in ("app", "reader")}
+    held = {name: issue(vault, running.outputs["clients"][name]["creds_path"]) for name, vault in clients.items()}
+    server = local.vault_server(running.config)
+    server.stop()
+    server.start()
+    assert running.admin().sys.is_sealed()
+    with pytest.raises(vault_errors.VaultDown):
+        renew(clients["app"], held["app"]["lease_id"], 60)
+    assert running.up().outputs["checks"].value["passed"]
+    assert not running.admin().sys.is_sealed()
+    for name, vault in clients.items():
+        secret = held[name]
+        renewed = renew(vault, secret["lease_id"], 600)
+        assert renewed["lease_id"] == secret["lease_id"] and 0 < renewed["lease_duration"] <= 600
+        with running.connect(secret["data"]["username"], secret["data"]["password"]) as conn:
+            conn.execute("SELECT 1")
+        revoke(vault, secret["lease_id"])
+        assert not role_exists(running, secret["data"]["username"])
+    assert local.dynamic_users(running.config) == []
+
+
+def state_output(running, name: str, key: str) -> str:
+    (resource,) = [r for r in running.stack.export_stack().deployment["resources"] if r["urn"].endswith(f"::{name}")]
+    value = resource["outputs"][key]
+    return json.loads(value["plaintext"]) if isinstance(value, dict) else value
+
+
+def test_an_expired_or_replaced_database_certificate_fails_the_up_then_a_new_one_recovers(running):
+    database, port = local.database_server(running.config), running.outputs["db_port"]
+    ca_cert, ca_key = state_output(running, "bootstrap-ca", "certPem"), state_output(
+        running, "bootstrap-ca-key", "privateKeyPem")
+    # Signed by the stack's own root (the end of the chain Vault's PKI serves), but ended an hour ago.
+    expired = issue_certificate(ca_cert, ca_key, "localhost", ["localhost"], ["127.0.0.1"], server=True,
+                                client=False, validity_hours=24, ended_hours_ago=1)
+    other_ca = make_ca("someone else's CA", validity_hours=24)
+    replaced = issue_certificate(other_ca["cert_pem"], other_ca["private_key_pem"], "localhost", ["localhost"],
+                                 ["127.0.0.1"], server=True, client=False, validity_hours=24)
+    for certificate, reason in ((expired, "it expired at "),
+                                (replaced, "it was issued by CN=someone else's CA, not by the database CA")):
+        database.install_tls(certificate["cert_pem"], certificate["private_key_pem"])
+        database.reload()
+        with pytest.raises(auto.CommandError) as failed:
+            running.up()
+        assert (f"the database's certificate verifies (verify-full): the database at 127.0.0.1:{port} presents a "
+                "certificate that fails verify-full against the database CA") in str(failed.value)
+        assert reason in str(failed.value)
+    # A new certificate from Vault's PKI (what a renewal does): the next up installs it, and recovers.
+    (cert_urn,) = [r["urn"] for r in running.stack.export_stack().deployment["resources"]
+                   if r["urn"].endswith("::db-pki-server")]
+    old_serial = state_output(running, "db-pki-server", "serialNumber")
+    assert running.up(replace=[cert_urn]).outputs["checks"].value["passed"]
+    assert state_output(running, "db-pki-server", "serialNumber") != old_serial
 
 
 def test_postgres_restarted_while_credentials_are_issued(running):

@@ -28,10 +28,12 @@ def _name(common_name: str):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _builder(subject, issuer, public_key, validity_hours: int):
+def _builder(subject, issuer, public_key, validity_hours: int, ended_hours_ago: int = 0):
     from cryptography import x509
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    # ended_hours_ago: a certificate whose validity ended that long ago.
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(
+        hours=(validity_hours + ended_hours_ago) if ended_hours_ago else 0)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -74,9 +76,9 @@ def make_ca(common_name: str, validity_hours: int) -> dict[str, str]:
 
 def issue_certificate(
     ca_cert_pem: str, ca_key_pem: str, common_name: str, dns_names: Sequence[str],
-    ip_addresses: Sequence[str], server: bool, client: bool, validity_hours: int,
+    ip_addresses: Sequence[str], server: bool, client: bool, validity_hours: int, ended_hours_ago: int = 0,
 ) -> dict[str, str]:
-    """A new key and a certificate for it signed by the CA, as PEM."""
+    """A new key and a certificate for it signed by the CA, as PEM (expired ended_hours_ago, if given)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -88,7 +90,7 @@ def issue_certificate(
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     )
     builder = (
-        _builder(_name(common_name), ca_cert.subject, key.public_key(), validity_hours)
+        _builder(_name(common_name), ca_cert.subject, key.public_key(), validity_hours, ended_hours_ago)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(

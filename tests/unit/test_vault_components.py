@@ -97,3 +97,29 @@ def test_the_connection_url_takes_a_port_that_crossed_the_wire_as_a_float():
 
     assert connection_url("127.0.0.1", 15432.0, "app", "/v/ca.crt") == (
         "postgresql://{{username}}:{{password}}@127.0.0.1:15432/app?sslmode=verify-full&sslrootcert=/v/ca.crt")
+
+
+def test_what_is_wrong_with_a_database_certificate_is_said():
+    import datetime
+
+    from cryptography import x509
+
+    from components.checks import certificate_problem
+    from tests.support.certs import issue_certificate, make_ca
+
+    ca, other = make_ca("db CA", validity_hours=48), make_ca("other CA", validity_hours=48)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(signer, **kwargs):
+        pem = issue_certificate(signer["cert_pem"], signer["private_key_pem"], "localhost", ["localhost"],
+                                ["127.0.0.1"], server=True, client=False, validity_hours=24, **kwargs)["cert_pem"]
+        return x509.load_pem_x509_certificate(pem.encode())
+
+    assert certificate_problem(cert(ca), ca["cert_pem"], now) == ""
+    expired = cert(ca, ended_hours_ago=2)
+    assert certificate_problem(expired, ca["cert_pem"], now) == (
+        f"it expired at {expired.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    assert certificate_problem(cert(other), ca["cert_pem"], now) == (
+        "it was issued by CN=other CA, not by the database CA (CN=db CA)")
+    # A chain of several CAs: any of them may have issued it.
+    assert certificate_problem(cert(other), other["cert_pem"] + ca["cert_pem"], now) == ""
