@@ -7,15 +7,27 @@ a CI log would see is searched for them: the state file as stored, `pulumi
 stack output` without --show-secrets, the engine's output of up, preview and
 refresh, every log and file the servers write (the private keys aside, which a
 server must read from its data folder), and this test's own captured output.
+
+Beside those, every credential Vault hands out while the stack runs: an audit
+device with `log_raw` (declared in OpenBao's config, reloaded with SIGHUP,
+writing outside the data folder) records each response in the clear during an
+`up` (whose checks issue passwords, read static ones, log in with the
+secret_ids) and this test's own issuance; every password, secret_id and token
+in it is searched for too.
 """
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 
+import hvac
 from pulumi import automation as auto
 
+from components.checks import revoke
 from tests.automation import local_servers_config, root_program, state_text, temporary_stack
 from toolchain.env import ROOT
 
@@ -54,6 +66,41 @@ def search(secrets: dict[str, str], text: str, where: str) -> list[str]:
     return hits
 
 
+CREDENTIAL_KEYS = ("password", "secret_id", "client_token")
+
+
+def credentials_in(raw_audit_log: str) -> dict[str, str]:
+    """Every password, secret_id and token in a raw audit log's requests (a login's secret_id) and
+    responses (issued passwords, tokens), by where it came from."""
+    found = {}
+    for number, line in enumerate(raw_audit_log.splitlines()):
+        entry = json.loads(line)
+        request, response = entry.get("request") or {}, entry.get("response") or {}
+        for part in (request.get("data"), response.get("data"), response.get("auth")):
+            for key, value in (part or {}).items():
+                if key in CREDENTIAL_KEYS and isinstance(value, str) and value:
+                    found[f"raw audit {entry['request']['path']}#{number}.{key}"] = value
+    return found
+
+
+def capture_raw(data_dir, raw_log) -> None:
+    """Declares a raw file audit device in OpenBao's config and reloads it (the API may not add one)."""
+    config = data_dir / "openbao" / "config.hcl"
+    config.write_text(config.read_text() + f'''
+audit "file" "raw" {{
+  options {{
+    file_path = "{raw_log}"
+    log_raw   = "true"
+  }}
+}}
+''')
+    os.kill(int((data_dir / "openbao" / "bao.pid").read_text()), signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while "enabled audit backend: path=raw/" not in (data_dir / "openbao" / "server.log").read_text():
+        assert time.monotonic() < deadline, "OpenBao did not add the raw audit device"
+        time.sleep(0.2)
+
+
 def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
     data_dir = ROOT / ".data" / "tests" / f"secrets-{uuid.uuid4().hex[:8]}"
     engine_output: list[str] = []
@@ -62,10 +109,29 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
         stack.set_config("dbcreds:service_users", auto.ConfigValue(json.dumps(SERVICE_USERS)), path=False)
         stack.set_config("dbcreds:clients", auto.ConfigValue(json.dumps(CLIENTS)), path=False)
         stack.set_all_config(local_servers_config(data_dir))
+        outputs = stack.up(on_output=engine_output.append).outputs
+        raw_log = tmp_path / "raw-audit.log"
+        capture_raw(data_dir, raw_log)
+        # The checks issue and revoke credentials in every up; a client issues its own here.
         stack.up(on_output=engine_output.append)
+        (tmp_path / "vault-ca.pem").write_text(outputs["vault_ca_pem"].value)
+        client = hvac.Client(url=outputs["vault_addr"].value, verify=str(tmp_path / "vault-ca.pem"))
+        access = outputs["clients"].value["reader"]
+        client.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                  mount_point=access["approle_mount"])
+        issued = client.read(access["creds_path"])
+        revoke(client, issued["lease_id"])
         stack.preview(on_output=engine_output.append, diff=True)
         stack.refresh(on_output=engine_output.append)
         secrets = plaintext_secrets(stack)
+        handed_out = credentials_in(raw_log.read_text())
+        kinds = sorted({name.rsplit(".", 1)[1] for name in handed_out})
+        # Sanity: the checks' passwords (one per client, and the static role's), the secret_id they
+        # logged in with, their tokens, and this test's own password are all there.
+        assert kinds == ["client_token", "password", "secret_id"], kinds
+        assert issued["data"]["password"] in handed_out.values()
+        assert sum(1 for n in handed_out if n.endswith(".password")) >= 3
+        secrets.update(handed_out)
         # Sanity: the search has real secrets to look for.
         kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
         assert {"admin_password", "root_token", "unseal_keys", "key_pem", "privateKeyPem", "result", "secretId"} <= kinds, kinds
@@ -79,6 +145,7 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
         assert json.loads(cli.stdout)["vault_admin_token"] == "[secret]"
         hits += search(secrets, cli.stdout + cli.stderr, "pulumi stack output")
         hits += search(secrets, "\n".join(engine_output), "the engine's output")
+        # The raw audit log is outside the data folder: it is the witness, not a place searched.
         for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
             if path.name.endswith(".key"):
                 continue  # A server's own private key, mode 0600: where it has to be.
