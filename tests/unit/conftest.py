@@ -36,3 +36,23 @@ def monitor():
     """The mock monitor, after set_mocks: it records every registered resource."""
     pulumi.runtime.set_mocks(Mocks(), project="dbcreds", stack="unit", preview=False)
     return pulumi.runtime.settings.get_monitor()
+
+
+@pytest.fixture
+def ran():
+    """Wraps the checks a graph test hands to `apply`: the test fails unless every one of them ran
+    (an `apply` on an output that never resolves would otherwise pass without checking)."""
+    wrapped: list[str] = []
+    called: list[str] = []
+
+    def track(check):
+        wrapped.append(check.__name__)
+
+        def run(*args):
+            called.append(check.__name__)
+            return check(*args)
+
+        return run
+
+    yield track
+    assert wrapped and sorted(called) == sorted(wrapped), f"checks that never ran: {set(wrapped) - set(called)}"

@@ -33,7 +33,7 @@ def test_certs_directory_modes(tmp_path):
 
 
 @pulumi.runtime.test
-def test_cockroach_cluster_graph(monitor):
+def test_cockroach_cluster_graph(monitor, ran):
     from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
     from components.grants import GrantSpec
 
@@ -66,4 +66,4 @@ def test_cockroach_cluster_graph(monitor):
             "name": "reader", "privileges": ["SELECT"], "schemas": ["public"], "tables": []}}
 
     return pulumi.Output.all(cluster.group_roles, is_secret(cluster.certs),
-                             is_secret(cluster.admin_bootstrap_password)).apply(check)
+                             is_secret(cluster.admin_bootstrap_password)).apply(ran(check))

@@ -5,7 +5,7 @@ import pulumi
 from tests.unit.graph import is_secret, registered
 
 
-def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
+def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor, ran):
     from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 
     @pulumi.runtime.test
@@ -18,7 +18,7 @@ def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor):
             assert secret and database_secret, "the private keys are not secret"
 
         return pulumi.Output.all(pki.ca_cert_pem, pki.vault_cert_pem, is_secret(pki.vault_private_key_pem),
-                                 is_secret(pki.database_private_key_pem)).apply(check)
+                                 is_secret(pki.database_private_key_pem)).apply(ran(check))
 
     build()
     child = "urn:pulumi:unit::dbcreds::dbcreds:pki:BootstrapPki$"
@@ -42,7 +42,7 @@ def urns_under(monitor, component_type: str) -> set[str]:
     return {u.rsplit("::", 1)[1] for u in monitor.get_registered_resources() if u.startswith(prefix)}
 
 
-def test_vault_server_keeps_its_token_secret(monitor):
+def test_vault_server_keeps_its_token_secret(monitor, ran):
     from components.vault_server import VaultServer, VaultServerArgs
 
     @pulumi.runtime.test
@@ -55,7 +55,7 @@ def test_vault_server_keeps_its_token_secret(monitor):
             token_secret, ca_pem = values
             assert token_secret and ca_pem == "ca"
 
-        return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(check)
+        return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(ran(check))
 
     build()
     # Once every registration is done: the server, and the resource that keeps it running.
@@ -66,7 +66,7 @@ def test_vault_server_keeps_its_token_secret(monitor):
     assert (running["kind"], running["data_dir"], running["second_port"]) == ("openbao", "/d/openbao", 18201)
 
 
-def test_postgres_server_has_a_random_secret_bootstrap_password(monitor):
+def test_postgres_server_has_a_random_secret_bootstrap_password(monitor, ran):
     from components.postgres_server import PostgresServer, PostgresServerArgs
 
     @pulumi.runtime.test
@@ -79,7 +79,7 @@ def test_postgres_server_has_a_random_secret_bootstrap_password(monitor):
             assert password_secret and (database, admin) == ("app", "dbcreds_admin")
 
         return pulumi.Output.all(is_secret(server.admin_bootstrap_password), server.database,
-                                 server.admin).apply(check)
+                                 server.admin).apply(ran(check))
 
     build()
     assert urns_under(monitor, "dbcreds:database:PostgresServer") == {"db-postgres", "db-running"}

@@ -17,7 +17,7 @@ APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.use
 
 
 @pulumi.runtime.test
-def test_engine_connection_roles_and_rotation(monitor):
+def test_engine_connection_roles_and_rotation(monitor, ran):
     from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 
     engine = DatabaseSecretsEngine("db", DatabaseSecretsEngineArgs(
@@ -56,8 +56,8 @@ def test_engine_connection_roles_and_rotation(monitor):
         assert protected == ["database/static-creds/svc_reporting", "database/config/app",
                              "database/roles/reader", "database/roles/app"]
 
-    return pulumi.Output.all(engine.roles, engine.static_roles, engine.root_rotation).apply(check).apply(
-        lambda _: pulumi.Output.all(engine.static_creds_paths, engine.protected_paths).apply(check_paths))
+    return pulumi.Output.all(engine.roles, engine.static_roles, engine.root_rotation).apply(ran(check)).apply(
+        lambda _: pulumi.Output.all(engine.static_creds_paths, engine.protected_paths).apply(ran(check_paths)))
 
 
 def test_engine_refuses_a_role_over_the_cap(monitor):
@@ -71,7 +71,7 @@ def test_engine_refuses_a_role_over_the_cap(monitor):
 
 
 @pulumi.runtime.test
-def test_client_policy_approle_and_secret_id(monitor):
+def test_client_policy_approle_and_secret_id(monitor, ran):
     from components.client_access import ClientAccess, ClientAccessArgs
 
     client = ClientAccess("reader", ClientAccessArgs(role="reader", database_mount="database",
@@ -89,7 +89,7 @@ def test_client_policy_approle_and_secret_id(monitor):
         assert role["tokenPolicies"] == ["client-reader"] and role["tokenNoDefaultPolicy"] is True
         assert (role["tokenTtl"], role["tokenMaxTtl"], role["secretIdTtl"]) == (900, 3600, 86400)
 
-    return pulumi.Output.all(client.role_id, client.secret_id, secret, client.creds_path).apply(check)
+    return pulumi.Output.all(client.role_id, client.secret_id, secret, client.creds_path).apply(ran(check))
 
 
 def test_the_connection_url_takes_a_port_that_crossed_the_wire_as_a_float():
