@@ -67,6 +67,8 @@ checks = PostDeployChecks(
     admin=admin_name, bootstrap_password=bootstrap_password,
     # Nor the platform's clients' credentials, nor this team's connection config.
     protected_paths=pulumi.Output.all(platform_creds, engine.protected_paths).apply(lambda a: [*a[0], *a[1]]),
+    # The team's users hold its group and nothing else.
+    group_roles={TEAM: group.group},
     opts=pulumi.ResourceOptions(depends_on=[engine, client]),
 )
 
