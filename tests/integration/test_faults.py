@@ -28,7 +28,7 @@ from tests.automation import (
     updates_only,
 )
 from toolchain.env import ROOT
-from toolchain.recover import recover
+from toolchain.recover import orphaned_plugins, recover
 
 ROLES = {
     "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
@@ -258,8 +258,13 @@ def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
         orphan = json.loads((data_dir / "openbao.creating").read_text())["pid"]
         assert alive(orphan)
 
-        # What `make up` does: the lock of the killed run is removed, its pending creates dropped, then up.
+        # Its provider plugins (pulumi-tls, pulumi-random) live on too, their engine gone.
+        assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"])
+        # What `make up` does: the lock of the killed run is removed, its pending creates dropped, its
+        # orphaned plugins stopped, then up.
         assert recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
+        time.sleep(1)
+        assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"]) == []
         outputs = stack.up(on_output=quiet).outputs
         assert not stack.export_stack().deployment.get("pending_operations")
         # The orphan is stopped; one server of each runs, the interrupted ones stopped.
