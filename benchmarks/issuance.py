@@ -11,14 +11,20 @@ Reads the stack's outputs and config (nothing is configured here), then prints:
 - a direct loop running the same role's creation and revocation SQL over one
   persistent connection per worker, as an admin like Vault's, serialised by an
   advisory lock as Vault's plugin serialises them; Vault's rate as a ratio of it;
+- the same loop with the minimal statements (`minimal_statements`): the
+  stack's SQL's rate as a ratio of it is what its safety costs;
 - a burst of 20 concurrent issuances right after Vault is stopped and `pulumi
   up` starts and unseals it again.
-It ends with the dynamic users left in the database (0 expected).
+It ends with the dynamic users left in the database (0 expected), and one
+JSON line of every figure (ratios, rates, and the CPU seconds OpenBao,
+PostgreSQL and this client spent in each run, from /proc/<pid>/stat).
 """
 
 import argparse
 import concurrent.futures
 import datetime
+import json
+import os
 import secrets
 import statistics
 import sys
@@ -55,6 +61,54 @@ def summary(name: str, seconds: float, latencies: list[float], errors: int) -> d
     print(f"{name:34} n={row['n']:5} errors={errors:3} rate={row['rate_per_s']:7.1f}/s "
           f"p50={row['p50_ms']:6.1f}ms p95={row['p95_ms']:6.1f}ms p99={row['p99_ms']:6.1f}ms", flush=True)
     return row
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """CPU (user + system) of a process; with_children: also its live children and those it reaped
+    (PostgreSQL's backends are the postmaster's children)."""
+    fields = _stat(pid)
+    total = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if with_children else 0)
+    if with_children:
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                child = _stat(int(proc.name))
+            except (OSError, IndexError):
+                continue
+            if child[1] == str(pid):
+                total += int(child[11]) + int(child[12])
+    return total / TICKS
+
+
+class CpuMeter:
+    """CPU seconds OpenBao, PostgreSQL and this client spend while a run lasts."""
+
+    def __init__(self, stack: "Stack"):
+        self.vault_pid = local.vault_server(stack.config).pid()
+        database = local.database_server(stack.config)
+        self.postmaster = int((database.pgdata / "postmaster.pid").read_text().split()[0])
+
+    def sample(self) -> dict:
+        client = os.times()
+        return {"openbao": cpu_seconds(self.vault_pid), "postgres": cpu_seconds(self.postmaster, True),
+                "client": client.user + client.system}
+
+    def measure(self, run, *args) -> dict:
+        before = self.sample()
+        row = run(*args)
+        time.sleep(0.5)  # closed connections' backends exit and are reaped into the postmaster's count
+        after = self.sample()
+        row["cpu_s"] = {k: round(after[k] - before[k], 2) for k in before}
+        row["cpu_ms_per_credential"] = {k: round(1000 * v / row["n"], 2) for k, v in row["cpu_s"].items()}
+        print(f"{'':34} cpu ms per credential: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in row["cpu_ms_per_credential"].items()), flush=True)
+        return row
 
 
 class Stack:
@@ -130,11 +184,21 @@ def drop_direct_admin(stack: Stack) -> None:
         conn.execute("DROP ROLE bench_admin")
 
 
-def direct_sql(stack: Stack, password: str, total: int, workers: int) -> dict:
-    """The role's creation and revocation SQL as an admin, one connection per worker, under one lock."""
+def minimal_statements(group: str) -> tuple[list[str], list[str]]:
+    """The least a credential needs: a login role in the group, and dropping it (no expiry, no
+    connection limit, no ending of sessions, no cleanup of what it owns)."""
+    return ([f'CREATE ROLE "{{{{name}}}}" LOGIN PASSWORD \'{{{{password}}}}\' IN ROLE "{group}"'],
+            ['DROP ROLE "{{name}}"'])
+
+
+def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: bool = False) -> dict:
+    """The role's creation and revocation SQL (or the minimal statements) as an admin, one connection
+    per worker, under one lock."""
     role = next(c.role for c in stack.config.clients if c.name == CLIENT)
     group, dialect = stack.outputs["db_group_roles"][role], stack.config.db_engine
     create, drop = creation_statements(dialect, group), revocation_statements(dialect, group)
+    if minimal:
+        create, drop = minimal_statements(group)
     ca = stack._ca.name.replace(".pem", "-db.pem")
     Path(ca).write_text(stack.outputs["db_ca_pem"])
 
@@ -168,7 +232,8 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int) -> dict:
             latencies = [t for times in pool.map(worker, shares) for t in times]
     finally:
         Path(ca).unlink(missing_ok=True)
-    return summary(f"direct SQL, {workers} workers", time.perf_counter() - start, latencies, 0)
+    what = "minimal SQL" if minimal else "direct SQL"
+    return summary(f"{what}, {workers} workers", time.perf_counter() - start, latencies, 0)
 
 
 def burst_after_restart(stack: Stack, size: int = 20) -> int:
@@ -199,18 +264,31 @@ def main() -> int:
     if not isinstance(local.database_server(stack.config), LocalPostgres):
         raise SystemExit("the direct SQL baseline needs the local PostgreSQL target")
     password = direct_admin(stack)
+    meter = CpuMeter(stack)
     try:
-        single = through_vault(stack, max(50, args.total // 5), 1)
-        direct_single = direct_sql(stack, password, max(50, args.total // 5), 1)
-        many = through_vault(stack, args.total, 20)
-        direct_many = direct_sql(stack, password, args.total, 20)
+        single = meter.measure(through_vault, stack, max(50, args.total // 5), 1)
+        direct_single = meter.measure(direct_sql, stack, password, max(50, args.total // 5), 1)
+        many = meter.measure(through_vault, stack, args.total, 20)
+        direct_many = meter.measure(direct_sql, stack, password, args.total, 20)
+        minimal_single = meter.measure(direct_sql, stack, password, max(50, args.total // 5), 1, True)
+        minimal_many = meter.measure(direct_sql, stack, password, args.total, 20, True)
     finally:
         drop_direct_admin(stack)
-    print(f"vault / direct, 1 client:   {single['rate_per_s'] / direct_single['rate_per_s']:.2f}")
-    print(f"vault / direct, 20 clients: {many['rate_per_s'] / direct_many['rate_per_s']:.2f}")
+    ratios = {"1": single["rate_per_s"] / direct_single["rate_per_s"],
+              "20": many["rate_per_s"] / direct_many["rate_per_s"],
+              "safety_1": direct_single["rate_per_s"] / minimal_single["rate_per_s"],
+              "safety_20": direct_many["rate_per_s"] / minimal_many["rate_per_s"]}
+    print(f"vault / direct, 1 client:   {ratios['1']:.2f}   (target 0.8)")
+    print(f"vault / direct, 20 clients: {ratios['20']:.2f}   (target 0.95)")
+    print(f"stack SQL / minimal SQL, 1 worker:   {ratios['safety_1']:.2f}   (target 0.8)")
+    print(f"stack SQL / minimal SQL, 20 workers: {ratios['safety_20']:.2f}   (target 0.8)")
     errors = burst_after_restart(stack)
     left = local.dynamic_users(stack.config)
     print(f"dynamic users left after the runs: {len(left)}")
+    print(json.dumps({**{f"ratio_{k}": round(v, 3) for k, v in ratios.items()},
+                      "runs": [single, direct_single, many, direct_many, minimal_single, minimal_many],
+                      "burst_errors": errors,
+                      "users_left": len(left)}), flush=True)
     return 1 if errors or left or many["errors"] or single["errors"] else 0
 
 

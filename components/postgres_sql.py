@@ -118,22 +118,27 @@ def creation_statements(group: str) -> list[str]:
 
 
 def revocation_statements() -> list[str]:
-    """Vault's revocation SQL: end the user's sessions, take over and drop what it owns, drop the role.
+    """Vault's revocation SQL, one block: end the user's sessions; if it owns or was granted anything
+    (an entry in pg_shdepend), take over what it owns and drop what it was granted; drop the role.
 
     The admin is no superuser, so it first joins the user's role: REASSIGN and
-    DROP OWNED need that. The user holds privileges only through its group and
-    cannot create objects, so there is normally nothing to take over; the steps
-    keep DROP ROLE from failing on a dependency the user somehow gained. Every
-    step is a no-op for a role already gone, so Vault may retry.
+    DROP OWNED need that. A user made by the creation SQL holds privileges only
+    through its group and cannot create objects, so it normally has no such
+    entry and the block skips the costly steps; one given something by hand
+    still goes. Every step is a no-op for a role already gone, so Vault may
+    retry.
     """
     return [
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}'",
-        "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{{name}}') THEN "
+        "DO $$ BEGIN "
+        "PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}'; "
+        "IF EXISTS (SELECT FROM pg_shdepend d JOIN pg_roles r ON d.refclassid = 'pg_authid'::regclass "
+        "AND d.refobjid = r.oid WHERE r.rolname = '{{name}}') THEN "
         "EXECUTE format('GRANT %I TO CURRENT_USER', '{{name}}'); "
         "EXECUTE format('REASSIGN OWNED BY %I TO CURRENT_USER', '{{name}}'); "
         "EXECUTE format('DROP OWNED BY %I', '{{name}}'); "
-        "END IF; END $$",
-        'DROP ROLE IF EXISTS "{{name}}"',
+        "END IF; "
+        "EXECUTE format('DROP ROLE IF EXISTS %I', '{{name}}'); "
+        "END $$",
     ]
 
 

@@ -113,6 +113,24 @@ def test_revocation_ends_sessions_and_drops_the_role(db):
     revoke(db, name)
 
 
+def test_revocation_takes_over_what_a_user_was_given_or_owns(db):
+    """A user given a privilege and an object by hand: the cleanup branch runs, and the role goes."""
+    name, _ = issue(db, READER)
+    with db.as_superuser(db.database) as conn:
+        conn.execute(f'GRANT DELETE ON users TO "{name}"')
+        conn.execute('CREATE TABLE public.owned_by_user (id int)')
+        conn.execute(f'ALTER TABLE public.owned_by_user OWNER TO "{name}"')
+    revoke(db, name)
+    assert not role_exists(db, name)
+    with db.as_admin() as conn:
+        # What it owned is taken over by the admin (REASSIGN OWNED); nothing names the role any more.
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'owned_by_user'").fetchone()[0]
+        assert owner == "dbcreds_admin"
+        conn.execute("DROP TABLE public.owned_by_user")
+        assert conn.execute("SELECT count(*) FROM pg_shdepend d WHERE d.refclassid = 'pg_authid'::regclass "
+                            "AND NOT EXISTS (SELECT FROM pg_roles r WHERE r.oid = d.refobjid)").fetchone()[0] == 0
+
+
 def test_an_expired_user_cannot_log_in(db):
     name, password = issue(db, READER, ttl=datetime.timedelta(seconds=-1))
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

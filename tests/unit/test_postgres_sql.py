@@ -77,10 +77,13 @@ def test_creation_joins_the_group_and_expires():
     assert not re.search(r"GRANT|SUPERUSER|CREATEROLE|CREATEDB|BYPASSRLS|REPLICATION", statement)
 
 
-def test_revocation_ends_sessions_and_drops_the_role():
-    statements = revocation_statements()
-    assert "pg_terminate_backend" in statements[0] and "'{{name}}'" in statements[0]
-    assert statements[-1] == 'DROP ROLE IF EXISTS "{{name}}"'
+def test_revocation_ends_sessions_cleans_up_only_what_it_must_and_drops_the_role():
+    (block,) = revocation_statements()
+    steps = [s.strip() for s in block.removeprefix("DO $$ BEGIN ").removesuffix(" END $$").split(";") if s.strip()]
+    assert steps[0] == "PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{{name}}'"
+    assert steps[1].startswith("IF EXISTS (SELECT FROM pg_shdepend")
+    assert steps[3] == "EXECUTE format('DROP OWNED BY %I', '{{name}}')" and steps[4] == "END IF"
+    assert steps[-1] == "EXECUTE format('DROP ROLE IF EXISTS %I', '{{name}}')"
 
 
 def test_username_template_is_unique_per_issuance_and_fits():
