@@ -27,6 +27,7 @@ from tests.automation import (
     temporary_stack,
     updates_only,
 )
+from tests.support.processes import processes_naming
 from toolchain.env import ROOT
 from toolchain.recover import orphaned_plugins, recover
 
@@ -86,20 +87,6 @@ def vault(outputs, tmp_path) -> hvac.Client:
     ca_file.write_text(outputs["vault_ca_pem"].value)
     return hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
                        verify=str(ca_file), timeout=10)
-
-
-def processes_of(data_dir: Path) -> list[str]:
-    """Command lines of live (not zombie) processes started for the data folder."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if str(data_dir) in cmdline and state != "Z":
-            found.append(cmdline)
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -269,8 +256,8 @@ def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
         assert not stack.export_stack().deployment.get("pending_operations")
         # The orphan is stopped; one server of each runs, the interrupted ones stopped.
         assert not alive(orphan)
-        assert len([c for c in processes_of(data_dir) if "bao server" in c]) == 1
-        assert len([c for c in processes_of(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) == 1
+        assert len([c for c in processes_naming(data_dir) if "bao server" in c]) == 1
+        assert len([c for c in processes_naming(data_dir) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) == 1
         assert_converged(stack, data_dir, outputs, tmp_path)
     shutil.rmtree(data_dir, ignore_errors=True)
-    assert processes_of(data_dir) == []
+    assert processes_naming(data_dir) == []

@@ -10,19 +10,12 @@ import pytest
 from components.dynamic.openbao_server import _OpenBaoServerProvider
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_ports
+from tests.support.processes import processes_naming
 from toolchain.env import ROOT
 
 
 def bao_processes(data_dir: Path) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "bao" in text and str(data_dir) in text:
-            found.append(text)
-    return found
+    return [c for c in processes_naming(data_dir) if "bao" in c]
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import yaml
 
 from components.local.postgres import system_data_dir
 from tests.support.ports import free_ports
+from tests.support.processes import processes_naming
 from toolchain.env import ROOT
 
 STACK = "anywhere"
@@ -46,19 +47,6 @@ def run_in(checkout: Path, command: str) -> subprocess.CompletedProcess:
 
 def make(target: str, checkout: Path) -> subprocess.CompletedProcess:
     return run_in(checkout, f"make {target} STACK={STACK}")
-
-
-def server_processes(data_dir: Path) -> list[str]:
-    """Command lines of processes that name the stack's data folder."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(data_dir) in text:
-            found.append(text)
-    return found
 
 
 def stack_outputs(checkout: Path) -> dict:
@@ -165,7 +153,7 @@ def test_make_targets_from_a_private_folder(capsys):
         assert "no lease and no dynamic database user left" in down.stderr
         assert "no lease, no dynamic user, no server left" in down.stderr
         assert not data_dir.exists() and not system_data_dir(data_dir).exists()
-        assert server_processes(checkout / ".data" / STACK) == []
+        assert processes_naming(checkout / ".data" / STACK) == []
         with capsys.disabled():
             print(f"\n[figure] make down with 200 outstanding leases: {seconds:.1f} s")
     finally:
