@@ -10,7 +10,10 @@ protected path (static credentials, the connection's config), nor renews or
 revokes another client's lease. Then each client revokes its own lease, and
 the revoked user is refused at login. Last: each static role's current
 password logs in, the database's bootstrap admin password no longer does
-(root rotation), and a plaintext connection is refused. On PostgreSQL, every
+(root rotation), and a plaintext connection is refused. During a migration
+from static credentials (`components.migration`): each app still on a KV
+password reads it with its own login and logs in with it over verify-full,
+and each retired static password is refused. On PostgreSQL, every
 dynamic user of the stack's roles (a client's, or one issued earlier and
 still alive) must hold its group role and nothing else: grants widened by hand
 fail the checks, naming the user, its role and what it holds.
@@ -68,13 +71,35 @@ class ClientCheck:
 
 
 @dataclass(frozen=True)
+class KvLoginCheck:
+    """An app that still reads its database password from KV v2: its AppRole login, the secret's read
+    path (`<mount>/data/<name>`, holding `username` and `password`), what it may run."""
+
+    name: str
+    approle_mount: str
+    role_id: str
+    secret_id: str
+    kv_path: str
+    allowed: Sequence[str]
+
+
+@dataclass(frozen=True)
+class RetiredLogin:
+    """A static password that must no longer log in (Vault rotated it, or its user was dropped)."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
 class CheckPlan:
     """Everything the checks need; secrets (secret_ids, token, password) never reach the report."""
 
     target: Target
     clients: Sequence[ClientCheck]
-    admin: str
-    bootstrap_password: str
+    #: The connection's admin and its bootstrap password (root rotation). Empty: no connection to check.
+    admin: str = ""
+    bootstrap_password: str = ""
     #: Paths no client may read: static credentials, the connection's config.
     protected_paths: Sequence[str] = ()
     #: static-creds paths, read with vault_token: each password must log in.
@@ -86,18 +111,23 @@ class CheckPlan:
     #: PostgreSQL: each dynamic role's group role. Every dynamic user of these roles must hold its
     #: group and nothing else (grants widened by hand fail the checks). Empty: not checked.
     group_roles: Mapping[str, str] = field(default_factory=dict)
+    kv_logins: Sequence[KvLoginCheck] = ()
+    retired_logins: Sequence[RetiredLogin] = ()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
         """From plain values (as they cross Pulumi's wire: numbers as floats)."""
         target = Target(**{**raw["target"], "db_port": int(raw["target"]["db_port"])})
         clients = [ClientCheck(**{**c, "max_ttl": int(c["max_ttl"])}) for c in raw["clients"]]
-        return cls(target=target, clients=clients, admin=raw["admin"], bootstrap_password=raw["bootstrap_password"],
+        return cls(target=target, clients=clients, admin=raw.get("admin") or "",
+                   bootstrap_password=raw.get("bootstrap_password") or "",
                    protected_paths=tuple(raw.get("protected_paths") or ()),
                    static_creds_paths=tuple(raw.get("static_creds_paths") or ()),
                    vault_token=raw.get("vault_token") or "",
                    database_pki_mount=raw.get("database_pki_mount") or "",
-                   group_roles=dict(raw.get("group_roles") or {}))
+                   group_roles=dict(raw.get("group_roles") or {}),
+                   kv_logins=[KvLoginCheck(**k) for k in raw.get("kv_logins") or ()],
+                   retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()])
 
 
 @dataclass
@@ -305,6 +335,27 @@ def _static_roles(report: Report, target: Target, files: CaFiles, token: str, pa
         report.check(f"static role {path.rsplit('/', 1)[1]}: its current password logs in", action)
 
 
+def _kv_logins(report: Report, target: Target, files: CaFiles, logins: Sequence[KvLoginCheck]) -> None:
+    for login in logins:
+        def action(k=login) -> str:
+            vault = vault_client(target, files)
+            vault.auth.approle.login(role_id=k.role_id, secret_id=k.secret_id, mount_point=k.approle_mount)
+            data = vault.read(k.kv_path)["data"]["data"]
+            with connect(target, files, data["username"], data["password"]) as conn:
+                for statement in k.allowed:
+                    with conn.transaction(force_rollback=True):
+                        conn.execute(statement)
+            return ""
+
+        report.check(f"{login.name}: reads its static password from KV and logs in over verify-full", action)
+
+
+def _retired_logins(report: Report, target: Target, files: CaFiles, logins: Sequence[RetiredLogin]) -> None:
+    for login in logins:
+        report.check(f"{login.username}: its retired static password no longer logs in",
+                     lambda r=login: refused_login(target, files, r.username, r.password))
+
+
 def check_bootstrap_password(target: Target, files: CaFiles, admin: str, bootstrap_password: str) -> CheckResult:
     problem = refused_login(target, files, admin, bootstrap_password)
     return CheckResult("the bootstrap admin password is rejected (root rotated)", not problem, problem)
@@ -402,7 +453,10 @@ def run_checks(plan: CheckPlan) -> Report:
     sessions = [_Session(c) for c in plan.clients]
     try:
         # A certificate that fails (expired, replaced) would fail every later check less clearly.
-        report.results.append(check_database_certificate(target, files, plan.admin))
+        # A login refused for its password proves the handshake; any name does (PostgreSQL does not say
+        # whether a role exists).
+        probe = plan.admin or "dbcreds_probe"
+        report.results.append(check_database_certificate(target, files, probe))
         if not report.passed:
             return report
         ready = [s for s in sessions if _lifecycle(report, target, files, s)]
@@ -413,8 +467,11 @@ def run_checks(plan: CheckPlan) -> Report:
         for session in ready:
             _revocation(report, target, files, session)
         _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)
-        report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
-        report.results.append(check_plaintext_refused(target, files, plan.admin))
+        _kv_logins(report, target, files, plan.kv_logins)
+        _retired_logins(report, target, files, plan.retired_logins)
+        if plan.admin:
+            report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
+        report.results.append(check_plaintext_refused(target, files, probe))
         report.seconds = time.monotonic() - started
         return report
     finally:

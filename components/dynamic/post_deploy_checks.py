@@ -43,18 +43,20 @@ def client_check(name: str, access: Any, allowed: Sequence[str], forbidden: Sequ
 class PostDeployChecks(Resource):
     """Runs `components.checks.run_checks` at every update; `report` says what passed.
 
-    Its inputs are `CheckPlan`'s fields; the clients (with their secret_ids), the
-    bootstrap password and the Vault token travel and rest as secrets.
+    Its inputs are `CheckPlan`'s fields; the clients and KV logins (with their
+    secret_ids), the bootstrap and retired passwords and the Vault token travel
+    and rest as secrets.
     """
 
     report: pulumi.Output[dict]
 
     def __init__(
         self, name: str, target: pulumi.Input[dict], clients: pulumi.Input[list],
-        admin: pulumi.Input[str], bootstrap_password: pulumi.Input[str],
+        admin: pulumi.Input[str] = "", bootstrap_password: pulumi.Input[str] = "",
         protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
         vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
-        group_roles: pulumi.Input[dict] = None,
+        group_roles: pulumi.Input[dict] = None, kv_logins: pulumi.Input[list] = (),
+        retired_logins: pulumi.Input[list] = (),
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
@@ -62,6 +64,8 @@ class PostDeployChecks(Resource):
             "bootstrap_password": pulumi.Output.secret(bootstrap_password),
             "protected_paths": protected_paths, "static_creds_paths": static_creds_paths,
             "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
-            "group_roles": group_roles or {}, "report": None,
+            "group_roles": group_roles or {},
+            "kv_logins": pulumi.Output.secret(kv_logins), "retired_logins": pulumi.Output.secret(retired_logins),
+            "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)
