@@ -112,6 +112,12 @@ POLICIES = [
     _stack_policy("root-credentials-rotated", MANDATORY,
                   "Rotate every connection's root credentials (a generic.Endpoint at <mount>/rotate-root/<name>), "
                   "so the bootstrap password dies.", rules.root_rotation),
+    _stack_policy("kv-database-password-during-migration", ADVISORY,
+                  "Finish a migration from a KV password: at 'dual' the app still reads a static password "
+                  "beside its dynamic role.", rules.kv_password_during_migration),
+    _stack_policy("kv-database-password-after-migration", MANDATORY,
+                  "Keep no database password in KV v2 beside a dynamic role for that database, except at a "
+                  "migration's 'dual' stage.", rules.kv_password_after_migration),
     _policy("kubernetes-workload-hardened", MANDATORY,
             "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits.",
             rules.STATEFULSET, rules.workload_hardened),

@@ -23,6 +23,7 @@ STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
 POLICY = "vault:index/policy:Policy"
 APPROLE_ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
 ENDPOINT = "vault:generic/endpoint:Endpoint"
+KV_SECRET = "vault:kv/secretV2:SecretV2"
 #: Our OpenBao server (components/dynamic/openbao_server.py).
 OPENBAO_SERVER = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
 
@@ -168,6 +169,63 @@ def root_rotation(resources: Iterable[Any], _config: Mapping[str, Any], report: 
         if f"{backend}/rotate-root/{name}" not in rotated and not r.props.get("rotationPeriod"):
             report(f"connection {r.name}: root credentials are never rotated; add a generic.Endpoint at "
                    f"{backend}/rotate-root/{name}")
+
+
+# Static passwords in KV beside dynamic roles (components/migration.py)
+
+
+def _holds_password(props: Mapping[str, Any]) -> bool:
+    text = props.get("dataJson")
+    if not isinstance(text, str):
+        return False  # unknown at preview, or write-only: judged by its metadata alone
+    try:
+        return isinstance(data := json.loads(text), dict) and "password" in data
+    except ValueError:
+        return False
+
+
+def kv_passwords_beside_dynamic_roles(resources: Iterable[Any]) -> list[tuple[Any, str, str]]:
+    """(secret, database, migration stage) for each KV v2 secret that holds a database password while a
+    dynamic role on that database exists in the stack.
+
+    A secret is a database password when its custom metadata names a `database`
+    (for that database only) or when its data has a `password` (for every
+    database). Its stage is its metadata's `migration_stage`, or "" when none.
+    """
+    resources = list(resources)
+    databases = {r.props.get("dbName") for r in resources if r.resource_type == ROLE}
+    found = []
+    for r in resources:
+        if r.resource_type != KV_SECRET:
+            continue
+        try:
+            metadata = (r.props.get("customMetadata") or {}).get("data") or {}
+            database, stage = metadata.get("database"), metadata.get("migration_stage") or ""
+            if isinstance(database, str) and database in databases:
+                found.append((r, database, stage))
+            elif database is None and _holds_password(r.props) and databases - {None}:
+                found.append((r, "any", stage))
+        except UnknownValueError:
+            continue  # not known at preview: judged at update
+    return found
+
+
+def kv_password_during_migration(resources: Iterable[Any], _config: Mapping[str, Any], report: Report) -> None:
+    """At `dual`: the app reads both; finish the move."""
+    for secret, database, stage in kv_passwords_beside_dynamic_roles(resources):
+        if stage == "dual":
+            report(f"KV secret {secret.name} holds a password for database {database!r}, which has dynamic "
+                   f"roles: the migration is at 'dual'; move it to 'dynamic' to destroy the secret")
+
+
+def kv_password_after_migration(resources: Iterable[Any], _config: Mapping[str, Any], report: Report) -> None:
+    """Anywhere but `dual`: a static password beside dynamic roles is a leak waiting to happen."""
+    for secret, database, stage in kv_passwords_beside_dynamic_roles(resources):
+        if stage != "dual":
+            at = f"the migration is at {stage!r}" if stage else "no migration is declared (migration_stage)"
+            report(f"KV secret {secret.name} holds a password for database {database!r}, which has dynamic "
+                   f"roles, and {at}: destroy every version of the secret (delete_all_versions), or declare "
+                   f"the 'dual' stage while the app moves")
 
 
 # Client policies and AppRole

@@ -43,6 +43,7 @@ MANDATORY = [
     ("unbounded-token", "approle-bounded", APPROLE),
     ("no-root-rotation", "root-credentials-rotated", None),
     ("runs-as-root", "kubernetes-workload-hardened", STATEFULSET),
+    ("kv-password-after-migration", "kv-database-password-after-migration", None),
 ]
 
 
@@ -90,9 +91,12 @@ def test_each_mandatory_mistake_fails_the_preview_naming_policy_and_resource(tea
     assert "hunter2" not in output and "bootstrap-password" not in output
 
 
-def test_an_advisory_mistake_is_reported_and_the_preview_passes(team):
-    output = gate(*team, "no-connection-limit")
-    assert re.search(r"\[advisory\]\s+dynamic-role-connection-limit", output) and "mandatory" not in output
+@pytest.mark.parametrize("scenario, policy", [("no-connection-limit", "dynamic-role-connection-limit"),
+                                              ("kv-password-at-dual", "kv-database-password-during-migration")])
+def test_an_advisory_mistake_is_reported_and_the_preview_passes(team, scenario, policy):
+    output = gate(*team, scenario)
+    assert re.search(rf"\[advisory\]\s+{re.escape(policy)}", output) and "mandatory" not in output
+    assert "hunter2" not in output
 
 
 def test_a_gate_stricter_than_the_stacks_config_fails_the_root_program(tmp_path):
