@@ -128,6 +128,13 @@ def test_an_app_moves_from_its_kv_password_to_dynamic_credentials(tmp_path):
             assert f"{APP}-kv/" not in admin.sys.list_mounted_secrets_engines()["data"]
             for path in (KV_PATH, f"{KV_PATH}?version=1", KV_METADATA):
                 assert admin.read(path) is None, path  # hvac: None for a 404
+            # And before the mount went, every version was destroyed (a delete of the metadata path,
+            # not of the data path, which deletes the latest version only): Vault's audit log says so.
+            requests = [json.loads(line)["request"] for line in
+                        local.vault_server(platform.config).audit_log.read_text().splitlines()
+                        if '"type":"request"' in line]
+            deletes = {r["path"] for r in requests if r.get("operation") == "delete" and r["path"].startswith(APP)}
+            assert KV_METADATA in deletes and KV_PATH not in deletes, deletes
             rotated = admin.read(f"{APP}-db/static-creds/{USER}")["data"]
             assert rotated["password"] != password and logs_in(platform, USER, rotated["password"])
             assert logs_in(platform, issued["data"]["username"], issued["data"]["password"])  # leases live on
