@@ -1,11 +1,14 @@
 """The platform stack: composes the components from the validated stack config."""
 
+import dataclasses
+
 import pulumi
 import pulumi_vault as vault
 
 from components import kubernetes_manifests
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 from components.client_access import ClientAccess, ClientAccessArgs
+from components.cockroach_certs import COCKROACH_PKI, certs_directory
 from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.database_component import DatabaseComponent
 from components.database_pki import DatabasePki, DatabasePkiArgs
@@ -22,24 +25,28 @@ def local_servers(config: StackConfig):
     """OpenBao and PostgreSQL (or CockroachDB) as processes on 127.0.0.1, and the Vault provider.
 
     With `db_certificates: vault_pki`, Vault comes first: its PKI engine issues
-    the database's certificate, from an intermediate of the bootstrap CA.
+    the database's certificate (CockroachDB's node and client.root ones), from an
+    intermediate of the bootstrap CA.
     """
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
         server_cert_validity_hours=config.cert_validity_hours,
         database_certificate=config.db_certificates == "bootstrap",
     ))
-    if config.db_engine == "cockroachdb":
-        database = CockroachCluster("db", CockroachClusterArgs(
-            data_dir=f"{config.data_dir}/cockroach", port=config.db_port, http_port=config.db_http_port,
-            database=config.db_name, admin=config.db_admin, grant_specs=config.roles,
-            ca_validity_hours=config.ca_validity_hours, cert_validity_hours=config.cert_validity_hours,
-        ))
+    # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
+    # Every other database's chain ends at the bootstrap CA.
+    own_ca = config.db_engine == "cockroachdb" and config.db_certificates == "bootstrap"
+    cockroach = CockroachClusterArgs(
+        data_dir=f"{config.data_dir}/cockroach", port=config.db_port, http_port=config.db_http_port,
+        database=config.db_name, admin=config.db_admin, grant_specs=config.roles,
+        ca_validity_hours=config.ca_validity_hours, cert_validity_hours=config.cert_validity_hours,
+    )
+    if own_ca:
+        database = CockroachCluster("db", cockroach)
     vault_server = VaultServer("vault", VaultServerArgs(
         data_dir=f"{config.data_dir}/openbao", port=config.vault_port, cluster_port=config.vault_cluster_port,
         ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        # PostgreSQL's chain ends at the bootstrap CA, whichever signs its certificate.
-        database_ca_pem=database.ca_pem if config.db_engine == "cockroachdb" else pki.ca_cert_pem,
+        database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
         key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ))
     provider = vault.Provider(
@@ -49,19 +56,25 @@ def local_servers(config: StackConfig):
         # Configured once Vault runs and is unsealed (after a machine restart too).
         opts=pulumi.ResourceOptions(depends_on=[vault_server]),
     )
+    db_pki = None
+    if config.db_certificates == "vault_pki":
+        db_pki = DatabasePki("db-pki", DatabasePkiArgs(
+            bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
+            cert_ttl=config.cert_validity_hours * 3600, intermediate_ttl=config.ca_validity_hours * 3600,
+            **(COCKROACH_PKI if config.db_engine == "cockroachdb" else {}),
+        ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
     if config.db_engine == "postgresql":
         certificate = (pki.database_cert_pem, pki.database_private_key_pem, pki.ca_cert_pem)
-        if config.db_certificates == "vault_pki":
-            db_pki = DatabasePki("db-pki", DatabasePkiArgs(
-                bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
-                cert_ttl=config.cert_validity_hours * 3600, intermediate_ttl=config.ca_validity_hours * 3600,
-            ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
+        if db_pki is not None:
             certificate = (db_pki.cert_pem, db_pki.private_key_pem, db_pki.ca_chain_pem)
         database = PostgresServer("db", PostgresServerArgs(
             data_dir=f"{config.data_dir}/postgres", port=config.db_port, database=config.db_name,
             admin=config.db_admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
             grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
         ))
+    elif not own_ca:
+        database = CockroachCluster("db", dataclasses.replace(
+            cockroach, certificates=certs_directory(db_pki), ca_pem=db_pki.ca_chain_pem))
     return vault_server, database, provider
 
 

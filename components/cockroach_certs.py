@@ -4,6 +4,10 @@
         node_addresses=("127.0.0.1", "localhost", "crdb-0.crdb.db.svc"), sql_users=("dbcreds_admin",)))
     certs.files  # secret: {"ca.crt": ..., "node.crt": ..., "node.key": ..., "client.root.crt": ..., ...}
 
+Or from Vault's PKI (`components.database_pki`, `db_certificates: vault_pki`):
+`certs_directory(pki)` lays its node and client.root certificates out the same
+way, with the chain (Vault's intermediate, then the bootstrap CA) as `ca.crt`.
+
 Shapes follow CockroachDB's `cockroach cert` commands: `node.crt` has CN
 `node` and a SAN for every address the nodes are reached at, with both server
 and client auth (nodes dial each other with it); `client.<user>.crt` has CN
@@ -77,3 +81,24 @@ class CockroachCertificates(pulumi.ComponentResource):
         self.ca_cert_pem = ca.cert_pem
         self.files = pulumi.Output.secret(pulumi.Output.all(**contents))
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem, "files": self.files})
+
+
+#: `DatabasePkiArgs` fields for a CockroachDB node: its certificate is CN `node` and authenticates nodes
+#: to each other too; its root user logs in with a client certificate.
+COCKROACH_PKI = {"server_common_name": "node", "server_client_auth": True, "client_certificates": ("root",)}
+
+
+def certs_directory(pki) -> pulumi.Output[dict]:
+    """The certs directory's files from a `DatabasePki` made for CockroachDB (server CN `node` with
+    client auth, a `root` client certificate): each certificate followed by the intermediate, the
+    whole chain as ca.crt. Secret."""
+    def files(values) -> dict:
+        chain, node_cert, node_key, clients = values
+        contents = {"ca.crt": chain, "node.crt": node_cert, "node.key": node_key}
+        for user, cert in clients.items():
+            contents[f"client.{user}.crt"] = cert["cert_pem"]
+            contents[f"client.{user}.key"] = cert["private_key_pem"]
+        return contents
+
+    return pulumi.Output.secret(pulumi.Output.all(pki.ca_chain_pem, pki.cert_pem, pki.private_key_pem,
+                                                  pki.client_certs).apply(files))

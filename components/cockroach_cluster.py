@@ -7,7 +7,8 @@
 It has PostgresServer's outputs, so the secrets engine, clients and checks do
 not care which database runs. Its certificates come from a CA of its own
 (`components.cockroach_certs`): node, root and a client certificate for each
-of `sql_users`. Needs a `cockroach` binary (preview fails, naming it, without one).
+of `sql_users`; or, given `certificates` and `ca_pem`, from Vault's PKI
+(`components.cockroach_certs.certs_directory`). Needs a `cockroach` binary (preview fails, naming it, without one).
 """
 
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ class CockroachClusterArgs:
     node_addresses: tuple[str, ...] = ("127.0.0.1", "localhost")
     ca_validity_hours: int = 24 * 365
     cert_validity_hours: int = 24 * 90
+    #: The certs directory's files made elsewhere (Vault's PKI), and the CA chain that verifies the
+    #: node. None: a CA of the cluster's own.
+    certificates: Optional[pulumi.Input[dict]] = None
+    ca_pem: Optional[pulumi.Input[str]] = None
 
 
 class CockroachCluster(DatabaseComponent):
@@ -54,13 +59,19 @@ class CockroachCluster(DatabaseComponent):
         groups = {group_role_name(args.group_prefix, spec): spec for spec in args.grant_specs}
         if args.admin in groups:
             raise ValueError(f"a grant spec's group role would be the admin role {args.admin!r}")
-        certs = CockroachCertificates(f"{name}-certs", CockroachCertificatesArgs(
-            node_addresses=args.node_addresses, sql_users=args.sql_users,
-            ca_validity_hours=args.ca_validity_hours, cert_validity_hours=args.cert_validity_hours), opts=child)
+        if args.certificates is None:
+            certs = CockroachCertificates(f"{name}-certs", CockroachCertificatesArgs(
+                node_addresses=args.node_addresses, sql_users=args.sql_users,
+                ca_validity_hours=args.ca_validity_hours, cert_validity_hours=args.cert_validity_hours), opts=child)
+            files, ca_pem = certs.files, certs.ca_cert_pem
+        elif args.ca_pem is None or args.sql_users:
+            raise ValueError("certificates: give ca_pem with them, and issue the sql_users' certificates there too")
+        else:
+            files, ca_pem = pulumi.Output.secret(args.certificates), args.ca_pem
         password = new_password(f"{name}-admin-bootstrap", self)
         node = LocalCockroachNode(
             f"{name}-node", data_dir=args.data_dir, port=args.port, http_port=args.http_port,
-            database=args.database, admin=args.admin, admin_password=password, files=certs.files,
+            database=args.database, admin=args.admin, admin_password=password, files=files,
             groups=groups, opts=child,
         )
         # Started again when a restart stopped it.
@@ -71,6 +82,6 @@ class CockroachCluster(DatabaseComponent):
         self._register_database(
             host=LOOPBACK, port=args.port, database=args.database, admin=args.admin,
             admin_bootstrap_password=node.admin_password,
-            admin_bootstrap_password_version=node.admin_password_version, ca_pem=certs.ca_cert_pem,
-            group_roles={s.name: g for g, s in groups.items()}, certs=certs.files,
+            admin_bootstrap_password_version=node.admin_password_version, ca_pem=ca_pem,
+            group_roles={s.name: g for g, s in groups.items()}, certs=files,
         )

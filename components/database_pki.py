@@ -7,6 +7,11 @@
     pki.cert_pem (the server's certificate and the intermediate), pki.private_key_pem (secret),
     pki.ca_chain_pem (the intermediate and the bootstrap CA: what clients verify with)
 
+For CockroachDB: `server_common_name="node"` and `server_client_auth=True` (nodes
+dial each other with node.crt), and `client_certificates=("root",)`: a client
+role issues `client.root`; `pki.client_certs["root"]` holds its certificate and
+key (secret).
+
 The mount holds an intermediate CA whose key Vault makes and keeps; the
 stack's bootstrap CA signs it (pulumi-tls). An intermediate rather than a root
 of its own: whatever already trusts the bootstrap CA (Vault's connection to the
@@ -40,6 +45,13 @@ class DatabasePkiArgs:
     intermediate_ttl: int = 365 * 86400
     mount_path: str = "pki-db"
     role: str = "database-server"
+    #: The server certificate's CN when it is not the first name (CockroachDB's `node`).
+    server_common_name: str = ""
+    #: The server certificate also authenticates its holder as a client (CockroachDB's nodes).
+    server_client_auth: bool = False
+    #: Common names (database users) of client certificates, issued by a client-only role.
+    client_certificates: tuple[str, ...] = ()
+    client_role: str = "database-client"
 
 
 class DatabasePki(pulumi.ComponentResource):
@@ -50,6 +62,8 @@ class DatabasePki(pulumi.ComponentResource):
     cert_pem: pulumi.Output[str]
     private_key_pem: pulumi.Output[str]
     ca_chain_pem: pulumi.Output[str]
+    #: Client certificate CN -> {"cert_pem", "private_key_pem"} (secret).
+    client_certs: pulumi.Output[dict]
 
     def __init__(self, name: str, args: DatabasePkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:pki:DatabasePki", name, None, opts)
@@ -81,25 +95,48 @@ class DatabasePki(pulumi.ComponentResource):
         signed = vault.pkisecret.SecretBackendIntermediateSetSigned(
             f"{name}-intermediate-signed", backend=args.mount_path, certificate=chain, opts=in_mount,
         )
+        common_name = args.server_common_name or (args.dns_names or args.ip_addresses)[0]
         role = vault.pkisecret.SecretBackendRole(
-            f"{name}-role", backend=args.mount_path, name=args.role, allowed_domains=list(args.dns_names),
+            f"{name}-role", backend=args.mount_path, name=args.role,
+            allowed_domains=list(dict.fromkeys([*args.dns_names, *filter(None, [args.server_common_name])])),
             allow_bare_domains=True, allow_subdomains=False, allow_ip_sans=bool(args.ip_addresses),
-            allow_localhost="localhost" in args.dns_names, server_flag=True, client_flag=False,
+            allow_localhost="localhost" in args.dns_names, server_flag=True, client_flag=args.server_client_auth,
             key_type="ec", key_bits=256, max_ttl=str(args.cert_ttl), ttl=str(args.cert_ttl),
             opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
         )
-        cert = vault.pkisecret.SecretBackendCert(
-            f"{name}-server", backend=args.mount_path, name=role.name,
-            common_name=(args.dns_names or args.ip_addresses)[0], alt_names=list(args.dns_names[1:]),
-            ip_sans=list(args.ip_addresses), ttl=str(args.cert_ttl), private_key_format="pkcs8",
-            auto_renew=True, min_seconds_remaining=args.cert_ttl // 10, revoke=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role], additional_secret_outputs=["private_key"]),
-        )
+        in_role = pulumi.ResourceOptions(parent=self, additional_secret_outputs=["private_key"])
+
+        def issue(suffix: str, issuing_role, cn: str, alt_names=(), ip_sans=()):
+            return vault.pkisecret.SecretBackendCert(
+                f"{name}-{suffix}", backend=args.mount_path, name=issuing_role.name, common_name=cn,
+                alt_names=list(alt_names), ip_sans=list(ip_sans), ttl=str(args.cert_ttl),
+                private_key_format="pkcs8", auto_renew=True, min_seconds_remaining=args.cert_ttl // 10,
+                revoke=True, opts=pulumi.ResourceOptions.merge(in_role, pulumi.ResourceOptions(
+                    depends_on=[issuing_role])),
+            )
+
+        sans = args.dns_names if args.server_common_name else args.dns_names[1:]
+        cert = issue("server", role, common_name, sans, args.ip_addresses)
+        clients = {}
+        if args.client_certificates:
+            client_role = vault.pkisecret.SecretBackendRole(
+                f"{name}-client-role", backend=args.mount_path, name=args.client_role,
+                allowed_domains=list(args.client_certificates), allow_bare_domains=True, allow_subdomains=False,
+                enforce_hostnames=False, allow_ip_sans=False, server_flag=False, client_flag=True,
+                key_type="ec", key_bits=256, max_ttl=str(args.cert_ttl), ttl=str(args.cert_ttl),
+                opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
+            )
+            for user in args.client_certificates:
+                issued = issue(f"client-{user}", client_role, user)
+                clients[user] = {"cert_pem": pulumi.Output.concat(issued.certificate, "\n", issued.issuing_ca),
+                                 "private_key_pem": issued.private_key}
         self.mount_path = pulumi.Output.from_input(args.mount_path)
         # The server presents its certificate and the intermediate, so a client holding only the
         # bootstrap CA builds the chain.
         self.cert_pem = pulumi.Output.concat(cert.certificate, "\n", cert.issuing_ca)
         self.private_key_pem = pulumi.Output.secret(cert.private_key)
         self.ca_chain_pem = chain
+        self.client_certs = pulumi.Output.secret(clients)
         self.register_outputs({"mount_path": self.mount_path, "cert_pem": self.cert_pem,
-                               "private_key_pem": self.private_key_pem, "ca_chain_pem": self.ca_chain_pem})
+                               "private_key_pem": self.private_key_pem, "ca_chain_pem": self.ca_chain_pem,
+                               "client_certs": self.client_certs})

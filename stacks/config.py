@@ -154,7 +154,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")
     if db_engine == "cockroachdb" and target != "local":
         raise ConfigError("db_engine", f"cockroachdb runs on the local target only so far, not {target!r}")
-    vault_pki_built = (target, db_engine) == ("local", "postgresql")
+    vault_pki_built = target == "local"
     db_certificates = raw.get("db_certificates", "auto")
     if db_certificates == "auto":
         db_certificates = "vault_pki" if vault_pki_built else "bootstrap"
@@ -162,8 +162,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("db_certificates", f"must be auto or one of {', '.join(DB_CERTIFICATES)}, "
                                              f"got {db_certificates!r}")
     if db_certificates == "vault_pki" and not vault_pki_built:
-        raise ConfigError("db_certificates", f"vault_pki is built for PostgreSQL on the local target, not "
-                                             f"{db_engine} on {target}: use bootstrap")
+        raise ConfigError("db_certificates", f"vault_pki is built for the local target, not {target}: "
+                                             f"use bootstrap")
     namespace = raw.get("k8s_namespace", "dbcreds")
     if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
         raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")

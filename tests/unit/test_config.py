@@ -68,8 +68,9 @@ def test_policy_pack_config_names_only_real_policies_and_their_properties():
 def test_where_the_database_certificate_comes_from():
     assert validate({}, "dev").db_certificates == "vault_pki"
     assert validate({"db_certificates": "bootstrap"}, "dev").db_certificates == "bootstrap"
-    # auto: Vault's PKI where it is built (PostgreSQL on the local target), else the bootstrap CA.
+    # auto: Vault's PKI where it is built (the local target, either engine), else the bootstrap CA.
     assert validate({"target": "kubernetes"}, "prod").db_certificates == "bootstrap"
+    assert validate({"db_engine": "cockroachdb", "service_users": {}}, "dev").db_certificates == "vault_pki"
     assert validate({"db_certificates": "auto"}, "dev").db_certificates == "vault_pki"
 
 

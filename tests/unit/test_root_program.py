@@ -25,9 +25,9 @@ def dev_config() -> dict[str, str]:
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
 
 
-def run_dev_program(monkeypatch) -> None:
+def run_dev_program(monkeypatch, **overrides: str) -> None:
     monkeypatch.chdir(ROOT)
-    pulumi.runtime.set_all_config(dev_config())
+    pulumi.runtime.set_all_config({**dev_config(), **{f"dbcreds:{k}": v for k, v in overrides.items()}})
 
     @pulumi.runtime.test
     def program():
@@ -120,3 +120,38 @@ def test_the_gate_passes_exactly_what_our_components_register(monitor, monkeypat
             found: list[str] = []
             policy.validate(StackValidationArgs(resources, {}), lambda m, urn=None: found.append(m))
             assert found == [], (policy.name, found)
+
+
+def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
+    """db_engine cockroachdb with vault_pki (the local default): Vault first, its PKI issues `node` (server
+    and client auth, a SAN per address) and `client.root` (client auth only); the node's certs directory
+    holds them and the chain; no CA of the cluster's own. Live only where a `cockroach` binary is."""
+    from stacks import config as stack_config
+
+    # The graph only: no cockroach process is started under the mocks, so no binary is needed.
+    monkeypatch.setattr(stack_config, "check_machine", lambda _config: None)
+    run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true")
+    resources = monitor.get_registered_resources()
+    roles = registered(monitor, "vault:pkiSecret/secretBackendRole:SecretBackendRole")
+    assert (roles["db-pki-role"]["serverFlag"], roles["db-pki-role"]["clientFlag"]) == (True, True)
+    assert roles["db-pki-role"]["allowedDomains"] == ["localhost", "node"]
+    client = roles["db-pki-client-role"]
+    assert (client["serverFlag"], client["clientFlag"], client["allowedDomains"]) == (False, True, ["root"])
+    certs = registered(monitor, "vault:pkiSecret/secretBackendCert:SecretBackendCert")
+    assert (certs["db-pki-server"]["commonName"], certs["db-pki-server"]["altNames"],
+            certs["db-pki-server"]["ipSans"]) == ("node", ["localhost"], ["127.0.0.1"])
+    assert certs["db-pki-client-root"]["commonName"] == "root"
+    assert all(c["autoRenew"] and c["revoke"] for c in certs.values())
+    # No CA of the cluster's own: pulumi-tls makes only the bootstrap PKI.
+    assert not [u for u in resources if "db-certs" in u]
+    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
+    files = unwrap(dynamic["db-node"]["files"])
+    assert sorted(files) == ["ca.crt", "client.root.crt", "client.root.key", "node.crt", "node.key"]
+    assert files["ca.crt"] == "certPem of db-pki-intermediate\ncertPem of bootstrap-ca"
+    assert files["node.crt"] == "certificate of db-pki-server\nissuingCa of db-pki-server"
+    assert files["client.root.key"] == "privateKey of db-pki-client-root"
+    # Vault's connection verifies the node against the bootstrap CA; the checks, against Vault's chain.
+    (vault,) = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer").values()
+    assert vault["database_ca_pem"] == "certPem of bootstrap-ca"
+    assert dynamic["checks"]["database_pki_mount"] == "pki-db"
+    assert set(registered(monitor, "vault:transit/secretBackendKey:SecretBackendKey")) == {"store-key-key"}

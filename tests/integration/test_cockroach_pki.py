@@ -1,0 +1,68 @@
+"""A CockroachDB node's certificates issued by Vault's PKI on a real OpenBao (pulumi-vault), checked
+the way a node and its clients check them: `node` serves and dials, `root` only dials, both chain
+through Vault's intermediate to the bootstrap CA. (CockroachDB itself runs only where a `cockroach`
+binary exists: tests/integration/test_cockroach_live.py.)"""
+
+import ipaddress
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pulumi import automation as auto
+
+from tests.automation import temporary_stack
+from tests.support.openbao_dev import dev_openbao
+from toolchain.env import ROOT
+
+FIXTURE = ROOT / "tests" / "fixtures" / "cockroach_pki"
+
+
+def certificates(pem: str) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(pem.encode())
+
+
+def usages(cert: x509.Certificate) -> set:
+    return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def common_name(cert: x509.Certificate) -> str:
+    return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+
+
+def test_vaults_pki_issues_the_nodes_and_roots_certificates(tmp_path):
+    with dev_openbao(tmp_path) as root, temporary_stack(FIXTURE, tmp_path, "crdb-pki") as stack:
+        stack.set_all_config({"vault:address": auto.ConfigValue(root.url),
+                              "vault:token": auto.ConfigValue(root.token, secret=True)})
+        outputs = stack.up(on_output=lambda _: None).outputs
+        assert outputs["files"].secret
+        files = outputs["files"].value
+        assert sorted(files) == ["ca.crt", "client.root.crt", "client.root.key", "node.crt", "node.key"]
+        (anchor,) = certificates(outputs["bootstrap_ca_pem"].value)
+        intermediate, ca = certificates(files["ca.crt"])
+        assert ca == anchor and intermediate.issuer == anchor.subject
+        intermediate.verify_directly_issued_by(anchor)
+
+        node, node_intermediate = certificates(files["node.crt"])
+        assert node_intermediate == intermediate
+        node.verify_directly_issued_by(intermediate)
+        assert common_name(node) == "node"
+        assert {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH} <= usages(node)
+        sans = node.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert "localhost" in sans.get_values_for_type(x509.DNSName)
+        assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
+
+        client, client_intermediate = certificates(files["client.root.crt"])
+        assert client_intermediate == intermediate
+        client.verify_directly_issued_by(intermediate)
+        assert common_name(client) == "root"
+        assert usages(client) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+        for key in ("node.key", "client.root.key"):
+            assert files[key].startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as CockroachDB reads it
+        # The client role issues only the names it lists: a certificate for another user is refused.
+        refused = None
+        try:
+            root.secrets.pki.generate_certificate("database-client", "admin", mount_point="pki-db")
+        except Exception as error:  # noqa: BLE001 - hvac's class depends on the status
+            refused = str(error)
+        assert refused and "admin" in refused
+        stack.destroy(on_output=lambda _: None)
+        assert "pki-db/" not in root.sys.list_mounted_secrets_engines()["data"]
