@@ -37,7 +37,10 @@ class _AdminRoleProvider(ResourceProvider):
                           delete_before_replace=True)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        with _superuser(props) as conn:
+        # Under the grant lock: a group role dropped beside it updates the same database ACL, and two
+        # such updates at once fail ("tuple concurrently updated").
+        with _superuser(props) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             role, database = sql.Identifier(props["username"]), sql.Identifier(props["database"])
             conn.execute(sql.SQL("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
                                  "EXECUTE {}; END IF; END $$").format(
