@@ -33,6 +33,12 @@ FIELDS = (
 )
 #: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "kubernetes")
+#: Settings that mean something on one target only: set on another, they are refused, never ignored.
+TARGET_ONLY = {
+    # The Kubernetes manifests fix the ports in the pods (Services name them).
+    "local": ("vault_port", "vault_cluster_port", "db_port", "db_http_port"),
+    "kubernetes": ("k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image"),
+}
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
 #: A Kubernetes namespace name (an RFC 1123 label).
@@ -128,6 +134,16 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
 
     Relative paths are taken from project_dir.
     """
+    target = raw.get("target", "local")
+    if target not in TARGETS:
+        raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
+    for other, fields in TARGET_ONLY.items():
+        for field in fields:
+            if other != target and field in raw:
+                raise ConfigError(field, f"means nothing on the {target} target (it is for {other}): remove it")
+    if target == "kubernetes" and raw.get("service_users"):
+        raise ConfigError("service_users", "static roles are made on the local target only so far (the "
+                                           "kubernetes target has no Vault layer yet): list none")
     name = raw.get("ca_common_name", "dbcreds CA")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
@@ -146,9 +162,6 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
     threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
 
-    target = raw.get("target", "local")
-    if target not in TARGETS:
-        raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
     db_engine = raw.get("db_engine", "postgresql")
     if db_engine not in DIALECTS:
         raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")

@@ -74,6 +74,12 @@ def test_where_the_database_certificate_comes_from():
     assert validate({"db_certificates": "auto"}, "dev").db_certificates == "vault_pki"
 
 
+def test_a_setting_of_the_other_target_says_which_target_it_is_for():
+    with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target "
+                                          r"\(it is for local\): remove it$"):
+        validate({"target": "kubernetes", "db_port": 15432}, "prod")
+
+
 def test_kubernetes_target():
     config = validate({"target": "kubernetes", "k8s_namespace": "db-prod", "k8s_render_dir": "out/prod"}, "prod")
     assert (config.target, config.k8s_namespace, config.k8s_render_dir) == (
@@ -133,6 +139,12 @@ def test_data_dir_is_made_absolute():
         ({"transit_store_key": "yes"}, "transit_store_key"),
         ({"transit_store_key": True}, "transit_store_key"),
         ({"db_certificates": "vault_pki", "target": "kubernetes"}, "db_certificates"),
+        # A setting of the other target is refused, not ignored.
+        ({"target": "kubernetes", "db_port": 15432}, "db_port"),
+        ({"target": "kubernetes", "vault_cluster_port": 18201}, "vault_cluster_port"),
+        ({"target": "kubernetes", "service_users": {"svc": {"role": "reader"}}}, "service_users"),
+        ({"k8s_namespace": "dbcreds"}, "k8s_namespace"),
+        ({"target": "local", "db_image": "postgres:15"}, "db_image"),
         ({"db_admin": "v_admin"}, "db_admin"),
         ({"db_admin": "dbcreds_group_x"}, "db_admin"),
         ({"max_rotation_period": "60d"}, "max_rotation_period"),
@@ -163,3 +175,17 @@ def test_each_stack_files_gate_config_carries_its_own_caps():
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
     assert caps == {"dev": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
+
+
+def test_the_project_file_declares_exactly_the_validators_settings_and_no_defaults():
+    """Pulumi.yaml's config schema lists what stacks/config.py reads, and nothing else; defaults live
+    in the validator only (a default in Pulumi.yaml would reach the program as a setting, and a
+    second default could disagree)."""
+    import yaml
+
+    from stacks.config import FIELDS, OBJECT_FIELDS
+    from toolchain.env import ROOT
+
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert set(schema) == {*FIELDS, *OBJECT_FIELDS}
+    assert [key for key, value in schema.items() if "default" in value] == []
