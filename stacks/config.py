@@ -33,11 +33,18 @@ FIELDS = (
 )
 #: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "kubernetes")
-#: Settings that mean something on one target only: set on another, they are refused, never ignored.
+#: Settings that mean something on one target only: set on another to anything but their default,
+#: they are refused, never ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to
+#: every stack, so a default is a setting left alone.)
 TARGET_ONLY = {
     # The Kubernetes manifests fix the ports in the pods (Services name them).
     "local": ("vault_port", "vault_cluster_port", "db_port", "db_http_port"),
     "kubernetes": ("k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image"),
+}
+#: Their defaults (vault_cluster_port has none: vault_port + 1).
+TARGET_DEFAULTS = {
+    "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
+    "k8s_render_dir": "", "k8s_await_ready": True, "vault_image": "openbao/openbao:2.4.1", "db_image": "postgres:15",
 }
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
@@ -125,6 +132,11 @@ def _hours(raw: Mapping[str, Any], field: str, default: int, maximum: int) -> in
     return _int(raw, field, default, 1, maximum, "hours")
 
 
+def _setting(value: Any) -> str:
+    """A value as stack config holds it (text), to compare a setting with its default."""
+    return str(value).lower()
+
+
 def _port(raw: Mapping[str, Any], field: str, default: int) -> int:
     return _int(raw, field, default, 1024, 65535, "a TCP port")
 
@@ -139,7 +151,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
     for other, fields in TARGET_ONLY.items():
         for field in fields:
-            if other != target and field in raw:
+            if other != target and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
                 raise ConfigError(field, f"means nothing on the {target} target (it is for {other}): remove it")
     if target == "kubernetes" and raw.get("service_users"):
         raise ConfigError("service_users", "static roles are made on the local target only so far (the "
@@ -155,7 +167,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("data_dir", f"must be a folder path, got {data_dir!r}")
     data_dir = str((project_dir / data_dir).resolve())
 
-    vault_port = _port(raw, "vault_port", 18200)
+    vault_port = _port(raw, "vault_port", TARGET_DEFAULTS["vault_port"])
     cluster_port = _port(raw, "vault_cluster_port", vault_port + 1)
     if cluster_port == vault_port:
         raise ConfigError("vault_cluster_port", f"must differ from vault_port ({vault_port})")
@@ -177,7 +189,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if db_certificates == "vault_pki" and not vault_pki_built:
         raise ConfigError("db_certificates", f"vault_pki is built for the local target, not {target}: "
                                              f"use bootstrap")
-    namespace = raw.get("k8s_namespace", "dbcreds")
+    namespace = raw.get("k8s_namespace", TARGET_DEFAULTS["k8s_namespace"])
     if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
         raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")
     render_dir = raw.get("k8s_render_dir") or None  # Empty: apply to the cluster.
@@ -185,20 +197,20 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(render_dir, str) or not render_dir.strip():
             raise ConfigError("k8s_render_dir", f"must be a folder path, got {render_dir!r}")
         render_dir = str((project_dir / render_dir).resolve())
-    await_ready = _bool(raw, "k8s_await_ready", True)
+    await_ready = _bool(raw, "k8s_await_ready", TARGET_DEFAULTS["k8s_await_ready"])
     transit_store_key = _bool(raw, "transit_store_key", False)
     if transit_store_key and db_engine != "cockroachdb":
         raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
                                                f"{DIALECTS[db_engine]} has none: leave it false")
     images = {}
-    for field, default in (("vault_image", "openbao/openbao:2.4.1"), ("db_image", "postgres:15")):
-        images[field] = raw.get(field, default)
+    for field in ("vault_image", "db_image"):
+        images[field] = raw.get(field, TARGET_DEFAULTS[field])
         if not isinstance(images[field], str) or not images[field] or any(c.isspace() for c in images[field]):
             raise ConfigError(field, f"must be an image reference, got {images[field]!r}")
-    db_port = _port(raw, "db_port", 15432)
+    db_port = _port(raw, "db_port", TARGET_DEFAULTS["db_port"])
     if db_port in (vault_port, cluster_port):
         raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
-    db_http_port = _port(raw, "db_http_port", 15433)
+    db_http_port = _port(raw, "db_http_port", TARGET_DEFAULTS["db_http_port"])
     if db_http_port in (vault_port, cluster_port, db_port):
         raise ConfigError("db_http_port", f"must differ from the other ports ({vault_port}, {cluster_port}, {db_port})")
     db_name = raw.get("db_name", "app")

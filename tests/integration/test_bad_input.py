@@ -107,6 +107,9 @@ CASES = [
      "config clients.a.token_max_ttl: "),
     ("service user rotation too long", "dbcreds:service_users",
      json.dumps({"svc": {"role": "reader", "rotation_period": "90d"}}), "config service_users.svc.rotation_period: "),
+    # A setting of the other target is refused, never ignored.
+    ("a kubernetes setting on the local target", "dbcreds:k8s_namespace", "dbcreds-dev",
+     "config k8s_namespace: means nothing on the local target (it is for kubernetes)"),
 ]
 
 

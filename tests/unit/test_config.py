@@ -77,7 +77,7 @@ def test_where_the_database_certificate_comes_from():
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
     with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target "
                                           r"\(it is for local\): remove it$"):
-        validate({"target": "kubernetes", "db_port": 15432}, "prod")
+        validate({"target": "kubernetes", "db_port": 15632}, "prod")
 
 
 def test_kubernetes_target():
@@ -140,11 +140,11 @@ def test_data_dir_is_made_absolute():
         ({"transit_store_key": True}, "transit_store_key"),
         ({"db_certificates": "vault_pki", "target": "kubernetes"}, "db_certificates"),
         # A setting of the other target is refused, not ignored.
-        ({"target": "kubernetes", "db_port": 15432}, "db_port"),
+        ({"target": "kubernetes", "db_port": 15632}, "db_port"),
         ({"target": "kubernetes", "vault_cluster_port": 18201}, "vault_cluster_port"),
         ({"target": "kubernetes", "service_users": {"svc": {"role": "reader"}}}, "service_users"),
-        ({"k8s_namespace": "dbcreds"}, "k8s_namespace"),
-        ({"target": "local", "db_image": "postgres:15"}, "db_image"),
+        ({"k8s_namespace": "dbcreds-dev"}, "k8s_namespace"),
+        ({"target": "local", "db_image": "postgres:16"}, "db_image"),
         ({"db_admin": "v_admin"}, "db_admin"),
         ({"db_admin": "dbcreds_group_x"}, "db_admin"),
         ({"max_rotation_period": "60d"}, "max_rotation_period"),
@@ -177,10 +177,11 @@ def test_each_stack_files_gate_config_carries_its_own_caps():
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
 
 
-def test_the_project_file_declares_exactly_the_validators_settings_and_no_defaults():
-    """Pulumi.yaml's config schema lists what stacks/config.py reads, and nothing else; defaults live
-    in the validator only (a default in Pulumi.yaml would reach the program as a setting, and a
-    second default could disagree)."""
+
+@pytest.mark.parametrize("target", ["local", "kubernetes"])
+def test_the_project_files_defaults_are_the_validators(target):
+    """Pulumi.yaml's config schema lists what stacks/config.py reads, and its defaults (which Pulumi
+    hands every stack) validate to what no setting at all does, on either target."""
     import yaml
 
     from stacks.config import FIELDS, OBJECT_FIELDS
@@ -188,4 +189,12 @@ def test_the_project_file_declares_exactly_the_validators_settings_and_no_defaul
 
     schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     assert set(schema) == {*FIELDS, *OBJECT_FIELDS}
-    assert [key for key, value in schema.items() if "default" in value] == []
+    roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
+    defaults = {key: value["default"] for key, value in schema.items() if "default" in value}
+    assert validate({**defaults, "target": target, "roles": roles}, "s") == validate(
+        {"target": target, "roles": roles}, "s")
+
+
+def test_a_target_setting_left_at_its_default_is_no_setting():
+    assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target == "kubernetes"
+    assert validate({"k8s_await_ready": "true", "k8s_render_dir": ""}, "dev").target == "local"
