@@ -6,6 +6,7 @@ binary exists: tests/integration/test_cockroach_live.py.)"""
 import ipaddress
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pulumi import automation as auto
 
@@ -22,6 +23,10 @@ def certificates(pem: str) -> list[x509.Certificate]:
 
 def usages(cert: x509.Certificate) -> set:
     return set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def public_der(key) -> bytes:
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def common_name(cert: x509.Certificate) -> str:
@@ -55,8 +60,13 @@ def test_vaults_pki_issues_the_nodes_and_roots_certificates(tmp_path):
         client.verify_directly_issued_by(intermediate)
         assert common_name(client) == "root"
         assert usages(client) == {ExtendedKeyUsageOID.CLIENT_AUTH}
-        for key in ("node.key", "client.root.key"):
-            assert files[key].startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as CockroachDB reads it
+        for key, cert in (("node.key", node), ("client.root.key", client)):
+            private = serialization.load_pem_private_key(files[key].encode(), password=None)
+            # PKCS#8, as CockroachDB reads it, and the key of its certificate.
+            pkcs8 = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()).decode()
+            assert files[key].strip() == pkcs8.strip()
+            assert public_der(private.public_key()) == public_der(cert.public_key())
         # The client role issues only the names it lists: a certificate for another user is refused.
         refused = None
         try:
