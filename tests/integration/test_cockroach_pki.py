@@ -8,10 +8,9 @@ import ipaddress
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pulumi import automation as auto
 
 from tests.automation import temporary_stack
-from tests.support.openbao_dev import dev_openbao
+from tests.support.openbao_dev import dev_openbao, provider_config
 from toolchain.env import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "cockroach_pki"
@@ -35,8 +34,7 @@ def common_name(cert: x509.Certificate) -> str:
 
 def test_vaults_pki_issues_the_nodes_and_roots_certificates(tmp_path):
     with dev_openbao(tmp_path) as root, temporary_stack(FIXTURE, tmp_path, "crdb-pki") as stack:
-        stack.set_all_config({"vault:address": auto.ConfigValue(root.url),
-                              "vault:token": auto.ConfigValue(root.token, secret=True)})
+        stack.set_all_config(provider_config(root))
         outputs = stack.up(on_output=lambda _: None).outputs
         assert outputs["files"].secret
         files = outputs["files"].value

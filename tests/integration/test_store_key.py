@@ -7,10 +7,9 @@ import base64
 import hvac
 import pytest
 from hvac import exceptions as vault_errors
-from pulumi import automation as auto
 
 from tests.automation import temporary_stack
-from tests.support.openbao_dev import dev_openbao
+from tests.support.openbao_dev import dev_openbao, provider_config
 from toolchain.env import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "store_key"
@@ -18,8 +17,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "store_key"
 
 def test_only_the_databases_role_uses_the_store_key(tmp_path):
     with dev_openbao(tmp_path) as root, temporary_stack(FIXTURE, tmp_path, "store-key") as stack:
-        stack.set_all_config({"vault:address": auto.ConfigValue(root.url),
-                              "vault:token": auto.ConfigValue(root.token, secret=True)})
+        stack.set_all_config(provider_config(root))
         outputs = stack.up(on_output=lambda _: None).outputs
         assert outputs["secret_id"].secret
         key = outputs["key"].value

@@ -38,3 +38,11 @@ def dev_openbao(log_dir: Path) -> Iterator[hvac.Client]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def provider_config(client: hvac.Client) -> dict:
+    """Stack config pointing pulumi-vault's default provider at this server with its root token (secret)."""
+    from pulumi import automation as auto
+
+    return {"vault:address": auto.ConfigValue(client.url),
+            "vault:token": auto.ConfigValue(client.token, secret=True)}
