@@ -11,7 +11,7 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes env up down preview policy test unit clean
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview policy test unit clean
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
 bootstrap:
@@ -21,9 +21,13 @@ bootstrap:
 bootstrap-stack:
 	@bash toolchain/bootstrap.sh stack $(STACK)
 
-# Everything, with the tests' Kubernetes control plane.
+# The Kubernetes provider and the tests' Kubernetes control plane.
 bootstrap-kubernetes:
 	@bash toolchain/bootstrap.sh kubernetes
+
+# Everything: Kubernetes's parts, and the docker target's engine, provider and images.
+bootstrap-all:
+	@bash toolchain/bootstrap.sh all
 
 env:
 	@python3 toolchain/env.py
@@ -42,11 +46,11 @@ down: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)'
 
 # Every stack file (prod's kubernetes target included), each with its own config for the gate.
-policy: bootstrap-kubernetes
+policy: bootstrap-all
 	@$(ENV) && .venv/bin/python -m toolchain.policy_gate
 
 # The gate first, then every test.
-test: bootstrap-kubernetes
+test: bootstrap-all
 	@$(ENV) && .venv/bin/python -m toolchain.policy_gate && .venv/bin/python -m pytest
 
 unit: bootstrap

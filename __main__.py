@@ -165,12 +165,46 @@ def kubernetes_servers(config: StackConfig):
     return vault_server, database
 
 
+def docker_servers(config: StackConfig):
+    """OpenBao and PostgreSQL as containers of the stack's own Docker engine (started by `make up`
+    under the data folder), from images built here, and the Vault provider."""
+    import pulumi_docker as docker
+
+    from components.docker.daemon import DockerEngine
+    from components.docker.postgres import PostgresDocker, PostgresDockerArgs
+    from components.docker.vault import VaultDocker, VaultDockerArgs
+
+    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
+        ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
+        server_cert_validity_hours=config.cert_validity_hours,
+    ))
+    engine = DockerEngine(stack_config.docker_dir(config))
+    on_engine = pulumi.ResourceOptions(provider=docker.Provider("docker", host=engine.host))
+    database = PostgresDocker("db", PostgresDockerArgs(
+        port=config.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
+        key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
+        grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+    ), opts=on_engine)
+    vault_server = VaultDocker("vault", VaultDockerArgs(
+        port=config.vault_port, cluster_port=config.vault_cluster_port, ca_pem=pki.ca_cert_pem,
+        cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
+        ca_file=f"{config.data_dir}/vault-ca.crt",
+        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+    ), opts=on_engine)
+    provider = vault.Provider(
+        "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
+        skip_child_token=True, opts=pulumi.ResourceOptions(depends_on=[vault_server]),
+    )
+    return vault_server, database, provider
+
+
 config = stack_config.load()
 if config.target == "kubernetes":
     # OpenBao in a cluster is initialised and unsealed by its operator: no Vault layer here yet.
     vault_server, database = kubernetes_servers(config)
 else:
-    vault_server, database, vault_provider = local_servers(config)
+    servers = docker_servers if config.target == "docker" else local_servers
+    vault_server, database, vault_provider = servers(config)
     engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
@@ -184,8 +218,10 @@ else:
     pulumi.export("vault_ca_file", vault_server.ca_file)
     pulumi.export("vault_database_ca_file", vault_server.database_ca_file)
     pulumi.export("db_admin", database.admin)
-    if config.db_engine == "postgresql":
+    if config.target == "local" and config.db_engine == "postgresql":
         pulumi.export("db_data_dir", database.data_dir)
+    if config.target == "docker":
+        pulumi.export("db_container", database.container)
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

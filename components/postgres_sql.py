@@ -269,7 +269,9 @@ DEMO_SCHEMA = [
 ]
 
 
-def create_service_user(user: str, group: str, password: str) -> sql.Composed:
-    """A pre-existing service user for a Vault static role: LOGIN, in the group; never log the result."""
+def create_service_user(user: str, group: str, password: str | sql.Composable) -> sql.Composed:
+    """A pre-existing service user for a Vault static role: LOGIN, in the group; never log the result.
+    password: the text, or SQL that stands for it (a psql variable, say)."""
     return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {} CONNECTION LIMIT {} IN ROLE {}").format(
-        sql.Identifier(user), sql.Literal(password), sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))
+        sql.Identifier(user), password if isinstance(password, sql.Composable) else sql.Literal(password),
+        sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))

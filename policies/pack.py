@@ -43,6 +43,11 @@ APPROLE_CAPS = PolicyConfigSchema(properties={
                               "description": "No AppRole secret_id may live longer."},
 })
 
+HOST_PATHS = PolicyConfigSchema(properties={
+    "allowedHostPaths": {"type": "array", "items": {"type": "string"}, "default": [],
+                         "description": "Host folders a container may mount (the stack's data folder)."},
+})
+
 
 def defaults(schema: PolicyConfigSchema | None) -> dict:
     """A schema's defaults: the config a policy gets when a stack sets none."""
@@ -121,6 +126,13 @@ POLICIES = [
     _policy("kubernetes-workload-hardened", MANDATORY,
             "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits.",
             rules.STATEFULSET, rules.workload_hardened),
+    _policy("docker-container-hardened", MANDATORY,
+            "Run containers unprivileged, every capability dropped (CHOWN, FOWNER, SETUID, SETGID added back "
+            "at most), no-new-privileges, no host namespace but the network, host paths only under the "
+            "stack's data folder.", rules.CONTAINER, rules.container_hardened, HOST_PATHS),
+    _stack_policy("docker-images-built-here", MANDATORY,
+                  "Run only images the stack builds itself (docker.Image, never pushed); pull none.",
+                  rules.images_built_here),
     _stack_policy("kubernetes-database-isolated", ADVISORY,
                   "Deny ingress in the database's namespace by default and open it to named sources only.",
                   rules.database_isolated),

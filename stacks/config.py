@@ -31,15 +31,18 @@ FIELDS = (
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
     "transit_store_key",
 )
-#: Where the servers run: local processes, or a Kubernetes cluster (or manifests rendered for one).
-TARGETS = ("local", "kubernetes")
-#: Settings that mean something on one target only: set on another to anything but their default,
+#: Where the servers run: local processes, containers of the stack's own Docker engine, or a
+#: Kubernetes cluster (or manifests rendered for one).
+TARGETS = ("local", "docker", "kubernetes")
+#: Settings that mean something on some targets only: set on another to anything but their default,
 #: they are refused, never ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to
-#: every stack, so a default is a setting left alone.)
+#: every stack, so a default is a setting left alone.) The Kubernetes manifests fix the ports in the
+#: pods (Services name them); the docker target builds its images instead of naming them.
 TARGET_ONLY = {
-    # The Kubernetes manifests fix the ports in the pods (Services name them).
-    "local": ("vault_port", "vault_cluster_port", "db_port", "db_http_port"),
-    "kubernetes": ("k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image"),
+    "vault_port": ("local", "docker"), "vault_cluster_port": ("local", "docker"), "db_port": ("local", "docker"),
+    "db_http_port": ("local",),
+    **{field: ("kubernetes",)
+       for field in ("k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image")},
 }
 #: Their defaults (vault_cluster_port has none: vault_port + 1).
 TARGET_DEFAULTS = {
@@ -69,7 +72,7 @@ class StackConfig:
     ca_common_name: str
     ca_validity_hours: int
     cert_validity_hours: int
-    #: Where the local servers keep their data (absolute).
+    #: Where the local servers (or the docker target's engine) keep their data (absolute).
     data_dir: str
     vault_port: int
     vault_cluster_port: int
@@ -149,10 +152,10 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     target = raw.get("target", "local")
     if target not in TARGETS:
         raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
-    for other, fields in TARGET_ONLY.items():
-        for field in fields:
-            if other != target and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
-                raise ConfigError(field, f"means nothing on the {target} target (it is for {other}): remove it")
+    for field, targets in TARGET_ONLY.items():
+        if target not in targets and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
+            raise ConfigError(field, f"means nothing on the {target} target (it is for {' and '.join(targets)}): "
+                                     "remove it")
     if target == "kubernetes" and raw.get("service_users"):
         raise ConfigError("service_users", "static roles are made on the local target only so far (the "
                                            "kubernetes target has no Vault layer yet): list none")
@@ -274,7 +277,13 @@ def policy_pack_config(config: StackConfig) -> dict:
         "dynamic-role-least-privilege": {"adminRoles": [config.db_admin]},
         "static-role-rotation": {"maxRotationPeriodSeconds": config.max_rotation_period},
         "approle-bounded": {"maxTokenTtlSeconds": config.max_ttl_cap, "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
+        "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
     }
+
+
+def docker_dir(config: StackConfig) -> Path:
+    """Where the docker target's own engine keeps everything (`components.docker.daemon`)."""
+    return Path(config.data_dir) / "docker"
 
 
 def check_machine(config: StackConfig) -> None:
@@ -290,6 +299,18 @@ def check_machine(config: StackConfig) -> None:
             cockroach_binary()
         except LocalCockroachError as error:
             raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
+    if config.target == "docker":
+        from components.docker.daemon import DockerEngine
+        from components.docker.images import missing_contexts
+
+        missing = missing_contexts()
+        if missing:
+            raise ConfigError("target", f"the docker target's images are built from contexts not made yet: "
+                                        f"{'; '.join(missing)}")
+        engine = DockerEngine(docker_dir(config))
+        if not engine.answers():
+            raise ConfigError("target", f"no Docker engine answers at {engine.host}: `make up` starts the "
+                                        "stack's own (python -m toolchain.docker_engine start STACK)")
 
 
 def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path) -> StackConfig:

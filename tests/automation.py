@@ -72,9 +72,10 @@ def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
             for key, value in values.items()}
 
 
-def local_servers_config(data_dir: Path) -> dict[str, auto.ConfigValue]:
-    """A data folder and free ports for a local-target test stack, so it clashes with nothing here."""
-    keys = ("vault_port", "vault_cluster_port", "db_port", "db_http_port")
+def local_servers_config(data_dir: Path, keys: tuple[str, ...] = ("vault_port", "vault_cluster_port", "db_port",
+                                                                 "db_http_port")) -> dict[str, auto.ConfigValue]:
+    """A data folder and free ports (keys) for a test stack of servers on this host (the local or docker
+    target), so it clashes with nothing here."""
     return {
         "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
         **{f"dbcreds:{key}": auto.ConfigValue(str(port)) for key, port in zip(keys, free_ports(len(keys)))},

@@ -12,7 +12,8 @@
 #   bootstrap.sh kubernetes    core, and the Kubernetes provider and the tests'
 #                              Kubernetes control plane (kube-apiserver,
 #                              kube-controller-manager, etcd);
-#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes when its target is).
+#   bootstrap.sh all           kubernetes, and the docker target's engine, provider and images;
+#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes or docker when its target is).
 #
 # Binaries are cached per user, keyed by version, so that every checkout reuses
 # them; .tools/bin (the folder `make env` puts on PATH) holds hard links to them.
@@ -304,6 +305,26 @@ kubernetes() {
   link_tool "$cache/etcd/v$ETCD_VERSION/etcd"
 }
 
+# The docker target: Debian's Docker engine (dockerd 20.10, containerd, runc) and debootstrap when
+# missing, pulumi-docker's provider, and the images' build contexts (components/docker/images.py:
+# the OpenBao binary, and a Debian root filesystem with PostgreSQL 15, about 1.5 minutes cold).
+docker_target() {
+  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "the docker target needs dockerd and debootstrap: install Debian's docker.io and debootstrap"
+    local start=$SECONDS
+    say "docker engine: installing Debian's docker.io and debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null \
+      || die "apt-get could not install docker.io and debootstrap"
+    say "docker engine: installed in $((SECONDS - start))s"
+  fi
+  say "docker engine: $(dockerd --version)"
+  provider_plugin docker github.com/pulumi/pulumi-docker/provider/v4
+  local start=$SECONDS
+  .venv/bin/python -m components.docker.images >/dev/null || die "the docker target's image contexts could not be made"
+  say "docker image contexts: ready in $((SECONDS - start))s"
+}
+
 # The stack's target, from its stack file (local unless it says otherwise).
 stack_target() {
   local file="Pulumi.$1.yaml"
@@ -315,10 +336,14 @@ start=$SECONDS
 case "${1:-core}" in
   core) core ;;
   kubernetes) core; kubernetes ;;
+  all) core; kubernetes; docker_target ;;
   stack)
     [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
     core
-    [ "$(stack_target "$2")" != kubernetes ] || kubernetes ;;
-  *) die "usage: bootstrap.sh [core | kubernetes | stack NAME]" ;;
+    case "$(stack_target "$2")" in
+      kubernetes) kubernetes ;;
+      docker) docker_target ;;
+    esac ;;
+  *) die "usage: bootstrap.sh [core | kubernetes | all | stack NAME]" ;;
 esac
 say "done in $((SECONDS - start))s (binaries cached in $cache)"

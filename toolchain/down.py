@@ -8,7 +8,9 @@
    must list no lease under the mount, and the database (asked as its
    superuser) no dynamic user.
 3. `pulumi destroy`, then the stack is removed (its config file stays).
-4. No server process of the stack may be left.
+4. No server process of the stack may be left; on the docker target, the
+   stack's own Docker engine is stopped and its data root (images, containers,
+   volumes) removed (an engine the stack did not start is left alone).
 
 Anything left behind, or a step that cannot run, ends it with a message and
 exit status 1.
@@ -21,7 +23,7 @@ from pathlib import Path
 import hvac
 from pulumi import automation as auto
 
-from stacks import local
+from stacks import docker_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
@@ -77,7 +79,10 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         after = leases_left(vault, mount)
     if after:
         raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
-    users = local.dynamic_users(config)
+    if config.target == "docker":
+        users = docker_target.dynamic_users(config, outputs["db_container"].value)
+    else:
+        users = local.dynamic_users(config)
     if users:
         raise DownError(f"{len(users)} dynamic database user(s) are left after revocation: {', '.join(users[:5])}")
     say("no lease and no dynamic database user left")
@@ -98,6 +103,14 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
         left = local.running_servers(config)
         if left:
             raise DownError(f"server processes are left after destroy: {', '.join(left)}")
+    if config.target == "docker":
+        engine = docker_target.engine(config)
+        if engine.pid() is not None:
+            say(f"removing the stack's Docker engine and its data root {engine.data_root}")
+            engine.remove()
+        left = docker_target.ours_left(config)
+        if left:
+            raise DownError(f"left after destroy: {', '.join(left)}")
     say(f"stack {name} is down: no lease, no dynamic user, no server left")
 
 

@@ -75,13 +75,14 @@ def commands(stack: str, outputs: dict[str, Any], down: list[str], keepers: list
 
 
 def keeper_urns(stack: str) -> list[str]:
-    """The URNs of the resources that keep the stack's servers running (`ServerRunning`)."""
+    """The URNs of the resources that keep the stack's servers running (`ServerRunning`, and on the
+    docker target `VaultUnsealed`)."""
     result = subprocess.run(["pulumi", "stack", "export", "--stack", stack], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"[up] ERROR: cannot read stack {stack}'s state: {result.stderr.strip()}")
     resources = json.loads(result.stdout)["deployment"].get("resources") or []
     return [r["urn"] for r in resources
-            if r["type"] == "pulumi-python:dynamic:Resource" and r["urn"].endswith(NAME_SUFFIX)]
+            if r["type"].startswith("pulumi-python:dynamic") and r["urn"].endswith(NAME_SUFFIX)]
 
 
 def stack_outputs(stack: str) -> dict[str, Any]:
@@ -92,12 +93,30 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return json.loads(result.stdout or "{}")
 
 
+def start_docker_engine(stack: str) -> None:
+    """A docker-target stack's own Docker engine, started unless it answers (its containers come back
+    with it: their restart policy)."""
+    from stacks import docker_target
+    from stacks.config import ConfigError, validate_settings
+    from toolchain.env import ROOT
+    from toolchain.policy_gate import stack_file_settings
+
+    try:
+        config = validate_settings(stack_file_settings(stack), stack, ROOT)
+    except (ConfigError, OSError):
+        return  # The program itself says what is wrong, naming the field.
+    if config.target == "docker" and docker_target.engine(config).ensure_running():
+        say(f"started the stack's Docker engine at {docker_target.engine(config).host}")
+
+
 def main() -> int:
     args = sys.argv[1:]
     if not args or len(args) > 2 or (len(args) == 2 and args[1] != "--preview"):
         print("usage: python3 -m toolchain.up STACK [--preview]", file=sys.stderr)
         return 2
     stack, preview = args[0], len(args) == 2
+    if not preview:
+        start_docker_engine(stack)
     outputs = stack_outputs(stack)
     down = servers_down(outputs) if outputs else []
     if down:

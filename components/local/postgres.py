@@ -32,17 +32,18 @@ class LocalPostgresError(RuntimeError):
     pass
 
 
-def render_postgresql_conf(port: int, host: str = "127.0.0.1") -> str:
-    """Settings appended to initdb's postgresql.conf."""
+def render_postgresql_conf(port: int, host: str = "127.0.0.1", files_dir: str = ".") -> str:
+    """Settings appended to initdb's postgresql.conf. files_dir holds the socket and the TLS files
+    (relative: to the data folder)."""
     return "\n".join([
         "# Written by dbcreds: TLS only over TCP, loopback only.",
         f"listen_addresses = '{host}'",
         f"port = {int(port)}",
-        "unix_socket_directories = '.'",
+        f"unix_socket_directories = '{files_dir}'",
         "unix_socket_permissions = 0700",
         "ssl = on",
-        "ssl_cert_file = 'server.crt'",
-        "ssl_key_file = 'server.key'",
+        f"ssl_cert_file = '{'' if files_dir == '.' else files_dir + '/'}server.crt'",
+        f"ssl_key_file = '{'' if files_dir == '.' else files_dir + '/'}server.key'",
         "ssl_min_protocol_version = 'TLSv1.2'",
         "password_encryption = 'scram-sha-256'",
         "max_connections = 200",

@@ -9,7 +9,7 @@ from tests.integration.test_make_up_anywhere import copy_checkout
 
 # Each target, and the prerequisites make is told not to rebuild (they bootstrap, and pass here).
 TARGETS = {"up": "bootstrap-stack", "preview": "bootstrap-stack", "down": "bootstrap-stack",
-           "policy": "bootstrap-kubernetes", "test": "bootstrap-kubernetes", "unit": "bootstrap", "env": None}
+           "policy": "bootstrap-all", "test": "bootstrap-all", "unit": "bootstrap", "env": None}
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ COMPUTED = {
     "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": ("csr",),
     "vault:pkiSecret/secretBackendCert:SecretBackendCert": ("certificate", "issuingCa", "privateKey"),
     "pulumi-python:dynamic/dbcreds:OpenBaoServer": ("root_token", "address"),
+    "pulumi-python:dynamic/dbcreds:OpenBaoInit": ("root_token", "unseal_keys"),
+    "docker:index/image:Image": ("repoDigest",),
     "vault:appRole/authBackendRole:AuthBackendRole": ("roleId",),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": ("secretId",),
 }

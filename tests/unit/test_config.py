@@ -54,6 +54,8 @@ def test_policy_pack_config_follows_the_stack():
         "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
         "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
+        # A container may mount host paths under the stack's data folder only.
+        "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
     }
 
 
@@ -76,8 +78,21 @@ def test_where_the_database_certificate_comes_from():
 
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
     with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target "
-                                          r"\(it is for local\): remove it$"):
+                                          r"\(it is for local and docker\): remove it$"):
         validate({"target": "kubernetes", "db_port": 15632}, "prod")
+    with pytest.raises(ConfigError, match="^config db_image: means nothing on the docker target "
+                                          r"\(it is for kubernetes\): remove it$"):
+        validate({"target": "docker", "db_image": "postgres:16"}, "docker")
+
+
+def test_docker_target():
+    config = validate({"target": "docker", "vault_port": 18400, "db_port": 15632,
+                       "service_users": {"svc": {"role": "reader"}}}, "docker")
+    assert (config.target, config.vault_port, config.vault_cluster_port, config.db_port) == (
+        "docker", 18400, 18401, 15632)
+    # The database's certificate comes from the bootstrap CA: Vault starts after the database there.
+    assert config.db_certificates == "bootstrap"
+    assert [u.username for u in config.service_users] == ["svc"]
 
 
 def test_kubernetes_target():
@@ -116,7 +131,11 @@ def test_data_dir_is_made_absolute():
         ({"db_port": 18201}, "db_port"),
         ({"db_name": "App"}, "db_name"),
         ({"db_engine": "mysql"}, "db_engine"),
-        ({"target": "docker"}, "target"),
+        ({"target": "nomad"}, "target"),
+        ({"target": "docker", "db_engine": "cockroachdb"}, "db_engine"),
+        ({"target": "docker", "db_certificates": "vault_pki"}, "db_certificates"),
+        ({"target": "docker", "db_http_port": 16000}, "db_http_port"),
+        ({"target": "docker", "k8s_namespace": "db"}, "k8s_namespace"),
         ({"target": "kubernetes", "db_engine": "cockroachdb"}, "db_engine"),
         ({"k8s_namespace": "Db_Creds"}, "k8s_namespace"),
         ({"k8s_namespace": "-x"}, "k8s_namespace"),
@@ -171,14 +190,14 @@ def test_bad_values_name_the_field(raw, field):
 def test_each_stack_files_gate_config_carries_its_own_caps():
     from toolchain.policy_gate import pack_config, stacks_in_repository
 
-    assert stacks_in_repository() == ["dev", "prod", "staging"]
+    assert stacks_in_repository() == ["dev", "docker", "prod", "staging"]
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
-    assert caps == {"dev": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
+    assert caps == {"dev": 24 * 3600, "docker": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
 
 
 
-@pytest.mark.parametrize("target", ["local", "kubernetes"])
+@pytest.mark.parametrize("target", ["local", "docker", "kubernetes"])
 def test_the_project_files_defaults_are_the_validators(target):
     """Pulumi.yaml's config schema lists what stacks/config.py reads, and its defaults (which Pulumi
     hands every stack) validate to what no setting at all does, on either target."""

@@ -37,10 +37,17 @@ VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "c
 DB_STATEFULSET = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP),
                   "spec": k8s.postgres_statefulset("ns", "postgres:15", "1Gi", "cm", "tls", "pw")}
 
+#: What components/docker/postgres.py registers (camelCase), its volume a named one.
+CONTAINER_PROPS = {
+    "name": "dbcreds-dev-db-postgres", "image": "sha256:0123", "networkMode": "host", "privileged": False,
+    "capabilities": {"drops": ["ALL"], "adds": ["CHOWN", "FOWNER", "SETUID", "SETGID"]},
+    "securityOpts": ["no-new-privileges"], "restart": "unless-stopped",
+    "volumes": [{"volumeName": "dbcreds-dev-db-data", "containerPath": "/var/lib/postgresql/data"}],
+}
 HAPPY = {
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
     rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER,
-    rules.STATEFULSET: DB_STATEFULSET,
+    rules.STATEFULSET: DB_STATEFULSET, rules.CONTAINER: CONTAINER_PROPS,
 }
 
 
@@ -140,6 +147,13 @@ CASES = [
     ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
     ("vault-server-hardened", rules.OPENBAO_SERVER, "cert_pem", None, "cert_pem is empty"),
     ("vault-server-hardened", rules.OPENBAO_SERVER, "key_pem", "", "key_pem is empty"),
+    ("docker-container-hardened", rules.CONTAINER, "privileged", True, "privileged is true"),
+    ("docker-container-hardened", rules.CONTAINER, "capabilities.drops", [], "drop every capability"),
+    ("docker-container-hardened", rules.CONTAINER, "capabilities.adds", ["CHOWN", "SYS_ADMIN"], "SYS_ADMIN"),
+    ("docker-container-hardened", rules.CONTAINER, "securityOpts", None, "no-new-privileges"),
+    ("docker-container-hardened", rules.CONTAINER, "pidMode", "host", "pidMode is host"),
+    ("docker-container-hardened", rules.CONTAINER, "volumes",
+     [{"hostPath": "/etc", "containerPath": "/etc"}], "host path /etc"),
     ("dynamic-role-connection-limit", rules.ROLE, "creationStatements",
      ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' IN ROLE g"],
      "CONNECTION LIMIT"),
@@ -285,3 +299,32 @@ def test_a_kv_secret_not_known_at_preview_is_judged_at_update():
 
     unknown = resource(rules.KV_SECRET, "s", {"customMetadata": UNKNOWN_STRING_VALUE})
     assert kv_findings([unknown, DYNAMIC_ROLE]) == {}
+
+
+def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
+    props = changed(CONTAINER_PROPS, "volumes", [{"hostPath": "/srv/stack/data/x", "containerPath": "/x"}])
+    assert violations("docker-container-hardened", rules.CONTAINER, props,
+                      {"allowedHostPaths": ["/srv/stack/data"]}) == []
+    props = changed(CONTAINER_PROPS, "volumes", [{"hostPath": "/srv/stack/database", "containerPath": "/x"}])
+    assert violations("docker-container-hardened", rules.CONTAINER, props,
+                      {"allowedHostPaths": ["/srv/stack/data"]})
+
+
+def test_containers_run_only_images_the_stack_builds():
+    policy = BY_NAME["docker-images-built-here"]
+
+    def judged(*resources) -> list[str]:
+        found: list[str] = []
+        policy.validate(StackValidationArgs(list(resources), {}), lambda m, urn=None: found.append(m))
+        return found
+
+    image = resource(rules.IMAGE, "db-image", {"imageName": "dbcreds-postgres:1", "repoDigest": "sha256:0123",
+                                               "skipPush": True})
+    container = resource(rules.CONTAINER, "db-container", CONTAINER_PROPS)
+    assert judged(image, container) == []
+    pulled = resource(rules.CONTAINER, "db-container", {**CONTAINER_PROPS, "image": "postgres:15"})
+    assert any("not one the stack builds" in m for m in judged(image, pulled))
+    assert any("skipPush" in m for m in judged(resource(rules.IMAGE, "db-image", {
+        "imageName": "dbcreds-postgres:1", "repoDigest": "sha256:0123", "skipPush": False}), container))
+    assert any("pulls from a registry" in m for m in judged(
+        image, container, resource(rules.REMOTE_IMAGE, "pg", {"name": "postgres:15"})))

@@ -121,3 +121,20 @@ def test_dynamic_users_holding_more_than_their_group_are_named():
         "dbcreds_reader",
     ]
     assert dynamic_user_excess([clean], groups) == []
+
+
+def test_bootstrap_sql_makes_each_service_user_with_a_random_password_in_its_group():
+    from components.kubernetes_manifests import bootstrap_sql
+    from components.grants import validate_grant_spec
+
+    spec = validate_grant_spec("reader", {"privileges": ["SELECT"], "schemas": ["public"]}, 86400, "postgresql")
+    text = bootstrap_sql("dbcreds_admin", "app", (spec,), "dbcreds_group", (("svc_reporting", "reader"),))
+    lines = text.splitlines()
+    made = lines.index('CREATE ROLE "svc_reporting" WITH LOGIN PASSWORD :\'service_password\' '
+                       'CONNECTION LIMIT 10 IN ROLE "dbcreds_group_reader";')
+    # The password comes from the server's strong random source, into a psql variable: never in the file.
+    assert lines[made - 1] == "SELECT gen_random_uuid()::text || gen_random_uuid()::text AS service_password \\gset"
+    # Made as the admin (who manages it from then on), after its group.
+    assert lines.index('SET ROLE "dbcreds_admin";') < lines.index(
+        'DO $$ BEGIN CREATE ROLE "dbcreds_group_reader" NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
+    ) < made < lines.index("RESET ROLE;")

@@ -20,14 +20,14 @@ from tests.unit.policy import violations
 from toolchain.env import ROOT
 
 
-def dev_config() -> dict[str, str]:
-    values = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+def stack_config(stack: str = "dev") -> dict[str, str]:
+    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
 
 
-def run_dev_program(monkeypatch, **overrides: str) -> None:
+def run_dev_program(monkeypatch, stack: str = "dev", **overrides: str) -> None:
     monkeypatch.chdir(ROOT)
-    pulumi.runtime.set_all_config({**dev_config(), **{f"dbcreds:{k}": v for k, v in overrides.items()}})
+    pulumi.runtime.set_all_config({**stack_config(stack), **{f"dbcreds:{k}": v for k, v in overrides.items()}})
 
     @pulumi.runtime.test
     def program():
@@ -155,3 +155,57 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
     assert vault["database_ca_pem"] == "certPem of bootstrap-ca"
     assert dynamic["checks"]["database_pki_mount"] == "pki-db"
     assert set(registered(monitor, "vault:transit/secretBackendKey:SecretBackendKey")) == {"store-key-key"}
+
+
+def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monitor, monkeypatch):
+    """The docker stack: OpenBao and PostgreSQL containers from images built from the repository's
+    Dockerfiles, on the host's network with no capability beyond what each needs; the same engine,
+    clients and checks as dev; the gate passes it. tests/integration/test_docker_stack.py runs it."""
+    from components.docker import images
+    from stacks import config as stack_settings
+
+    # The graph only: no engine is started and no image built under the mocks.
+    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    run_dev_program(monkeypatch, stack="docker")
+    types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
+    assert {t: n for t, n in types.items() if t.startswith("docker:")} == {
+        "docker:index/image:Image": 2, "docker:index/volume:Volume": 3,
+        "docker:index/container:Container": 2}
+    assert types["pulumi:providers:docker"] == 1
+    assert not [t for t in types if t.startswith("vault:pkiSecret")]
+    built = registered(monitor, "docker:index/image:Image")
+    assert {name: (i["build"]["dockerfile"], i["build"]["context"]) for name, i in built.items()} == {
+        "vault-image": (str(ROOT / "docker" / "openbao.Dockerfile"), str(images.openbao_context())),
+        "db-image": (str(ROOT / "docker" / "postgres.Dockerfile"), str(images.postgres_context()))}
+    assert all(i["skipPush"] is True and i["buildOnPreview"] is False for i in built.values())
+    containers = registered(monitor, "docker:index/container:Container")
+    for container in containers.values():
+        assert (container["networkMode"], container["restart"], container["privileged"]) == (
+            "host", "unless-stopped", False)
+        assert container["securityOpts"] == ["no-new-privileges"] and container["capabilities"]["drops"] == ["ALL"]
+        assert container["image"] == f"repoDigest of {container['name'].split('-')[-2]}-image"
+    assert containers["vault-container"]["capabilities"]["adds"] == []
+    assert containers["db-container"]["capabilities"]["adds"] == ["CAP_CHOWN", "CAP_FOWNER", "CAP_SETGID",
+                                                                   "CAP_SETUID"]
+    assert containers["db-container"]["name"] == "dbcreds-unit-db-postgres"
+    uploads = {u["file"]: u for c in containers.values() for u in plain(c["uploads"])}
+    assert {f for f, u in uploads.items() if u.get("permissions") == "0400"} == {
+        "/openbao/tls/server.key", "/bootstrap/tls/server.key", "/bootstrap/admin-password"}
+    assert 'address         = "127.0.0.1:18400"' in uploads["/openbao/config.hcl"]["content"]
+    assert "port = 15632" in uploads["/bootstrap/postgresql.conf"]["content"]
+    assert 'CREATE ROLE "svc_reporting"' in uploads["/bootstrap/bootstrap.sql"]["content"]
+    # The Vault layer is dev's: Vault verifies the database against the CA file in its container.
+    connection, = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection").values()
+    url = plain(connection["postgresql"])["connectionUrl"]
+    assert url == ("postgresql://{{username}}:{{password}}@127.0.0.1:15632/app"
+                   "?sslmode=verify-full&sslrootcert=/openbao/tls/database-ca.crt")
+    assert len(registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")) == 2
+    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
+    assert [c["name"] for c in unwrap(dynamic["checks"]["clients"])] == ["reader", "app"]
+    assert set(registered(monitor, "pulumi-python:dynamic/dbcreds:VaultUnsealed")) == {"vault-running"}
+    for urn, registration in monitor.get_registered_resources().items():
+        resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
+        for policy in POLICIES:
+            if isinstance(policy, ResourceValidationPolicy):
+                assert violations(policy.name, resource_type, plain(registration.state),
+                                  {"maxTtlCapSeconds": 86400}) == [], urn

