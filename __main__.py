@@ -184,11 +184,12 @@ def docker_servers(config: StackConfig):
         port=config.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
         grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+        engine_host=engine.host,
     ), opts=on_engine)
     vault_server = VaultDocker("vault", VaultDockerArgs(
         port=config.vault_port, cluster_port=config.vault_cluster_port, ca_pem=pki.ca_cert_pem,
         cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
-        ca_file=f"{config.data_dir}/vault-ca.crt",
+        ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
         key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ), opts=on_engine)
     provider = vault.Provider(

@@ -4,6 +4,9 @@ Docker engine, and the database's dynamic users (read as the superuser inside th
 `make up` starts the engine, `make down` proves with these that nothing is left; the tests do the same.
 """
 
+import contextlib
+from typing import Iterator
+
 from components.docker.daemon import DockerEngine
 from components.docker.postgres import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY
@@ -12,6 +15,19 @@ from stacks.config import StackConfig, docker_dir
 
 def engine(config: StackConfig) -> DockerEngine:
     return DockerEngine(docker_dir(config))
+
+
+@contextlib.contextmanager
+def engine_running(config: StackConfig, keep: bool = False) -> Iterator[bool]:
+    """A docker-target stack's own engine, started unless it answers (pulumi-docker's provider
+    connects to it even for a preview); stopped afterwards if this started it, unless keep.
+    Yields whether it started it. Any other target: nothing to do."""
+    started = config.target == "docker" and engine(config).ensure_running()
+    try:
+        yield started
+    finally:
+        if started and not keep:
+            engine(config).stop()
 
 
 def dynamic_users(config: StackConfig, container: str) -> list[str]:

@@ -19,7 +19,8 @@ from pathlib import Path
 import yaml
 from pulumi import automation as auto
 
-from stacks.config import ConfigError, policy_pack_config, validate_settings
+from stacks import docker_target
+from stacks.config import ConfigError, StackConfig, policy_pack_config, validate_settings
 from toolchain.env import ROOT, pulumi_env
 from toolchain.stack_file import salted
 
@@ -39,9 +40,13 @@ def stack_file_settings(stack: str, root: Path = ROOT) -> dict[str, str]:
             for k, v in values.items() if k.startswith(prefix)}
 
 
+def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
+    return validate_settings(stack_file_settings(stack, root), stack, root)
+
+
 def pack_config(stack: str, root: Path = ROOT) -> dict:
     """The gate's config for the stack, from its validated config."""
-    return policy_pack_config(validate_settings(stack_file_settings(stack, root), stack, root))
+    return policy_pack_config(stack_config(stack, root))
 
 
 def write_pack_config(stack: str, root: Path = ROOT) -> Path:
@@ -56,7 +61,7 @@ def gate(stack_name: str, env: dict[str, str], root: Path = ROOT) -> bool:
     pack_config = write_pack_config(stack_name, root)
     opts = auto.LocalWorkspaceOptions(env_vars=env, pulumi_command=auto.PulumiCommand(
         root=str(ROOT / ".tools"), skip_version_check=True))
-    with salted(stack_name, root):
+    with salted(stack_name, root), docker_target.engine_running(stack_config(stack_name, root)):
         try:
             stack, made = auto.select_stack(stack_name, work_dir=str(root), opts=opts), False
         except auto.StackNotFoundError:

@@ -22,6 +22,9 @@ from typing import Any
 import hvac
 
 from components.dynamic.server_running import NAME_SUFFIX
+from stacks import docker_target
+from stacks.config import ConfigError
+from toolchain.policy_gate import stack_config
 
 UP = ["up", "--yes", "--skip-preview"]
 PREVIEW = ["preview", "--diff"]
@@ -75,12 +78,16 @@ def commands(stack: str, outputs: dict[str, Any], down: list[str], keepers: list
 
 
 def keeper_urns(stack: str) -> list[str]:
-    """The URNs of the resources that keep the stack's servers running (`ServerRunning`, and on the
-    docker target `VaultUnsealed`)."""
+    """The URNs of the resources that keep the stack's servers running (`ServerRunning`; on the docker
+    target `ContainerRunning` and `VaultUnsealed`)."""
     result = subprocess.run(["pulumi", "stack", "export", "--stack", stack], capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"[up] ERROR: cannot read stack {stack}'s state: {result.stderr.strip()}")
-    resources = json.loads(result.stdout)["deployment"].get("resources") or []
+    return keepers(json.loads(result.stdout)["deployment"].get("resources") or [])
+
+
+def keepers(resources: list[dict[str, Any]]) -> list[str]:
+    """The URNs of the keepers among a stack's resources (as `pulumi stack export` lists them)."""
     return [r["urn"] for r in resources
             if r["type"].startswith("pulumi-python:dynamic") and r["urn"].endswith(NAME_SUFFIX)]
 
@@ -93,30 +100,25 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return json.loads(result.stdout or "{}")
 
 
-def start_docker_engine(stack: str) -> None:
-    """A docker-target stack's own Docker engine, started unless it answers (its containers come back
-    with it: their restart policy)."""
-    from stacks import docker_target
-    from stacks.config import ConfigError, validate_settings
-    from toolchain.env import ROOT
-    from toolchain.policy_gate import stack_file_settings
-
-    try:
-        config = validate_settings(stack_file_settings(stack), stack, ROOT)
-    except (ConfigError, OSError):
-        return  # The program itself says what is wrong, naming the field.
-    if config.target == "docker" and docker_target.engine(config).ensure_running():
-        say(f"started the stack's Docker engine at {docker_target.engine(config).host}")
-
-
 def main() -> int:
     args = sys.argv[1:]
     if not args or len(args) > 2 or (len(args) == 2 and args[1] != "--preview"):
         print("usage: python3 -m toolchain.up STACK [--preview]", file=sys.stderr)
         return 2
     stack, preview = args[0], len(args) == 2
-    if not preview:
-        start_docker_engine(stack)
+    try:
+        config = stack_config(stack)
+    except (ConfigError, OSError):
+        return run(stack, preview)  # The program says what is wrong, naming the field.
+    # A docker stack's own engine: left running by up (its containers run in it), stopped after a
+    # preview that started it.
+    with docker_target.engine_running(config, keep=not preview) as started:
+        if started:
+            say(f"started the stack's Docker engine at {docker_target.engine(config).host}")
+        return run(stack, preview)
+
+
+def run(stack: str, preview: bool) -> int:
     outputs = stack_outputs(stack)
     down = servers_down(outputs) if outputs else []
     if down:

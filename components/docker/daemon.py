@@ -108,7 +108,7 @@ class DockerEngine:
         terminate(self._pid_file, str(self.data_root))
 
     def remove(self) -> None:
-        """Stops it and removes its data root: every image, container and volume in it."""
+        """Stops it and removes its folder and data root: every image, container and volume in it."""
         self.stop()
         for folder in (self.data_root, self.exec_root):
             # Anything dockerd left mounted under them first, deepest first.
@@ -116,4 +116,4 @@ class DockerEngine:
             for mount in sorted((m for m in mounts if m.startswith(f"{folder}/")), key=len, reverse=True):
                 subprocess.run(["umount", "-l", mount], capture_output=True)
             shutil.rmtree(folder, ignore_errors=True)
-        self.socket_path.unlink(missing_ok=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)

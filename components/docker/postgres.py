@@ -24,7 +24,8 @@ import pulumi_docker as docker
 from components import kubernetes_manifests as manifests
 from components.database_component import DatabaseComponent, new_password
 from components.docker import images
-from components.docker.containers import hardened, resource_name
+from components.docker.containers import ContainerRunning, hardened, resource_name
+from components.dynamic.server_running import keeper_name
 from components.grants import GrantSpec
 from components.local.postgres import SUPERUSER, render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.local.process import LOOPBACK
@@ -75,6 +76,8 @@ class PostgresDockerArgs:
     ca_pem: pulumi.Input[str]
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Input[str]
+    #: The engine pulumi-docker's provider uses (its keeper starts the container there when it stopped).
+    engine_host: str
     database: str = "app"
     admin: str = "dbcreds_admin"
     grant_specs: tuple[GrantSpec, ...] = ()
@@ -129,10 +132,13 @@ class PostgresDocker(DatabaseComponent):
                 tests=["CMD", "pg_isready", "--quiet", "--host", LOOPBACK, "--port", str(args.port)],
                 interval="1s", timeout="5s", retries=120),
             wait=True, wait_timeout=180, **settings, opts=child)
+        # Started again when it stopped; what works in the database waits for it.
+        keeper = ContainerRunning(keeper_name(name), host=args.engine_host, container=container.name,
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[container]))
         self._register_database(
             host=LOOPBACK, port=args.port, database=args.database, admin=args.admin,
             admin_bootstrap_password=password, ca_pem=args.ca_pem,
-            group_roles=container.id.apply(
+            group_roles=pulumi.Output.all(container.id, keeper.id).apply(
                 lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),
             container=container.name,
         )

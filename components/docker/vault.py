@@ -24,7 +24,7 @@ import pulumi_docker as docker
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.docker import images
-from components.docker.containers import hardened, resource_name
+from components.docker.containers import hardened, resource_name, running, start_container
 from components.dynamic.server_running import keeper_name
 from components.local.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, is_active, render_config, unseal
 from components.local.process import write_file, wait_ready
@@ -44,6 +44,8 @@ class VaultDockerArgs:
     database_ca_pem: pulumi.Input[str]
     #: Where the listener's CA is written on this host, for the Vault provider (it takes a file).
     ca_file: str
+    #: The engine pulumi-docker's provider uses (its keeper starts the container there when it stopped).
+    engine_host: str
     key_shares: int = 1
     key_threshold: int = 1
     memory_mb: int = 512
@@ -116,6 +118,7 @@ class OpenBaoInit(Resource, module="dbcreds", name="OpenBaoInit"):
 class _UnsealedProvider(ResourceProvider):
     @staticmethod
     def _ensure(props: dict[str, Any]) -> None:
+        start_container(props["host"], props["container"])
         client, ca = _client(props["address"], props["ca_pem"])
         with ca:
             _wait_answering(client, props["address"])
@@ -126,9 +129,11 @@ class _UnsealedProvider(ResourceProvider):
         return CreateResult(id_=props["address"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        if olds != news or not running(news["host"], news["container"]):
+            return DiffResult(changes=True, replaces=[])
         client, ca = _client(news["address"], news["ca_pem"], timeout=5)
         with ca:
-            return DiffResult(changes=olds != news or not is_active(client), replaces=[])
+            return DiffResult(changes=not is_active(client), replaces=[])
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         self._ensure(news)
@@ -136,11 +141,14 @@ class _UnsealedProvider(ResourceProvider):
 
 
 class VaultUnsealed(Resource, module="dbcreds", name="VaultUnsealed"):
-    """OpenBao at `address` is unsealed: checked at every preview, unsealed with the keys when not."""
+    """OpenBao's container runs and the server at `address` is unsealed: checked at every preview;
+    the container started and the server unsealed with the keys when not."""
 
-    def __init__(self, name: str, address: pulumi.Input[str], ca_pem: pulumi.Input[str],
-                 unseal_keys: pulumi.Input[list], opts: Optional[pulumi.ResourceOptions] = None):
-        props = {"address": address, "ca_pem": ca_pem, "unseal_keys": pulumi.Output.secret(unseal_keys)}
+    def __init__(self, name: str, host: pulumi.Input[str], container: pulumi.Input[str],
+                 address: pulumi.Input[str], ca_pem: pulumi.Input[str], unseal_keys: pulumi.Input[list],
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        props = {"host": host, "container": container, "address": address, "ca_pem": ca_pem,
+                 "unseal_keys": pulumi.Output.secret(unseal_keys)}
         super().__init__(_UnsealedProvider(), name, props, opts)
 
 
@@ -187,7 +195,8 @@ class VaultDocker(pulumi.ComponentResource):
                            raft_volume=volumes["raft"].name, container_id=container.id,
                            key_shares=args.key_shares, key_threshold=args.key_threshold, opts=child)
         # Unsealed again when a restart of the container or the engine left it sealed.
-        VaultUnsealed(keeper_name(name), address=server.address, ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
+        VaultUnsealed(keeper_name(name), host=args.engine_host, container=container.name, address=server.address,
+                      ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
         self.address = pulumi.Output.from_input(server.address)
         self.ca_pem = pulumi.Output.from_input(args.ca_pem)

@@ -7,10 +7,12 @@ image, container and volume in it.
 """
 
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
 from pulumi import automation as auto
 
 from components.docker.daemon import DockerEngineError, dockerd_binary
@@ -19,11 +21,23 @@ from stacks import docker_target
 from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
 from tests.support.dev_stack import DevStack, quiet
 from toolchain import down
+from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
 
 
 def docker_ids(engine, *what: str) -> list[str]:
     return engine.docker(*what, "--quiet").stdout.split()
+
+
+def vault_sealed_once_it_answers(running: DevStack, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return running.admin().sys.is_sealed()
+        except requests.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd):
@@ -55,13 +69,21 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             with running.connect(creds["username"], creds["password"]) as conn:
                 conn.execute("INSERT INTO public.users (name, email) VALUES ('kept', 'kept@example.com')")
 
-            # Both containers killed: the next up (refresh first, as make up does) makes them again on
-            # the same volumes, unseals Vault with the keys from state, and the checks pass.
+            # Both containers killed: as make up does when a server does not answer, an up of the keepers
+            # starts them (Vault unsealed with the keys from state), then an up with refresh; the checks pass.
             engine.docker("kill", *containers)
-            stack.refresh(on_output=quiet)
-            running._read(stack.up(on_output=quiet).outputs)
+            assert len(servers_down(running.outputs)) == 2
+            keeper_urns = keepers(stack.export_stack().deployment["resources"])
+            assert sorted(urn.rsplit("::", 1)[1] for urn in keeper_urns) == ["db-running", "vault-running"]
+            stack.up(on_output=quiet, target=keeper_urns)
+            running._read(stack.up(on_output=quiet, refresh=True).outputs)
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
-            assert not set(docker_ids(engine, "ps")) & set(containers)
+            assert sorted(docker_ids(engine, "ps")) == sorted(containers)
+
+            # A container removed by hand: a refresh finds it gone, and up makes it again on its volume.
+            engine.docker("rm", "--force", running.outputs["db_container"])
+            running._read(stack.up(on_output=quiet, refresh=True).outputs)
+            assert running.outputs["checks"]["passed"], running.outputs["checks"]
 
             # The engine restarted (as after a machine restart): the containers come back by their
             # restart policy, Vault sealed; up unseals it.
@@ -69,7 +91,7 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             assert not engine.answers()
             assert engine.ensure_running() is True
             assert len(docker_ids(engine, "ps")) == 2
-            assert running.admin().sys.is_sealed()
+            assert vault_sealed_once_it_answers(running)
             running._read(stack.up(on_output=quiet).outputs)
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
             creds = running.login("reader").read(running.outputs["clients"]["reader"]["creds_path"])["data"]
@@ -84,8 +106,9 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             assert "removing the stack's Docker engine" in err
             assert docker_target.ours_left(config) == [] and not engine.answers()
         finally:
-            if engine.pid() is not None:
-                if stack.name in {s.name for s in stack.workspace.list_stacks()}:
+            try:
+                if engine.pid() is not None and stack.name in {s.name for s in stack.workspace.list_stacks()}:
                     stack.destroy(on_output=quiet)
+            finally:
                 engine.remove()
-            shutil.rmtree(data_dir, ignore_errors=True)
+                shutil.rmtree(data_dir, ignore_errors=True)

@@ -23,6 +23,8 @@ from pulumi import automation as auto
 from components import kubernetes_manifests as k8s
 from components.local.postgres import PG_BIN
 from policies import rules
+from stacks import config as stack_settings
+from stacks import docker_target
 from stacks.config import validate
 from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
 from tests.support.kube_apiserver import running_apiserver
@@ -30,7 +32,7 @@ from tests.support.kubernetes import load_manifests, schema_errors
 from tests.support.postgres import running_postgres
 from toolchain.env import ROOT
 
-STACKS = ("dev", "staging", "prod")
+STACKS = ("dev", "docker", "staging", "prod")
 
 
 def quiet(_line: str) -> None:
@@ -47,8 +49,8 @@ def test_environments_run_side_by_side_without_clashes():
     """Each local stack's ports, and each stack's data folder, are its own, so any two run on one machine
     (the kubernetes target's ports are its pods')."""
     configs = {s: validate(file_config(s), s, ROOT) for s in STACKS}
-    ports = [p for c in configs.values() if c.target == "local"
-             for p in (c.vault_port, c.vault_cluster_port, c.db_port, c.db_http_port)]
+    ports = [p for c in configs.values() if c.target in ("local", "docker")
+             for p in (c.vault_port, c.vault_cluster_port, c.db_port, *([c.db_http_port] * (c.target == "local")))]
     assert len(ports) == len(set(ports))
     folders = [c.data_dir for c in configs.values()]
     assert len(set(folders)) == len(folders)
@@ -61,7 +63,7 @@ def test_environments_run_side_by_side_without_clashes():
 #: What a first preview of each stack file creates: the local stacks' whole chain with dev's two clients
 #: and one service user (44); prod's manifests, Vault provider and engine on the kubernetes target.
 #: A change to the program's graph changes these on purpose.
-CREATES = {"dev": 44, "staging": 44, "prod": 33}
+CREATES = {"dev": 44, "docker": 43, "staging": 44, "prod": 33}
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -70,11 +72,17 @@ def test_every_stack_file_previews(name, tmp_path):
     their own here, so that a stack already up on this machine does not fail the preview."""
     with temporary_stack(root_program(tmp_path), tmp_path, name) as stack:
         stack.set_all_config(stack_file_config(name))
-        if file_config(name).get("target", "local") == "local":
+        target = file_config(name).get("target", "local")
+        if target == "local":
             stack.set_all_config(local_servers_config(tmp_path / "data"))
+        elif target == "docker":
+            stack.set_all_config(local_servers_config(tmp_path / "data", ("vault_port", "vault_cluster_port",
+                                                                          "db_port")))
         else:
             stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
-        preview = stack.preview(on_output=quiet)
+        # pulumi-docker's provider connects to the engine even for a preview.
+        with docker_target.engine_running(stack_settings.of_stack(stack, ROOT)):
+            preview = stack.preview(on_output=quiet)
         assert preview.change_summary == {"create": CREATES[name]}
 
 

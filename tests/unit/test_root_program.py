@@ -202,7 +202,10 @@ def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monit
     assert len(registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")) == 2
     dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
     assert [c["name"] for c in unwrap(dynamic["checks"]["clients"])] == ["reader", "app"]
+    # Each container has its keeper (make up runs them first when a server is down).
     assert set(registered(monitor, "pulumi-python:dynamic/dbcreds:VaultUnsealed")) == {"vault-running"}
+    db_keeper = registered(monitor, "pulumi-python:dynamic/dbcreds:ContainerRunning")["db-running"]
+    assert db_keeper["host"] == f"unix://{ROOT}/.data/docker/docker/docker.sock"
     for urn, registration in monitor.get_registered_resources().items():
         resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
         for policy in POLICIES:
