@@ -223,6 +223,7 @@ else:
         pulumi.export("db_data_dir", database.data_dir)
     if config.target == "docker":
         pulumi.export("db_container", database.container)
+        pulumi.export("vault_container", vault_server.container)
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

@@ -2,6 +2,7 @@
 database; a burst right after Vault restarts.
 
     make up && .venv/bin/python benchmarks/issuance.py [--stack dev] [--total 1000]
+    make up STACK=docker && .venv/bin/python benchmarks/issuance.py --stack docker
 
 Reads the stack's outputs and config (nothing is configured here), then prints:
 - issuance and revocation through Vault as the stack's `app` client (AppRole
@@ -39,10 +40,10 @@ from pulumi import automation as auto
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.checks import revoke  # noqa: E402
-from components.local.postgres import LocalPostgres  # noqa: E402
 from components.sql_dialects import creation_statements, revocation_statements  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
-from stacks import local  # noqa: E402
+from components.postgres_sql import as_text  # noqa: E402
+from stacks import docker_target, local  # noqa: E402
 from toolchain.env import ROOT, pulumi_env  # noqa: E402
 from toolchain.stack_file import salted  # noqa: E402
 
@@ -90,6 +91,11 @@ class CpuMeter:
     """CPU seconds OpenBao, PostgreSQL and this client spend while a run lasts."""
 
     def __init__(self, stack: "Stack"):
+        if stack.config.target == "docker":
+            # The containers' processes, as this host sees them.
+            self.vault_pid = docker_target.container_pid(stack.config, stack.outputs["vault_container"])
+            self.postmaster = docker_target.container_pid(stack.config, stack.outputs["db_container"])
+            return
         self.vault_pid = local.vault_server(stack.config).pid()
         database = local.database_server(stack.config)
         self.postmaster = int((database.pgdata / "postmaster.pid").read_text().split()[0])
@@ -165,23 +171,40 @@ def through_vault(stack: Stack, total: int, workers: int) -> dict:
     return summary(f"vault, {workers} clients", time.perf_counter() - start, latencies, sum(e for _, e in results))
 
 
+def as_superuser(stack: Stack, statements: list[sql.Composable]) -> None:
+    """Statements as the database's superuser, on either target."""
+    if stack.config.target == "docker":
+        docker_target.superuser_sql(stack.config, stack.outputs["db_container"],
+                                    "".join(as_text(s) + ";\n" for s in statements))
+        return
+    with local.superuser(stack.config) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
 def direct_admin(stack: Stack) -> str:
     """A second admin like the one Vault uses (whose password Vault rotated): CREATEROLE, no superuser."""
     password = secrets.token_urlsafe(24)
-    with local.superuser(stack.config) as conn:
-        conn.execute("DROP ROLE IF EXISTS bench_admin")
-        conn.execute(sql.SQL("CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(password)))
-        conn.execute("GRANT pg_signal_backend TO bench_admin")
-        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(
-            sql.Identifier(stack.config.db_name)))
+    as_superuser(stack, [
+        sql.SQL("DROP ROLE IF EXISTS bench_admin"),
+        sql.SQL("CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(password)),
+        sql.SQL("GRANT pg_signal_backend TO bench_admin"),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(sql.Identifier(stack.config.db_name)),
+    ])
     return password
 
 
 def drop_direct_admin(stack: Stack) -> None:
-    with local.superuser(stack.config) as conn:
-        conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM bench_admin").format(
-            sql.Identifier(stack.config.db_name)))
-        conn.execute("DROP ROLE bench_admin")
+    as_superuser(stack, [
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM bench_admin").format(sql.Identifier(stack.config.db_name)),
+        sql.SQL("DROP ROLE bench_admin"),
+    ])
+
+
+def dynamic_users(stack: Stack) -> list[str]:
+    if stack.config.target == "docker":
+        return docker_target.dynamic_users(stack.config, stack.outputs["db_container"])
+    return local.dynamic_users(stack.config)
 
 
 def minimal_statements(group: str) -> tuple[list[str], list[str]]:
@@ -238,7 +261,10 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
 
 def burst_after_restart(stack: Stack, size: int = 20) -> int:
     """Vault stopped, then `pulumi up` starts and unseals it; `size` concurrent issuances at once."""
-    local.vault_server(stack.config).stop()
+    if stack.config.target == "docker":
+        docker_target.engine(stack.config).docker("stop", stack.outputs["vault_container"])
+    else:
+        local.vault_server(stack.config).stop()
     started = time.perf_counter()
     stack.up()
     print(f"{'up after Vault was stopped':34} {time.perf_counter() - started:6.1f} s", flush=True)
@@ -257,12 +283,12 @@ def burst_after_restart(stack: Stack, size: int = 20) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="dev", help="a stack `make up` brought up (local target)")
+    parser.add_argument("--stack", default="dev", help="a stack `make up` brought up (local or docker target)")
     parser.add_argument("--total", type=int, default=1000, help="credentials per concurrent run")
     args = parser.parse_args()
     stack = Stack(args.stack)
-    if not isinstance(local.database_server(stack.config), LocalPostgres):
-        raise SystemExit("the direct SQL baseline needs the local PostgreSQL target")
+    if stack.config.db_engine != "postgresql" or stack.config.target not in ("local", "docker"):
+        raise SystemExit("the direct SQL baseline needs PostgreSQL on the local or docker target")
     password = direct_admin(stack)
     meter = CpuMeter(stack)
     try:
@@ -283,7 +309,7 @@ def main() -> int:
     print(f"stack SQL / minimal SQL, 1 worker:   {ratios['safety_1']:.2f}   (target 0.8)")
     print(f"stack SQL / minimal SQL, 20 workers: {ratios['safety_20']:.2f}   (target 0.8)")
     errors = burst_after_restart(stack)
-    left = local.dynamic_users(stack.config)
+    left = dynamic_users(stack)
     print(f"dynamic users left after the runs: {len(left)}")
     print(json.dumps({**{f"ratio_{k}": round(v, 3) for k, v in ratios.items()},
                       "runs": [single, direct_single, many, direct_many, minimal_single, minimal_many],

@@ -5,9 +5,10 @@ Docker engine, and the database's dynamic users (read as the superuser inside th
 """
 
 import contextlib
+import subprocess
 from typing import Iterator
 
-from components.docker.daemon import DockerEngine
+from components.docker.daemon import DockerEngine, DockerEngineError
 from components.docker.postgres import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY
 from stacks.config import StackConfig, docker_dir
@@ -30,13 +31,27 @@ def engine_running(config: StackConfig, keep: bool = False) -> Iterator[bool]:
             engine(config).stop()
 
 
+def superuser_sql(config: StackConfig, container: str, script: str) -> str:
+    """Runs SQL as the superuser (psql over the socket inside the container) on the application
+    database; its output, one row per line. The script goes in on stdin, never on a command line."""
+    result = subprocess.run(
+        ["docker", "--host", engine(config).host, "exec", "--interactive", "--user", "postgres", container, "psql",
+         "--host", RUN, "--port", str(config.db_port), "--dbname", config.db_name, "--no-psqlrc", "--quiet",
+         "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "--file", "-"],
+        input=script, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DockerEngineError(f"psql in {container} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
 def dynamic_users(config: StackConfig, container: str) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist (psql as the superuser, over the
-    socket inside the container)."""
-    result = engine(config).docker(
-        "exec", "--user", "postgres", container, "psql", "--host", RUN, "--port", str(config.db_port),
-        "--dbname", config.db_name, "--no-psqlrc", "--tuples-only", "--no-align", "--command", DYNAMIC_USERS_QUERY)
-    return sorted(result.stdout.split())
+    """The database users Vault's dynamic roles made that still exist."""
+    return sorted(superuser_sql(config, container, DYNAMIC_USERS_QUERY + ";").split())
+
+
+def container_pid(config: StackConfig, container: str) -> int:
+    """The host's process id of the container's first process (OpenBao's server; PostgreSQL's postmaster)."""
+    return int(engine(config).docker("inspect", "--format", "{{.State.Pid}}", container).stdout)
 
 
 def ours_left(config: StackConfig) -> list[str]:

@@ -104,16 +104,22 @@ class DockerEngine:
 
     def stop(self) -> None:
         """Stops the dockerd this stack started (its containers stop with it; their restart policy
-        brings them back with the next start). One it did not start is left alone."""
+        brings them back with the next start), and clears its runtime folder. One it did not start is
+        left alone."""
         terminate(self._pid_file, str(self.data_root))
+        if not self.answers():
+            _remove_tree(self.exec_root)
 
     def remove(self) -> None:
         """Stops it and removes its folder and data root: every image, container and volume in it."""
         self.stop()
-        for folder in (self.data_root, self.exec_root):
-            # Anything dockerd left mounted under them first, deepest first.
-            mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-            for mount in sorted((m for m in mounts if m.startswith(f"{folder}/")), key=len, reverse=True):
-                subprocess.run(["umount", "-l", mount], capture_output=True)
-            shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not self.answers():
+            _remove_tree(self.data_dir)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Removes a folder dockerd used, unmounting what it left mounted under it first (deepest first)."""
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(f"{folder}/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -162,6 +162,8 @@ class VaultDocker(pulumi.ComponentResource):
     database_ca_file: pulumi.Output[str]
     admin_token: pulumi.Output[str]
     audit_log: pulumi.Output[str]
+    #: The container's name in the engine.
+    container: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultDockerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultDocker", name, None, opts)
@@ -204,7 +206,9 @@ class VaultDocker(pulumi.ComponentResource):
         self.database_ca_file = pulumi.Output.from_input(str(IN_CONTAINER.database_ca_file))
         self.admin_token = pulumi.Output.secret(init.root_token)
         self.audit_log = pulumi.Output.from_input(str(IN_CONTAINER.audit_log))
+        self.container = container.name
         self.register_outputs({
             "address": self.address, "ca_pem": self.ca_pem, "ca_file": self.ca_file,
             "database_ca_file": self.database_ca_file, "admin_token": self.admin_token, "audit_log": self.audit_log,
+            "container": self.container,
         })

@@ -1,0 +1,60 @@
+"""The docker target's own engine (components/docker/daemon.py) with a real dockerd: started when none
+answers, found again when one does, and only the one the stack started is ever stopped or removed."""
+
+import subprocess
+import time
+
+import pytest
+
+from components.docker.daemon import DockerEngine, DockerEngineError, dockerd_binary
+
+
+@pytest.fixture
+def dockerd():
+    try:
+        return dockerd_binary()
+    except DockerEngineError as error:
+        pytest.skip(f"dockerd cannot start here: {error}")
+
+
+def test_the_stacks_engine_starts_once_and_down_removes_it(tmp_path, dockerd):
+    engine = DockerEngine(tmp_path / "docker")
+    try:
+        assert engine.ensure_running() is True and engine.answers()
+        pid = engine.pid()
+        assert pid is not None and "--bridge=none" in open(f"/proc/{pid}/cmdline").read().split("\0")
+        # Answering already: found, not started again.
+        assert DockerEngine(tmp_path / "docker").ensure_running() is False and engine.pid() == pid
+        engine.docker("volume", "create", "kept")
+        # Stopped (as a machine restart does): started again, with what it held.
+        engine.stop()
+        assert not engine.answers() and engine.pid() is None and not engine.exec_root.exists()
+        assert engine.ensure_running() is True
+        assert "kept" in engine.docker("volume", "ls", "--quiet").stdout.split()
+    finally:
+        engine.remove()
+    assert not engine.answers() and engine.pid() is None
+    assert not engine.data_dir.exists() and not engine.exec_root.exists()
+
+
+def test_an_engine_the_stack_did_not_start_is_used_and_left_alone(tmp_path, dockerd):
+    engine = DockerEngine(tmp_path / "docker")
+    engine.data_dir.mkdir()
+    other_root, other_exec = tmp_path / "other-root", tmp_path / "x"
+    # Someone else's dockerd answers at the stack's socket.
+    other = subprocess.Popen([dockerd, "--data-root", str(other_root), "--exec-root", str(other_exec),
+                              "--pidfile", str(tmp_path / "other.pid"), "--host", engine.host, "--bridge=none",
+                              "--iptables=false", "--ip6tables=false"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not engine.answers():
+            assert other.poll() is None and time.monotonic() < deadline, "the other dockerd did not start"
+            time.sleep(0.2)
+        assert engine.ensure_running() is False and engine.pid() is None
+        engine.stop()
+        engine.remove()
+        assert engine.answers() and other.poll() is None and other_root.exists()
+    finally:
+        other.terminate()
+        other.wait(timeout=60)
