@@ -16,6 +16,7 @@ from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
 from components.postgres_server import PostgresServer, PostgresServerArgs
 from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.store_key import StoreKeyTransit, StoreKeyTransitArgs
+from components.vault_component import VaultComponent
 from components.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
@@ -82,7 +83,7 @@ def local_servers(config: StackConfig):
 APPROLE_MOUNT = "approle"
 
 
-def vault_layer(config: StackConfig, vault_server: VaultServer, database: DatabaseComponent,
+def vault_layer(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
                 provider: vault.Provider):
     """The database secrets engine, one AppRole client per client in config, and the post-deploy
     checks, last, which prove them with real credentials on every `up`."""

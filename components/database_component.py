@@ -6,6 +6,8 @@ from typing import Any
 import pulumi
 import pulumi_random as random
 
+from components.options import register_outputs
+
 
 class DatabaseComponent(pulumi.ComponentResource):
     """A database server component's outputs. `admin_bootstrap_password` is secret: Vault first
@@ -36,9 +38,7 @@ class DatabaseComponent(pulumi.ComponentResource):
             "ca_pem": pulumi.Output.from_input(ca_pem), "group_roles": pulumi.Output.from_input(group_roles),
             **extra,
         }
-        for key, value in outputs.items():
-            setattr(self, key, value)
-        self.register_outputs(outputs)
+        register_outputs(self, outputs)
 
 
 def new_password(name: str, parent: pulumi.Resource) -> pulumi.Output[str]:

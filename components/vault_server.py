@@ -14,6 +14,7 @@ import pulumi
 
 from components.dynamic.openbao_server import OpenBaoServer
 from components.local.openbao import LocalOpenBao
+from components.vault_component import VaultComponent
 from components.dynamic.server_running import ServerRunning, keeper_name
 
 
@@ -34,21 +35,9 @@ class VaultServerArgs:
     key_threshold: int = 1
 
 
-class VaultServer(pulumi.ComponentResource):
-    """An initialised, unsealed OpenBao with a TLS listener and a file audit device.
-
-    `admin_token` is the root token from initialisation (secret), `ca_pem` the CA
-    that verifies the listener; `ca_file` and `database_ca_file` are those CAs as
-    files on the Vault host (for the Vault provider, and the database connection's
-    `sslrootcert`).
-    """
-
-    address: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    ca_file: pulumi.Output[str]
-    database_ca_file: pulumi.Output[str]
-    admin_token: pulumi.Output[str]
-    audit_log: pulumi.Output[str]
+class VaultServer(VaultComponent):
+    """An initialised, unsealed OpenBao with a TLS listener and a file audit device (outputs: see
+    `VaultComponent`; the files are on this host)."""
 
     def __init__(self, name: str, args: VaultServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultServer", name, None, opts)
@@ -65,14 +54,7 @@ class VaultServer(pulumi.ComponentResource):
         # Where it listens and keeps its files, from the args: known at a first preview (the Vault
         # provider and the policy gate use them then); what uses them waits for this component.
         local = LocalOpenBao(Path(args.data_dir), args.port, args.cluster_port)
-        self.address = pulumi.Output.from_input(local.address)
-        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.ca_file = pulumi.Output.from_input(str(local.ca_file))
-        self.database_ca_file = pulumi.Output.from_input(str(local.database_ca_file))
-        self.admin_token = pulumi.Output.secret(server.root_token)
-        self.audit_log = server.audit_log
-        self.register_outputs({
-            "address": self.address, "ca_pem": self.ca_pem, "ca_file": self.ca_file,
-            "database_ca_file": self.database_ca_file,
-            "admin_token": self.admin_token, "audit_log": self.audit_log,
-        })
+        self._register_vault(
+            address=local.address, ca_pem=args.ca_pem, ca_file=str(local.ca_file),
+            database_ca_file=str(local.database_ca_file), admin_token=server.root_token, audit_log=server.audit_log,
+        )

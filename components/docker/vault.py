@@ -28,6 +28,7 @@ from components.docker.containers import hardened, resource_name, running, start
 from components.dynamic.server_running import keeper_name
 from components.local.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, is_active, render_config, unseal
 from components.local.process import write_file, wait_ready
+from components.vault_component import VaultComponent
 
 #: The server's folder inside the container: the local target's layout under it.
 IN_CONTAINER = LocalOpenBao(Path("/openbao"), 0, 0)
@@ -152,17 +153,11 @@ class VaultUnsealed(Resource, module="dbcreds", name="VaultUnsealed"):
         super().__init__(_UnsealedProvider(), name, props, opts)
 
 
-class VaultDocker(pulumi.ComponentResource):
+class VaultDocker(VaultComponent):
     """An initialised, unsealed OpenBao container with a TLS listener on 127.0.0.1 and a file audit
-    device. Outputs as `components.vault_server.VaultServer`'s; `audit_log` is a path in the container."""
+    device (outputs: see `VaultComponent`; `database_ca_file` and `audit_log` are paths in the
+    container). `container` is the container's name in the engine."""
 
-    address: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    ca_file: pulumi.Output[str]
-    database_ca_file: pulumi.Output[str]
-    admin_token: pulumi.Output[str]
-    audit_log: pulumi.Output[str]
-    #: The container's name in the engine.
     container: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultDockerArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -200,15 +195,8 @@ class VaultDocker(pulumi.ComponentResource):
         VaultUnsealed(keeper_name(name), host=args.engine_host, container=container.name, address=server.address,
                       ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
-        self.address = pulumi.Output.from_input(server.address)
-        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.ca_file = pulumi.Output.from_input(args.ca_file)
-        self.database_ca_file = pulumi.Output.from_input(str(IN_CONTAINER.database_ca_file))
-        self.admin_token = pulumi.Output.secret(init.root_token)
-        self.audit_log = pulumi.Output.from_input(str(IN_CONTAINER.audit_log))
-        self.container = container.name
-        self.register_outputs({
-            "address": self.address, "ca_pem": self.ca_pem, "ca_file": self.ca_file,
-            "database_ca_file": self.database_ca_file, "admin_token": self.admin_token, "audit_log": self.audit_log,
-            "container": self.container,
-        })
+        self._register_vault(
+            address=server.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+            database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.root_token,
+            audit_log=str(IN_CONTAINER.audit_log), container=container.name,
+        )
