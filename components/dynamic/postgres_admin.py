@@ -6,19 +6,19 @@ Vault as the connection's write-only bootstrap password); Vault rotates it at
 once, so it is used only here, at create, and never sent again.
 """
 
-from pathlib import Path
 from typing import Any, Optional
 
+import psycopg
 import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
-from components.local.postgres import LocalPostgres
+from components.local.postgres import superuser_connection
 from components.postgres_sql import GRANT_LOCK, admin_role_statements, set_password
 
 
-def _superuser(props: dict[str, Any]):
-    return LocalPostgres(Path(props["data_dir"]), int(props["port"])).superuser(props["database"])
+def _superuser(props: dict[str, Any]) -> psycopg.Connection:
+    return superuser_connection(props["data_dir"], props["port"], props["database"])
 
 
 class _AdminRoleProvider(ResourceProvider):

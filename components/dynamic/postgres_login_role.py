@@ -5,7 +5,6 @@ it as soon as the role is created, and from then on only Vault knows it.
 """
 
 import secrets
-from pathlib import Path
 from typing import Any, Optional
 
 import psycopg
@@ -13,13 +12,12 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
 
-from components.local.postgres import LocalPostgres
+from components.local.postgres import superuser_connection
 from components.postgres_sql import create_service_user
 
 
 def _connect(props: dict[str, Any]) -> psycopg.Connection:
-    server = LocalPostgres(Path(props["data_dir"]), int(props["port"]))
-    return psycopg.connect(server.superuser_dsn(props["database"]), autocommit=True)
+    return superuser_connection(props["data_dir"], props["port"], props["database"])
 
 
 class _LoginRoleProvider(ResourceProvider):

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import psycopg
 import pulumi
 from psycopg import sql
 from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
@@ -28,10 +27,6 @@ from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set
 
 def _server(props: dict[str, Any]) -> LocalPostgres:
     return LocalPostgres(Path(props["data_dir"]), int(props["port"]))
-
-
-def _superuser(server: LocalPostgres, dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(server.superuser_dsn(dbname), autocommit=True)
 
 
 def _outs(props: dict[str, Any], admin_password_version: int) -> dict[str, Any]:
@@ -52,11 +47,11 @@ class _PostgresServerProvider(LocalServerProvider):
             server.initdb(props["cert_pem"], props["key_pem"])
             server.start()
             admin, database = props["admin"], props["database"]
-            with _superuser(server) as conn:
+            with server.superuser() as conn:
                 for statement in bootstrap_admin_statements(admin, database):
                     conn.execute(statement)
                 conn.execute(set_password(admin, props["admin_password"]))
-            with _superuser(server, database) as conn:
+            with server.superuser(database) as conn:
                 # The admin owns the demo tables, so it can grant on them.
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
                 for statement in DEMO_SCHEMA:
@@ -76,7 +71,7 @@ class _PostgresServerProvider(LocalServerProvider):
         old, new = _server(olds), _server(news)
         old.start()
         if olds["port"] != news["port"]:
-            with _superuser(old) as conn:
+            with old.superuser() as conn:
                 conn.execute(sql.SQL("ALTER SYSTEM SET port = {}").format(sql.Literal(int(news["port"]))))
             old.stop()
         if (olds["cert_pem"], olds["key_pem"]) != (news["cert_pem"], news["key_pem"]):

@@ -226,3 +226,9 @@ class LocalPostgres:
             result = self._pg_ctl("stop", "--wait", "--mode", "fast")
             if result.returncode != 0:
                 raise LocalPostgresError(f"stop failed: {result.stderr.strip()}")
+
+
+def superuser_connection(data_dir: str | Path, port: int | float, dbname: str) -> psycopg.Connection:
+    """The superuser on dbname of the local server at data_dir and port (as they cross Pulumi's wire:
+    the port may be a float): the one way the dynamic providers open it."""
+    return LocalPostgres(Path(data_dir), int(port)).superuser(dbname)
