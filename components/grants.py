@@ -77,6 +77,18 @@ class GrantSpec:
     max_ttl: int = 86400
 
 
+def grant_spec_props(spec: GrantSpec) -> dict[str, Any]:
+    """A grant spec as a dynamic provider's properties (what it needs to grant; TTLs are Vault's)."""
+    return {"role": spec.name, "privileges": list(spec.privileges), "schemas": list(spec.schemas),
+            "tables": list(spec.tables)}
+
+
+def grant_spec_of_props(props: Mapping[str, Any]) -> GrantSpec:
+    """The grant spec in a dynamic provider's properties (`grant_spec_props`; other keys ignored)."""
+    return GrantSpec(name=props["role"], privileges=tuple(props["privileges"]), schemas=tuple(props["schemas"]),
+                     tables=tuple(props["tables"]))
+
+
 @dataclass(frozen=True)
 class ServiceUser:
     """A database user Vault manages as a static role: rotated every `rotation_period` seconds."""

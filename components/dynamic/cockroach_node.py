@@ -18,7 +18,7 @@ from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, Upd
 
 from components import cockroach_sql
 from components.dynamic.local_server import LocalServerProvider
-from components.grants import GrantSpec
+from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
 
@@ -29,9 +29,7 @@ def _server(props: dict[str, Any]) -> LocalCockroach:
 
 def _specs(props: dict[str, Any]) -> dict[str, GrantSpec]:
     """Group role name -> its grant spec."""
-    return {group: GrantSpec(name=s["name"], privileges=tuple(s["privileges"]), schemas=tuple(s["schemas"]),
-                             tables=tuple(s["tables"]))
-            for group, s in props["groups"].items()}
+    return {group: grant_spec_of_props(s) for group, s in props["groups"].items()}
 
 
 def _apply_groups(server: LocalCockroach, props: dict[str, Any], olds: Optional[dict[str, Any]] = None) -> None:
@@ -121,8 +119,7 @@ class LocalCockroachNode(Resource):
         props = {
             "data_dir": data_dir, "port": port, "http_port": http_port, "database": database, "admin": admin,
             "admin_password": pulumi.Output.secret(admin_password), "files": pulumi.Output.secret(files),
-            "groups": {g: {"name": s.name, "privileges": list(s.privileges), "schemas": list(s.schemas),
-                           "tables": list(s.tables)} for g, s in groups.items()},
+            "groups": {g: grant_spec_props(s) for g, s in groups.items()},
             "host": None, "admin_password_version": None,
         }
         opts = pulumi.ResourceOptions.merge(

@@ -5,7 +5,6 @@ reaches the server as the superuser over its Unix socket, so managing groups
 never needs the admin password that Vault rotates.
 """
 
-from pathlib import Path
 from typing import Any, Optional
 
 import psycopg
@@ -13,21 +12,15 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from components.grants import GrantSpec
-from components.local.postgres import LocalPostgres
+from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
+from components.local.postgres import superuser_connection
 from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
 
 _SPEC_FIELDS = ("privileges", "schemas", "tables")
 
 
-def _spec(props: dict[str, Any]) -> GrantSpec:
-    return GrantSpec(name=props["role"], privileges=tuple(props["privileges"]),
-                     schemas=tuple(props["schemas"]), tables=tuple(props["tables"]))
-
-
 def _connect(props: dict[str, Any]) -> psycopg.Connection:
-    server = LocalPostgres(Path(props["data_dir"]), int(props["port"]))
-    return psycopg.connect(server.superuser_dsn(props["database"]), autocommit=True)
+    return superuser_connection(props["data_dir"], props["port"], props["database"])
 
 
 def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
@@ -40,14 +33,14 @@ def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(admin)))
         for statement in revoke_statements(revoke_schemas, group, database):
             conn.execute(statement)
-        for statement in grant_statements(_spec(props), group, database):
+        for statement in grant_statements(grant_spec_of_props(props), group, database):
             conn.execute(statement)
 
 
 def _table_privileges(conn: psycopg.Connection, props: dict[str, Any]) -> tuple[set, set]:
     """(what the group holds, what its spec gives) as {(schema, table, privilege)}, in the schemas
     the spec reaches (the ones `_apply` manages)."""
-    spec = _spec(props)
+    spec = grant_spec_of_props(props)
     held = set(conn.execute(
         "SELECT table_schema, table_name, privilege_type FROM information_schema.role_table_grants"
         " WHERE grantee = %s AND table_schema = ANY(%s)", (props["group"], schemas_of(spec))).fetchall())
@@ -60,7 +53,7 @@ def _table_privileges(conn: psycopg.Connection, props: dict[str, Any]) -> tuple[
 
 class _PostgresGroupProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        _apply(props, schemas_of(_spec(props)))
+        _apply(props, schemas_of(grant_spec_of_props(props)))
         return CreateResult(id_=props["group"], outs={**props, "in_sync": True})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -81,7 +74,7 @@ class _PostgresGroupProvider(ResourceProvider):
                           delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        _apply(news, sorted(set(schemas_of(_spec(olds))) | set(schemas_of(_spec(news)))))
+        _apply(news, sorted(set(schemas_of(grant_spec_of_props(olds))) | set(schemas_of(grant_spec_of_props(news)))))
         return UpdateResult(outs={**news, "in_sync": True})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -91,7 +84,7 @@ class _PostgresGroupProvider(ResourceProvider):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
             if exists:
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(props["admin"])))
-                for statement in revoke_statements(schemas_of(_spec(props)), group, props["database"]):
+                for statement in revoke_statements(schemas_of(grant_spec_of_props(props)), group, props["database"]):
                     conn.execute(statement)
                 conn.execute("RESET ROLE")
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(group)))
@@ -108,7 +101,6 @@ class PostgresGroupRole(Resource):
     ):
         props = {
             "data_dir": data_dir, "port": port, "database": database, "admin": admin, "group": group,
-            "role": spec.name, "privileges": list(spec.privileges), "schemas": list(spec.schemas),
-            "tables": list(spec.tables),
+            **grant_spec_props(spec),
         }
         super().__init__(_PostgresGroupProvider(), name, props, opts)

@@ -168,3 +168,15 @@ def test_clients_must_be_a_mapping():
     with pytest.raises(SpecError) as error:
         validate_clients(["a"], {"reader": READER}, DAY)
     assert error.value.field == "clients"
+
+
+def test_a_grant_spec_crosses_to_a_provider_and_back_without_its_ttls():
+    from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
+
+    spec = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=60,
+                     max_ttl=120)
+    props = grant_spec_props(spec)
+    assert props == {"role": "app", "privileges": ["SELECT", "INSERT"], "schemas": [], "tables": ["public.users"]}
+    # Other keys of the provider's properties are left alone; TTLs are Vault's, not the database's.
+    back = grant_spec_of_props({**props, "data_dir": "/d", "port": 5432.0})
+    assert (back.name, back.privileges, back.schemas, back.tables) == (spec.name, spec.privileges, (), spec.tables)
