@@ -11,7 +11,7 @@ way, with the chain (Vault's intermediate, then the bootstrap CA) as `ca.crt`.
 Shapes follow CockroachDB's `cockroach cert` commands: `node.crt` has CN
 `node` and a SAN for every address the nodes are reached at, with both server
 and client auth (nodes dial each other with it); `client.<user>.crt` has CN
-`<user>` and client auth only. `file_mode` gives each file its mode (keys 0600:
+`<user>` and client auth only. `components.local.cockroach.file_mode` gives each file its mode (keys 0600:
 CockroachDB refuses keys others can read).
 """
 
@@ -22,11 +22,6 @@ from typing import Optional
 import pulumi
 
 from components.certificates import self_signed_ca, signed_certificate
-
-
-def file_mode(name: str) -> int:
-    """The mode a certs-directory file must have."""
-    return 0o600 if name.endswith(".key") else 0o644
 
 
 def split_addresses(addresses: tuple[str, ...]) -> tuple[list[str], list[str]]:

@@ -15,8 +15,12 @@ from pathlib import Path
 
 import psycopg
 
-from components.cockroach_certs import file_mode
 from components.local.process import running_pid, start_detached, terminate, wait_ready, write_file
+
+
+def file_mode(name: str) -> int:
+    """The mode a certs-directory file must have: CockroachDB refuses a key others can read."""
+    return 0o600 if name.endswith(".key") else 0o644
 
 
 class LocalCockroachError(RuntimeError):

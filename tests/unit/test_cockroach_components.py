@@ -9,8 +9,8 @@ import stat
 
 import pulumi
 
-from components.cockroach_certs import file_mode, split_addresses
-from components.local.cockroach import LocalCockroach
+from components.cockroach_certs import split_addresses
+from components.local.cockroach import LocalCockroach, file_mode
 from tests.unit.graph import is_secret, registered
 
 
@@ -63,7 +63,7 @@ def test_cockroach_cluster_graph(monitor, ran):
         assert (node["port"], node["http_port"], node["database"], node["admin"]) == (26257, 26258, "app",
                                                                                       "dbcreds_admin")
         assert node["groups"] == {"dbcreds_group_reader": {
-            "name": "reader", "privileges": ["SELECT"], "schemas": ["public"], "tables": []}}
+            "role": "reader", "privileges": ["SELECT"], "schemas": ["public"], "tables": []}}
 
     return pulumi.Output.all(cluster.group_roles, is_secret(cluster.certs),
                              is_secret(cluster.admin_bootstrap_password)).apply(ran(check))
