@@ -3,8 +3,8 @@
 The same design as `components.postgres_sql`: each grant spec is a group role
 holding the privileges, and a dynamic user only joins it. In CockroachDB that
 matters more: GRANT, REVOKE and role membership changes are schema changes,
-slow when other transactions hold the leases they wait on (seed 001, "How to
-speed up user/role management"). So issuing credentials runs two statements
+slow when other transactions hold the leases they wait on (CockroachDB's
+guidance on speeding up user and role management). So issuing credentials runs two statements
 and never touches a table's privileges, and the cluster lets role memberships
 change under running transactions (`bootstrap_admin_statements`).
 
@@ -68,7 +68,7 @@ def bootstrap_admin_statements(admin: str, database: str) -> list[sql.Composed]:
     The admin is not in the admin role: CREATEROLE to manage the dynamic users,
     CANCELQUERY and VIEWACTIVITY to end their sessions at revocation, owner of
     the database. Role memberships may change under running transactions
-    instead of waiting for their leases (seed 001). The password is set
+    instead of waiting for their leases. The password is set
     separately (`components.postgres_sql.set_password`), so these hold no secret.
     """
     a, d = sql.Identifier(admin), sql.Identifier(database)

@@ -1,4 +1,4 @@
-"""Vault's PKI engine issuing the database's server certificate (seed 001).
+"""Vault's PKI engine issuing the database's server certificate.
 
     pki = DatabasePki("db-pki", DatabasePkiArgs(
         bootstrap_ca_cert_pem=boot.ca_cert_pem, bootstrap_ca_private_key_pem=boot.ca_private_key_pem,

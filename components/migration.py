@@ -1,5 +1,5 @@
-"""One application's move from a database password kept in Vault's KV store to dynamic credentials
-(seed 004), driven by its stage (`components.migration_stages`), with its post-deploy checks.
+"""One application's move from a database password kept in Vault's KV store to dynamic credentials,
+driven by its stage (`components.migration_stages`), with its post-deploy checks.
 
     migration = StaticToDynamic("products-api", StaticToDynamicArgs(
         app="products-api", stage="dual", username="products_api",

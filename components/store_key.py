@@ -1,4 +1,4 @@
-"""A Transit key for CockroachDB's encryption-at-rest store key (seed 001), usable by the database's
+"""A Transit key for CockroachDB's encryption-at-rest store key, usable by the database's
 own AppRole role and nothing else.
 
     store = StoreKeyTransit("crdb-store", StoreKeyTransitArgs(), opts=vault_opts)

@@ -1,8 +1,7 @@
 """A single-node CockroachDB as a local process, secure mode (`--certs-dir`), on 127.0.0.1.
 
 Runs `cockroach start-single-node` when a `cockroach` binary is on PATH (or at
-$DBCREDS_COCKROACH). None is reachable from this project's build machines
-(../shared/notes/environment.md), so this runs only where one is installed:
+$DBCREDS_COCKROACH). No package registry ships one, so this runs only where one is installed:
 tests/integration/test_cockroach_live.py, skipped (and reported as skipped)
 elsewhere. The stack administers the node as `root` with its client
 certificate; the admin Vault uses gets a password, once.

@@ -1,4 +1,4 @@
-"""One app's move from a database password kept in Vault's KV store to dynamic credentials (seed 004),
+"""One app's move from a database password kept in Vault's KV store to dynamic credentials,
 on the platform's Vault and database, with the pulumi-dbcreds components. Its `stage` config walks
 static -> dual -> dynamic, one `pulumi up` each; see README.md for what each stage's checks prove.
 

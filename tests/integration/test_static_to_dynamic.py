@@ -1,4 +1,4 @@
-"""An app's move from a KV password to dynamic credentials (examples/static-to-dynamic, seed 004) on the
+"""An app's move from a KV password to dynamic credentials (examples/static-to-dynamic) on the
 dev stack: static, dual and dynamic as three `up`s, each followed by what can log in with what and
 which Vault paths the app reads; then a step back refused at preview; the platform unchanged."""
 
