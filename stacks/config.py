@@ -309,8 +309,8 @@ def check_machine(config: StackConfig) -> None:
                                         f"{'; '.join(missing)}")
         engine = DockerEngine(docker_dir(config))
         if not engine.answers():
-            raise ConfigError("target", f"no Docker engine answers at {engine.host}: `make up` starts the "
-                                        "stack's own (python -m toolchain.docker_engine start STACK)")
+            raise ConfigError("target", f"no Docker engine answers at {engine.host}: `make up` and `make "
+                                        "preview` start the stack's own there")
 
 
 def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path) -> StackConfig:
