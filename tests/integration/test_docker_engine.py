@@ -58,3 +58,22 @@ def test_an_engine_the_stack_did_not_start_is_used_and_left_alone(tmp_path, dock
     finally:
         other.terminate()
         other.wait(timeout=60)
+
+
+def test_a_docker_stack_without_its_engine_fails_at_preview_naming_it(tmp_path):
+    """Nothing answers at the stack's socket (`pulumi preview` run by hand, not through make): the
+    program refuses before any resource, naming the setting and the socket."""
+    from pulumi import automation as auto
+
+    from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
+
+    data_dir = tmp_path / "data"
+    with temporary_stack(root_program(tmp_path), tmp_path, "docker") as stack:
+        stack.set_all_config({**stack_file_config("docker"), **local_servers_config(
+            data_dir, keys=("vault_port", "vault_cluster_port", "db_port"))})
+        with pytest.raises(auto.CommandError) as error:
+            stack.preview(on_output=lambda _: None)
+        assert (f"config target: no Docker engine answers at unix://{data_dir}/docker/docker.sock: "
+                "`make up` and `make preview` start the stack's own there") in str(error.value)
+        assert not stack.export_stack().deployment.get("resources")
+        assert not (data_dir / "docker").exists()
