@@ -56,6 +56,7 @@ class DockerEngine:
 
     @property
     def _pid_file(self) -> Path:
+        """The stack's record of the dockerd it started (dockerd keeps its own in docker.pid beside it)."""
         return self.data_dir / "dockerd.pid"
 
     def pid(self) -> int | None:
@@ -81,7 +82,7 @@ class DockerEngine:
         self.data_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         argv = [
             dockerd_binary(), "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-            "--pidfile", str(self.exec_root / "dockerd.pid"), "--host", self.host,
+            "--pidfile", str(self.data_dir / "docker.pid"), "--host", self.host,
             # No bridge (its addresses are a private range), no iptables rules, no userland proxy.
             "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false",
             "--log-level=warn",
