@@ -22,8 +22,11 @@ PostgreSQL and this client spent in each run, from /proc/<pid>/stat).
 """
 
 import argparse
+import base64
 import concurrent.futures
 import datetime
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -43,6 +46,7 @@ from components.checks import revoke  # noqa: E402
 from components.sql_dialects import creation_statements, revocation_statements  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
 from components.postgres_sql import as_text  # noqa: E402
+from components.secrets_engine import PASSWORD_AUTHENTICATION  # noqa: E402
 from stacks import docker_target, local  # noqa: E402
 from toolchain.env import ROOT, pulumi_env  # noqa: E402
 from toolchain.stack_file import salted  # noqa: E402
@@ -207,6 +211,17 @@ def dynamic_users(stack: Stack) -> list[str]:
     return local.dynamic_users(stack.config)
 
 
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, RFC 7677), as Vault's
+    plugin computes it with `password_authentication = scram-sha-256`."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", "sha256").digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
 def minimal_statements(group: str) -> tuple[list[str], list[str]]:
     """The least a credential needs: a login role in the group, and dropping it (no expiry, no
     connection limit, no ending of sessions, no cleanup of what it owns)."""
@@ -222,6 +237,12 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
     create, drop = creation_statements(dialect, group), revocation_statements(dialect, group)
     if minimal:
         create, drop = minimal_statements(group)
+    # What Vault's plugin puts in {{password}}: a SCRAM verifier it computes, or the plaintext.
+    scram = PASSWORD_AUTHENTICATION.get(dialect) == "scram-sha-256"
+
+    def new_password() -> str:
+        return scram_verifier(secrets.token_urlsafe(20)) if scram else secrets.token_urlsafe(20)
+
     ca = stack._ca.name.replace(".pem", "-db.pem")
     Path(ca).write_text(stack.outputs["db_ca_pem"])
 
@@ -240,7 +261,7 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
                     for statement in create:
                         conn.execute(statement.replace("{{name}}", name).replace(
-                            "{{password}}", secrets.token_urlsafe(20)).replace("{{expiration}}", expiry))
+                            "{{password}}", new_password()).replace("{{expiration}}", expiry))
                 times.append(time.perf_counter() - start)
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))

@@ -39,6 +39,9 @@ from components.sql_dialects import creation_statements, revocation_statements
 
 #: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
 MAX_OPEN_CONNECTIONS = 4
+#: How the plugin sends a new user's password: as a SCRAM-SHA-256 verifier it computes itself, so the
+#: database never sees the plaintext and does not hash it inside the plugin's serialised statements.
+PASSWORD_AUTHENTICATION = {"postgresql": "scram-sha-256"}
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
                 password_wo_version=args.bootstrap_password_version,
                 username_template=username_template(),
                 max_open_connections=MAX_OPEN_CONNECTIONS,
+                password_authentication=PASSWORD_AUTHENTICATION.get(args.dialect),
             ),
             opts=with_mount,
         )
