@@ -77,8 +77,10 @@ class _OpenBaoInitProvider(ResourceProvider):
             _wait_answering(client, props["address"])
             if client.sys.is_initialized():
                 raise RuntimeError(f"OpenBao at {props['address']} is initialised already: its raft volume "
-                                   f"{props['raft_volume']} holds another server's data, whose keys are not in "
-                                   "this stack's state")
+                                   f"{props['raft_volume']} holds a server whose keys are not in this stack's "
+                                   "state (another stack's, or an initialisation interrupted before the state "
+                                   "recorded it); start over with a new volume: pulumi up --replace on the "
+                                   "vault-raft Volume")
             root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]))
             unseal(client, keys)
         return CreateResult(id_=props["raft_volume"], outs={**props, "root_token": root_token, "unseal_keys": keys})
