@@ -3,6 +3,7 @@
 # make down   revokes every lease, proves none is left, destroys the stack
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
+# make cluster-up / cluster-down   a single-node Kubernetes on 127.0.0.1 for the k8s stack (.data/cluster)
 STACK ?= dev
 # Exports the built toolchain's variables, failing if env.py fails.
 ENV = env_vars=$$(python3 toolchain/env.py) && eval "$$env_vars"
@@ -11,7 +12,8 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview policy test unit clean
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview policy test unit clean \
+	cluster-up cluster-down
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
 bootstrap:
@@ -25,7 +27,7 @@ bootstrap-stack:
 bootstrap-kubernetes:
 	@bash toolchain/bootstrap.sh kubernetes
 
-# Everything: Kubernetes's parts, and the docker target's engine, provider and images.
+# Everything: Kubernetes's parts, the single-node cluster's, and the docker target's engine, provider and images.
 bootstrap-all:
 	@bash toolchain/bootstrap.sh all
 
@@ -55,6 +57,14 @@ test: bootstrap-all
 
 unit: bootstrap
 	@$(ENV) && .venv/bin/python -m pytest tests/unit
+
+# The single-node cluster (tests/support/cluster.py) the k8s stack runs on: `make cluster-up`, then
+# `make up STACK=k8s`; `make down STACK=k8s`, then `make cluster-down`.
+cluster-up:
+	@bash toolchain/bootstrap.sh cluster && .venv/bin/python -m tests.support.cluster up
+
+cluster-down:
+	@.venv/bin/python -m tests.support.cluster down
 
 # Removes this checkout's venv, tool links and local state; the build cache stays.
 clean:

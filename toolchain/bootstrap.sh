@@ -12,8 +12,13 @@
 #   bootstrap.sh kubernetes    core, and the Kubernetes provider and the tests'
 #                              Kubernetes control plane (kube-apiserver,
 #                              kube-controller-manager, etcd);
-#   bootstrap.sh all           kubernetes, and the docker target's engine, provider and images;
-#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes or docker when its target is).
+#   bootstrap.sh cluster       kubernetes, and what the single-node test cluster adds
+#                              (tests/support/cluster.py): kube-scheduler and kubelet (built
+#                              with the control plane), Debian's containerd and runc, and the
+#                              docker target's engine and image contexts (its images are built there);
+#   bootstrap.sh all           cluster, and the docker target's provider;
+#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes, cluster or docker as its target
+#                              and profile say).
 #
 # Binaries are cached per user, keyed by version, so that every checkout reuses
 # them; .tools/bin (the folder `make env` puts on PATH) holds hard links to them.
@@ -296,19 +301,20 @@ kubernetes() {
   register_plugin kubernetes "$(pinned pulumi-kubernetes)" \
     "$cache/pulumi-resource-kubernetes/v$(pinned pulumi-kubernetes)/pulumi-resource-kubernetes"
   local component
-  for component in kube-apiserver kube-controller-manager; do
+  for component in kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl; do
     MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build "$component" "$KUBERNETES_VERSION" \
-      "k8s.io/kubernetes/cmd/$component" "" k8s.io/kubernetes
+      "k8s.io/kubernetes/cmd/$component" "-X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION" \
+      k8s.io/kubernetes
     link_tool "$cache/$component/v$KUBERNETES_VERSION/$component"
   done
   go_build etcd "$ETCD_VERSION" . "" go.etcd.io/etcd/server/v3
   link_tool "$cache/etcd/v$ETCD_VERSION/etcd"
 }
 
-# The docker target: Debian's Docker engine (dockerd 20.10, containerd, runc) and debootstrap when
-# missing, pulumi-docker's provider, and the images' build contexts (components/docker/images.py:
-# the OpenBao binary, and a Debian root filesystem with PostgreSQL 15, about 1.5 minutes cold).
-docker_target() {
+# Debian's Docker engine (dockerd 20.10, containerd, runc) and debootstrap when missing, and the
+# images' build contexts (components/docker/images.py: the OpenBao binary, and a Debian root
+# filesystem with PostgreSQL 15, about 1.5 minutes cold).
+docker_engine_and_contexts() {
   if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
     [ "$(id -u)" = 0 ] || die "the docker target needs dockerd and debootstrap: install Debian's docker.io and debootstrap"
     local start=$SECONDS
@@ -319,10 +325,37 @@ docker_target() {
     say "docker engine: installed in $((SECONDS - start))s"
   fi
   say "docker engine: $(dockerd --version)"
-  provider_plugin docker github.com/pulumi/pulumi-docker/provider/v4
   local start=$SECONDS
   .venv/bin/python -m components.docker.images >/dev/null || die "the docker target's image contexts could not be made"
   say "docker image contexts: ready in $((SECONDS - start))s"
+}
+
+# The docker target: the engine and contexts, and pulumi-docker's provider.
+docker_target() {
+  docker_engine_and_contexts
+  provider_plugin docker github.com/pulumi/pulumi-docker/provider/v4
+}
+
+# The stack's Kubernetes profile, from its stack file (cluster unless it says otherwise).
+stack_profile() {
+  sed -n 's/^ *dbcreds:k8s_profile: *\([a-z-]*\).*/\1/p' "Pulumi.$1.yaml" | grep . || echo cluster
+}
+
+# The single-node cluster's runtime: Debian's containerd and runc when missing (gcc builds its pause
+# binary; tests/support/cluster.py builds its images on a Docker engine from the docker target's contexts).
+cluster() {
+  kubernetes
+  if ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "the single-node cluster needs containerd and runc: install Debian's containerd and runc"
+    local start=$SECONDS
+    say "cluster runtime: installing Debian's containerd and runc"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc >/dev/null \
+      || die "apt-get could not install containerd and runc"
+    say "cluster runtime: installed in $((SECONDS - start))s"
+  fi
+  say "cluster runtime: $(containerd --version | cut -d' ' -f1,3)"
+  docker_engine_and_contexts
 }
 
 # The stack's target, from its stack file (local unless it says otherwise).
@@ -336,14 +369,15 @@ start=$SECONDS
 case "${1:-core}" in
   core) core ;;
   kubernetes) core; kubernetes ;;
-  all) core; kubernetes; docker_target ;;
+  cluster) core; cluster ;;
+  all) core; cluster; docker_target ;;
   stack)
     [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
     core
     case "$(stack_target "$2")" in
-      kubernetes) kubernetes ;;
+      kubernetes) if [ "$(stack_profile "$2")" = single-node ]; then cluster; else kubernetes; fi ;;
       docker) docker_target ;;
     esac ;;
-  *) die "usage: bootstrap.sh [core | kubernetes | all | stack NAME]" ;;
+  *) die "usage: bootstrap.sh [core | kubernetes | cluster | all | stack NAME]" ;;
 esac
 say "done in $((SECONDS - start))s (binaries cached in $cache)"

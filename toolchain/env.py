@@ -48,6 +48,14 @@ def pulumi_env(state_root: Path = ROOT / ".pulumi") -> dict[str, str]:
     }
 
 
+def toolchain_version(name: str) -> str:
+    """A version pinned in toolchain/versions.env (NAME=value lines), e.g. KUBERNETES_VERSION."""
+    for line in (ROOT / "toolchain" / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise KeyError(f"toolchain/versions.env pins no {name}")
+
+
 def main() -> None:
     env = pulumi_env()
     (ROOT / ".pulumi" / "state").mkdir(parents=True, exist_ok=True)

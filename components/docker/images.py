@@ -22,13 +22,14 @@ import tempfile
 from pathlib import Path
 
 from components.local.openbao import bao_binary
+from components.postgres_image import POSTGRES_UID
 
 DOCKERFILES = Path(__file__).resolve().parents[2] / "docker"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 POSTGRES_PACKAGES = ("postgresql-15",)
 #: Part of the key: bump it when the way the root filesystem is made changes.
-ROOTFS_RECIPE = 1
+ROOTFS_RECIPE = 2
 
 
 class ImageContextError(RuntimeError):
@@ -54,6 +55,13 @@ def openbao_context() -> Path:
     """The OpenBao image's context: a folder holding the `bao` binary, keyed by its content."""
     digest = hashlib.sha256(bao_binary().read_bytes()).hexdigest()[:12]
     return cache_dir() / f"openbao-{digest}"
+
+
+def image_names() -> dict[str, str]:
+    """The images built from the contexts, by server ("openbao", "postgres"), tagged with the
+    contexts' keys: the docker target builds them, the Kubernetes test cluster imports them."""
+    return {"openbao": f"dbcreds-openbao:{openbao_context().name.split('-', 1)[1]}",
+            "postgres": f"dbcreds-postgres:{postgres_key()}"}
 
 
 def missing_contexts() -> list[str]:
@@ -101,6 +109,11 @@ def make_postgres_context() -> Path:
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
+        # Made before the package does, so that its uid is fixed rather than the next free one.
+        account = (f"groupadd --system --gid {POSTGRES_UID} postgres && useradd --system --uid {POSTGRES_UID} "
+                   f"--gid {POSTGRES_UID} --home-dir /var/lib/postgresql --no-create-home --shell /bin/bash postgres")
+        _run(["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "sh", "-c", account],
+             "making the postgres account in the chroot", log)
         install = (f"apt-get update -qq && apt-get install -y -qq --no-install-recommends {' '.join(POSTGRES_PACKAGES)}"
                    " && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*")
         _run(["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",

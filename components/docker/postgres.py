@@ -27,15 +27,10 @@ from components.docker import images
 from components.docker.containers import ContainerRunning, hardened, resource_name
 from components.dynamic.server_running import keeper_name
 from components.grants import GrantSpec
-from components.local.postgres import SUPERUSER, render_pg_hba, render_pg_ident, render_postgresql_conf
+from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.local.process import LOOPBACK
+from components.postgres_image import BOOTSTRAP, DATA, PGDATA, POSTGRES_SCRIPT, RUN
 from components.postgres_sql import group_role_name
-
-DATA = "/var/lib/postgresql/data"
-PGDATA = f"{DATA}/pgdata"
-#: The socket and the TLS files, in memory, handed to the postgres user at every start.
-RUN = "/run/postgresql"
-BOOTSTRAP = "/bootstrap"
 
 START_SCRIPT = f"""#!/bin/sh
 # As root: the volume and the TLS files to the postgres user, then PostgreSQL as that user.
@@ -51,24 +46,6 @@ fi
 chmod 0700 {RUN} && chown postgres:postgres {RUN}
 exec setpriv --reuid=postgres --regid=postgres --init-groups /bin/sh {BOOTSTRAP}/postgres.sh
 """
-
-POSTGRES_SCRIPT = f"""#!/bin/sh
-# As postgres: a new volume gets a cluster and the bootstrap SQL (over the socket only), then the server.
-set -eu
-if [ ! -s {PGDATA}/PG_VERSION ]; then
-  initdb --pgdata {PGDATA} --username {SUPERUSER} --auth-local peer --auth-host scram-sha-256 \\
-    --encoding UTF8 --locale C.UTF-8 >/dev/null
-  pg_ctl --pgdata {PGDATA} --wait --silent \\
-    --options "-c listen_addresses='' -c unix_socket_directories={RUN}" start
-  psql --host {RUN} --username {SUPERUSER} --dbname postgres --quiet -v ON_ERROR_STOP=1 \\
-    -v admin_password="$(cat {RUN}/admin-password)" --file {BOOTSTRAP}/bootstrap.sql
-  pg_ctl --pgdata {PGDATA} --wait --silent --mode fast stop
-fi
-rm -f {RUN}/admin-password
-exec postgres -D {PGDATA} -c config_file={BOOTSTRAP}/postgresql.conf -c hba_file={BOOTSTRAP}/pg_hba.conf \\
-  -c ident_file={BOOTSTRAP}/pg_ident.conf
-"""
-
 
 @dataclass(frozen=True)
 class PostgresDockerArgs:
@@ -102,7 +79,7 @@ class PostgresDocker(DatabaseComponent):
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
         password = new_password(f"{name}-admin-bootstrap", self)
         image = docker.Image(
-            f"{name}-image", image_name=f"dbcreds-postgres:{images.postgres_key()}",
+            f"{name}-image", image_name=images.image_names()["postgres"],
             build=docker.DockerBuildArgs(context=str(images.postgres_context()),
                                          dockerfile=str(images.DOCKERFILES / "postgres.Dockerfile")),
             skip_push=True, build_on_preview=False, opts=child)
