@@ -50,13 +50,7 @@ def local_servers(config: StackConfig):
         database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
         key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ))
-    provider = vault.Provider(
-        "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
-        # The admin token itself: no child token per run to create, expire and audit.
-        skip_child_token=True,
-        # Configured once Vault runs and is unsealed (after a machine restart too).
-        opts=pulumi.ResourceOptions(depends_on=[vault_server]),
-    )
+    provider = vault_provider_on(vault_server)
     db_pki = None
     if config.db_certificates == "vault_pki":
         db_pki = DatabasePki("db-pki", DatabasePkiArgs(
@@ -135,35 +129,49 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
 
 
 def kubernetes_servers(config: StackConfig):
-    """OpenBao and PostgreSQL as StatefulSets, applied to the kubeconfig's cluster or rendered to a folder."""
+    """OpenBao and PostgreSQL as StatefulSets, applied to the kubeconfig's cluster or rendered to a
+    folder, and (single-node profile) the Vault provider; None on the cluster profile, whose Vault
+    its operator initialises."""
     import pulumi_kubernetes as k8s
 
+    from components.docker.images import image_names
     from components.kubernetes_namespace import KubernetesNamespace, KubernetesNamespaceArgs
     from components.postgres_kubernetes import PostgresKubernetes, PostgresKubernetesArgs
     from components.vault_kubernetes import VaultKubernetes, VaultKubernetesArgs
 
     ns = config.k8s_namespace
+    single_node = config.k8s_profile == "single-node"
+    # The single-node profile's servers are reached at 127.0.0.1: the certificates' default names.
+    names = {} if single_node else {
+        "vault_dns_names": kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.VAULT_APP),
+        "database_dns_names": kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.DB_APP)}
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
-        server_cert_validity_hours=config.cert_validity_hours,
-        vault_dns_names=kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.VAULT_APP),
-        database_dns_names=kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.DB_APP),
+        server_cert_validity_hours=config.cert_validity_hours, **names,
     ))
-    provider = k8s.Provider("kubernetes", render_yaml_to_directory=config.k8s_render_dir)
-    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, await_ready=config.k8s_await_ready),
-                                    opts=pulumi.ResourceOptions(provider=provider))
+    provider = k8s.Provider("kubernetes", kubeconfig=config.k8s_kubeconfig,
+                            render_yaml_to_directory=config.k8s_render_dir)
+    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(
+        name=ns, await_ready=config.k8s_await_ready, host_network=single_node),
+        opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    vault_server = VaultKubernetes("vault", VaultKubernetesArgs(
-        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        image=config.vault_image, await_ready=config.k8s_await_ready,
-    ), opts=in_namespace)
+    images = image_names() if single_node else {"openbao": config.vault_image, "postgres": config.db_image}
     database = PostgresKubernetes("db", PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
-        grant_specs=config.roles,
-        image=config.db_image, await_ready=config.k8s_await_ready,
+        grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+        image=images["postgres"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
+        port=config.db_port, data_dir=config.data_dir,
     ), opts=in_namespace)
-    return vault_server, database
+    vault_server = VaultKubernetes("vault", VaultKubernetesArgs(
+        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
+        image=images["openbao"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
+        port=config.vault_port, cluster_port=config.vault_cluster_port, data_dir=config.data_dir,
+        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+    ), opts=in_namespace)
+    if not single_node:
+        return vault_server, database, None
+    return vault_server, database, vault_provider_on(vault_server)
 
 
 def docker_servers(config: StackConfig):
@@ -193,20 +201,24 @@ def docker_servers(config: StackConfig):
         ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
         key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
     ), opts=on_engine)
-    provider = vault.Provider(
+    return vault_server, database, vault_provider_on(vault_server)
+
+
+def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
+    """The Vault provider on the stack's own (initialised, unsealed) server."""
+    return vault.Provider(
         "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
-        skip_child_token=True, opts=pulumi.ResourceOptions(depends_on=[vault_server]),
+        # The admin token itself: no child token per run to create, expire and audit.
+        skip_child_token=True,
+        # Configured once Vault runs and is unsealed (after a machine restart too).
+        opts=pulumi.ResourceOptions(depends_on=[vault_server]),
     )
-    return vault_server, database, provider
 
 
 config = stack_config.load()
-if config.target == "kubernetes":
-    # OpenBao in a cluster is initialised and unsealed by its operator: no Vault layer here yet.
-    vault_server, database = kubernetes_servers(config)
-else:
-    servers = docker_servers if config.target == "docker" else local_servers
-    vault_server, database, vault_provider = servers(config)
+servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers}[config.target]
+vault_server, database, vault_provider = servers(config)
+if config.configures_vault:
     engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
@@ -225,6 +237,13 @@ else:
     if config.target == "docker":
         pulumi.export("db_container", database.container)
         pulumi.export("vault_container", vault_server.container)
+    if config.target == "kubernetes":
+        pulumi.export("k8s_namespace", config.k8s_namespace)
+else:
+    # The cluster profile: OpenBao is initialised and unsealed by its operator (`bao operator init`,
+    # then `bao operator unseal`); the engine, clients and checks are not configured by this stack.
+    pulumi.export("vault_operator_steps", "initialise and unseal OpenBao in the openbao StatefulSet "
+                                         "(bao operator init; bao operator unseal)")
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

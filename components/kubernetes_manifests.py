@@ -281,3 +281,119 @@ def server_dns_names(namespace: str, app: str) -> tuple[str, ...]:
     """The names a server's certificate must carry: its Service and each pod of its StatefulSet."""
     return (service_host(app, namespace), app, f"{app}.{namespace}",
             f"*.{app}-internal.{namespace}.svc", "localhost")
+
+
+# The single-node profile: one node that is the machine running the stack (a test cluster, a
+# developer's machine). Pods use the host's network and listen on 127.0.0.1 only: no Services, no
+# NetworkPolicies (they do not apply to host-network pods), no PodDisruptionBudgets; storage is
+# local PersistentVolumes under the stack's data folder, bound to the StatefulSets' claims.
+
+#: The node's name (kubelet names it after --hostname-override; a loopback node IP is refused).
+NODE = "127.0.0.1"
+#: Where the single-node profile's servers listen, and where kubelet probes them.
+LOOPBACK_HOST = "127.0.0.1"
+PROFILES = ("cluster", "single-node")
+#: How long `up` waits for a single-node StatefulSet's pod (pulumi-kubernetes' default: 10 minutes).
+NODE_AWAIT = {"pulumi.com/timeoutSeconds": "300"}
+#: Claims of the single-node profile bind only the PersistentVolumes the stack declares.
+NO_STORAGE_CLASS = ""
+
+
+def claim_name(template: str, statefulset: str) -> str:
+    """The claim a StatefulSet's first pod gets from its volumeClaimTemplate."""
+    return f"{template}-{statefulset}-0"
+
+
+def node_volume(name: str, namespace: str, claim: str, path: str, size: str, app: str) -> dict[str, Any]:
+    """A local PersistentVolume on the node at path, kept on release (the stack removes it), pre-bound
+    to one claim."""
+    return {"metadata": {"name": name, "labels": labels(app)},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": NO_STORAGE_CLASS,
+                     "local": {"path": path},
+                     "claimRef": {"namespace": namespace, "name": claim},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}]}]}}}}
+
+
+def _node_statefulset(app: str, uid: int, container: dict[str, Any], volumes: list[dict[str, Any]],
+                      claims: tuple[str, ...], storage: str) -> dict[str, Any]:
+    claim_templates = [volume_claim(c, storage) for c in claims]
+    for template in claim_templates:
+        template["spec"]["storageClassName"] = NO_STORAGE_CLASS
+    return {
+        "replicas": 1, "selector": {"matchLabels": labels(app)},
+        # Its claims go with the StatefulSet (the stack removes the volumes behind them).
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": labels(app)},
+            "spec": {"hostNetwork": True, "securityContext": pod_security(uid), "automountServiceAccountToken": False,
+                     "terminationGracePeriodSeconds": 30, "containers": [container], "volumes": volumes},
+        },
+        "volumeClaimTemplates": claim_templates,
+    }
+
+
+def openbao_node_statefulset(image: str, storage: str, config_map: str, tls_secret: str, port: int,
+                             config_path: str, paths: Any) -> dict[str, Any]:
+    """OpenBao on the host's network: `paths` is its layout in the pod (a
+    `components.local.openbao.LocalOpenBao`), the config at config_path. Ready once it answers, sealed
+    or not: the stack initialises and unseals it through 127.0.0.1."""
+    tls = str(paths.ca_file.parent)
+    answers = {"httpGet": {"host": LOOPBACK_HOST, "path": "/v1/sys/health?sealedcode=200&uninitcode=200&standbyok=true",
+                           "port": port, "scheme": "HTTPS"}, "periodSeconds": 5, "timeoutSeconds": 5}
+    container = {
+        "name": "openbao", "image": image, "imagePullPolicy": "Never",
+        "args": ["server", f"-config={config_path}"],
+        "ports": [{"name": "api", "containerPort": port}],
+        "securityContext": container_security(), "resources": resources("250m", "256Mi"),
+        "readinessProbe": answers, "livenessProbe": {**answers, "periodSeconds": 10},
+        "volumeMounts": [{"name": "raft", "mountPath": str(paths.data_dir / "raft")},
+                         {"name": "audit", "mountPath": str(paths.audit_log.parent)},
+                         {"name": "config", "mountPath": config_path.rsplit("/", 1)[0], "readOnly": True},
+                         {"name": "tls", "mountPath": tls, "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    # The database's CA is the bootstrap CA here: the Secret's ca.crt serves as both.
+    items = [{"key": "ca.crt", "path": paths.ca_file.name}, {"key": "ca.crt", "path": paths.database_ca_file.name},
+             {"key": "tls.crt", "path": "server.crt"}, {"key": "tls.key", "path": "server.key"}]
+    volumes = [{"name": "config", "configMap": {"name": config_map}},
+               {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440, "items": items}},
+               {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
+    return _node_statefulset(VAULT_APP, VAULT_UID, container, volumes, ("raft", "audit"), storage)
+
+
+def postgres_node_statefulset(image: str, storage: str, config_map: str, tls_secret: str, password_secret: str,
+                              port: int, uid: int, image_paths: Any) -> dict[str, Any]:
+    """PostgreSQL from the image built here (`image_paths`: `components.postgres_image`), as its
+    postgres account, on the host's network at 127.0.0.1:port."""
+    run, bootstrap = image_paths.RUN, image_paths.BOOTSTRAP
+    container = {
+        "name": "postgres", "image": image, "imagePullPolicy": "Never",
+        "command": ["/bin/sh", f"{bootstrap}/start.sh"],
+        "ports": [{"name": "postgres", "containerPort": port}],
+        "securityContext": container_security(), "resources": resources("500m", "512Mi"),
+        # Ready once the server itself (not the one the bootstrap runs on the socket) answers on TCP.
+        "readinessProbe": {"tcpSocket": {"host": LOOPBACK_HOST, "port": port}, "periodSeconds": 2},
+        "livenessProbe": {"tcpSocket": {"host": LOOPBACK_HOST, "port": port}, "periodSeconds": 10,
+                          "initialDelaySeconds": 30},
+        # A fast shutdown: the default (smart) one waits for Vault's pooled connections to close.
+        "lifecycle": {"preStop": {"exec": {"command": ["pg_ctl", "--pgdata", image_paths.PGDATA, "--mode", "fast",
+                                                       "--wait", "stop"]}}},
+        "volumeMounts": [{"name": "data", "mountPath": image_paths.DATA},
+                         {"name": "run", "mountPath": run},
+                         {"name": "tmp", "mountPath": "/tmp"},
+                         {"name": "bootstrap", "mountPath": bootstrap, "readOnly": True},
+                         {"name": "tls", "mountPath": "/bootstrap-tls", "readOnly": True},
+                         {"name": "passwords", "mountPath": "/bootstrap-secrets", "readOnly": True}],
+    }
+    volumes = [
+        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        {"name": "bootstrap", "configMap": {"name": config_map, "defaultMode": 0o444}},
+        # Root's files, readable by the pod's group: PostgreSQL takes a key of mode 0640 owned by root.
+        {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
+        {"name": "passwords", "secret": {"secretName": password_secret, "defaultMode": 0o440,
+                                         "items": [{"key": "admin-password", "path": "admin-password"}]}},
+    ]
+    return _node_statefulset(DB_APP, uid, container, volumes, ("data",), storage)

@@ -17,8 +17,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kubernetes_manifests as m
+from components import postgres_image
 from components.database_component import DatabaseComponent, new_password
 from components.grants import GrantSpec
+from components.kubernetes_volumes import node_volumes
+from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.postgres_sql import group_role_name
 
 TLS_SECRET, PASSWORD_SECRET, CONFIG_MAP = "postgres-tls", "postgres-passwords", "postgres-bootstrap"
@@ -39,6 +42,14 @@ class PostgresKubernetesArgs:
     #: Wait for the pods to be ready and the Services to have endpoints (off for API servers
     #: without nodes, as in the tests).
     await_ready: bool = True
+    #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
+    service_users: tuple[tuple[str, str], ...] = ()
+    #: One of kubernetes_manifests.PROFILES; the settings below are the single-node profile's (whose
+    #: image is the one built here: `components.postgres_image`).
+    profile: str = "cluster"
+    port: int = m.DB_PORT
+    #: This machine's folder for the volume.
+    data_dir: str = ""
 
 
 class PostgresKubernetes(DatabaseComponent):
@@ -46,42 +57,67 @@ class PostgresKubernetes(DatabaseComponent):
 
     def __init__(self, name: str, args: PostgresKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresKubernetes", name, None, opts)
+        if args.profile not in m.PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(m.PROFILES)}, got {args.profile!r}")
+        specs = {spec.name for spec in args.grant_specs}
+        for user, spec_name in args.service_users:
+            if spec_name not in specs:
+                raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
         child = pulumi.ResourceOptions(parent=self)
+        single_node = args.profile == "single-node"
         skip = None if args.await_ready else m.SKIP_AWAIT
+        if single_node:
+            skip = m.NODE_AWAIT
         ns, app = args.namespace, m.DB_APP
         admin_password = new_password(f"{name}-admin-bootstrap", self)
-        superuser_password = new_password(f"{name}-superuser", self)
+        passwords = {"admin-password": admin_password}
+        if not single_node:
+            # The upstream image's entrypoint wants one; the image built here reaches it over the socket only.
+            passwords["superuser-password"] = new_password(f"{name}-superuser", self)
+        bootstrap_sql = m.bootstrap_sql(args.admin, args.database, args.grant_specs, args.group_prefix,
+                                        args.service_users)
+        if single_node:
+            files = {"start.sh": postgres_image.pod_start_script("/bootstrap-tls", "/bootstrap-secrets/admin-password"),
+                     "postgres.sh": postgres_image.POSTGRES_SCRIPT,
+                     "postgresql.conf": render_postgresql_conf(args.port, m.LOOPBACK_HOST, postgres_image.RUN),
+                     "pg_hba.conf": render_pg_hba(), "pg_ident.conf": render_pg_ident("postgres"),
+                     "bootstrap.sql": bootstrap_sql}
+        else:
+            files = {"postgresql.conf": m.postgres_conf(), "pg_hba.conf": m.pg_hba(), "init.sh": m.INIT_SCRIPT,
+                     "bootstrap.sql": bootstrap_sql}
         secrets = [
             k8s.core.v1.Secret(
                 f"{name}-tls", metadata=m.metadata(TLS_SECRET, ns, app), type="kubernetes.io/tls",
                 string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
                              "tls.key": pulumi.Output.secret(args.key_pem)},
                 opts=child),
-            k8s.core.v1.Secret(
-                f"{name}-passwords", metadata=m.metadata(PASSWORD_SECRET, ns, app),
-                string_data={"admin-password": admin_password,
-                             "superuser-password": superuser_password},
-                opts=child),
-            k8s.core.v1.ConfigMap(
-                f"{name}-bootstrap", metadata=m.metadata(CONFIG_MAP, ns, app),
-                data={"postgresql.conf": m.postgres_conf(), "pg_hba.conf": m.pg_hba(), "init.sh": m.INIT_SCRIPT,
-                      "bootstrap.sql": m.bootstrap_sql(args.admin, args.database, args.grant_specs,
-                                                       args.group_prefix)},
-                opts=child),
+            k8s.core.v1.Secret(f"{name}-passwords", metadata=m.metadata(PASSWORD_SECRET, ns, app),
+                               string_data=passwords, opts=child),
+            k8s.core.v1.ConfigMap(f"{name}-bootstrap", metadata=m.metadata(CONFIG_MAP, ns, app), data=files,
+                                  opts=child),
         ]
+        if single_node:
+            volumes = node_volumes(self, name, ns, app, app, ("data",), args.data_dir, args.storage)
+            spec = m.postgres_node_statefulset(args.image, args.storage, CONFIG_MAP, TLS_SECRET, PASSWORD_SECRET,
+                                               args.port, postgres_image.POSTGRES_UID, postgres_image)
+            depends_on = [*secrets, *volumes.values()]
+        else:
+            spec = m.postgres_statefulset(ns, args.image, args.storage, CONFIG_MAP, TLS_SECRET, PASSWORD_SECRET)
+            depends_on = secrets
         statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(app, ns, app, skip),
-            spec=m.postgres_statefulset(ns, args.image, args.storage, CONFIG_MAP, TLS_SECRET, PASSWORD_SECRET),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=secrets))
-        for service_name, headless in ((app, False), (f"{app}-internal", True)):
-            service = m.service(service_name, ns, app, {"postgres": m.DB_PORT}, headless, skip)
-            k8s.core.v1.Service(f"{name}-{service_name}", metadata=service["metadata"], spec=service["spec"],
-                                opts=child)
-        budget = m.disruption_budget(app, ns, app)
-        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
-                                          opts=child)
+            f"{name}-statefulset", metadata=m.metadata(app, ns, app, skip), spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
+        if not single_node:
+            for service_name, headless in ((app, False), (f"{app}-internal", True)):
+                service = m.service(service_name, ns, app, {"postgres": m.DB_PORT}, headless, skip)
+                k8s.core.v1.Service(f"{name}-{service_name}", metadata=service["metadata"], spec=service["spec"],
+                                    opts=child)
+            budget = m.disruption_budget(app, ns, app)
+            k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
+                                              opts=child)
         self._register_database(
-            host=m.service_host(app, ns), port=m.DB_PORT, database=args.database, admin=args.admin,
+            host=m.LOOPBACK_HOST if single_node else m.service_host(app, ns),
+            port=args.port if single_node else m.DB_PORT, database=args.database, admin=args.admin,
             admin_bootstrap_password=admin_password, ca_pem=args.ca_pem,
             group_roles=statefulset.id.apply(
                 lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),

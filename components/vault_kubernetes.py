@@ -3,11 +3,16 @@
     vault = VaultKubernetes("vault", VaultKubernetesArgs(namespace="dbcreds", ca_pem=..., cert_pem=...,
                             key_pem=...), opts=pulumi.ResourceOptions(provider=k8s_provider))
 
-A StatefulSet (raft data and audit log on volumes), its Services, a
-PodDisruptionBudget, the config in a ConfigMap and TLS in a Secret. Outputs as
-`components.vault_server.VaultServer`'s. Initialising and unsealing a server in
-a cluster is left to the operator (`bao operator init`), so `admin_token` is
-empty here: only the local target initialises its server.
+A StatefulSet (raft data and audit log on volumes), the config in a ConfigMap
+and TLS in a Secret, in one of two profiles (`kubernetes_manifests.PROFILES`):
+- `cluster`: Services and a PodDisruptionBudget, the upstream image. Initialising
+  and unsealing it is left to its operator (`bao operator init`): `admin_token` is
+  empty, and nothing is configured in it.
+- `single-node`: the node is this machine (a test cluster). The pod runs the
+  image built here on the host's network at 127.0.0.1:`port`, its volumes are
+  local ones under `data_dir`, and the stack initialises and unseals it through
+  that address, and unseals it again whenever a new pod comes up sealed: outputs
+  as every `VaultComponent`'s.
 """
 
 from dataclasses import dataclass
@@ -17,6 +22,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kubernetes_manifests as m
+from components.dynamic.server_running import keeper_name
+from components.kubernetes_volumes import node_volumes
+from components.local.openbao import render_config
+from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
+from components.vault_component import VaultComponent
 
 TLS_SECRET, CONFIG_MAP = "openbao-tls", "openbao-config"
 
@@ -32,26 +42,34 @@ class VaultKubernetesArgs:
     #: Wait for the pods to be ready and the Services to have endpoints (off for API servers
     #: without nodes, as in the tests).
     await_ready: bool = True
+    #: One of kubernetes_manifests.PROFILES; the settings below are the single-node profile's.
+    profile: str = "cluster"
+    port: int = m.VAULT_PORT
+    cluster_port: int = m.VAULT_CLUSTER_PORT
+    #: This machine's folder for the volumes and the listener's CA file (the Vault provider takes a file).
+    data_dir: str = ""
+    key_shares: int = 1
+    key_threshold: int = 1
 
 
-class VaultKubernetes(pulumi.ComponentResource):
+class VaultKubernetes(VaultComponent):
     """OpenBao as a StatefulSet, TLS only, with its audit device."""
-
-    address: pulumi.Output[str]
-    ca_pem: pulumi.Output[str]
-    admin_token: pulumi.Output[str]
-    audit_log: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
+        if args.profile not in m.PROFILES:
+            raise ValueError(f"profile must be one of {', '.join(m.PROFILES)}, got {args.profile!r}")
         child = pulumi.ResourceOptions(parent=self)
-        skip = None if args.await_ready else m.SKIP_AWAIT
         ns, app = args.namespace, m.VAULT_APP
         tls = k8s.core.v1.Secret(
             f"{name}-tls", metadata=m.metadata(TLS_SECRET, ns, app), type="kubernetes.io/tls",
             string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
                          "tls.key": pulumi.Output.secret(args.key_pem)},
             opts=child)
+        if args.profile == "single-node":
+            self._single_node(name, args, tls)
+            return
+        skip = None if args.await_ready else m.SKIP_AWAIT
         config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=m.metadata(CONFIG_MAP, ns, app),
                                        data={"config.hcl": m.openbao_config()}, opts=child)
         k8s.apps.v1.StatefulSet(
@@ -66,9 +84,38 @@ class VaultKubernetes(pulumi.ComponentResource):
         budget = m.disruption_budget(app, ns, app)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                           opts=child)
-        self.address = pulumi.Output.from_input(f"https://{m.service_host(app, ns)}:{m.VAULT_PORT}")
-        self.ca_pem = pulumi.Output.from_input(args.ca_pem)
-        self.admin_token = pulumi.Output.secret("")
-        self.audit_log = pulumi.Output.from_input("/openbao/audit/audit.log")
-        self.register_outputs({"address": self.address, "ca_pem": self.ca_pem, "admin_token": self.admin_token,
-                               "audit_log": self.audit_log})
+        self._register_vault(
+            address=f"https://{m.service_host(app, ns)}:{m.VAULT_PORT}", ca_pem=args.ca_pem, ca_file="",
+            database_ca_file="/openbao/tls/ca.crt", admin_token="", audit_log="/openbao/audit/audit.log",
+        )
+
+    def _single_node(self, name: str, args: VaultKubernetesArgs, tls: k8s.core.v1.Secret) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        ns, app = args.namespace, m.VAULT_APP
+        config_path = f"{IN_CONTAINER.data_dir}/config/config.hcl"
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=m.metadata(CONFIG_MAP, ns, app),
+            data={"config.hcl": render_config(IN_CONTAINER.data_dir, args.port, args.cluster_port)}, opts=child)
+        claims = ("raft", "audit")
+        volumes = node_volumes(self, name, ns, app, app, claims, args.data_dir, args.storage)
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset", metadata=m.metadata(app, ns, app, m.NODE_AWAIT),
+            spec=m.openbao_node_statefulset(args.image, args.storage, CONFIG_MAP, TLS_SECRET, args.port,
+                                            config_path, IN_CONTAINER),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, *volumes.values()]))
+        address = f"https://{m.LOOPBACK_HOST}:{args.port}"
+        ca_file = f"{args.data_dir}/vault-ca.crt"
+        # A new pod spec (image, config) rolls the pod: the new one is unsealed with the kept keys.
+        rollout = statefulset.metadata.apply(lambda meta: f"{meta.uid}/{meta.generation}")
+        init = OpenBaoInit(f"{name}-init", address=address, ca_pem=args.ca_pem, ca_file=ca_file,
+                           raft_volume=volumes["raft"].metadata.apply(lambda meta: meta.name),
+                           container_id=rollout, key_shares=args.key_shares, key_threshold=args.key_threshold,
+                           opts=child)
+        # Unsealed again whenever a new pod (deleted, evicted, restarted) came up sealed.
+        VaultUnsealed(keeper_name(name), address=address, ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
+                      opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
+        self._register_vault(
+            address=address, ca_pem=args.ca_pem, ca_file=ca_file,
+            database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.root_token,
+            audit_log=str(IN_CONTAINER.audit_log),
+        )

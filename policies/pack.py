@@ -43,9 +43,13 @@ APPROLE_CAPS = PolicyConfigSchema(properties={
                               "description": "No AppRole secret_id may live longer."},
 })
 
+HOST_NETWORK = PolicyConfigSchema(properties={
+    "allowHostNetwork": {"type": "boolean", "default": False,
+                         "description": "Pods may use the host's network (the kubernetes single-node profile)."},
+})
 HOST_PATHS = PolicyConfigSchema(properties={
     "allowedHostPaths": {"type": "array", "items": {"type": "string"}, "default": [],
-                         "description": "Host folders a container may mount (the stack's data folder)."},
+                         "description": "Host folders a container may mount, or a node volume may live in (the stack's data folder)."},
 })
 
 
@@ -124,8 +128,12 @@ POLICIES = [
                   "Keep no database password in KV v2 beside a dynamic role for that database, except at a "
                   "migration's 'dual' stage.", rules.kv_password_after_migration),
     _policy("kubernetes-workload-hardened", MANDATORY,
-            "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits.",
-            rules.STATEFULSET, rules.workload_hardened),
+            "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits, "
+            "in their own namespaces (the host's network only in the single-node profile).",
+            rules.STATEFULSET, rules.workload_hardened, HOST_NETWORK),
+    _policy("kubernetes-volumes-local", MANDATORY,
+            "Put node volumes under the stack's data folder, as local PersistentVolumes (no hostPath).",
+            rules.PERSISTENT_VOLUME, rules.volumes_local, HOST_PATHS),
     _policy("docker-container-hardened", MANDATORY,
             "Run containers unprivileged, every capability dropped (CHOWN, FOWNER, SETUID, SETGID added back "
             "at most), no-new-privileges, no host namespace but the network, host paths only under the "

@@ -314,15 +314,26 @@ def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], 
 
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PERSISTENT_VOLUME = "kubernetes:core/v1:PersistentVolume"
 
 
-def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+def _pod_spec(statefulset: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def workload_hardened(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
     """A StatefulSet's pods: non-root, no privilege escalation, read-only root, no capabilities,
-    requests and limits, no service-account token."""
-    pod = ((props.get("spec") or {}).get("template") or {}).get("spec") or {}
+    requests and limits, no service-account token, no host namespace (the network only where the
+    stack's config allows it: the single-node profile)."""
+    pod = _pod_spec(props)
     pod_security = pod.get("securityContext") or {}
     if pod.get("automountServiceAccountToken") is not False:
         report("spec.template.spec.automountServiceAccountToken is not false: the pods need no API token")
+    if pod.get("hostNetwork") and not config.get("allowHostNetwork"):
+        report("spec.template.spec.hostNetwork is true: only the single-node profile's pods use the host's network")
+    for key in ("hostPID", "hostIPC"):
+        if pod.get(key):
+            report(f"spec.template.spec.{key} is true: keep the pods in their own namespaces")
     # The engine hands props over as read-only proxies: unpack, never concatenate.
     for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         name = container.get("name", "?")
@@ -341,6 +352,18 @@ def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], repo
             report(f"container {name}: set cpu and memory requests and a memory limit")
 
 
+def volumes_local(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    """A PersistentVolume on a node's disk is a `local` volume under the stack's data folder (never a
+    hostPath: kubelet gives a hostPath's folder no group for the pod)."""
+    spec = props.get("spec") or {}
+    if spec.get("hostPath"):
+        report("spec.hostPath is set: use a local volume under the stack's data folder")
+    path = (spec.get("local") or {}).get("path")
+    allowed = [p.rstrip("/") + "/" for p in config.get("allowedHostPaths") or []]
+    if isinstance(path, str) and not any((path.rstrip("/") + "/").startswith(p) for p in allowed):
+        report(f"spec.local.path is {path}: a node volume lives under the stack's data folder only")
+
+
 def _selects(policy: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     selector = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
     return all(labels.get(k) == v for k, v in selector.items())
@@ -350,9 +373,10 @@ def database_isolated(resources: Iterable[Any], _config: Mapping[str, Any], repo
     """Stack: with a database StatefulSet, its namespace denies ingress by default and a policy opens
     the database's pods to named sources only."""
     resources = list(resources)
+    # NetworkPolicies do not apply to host-network pods (the single-node profile's, on 127.0.0.1 only).
     databases = [r for r in resources if r.resource_type == STATEFULSET
                  and ((r.props.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name")
-                 == "postgres"]
+                 == "postgres" and not _pod_spec(r.props).get("hostNetwork")]
     policies = [r.props for r in resources if r.resource_type == NETWORK_POLICY]
     for db in databases:
         labels = ((((db.props.get("spec") or {}).get("template") or {}).get("metadata") or {})

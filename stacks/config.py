@@ -29,25 +29,32 @@ FIELDS = (
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
-    "transit_store_key",
+    "transit_store_key", "k8s_profile", "k8s_kubeconfig",
 )
 #: Where the servers run: local processes, containers of the stack's own Docker engine, or a
 #: Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "docker", "kubernetes")
-#: Settings that mean something on some targets only: set on another to anything but their default,
-#: they are refused, never ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to
-#: every stack, so a default is a setting left alone.) The Kubernetes manifests fix the ports in the
-#: pods (Services name them); the docker target builds its images instead of naming them.
+#: The Kubernetes target's profiles (components.kubernetes_manifests.PROFILES): `cluster` (Services,
+#: NetworkPolicies, upstream images; Vault left to its operator) or `single-node` (the node is this
+#: machine: host network on 127.0.0.1, the images built here, local volumes; the stack initialises
+#: and unseals Vault and configures it as on the other targets).
+K8S_PROFILES = ("cluster", "single-node")
+#: Settings that mean something in some places only (a target, or a Kubernetes profile as
+#: "kubernetes:<profile>"): set elsewhere to anything but their default, they are refused, never
+#: ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to every stack, so a default
+#: is a setting left alone.) The cluster profile fixes the ports in the pods (Services name them);
+#: the docker target and the single-node profile run the images built here instead of naming them.
 TARGET_ONLY = {
-    "vault_port": ("local", "docker"), "vault_cluster_port": ("local", "docker"), "db_port": ("local", "docker"),
+    **{field: ("local", "docker", "kubernetes:single-node") for field in ("vault_port", "vault_cluster_port", "db_port")},
     "db_http_port": ("local",),
-    **{field: ("kubernetes",)
-       for field in ("k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image")},
+    **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_await_ready", "k8s_profile", "k8s_kubeconfig")},
+    **{field: ("kubernetes:cluster",) for field in ("k8s_render_dir", "vault_image", "db_image")},
 }
 #: Their defaults (vault_cluster_port has none: vault_port + 1).
 TARGET_DEFAULTS = {
     "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
     "k8s_render_dir": "", "k8s_await_ready": True, "vault_image": "openbao/openbao:2.4.1", "db_image": "postgres:15",
+    "k8s_profile": "cluster", "k8s_kubeconfig": "",
 }
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
@@ -109,6 +116,16 @@ class StackConfig:
     k8s_await_ready: bool = True
     vault_image: str = "openbao/openbao:2.4.1"
     db_image: str = "postgres:15"
+    #: One of K8S_PROFILES.
+    k8s_profile: str = "cluster"
+    #: The kubeconfig file of the cluster (absolute); None: the ambient one (KUBECONFIG, ~/.kube/config).
+    k8s_kubeconfig: str | None = None
+
+    @property
+    def configures_vault(self) -> bool:
+        """Whether the stack initialises Vault and configures the engine, clients and checks in it
+        (everywhere but on the Kubernetes target's cluster profile, where its operator initialises it)."""
+        return self.target != "kubernetes" or self.k8s_profile == "single-node"
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -152,13 +169,20 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     target = raw.get("target", "local")
     if target not in TARGETS:
         raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
-    for field, targets in TARGET_ONLY.items():
-        if target not in targets and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
-            raise ConfigError(field, f"means nothing on the {target} target (it is for {' and '.join(targets)}): "
-                                     "remove it")
-    if target == "kubernetes" and raw.get("service_users"):
-        raise ConfigError("service_users", "static roles are made on the local target only so far (the "
-                                           "kubernetes target has no Vault layer yet): list none")
+    profile = raw.get("k8s_profile", TARGET_DEFAULTS["k8s_profile"])
+    if profile not in K8S_PROFILES:
+        raise ConfigError("k8s_profile", f"must be one of {', '.join(K8S_PROFILES)}, got {profile!r}")
+    place = f"kubernetes:{profile}" if target == "kubernetes" else target
+    for field, places in TARGET_ONLY.items():
+        if (target not in places and place not in places and field in raw
+                and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field))):
+            where = f"the {target} target" + (f"'s {profile} profile" if target == "kubernetes" else "")
+            names = [p.replace(":", " ") for p in places]  # "kubernetes single-node"
+            listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            raise ConfigError(field, f"means nothing on {where} (it is for {listed}): remove it")
+    if place == "kubernetes:cluster" and raw.get("service_users"):
+        raise ConfigError("service_users", "static roles are made by the stack's Vault layer, which the "
+                                           "kubernetes target's cluster profile leaves to its operator: list none")
     name = raw.get("ca_common_name", "dbcreds CA")
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
@@ -201,6 +225,14 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
             raise ConfigError("k8s_render_dir", f"must be a folder path, got {render_dir!r}")
         render_dir = str((project_dir / render_dir).resolve())
     await_ready = _bool(raw, "k8s_await_ready", TARGET_DEFAULTS["k8s_await_ready"])
+    if place == "kubernetes:single-node" and not await_ready:
+        raise ConfigError("k8s_await_ready", "the single-node profile waits for its pods (Vault is initialised "
+                                             "and the database configured through them): leave it true")
+    kubeconfig = raw.get("k8s_kubeconfig") or None  # Empty: the ambient kubeconfig.
+    if kubeconfig is not None:
+        if not isinstance(kubeconfig, str) or not kubeconfig.strip():
+            raise ConfigError("k8s_kubeconfig", f"must be a file path, got {kubeconfig!r}")
+        kubeconfig = str((project_dir / kubeconfig).resolve())
     transit_store_key = _bool(raw, "transit_store_key", False)
     if transit_store_key and db_engine != "cockroachdb":
         raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
@@ -247,7 +279,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         db_admin=db_admin, max_rotation_period=rotation_cap, db_certificates=db_certificates,
         transit_store_key=transit_store_key,
         db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
-        k8s_await_ready=await_ready, **images,
+        k8s_await_ready=await_ready, **images, k8s_profile=profile, k8s_kubeconfig=kubeconfig,
     )
 
 
@@ -278,6 +310,9 @@ def policy_pack_config(config: StackConfig) -> dict:
         "static-role-rotation": {"maxRotationPeriodSeconds": config.max_rotation_period},
         "approle-bounded": {"maxTokenTtlSeconds": config.max_ttl_cap, "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
+        "kubernetes-workload-hardened": {"allowHostNetwork": config.target == "kubernetes"
+                                         and config.k8s_profile == "single-node"},
+        "kubernetes-volumes-local": {"allowedHostPaths": [config.data_dir]},
     }
 
 
@@ -299,6 +334,13 @@ def check_machine(config: StackConfig) -> None:
             cockroach_binary()
         except LocalCockroachError as error:
             raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
+    if config.target == "kubernetes" and config.k8s_kubeconfig and not Path(config.k8s_kubeconfig).exists():
+        import pulumi
+
+        # A preview runs without a cluster (pulumi-kubernetes plans every object to create); an up cannot.
+        if not pulumi.runtime.is_dry_run():
+            raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.k8s_kubeconfig}: the cluster is not "
+                                                "up (`make cluster-up` starts the single-node one and writes it)")
     if config.target == "docker":
         from components.docker.daemon import DockerEngine
         from components.docker.images import missing_contexts
