@@ -10,7 +10,9 @@
 3. `pulumi destroy`, then the stack is removed (its config file stays).
 4. No server process of the stack may be left; on the docker target, the
    stack's own Docker engine is stopped and its data root (images, containers,
-   volumes) removed (an engine the stack did not start is left alone).
+   volumes) removed (an engine the stack did not start is left alone); on the
+   kubernetes target, no namespace, PersistentVolume or volume folder of the
+   stack's may be left (the cluster itself stays: `make cluster-down`).
 
 Anything left behind, or a step that cannot run, ends it with a message and
 exit status 1.
@@ -23,7 +25,7 @@ from pathlib import Path
 import hvac
 from pulumi import automation as auto
 
-from stacks import docker_target, local
+from stacks import docker_target, kubernetes_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
@@ -81,6 +83,8 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
     if config.target == "docker":
         users = docker_target.dynamic_users(config, outputs["db_container"].value)
+    elif config.target == "kubernetes":
+        users = kubernetes_target.dynamic_users(config)
     else:
         users = local.dynamic_users(config)
     if users:
@@ -111,6 +115,10 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
         left = docker_target.ours_left(config)
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")
+    if config.target == "kubernetes" and not config.k8s_render_dir:
+        left = kubernetes_target.ours_left(config)
+        if left:
+            raise DownError(f"left after destroy: {', '.join(left)}")
     say(f"stack {name} is down: no lease, no dynamic user, no server left")
 
 
@@ -120,7 +128,7 @@ def main() -> int:
         return 2
     try:
         down(sys.argv[1], pulumi_env())
-    except (DownError, auto.CommandError) as error:
+    except (DownError, auto.CommandError, kubernetes_target.KubernetesTargetError) as error:
         say(f"ERROR: {error}")
         return 1
     return 0

@@ -1,0 +1,63 @@
+"""What a stack on the kubernetes target's single-node profile has in its cluster, found from its
+validated config: the database's dynamic users (read as the superuser, inside the PostgreSQL pod
+over its socket, through `kubectl exec`), and what of the stack is left after it was destroyed.
+
+`make down` proves with these that nothing is left; the tests do the same.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+
+from components import kubernetes_manifests as manifests
+from components.postgres_image import RUN
+from components.postgres_sql import DYNAMIC_USERS_QUERY
+from stacks.config import StackConfig
+from toolchain.env import ROOT
+
+KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+
+
+class KubernetesTargetError(RuntimeError):
+    pass
+
+
+def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bool = True
+            ) -> subprocess.CompletedProcess:
+    """kubectl on the stack's cluster (its kubeconfig, else the ambient one)."""
+    if not KUBECTL.exists():
+        raise KubernetesTargetError(f"no kubectl at {KUBECTL}: make bootstrap-stack STACK=<a kubernetes stack>")
+    kubeconfig = ["--kubeconfig", config.k8s_kubeconfig] if config.k8s_kubeconfig else []
+    result = subprocess.run([str(KUBECTL), *kubeconfig, *args], input=stdin, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise KubernetesTargetError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def superuser_sql(config: StackConfig, script: str) -> str:
+    """Runs SQL as the superuser (psql over the socket in the PostgreSQL pod, which runs as the
+    postgres account) on the application database; its output, one row per line. The script goes in
+    on stdin, never on a command line."""
+    return kubectl(config, "--namespace", config.k8s_namespace, "exec", "--stdin", f"{manifests.DB_APP}-0",
+                   "--container", "postgres", "--", "psql", "--host", RUN, "--port", str(config.db_port),
+                   "--dbname", config.db_name, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
+                   "-v", "ON_ERROR_STOP=1", "--file", "-", stdin=script).stdout
+
+
+def dynamic_users(config: StackConfig) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist."""
+    return sorted(superuser_sql(config, DYNAMIC_USERS_QUERY + ";").split())
+
+
+def ours_left(config: StackConfig) -> list[str]:
+    """What of the stack is still in the cluster or on the node (nothing, once it was destroyed)."""
+    left = []
+    if kubectl(config, "get", "namespace", config.k8s_namespace, check=False).returncode == 0:
+        left.append(f"namespace {config.k8s_namespace}")
+    volumes = json.loads(kubectl(config, "get", "persistentvolumes", "--output", "json").stdout)["items"]
+    left += [f"PersistentVolume {v['metadata']['name']}" for v in volumes
+             if v["metadata"]["name"].startswith(f"{config.k8s_namespace}-")]
+    folders = Path(config.data_dir) / "volumes"
+    if folders.exists():
+        left += [f"volume folder {f}" for f in folders.iterdir()]
+    return left
