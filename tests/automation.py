@@ -95,3 +95,12 @@ def updates_only(stack: auto.Stack, count: int, op: str = "update") -> dict[str,
     total = len([r for r in stack.export_stack().deployment["resources"]
                  if not (r["type"].startswith("pulumi:providers:") and "::default" in r["urn"])])
     return {op: count, "same": total - count}
+
+
+def make_down(stack: auto.Stack, capfd) -> str:
+    """`make down`'s code (toolchain/down.py) on a test stack; what it said on stderr."""
+    from toolchain import down
+
+    capfd.readouterr()
+    down.down(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
+    return capfd.readouterr().err

@@ -7,37 +7,21 @@ image, container and volume in it.
 """
 
 import shutil
-import time
 import uuid
-from pathlib import Path
 
 import pytest
-import requests
-from pulumi import automation as auto
 
 from components.docker.daemon import DockerEngineError, dockerd_binary
 from stacks import config as stack_settings
 from stacks import docker_target
-from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
+from tests.automation import local_servers_config, make_down, root_program, stack_file_config, temporary_stack
 from tests.support.dev_stack import DevStack, quiet
-from toolchain import down
 from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
 
 
 def docker_ids(engine, *what: str) -> list[str]:
     return engine.docker(*what, "--quiet").stdout.split()
-
-
-def vault_sealed_once_it_answers(running: DevStack, timeout: float = 60) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return running.admin().sys.is_sealed()
-        except requests.exceptions.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd):
@@ -65,9 +49,7 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
                 "dbcreds-openbao", "dbcreds-postgres"]
 
             # A row written with a dynamic credential survives what follows.
-            creds = running.login("app").read(running.outputs["clients"]["app"]["creds_path"])["data"]
-            with running.connect(creds["username"], creds["password"]) as conn:
-                conn.execute("INSERT INTO public.users (name, email) VALUES ('kept', 'kept@example.com')")
+            running.write_kept_row()
 
             # Both containers killed: as make up does when a server does not answer, an up of the keepers
             # starts them (Vault unsealed with the keys from state), then an up with refresh; the checks pass.
@@ -91,17 +73,12 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             assert not engine.answers()
             assert engine.ensure_running() is True
             assert len(docker_ids(engine, "ps")) == 2
-            assert vault_sealed_once_it_answers(running)
+            assert running.sealed_once_it_answers()
             running._read(stack.up(on_output=quiet).outputs)
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
-            creds = running.login("reader").read(running.outputs["clients"]["reader"]["creds_path"])["data"]
-            with running.connect(creds["username"], creds["password"]) as conn:
-                assert conn.execute("SELECT count(*) FROM public.users WHERE email = 'kept@example.com'"
-                                    ).fetchone() == (1,)
+            assert running.kept_rows() == 1
 
-            capfd.readouterr()
-            down.down(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
-            err = capfd.readouterr().err
+            err = make_down(stack, capfd)
             assert "no lease and no dynamic database user left" in err
             assert "removing the stack's Docker engine" in err
             assert docker_target.ours_left(config) == [] and not engine.answers()

@@ -32,7 +32,7 @@ from tests.support.kubernetes import load_manifests, schema_errors
 from tests.support.postgres import running_postgres
 from toolchain.env import ROOT
 
-STACKS = ("dev", "docker", "staging", "prod")
+STACKS = ("dev", "docker", "k8s", "staging", "prod")
 
 
 def quiet(_line: str) -> None:
@@ -46,10 +46,10 @@ def file_config(stack: str) -> dict:
 
 
 def test_environments_run_side_by_side_without_clashes():
-    """Each local stack's ports, and each stack's data folder, are its own, so any two run on one machine
-    (the kubernetes target's ports are its pods')."""
+    """Each stack's ports on this machine, and each stack's data folder, are its own, so any two run on
+    one machine (the kubernetes cluster profile's ports are its pods')."""
     configs = {s: validate(file_config(s), s, ROOT) for s in STACKS}
-    ports = [p for c in configs.values() if c.target in ("local", "docker")
+    ports = [p for c in configs.values() if c.target in ("local", "docker") or c.k8s_profile == "single-node"
              for p in (c.vault_port, c.vault_cluster_port, c.db_port, *([c.db_http_port] * (c.target == "local")))]
     assert len(ports) == len(set(ports))
     folders = [c.data_dir for c in configs.values()]
@@ -61,9 +61,10 @@ def test_environments_run_side_by_side_without_clashes():
 
 
 #: What a first preview of each stack file creates: the local stacks' whole chain with dev's two clients
-#: and one service user (44); prod's manifests, Vault provider and engine on the kubernetes target.
+#: and one service user (44); the same chain on the kubernetes single-node profile, with its objects
+#: and volumes (51); prod's manifests on the cluster profile (33).
 #: A change to the program's graph changes these on purpose.
-CREATES = {"dev": 44, "docker": 44, "staging": 44, "prod": 33}
+CREATES = {"dev": 44, "docker": 44, "k8s": 51, "staging": 44, "prod": 33}
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -75,9 +76,12 @@ def test_every_stack_file_previews(name, tmp_path):
         target = file_config(name).get("target", "local")
         if target == "local":
             stack.set_all_config(local_servers_config(tmp_path / "data"))
-        elif target == "docker":
+        elif target == "docker" or file_config(name).get("k8s_profile") == "single-node":
             stack.set_all_config(local_servers_config(tmp_path / "data", ("vault_port", "vault_cluster_port",
                                                                           "db_port")))
+            # No cluster: pulumi-kubernetes plans every object of the single-node profile without one.
+            if target == "kubernetes":
+                stack.set_config("dbcreds:k8s_kubeconfig", auto.ConfigValue(str(tmp_path / "no-cluster")))
         else:
             stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
         # pulumi-docker's provider connects to the engine even for a preview.

@@ -8,6 +8,7 @@ team using the stack would.
 import contextlib
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Iterator
 
 import hvac
 import psycopg
+import requests
 from pulumi import automation as auto
 
 from stacks import config as stack_settings
@@ -65,6 +67,17 @@ class DevStack:
         return hvac.Client(url=self.outputs["vault_addr"], token=self.outputs["vault_admin_token"],
                            verify=self.ca_file("vault_ca_pem"), timeout=30)
 
+    def sealed_once_it_answers(self, timeout: float = 60) -> bool:
+        """Whether Vault is sealed, once it answers (a restarted server takes a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.admin().sys.is_sealed()
+            except requests.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
     def login(self, client: str) -> hvac.Client:
         """Vault as one of the stack's clients, logged in with its AppRole role_id and secret_id."""
         return self.login_with(self.outputs["clients"][client])
@@ -83,6 +96,21 @@ class DevStack:
             password=password, sslmode=sslmode, sslrootcert=self.ca_file("db_ca_pem"), connect_timeout=10,
             **kwargs,
         )
+
+    def connect_as(self, client: str) -> psycopg.Connection:
+        """The application database with a dynamic credential issued to one of the stack's clients."""
+        creds = self.login(client).read(self.outputs["clients"][client]["creds_path"])["data"]
+        return self.connect(creds["username"], creds["password"])
+
+    def write_kept_row(self) -> None:
+        """A row written with the app client's credential, to find after a restart."""
+        with self.connect_as("app") as conn:
+            conn.execute("INSERT INTO public.users (name, email) VALUES ('kept', 'kept@example.com')")
+
+    def kept_rows(self) -> int:
+        """How many rows write_kept_row wrote, read with the reader client's credential."""
+        with self.connect_as("reader") as conn:
+            return conn.execute("SELECT count(*) FROM public.users WHERE email = 'kept@example.com'").fetchone()[0]
 
 
 @contextlib.contextmanager

@@ -56,6 +56,9 @@ def test_policy_pack_config_follows_the_stack():
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
         # A container may mount host paths under the stack's data folder only.
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
+        # A node volume lives under it too; host networking only on the single-node profile.
+        "kubernetes-volumes-local": {"allowedHostPaths": [config.data_dir]},
+        "kubernetes-workload-hardened": {"allowHostNetwork": False},
     }
 
 
@@ -77,12 +80,42 @@ def test_where_the_database_certificate_comes_from():
 
 
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
-    with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target "
-                                          r"\(it is for local and docker\): remove it$"):
+    with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target's cluster "
+                                          r"profile \(it is for local, docker and kubernetes single-node\): "
+                                          "remove it$"):
         validate({"target": "kubernetes", "db_port": 15632}, "prod")
     with pytest.raises(ConfigError, match="^config db_image: means nothing on the docker target "
-                                          r"\(it is for kubernetes\): remove it$"):
+                                          r"\(it is for kubernetes cluster\): remove it$"):
         validate({"target": "docker", "db_image": "postgres:16"}, "docker")
+    with pytest.raises(ConfigError, match="^config k8s_profile: means nothing on the local target "
+                                          r"\(it is for kubernetes\): remove it$"):
+        validate({"k8s_profile": "single-node"}, "dev")
+
+
+def test_kubernetes_single_node_profile():
+    config = validate({"target": "kubernetes", "k8s_profile": "single-node", "vault_port": 18600, "db_port": 15652,
+                       "k8s_kubeconfig": ".data/cluster/kubeconfig", "service_users": {"svc": {"role": "reader"}}},
+                      "k8s")
+    assert (config.k8s_profile, config.vault_port, config.vault_cluster_port, config.db_port) == (
+        "single-node", 18600, 18601, 15652)
+    assert config.k8s_kubeconfig == str(PROJECT / ".data/cluster/kubeconfig")
+    assert config.configures_vault and [u.username for u in config.service_users] == ["svc"]
+    assert config.db_certificates == "bootstrap"
+    assert policy_pack_config(config)["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
+    # The images are the ones built here; the manifests are applied, never only rendered; pods awaited.
+    for field, value in (("db_image", "postgres:16"), ("vault_image", "openbao/openbao:2"),
+                         ("k8s_render_dir", "out")):
+        with pytest.raises(ConfigError, match=f"^config {field}: means nothing on the kubernetes target's "
+                                              "single-node profile"):
+            validate({"target": "kubernetes", "k8s_profile": "single-node", field: value}, "k8s")
+    with pytest.raises(ConfigError, match="^config k8s_await_ready: the single-node profile waits"):
+        validate({"target": "kubernetes", "k8s_profile": "single-node", "k8s_await_ready": "false"}, "k8s")
+    with pytest.raises(ConfigError, match="^config k8s_profile: must be one of cluster, single-node"):
+        validate({"target": "kubernetes", "k8s_profile": "kind"}, "k8s")
+    # The cluster profile leaves Vault to its operator: no static roles there.
+    assert not validate({"target": "kubernetes"}, "prod").configures_vault
+    with pytest.raises(ConfigError, match="^config service_users: static roles are made by the stack's Vault"):
+        validate({"target": "kubernetes", "service_users": {"svc": {"role": "reader"}}}, "prod")
 
 
 def test_docker_target():
@@ -190,9 +223,10 @@ def test_bad_values_name_the_field(raw, field):
 def test_each_stack_files_gate_config_carries_its_own_caps():
     from toolchain.policy_gate import pack_config, stacks_in_repository
 
-    assert stacks_in_repository() == ["dev", "docker", "prod", "staging"]
+    assert stacks_in_repository() == ["dev", "docker", "k8s", "prod", "staging"]
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
-    assert caps == {"dev": 24 * 3600, "docker": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
+    assert caps == {"dev": 24 * 3600, "docker": 24 * 3600, "k8s": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
+    assert pack_config("k8s")["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
 
 

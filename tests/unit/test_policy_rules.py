@@ -44,11 +44,18 @@ CONTAINER_PROPS = {
     "securityOpts": ["no-new-privileges"], "restart": "unless-stopped",
     "volumes": [{"volumeName": "dbcreds-dev-db-data", "containerPath": "/var/lib/postgresql/data"}],
 }
+#: What components/kubernetes_volumes.py registers for the single-node profile.
+NODE_VOLUME = k8s.node_volume("ns-data-postgres-0", "ns", "data-postgres-0", "/srv/stack/data/volumes/ns-data-postgres-0",
+                              "1Gi", k8s.DB_APP)
 HAPPY = {
+    rules.PERSISTENT_VOLUME: NODE_VOLUME,
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
     rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER,
     rules.STATEFULSET: DB_STATEFULSET, rules.CONTAINER: CONTAINER_PROPS,
 }
+
+#: The gate's config of the happy path's stack.
+HAPPY_CONFIG = {"adminRoles": ["dbcreds_admin"], "allowedHostPaths": ["/srv/stack/data"]}
 
 
 def changed(props: dict, path: str, value) -> dict:
@@ -68,7 +75,7 @@ def changed(props: dict, path: str, value) -> dict:
 @pytest.mark.parametrize("policy", [p.name for p in POLICIES if isinstance(p, ResourceValidationPolicy)])
 def test_the_happy_path_passes_every_rule(policy):
     for resource_type, props in HAPPY.items():
-        assert violations(policy, resource_type, props, {"adminRoles": ["dbcreds_admin"]}) == []
+        assert violations(policy, resource_type, props, HAPPY_CONFIG) == []
 
 
 URL = "postgresql.connectionUrl"
@@ -120,6 +127,11 @@ CASES = [
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.containers",
      [{"name": "pg", "resources": k8s.resources("1", "1Gi"), "securityContext": {"privileged": True}}],
      "allowPrivilegeEscalation"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.hostNetwork", True, "hostNetwork is true"),
+    ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.hostPID", True, "hostPID is true"),
+    ("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, "spec.local.path", "/var/lib/x", "spec.local.path is"),
+    ("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, "spec.hostPath", {"path": "/srv/stack/data/x"},
+     "spec.hostPath is set"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", None, "never rotate"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", 86400 * 90, "over this environment's cap"),
     ("client-policy-least-privilege", rules.POLICY, "policy",
@@ -162,8 +174,7 @@ CASES = [
 
 @pytest.mark.parametrize("policy, resource_type, path, value, expected", CASES)
 def test_each_violation_is_caught_with_a_message_naming_the_field(policy, resource_type, path, value, expected):
-    found = violations(policy, resource_type, changed(HAPPY[resource_type], path, value),
-                       {"adminRoles": ["dbcreds_admin"]})
+    found = violations(policy, resource_type, changed(HAPPY[resource_type], path, value), HAPPY_CONFIG)
     assert found and any(expected in message for message in found), found
     assert all(message.startswith("r: ") for message in found)
     # No violation message quotes a secret value.
@@ -308,6 +319,21 @@ def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
     props = changed(CONTAINER_PROPS, "volumes", [{"hostPath": "/srv/stack/database", "containerPath": "/x"}])
     assert violations("docker-container-hardened", rules.CONTAINER, props,
                       {"allowedHostPaths": ["/srv/stack/data"]})
+
+
+def test_the_single_node_profile_may_use_the_host_network_and_node_volumes_under_its_data_folder():
+    from components import postgres_image
+
+    spec = k8s.postgres_node_statefulset("dbcreds-postgres:1", "1Gi", "cm", "tls", "pw", 15652,
+                                         postgres_image.POSTGRES_UID, postgres_image)
+    statefulset = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP), "spec": spec}
+    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {"allowHostNetwork": True}) == []
+    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {})
+    assert violations("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, NODE_VOLUME,
+                      {"allowedHostPaths": ["/srv/stack/data"]}) == []
+    # NetworkPolicies do not apply to host-network pods: none is asked of them.
+    assert isolation_violations([resource(rules.STATEFULSET, "db", statefulset)]) == []
+    assert isolation_violations([resource(rules.STATEFULSET, "db", DB_STATEFULSET)])
 
 
 def test_containers_run_only_images_the_stack_builds():

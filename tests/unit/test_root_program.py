@@ -212,3 +212,57 @@ def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monit
             if isinstance(policy, ResourceValidationPolicy):
                 assert violations(policy.name, resource_type, plain(registration.state),
                                   {"maxTtlCapSeconds": 86400}) == [], urn
+
+
+def test_the_k8s_stack_runs_the_same_vault_layer_on_single_node_statefulsets(monitor, monkeypatch):
+    """The k8s stack (kubernetes target, single-node profile): StatefulSets of the images built here on
+    the host's network at 127.0.0.1, local volumes under the data folder, OpenBao initialised and kept
+    unsealed through 127.0.0.1, and dev's engine, clients and checks; the gate passes it.
+    tests/integration/test_kubernetes_node.py runs it on a real node."""
+    from components.docker import images
+    from stacks import config as stack_settings
+
+    # No cluster here (the kubeconfig `make cluster-up` writes is absent).
+    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    run_dev_program(monkeypatch, stack="k8s")
+    types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
+    assert {t: n for t, n in types.items() if t.startswith("kubernetes:")} == {
+        "kubernetes:core/v1:Namespace": 1, "kubernetes:core/v1:Secret": 3, "kubernetes:core/v1:ConfigMap": 2,
+        "kubernetes:core/v1:PersistentVolume": 3, "kubernetes:apps/v1:StatefulSet": 2}
+    statefulsets = registered(monitor, "kubernetes:apps/v1:StatefulSet")
+    for statefulset in statefulsets.values():
+        pod = statefulset["spec"]["template"]["spec"]
+        assert pod["hostNetwork"] is True and pod["automountServiceAccountToken"] is False
+        assert pod["containers"][0]["imagePullPolicy"] == "Never"
+        assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    assert {n: s["spec"]["template"]["spec"]["containers"][0]["image"] for n, s in statefulsets.items()} == {
+        "vault-statefulset": images.image_names()["openbao"], "db-statefulset": images.image_names()["postgres"]}
+    assert statefulsets["db-statefulset"]["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 999
+    volumes = registered(monitor, "kubernetes:core/v1:PersistentVolume")
+    assert {v["spec"]["claimRef"]["name"]: v["spec"]["local"]["path"] for v in volumes.values()} == {
+        claim: str(ROOT / ".data" / "k8s" / "volumes" / f"dbcreds-k8s-{claim}")
+        for claim in ("raft-openbao-0", "audit-openbao-0", "data-postgres-0")}
+    config_maps = registered(monitor, "kubernetes:core/v1:ConfigMap")
+    assert 'address         = "127.0.0.1:18600"' in config_maps["vault-config"]["data"]["config.hcl"]
+    assert "port = 15652" in config_maps["db-bootstrap"]["data"]["postgresql.conf"]
+    assert 'CREATE ROLE "svc_reporting"' in config_maps["db-bootstrap"]["data"]["bootstrap.sql"]
+    namespace, = registered(monitor, "kubernetes:core/v1:Namespace").values()
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
+    assert not [t for t in types if t.startswith(("kubernetes:networking", "kubernetes:policy"))]
+    assert not registered(monitor, "kubernetes:core/v1:Service")
+    connection, = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection").values()
+    assert plain(connection["postgresql"])["connectionUrl"] == (
+        "postgresql://{{username}}:{{password}}@127.0.0.1:15652/app"
+        "?sslmode=verify-full&sslrootcert=/openbao/tls/database-ca.crt")
+    init, = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoInit").values()
+    assert init["address"] == "https://127.0.0.1:18600"
+    keeper = registered(monitor, "pulumi-python:dynamic/dbcreds:VaultUnsealed")["vault-running"]
+    assert (keeper["address"], keeper["container"]) == ("https://127.0.0.1:18600", "")
+    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
+    assert [c["name"] for c in unwrap(dynamic["checks"]["clients"])] == ["reader", "app"]
+    gate = {"maxTtlCapSeconds": 86400, "allowHostNetwork": True, "allowedHostPaths": [str(ROOT / ".data" / "k8s")]}
+    for urn, registration in monitor.get_registered_resources().items():
+        resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
+        for policy in POLICIES:
+            if isinstance(policy, ResourceValidationPolicy):
+                assert violations(policy.name, resource_type, plain(registration.state), gate) == [], urn
