@@ -330,10 +330,14 @@ docker_engine_and_contexts() {
   say "docker image contexts: ready in $((SECONDS - start))s"
 }
 
+docker_provider() {
+  provider_plugin docker github.com/pulumi/pulumi-docker/provider/v4
+}
+
 # The docker target: the engine and contexts, and pulumi-docker's provider.
 docker_target() {
   docker_engine_and_contexts
-  provider_plugin docker github.com/pulumi/pulumi-docker/provider/v4
+  docker_provider
 }
 
 # The stack's Kubernetes profile, from its stack file (cluster unless it says otherwise).
@@ -370,7 +374,7 @@ case "${1:-core}" in
   core) core ;;
   kubernetes) core; kubernetes ;;
   cluster) core; cluster ;;
-  all) core; cluster; docker_target ;;
+  all) core; cluster; docker_provider ;;  # cluster made the engine and contexts
   stack)
     [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
     core

@@ -48,7 +48,7 @@ def test_revoke_covers_every_schema_given():
 
 
 def test_creation_is_two_statements_a_user_and_its_membership():
-    """Few statements per issuance: each role change is a schema change in CockroachDB (seed 001)."""
+    """Few statements per issuance: each role change is a schema change in CockroachDB."""
     assert creation_statements("dbcreds_group_app") == [
         "CREATE USER \"{{name}}\" WITH PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
         'GRANT "dbcreds_group_app" TO "{{name}}"',
@@ -92,7 +92,7 @@ def test_cockroachdb_role_passes_the_policy_rules():
     for rule in (rules.role_valid_until, rules.role_least_privilege, rules.role_revocation, rules.role_ttls):
         rule(role, config, problems.append)
     assert problems == []
-    # And seed 000's statement is caught.
+    # And the walkthroughs' GRANT ALL on the whole database is caught.
     seed = {**role, "creationStatements": ['GRANT ALL ON DATABASE defaultdb TO "{{name}}"']}
     rules.role_least_privilege(seed, config, problems.append)
     assert problems and "ALL" in problems[0]

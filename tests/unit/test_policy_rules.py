@@ -100,7 +100,7 @@ CASES = [
     ("dynamic-role-ttls", rules.ROLE, "maxTtl", 90000, "over this environment's cap"),
     ("dynamic-role-valid-until", rules.ROLE, "creationStatements",
      ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' IN ROLE g"], "VALID UNTIL"),
-    # Seed 004's SUPERUSER and seed 000's GRANT ALL.
+    # The walkthroughs' SUPERUSER and GRANT ALL.
     ("dynamic-role-least-privilege", rules.ROLE, "creationStatements",
      ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' SUPERUSER"],
      "SUPERUSER"),
