@@ -141,10 +141,12 @@ def kubernetes_servers(config: StackConfig):
 
     ns = config.k8s_namespace
     single_node = config.k8s_profile == "single-node"
+    # The components' names, which their objects' names (Services, pods) start with.
+    vault_name, db_name = "vault", "db"
     # The single-node profile's servers are reached at 127.0.0.1: the certificates' default names.
     names = {} if single_node else {
-        "vault_dns_names": kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.VAULT_APP),
-        "database_dns_names": kubernetes_manifests.server_dns_names(ns, kubernetes_manifests.DB_APP)}
+        "vault_dns_names": kubernetes_manifests.server_dns_names(ns, vault_name),
+        "database_dns_names": kubernetes_manifests.server_dns_names(ns, db_name)}
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
         server_cert_validity_hours=config.cert_validity_hours, **names,
@@ -156,14 +158,14 @@ def kubernetes_servers(config: StackConfig):
         opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
     images = image_names() if single_node else {"openbao": config.vault_image, "postgres": config.db_image}
-    database = PostgresKubernetes("db", PostgresKubernetesArgs(
+    database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
         grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
         image=images["postgres"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
         port=config.db_port, data_dir=config.data_dir,
     ), opts=in_namespace)
-    vault_server = VaultKubernetes("vault", VaultKubernetesArgs(
+    vault_server = VaultKubernetes(vault_name, VaultKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
         image=images["openbao"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
         port=config.vault_port, cluster_port=config.vault_cluster_port, data_dir=config.data_dir,
@@ -239,11 +241,14 @@ if config.configures_vault:
         pulumi.export("vault_container", vault_server.container)
     if config.target == "kubernetes":
         pulumi.export("k8s_namespace", config.k8s_namespace)
+        pulumi.export("db_pod", database.pod)
+        pulumi.export("vault_pod", vault_server.pod)
 else:
     # The cluster profile: OpenBao is initialised and unsealed by its operator (`bao operator init`,
     # then `bao operator unseal`); the engine, clients and checks are not configured by this stack.
-    pulumi.export("vault_operator_steps", "initialise and unseal OpenBao in the openbao StatefulSet "
-                                         "(bao operator init; bao operator unseal)")
+    pulumi.export("vault_operator_steps", vault_server.pod.apply(
+        lambda pod: f"initialise and unseal OpenBao in pod {pod} of namespace {config.k8s_namespace}: "
+                    f"kubectl exec {pod} -- bao operator init, then bao operator unseal"))
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)

@@ -33,16 +33,21 @@ DB_CLIENT_LABEL = {"dbcreds.io/database-client": "true"}
 VAULT_UID, DB_UID = 100, 999
 
 
-def labels(app: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "dbcreds"}
+def labels(app: str, instance: str | None = None) -> dict[str, str]:
+    """What a server is (`app`: every OpenBao, every PostgreSQL of the namespace, as network policies
+    select them), and, given an instance, which one: the component whose objects carry its name."""
+    kind = {"app.kubernetes.io/name": app, "app.kubernetes.io/part-of": "dbcreds"}
+    return {**kind, "app.kubernetes.io/instance": instance} if instance else kind
 
 
 #: Tells pulumi-kubernetes not to wait for a workload's pods or a Service's endpoints.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
-def metadata(name: str, namespace: str, app: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels(app)}
+def metadata(name: str, namespace: str, app: str, instance: str,
+             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """An object `name` of the server `instance` (the component's name, which its objects' names start with)."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels(app, instance)}
     if annotations:
         meta["annotations"] = annotations
     return meta
@@ -69,20 +74,20 @@ def volume_claim(name: str, size: str) -> dict[str, Any]:
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
 
 
-def service(name: str, namespace: str, app: str, ports: dict[str, int], headless: bool = False,
+def service(name: str, namespace: str, app: str, instance: str, ports: dict[str, int], headless: bool = False,
             annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"selector": labels(app),
+    spec: dict[str, Any] = {"selector": labels(app, instance),
                             "ports": [{"name": n, "port": p, "targetPort": p} for n, p in ports.items()]}
     if headless:
         spec["clusterIP"] = "None"
         spec["publishNotReadyAddresses"] = True
-    return {"metadata": metadata(name, namespace, app, annotations), "spec": spec}
+    return {"metadata": metadata(name, namespace, app, instance, annotations), "spec": spec}
 
 
-def disruption_budget(name: str, namespace: str, app: str) -> dict[str, Any]:
-    """At most one pod down at a time from voluntary disruptions (drains)."""
-    return {"metadata": metadata(name, namespace, app),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(app)}}}
+def disruption_budget(instance: str, namespace: str, app: str) -> dict[str, Any]:
+    """At most one pod of the instance down at a time from voluntary disruptions (drains)."""
+    return {"metadata": metadata(instance, namespace, app, instance),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(app, instance)}}}
 
 
 def network_policies(namespace: str) -> dict[str, dict[str, Any]]:
@@ -143,9 +148,14 @@ ui = false
 """
 
 
-def openbao_statefulset(namespace: str, image: str, storage: str, config_map: str, tls_secret: str
+def internal_service(instance: str) -> str:
+    """The headless Service that names each pod of a StatefulSet."""
+    return f"{instance}-internal"
+
+
+def openbao_statefulset(instance: str, namespace: str, image: str, storage: str, config_map: str, tls_secret: str
                         ) -> dict[str, Any]:
-    pod = f"https://$(POD_NAME).{VAULT_APP}-internal.{namespace}.svc"
+    pod = f"https://$(POD_NAME).{internal_service(instance)}.{namespace}.svc"
     container = {
         "name": "openbao", "image": image,
         "args": ["server", "-config=/openbao/config/config.hcl"],
@@ -167,10 +177,10 @@ def openbao_statefulset(namespace: str, image: str, storage: str, config_map: st
                          {"name": "tls", "mountPath": "/openbao/tls", "readOnly": True}],
     }
     return {
-        "serviceName": f"{VAULT_APP}-internal", "replicas": 1,
-        "selector": {"matchLabels": labels(VAULT_APP)},
+        "serviceName": internal_service(instance), "replicas": 1,
+        "selector": {"matchLabels": labels(VAULT_APP, instance)},
         "template": {
-            "metadata": {"labels": labels(VAULT_APP)},
+            "metadata": {"labels": labels(VAULT_APP, instance)},
             "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False,
                      "containers": [container],
                      "volumes": [{"name": "config", "configMap": {"name": config_map}},
@@ -235,7 +245,7 @@ psql -v ON_ERROR_STOP=1 -v admin_password="$DBCREDS_ADMIN_PASSWORD" --username p
 """
 
 
-def postgres_statefulset(namespace: str, image: str, storage: str, config_map: str, tls_secret: str,
+def postgres_statefulset(instance: str, namespace: str, image: str, storage: str, config_map: str, tls_secret: str,
                          password_secret: str) -> dict[str, Any]:
     secret_env = [{"name": name, "valueFrom": {"secretKeyRef": {"name": password_secret, "key": key}}}
                   for name, key in (("POSTGRES_PASSWORD", "superuser-password"),
@@ -257,10 +267,10 @@ def postgres_statefulset(namespace: str, image: str, storage: str, config_map: s
                          {"name": "tls", "mountPath": "/bootstrap-tls", "readOnly": True}],
     }
     return {
-        "serviceName": f"{DB_APP}-internal", "replicas": 1,
-        "selector": {"matchLabels": labels(DB_APP)},
+        "serviceName": internal_service(instance), "replicas": 1,
+        "selector": {"matchLabels": labels(DB_APP, instance)},
         "template": {
-            "metadata": {"labels": labels(DB_APP)},
+            "metadata": {"labels": labels(DB_APP, instance)},
             "spec": {"securityContext": pod_security(DB_UID), "automountServiceAccountToken": False,
                      "containers": [container],
                      "volumes": [
@@ -277,10 +287,10 @@ def postgres_statefulset(namespace: str, image: str, storage: str, config_map: s
     }
 
 
-def server_dns_names(namespace: str, app: str) -> tuple[str, ...]:
+def server_dns_names(namespace: str, instance: str) -> tuple[str, ...]:
     """The names a server's certificate must carry: its Service and each pod of its StatefulSet."""
-    return (service_host(app, namespace), app, f"{app}.{namespace}",
-            f"*.{app}-internal.{namespace}.svc", "localhost")
+    return (service_host(instance, namespace), instance, f"{instance}.{namespace}",
+            f"*.{internal_service(instance)}.{namespace}.svc", "localhost")
 
 
 # The single-node profile: one node that is the machine running the stack (a test cluster, a
@@ -299,15 +309,21 @@ NODE_AWAIT = {"pulumi.com/timeoutSeconds": "300"}
 NO_STORAGE_CLASS = ""
 
 
+def first_pod(statefulset: str) -> str:
+    """The name of a StatefulSet's first (here: only) pod."""
+    return f"{statefulset}-0"
+
+
 def claim_name(template: str, statefulset: str) -> str:
     """The claim a StatefulSet's first pod gets from its volumeClaimTemplate."""
-    return f"{template}-{statefulset}-0"
+    return f"{template}-{first_pod(statefulset)}"
 
 
-def node_volume(name: str, namespace: str, claim: str, path: str, size: str, app: str) -> dict[str, Any]:
+def node_volume(name: str, namespace: str, claim: str, path: str, size: str, app: str, instance: str
+                ) -> dict[str, Any]:
     """A local PersistentVolume on the node at path, kept on release (the stack removes it), pre-bound
     to one claim."""
-    return {"metadata": {"name": name, "labels": labels(app)},
+    return {"metadata": {"name": name, "labels": labels(app, instance)},
             "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
                      "persistentVolumeReclaimPolicy": "Retain", "storageClassName": NO_STORAGE_CLASS,
                      "local": {"path": path},
@@ -316,17 +332,17 @@ def node_volume(name: str, namespace: str, claim: str, path: str, size: str, app
                          {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}]}]}}}}
 
 
-def _node_statefulset(app: str, uid: int, container: dict[str, Any], volumes: list[dict[str, Any]],
+def _node_statefulset(app: str, instance: str, uid: int, container: dict[str, Any], volumes: list[dict[str, Any]],
                       claims: tuple[str, ...], storage: str) -> dict[str, Any]:
     claim_templates = [volume_claim(c, storage) for c in claims]
     for template in claim_templates:
         template["spec"]["storageClassName"] = NO_STORAGE_CLASS
     return {
-        "replicas": 1, "selector": {"matchLabels": labels(app)},
+        "replicas": 1, "selector": {"matchLabels": labels(app, instance)},
         # Its claims go with the StatefulSet (the stack removes the volumes behind them).
         "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
         "template": {
-            "metadata": {"labels": labels(app)},
+            "metadata": {"labels": labels(app, instance)},
             "spec": {"hostNetwork": True, "securityContext": pod_security(uid), "automountServiceAccountToken": False,
                      "terminationGracePeriodSeconds": 30, "containers": [container], "volumes": volumes},
         },
@@ -334,7 +350,7 @@ def _node_statefulset(app: str, uid: int, container: dict[str, Any], volumes: li
     }
 
 
-def openbao_node_statefulset(image: str, storage: str, config_map: str, tls_secret: str, port: int,
+def openbao_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, port: int,
                              config_path: str, paths: Any) -> dict[str, Any]:
     """OpenBao on the host's network: `paths` is its layout in the pod (a
     `components.local.openbao.LocalOpenBao`), the config at config_path. Ready once it answers, sealed
@@ -360,10 +376,10 @@ def openbao_node_statefulset(image: str, storage: str, config_map: str, tls_secr
     volumes = [{"name": "config", "configMap": {"name": config_map}},
                {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440, "items": items}},
                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
-    return _node_statefulset(VAULT_APP, VAULT_UID, container, volumes, ("raft", "audit"), storage)
+    return _node_statefulset(VAULT_APP, instance, VAULT_UID, container, volumes, ("raft", "audit"), storage)
 
 
-def postgres_node_statefulset(image: str, storage: str, config_map: str, tls_secret: str, password_secret: str,
+def postgres_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, password_secret: str,
                               port: int, uid: int, image_paths: Any) -> dict[str, Any]:
     """PostgreSQL from the image built here (`image_paths`: `components.postgres_image`), as its
     postgres account, on the host's network at 127.0.0.1:port."""
@@ -396,4 +412,4 @@ def postgres_node_statefulset(image: str, storage: str, config_map: str, tls_sec
         {"name": "passwords", "secret": {"secretName": password_secret, "defaultMode": 0o440,
                                          "items": [{"key": "admin-password", "path": "admin-password"}]}},
     ]
-    return _node_statefulset(DB_APP, uid, container, volumes, ("data",), storage)
+    return _node_statefulset(DB_APP, instance, uid, container, volumes, ("data",), storage)

@@ -37,17 +37,18 @@ class NodeFolder(Resource, module="dbcreds", name="NodeFolder"):
         super().__init__(_NodeFolderProvider(), name, {"path": path}, opts)
 
 
-def node_volumes(owner: pulumi.ComponentResource, name: str, namespace: str, statefulset: str, app: str,
+def node_volumes(owner: pulumi.ComponentResource, name: str, namespace: str, app: str,
                  claims: tuple[str, ...], data_dir: str, size: str) -> dict[str, k8s.core.v1.PersistentVolume]:
-    """Claim template -> its PersistentVolume, named after the namespace and the claim (volumes are
-    cluster-wide: two stacks in two namespaces do not collide)."""
+    """Claim template -> its PersistentVolume, for the StatefulSet `name` of the component `name`;
+    named after the namespace and the claim (volumes are cluster-wide: two stacks in two namespaces
+    do not collide)."""
     volumes = {}
     for template in claims:
-        claim = m.claim_name(template, statefulset)
+        claim = m.claim_name(template, name)
         volume_name = f"{namespace}-{claim}"
         path = str(Path(data_dir) / "volumes" / volume_name)
         folder = NodeFolder(f"{name}-{template}-folder", path, opts=pulumi.ResourceOptions(parent=owner))
-        manifest = m.node_volume(volume_name, namespace, claim, path, size, app)
+        manifest = m.node_volume(volume_name, namespace, claim, path, size, app, name)
         volumes[template] = k8s.core.v1.PersistentVolume(
             f"{name}-{template}", metadata=manifest["metadata"], spec=manifest["spec"],
             opts=pulumi.ResourceOptions(parent=owner, depends_on=[folder]))

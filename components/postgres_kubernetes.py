@@ -6,7 +6,8 @@
 A StatefulSet of the official `postgres` image (its initdb hook runs the
 stack's bootstrap SQL once: admin, database, demo schema, group roles), its
 Services, a PodDisruptionBudget, TLS and the passwords in Secrets, and the
-config in a ConfigMap (`components.kubernetes_namespace` holds the network
+config in a ConfigMap, each named after the component (`db`, `db-tls`,
+`db-passwords`, `db-bootstrap`: two components share a namespace) (`components.kubernetes_namespace` holds the network
 policies that let only Vault and labelled clients reach it). Outputs as `components.postgres_server.PostgresServer`'s.
 """
 
@@ -24,7 +25,6 @@ from components.kubernetes_volumes import node_volumes
 from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.postgres_sql import group_role_name
 
-TLS_SECRET, PASSWORD_SECRET, CONFIG_MAP = "postgres-tls", "postgres-passwords", "postgres-bootstrap"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,10 @@ class PostgresKubernetesArgs:
 
 
 class PostgresKubernetes(DatabaseComponent):
-    """PostgreSQL 15 as a StatefulSet: TLS and SCRAM only, reached only by Vault and labelled clients."""
+    """PostgreSQL 15 as a StatefulSet: TLS and SCRAM only, reached only by Vault and labelled clients.
+    `pod` is its pod's name."""
+
+    pod: pulumi.Output[str]
 
     def __init__(self, name: str, args: PostgresKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:database:PostgresKubernetes", name, None, opts)
@@ -69,6 +72,7 @@ class PostgresKubernetes(DatabaseComponent):
         if single_node:
             skip = m.NODE_AWAIT
         ns, app = args.namespace, m.DB_APP
+        tls_secret, password_secret, config_map = f"{name}-tls", f"{name}-passwords", f"{name}-bootstrap"
         admin_password = new_password(f"{name}-admin-bootstrap", self)
         passwords = {"admin-password": admin_password}
         if not single_node:
@@ -87,38 +91,39 @@ class PostgresKubernetes(DatabaseComponent):
                      "bootstrap.sql": bootstrap_sql}
         secrets = [
             k8s.core.v1.Secret(
-                f"{name}-tls", metadata=m.metadata(TLS_SECRET, ns, app), type="kubernetes.io/tls",
+                f"{name}-tls", metadata=m.metadata(tls_secret, ns, app, name), type="kubernetes.io/tls",
                 string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
                              "tls.key": pulumi.Output.secret(args.key_pem)},
                 opts=child),
-            k8s.core.v1.Secret(f"{name}-passwords", metadata=m.metadata(PASSWORD_SECRET, ns, app),
+            k8s.core.v1.Secret(f"{name}-passwords", metadata=m.metadata(password_secret, ns, app, name),
                                string_data=passwords, opts=child),
-            k8s.core.v1.ConfigMap(f"{name}-bootstrap", metadata=m.metadata(CONFIG_MAP, ns, app), data=files,
+            k8s.core.v1.ConfigMap(f"{name}-bootstrap", metadata=m.metadata(config_map, ns, app, name), data=files,
                                   opts=child),
         ]
         if single_node:
-            volumes = node_volumes(self, name, ns, app, app, ("data",), args.data_dir, args.storage)
-            spec = m.postgres_node_statefulset(args.image, args.storage, CONFIG_MAP, TLS_SECRET, PASSWORD_SECRET,
-                                               args.port, postgres_image.POSTGRES_UID, postgres_image)
+            volumes = node_volumes(self, name, ns, app, ("data",), args.data_dir, args.storage)
+            spec = m.postgres_node_statefulset(name, args.image, args.storage, config_map, tls_secret,
+                                               password_secret, args.port, postgres_image.POSTGRES_UID, postgres_image)
             depends_on = [*secrets, *volumes.values()]
         else:
-            spec = m.postgres_statefulset(ns, args.image, args.storage, CONFIG_MAP, TLS_SECRET, PASSWORD_SECRET)
+            spec = m.postgres_statefulset(name, ns, args.image, args.storage, config_map, tls_secret, password_secret)
             depends_on = secrets
         statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(app, ns, app, skip), spec=spec,
+            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, skip), spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on))
         if not single_node:
-            for service_name, headless in ((app, False), (f"{app}-internal", True)):
-                service = m.service(service_name, ns, app, {"postgres": m.DB_PORT}, headless, skip)
-                k8s.core.v1.Service(f"{name}-{service_name}", metadata=service["metadata"], spec=service["spec"],
+            for service_name, headless in ((name, False), (m.internal_service(name), True)):
+                service = m.service(service_name, ns, app, name, {"postgres": m.DB_PORT}, headless, skip)
+                k8s.core.v1.Service(f"{service_name}-service", metadata=service["metadata"], spec=service["spec"],
                                     opts=child)
-            budget = m.disruption_budget(app, ns, app)
+            budget = m.disruption_budget(name, ns, app)
             k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                               opts=child)
         self._register_database(
-            host=m.LOOPBACK_HOST if single_node else m.service_host(app, ns),
+            host=m.LOOPBACK_HOST if single_node else m.service_host(name, ns),
             port=args.port if single_node else m.DB_PORT, database=args.database, admin=args.admin,
             admin_bootstrap_password=admin_password, ca_pem=args.ca_pem,
             group_roles=statefulset.id.apply(
                 lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),
+            pod=pulumi.Output.from_input(m.first_pod(name)),
         )

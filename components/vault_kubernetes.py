@@ -4,7 +4,8 @@
                             key_pem=...), opts=pulumi.ResourceOptions(provider=k8s_provider))
 
 A StatefulSet (raft data and audit log on volumes), the config in a ConfigMap
-and TLS in a Secret, in one of two profiles (`kubernetes_manifests.PROFILES`):
+and TLS in a Secret, each named after the component (`vault`, `vault-config`,
+`vault-tls`: two components share a namespace), in one of two profiles (`kubernetes_manifests.PROFILES`):
 - `cluster`: Services and a PodDisruptionBudget, the upstream image. Initialising
   and unsealing it is left to its operator (`bao operator init`): `admin_token` is
   empty, and nothing is configured in it.
@@ -28,7 +29,6 @@ from components.local.openbao import render_config
 from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.vault_component import VaultComponent
 
-TLS_SECRET, CONFIG_MAP = "openbao-tls", "openbao-config"
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class VaultKubernetesArgs:
 
 
 class VaultKubernetes(VaultComponent):
-    """OpenBao as a StatefulSet, TLS only, with its audit device."""
+    """OpenBao as a StatefulSet, TLS only, with its audit device. `pod` is its pod's name."""
+
+    pod: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
@@ -62,7 +64,7 @@ class VaultKubernetes(VaultComponent):
         child = pulumi.ResourceOptions(parent=self)
         ns, app = args.namespace, m.VAULT_APP
         tls = k8s.core.v1.Secret(
-            f"{name}-tls", metadata=m.metadata(TLS_SECRET, ns, app), type="kubernetes.io/tls",
+            f"{name}-tls", metadata=m.metadata(f"{name}-tls", ns, app, name), type="kubernetes.io/tls",
             string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
                          "tls.key": pulumi.Output.secret(args.key_pem)},
             opts=child)
@@ -70,23 +72,24 @@ class VaultKubernetes(VaultComponent):
             self._single_node(name, args, tls)
             return
         skip = None if args.await_ready else m.SKIP_AWAIT
-        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=m.metadata(CONFIG_MAP, ns, app),
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
                                        data={"config.hcl": m.openbao_config()}, opts=child)
         k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(app, ns, app, skip),
-            spec=m.openbao_statefulset(ns, args.image, args.storage, CONFIG_MAP, TLS_SECRET),
+            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, skip),
+            spec=m.openbao_statefulset(name, ns, args.image, args.storage, f"{name}-config", f"{name}-tls"),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls]))
         ports = {"api": m.VAULT_PORT, "cluster": m.VAULT_CLUSTER_PORT}
-        for service_name, headless in ((app, False), (f"{app}-internal", True)):
-            service = m.service(service_name, ns, app, ports, headless, skip)
-            k8s.core.v1.Service(f"{name}-{service_name}", metadata=service["metadata"], spec=service["spec"],
+        for service_name, headless in ((name, False), (m.internal_service(name), True)):
+            service = m.service(service_name, ns, app, name, ports, headless, skip)
+            k8s.core.v1.Service(f"{service_name}-service", metadata=service["metadata"], spec=service["spec"],
                                 opts=child)
-        budget = m.disruption_budget(app, ns, app)
+        budget = m.disruption_budget(name, ns, app)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                           opts=child)
         self._register_vault(
-            address=f"https://{m.service_host(app, ns)}:{m.VAULT_PORT}", ca_pem=args.ca_pem, ca_file="",
+            address=f"https://{m.service_host(name, ns)}:{m.VAULT_PORT}", ca_pem=args.ca_pem, ca_file="",
             database_ca_file="/openbao/tls/ca.crt", admin_token="", audit_log="/openbao/audit/audit.log",
+            pod=pulumi.Output.from_input(m.first_pod(name)),
         )
 
     def _single_node(self, name: str, args: VaultKubernetesArgs, tls: k8s.core.v1.Secret) -> None:
@@ -94,14 +97,14 @@ class VaultKubernetes(VaultComponent):
         ns, app = args.namespace, m.VAULT_APP
         config_path = f"{IN_CONTAINER.data_dir}/config/config.hcl"
         config = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=m.metadata(CONFIG_MAP, ns, app),
+            f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
             data={"config.hcl": render_config(IN_CONTAINER.data_dir, args.port, args.cluster_port)}, opts=child)
         claims = ("raft", "audit")
-        volumes = node_volumes(self, name, ns, app, app, claims, args.data_dir, args.storage)
+        volumes = node_volumes(self, name, ns, app, claims, args.data_dir, args.storage)
         statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(app, ns, app, m.NODE_AWAIT),
-            spec=m.openbao_node_statefulset(args.image, args.storage, CONFIG_MAP, TLS_SECRET, args.port,
-                                            config_path, IN_CONTAINER),
+            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.NODE_AWAIT),
+            spec=m.openbao_node_statefulset(name, args.image, args.storage, f"{name}-config", f"{name}-tls",
+                                            args.port, config_path, IN_CONTAINER),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, *volumes.values()]))
         address = f"https://{m.LOOPBACK_HOST}:{args.port}"
         ca_file = f"{args.data_dir}/vault-ca.crt"
@@ -117,5 +120,5 @@ class VaultKubernetes(VaultComponent):
         self._register_vault(
             address=address, ca_pem=args.ca_pem, ca_file=ca_file,
             database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.root_token,
-            audit_log=str(IN_CONTAINER.audit_log),
+            audit_log=str(IN_CONTAINER.audit_log), pod=pulumi.Output.from_input(m.first_pod(name)),
         )

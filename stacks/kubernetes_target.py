@@ -9,7 +9,6 @@ import json
 import subprocess
 from pathlib import Path
 
-from components import kubernetes_manifests as manifests
 from components.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY
 from stacks.config import StackConfig
@@ -34,19 +33,19 @@ def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bo
     return result
 
 
-def superuser_sql(config: StackConfig, script: str) -> str:
+def superuser_sql(config: StackConfig, pod: str, script: str) -> str:
     """Runs SQL as the superuser (psql over the socket in the PostgreSQL pod, which runs as the
     postgres account) on the application database; its output, one row per line. The script goes in
     on stdin, never on a command line."""
-    return kubectl(config, "--namespace", config.k8s_namespace, "exec", "--stdin", f"{manifests.DB_APP}-0",
+    return kubectl(config, "--namespace", config.k8s_namespace, "exec", "--stdin", pod,
                    "--container", "postgres", "--", "psql", "--host", RUN, "--port", str(config.db_port),
                    "--dbname", config.db_name, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
                    "-v", "ON_ERROR_STOP=1", "--file", "-", stdin=script).stdout
 
 
-def dynamic_users(config: StackConfig) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist."""
-    return sorted(superuser_sql(config, DYNAMIC_USERS_QUERY + ";").split())
+def dynamic_users(config: StackConfig, pod: str) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist (`pod`: the stack's db_pod output)."""
+    return sorted(superuser_sql(config, pod, DYNAMIC_USERS_QUERY + ";").split())
 
 
 def ours_left(config: StackConfig) -> list[str]:

@@ -84,7 +84,7 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
     if config.target == "docker":
         users = docker_target.dynamic_users(config, outputs["db_container"].value)
     elif config.target == "kubernetes":
-        users = kubernetes_target.dynamic_users(config)
+        users = kubernetes_target.dynamic_users(config, outputs["db_pod"].value)
     else:
         users = local.dynamic_users(config)
     if users:

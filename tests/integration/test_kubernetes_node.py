@@ -77,27 +77,29 @@ def test_single_node_stack_up_pod_restarts_and_down_leave_nothing(tmp_path, capf
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
             assert running.outputs["target"] == "kubernetes"
             pods = {p["metadata"]["name"]: p for p in cluster.pods(namespace)}
-            assert sorted(pods) == ["openbao-0", "postgres-0"]
+            # Named after the components (two stacks' components could share a namespace).
+            db_pod, vault_pod = running.outputs["db_pod"], running.outputs["vault_pod"]
+            assert sorted(pods) == [db_pod, vault_pod] == ["db-0", "vault-0"]
             images = {c["image"] for p in pods.values() for c in p["spec"]["containers"]}
             assert images == set(test_cluster.images.image_names().values())
             assert all(p["spec"]["hostNetwork"] for p in pods.values())
             volumes = sorted(p.name for p in (data_dir / "volumes").iterdir())
-            assert volumes == [f"{namespace}-{c}" for c in ("audit-openbao-0", "data-postgres-0", "raft-openbao-0")]
+            assert volumes == [f"{namespace}-{c}" for c in ("audit-vault-0", "data-db-0", "raft-vault-0")]
 
             # A row written with a dynamic credential survives the Vault pod's replacement.
             running.write_kept_row()
 
             # PostgreSQL's container killed: kubelet starts it again in the same pod, on its volume.
-            status = pod_status(cluster, namespace, "postgres-0")
+            status = pod_status(cluster, namespace, db_pod)
             container_id = status["containerStatuses"][0]["containerID"].removeprefix("containerd://")
             cluster.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
-            wait_for(lambda: pod_status(cluster, namespace, "postgres-0")["containerStatuses"][0]["restartCount"] == 1
-                     and ready(pod_status(cluster, namespace, "postgres-0")), "postgres-0 restarted and ready")
+            wait_for(lambda: pod_status(cluster, namespace, db_pod)["containerStatuses"][0]["restartCount"] == 1
+                     and ready(pod_status(cluster, namespace, db_pod)), "the database's pod restarted and ready")
 
             # The Vault pod deleted: the StatefulSet makes a new one on the same volumes, sealed.
-            old = pod_uid(cluster, namespace, "openbao-0")
-            assert cluster.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/openbao-0").status_code == 200
-            wait_for(lambda: pod_uid(cluster, namespace, "openbao-0") not in (None, old), "a new openbao-0 pod")
+            old = pod_uid(cluster, namespace, vault_pod)
+            assert cluster.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{vault_pod}").status_code == 200
+            wait_for(lambda: pod_uid(cluster, namespace, vault_pod) not in (None, old), "a new Vault pod")
 
             assert running.sealed_once_it_answers()
             # As make up does when a server does not answer: an up of the keepers (Vault unsealed with the

@@ -100,8 +100,8 @@ def rendered(tmp_path_factory) -> Path:
         stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(folder)))
         outputs = stack.up(on_output=quiet).outputs
         assert outputs["target"].value == "kubernetes"
-        assert outputs["db_host"].value == "postgres.dbcreds-prod.svc"
-        assert outputs["vault_addr"].value == "https://openbao.dbcreds-prod.svc:8200"
+        assert outputs["db_host"].value == "db.dbcreds-prod.svc"
+        assert outputs["vault_addr"].value == "https://vault.dbcreds-prod.svc:8200"
         yield folder
 
 
@@ -116,11 +116,12 @@ def test_rendered_objects(rendered):
     objects = {kind: sorted(names) for kind, names in by_kind(rendered).items()}
     assert objects == {
         "Namespace": ["dbcreds-prod"],
-        "Secret": ["openbao-tls", "postgres-passwords", "postgres-tls"],
-        "ConfigMap": ["openbao-config", "postgres-bootstrap"],
-        "StatefulSet": ["openbao", "postgres"],
-        "Service": ["openbao", "openbao-internal", "postgres", "postgres-internal"],
-        "PodDisruptionBudget": ["openbao", "postgres"],
+        # Each named after its component (__main__.py's "vault" and "db").
+        "Secret": ["db-passwords", "db-tls", "vault-tls"],
+        "ConfigMap": ["db-bootstrap", "vault-config"],
+        "StatefulSet": ["db", "vault"],
+        "Service": ["db", "db-internal", "vault", "vault-internal"],
+        "PodDisruptionBudget": ["db", "vault"],
         "NetworkPolicy": ["database-from-vault-and-clients", "default-deny-ingress", "vault-from-clients"],
     }
 
@@ -131,7 +132,7 @@ def test_rendered_manifests_match_the_kubernetes_schemas(rendered):
 
 
 def test_the_schema_check_catches_mistakes(rendered):
-    statefulset = by_kind(rendered)["StatefulSet"]["postgres"]
+    statefulset = by_kind(rendered)["StatefulSet"]["db"]
     typo = copy.deepcopy(statefulset)
     typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
     assert any("securityContex" in e for e in schema_errors(typo))
@@ -154,19 +155,19 @@ def test_rendered_manifests_pass_the_policy_gate(rendered):
 
 def test_tls_comes_from_secrets_not_images(rendered):
     manifests = by_kind(rendered)
-    for name, secret in (("openbao", "openbao-tls"), ("postgres", "postgres-tls")):
+    for name, secret in (("vault", "vault-tls"), ("db", "db-tls")):
         pod = manifests["StatefulSet"][name]["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["tls"]["secret"]["secretName"] == secret
         assert manifests["Secret"][secret]["type"] == "kubernetes.io/tls"
     # The ConfigMaps hold no secret: the admin's password is a psql variable from a Secret.
-    bootstrap = manifests["ConfigMap"]["postgres-bootstrap"]["data"]["bootstrap.sql"]
+    bootstrap = manifests["ConfigMap"]["db-bootstrap"]["data"]["bootstrap.sql"]
     assert ":'admin_password'" in bootstrap and "PRIVATE KEY" not in str(manifests["ConfigMap"])
 
 
 def test_rendered_bootstrap_sql_runs_on_a_real_postgres(rendered):
     """The image's initdb hook runs this as the superuser; here psql runs it the same way."""
-    sql_text = by_kind(rendered)["ConfigMap"]["postgres-bootstrap"]["data"]["bootstrap.sql"]
+    sql_text = by_kind(rendered)["ConfigMap"]["db-bootstrap"]["data"]["bootstrap.sql"]
     password = secrets.token_urlsafe(24)
     with running_postgres(bootstrapped=False) as db:
         script = db.server.data_dir.parent / "bootstrap.sql"
@@ -231,7 +232,7 @@ def test_rendered_manifests_pass_a_server_side_dry_run(rendered, apiserver):
     assert {name: r.json().get("message") for name, r in answers.items() if r.status_code != 201} == {}
     assert len(answers) == 16
     # And the server refuses what the schema check refuses.
-    typo = copy.deepcopy(by_kind(rendered)["StatefulSet"]["postgres"])
+    typo = copy.deepcopy(by_kind(rendered)["StatefulSet"]["db"])
     typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
     refused = dry_run(apiserver, typo)
     assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
@@ -249,10 +250,10 @@ def test_prod_stack_deploys_to_a_real_api_server(apiserver, tmp_path):
                               "dbcreds:k8s_await_ready": auto.ConfigValue("false")})
         stack.up(on_output=quiet)
         stored = apiserver.request("GET", "/apis/apps/v1/namespaces/dbcreds-it/statefulsets").json()
-        assert sorted(i["metadata"]["name"] for i in stored["items"]) == ["openbao", "postgres"]
+        assert sorted(i["metadata"]["name"] for i in stored["items"]) == ["db", "vault"]
         policies = apiserver.request("GET", "/apis/networking.k8s.io/v1/namespaces/dbcreds-it/networkpolicies")
         assert len(policies.json()["items"]) == 3
-        secret = apiserver.request("GET", "/api/v1/namespaces/dbcreds-it/secrets/postgres-tls").json()
+        secret = apiserver.request("GET", "/api/v1/namespaces/dbcreds-it/secrets/db-tls").json()
         assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
         stack.preview(on_output=quiet, expect_no_changes=True)
         stack.destroy(on_output=quiet)

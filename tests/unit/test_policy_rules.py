@@ -34,8 +34,8 @@ POLICY = {"name": "client-reader", "policy": client_policy("database", "reader")
 APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client-reader"], "tokenTtl": 900,
            "tokenMaxTtl": 3600, "secretIdTtl": 86400}
 VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "cert", "key_pem": "key"}
-DB_STATEFULSET = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP),
-                  "spec": k8s.postgres_statefulset("ns", "postgres:15", "1Gi", "cm", "tls", "pw")}
+DB_STATEFULSET = {"metadata": k8s.metadata("db", "ns", k8s.DB_APP, "db"),
+                  "spec": k8s.postgres_statefulset("db", "ns", "postgres:15", "1Gi", "cm", "tls", "pw")}
 
 #: What components/docker/postgres.py registers (camelCase), its volume a named one.
 CONTAINER_PROPS = {
@@ -45,8 +45,8 @@ CONTAINER_PROPS = {
     "volumes": [{"volumeName": "dbcreds-dev-db-data", "containerPath": "/var/lib/postgresql/data"}],
 }
 #: What components/kubernetes_volumes.py registers for the single-node profile.
-NODE_VOLUME = k8s.node_volume("ns-data-postgres-0", "ns", "data-postgres-0", "/srv/stack/data/volumes/ns-data-postgres-0",
-                              "1Gi", k8s.DB_APP)
+NODE_VOLUME = k8s.node_volume("ns-data-db-0", "ns", "data-db-0", "/srv/stack/data/volumes/ns-data-db-0",
+                              "1Gi", k8s.DB_APP, "db")
 HAPPY = {
     rules.PERSISTENT_VOLUME: NODE_VOLUME,
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
@@ -324,9 +324,9 @@ def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
 def test_the_single_node_profile_may_use_the_host_network_and_node_volumes_under_its_data_folder():
     from components import postgres_image
 
-    spec = k8s.postgres_node_statefulset("dbcreds-postgres:1", "1Gi", "cm", "tls", "pw", 15652,
+    spec = k8s.postgres_node_statefulset("db", "dbcreds-postgres:1", "1Gi", "cm", "tls", "pw", 15652,
                                          postgres_image.POSTGRES_UID, postgres_image)
-    statefulset = {"metadata": k8s.metadata("postgres", "ns", k8s.DB_APP), "spec": spec}
+    statefulset = {"metadata": k8s.metadata("db", "ns", k8s.DB_APP, "db"), "spec": spec}
     assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {"allowHostNetwork": True}) == []
     assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {})
     assert violations("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, NODE_VOLUME,

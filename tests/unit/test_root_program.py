@@ -241,7 +241,7 @@ def test_the_k8s_stack_runs_the_same_vault_layer_on_single_node_statefulsets(mon
     volumes = registered(monitor, "kubernetes:core/v1:PersistentVolume")
     assert {v["spec"]["claimRef"]["name"]: v["spec"]["local"]["path"] for v in volumes.values()} == {
         claim: str(ROOT / ".data" / "k8s" / "volumes" / f"dbcreds-k8s-{claim}")
-        for claim in ("raft-openbao-0", "audit-openbao-0", "data-postgres-0")}
+        for claim in ("raft-vault-0", "audit-vault-0", "data-db-0")}
     config_maps = registered(monitor, "kubernetes:core/v1:ConfigMap")
     assert 'address         = "127.0.0.1:18600"' in config_maps["vault-config"]["data"]["config.hcl"]
     assert "port = 15652" in config_maps["db-bootstrap"]["data"]["postgresql.conf"]
