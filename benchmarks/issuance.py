@@ -43,10 +43,9 @@ from pulumi import automation as auto
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.checks import revoke  # noqa: E402
-from components.sql_dialects import creation_statements, revocation_statements  # noqa: E402
+from components.sql_dialects import dialect_named  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
 from components.postgres_sql import as_text  # noqa: E402
-from components.secrets_engine import PASSWORD_AUTHENTICATION  # noqa: E402
 from stacks import docker_target, local  # noqa: E402
 from toolchain.env import ROOT, pulumi_env  # noqa: E402
 from toolchain.stack_file import salted  # noqa: E402
@@ -233,12 +232,12 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
     """The role's creation and revocation SQL (or the minimal statements) as an admin, one connection
     per worker, under one lock."""
     role = next(c.role for c in stack.config.clients if c.name == CLIENT)
-    group, dialect = stack.outputs["db_group_roles"][role], stack.config.db_engine
-    create, drop = creation_statements(dialect, group), revocation_statements(dialect, group)
+    group, dialect = stack.outputs["db_group_roles"][role], dialect_named(stack.config.db_engine)
+    create, drop = dialect.creation_statements(group), dialect.revocation_statements(group)
     if minimal:
         create, drop = minimal_statements(group)
     # What Vault's plugin puts in {{password}}: a SCRAM verifier it computes, or the plaintext.
-    scram = PASSWORD_AUTHENTICATION.get(dialect) == "scram-sha-256"
+    scram = dialect.password_authentication == "scram-sha-256"
 
     def new_password() -> str:
         return scram_verifier(secrets.token_urlsafe(20)) if scram else secrets.token_urlsafe(20)

@@ -12,17 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from components.sql_dialects import POSTGRESQL, Dialect
+
 #: Table privileges a dynamic role may hold, in either dialect. Anything wider
 #: (ALL, TRUNCATE, DROP, ZONECONFIG...) or role-level (SUPERUSER, CREATEROLE...) is refused.
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
-#: The SQL dialects the database secrets engine drives, by stack config name.
-DIALECTS = {"postgresql": "PostgreSQL", "cockroachdb": "CockroachDB"}
-#: Every table privilege each dialect knows: a word outside its list is a typo
-#: or another dialect's privilege, and the error says so.
-DIALECT_TABLE_PRIVILEGES = {
-    "postgresql": (*TABLE_PRIVILEGES, "ALL", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN"),
-    "cockroachdb": (*TABLE_PRIVILEGES, "ALL", "CREATE", "DROP", "ZONECONFIG", "BACKUP", "CHANGEFEED"),
-}
 
 #: Vault role names become part of generated usernames and of SQL identifiers.
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -128,22 +122,20 @@ def _names(raw: Any, field: str) -> list[str]:
     return list(raw)
 
 
-def _check_privilege(privilege: str, dialect: str, field: str) -> None:
+def _check_privilege(privilege: str, dialect: Dialect, field: str) -> None:
     word = privilege.upper()
-    if word not in DIALECT_TABLE_PRIVILEGES[dialect]:
-        raise SpecError(field, f"{privilege!r} is not a {DIALECTS[dialect]} table privilege")
+    if word not in dialect.table_privileges:
+        raise SpecError(field, f"{privilege!r} is not a {dialect.title} table privilege")
     if word not in TABLE_PRIVILEGES:
         raise SpecError(field, f"{privilege!r} is wider than a dynamic role may hold: "
                                f"use {', '.join(TABLE_PRIVILEGES)}")
 
 
 def validate_grant_spec(
-    name: str, raw: Mapping[str, Any], max_ttl_cap: int, dialect: str = "postgresql", field: str = "roles",
+    name: str, raw: Mapping[str, Any], max_ttl_cap: int, dialect: Dialect = POSTGRESQL, field: str = "roles",
 ) -> GrantSpec:
-    """A GrantSpec from raw stack config, or a SpecError naming the field.
-
-    dialect is a key of DIALECTS: privileges are checked against it.
-    """
+    """A GrantSpec from raw stack config, or a SpecError naming the field; privileges are checked
+    against the dialect's."""
     here = f"{field}.{name}"
     if not isinstance(name, str) or not ROLE_NAME.match(name):
         raise SpecError(here, "role names are 1 to 16 of a-z, 0-9 and -, starting with a letter")

@@ -35,13 +35,10 @@ import pulumi_vault as vault
 from components.grants import GrantSpec, ServiceUser
 from components.options import inherited_depends_on
 from components.postgres_sql import username_template
-from components.sql_dialects import creation_statements, revocation_statements
+from components.sql_dialects import dialect_named
 
 #: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
 MAX_OPEN_CONNECTIONS = 4
-#: How the plugin sends a new user's password: as a SCRAM-SHA-256 verifier it computes itself, so the
-#: database never sees the plaintext and does not hash it inside the plugin's serialised statements.
-PASSWORD_AUTHENTICATION = {"postgresql": "scram-sha-256"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class DatabaseSecretsEngineArgs:
     #: Changes when the bootstrap password does (a new database server): the password is sent
     #: again, then rotated at once.
     bootstrap_password_version: pulumi.Input[int] = 1
-    #: The database's SQL dialect (a key of components.grants.DIALECTS).
+    #: The database's SQL dialect (a key of components.sql_dialects.DIALECTS).
     dialect: str = "postgresql"
 
 
@@ -95,6 +92,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
         # Children wait for what the component waits for (the database, on destroy too).
         child = pulumi.ResourceOptions(parent=self, depends_on=inherited_depends_on(opts))
+        dialect = dialect_named(args.dialect)
         longest = max((s.max_ttl for s in args.specs), default=args.max_ttl_cap)
         if longest > args.max_ttl_cap:
             raise ValueError(f"a role's max_ttl ({longest}s) is over the mount's cap ({args.max_ttl_cap}s)")
@@ -122,7 +120,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
                 password_wo_version=args.bootstrap_password_version,
                 username_template=username_template(),
                 max_open_connections=MAX_OPEN_CONNECTIONS,
-                password_authentication=PASSWORD_AUTHENTICATION.get(args.dialect),
+                password_authentication=dialect.password_authentication,
             ),
             opts=with_mount,
         )
@@ -139,9 +137,9 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             vault.database.SecretBackendRole(
                 f"{name}-role-{spec.name}", backend=args.mount_path, name=spec.name, db_name=args.db_name,
                 creation_statements=group_roles.apply(
-                    lambda groups, s=spec: creation_statements(args.dialect, groups[s.name])),
+                    lambda groups, s=spec: dialect.creation_statements(groups[s.name])),
                 revocation_statements=group_roles.apply(
-                    lambda groups, s=spec: revocation_statements(args.dialect, groups[s.name])),
+                    lambda groups, s=spec: dialect.revocation_statements(groups[s.name])),
                 default_ttl=spec.default_ttl, max_ttl=spec.max_ttl,
                 opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(depends_on=[connection])),
             )

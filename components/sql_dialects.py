@@ -1,23 +1,83 @@
-"""Vault's role statements in the dialect of the database: one place that picks them.
+"""The SQL dialects the database secrets engine drives, each behind one `Dialect`, found by name.
 
-Both dialects go through Vault's PostgreSQL plugin; only the SQL differs
-(`components.postgres_sql`, `components.cockroach_sql`). Dialect names are the
-keys of `components.grants.DIALECTS`.
+Both go through Vault's PostgreSQL plugin; only the SQL differs
+(`components.postgres_sql`, `components.cockroach_sql`). A dialect owns what
+the stack says to its database: the privileges it knows, the statements that
+make and grant a group role, Vault's creation and revocation SQL, the admin's
+bootstrap, and how an identifier is quoted.
 """
+
+from dataclasses import dataclass
+from typing import Callable
+
+from psycopg import sql
 
 from components import cockroach_sql, postgres_sql
 
 
-def creation_statements(dialect: str, group: str) -> list[str]:
-    """A dynamic role's creation SQL: a login role that joins `group`."""
-    if dialect == "cockroachdb":
-        return cockroach_sql.creation_statements(group)
-    return postgres_sql.creation_statements(group)
+@dataclass(frozen=True)
+class Dialect:
+    #: The stack config's name for it (`db_engine`).
+    name: str
+    title: str
+    #: Every table privilege it knows: a word outside the list is a typo or another dialect's.
+    table_privileges: tuple[str, ...]
+    #: How Vault's plugin sends a new user's password; None: the plugin's default (the plaintext).
+    password_authentication: str | None
+    #: (group) -> the statement that makes the group role unless it exists.
+    create_group_role: Callable[[str], str]
+    #: (spec, group, database) -> what gives the group exactly what the spec allows.
+    grant_statements: Callable[..., list[str]]
+    #: (schemas, group, database) -> what takes from the group all that grant_statements could give.
+    revoke_statements: Callable[[list[str], str, str], list[str]]
+    #: (group) -> Vault's creation SQL: a login user in the group, expiring with its lease.
+    creation_statements: Callable[[str], list[str]]
+    #: (group) -> Vault's revocation SQL: the user, its sessions and anything it holds, gone.
+    revocation_statements: Callable[[str], list[str]]
+    #: (admin, database) -> run once as the superuser: the admin Vault connects as, and the database.
+    bootstrap_admin_statements: Callable[[str, str], list[sql.Composed]]
+
+    def quote(self, identifier: str) -> str:
+        """An identifier as SQL text (both dialects quote as PostgreSQL does)."""
+        return postgres_sql.as_text(sql.Identifier(identifier))
 
 
-def revocation_statements(dialect: str, group: str) -> list[str]:
-    """A dynamic role's revocation SQL. PostgreSQL's DROP ROLE ends the membership itself;
-    CockroachDB revokes it first."""
-    if dialect == "cockroachdb":
-        return cockroach_sql.revocation_statements(group)
-    return postgres_sql.revocation_statements()
+POSTGRESQL = Dialect(
+    name="postgresql", title="PostgreSQL",
+    table_privileges=("SELECT", "INSERT", "UPDATE", "DELETE", "ALL", "TRUNCATE", "REFERENCES", "TRIGGER",
+                      "MAINTAIN"),
+    # The plugin computes a SCRAM-SHA-256 verifier itself: the database never sees the plaintext
+    # and does not hash it inside the plugin's serialised statements.
+    password_authentication="scram-sha-256",
+    create_group_role=postgres_sql.create_group_role,
+    grant_statements=postgres_sql.grant_statements,
+    revoke_statements=postgres_sql.revoke_statements,
+    creation_statements=postgres_sql.creation_statements,
+    # DROP ROLE ends the membership itself: the group is not named.
+    revocation_statements=lambda group: postgres_sql.revocation_statements(),
+    bootstrap_admin_statements=postgres_sql.bootstrap_admin_statements,
+)
+
+COCKROACHDB = Dialect(
+    name="cockroachdb", title="CockroachDB",
+    table_privileges=("SELECT", "INSERT", "UPDATE", "DELETE", "ALL", "CREATE", "DROP", "ZONECONFIG", "BACKUP",
+                      "CHANGEFEED"),
+    # The plugin's default: CockroachDB hashes the password it is sent.
+    password_authentication=None,
+    create_group_role=cockroach_sql.create_group_role,
+    grant_statements=cockroach_sql.grant_statements,
+    revoke_statements=cockroach_sql.revoke_statements,
+    creation_statements=cockroach_sql.creation_statements,
+    revocation_statements=cockroach_sql.revocation_statements,
+    bootstrap_admin_statements=cockroach_sql.bootstrap_admin_statements,
+)
+
+#: Every dialect by its stack config name.
+DIALECTS = {d.name: d for d in (POSTGRESQL, COCKROACHDB)}
+
+
+def dialect_named(name: str) -> Dialect:
+    """The dialect of a stack config name, or a ValueError listing the names there are."""
+    if name not in DIALECTS:
+        raise ValueError(f"no SQL dialect {name!r}: one of {', '.join(DIALECTS)}")
+    return DIALECTS[name]

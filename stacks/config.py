@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from components.grants import (
-    DIALECTS,
     SQL_NAME,
     MAX_SECRET_ID_TTL,
     ClientSpec,
@@ -22,6 +21,7 @@ from components.grants import (
     validate_clients,
     validate_grant_spec,
 )
+from components.sql_dialects import DIALECTS
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
@@ -96,7 +96,7 @@ class StackConfig:
     max_rotation_period: int = MAX_ROTATION_PERIOD
     #: The teams or apps that read credentials, one role each.
     clients: tuple[ClientSpec, ...] = ()
-    #: The database's SQL dialect, a key of components.grants.DIALECTS.
+    #: The database's SQL dialect, a key of components.sql_dialects.DIALECTS.
     db_engine: str = "postgresql"
     #: The non-superuser admin Vault connects as (its password rotated by Vault).
     db_admin: str = "dbcreds_admin"
@@ -236,7 +236,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     transit_store_key = _bool(raw, "transit_store_key", False)
     if transit_store_key and db_engine != "cockroachdb":
         raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
-                                               f"{DIALECTS[db_engine]} has none: leave it false")
+                                               f"{DIALECTS[db_engine].title} has none: leave it false")
     images = {}
     for field in ("vault_image", "db_image"):
         images[field] = raw.get(field, TARGET_DEFAULTS[field])
@@ -260,7 +260,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         roles_raw = raw.get("roles", {})
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
-        roles = tuple(validate_grant_spec(role, spec, cap, db_engine) for role, spec in roles_raw.items())
+        roles = tuple(validate_grant_spec(role, spec, cap, DIALECTS[db_engine]) for role, spec in roles_raw.items())
         rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
         if rotation_cap > MAX_ROTATION_PERIOD:
             raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")

@@ -5,6 +5,7 @@ real cluster (tests/integration/test_cockroach_live.py runs them where
 `cockroach` is on PATH, and is reported as skipped otherwise).
 """
 
+import pytest
 
 from components.cockroach_sql import (
     bootstrap_admin_statements,
@@ -15,8 +16,7 @@ from components.cockroach_sql import (
     revoke_statements,
 )
 from components.grants import GrantSpec
-from components.sql_dialects import creation_statements as dialect_creation
-from components.sql_dialects import revocation_statements as dialect_revocation
+from components.sql_dialects import COCKROACHDB, POSTGRESQL, dialect_named
 from policies import rules
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
@@ -76,11 +76,22 @@ def test_bootstrap_lets_memberships_change_during_transactions():
     assert not any("PASSWORD" in s for s in statements)
 
 
-def test_dialects_pick_their_statements():
-    assert dialect_creation("cockroachdb", "g") == creation_statements("g")
-    assert dialect_revocation("cockroachdb", "g") == revocation_statements("g")
-    assert dialect_creation("postgresql", "g")[0].startswith('CREATE ROLE "{{name}}" WITH LOGIN')
-    assert "REVOKE" not in " ".join(dialect_revocation("postgresql", "g"))
+def test_dialects_are_found_by_name_and_own_their_statements():
+    assert dialect_named("cockroachdb") is COCKROACHDB and dialect_named("postgresql") is POSTGRESQL
+    assert COCKROACHDB.creation_statements("g") == creation_statements("g")
+    assert COCKROACHDB.revocation_statements("g") == revocation_statements("g")
+    assert POSTGRESQL.creation_statements("g")[0].startswith('CREATE ROLE "{{name}}" WITH LOGIN')
+    # PostgreSQL's DROP ROLE ends the membership: no REVOKE, and the group is not named.
+    assert "REVOKE" not in " ".join(POSTGRESQL.revocation_statements("g"))
+    assert POSTGRESQL.revocation_statements("g") == POSTGRESQL.revocation_statements("other")
+    # Only PostgreSQL is sent a SCRAM verifier by the plugin.
+    assert (POSTGRESQL.password_authentication, COCKROACHDB.password_authentication) == ("scram-sha-256", None)
+    assert POSTGRESQL.quote('we"ird') == '"we""ird"'
+
+
+def test_an_unknown_dialect_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="no SQL dialect 'mysql': one of postgresql, cockroachdb"):
+        dialect_named("mysql")
 
 
 def test_cockroachdb_role_passes_the_policy_rules():

@@ -11,6 +11,7 @@ from components.grants import (
     validate_clients,
     validate_grant_spec,
 )
+from components.sql_dialects import DIALECTS
 
 DAY = 86400
 
@@ -96,14 +97,14 @@ def test_bad_specs_name_the_field(name, raw, field):
 ])
 def test_privileges_are_checked_against_the_dialect(dialect, privilege, problem):
     with pytest.raises(SpecError, match=problem) as error:
-        validate_grant_spec("app", valid(privileges=[privilege]), max_ttl_cap=DAY, dialect=dialect)
+        validate_grant_spec("app", valid(privileges=[privilege]), max_ttl_cap=DAY, dialect=DIALECTS[dialect])
     assert error.value.field == "roles.app.privileges"
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "cockroachdb"])
 def test_both_dialects_take_the_four_table_privileges(dialect):
     spec = validate_grant_spec("app", valid(privileges=["SELECT", "INSERT", "UPDATE", "DELETE"]),
-                               max_ttl_cap=DAY, dialect=dialect)
+                               max_ttl_cap=DAY, dialect=DIALECTS[dialect])
     assert spec.privileges == ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 

@@ -127,7 +127,7 @@ def test_bootstrap_sql_makes_each_service_user_with_a_random_password_in_its_gro
     from components.kubernetes_manifests import bootstrap_sql
     from components.grants import validate_grant_spec
 
-    spec = validate_grant_spec("reader", {"privileges": ["SELECT"], "schemas": ["public"]}, 86400, "postgresql")
+    spec = validate_grant_spec("reader", {"privileges": ["SELECT"], "schemas": ["public"]}, 86400)
     text = bootstrap_sql("dbcreds_admin", "app", (spec,), "dbcreds_group", (("svc_reporting", "reader"),))
     lines = text.splitlines()
     made = lines.index('CREATE ROLE "svc_reporting" WITH LOGIN PASSWORD :\'service_password\' '
