@@ -14,7 +14,7 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
 
 from components import cockroach_sql
 from components.dynamic.local_server import LocalServerProvider
@@ -53,6 +53,10 @@ def _apply_groups(server: LocalCockroach, props: dict[str, Any], olds: Optional[
 class _CockroachNodeProvider(LocalServerProvider):
     server = staticmethod(_server)
     port_inputs = ("port", "http_port")
+    # admin_password is in none of them: it is used only at create.
+    replace_inputs = ("data_dir", "admin", "database")
+    restart_inputs = ("port", "http_port", "files")
+    live_inputs = ("groups",)  # Applied as root.
 
     def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
         try:
@@ -83,15 +87,9 @@ class _CockroachNodeProvider(LocalServerProvider):
 
         return self.create_fresh(props, build)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
-        # admin_password is deliberately absent: it is used only at create.
-        changed = [k for k in ("port", "http_port", "files", "groups") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
-
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old, new = _server(olds), _server(news)
-        if any(olds[k] != news[k] for k in ("port", "http_port", "files")):
+        if self.must_restart(olds, news):
             old.stop()
             new.write_certs(news["files"])
         new.start()

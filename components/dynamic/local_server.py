@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from pulumi.dynamic import CheckFailure, CheckResult, ResourceProvider
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
 
 
 T = TypeVar("T")
@@ -63,10 +63,35 @@ def _stop_orphaned_create(marker: Path) -> None:
 
 
 class LocalServerProvider(ResourceProvider):
-    """A provider whose resource is a server process with a data folder (see `server`)."""
+    """A provider whose resource is a server process with a data folder (see `server`).
+
+    A server declares what its inputs mean: which make another server (replaced,
+    the old one deleted first: two cannot share the folder or the ports), which
+    the running server takes only by restarting, and which it takes while it
+    runs. An input in none of them (a password used once, at create) changes
+    nothing.
+    """
 
     #: Inputs that are ports the server binds on 127.0.0.1.
     port_inputs: tuple[str, ...] = ("port",)
+    #: Inputs whose change makes another server.
+    replace_inputs: tuple[str, ...] = ("data_dir",)
+    #: Inputs the server takes by stopping and starting again (`update`).
+    restart_inputs: tuple[str, ...] = ()
+    #: Inputs the server takes while it runs (`update`).
+    live_inputs: tuple[str, ...] = ()
+
+    @staticmethod
+    def changed(olds: dict[str, Any], news: dict[str, Any], inputs: tuple[str, ...]) -> list[str]:
+        return [k for k in inputs if olds.get(k) != news.get(k)]
+
+    def must_restart(self, olds: dict[str, Any], news: dict[str, Any]) -> bool:
+        return bool(self.changed(olds, news, self.restart_inputs))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = self.changed(olds, news, self.replace_inputs)
+        changed = self.changed(olds, news, self.restart_inputs + self.live_inputs)
+        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
 
     def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
         """Problems with props that no create could get past (a missing binary, say)."""

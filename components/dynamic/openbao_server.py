@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
 
 from components.dynamic.local_server import LocalServerProvider
 
@@ -27,10 +27,6 @@ from components.local.openbao import (
     initialize,
     unseal,
 )
-
-#: Inputs that only need the config rewritten and the server restarted.
-_RESTART_INPUTS = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
-
 
 def _server(props: dict[str, Any]) -> LocalOpenBao:
     return LocalOpenBao(Path(props["data_dir"]), int(props["port"]), int(props["cluster_port"]))
@@ -44,6 +40,11 @@ def _outs(props: dict[str, Any], server: LocalOpenBao, **secrets: Any) -> dict[s
 class _OpenBaoServerProvider(LocalServerProvider):
     server = staticmethod(_server)
     port_inputs = ("port", "cluster_port")
+    # A new unseal key split is a new initialisation: another server.
+    replace_inputs = ("data_dir", "key_shares", "key_threshold")
+    # Its config is rewritten and it restarts; the database's CA is only a file it reads per connection.
+    restart_inputs = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
+    live_inputs = ("database_ca_pem",)
 
     def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
         try:
@@ -65,14 +66,9 @@ class _OpenBaoServerProvider(LocalServerProvider):
 
         return self.create_fresh(props, build)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("data_dir", "key_shares", "key_threshold") if olds.get(k) != news.get(k)]
-        changed = [k for k in (*_RESTART_INPUTS, "database_ca_pem") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
-
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old_server, server = _server(olds), _server(news)
-        if any(olds.get(k) != news.get(k) for k in _RESTART_INPUTS):
+        if self.must_restart(olds, news):
             old_server.stop()
             server.configure(news["ca_pem"], news["cert_pem"], news["key_pem"], news["database_ca_pem"])
         elif olds.get("database_ca_pem") != news["database_ca_pem"]:

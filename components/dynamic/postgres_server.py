@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CheckFailure, CreateResult, DiffResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
 
 from components.dynamic.local_server import LocalServerProvider
 
@@ -35,6 +35,10 @@ def _outs(props: dict[str, Any], admin_password_version: int) -> dict[str, Any]:
 
 class _PostgresServerProvider(LocalServerProvider):
     server = staticmethod(_server)
+    # admin_password is in none of them: it is used only at create.
+    replace_inputs = ("data_dir", "admin", "database")
+    restart_inputs = ("port",)
+    live_inputs = ("cert_pem", "key_pem", "ca_pem")  # Read again at a reload.
 
     def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
         if not (PG_BIN / "postgres").exists():
@@ -61,16 +65,10 @@ class _PostgresServerProvider(LocalServerProvider):
 
         return self.create_fresh(props, build)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("data_dir", "admin", "database") if olds.get(k) != news.get(k)]
-        # admin_password is deliberately absent: it is used only at create.
-        changed = [k for k in ("port", "cert_pem", "key_pem", "ca_pem") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or changed), replaces=replaces, delete_before_replace=True)
-
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         old, new = _server(olds), _server(news)
         old.start()
-        if olds["port"] != news["port"]:
+        if self.must_restart(olds, news):  # The port.
             with old.superuser() as conn:
                 conn.execute(sql.SQL("ALTER SYSTEM SET port = {}").format(sql.Literal(int(news["port"]))))
             old.stop()
