@@ -243,17 +243,15 @@ if config.configures_vault:
         pulumi.export("k8s_namespace", config.k8s_namespace)
         pulumi.export("db_pod", database.pod)
         pulumi.export("vault_pod", vault_server.pod)
+    pulumi.export("vault_admin_token", vault_server.admin_token)
 else:
-    # The cluster profile: OpenBao is initialised and unsealed by its operator (`bao operator init`,
-    # then `bao operator unseal`); the engine, clients and checks are not configured by this stack.
-    pulumi.export("vault_operator_steps", vault_server.pod.apply(
-        lambda pod: f"initialise and unseal OpenBao in pod {pod} of namespace {config.k8s_namespace}: "
-                    f"kubectl exec {pod} -- bao operator init, then bao operator unseal"))
+    # The cluster profile: OpenBao is initialised and unsealed by its operator; the engine, clients
+    # and checks are not configured by this stack.
+    pulumi.export("vault_operator_steps", vault_server.operator_steps)
 
 pulumi.export("target", config.target)
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
-pulumi.export("vault_admin_token", vault_server.admin_token)
 pulumi.export("vault_audit_log", vault_server.audit_log)
 pulumi.export("db_engine", config.db_engine)
 pulumi.export("db_host", database.host)

@@ -7,8 +7,8 @@ A StatefulSet (raft data and audit log on volumes), the config in a ConfigMap
 and TLS in a Secret, each named after the component (`vault`, `vault-config`,
 `vault-tls`: two components share a namespace), in one of two profiles (`kubernetes_manifests.PROFILES`):
 - `cluster`: Services and a PodDisruptionBudget, the upstream image. Initialising
-  and unsealing it is left to its operator (`bao operator init`): `admin_token` is
-  empty, and nothing is configured in it.
+  and unsealing it is its operator's: it has no `admin_token` or `ca_file`
+  (nothing can be configured in it yet), and `operator_steps` says what to do.
 - `single-node`: the node is this machine (a test cluster). The pod runs the
   image built here on the host's network at 127.0.0.1:`port`, its volumes are
   local ones under `data_dir`, and the stack initialises and unseals it through
@@ -27,6 +27,7 @@ from components.dynamic.server_running import keeper_name
 from components.kubernetes_volumes import node_volumes
 from components.local.openbao import render_config
 from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
+from components.options import register_outputs
 from components.vault_component import VaultComponent
 
 
@@ -53,9 +54,11 @@ class VaultKubernetesArgs:
 
 
 class VaultKubernetes(VaultComponent):
-    """OpenBao as a StatefulSet, TLS only, with its audit device. `pod` is its pod's name."""
+    """OpenBao as a StatefulSet, TLS only, with its audit device. `pod` is its pod's name;
+    `operator_steps` (cluster profile only) what its operator must do before it is a Vault to use."""
 
     pod: pulumi.Output[str]
+    operator_steps: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
@@ -86,11 +89,20 @@ class VaultKubernetes(VaultComponent):
         budget = m.disruption_budget(name, ns, app)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                           opts=child)
-        self._register_vault(
-            address=f"https://{m.service_host(name, ns)}:{m.VAULT_PORT}", ca_pem=args.ca_pem, ca_file="",
-            database_ca_file="/openbao/tls/ca.crt", admin_token="", audit_log="/openbao/audit/audit.log",
-            pod=pulumi.Output.from_input(m.first_pod(name)),
-        )
+        pod = m.first_pod(name)
+        register_outputs(self, {
+            "address": pulumi.Output.from_input(f"https://{m.service_host(name, ns)}:{m.VAULT_PORT}"),
+            "ca_pem": pulumi.Output.from_input(args.ca_pem),
+            "database_ca_file": pulumi.Output.from_input("/openbao/tls/ca.crt"),
+            "audit_log": pulumi.Output.from_input("/openbao/audit/audit.log"),
+            "pod": pulumi.Output.from_input(pod),
+            # In the pod, the listener's certificate names it localhost (server_dns_names).
+            "operator_steps": pulumi.Output.from_input(
+                f"initialise and unseal OpenBao in pod {pod} of namespace {ns}: kubectl exec -n {ns} {pod} -- "
+                f"bao operator init -address=https://localhost:{m.VAULT_PORT} -key-shares={args.key_shares} "
+                f"-key-threshold={args.key_threshold}, then bao operator unseal (same address) with "
+                f"{args.key_threshold} of the keys"),
+        })
 
     def _single_node(self, name: str, args: VaultKubernetesArgs, tls: k8s.core.v1.Secret) -> None:
         child = pulumi.ResourceOptions(parent=self)

@@ -123,3 +123,23 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
         "it was issued by CN=other CA, not by the database CA (CN=db CA)")
     # A chain of several CAs: any of them may have issued it.
     assert certificate_problem(cert(other), other["cert_pem"] + ca["cert_pem"], now) == ""
+
+
+@pulumi.runtime.test
+def test_an_uninitialised_vault_on_a_cluster_says_what_its_operator_must_do(monitor, ran):
+    """The cluster profile's OpenBao is not a Vault the stack can use yet: no admin token or CA file
+    stands in for one, and its outputs say how to initialise and unseal it."""
+    from components.vault_kubernetes import VaultKubernetes, VaultKubernetesArgs
+
+    vault = VaultKubernetes("vault", VaultKubernetesArgs(namespace="team", ca_pem="ca", cert_pem="c", key_pem="k",
+                                                         key_shares=3, key_threshold=2))
+    assert not hasattr(vault, "admin_token") and not hasattr(vault, "ca_file")
+
+    def check(values):
+        steps, address = values
+        assert steps.startswith("initialise and unseal OpenBao in pod vault-0 of namespace team: "
+                                "kubectl exec -n team vault-0 -- bao operator init -address=https://localhost:8200 "
+                                "-key-shares=3 -key-threshold=2")
+        assert address == "https://vault.team.svc:8200"
+
+    return pulumi.Output.all(vault.operator_steps, vault.address).apply(ran(check))
