@@ -14,10 +14,10 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
 from components import cockroach_sql
-from components.dynamic.local_server import LocalServerProvider
+from components.dynamic.local_server import LocalDatabaseServer, LocalServerProvider
 from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
@@ -98,16 +98,8 @@ class _CockroachNodeProvider(LocalServerProvider):
                                   "admin_password_version": olds["admin_password_version"]})
 
 
-class LocalCockroachNode(Resource):
+class LocalCockroachNode(LocalDatabaseServer):
     """`cockroach start-single-node` on 127.0.0.1 with its certs, admin, database and group roles."""
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    admin: pulumi.Output[str]
-    admin_password: pulumi.Output[str]
-    #: Changes when the node, and so its bootstrap password, is new (its creation time).
-    admin_password_version: pulumi.Output[int]
 
     def __init__(
         self, name: str, data_dir: str, port: int, http_port: int, database: str, admin: str,

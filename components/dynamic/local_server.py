@@ -9,7 +9,8 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, ResourceProvider
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, DiffResult, Resource, ResourceProvider
 
 
 T = TypeVar("T")
@@ -155,3 +156,16 @@ class LocalServerProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Stops the server and removes its data folder: nothing of it is left."""
         self._remove(self.server(props))
+
+
+class LocalDatabaseServer(Resource):
+    """What a local database server resource gives the stack: where it listens, and the admin Vault
+    connects as, with the password it was made with (secret; Vault rotates it at once)."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    admin: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    #: Changes when the server, and so its bootstrap password, is new (its creation time).
+    admin_password_version: pulumi.Output[int]

@@ -16,9 +16,9 @@ from typing import Any, Optional
 
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
+from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
-from components.dynamic.local_server import LocalServerProvider
+from components.dynamic.local_server import LocalDatabaseServer, LocalServerProvider
 
 from components.local.postgres import PG_BIN, LocalPostgres
 from components.local.process import LOOPBACK
@@ -81,16 +81,8 @@ class _PostgresServerProvider(LocalServerProvider):
                                        olds["admin_password_version"]))
 
 
-class LocalPostgresServer(Resource):
+class LocalPostgresServer(LocalDatabaseServer):
     """A PostgreSQL 15 process on 127.0.0.1 with TLS, its admin and application database."""
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    admin: pulumi.Output[str]
-    admin_password: pulumi.Output[str]
-    #: Changes when the server, and so its bootstrap password, is new (its creation time).
-    admin_password_version: pulumi.Output[int]
 
     def __init__(
         self, name: str, data_dir: str, port: int, database: str, admin: str,
