@@ -30,42 +30,43 @@ def local_servers(config: StackConfig):
     intermediate of the bootstrap CA.
     """
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
-        server_cert_validity_hours=config.cert_validity_hours,
-        database_certificate=config.db_certificates == "bootstrap",
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
+        database_certificate=config.database.certificates == "bootstrap",
     ))
     # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
     # Every other database's chain ends at the bootstrap CA.
-    own_ca = config.db_engine == "cockroachdb" and config.db_certificates == "bootstrap"
+    own_ca = config.database.engine == "cockroachdb" and config.database.certificates == "bootstrap"
     cockroach = CockroachClusterArgs(
-        data_dir=f"{config.data_dir}/cockroach", port=config.db_port, http_port=config.db_http_port,
-        database=config.db_name, admin=config.db_admin, grant_specs=config.roles,
-        ca_validity_hours=config.ca_validity_hours, cert_validity_hours=config.cert_validity_hours,
+        data_dir=f"{config.data_dir}/cockroach", port=config.target.db_port, http_port=config.target.db_http_port,
+        database=config.database.name, admin=config.database.admin, grant_specs=config.database.roles,
+        ca_validity_hours=config.pki.ca_validity_hours, cert_validity_hours=config.pki.cert_validity_hours,
     )
     if own_ca:
         database = CockroachCluster("db", cockroach)
     vault_server = VaultServer("vault", VaultServerArgs(
-        data_dir=f"{config.data_dir}/openbao", port=config.vault_port, cluster_port=config.vault_cluster_port,
+        data_dir=f"{config.data_dir}/openbao", port=config.target.vault_port,
+        cluster_port=config.target.vault_cluster_port,
         ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
         database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
-        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
     ))
     provider = vault_provider_on(vault_server)
     db_pki = None
-    if config.db_certificates == "vault_pki":
+    if config.database.certificates == "vault_pki":
         db_pki = DatabasePki("db-pki", DatabasePkiArgs(
             bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
-            cert_ttl=config.cert_validity_hours * 3600, intermediate_ttl=config.ca_validity_hours * 3600,
-            **(COCKROACH_PKI if config.db_engine == "cockroachdb" else {}),
+            cert_ttl=config.pki.cert_validity_hours * 3600, intermediate_ttl=config.pki.ca_validity_hours * 3600,
+            **(COCKROACH_PKI if config.database.engine == "cockroachdb" else {}),
         ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
-    if config.db_engine == "postgresql":
+    if config.database.engine == "postgresql":
         certificate = (pki.database_cert_pem, pki.database_private_key_pem, pki.ca_cert_pem)
         if db_pki is not None:
             certificate = (db_pki.cert_pem, db_pki.private_key_pem, db_pki.ca_chain_pem)
         database = PostgresServer("db", PostgresServerArgs(
-            data_dir=f"{config.data_dir}/postgres", port=config.db_port, database=config.db_name,
-            admin=config.db_admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
-            grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+            data_dir=f"{config.data_dir}/postgres", port=config.target.db_port, database=config.database.name,
+            admin=config.database.admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
+            grant_specs=config.database.roles, service_users=config.database.service_user_roles,
         ))
     elif not own_ca:
         database = CockroachCluster("db", dataclasses.replace(
@@ -83,12 +84,12 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
     checks, last, which prove them with real credentials on every `up`."""
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
-        specs=config.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
+        specs=config.database.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
         db_name=database.database, admin=database.admin,
         admin_bootstrap_password=database.admin_bootstrap_password,
         bootstrap_password_version=database.admin_bootstrap_password_version,
-        ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.max_ttl_cap,
-        service_users=config.service_users, dialect=config.db_engine,
+        ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.database.max_ttl_cap,
+        service_users=config.database.service_users, dialect=config.database.engine,
     ), opts=in_vault)
     approle = vault.AuthBackend("approle", type="approle", path=APPROLE_MOUNT,
                                 description="AppRole logins of the database clients", opts=in_vault)
@@ -99,12 +100,12 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
         ), opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[approle])))
         for spec in config.clients
     }
-    max_ttls = {role.name: role.max_ttl for role in config.roles}
+    max_ttls = {role.name: role.max_ttl for role in config.database.roles}
     checked_clients = [
         client_check(spec.name, clients[spec.name], spec.allowed, spec.forbidden, max_ttls[spec.role])
         for spec in config.clients
     ]
-    if config.transit_store_key:
+    if config.database.transit_store_key:
         store_key = StoreKeyTransit("store-key", StoreKeyTransitArgs(approle_mount=APPROLE_MOUNT),
                                     opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(
                                         depends_on=[approle])))
@@ -120,9 +121,9 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
         clients=pulumi.Output.all(*checked_clients), admin=database.admin,
         bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
         static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
-        database_pki_mount=DatabasePkiArgs.mount_path if config.db_certificates == "vault_pki" else "",
+        database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
         # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
-        group_roles=database.group_roles if config.db_engine == "postgresql" else {},
+        group_roles=database.group_roles if config.database.engine == "postgresql" else {},
         opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values()]),
     )
     return engine, clients, checks
@@ -139,8 +140,8 @@ def kubernetes_servers(config: StackConfig):
     from components.postgres_kubernetes import PostgresKubernetes, PostgresKubernetesArgs
     from components.vault_kubernetes import VaultKubernetes, VaultKubernetesArgs
 
-    ns = config.k8s_namespace
-    single_node = config.k8s_profile == "single-node"
+    ns = config.target.namespace
+    single_node = config.target.profile == "single-node"
     # The components' names, which their objects' names (Services, pods) start with.
     vault_name, db_name = "vault", "db"
     # The single-node profile's servers are reached at 127.0.0.1: the certificates' default names.
@@ -148,28 +149,29 @@ def kubernetes_servers(config: StackConfig):
         "vault_dns_names": kubernetes_manifests.server_dns_names(ns, vault_name),
         "database_dns_names": kubernetes_manifests.server_dns_names(ns, db_name)}
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
-        server_cert_validity_hours=config.cert_validity_hours, **names,
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours, **names,
     ))
-    provider = k8s.Provider("kubernetes", kubeconfig=config.k8s_kubeconfig,
-                            render_yaml_to_directory=config.k8s_render_dir)
+    provider = k8s.Provider("kubernetes", kubeconfig=config.target.kubeconfig,
+                            render_yaml_to_directory=config.target.render_dir)
     namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(
-        name=ns, await_ready=config.k8s_await_ready, host_network=single_node),
+        name=ns, await_ready=config.target.await_ready, host_network=single_node),
         opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    images = image_names() if single_node else {"openbao": config.vault_image, "postgres": config.db_image}
+    images = (image_names() if single_node
+              else {"openbao": config.target.vault_image, "postgres": config.target.db_image})
     database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
-        grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
-        image=images["postgres"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
-        port=config.db_port, data_dir=config.data_dir,
+        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
+        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+        image=images["postgres"], await_ready=config.target.await_ready, profile=config.target.profile,
+        port=config.target.db_port, data_dir=config.data_dir,
     ), opts=in_namespace)
     vault_server = VaultKubernetes(vault_name, VaultKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        image=images["openbao"], await_ready=config.k8s_await_ready, profile=config.k8s_profile,
-        port=config.vault_port, cluster_port=config.vault_cluster_port, data_dir=config.data_dir,
-        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+        image=images["openbao"], await_ready=config.target.await_ready, profile=config.target.profile,
+        port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, data_dir=config.data_dir,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
     ), opts=in_namespace)
     if not single_node:
         return vault_server, database, None
@@ -186,22 +188,22 @@ def docker_servers(config: StackConfig):
     from components.docker.vault import VaultDocker, VaultDockerArgs
 
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.ca_common_name, ca_validity_hours=config.ca_validity_hours,
-        server_cert_validity_hours=config.cert_validity_hours,
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
     ))
     engine = DockerEngine(stack_config.docker_dir(config))
     on_engine = pulumi.ResourceOptions(provider=docker.Provider("docker", host=engine.host))
     database = PostgresDocker("db", PostgresDockerArgs(
-        port=config.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem, database=config.db_name, admin=config.db_admin,
-        grant_specs=config.roles, service_users=tuple((u.username, u.role) for u in config.service_users),
+        port=config.target.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
+        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
+        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
         engine_host=engine.host,
     ), opts=on_engine)
     vault_server = VaultDocker("vault", VaultDockerArgs(
-        port=config.vault_port, cluster_port=config.vault_cluster_port, ca_pem=pki.ca_cert_pem,
+        port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, ca_pem=pki.ca_cert_pem,
         cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
         ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
-        key_shares=config.vault_key_shares, key_threshold=config.vault_key_threshold,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
     ), opts=on_engine)
     return vault_server, database, vault_provider_on(vault_server)
 
@@ -218,7 +220,7 @@ def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
 
 
 config = stack_config.load()
-servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers}[config.target]
+servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers}[config.target.kind]
 vault_server, database, vault_provider = servers(config)
 if config.configures_vault:
     engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)
@@ -234,13 +236,13 @@ if config.configures_vault:
     pulumi.export("vault_ca_file", vault_server.ca_file)
     pulumi.export("vault_database_ca_file", vault_server.database_ca_file)
     pulumi.export("db_admin", database.admin)
-    if config.target == "local" and config.db_engine == "postgresql":
+    if config.target.kind == "local" and config.database.engine == "postgresql":
         pulumi.export("db_data_dir", database.data_dir)
-    if config.target == "docker":
+    if config.target.kind == "docker":
         pulumi.export("db_container", database.container)
         pulumi.export("vault_container", vault_server.container)
-    if config.target == "kubernetes":
-        pulumi.export("k8s_namespace", config.k8s_namespace)
+    if config.target.kind == "kubernetes":
+        pulumi.export("k8s_namespace", config.target.namespace)
         pulumi.export("db_pod", database.pod)
         pulumi.export("vault_pod", vault_server.pod)
     pulumi.export("vault_admin_token", vault_server.admin_token)
@@ -249,11 +251,11 @@ else:
     # and checks are not configured by this stack.
     pulumi.export("vault_operator_steps", vault_server.operator_steps)
 
-pulumi.export("target", config.target)
+pulumi.export("target", config.target.kind)
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
 pulumi.export("vault_audit_log", vault_server.audit_log)
-pulumi.export("db_engine", config.db_engine)
+pulumi.export("db_engine", config.database.engine)
 pulumi.export("db_host", database.host)
 pulumi.export("db_port", database.port)
 pulumi.export("db_name", database.database)

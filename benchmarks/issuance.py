@@ -94,7 +94,7 @@ class CpuMeter:
     """CPU seconds OpenBao, PostgreSQL and this client spend while a run lasts."""
 
     def __init__(self, stack: "Stack"):
-        if stack.config.target == "docker":
+        if stack.config.target.kind == "docker":
             # The containers' processes, as this host sees them.
             self.vault_pid = docker_target.container_pid(stack.config, stack.outputs["vault_container"])
             self.postmaster = docker_target.container_pid(stack.config, stack.outputs["db_container"])
@@ -176,7 +176,7 @@ def through_vault(stack: Stack, total: int, workers: int) -> dict:
 
 def as_superuser(stack: Stack, statements: list[sql.Composable]) -> None:
     """Statements as the database's superuser, on either target."""
-    if stack.config.target == "docker":
+    if stack.config.target.kind == "docker":
         docker_target.superuser_sql(stack.config, stack.outputs["db_container"],
                                     "".join(as_text(s) + ";\n" for s in statements))
         return
@@ -192,20 +192,20 @@ def direct_admin(stack: Stack) -> str:
         sql.SQL("DROP ROLE IF EXISTS bench_admin"),
         sql.SQL("CREATE ROLE bench_admin LOGIN CREATEROLE PASSWORD {}").format(sql.Literal(password)),
         sql.SQL("GRANT pg_signal_backend TO bench_admin"),
-        sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(sql.Identifier(stack.config.db_name)),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO bench_admin").format(sql.Identifier(stack.config.database.name)),
     ])
     return password
 
 
 def drop_direct_admin(stack: Stack) -> None:
     as_superuser(stack, [
-        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM bench_admin").format(sql.Identifier(stack.config.db_name)),
+        sql.SQL("REVOKE CONNECT ON DATABASE {} FROM bench_admin").format(sql.Identifier(stack.config.database.name)),
         sql.SQL("DROP ROLE bench_admin"),
     ])
 
 
 def dynamic_users(stack: Stack) -> list[str]:
-    if stack.config.target == "docker":
+    if stack.config.target.kind == "docker":
         return docker_target.dynamic_users(stack.config, stack.outputs["db_container"])
     return local.dynamic_users(stack.config)
 
@@ -232,7 +232,7 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
     """The role's creation and revocation SQL (or the minimal statements) as an admin, one connection
     per worker, under one lock."""
     role = next(c.role for c in stack.config.clients if c.name == CLIENT)
-    group, dialect = stack.outputs["db_group_roles"][role], dialect_named(stack.config.db_engine)
+    group, dialect = stack.outputs["db_group_roles"][role], dialect_named(stack.config.database.engine)
     create, drop = dialect.creation_statements(group), dialect.revocation_statements(group)
     if minimal:
         create, drop = minimal_statements(group)
@@ -281,7 +281,7 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
 
 def burst_after_restart(stack: Stack, size: int = 20) -> int:
     """Vault stopped, then `pulumi up` starts and unseals it; `size` concurrent issuances at once."""
-    if stack.config.target == "docker":
+    if stack.config.target.kind == "docker":
         docker_target.engine(stack.config).docker("stop", stack.outputs["vault_container"])
     else:
         local.vault_server(stack.config).stop()
@@ -307,7 +307,7 @@ def main() -> int:
     parser.add_argument("--total", type=int, default=1000, help="credentials per concurrent run")
     args = parser.parse_args()
     stack = Stack(args.stack)
-    if stack.config.db_engine != "postgresql" or stack.config.target not in ("local", "docker"):
+    if stack.config.database.engine != "postgresql" or stack.config.target.kind not in ("local", "docker"):
         raise SystemExit("the direct SQL baseline needs PostgreSQL on the local or docker target")
     password = direct_admin(stack)
     meter = CpuMeter(stack)

@@ -2,13 +2,21 @@
 
 Every error names the config field, so a wrong value fails `pulumi preview`
 with a message saying what to fix, before any resource is created.
+
+The stack files' settings are flat (`dbcreds:db_port`); the validated config
+is a tree by concern: `pki`, `vault`, `database` (engine, roles, service users,
+caps), `clients`, the stack's `data_dir`, and a `target` that is exactly one of
+`LocalTarget`, `DockerTarget` or `KubernetesTarget`, holding only the settings
+that mean something there (a setting of another target is refused, naming it).
+Each default is given once, here in `validate` (`TARGET_DEFAULTS` for the
+target settings); Pulumi.yaml's schema repeats them, and a test compares the two.
 """
 
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from components.grants import (
     SQL_NAME,
@@ -75,57 +83,111 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class StackConfig:
+class PkiSettings:
+    """The bootstrap CA and the servers' certificates."""
+
     ca_common_name: str
     ca_validity_hours: int
     cert_validity_hours: int
-    #: Where the local servers (or the docker target's engine) keep their data (absolute).
-    data_dir: str
-    vault_port: int
-    vault_cluster_port: int
-    vault_key_shares: int
-    vault_key_threshold: int
-    db_port: int
-    db_name: str
-    #: No dynamic role may outlive this (seconds); set per environment.
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """How Vault is initialised: its unseal key split."""
+
+    key_shares: int
+    key_threshold: int
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """The database, what the secrets engine makes in it, and the environment's caps."""
+
+    #: The SQL dialect, a key of components.sql_dialects.DIALECTS.
+    engine: str
+    name: str
+    #: The non-superuser admin Vault connects as (its password rotated by Vault).
+    admin: str
+    #: One of DB_CERTIFICATES.
+    certificates: str
+    #: No dynamic role, and no client token, may outlive this (seconds).
     max_ttl_cap: int
     roles: tuple[GrantSpec, ...]
     #: Pre-existing service users for Vault static roles.
-    service_users: tuple[ServiceUser, ...] = ()
+    service_users: tuple[ServiceUser, ...]
     #: No static role's password may go unrotated longer than this (seconds).
-    max_rotation_period: int = MAX_ROTATION_PERIOD
-    #: The teams or apps that read credentials, one role each.
-    clients: tuple[ClientSpec, ...] = ()
-    #: The database's SQL dialect, a key of components.sql_dialects.DIALECTS.
-    db_engine: str = "postgresql"
-    #: The non-superuser admin Vault connects as (its password rotated by Vault).
-    db_admin: str = "dbcreds_admin"
-    #: One of DB_CERTIFICATES (vault_pki is built for PostgreSQL on the local target).
-    db_certificates: str = "vault_pki"
+    max_rotation_period: int
     #: A Transit key for CockroachDB's encryption-at-rest store key, usable by the database's own role.
-    transit_store_key: bool = False
+    transit_store_key: bool
+
+    @property
+    def service_user_roles(self) -> tuple[tuple[str, str], ...]:
+        """Each service user and its role: what the database components make."""
+        return tuple((u.username, u.role) for u in self.service_users)
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    """Servers as processes on 127.0.0.1."""
+
+    kind: ClassVar[str] = "local"
+    vault_port: int
+    vault_cluster_port: int
+    db_port: int
     #: CockroachDB's DB Console port (unused by PostgreSQL).
-    db_http_port: int = 15433
-    #: One of TARGETS.
-    target: str = "local"
-    k8s_namespace: str = "dbcreds"
-    #: With the kubernetes target: render the manifests into this folder (absolute) instead of
-    #: applying them to the cluster of the current kubeconfig.
-    k8s_render_dir: str | None = None
+    db_http_port: int
+
+
+@dataclass(frozen=True)
+class DockerTarget:
+    """Servers as containers of the stack's own Docker engine, published on 127.0.0.1."""
+
+    kind: ClassVar[str] = "docker"
+    vault_port: int
+    vault_cluster_port: int
+    db_port: int
+
+
+@dataclass(frozen=True)
+class KubernetesTarget:
+    """Servers as StatefulSets of a cluster, in one of K8S_PROFILES."""
+
+    kind: ClassVar[str] = "kubernetes"
+    profile: str
+    namespace: str
+    #: The cluster's kubeconfig file (absolute); None: the ambient one (KUBECONFIG, ~/.kube/config).
+    kubeconfig: str | None
     #: Wait for pods and endpoints on `up` (false for an API server without nodes).
-    k8s_await_ready: bool = True
-    vault_image: str = "openbao/openbao:2.4.1"
-    db_image: str = "postgres:15"
-    #: One of K8S_PROFILES.
-    k8s_profile: str = "cluster"
-    #: The kubeconfig file of the cluster (absolute); None: the ambient one (KUBECONFIG, ~/.kube/config).
-    k8s_kubeconfig: str | None = None
+    await_ready: bool
+    #: Cluster profile: render the manifests into this folder (absolute) instead of applying them.
+    render_dir: str | None
+    #: Cluster profile: the images the pods run.
+    vault_image: str
+    db_image: str
+    #: Single-node profile: where the pods listen on 127.0.0.1.
+    vault_port: int
+    vault_cluster_port: int
+    db_port: int
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    pki: PkiSettings
+    vault: VaultSettings
+    database: DatabaseSettings
+    #: The teams or apps that read credentials, one role each.
+    clients: tuple[ClientSpec, ...]
+    #: Where the stack keeps what it runs on this machine (absolute): the local servers, the docker
+    #: target's engine, the single-node profile's volumes.
+    data_dir: str
+    #: Exactly one of the targets, holding only the settings that mean something there.
+    target: LocalTarget | DockerTarget | KubernetesTarget
 
     @property
     def configures_vault(self) -> bool:
         """Whether the stack initialises Vault and configures the engine, clients and checks in it
         (everywhere but on the Kubernetes target's cluster profile, where its operator initialises it)."""
-        return self.target != "kubernetes" or self.k8s_profile == "single-node"
+        return not isinstance(self.target, KubernetesTarget) or self.target.profile == "single-node"
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -271,15 +333,21 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
                                              "for a CockroachDB stack")
     except SpecError as error:
         raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
+    database = DatabaseSettings(
+        engine=db_engine, name=db_name, admin=db_admin, certificates=db_certificates, max_ttl_cap=cap, roles=roles,
+        service_users=service_users, max_rotation_period=rotation_cap, transit_store_key=transit_store_key)
+    ports = {"vault_port": vault_port, "vault_cluster_port": cluster_port, "db_port": db_port}
+    places: dict[str, Any] = {
+        "local": lambda: LocalTarget(**ports, db_http_port=db_http_port),
+        "docker": lambda: DockerTarget(**ports),
+        "kubernetes": lambda: KubernetesTarget(
+            profile=profile, namespace=namespace, kubeconfig=kubeconfig, await_ready=await_ready,
+            render_dir=render_dir, **images, **ports),
+    }
     return StackConfig(
-        ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
-        data_dir=data_dir, vault_port=vault_port, vault_cluster_port=cluster_port,
-        vault_key_shares=shares, vault_key_threshold=threshold, db_port=db_port, db_name=db_name,
-        max_ttl_cap=cap, roles=roles, service_users=service_users, clients=clients, db_engine=db_engine,
-        db_admin=db_admin, max_rotation_period=rotation_cap, db_certificates=db_certificates,
-        transit_store_key=transit_store_key,
-        db_http_port=db_http_port, target=target, k8s_namespace=namespace, k8s_render_dir=render_dir,
-        k8s_await_ready=await_ready, **images, k8s_profile=profile, k8s_kubeconfig=kubeconfig,
+        pki=PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours),
+        vault=VaultSettings(key_shares=shares, key_threshold=threshold), database=database, clients=clients,
+        data_dir=data_dir, target=places[target](),
     )
 
 
@@ -305,13 +373,14 @@ def policy_pack_config(config: StackConfig) -> dict:
     """The policy gate's config for this stack (`pulumi preview --policy-pack-config`): its caps and
     admin role. Keys are the pack's policy names and their schemas' properties (policies/pack.py)."""
     return {
-        "dynamic-role-ttls": {"maxTtlCapSeconds": config.max_ttl_cap},
-        "dynamic-role-least-privilege": {"adminRoles": [config.db_admin]},
-        "static-role-rotation": {"maxRotationPeriodSeconds": config.max_rotation_period},
-        "approle-bounded": {"maxTokenTtlSeconds": config.max_ttl_cap, "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
+        "dynamic-role-ttls": {"maxTtlCapSeconds": config.database.max_ttl_cap},
+        "dynamic-role-least-privilege": {"adminRoles": [config.database.admin]},
+        "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
+        "approle-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap,
+                            "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
-        "kubernetes-workload-hardened": {"allowHostNetwork": config.target == "kubernetes"
-                                         and config.k8s_profile == "single-node"},
+        "kubernetes-workload-hardened": {"allowHostNetwork": config.target.kind == "kubernetes"
+                                         and config.target.profile == "single-node"},
         "kubernetes-volumes-local": {"allowedHostPaths": [config.data_dir]},
     }
 
@@ -329,19 +398,19 @@ def check_machine(config: StackConfig) -> None:
     """
     from components.local.cockroach import LocalCockroachError, cockroach_binary
 
-    if config.db_engine == "cockroachdb" and config.target == "local":
+    if config.database.engine == "cockroachdb" and config.target.kind == "local":
         try:
             cockroach_binary()
         except LocalCockroachError as error:
             raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
-    if config.target == "kubernetes" and config.k8s_kubeconfig and not Path(config.k8s_kubeconfig).exists():
+    if config.target.kind == "kubernetes" and config.target.kubeconfig and not Path(config.target.kubeconfig).exists():
         import pulumi
 
         # A preview runs without a cluster (pulumi-kubernetes plans every object to create); an up cannot.
         if not pulumi.runtime.is_dry_run():
-            raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.k8s_kubeconfig}: the cluster is not "
+            raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.target.kubeconfig}: the cluster is not "
                                                 "up (`make cluster-up` starts the single-node one and writes it)")
-    if config.target == "docker":
+    if config.target.kind == "docker":
         from components.docker.daemon import DockerEngine
         from components.docker.images import missing_contexts
 

@@ -23,7 +23,7 @@ def engine_running(config: StackConfig, keep: bool = False) -> Iterator[bool]:
     """A docker-target stack's own engine, started unless it answers (pulumi-docker's provider
     connects to it even for a preview); stopped afterwards if this started it, unless keep.
     Yields whether it started it. Any other target: nothing to do."""
-    started = config.target == "docker" and engine(config).ensure_running()
+    started = config.target.kind == "docker" and engine(config).ensure_running()
     try:
         yield started
     finally:
@@ -36,8 +36,8 @@ def superuser_sql(config: StackConfig, container: str, script: str) -> str:
     database; its output, one row per line. The script goes in on stdin, never on a command line."""
     result = subprocess.run(
         ["docker", "--host", engine(config).host, "exec", "--interactive", "--user", "postgres", container, "psql",
-         "--host", RUN, "--port", str(config.db_port), "--dbname", config.db_name, "--no-psqlrc", "--quiet",
-         "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "--file", "-"],
+         "--host", RUN, "--port", str(config.target.db_port), "--dbname", config.database.name,
+         "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "-v", "ON_ERROR_STOP=1", "--file", "-"],
         input=script, capture_output=True, text=True)
     if result.returncode != 0:
         raise DockerEngineError(f"psql in {container} failed: {result.stderr.strip()}")

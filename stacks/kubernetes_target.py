@@ -26,7 +26,7 @@ def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bo
     """kubectl on the stack's cluster (its kubeconfig, else the ambient one)."""
     if not KUBECTL.exists():
         raise KubernetesTargetError(f"no kubectl at {KUBECTL}: make bootstrap-stack STACK=<a kubernetes stack>")
-    kubeconfig = ["--kubeconfig", config.k8s_kubeconfig] if config.k8s_kubeconfig else []
+    kubeconfig = ["--kubeconfig", config.target.kubeconfig] if config.target.kubeconfig else []
     result = subprocess.run([str(KUBECTL), *kubeconfig, *args], input=stdin, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise KubernetesTargetError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -37,9 +37,9 @@ def superuser_sql(config: StackConfig, pod: str, script: str) -> str:
     """Runs SQL as the superuser (psql over the socket in the PostgreSQL pod, which runs as the
     postgres account) on the application database; its output, one row per line. The script goes in
     on stdin, never on a command line."""
-    return kubectl(config, "--namespace", config.k8s_namespace, "exec", "--stdin", pod,
-                   "--container", "postgres", "--", "psql", "--host", RUN, "--port", str(config.db_port),
-                   "--dbname", config.db_name, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
+    return kubectl(config, "--namespace", config.target.namespace, "exec", "--stdin", pod,
+                   "--container", "postgres", "--", "psql", "--host", RUN, "--port", str(config.target.db_port),
+                   "--dbname", config.database.name, "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
                    "-v", "ON_ERROR_STOP=1", "--file", "-", stdin=script).stdout
 
 
@@ -51,11 +51,11 @@ def dynamic_users(config: StackConfig, pod: str) -> list[str]:
 def ours_left(config: StackConfig) -> list[str]:
     """What of the stack is still in the cluster or on the node (nothing, once it was destroyed)."""
     left = []
-    if kubectl(config, "get", "namespace", config.k8s_namespace, check=False).returncode == 0:
-        left.append(f"namespace {config.k8s_namespace}")
+    if kubectl(config, "get", "namespace", config.target.namespace, check=False).returncode == 0:
+        left.append(f"namespace {config.target.namespace}")
     volumes = json.loads(kubectl(config, "get", "persistentvolumes", "--output", "json").stdout)["items"]
     left += [f"PersistentVolume {v['metadata']['name']}" for v in volumes
-             if v["metadata"]["name"].startswith(f"{config.k8s_namespace}-")]
+             if v["metadata"]["name"].startswith(f"{config.target.namespace}-")]
     folders = Path(config.data_dir) / "volumes"
     if folders.exists():
         left += [f"volume folder {f}" for f in folders.iterdir()]

@@ -18,13 +18,13 @@ from stacks.config import StackConfig
 
 
 def vault_server(config: StackConfig) -> LocalOpenBao:
-    return LocalOpenBao(Path(config.data_dir) / "openbao", config.vault_port, config.vault_cluster_port)
+    return LocalOpenBao(Path(config.data_dir) / "openbao", config.target.vault_port, config.target.vault_cluster_port)
 
 
 def database_server(config: StackConfig) -> LocalPostgres | LocalCockroach:
-    if config.db_engine == "cockroachdb":
-        return LocalCockroach(Path(config.data_dir) / "cockroach", config.db_port, config.db_http_port)
-    return LocalPostgres(Path(config.data_dir) / "postgres", config.db_port)
+    if config.database.engine == "cockroachdb":
+        return LocalCockroach(Path(config.data_dir) / "cockroach", config.target.db_port, config.target.db_http_port)
+    return LocalPostgres(Path(config.data_dir) / "postgres", config.target.db_port)
 
 
 @contextlib.contextmanager
@@ -33,9 +33,9 @@ def superuser(config: StackConfig) -> Iterator[psycopg.Connection]:
     authentication), or as CockroachDB's root with its client certificate."""
     server = database_server(config)
     if isinstance(server, LocalCockroach):
-        conn = server.root_connection(config.db_name)
+        conn = server.root_connection(config.database.name)
     else:
-        conn = psycopg.connect(server.superuser_dsn(config.db_name), autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(server.superuser_dsn(config.database.name), autocommit=True, connect_timeout=10)
     with conn:
         yield conn
 
@@ -52,5 +52,5 @@ def running_servers(config: StackConfig) -> list[str]:
     if vault_server(config).pid() is not None:
         running.append(f"OpenBao ({vault_server(config).data_dir})")
     if database_server(config).running:
-        running.append(f"{config.db_engine} ({database_server(config).data_dir})")
+        running.append(f"{config.database.engine} ({database_server(config).data_dir})")
     return running

@@ -81,9 +81,9 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         after = leases_left(vault, mount)
     if after:
         raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
-    if config.target == "docker":
+    if config.target.kind == "docker":
         users = docker_target.dynamic_users(config, outputs["db_container"].value)
-    elif config.target == "kubernetes":
+    elif config.target.kind == "kubernetes":
         users = kubernetes_target.dynamic_users(config, outputs["db_pod"].value)
     else:
         users = local.dynamic_users(config)
@@ -103,11 +103,11 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     say(f"destroying stack {name}")
     stack.destroy(on_output=lambda line: print(line, file=sys.stderr))
     stack.workspace.remove_stack(name, preserve_config=True)
-    if config.target == "local":
+    if config.target.kind == "local":
         left = local.running_servers(config)
         if left:
             raise DownError(f"server processes are left after destroy: {', '.join(left)}")
-    if config.target == "docker":
+    if config.target.kind == "docker":
         engine = docker_target.engine(config)
         if engine.pid() is not None:
             say(f"removing the stack's Docker engine and its data root {engine.data_root}")
@@ -115,7 +115,7 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
         left = docker_target.ours_left(config)
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")
-    if config.target == "kubernetes" and not config.k8s_render_dir:
+    if config.target.kind == "kubernetes" and not config.target.render_dir:
         left = kubernetes_target.ours_left(config)
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")

@@ -276,7 +276,7 @@ def test_an_expired_lease_cannot_log_in(running):
 
 
 def test_the_lease_cap_holds_on_issue_and_on_renew(running):
-    cap = running.config.max_ttl_cap
+    cap = running.config.database.max_ttl_cap
     admin = running.admin()
     tune = admin.sys.read_mount_configuration("database")["data"]
     assert tune["max_lease_ttl"] == cap

@@ -49,15 +49,17 @@ def test_environments_run_side_by_side_without_clashes():
     """Each stack's ports on this machine, and each stack's data folder, are its own, so any two run on
     one machine (the kubernetes cluster profile's ports are its pods')."""
     configs = {s: validate(file_config(s), s, ROOT) for s in STACKS}
-    ports = [p for c in configs.values() if c.target in ("local", "docker") or c.k8s_profile == "single-node"
-             for p in (c.vault_port, c.vault_cluster_port, c.db_port, *([c.db_http_port] * (c.target == "local")))]
+    on_host = [c.target for c in configs.values()
+               if c.target.kind in ("local", "docker") or c.target.profile == "single-node"]
+    ports = [p for t in on_host
+             for p in (t.vault_port, t.vault_cluster_port, t.db_port, *([t.db_http_port] if t.kind == "local" else []))]
     assert len(ports) == len(set(ports))
     folders = [c.data_dir for c in configs.values()]
     assert len(set(folders)) == len(folders)
     # Stricter lifetimes further from dev.
-    caps = [configs[s].max_ttl_cap for s in STACKS]
+    caps = [configs[s].database.max_ttl_cap for s in STACKS]
     assert caps == sorted(caps, reverse=True) and caps[0] > caps[-1]
-    assert configs["prod"].vault_key_threshold > 1 and configs["prod"].target == "kubernetes"
+    assert configs["prod"].vault.key_threshold > 1 and configs["prod"].target.kind == "kubernetes"
 
 
 #: What a first preview of each stack file creates: the local stacks' whole chain with dev's two clients

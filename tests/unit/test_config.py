@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from components.grants import GrantSpec
-from stacks.config import ConfigError, StackConfig, policy_pack_config
+from stacks.config import (ConfigError, DatabaseSettings, LocalTarget, PkiSettings, StackConfig, VaultSettings,
+                           policy_pack_config)
 from stacks.config import validate as validate_in
 
 PROJECT = Path("/srv/project")
@@ -18,24 +19,35 @@ def validate(raw, stack):
 
 def test_defaults():
     assert validate({}, "dev") == StackConfig(
-        ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160,
-        data_dir="/srv/project/.data/dev", vault_port=18200, vault_cluster_port=18201,
-        vault_key_shares=1, vault_key_threshold=1, db_port=15432, db_name="app",
-        max_ttl_cap=86400,
-        roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),),
-        db_engine="postgresql", db_http_port=15433, db_certificates="vault_pki",
+        pki=PkiSettings(ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160),
+        vault=VaultSettings(key_shares=1, key_threshold=1),
+        database=DatabaseSettings(
+            engine="postgresql", name="app", admin="dbcreds_admin", certificates="vault_pki", max_ttl_cap=86400,
+            roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),), service_users=(),
+            max_rotation_period=30 * 86400, transit_store_key=False),
+        clients=(), data_dir="/srv/project/.data/dev",
+        target=LocalTarget(vault_port=18200, vault_cluster_port=18201, db_port=15432, db_http_port=15433),
     )
+
+
+def test_the_target_holds_only_its_own_settings():
+    """A setting that means nothing on a target is not there to be read by mistake."""
+    local, docker = validate({}, "dev").target, validate({"target": "docker"}, "docker").target
+    kubernetes = validate({"target": "kubernetes"}, "prod").target
+    assert (local.kind, docker.kind, kubernetes.kind) == ("local", "docker", "kubernetes")
+    assert not hasattr(local, "namespace") and not hasattr(docker, "db_http_port")
+    assert not hasattr(kubernetes, "db_http_port") and kubernetes.namespace == "dbcreds"
 
 
 def test_numbers_given_as_strings_are_read():
     config = validate({"ca_validity_hours": "100", "cert_validity_hours": "10", "vault_port": "19000"}, "dev")
-    assert (config.ca_validity_hours, config.cert_validity_hours) == (100, 10)
-    assert (config.vault_port, config.vault_cluster_port) == (19000, 19001)
+    assert (config.pki.ca_validity_hours, config.pki.cert_validity_hours) == (100, 10)
+    assert (config.target.vault_port, config.target.vault_cluster_port) == (19000, 19001)
 
 
 def test_service_users():
     config = validate({"service_users": {"svc_reporting": {"role": "reader", "rotation_period": "12h"}}}, "dev")
-    assert [(u.username, u.role, u.rotation_period) for u in config.service_users] == [
+    assert [(u.username, u.role, u.rotation_period) for u in config.database.service_users] == [
         ("svc_reporting", "reader", 43200)]
 
 
@@ -71,12 +83,12 @@ def test_policy_pack_config_names_only_real_policies_and_their_properties():
 
 
 def test_where_the_database_certificate_comes_from():
-    assert validate({}, "dev").db_certificates == "vault_pki"
-    assert validate({"db_certificates": "bootstrap"}, "dev").db_certificates == "bootstrap"
+    assert validate({}, "dev").database.certificates == "vault_pki"
+    assert validate({"db_certificates": "bootstrap"}, "dev").database.certificates == "bootstrap"
     # auto: Vault's PKI where it is built (the local target, either engine), else the bootstrap CA.
-    assert validate({"target": "kubernetes"}, "prod").db_certificates == "bootstrap"
-    assert validate({"db_engine": "cockroachdb", "service_users": {}}, "dev").db_certificates == "vault_pki"
-    assert validate({"db_certificates": "auto"}, "dev").db_certificates == "vault_pki"
+    assert validate({"target": "kubernetes"}, "prod").database.certificates == "bootstrap"
+    assert validate({"db_engine": "cockroachdb", "service_users": {}}, "dev").database.certificates == "vault_pki"
+    assert validate({"db_certificates": "auto"}, "dev").database.certificates == "vault_pki"
 
 
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
@@ -96,11 +108,12 @@ def test_kubernetes_single_node_profile():
     config = validate({"target": "kubernetes", "k8s_profile": "single-node", "vault_port": 18600, "db_port": 15652,
                        "k8s_kubeconfig": ".data/cluster/kubeconfig", "service_users": {"svc": {"role": "reader"}}},
                       "k8s")
-    assert (config.k8s_profile, config.vault_port, config.vault_cluster_port, config.db_port) == (
+    target = config.target
+    assert (target.profile, target.vault_port, target.vault_cluster_port, target.db_port) == (
         "single-node", 18600, 18601, 15652)
-    assert config.k8s_kubeconfig == str(PROJECT / ".data/cluster/kubeconfig")
-    assert config.configures_vault and [u.username for u in config.service_users] == ["svc"]
-    assert config.db_certificates == "bootstrap"
+    assert config.target.kubeconfig == str(PROJECT / ".data/cluster/kubeconfig")
+    assert config.configures_vault and [u.username for u in config.database.service_users] == ["svc"]
+    assert config.database.certificates == "bootstrap"
     assert policy_pack_config(config)["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
     # The images are the ones built here; the manifests are applied, never only rendered; pods awaited.
     for field, value in (("db_image", "postgres:16"), ("vault_image", "openbao/openbao:2"),
@@ -121,18 +134,18 @@ def test_kubernetes_single_node_profile():
 def test_docker_target():
     config = validate({"target": "docker", "vault_port": 18400, "db_port": 15632,
                        "service_users": {"svc": {"role": "reader"}}}, "docker")
-    assert (config.target, config.vault_port, config.vault_cluster_port, config.db_port) == (
+    assert (config.target.kind, config.target.vault_port, config.target.vault_cluster_port, config.target.db_port) == (
         "docker", 18400, 18401, 15632)
     # The database's certificate comes from the bootstrap CA: Vault starts after the database there.
-    assert config.db_certificates == "bootstrap"
-    assert [u.username for u in config.service_users] == ["svc"]
+    assert config.database.certificates == "bootstrap"
+    assert [u.username for u in config.database.service_users] == ["svc"]
 
 
 def test_kubernetes_target():
     config = validate({"target": "kubernetes", "k8s_namespace": "db-prod", "k8s_render_dir": "out/prod"}, "prod")
-    assert (config.target, config.k8s_namespace, config.k8s_render_dir) == (
+    assert (config.target.kind, config.target.namespace, config.target.render_dir) == (
         "kubernetes", "db-prod", "/srv/project/out/prod")
-    assert (config.vault_image, config.db_image) == ("openbao/openbao:2.4.1", "postgres:15")
+    assert (config.target.vault_image, config.target.db_image) == ("openbao/openbao:2.4.1", "postgres:15")
 
 
 def test_data_dir_is_made_absolute():
@@ -252,5 +265,5 @@ def test_the_project_files_defaults_are_the_validators(target):
 
 
 def test_a_target_setting_left_at_its_default_is_no_setting():
-    assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target == "kubernetes"
-    assert validate({"k8s_await_ready": "true", "k8s_render_dir": ""}, "dev").target == "local"
+    assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target.kind == "kubernetes"
+    assert validate({"k8s_await_ready": "true", "k8s_render_dir": ""}, "dev").target.kind == "local"
