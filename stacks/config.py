@@ -127,30 +127,34 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
-class LocalTarget:
-    """Servers as processes on 127.0.0.1."""
+class LoopbackPorts:
+    """Where the servers listen on this machine's 127.0.0.1."""
 
-    kind: ClassVar[str] = "local"
     vault_port: int
     vault_cluster_port: int
     db_port: int
+
+
+@dataclass(frozen=True)
+class LocalTarget(LoopbackPorts):
+    """Servers as processes on 127.0.0.1."""
+
+    kind: ClassVar[str] = "local"
     #: CockroachDB's DB Console port (unused by PostgreSQL).
     db_http_port: int
 
 
 @dataclass(frozen=True)
-class DockerTarget:
+class DockerTarget(LoopbackPorts):
     """Servers as containers of the stack's own Docker engine, published on 127.0.0.1."""
 
     kind: ClassVar[str] = "docker"
-    vault_port: int
-    vault_cluster_port: int
-    db_port: int
 
 
 @dataclass(frozen=True)
-class KubernetesTarget:
-    """Servers as StatefulSets of a cluster, in one of K8S_PROFILES."""
+class KubernetesTarget(LoopbackPorts):
+    """Servers as StatefulSets of a cluster, in one of K8S_PROFILES. The ports are the single-node
+    profile's (its pods are on the host's network); the cluster profile's pods have their own."""
 
     kind: ClassVar[str] = "kubernetes"
     profile: str
@@ -164,10 +168,6 @@ class KubernetesTarget:
     #: Cluster profile: the images the pods run.
     vault_image: str
     db_image: str
-    #: Single-node profile: where the pods listen on 127.0.0.1.
-    vault_port: int
-    vault_cluster_port: int
-    db_port: int
 
 
 @dataclass(frozen=True)
