@@ -5,7 +5,6 @@ import dataclasses
 import pulumi
 import pulumi_vault as vault
 
-from components import kubernetes_manifests
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 from components.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_certs import COCKROACH_PKI, certs_directory
@@ -136,9 +135,10 @@ def kubernetes_servers(config: StackConfig):
     import pulumi_kubernetes as k8s
 
     from components.docker.images import image_names
-    from components.kubernetes_namespace import KubernetesNamespace, KubernetesNamespaceArgs
-    from components.postgres_kubernetes import PostgresKubernetes, PostgresKubernetesArgs
-    from components.vault_kubernetes import VaultKubernetes, VaultKubernetesArgs
+    from components.kubernetes import manifests
+    from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
+    from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
+    from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
 
     ns = config.target.namespace
     single_node = config.target.profile == "single-node"
@@ -146,8 +146,8 @@ def kubernetes_servers(config: StackConfig):
     vault_name, db_name = "vault", "db"
     # The single-node profile's servers are reached at 127.0.0.1: the certificates' default names.
     names = {} if single_node else {
-        "vault_dns_names": kubernetes_manifests.server_dns_names(ns, vault_name),
-        "database_dns_names": kubernetes_manifests.server_dns_names(ns, db_name)}
+        "vault_dns_names": manifests.server_dns_names(ns, vault_name),
+        "database_dns_names": manifests.server_dns_names(ns, db_name)}
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours, **names,

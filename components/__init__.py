@@ -18,7 +18,7 @@ and then `secrets_engine.DatabaseSecretsEngine`, `client_access.ClientAccess` an
 `__main__.py` composes them all; `examples/team-reports` adds a team to a
 running platform). Each component module holds one `pulumi.ComponentResource`
 and its args dataclass; the SQL (`postgres_sql`, `cockroach_sql`), grant specs (`grants`)
-and Kubernetes manifests (`kubernetes_manifests`) are pure functions.
+and Kubernetes manifests (`kubernetes.manifests`) are pure functions.
 """
 
 __version__ = "0.3.0"

@@ -278,3 +278,29 @@ def create_service_user(user: str, group: str, password: str | sql.Composable) -
     return sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {} CONNECTION LIMIT {} IN ROLE {}").format(
         sql.Identifier(user), password if isinstance(password, sql.Composable) else sql.Literal(password),
         sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))
+
+
+def bootstrap_sql(admin: str, database: str, specs: tuple[GrantSpec, ...], group_prefix: str,
+                  service_users: tuple[tuple[str, str], ...] = ()) -> str:
+    """Run once by the image's initdb hook as the superuser: the admin, database, demo schema, groups,
+    and the service users (user, grant spec name) of Vault's static roles.
+
+    The admin's password is a psql variable the hook passes from a Secret, so
+    the ConfigMap holds no secret. A service user's first password is random
+    (Vault's static role rotates it at once).
+    """
+    lines = [s.as_string(None) + ";" for s in bootstrap_admin_statements(admin, database)]
+    lines.append(f"ALTER ROLE \"{admin}\" WITH PASSWORD :'admin_password';")
+    lines.append(f"\\connect {database}")
+    lines.append(f'SET ROLE "{admin}";')
+    lines += [s + ";" for s in DEMO_SCHEMA]
+    for spec in specs:
+        group = group_role_name(group_prefix, spec)
+        lines.append(create_group_role(group) + ";")
+        lines += [s + ";" for s in grant_statements(spec, group, database)]
+    groups = {spec.name: group_role_name(group_prefix, spec) for spec in specs}
+    for user, spec_name in service_users:
+        lines.append("SELECT gen_random_uuid()::text || gen_random_uuid()::text AS service_password \\gset")
+        lines.append(as_text(create_service_user(user, groups[spec_name], sql.SQL(":'service_password'"))) + ";")
+    lines.append("RESET ROLE;")
+    return "\n".join(lines) + "\n"

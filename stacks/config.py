@@ -42,7 +42,7 @@ FIELDS = (
 #: Where the servers run: local processes, containers of the stack's own Docker engine, or a
 #: Kubernetes cluster (or manifests rendered for one).
 TARGETS = ("local", "docker", "kubernetes")
-#: The Kubernetes target's profiles (components.kubernetes_manifests.PROFILES): `cluster` (Services,
+#: The Kubernetes target's profiles (components.kubernetes.manifests.PROFILES): `cluster` (Services,
 #: NetworkPolicies, upstream images; Vault left to its operator) or `single-node` (the node is this
 #: machine: host network on 127.0.0.1, the images built here, local volumes; the stack initialises
 #: and unseals Vault and configures it as on the other targets).

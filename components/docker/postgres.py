@@ -21,7 +21,6 @@ from typing import Optional
 import pulumi
 import pulumi_docker as docker
 
-from components import kubernetes_manifests as manifests
 from components.database_component import DatabaseComponent, new_password
 from components.docker import images
 from components.docker.containers import ContainerRunning, hardened, resource_name
@@ -30,7 +29,7 @@ from components.grants import GrantSpec
 from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.local.process import LOOPBACK
 from components.postgres_image import BOOTSTRAP, DATA, PGDATA, POSTGRES_SCRIPT, RUN
-from components.postgres_sql import group_role_name
+from components.postgres_sql import bootstrap_sql, group_role_name
 
 START_SCRIPT = f"""#!/bin/sh
 # As root: the volume and the TLS files to the postgres user, then PostgreSQL as that user.
@@ -88,7 +87,7 @@ class PostgresDocker(DatabaseComponent):
             "start.sh": START_SCRIPT, "postgres.sh": POSTGRES_SCRIPT,
             "postgresql.conf": render_postgresql_conf(args.port, LOOPBACK, RUN),
             "pg_hba.conf": render_pg_hba(), "pg_ident.conf": render_pg_ident("postgres"),
-            "bootstrap.sql": manifests.bootstrap_sql(args.admin, args.database, args.grant_specs,
+            "bootstrap.sql": bootstrap_sql(args.admin, args.database, args.grant_specs,
                                                      args.group_prefix, args.service_users),
             "tls/server.crt": args.cert_pem,
         }

@@ -20,7 +20,7 @@ import requests
 import yaml
 from pulumi import automation as auto
 
-from components import kubernetes_manifests as k8s
+from components.kubernetes import manifests as k8s
 from components.local.postgres import PG_BIN
 from policies import rules
 from stacks import config as stack_settings

@@ -12,7 +12,7 @@ import pytest
 from pulumi_policy import ResourceValidationPolicy, StackValidationArgs
 from pulumi_policy.proxy import unknown_checking_proxy
 
-from components import kubernetes_manifests as k8s
+from components.kubernetes import manifests as k8s
 from components.postgres_sql import creation_statements, revocation_statements
 from components.vault_policies import client_policy
 from policies import rules
@@ -44,7 +44,7 @@ CONTAINER_PROPS = {
     "securityOpts": ["no-new-privileges"], "restart": "unless-stopped",
     "volumes": [{"volumeName": "dbcreds-dev-db-data", "containerPath": "/var/lib/postgresql/data"}],
 }
-#: What components/kubernetes_volumes.py registers for the single-node profile.
+#: What components/kubernetes/volumes.py registers for the single-node profile.
 NODE_VOLUME = k8s.node_volume("ns-data-db-0", "ns", "data-db-0", "/srv/stack/data/volumes/ns-data-db-0",
                               "1Gi", k8s.DB_APP, "db")
 HAPPY = {

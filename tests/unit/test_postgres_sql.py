@@ -124,7 +124,7 @@ def test_dynamic_users_holding_more_than_their_group_are_named():
 
 
 def test_bootstrap_sql_makes_each_service_user_with_a_random_password_in_its_group():
-    from components.kubernetes_manifests import bootstrap_sql
+    from components.postgres_sql import bootstrap_sql
     from components.grants import validate_grant_spec
 
     spec = validate_grant_spec("reader", {"privileges": ["SELECT"], "schemas": ["public"]}, 86400)

@@ -129,7 +129,7 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
 def test_an_uninitialised_vault_on_a_cluster_says_what_its_operator_must_do(monitor, ran):
     """The cluster profile's OpenBao is not a Vault the stack can use yet: no admin token or CA file
     stands in for one, and its outputs say how to initialise and unseal it."""
-    from components.vault_kubernetes import VaultKubernetes, VaultKubernetesArgs
+    from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
 
     vault = VaultKubernetes("vault", VaultKubernetesArgs(namespace="team", ca_pem="ca", cert_pem="c", key_pem="k",
                                                          key_shares=3, key_threshold=2))

@@ -7,7 +7,7 @@ A StatefulSet of the official `postgres` image (its initdb hook runs the
 stack's bootstrap SQL once: admin, database, demo schema, group roles), its
 Services, a PodDisruptionBudget, TLS and the passwords in Secrets, and the
 config in a ConfigMap, each named after the component (`db`, `db-tls`,
-`db-passwords`, `db-bootstrap`: two components share a namespace) (`components.kubernetes_namespace` holds the network
+`db-passwords`, `db-bootstrap`: two components share a namespace) (`components.kubernetes.namespace` holds the network
 policies that let only Vault and labelled clients reach it). Outputs as `components.postgres_server.PostgresServer`'s.
 """
 
@@ -17,13 +17,13 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kubernetes_manifests as m
+from components.kubernetes import manifests as m
 from components import postgres_image
 from components.database_component import DatabaseComponent, new_password
 from components.grants import GrantSpec
-from components.kubernetes_volumes import node_volumes
+from components.kubernetes.volumes import node_volumes
 from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
-from components.postgres_sql import group_role_name
+from components.postgres_sql import bootstrap_sql, group_role_name
 
 
 
@@ -44,7 +44,7 @@ class PostgresKubernetesArgs:
     await_ready: bool = True
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
-    #: One of kubernetes_manifests.PROFILES; the settings below are the single-node profile's (whose
+    #: One of manifests.PROFILES; the settings below are the single-node profile's (whose
     #: image is the one built here: `components.postgres_image`).
     profile: str = "cluster"
     port: int = m.DB_PORT
@@ -78,17 +78,17 @@ class PostgresKubernetes(DatabaseComponent):
         if not single_node:
             # The upstream image's entrypoint wants one; the image built here reaches it over the socket only.
             passwords["superuser-password"] = new_password(f"{name}-superuser", self)
-        bootstrap_sql = m.bootstrap_sql(args.admin, args.database, args.grant_specs, args.group_prefix,
+        bootstrap = bootstrap_sql(args.admin, args.database, args.grant_specs, args.group_prefix,
                                         args.service_users)
         if single_node:
             files = {"start.sh": postgres_image.pod_start_script("/bootstrap-tls", "/bootstrap-secrets/admin-password"),
                      "postgres.sh": postgres_image.POSTGRES_SCRIPT,
                      "postgresql.conf": render_postgresql_conf(args.port, m.LOOPBACK_HOST, postgres_image.RUN),
                      "pg_hba.conf": render_pg_hba(), "pg_ident.conf": render_pg_ident("postgres"),
-                     "bootstrap.sql": bootstrap_sql}
+                     "bootstrap.sql": bootstrap}
         else:
             files = {"postgresql.conf": m.postgres_conf(), "pg_hba.conf": m.pg_hba(), "init.sh": m.INIT_SCRIPT,
-                     "bootstrap.sql": bootstrap_sql}
+                     "bootstrap.sql": bootstrap}
         secrets = [
             k8s.core.v1.Secret(
                 f"{name}-tls", metadata=m.metadata(tls_secret, ns, app, name), type="kubernetes.io/tls",

@@ -5,7 +5,7 @@
 
 A StatefulSet (raft data and audit log on volumes), the config in a ConfigMap
 and TLS in a Secret, each named after the component (`vault`, `vault-config`,
-`vault-tls`: two components share a namespace), in one of two profiles (`kubernetes_manifests.PROFILES`):
+`vault-tls`: two components share a namespace), in one of two profiles (`manifests.PROFILES`):
 - `cluster`: Services and a PodDisruptionBudget, the upstream image. Initialising
   and unsealing it is its operator's: it has no `admin_token` or `ca_file`
   (nothing can be configured in it yet), and `operator_steps` says what to do.
@@ -22,9 +22,9 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kubernetes_manifests as m
+from components.kubernetes import manifests as m
 from components.dynamic.server_running import keeper_name
-from components.kubernetes_volumes import node_volumes
+from components.kubernetes.volumes import node_volumes
 from components.local.openbao import render_config
 from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.options import register_outputs
@@ -43,7 +43,7 @@ class VaultKubernetesArgs:
     #: Wait for the pods to be ready and the Services to have endpoints (off for API servers
     #: without nodes, as in the tests).
     await_ready: bool = True
-    #: One of kubernetes_manifests.PROFILES; the settings below are the single-node profile's.
+    #: One of manifests.PROFILES; the settings below are the single-node profile's.
     profile: str = "cluster"
     port: int = m.VAULT_PORT
     cluster_port: int = m.VAULT_CLUSTER_PORT

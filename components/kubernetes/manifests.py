@@ -1,6 +1,6 @@
 """The Kubernetes objects of the `kubernetes` target, as pure functions returning manifests.
 
-The components (`components.vault_kubernetes`, `components.postgres_kubernetes`)
+The components (`components.kubernetes.vault`, `components.kubernetes.postgres`)
 hand these to pulumi-kubernetes; tests read them directly and in the rendered
 YAML. Everything runs as non-root with a read-only root filesystem and no
 capabilities; every container has requests and limits; TLS material comes
@@ -9,19 +9,6 @@ and opens only Vault -> database and labelled clients -> Vault/database.
 """
 
 from typing import Any
-
-from psycopg import sql
-
-from components.grants import GrantSpec
-from components.postgres_sql import (
-    DEMO_SCHEMA,
-    as_text,
-    create_service_user,
-    bootstrap_admin_statements,
-    create_group_role,
-    grant_statements,
-    group_role_name,
-)
 
 VAULT_APP = "openbao"
 DB_APP = "postgres"
@@ -209,32 +196,6 @@ def pg_hba() -> str:
 hostssl all all 0.0.0.0/0 scram-sha-256
 hostssl all all ::/0 scram-sha-256
 """
-
-
-def bootstrap_sql(admin: str, database: str, specs: tuple[GrantSpec, ...], group_prefix: str,
-                  service_users: tuple[tuple[str, str], ...] = ()) -> str:
-    """Run once by the image's initdb hook as the superuser: the admin, database, demo schema, groups,
-    and the service users (user, grant spec name) of Vault's static roles.
-
-    The admin's password is a psql variable the hook passes from a Secret, so
-    the ConfigMap holds no secret. A service user's first password is random
-    (Vault's static role rotates it at once).
-    """
-    lines = [s.as_string(None) + ";" for s in bootstrap_admin_statements(admin, database)]
-    lines.append(f"ALTER ROLE \"{admin}\" WITH PASSWORD :'admin_password';")
-    lines.append(f"\\connect {database}")
-    lines.append(f'SET ROLE "{admin}";')
-    lines += [s + ";" for s in DEMO_SCHEMA]
-    for spec in specs:
-        group = group_role_name(group_prefix, spec)
-        lines.append(create_group_role(group) + ";")
-        lines += [s + ";" for s in grant_statements(spec, group, database)]
-    groups = {spec.name: group_role_name(group_prefix, spec) for spec in specs}
-    for user, spec_name in service_users:
-        lines.append("SELECT gen_random_uuid()::text || gen_random_uuid()::text AS service_password \\gset")
-        lines.append(as_text(create_service_user(user, groups[spec_name], sql.SQL(":'service_password'"))) + ";")
-    lines.append("RESET ROLE;")
-    return "\n".join(lines) + "\n"
 
 
 INIT_SCRIPT = """#!/bin/sh

@@ -18,7 +18,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kubernetes_manifests as m
+from components.kubernetes import manifests as m
 
 
 @dataclass(frozen=True)
