@@ -233,7 +233,8 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
     per worker, under one lock."""
     role = next(c.role for c in stack.config.clients if c.name == CLIENT)
     group, dialect = stack.outputs["db_group_roles"][role], dialect_named(stack.config.database.engine)
-    create, drop = dialect.creation_statements(group), dialect.revocation_statements(group)
+    spec = next(r for r in stack.config.database.roles if r.name == role)
+    create, drop = dialect.creation_statements(group, spec.connection_limit), dialect.revocation_statements(group)
     if minimal:
         create, drop = minimal_statements(group)
     # What Vault's plugin puts in {{password}}: a SCRAM verifier it computes, or the plaintext.

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from components.postgres_sql import CONNECTION_LIMIT
 from components.sql_dialects import POSTGRESQL, Dialect
 
 #: Table privileges a dynamic role may hold, in either dialect. Anything wider
@@ -22,6 +23,8 @@ TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 #: Client names become Vault policy and AppRole role names.
 CLIENT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+#: No user of a dynamic role may hold more sessions at once (PostgreSQL's default max_connections).
+MAX_CONNECTION_LIMIT = 100
 #: A client's secret_id lives at most this long (Vault's 0, "never expires", is refused).
 MAX_SECRET_ID_TTL = 30 * 86400
 #: A PostgreSQL schema or table name we accept unquoted-safe: letters, digits, underscore.
@@ -69,6 +72,8 @@ class GrantSpec:
     tables: tuple[str, ...] = ()
     default_ttl: int = 3600
     max_ttl: int = 86400
+    #: Sessions each of its users may hold at once (where the dialect can cap them).
+    connection_limit: int = CONNECTION_LIMIT
 
 
 def grant_spec_props(spec: GrantSpec) -> dict[str, Any]:
@@ -141,7 +146,7 @@ def validate_grant_spec(
         raise SpecError(here, "role names are 1 to 16 of a-z, 0-9 and -, starting with a letter")
     if not isinstance(raw, Mapping):
         raise SpecError(here, f"must be a mapping, got {raw!r}")
-    unknown = set(raw) - {"privileges", "schemas", "tables", "default_ttl", "max_ttl"}
+    unknown = set(raw) - {"privileges", "schemas", "tables", "default_ttl", "max_ttl", "connection_limit"}
     if unknown:
         raise SpecError(f"{here}.{sorted(unknown)[0]}", "is not a grant spec field")
 
@@ -170,6 +175,14 @@ def validate_grant_spec(
     if max_ttl > max_ttl_cap:
         raise SpecError(f"{here}.max_ttl", f"{max_ttl}s is longer than this environment's cap of {max_ttl_cap}s")
 
+    connection_limit = raw.get("connection_limit", CONNECTION_LIMIT)
+    if isinstance(connection_limit, bool) or not isinstance(connection_limit, int) or not (
+            1 <= connection_limit <= MAX_CONNECTION_LIMIT):
+        raise SpecError(f"{here}.connection_limit",
+                        f"must be a whole number of sessions from 1 to {MAX_CONNECTION_LIMIT}, got {connection_limit!r}")
+    if "connection_limit" in raw and not dialect.limits_connections:
+        raise SpecError(f"{here}.connection_limit", f"{dialect.title} cannot cap a user's sessions: remove it")
+
     return GrantSpec(
         name=name,
         privileges=tuple(sorted({p.upper() for p in privileges}, key=TABLE_PRIVILEGES.index)),
@@ -177,6 +190,7 @@ def validate_grant_spec(
         tables=tuple(tables),
         default_ttl=default_ttl,
         max_ttl=max_ttl,
+        connection_limit=connection_limit,
     )
 
 

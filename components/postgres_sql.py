@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # Only a type here: the grant specs' validation uses the dial
 
 #: PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes.
 MAX_IDENTIFIER_BYTES = 63
-#: A generated user may hold this many sessions at once.
+#: A generated or service user may hold this many sessions at once (a role's spec may lower or raise it).
 CONNECTION_LIMIT = 10
 
 # Parts of a generated username: v_<role>_<random>_<unix time>.
@@ -108,14 +108,15 @@ def revoke_statements(schemas: list[str], group: str, database: str, sequences: 
     return [as_text(s) for s in statements]
 
 
-def creation_statements(group: str) -> list[str]:
-    """Vault's creation SQL for a dynamic role: a login role in the group, expiring with its lease."""
+def creation_statements(group: str, connection_limit: int = CONNECTION_LIMIT) -> list[str]:
+    """Vault's creation SQL for a dynamic role: a login role in the group, expiring with its lease,
+    holding at most connection_limit sessions."""
     return [
         as_text(
             sql.SQL(
                 "CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' "
                 "VALID UNTIL '{{{{expiration}}}}' CONNECTION LIMIT {} IN ROLE {}"
-            ).format(sql.Literal(CONNECTION_LIMIT), sql.Identifier(group))
+            ).format(sql.Literal(connection_limit), sql.Identifier(group))
         )
     ]
 

@@ -30,8 +30,10 @@ class Dialect:
     grant_statements: Callable[..., list[str]]
     #: (schemas, group, database) -> what takes from the group all that grant_statements could give.
     revoke_statements: Callable[[list[str], str, str], list[str]]
-    #: (group) -> Vault's creation SQL: a login user in the group, expiring with its lease.
-    creation_statements: Callable[[str], list[str]]
+    #: (group, connection_limit) -> Vault's creation SQL: a login user in the group, expiring with its lease.
+    creation_statements: Callable[[str, int], list[str]]
+    #: Whether a user's sessions can be capped (a role spec's connection_limit).
+    limits_connections: bool
     #: (group) -> Vault's revocation SQL: the user, its sessions and anything it holds, gone.
     revocation_statements: Callable[[str], list[str]]
     #: (admin, database) -> run once as the superuser: the admin Vault connects as, and the database.
@@ -53,6 +55,7 @@ POSTGRESQL = Dialect(
     grant_statements=postgres_sql.grant_statements,
     revoke_statements=postgres_sql.revoke_statements,
     creation_statements=postgres_sql.creation_statements,
+    limits_connections=True,
     # DROP ROLE ends the membership itself: the group is not named.
     revocation_statements=lambda group: postgres_sql.revocation_statements(),
     bootstrap_admin_statements=postgres_sql.bootstrap_admin_statements,
@@ -67,7 +70,9 @@ COCKROACHDB = Dialect(
     create_group_role=cockroach_sql.create_group_role,
     grant_statements=cockroach_sql.grant_statements,
     revoke_statements=cockroach_sql.revoke_statements,
-    creation_statements=cockroach_sql.creation_statements,
+    # No CONNECTION LIMIT role option: specs may not set one (components.grants refuses it).
+    creation_statements=lambda group, _connection_limit: cockroach_sql.creation_statements(group),
+    limits_connections=False,
     revocation_statements=cockroach_sql.revocation_statements,
     bootstrap_admin_statements=cockroach_sql.bootstrap_admin_statements,
 )

@@ -119,6 +119,24 @@ def test_each_client_gets_exactly_its_grants_over_verify_full(running, client):
         revoke(vault, secret["lease_id"])
 
 
+def test_a_roles_connection_limit_holds_on_the_database(running):
+    """dev's app role allows each of its users 5 sessions: the 6th is refused by PostgreSQL itself."""
+    (limit,) = [r.connection_limit for r in running.config.database.roles if r.name == "app"]
+    assert limit == 5
+    vault = running.login("app")
+    secret = issue(vault, running.outputs["clients"]["app"]["creds_path"])
+    sessions = []
+    try:
+        for _ in range(limit):
+            sessions.append(running.connect(secret["data"]["username"], secret["data"]["password"]))
+        with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
+            running.connect(secret["data"]["username"], secret["data"]["password"])
+    finally:
+        for conn in sessions:
+            conn.close()
+        revoke(vault, secret["lease_id"])
+
+
 def test_the_database_certificate_comes_from_vaults_pki(running):
     """dev's `db_certificates: auto` is vault_pki: Vault's intermediate, signed by the bootstrap CA,
     issued the certificate PostgreSQL serves; the checks verified the database against the chain

@@ -181,3 +181,15 @@ def test_a_grant_spec_crosses_to_a_provider_and_back_without_its_ttls():
     # Other keys of the provider's properties are left alone; TTLs are Vault's, not the database's.
     back = grant_spec_of_props({**props, "data_dir": "/d", "port": 5432.0})
     assert (back.name, back.privileges, back.schemas, back.tables) == (spec.name, spec.privileges, (), spec.tables)
+
+
+def test_a_roles_connection_limit_caps_each_of_its_users_sessions():
+    assert validate_grant_spec("app", valid(), max_ttl_cap=DAY).connection_limit == 10
+    assert validate_grant_spec("app", valid(connection_limit=3), max_ttl_cap=DAY).connection_limit == 3
+    for bad in (0, 101, "5", True):
+        with pytest.raises(SpecError, match="from 1 to 100") as error:
+            validate_grant_spec("app", valid(connection_limit=bad), max_ttl_cap=DAY)
+        assert error.value.field == "roles.app.connection_limit"
+    # CockroachDB has no per-user session cap: a limit there would be ignored, so it is refused.
+    with pytest.raises(SpecError, match="CockroachDB cannot cap a user's sessions: remove it"):
+        validate_grant_spec("app", valid(connection_limit=3), max_ttl_cap=DAY, dialect=DIALECTS["cockroachdb"])

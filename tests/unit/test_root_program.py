@@ -55,7 +55,8 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
         "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": 2,
     }
     roles = registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")
-    assert roles["engine-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app")
+    # dev's app role caps each of its users at 5 sessions.
+    assert roles["engine-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app", 5)
     assert (roles["engine-role-app"]["defaultTtl"], roles["engine-role-app"]["maxTtl"]) == (3600, 8 * 3600)
     policies = registered(monitor, "vault:index/policy:Policy")
     assert policies["reader-policy"]["policy"] == client_policy("database", "reader")
@@ -130,7 +131,12 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
 
     # The graph only: no cockroach process is started under the mocks, so no binary is needed.
     monkeypatch.setattr(stack_config, "check_machine", lambda _config: None)
-    run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true")
+    # CockroachDB has no static roles and no per-user session cap: dev's are left out.
+    roles = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["dbcreds:roles"]
+    for spec in roles.values():
+        spec.pop("connection_limit", None)
+    run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true",
+                    roles=json.dumps(roles))
     resources = monitor.get_registered_resources()
     roles = registered(monitor, "vault:pkiSecret/secretBackendRole:SecretBackendRole")
     assert (roles["db-pki-role"]["serverFlag"], roles["db-pki-role"]["clientFlag"]) == (True, True)

@@ -13,7 +13,8 @@ from components.vault_policies import client_policy
 from tests.unit.graph import is_secret, registered, unwrap
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
-APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=600, max_ttl=3600)
+APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=600, max_ttl=3600,
+                connection_limit=3)
 
 
 @pulumi.runtime.test
@@ -43,7 +44,8 @@ def test_engine_connection_roles_and_rotation(monitor, ran):
         (rotate,) = registered(monitor, "vault:generic/endpoint:Endpoint").values()
         assert rotate["path"] == "database/rotate-root/app" and rotate["disableDelete"] is True
         roles = registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")
-        assert roles["db-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app")
+        assert roles["db-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app", 3)
+        assert "CONNECTION LIMIT 10 " in roles["db-role-reader"]["creationStatements"][0]
         assert roles["db-role-app"]["revocationStatements"] == revocation_statements()
         assert (roles["db-role-reader"]["defaultTtl"], roles["db-role-reader"]["maxTtl"]) == (3600, 7200)
         (static,) = registered(monitor, "vault:database/secretBackendStaticRole:SecretBackendStaticRole").values()
