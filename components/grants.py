@@ -176,10 +176,10 @@ def validate_grant_spec(
         raise SpecError(f"{here}.max_ttl", f"{max_ttl}s is longer than this environment's cap of {max_ttl_cap}s")
 
     connection_limit = raw.get("connection_limit", CONNECTION_LIMIT)
-    if isinstance(connection_limit, bool) or not isinstance(connection_limit, int) or not (
-            1 <= connection_limit <= MAX_CONNECTION_LIMIT):
-        raise SpecError(f"{here}.connection_limit",
-                        f"must be a whole number of sessions from 1 to {MAX_CONNECTION_LIMIT}, got {connection_limit!r}")
+    whole = isinstance(connection_limit, int) and not isinstance(connection_limit, bool)
+    if not whole or not 1 <= connection_limit <= MAX_CONNECTION_LIMIT:
+        raise SpecError(f"{here}.connection_limit", f"must be a whole number of sessions from 1 to "
+                                                    f"{MAX_CONNECTION_LIMIT}, got {connection_limit!r}")
     if "connection_limit" in raw and not dialect.limits_connections:
         raise SpecError(f"{here}.connection_limit", f"{dialect.title} cannot cap a user's sessions: remove it")
 
