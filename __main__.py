@@ -208,6 +208,28 @@ def docker_servers(config: StackConfig):
     return vault_server, database, vault_provider_on(vault_server)
 
 
+def external_servers(config: StackConfig):
+    """Vault and PostgreSQL run by someone else, reached by address with the credentials their
+    operators gave (stack secrets); the stack starts nothing, and makes in the database only what it
+    makes on its own servers (Vault's admin, the group roles, the service users)."""
+    from pathlib import Path
+
+    from components.external import ExternalPostgres, ExternalPostgresArgs, ExternalVault, ExternalVaultArgs
+
+    target = config.target
+    vault_server = ExternalVault("vault", ExternalVaultArgs(
+        address=target.vault_addr, ca_pem=Path(target.vault_ca_file).read_text(), ca_file=target.vault_ca_file,
+        database_ca_file=target.vault_database_ca_file, token=pulumi.Output.secret(target.vault_token),
+    ))
+    database = ExternalPostgres("db", ExternalPostgresArgs(
+        host=target.db_host, port=target.db_port, database=config.database.name,
+        ca_pem=Path(target.db_ca_file).read_text(), stack_admin=target.db_stack_admin,
+        stack_admin_password=pulumi.Output.secret(target.db_stack_admin_password), admin=config.database.admin,
+        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+    ))
+    return vault_server, database, vault_provider_on(vault_server)
+
+
 def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
     """The Vault provider on the stack's own (initialised, unsealed) server."""
     return vault.Provider(
@@ -220,7 +242,8 @@ def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
 
 
 config = stack_config.load()
-servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers}[config.target.kind]
+servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers,
+           "external": external_servers}[config.target.kind]
 vault_server, database, vault_provider = servers(config)
 if config.configures_vault:
     engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)

@@ -6,15 +6,17 @@ with a message saying what to fix, before any resource is created.
 The stack files' settings are flat (`dbcreds:db_port`); the validated config
 is a tree by concern: `pki`, `vault`, `database` (engine, roles, service users,
 caps), `clients`, the stack's `data_dir`, and a `target` that is exactly one of
-`LocalTarget`, `DockerTarget` or `KubernetesTarget`, holding only the settings
-that mean something there (a setting of another target is refused, naming it).
+`LocalTarget`, `DockerTarget`, `KubernetesTarget` or `ExternalTarget`, holding
+only the settings that mean something there (a setting of another target is
+refused, naming it). The external target's two secrets (`SECRET_FIELDS`) must be
+stack secrets (`pulumi config set --secret`).
 Each default is given once, here in `validate` (`TARGET_DEFAULTS` for the
 target settings); Pulumi.yaml's schema repeats them, and a test compares the two.
 """
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -38,10 +40,16 @@ FIELDS = (
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
     "transit_store_key", "k8s_profile", "k8s_kubeconfig",
+    "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
 )
-#: Where the servers run: local processes, containers of the stack's own Docker engine, or a
-#: Kubernetes cluster (or manifests rendered for one).
-TARGETS = ("local", "docker", "kubernetes")
+#: The external target's credentials: read as secrets, refused if set in plain text.
+SECRET_FIELDS = ("vault_token", "db_stack_admin_password")
+#: Where the servers run: local processes, containers of the stack's own Docker engine, a
+#: Kubernetes cluster (or manifests rendered for one), or run by someone else and reached by
+#: address (external: the stack starts nothing).
+TARGETS = ("local", "docker", "kubernetes", "external")
+#: The targets where the stack runs the servers (its own CA, its own Vault to initialise).
+RUN_HERE = ("local", "docker", "kubernetes")
 #: The Kubernetes target's profiles (components.kubernetes.manifests.PROFILES): `cluster` (Services,
 #: NetworkPolicies, upstream images; Vault left to its operator) or `single-node` (the node is this
 #: machine: host network on 127.0.0.1, the images built here, local volumes; the stack initialises
@@ -53,7 +61,12 @@ K8S_PROFILES = ("cluster", "single-node")
 #: is a setting left alone.) The cluster profile fixes the ports in the pods (Services name them);
 #: the docker target and the single-node profile run the images built here instead of naming them.
 TARGET_ONLY = {
-    **{field: ("local", "docker", "kubernetes:single-node") for field in ("vault_port", "vault_cluster_port", "db_port")},
+    **{field: ("local", "docker", "kubernetes:single-node") for field in ("vault_port", "vault_cluster_port")},
+    "db_port": ("local", "docker", "kubernetes:single-node", "external"),
+    **{field: RUN_HERE for field in ("ca_common_name", "ca_validity_hours", "cert_validity_hours",
+                                     "vault_key_shares", "vault_key_threshold", "db_certificates")},
+    **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
+                                          "db_ca_file", "db_stack_admin", *SECRET_FIELDS)},
     "db_http_port": ("local",),
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_await_ready", "k8s_profile", "k8s_kubeconfig")},
     **{field: ("kubernetes:cluster",) for field in ("k8s_render_dir", "vault_image", "db_image")},
@@ -63,6 +76,10 @@ TARGET_DEFAULTS = {
     "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
     "k8s_render_dir": "", "k8s_await_ready": True, "vault_image": "openbao/openbao:2.4.1", "db_image": "postgres:15",
     "k8s_profile": "cluster", "k8s_kubeconfig": "",
+    "ca_common_name": "dbcreds CA", "ca_validity_hours": 24 * 365, "cert_validity_hours": 24 * 90,
+    "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto",
+    "vault_addr": "", "vault_ca_file": "", "vault_database_ca_file": "", "db_host": "", "db_ca_file": "",
+    "db_stack_admin": "",
 }
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
@@ -171,6 +188,28 @@ class KubernetesTarget(LoopbackPorts):
 
 
 @dataclass(frozen=True)
+class ExternalTarget:
+    """Vault and PostgreSQL run by someone else, reached by address; the stack starts nothing."""
+
+    kind: ClassVar[str] = "external"
+    #: https://host:port
+    vault_addr: str
+    #: The CA of Vault's listener, on this host (absolute).
+    vault_ca_file: str
+    #: The database's CA where Vault runs: its connection's sslrootcert (absolute).
+    vault_database_ca_file: str
+    #: A token allowed to mount engines and auth methods and write policies.
+    vault_token: str = field(repr=False)
+    db_host: str
+    db_port: int
+    #: The database's CA, on this host (absolute).
+    db_ca_file: str
+    #: The role the stack makes its roles and grants as (an RDS master), and its password.
+    db_stack_admin: str
+    db_stack_admin_password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     pki: PkiSettings
     vault: VaultSettings
@@ -181,13 +220,18 @@ class StackConfig:
     #: target's engine, the single-node profile's volumes.
     data_dir: str
     #: Exactly one of the targets, holding only the settings that mean something there.
-    target: LocalTarget | DockerTarget | KubernetesTarget
+    target: LocalTarget | DockerTarget | KubernetesTarget | ExternalTarget
 
     @property
     def configures_vault(self) -> bool:
         """Whether the stack initialises Vault and configures the engine, clients and checks in it
         (everywhere but on the Kubernetes target's cluster profile, where its operator initialises it)."""
         return not isinstance(self.target, KubernetesTarget) or self.target.profile == "single-node"
+
+    @property
+    def runs_servers(self) -> bool:
+        """Whether the stack runs Vault and the database itself (every target but external)."""
+        return not isinstance(self.target, ExternalTarget)
 
 
 def _int(raw: Mapping[str, Any], field: str, default: int, minimum: int, maximum: int, what: str) -> int:
@@ -245,11 +289,11 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if place == "kubernetes:cluster" and raw.get("service_users"):
         raise ConfigError("service_users", "static roles are made by the stack's Vault layer, which the "
                                            "kubernetes target's cluster profile leaves to its operator: list none")
-    name = raw.get("ca_common_name", "dbcreds CA")
+    name = raw.get("ca_common_name", TARGET_DEFAULTS["ca_common_name"])
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
-    ca_hours = _hours(raw, "ca_validity_hours", 24 * 365, MAX_CA_VALIDITY_HOURS)
-    cert_hours = _hours(raw, "cert_validity_hours", 24 * 90, ca_hours)
+    ca_hours = _hours(raw, "ca_validity_hours", TARGET_DEFAULTS["ca_validity_hours"], MAX_CA_VALIDITY_HOURS)
+    cert_hours = _hours(raw, "cert_validity_hours", TARGET_DEFAULTS["cert_validity_hours"], ca_hours)
 
     data_dir = raw.get("data_dir", f".data/{stack}")
     if not isinstance(data_dir, str) or not data_dir.strip():
@@ -260,8 +304,9 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     cluster_port = _port(raw, "vault_cluster_port", vault_port + 1)
     if cluster_port == vault_port:
         raise ConfigError("vault_cluster_port", f"must differ from vault_port ({vault_port})")
-    shares = _int(raw, "vault_key_shares", 1, 1, 10, "unseal key shares")
-    threshold = _int(raw, "vault_key_threshold", 1, 1, shares, "unseal keys needed")
+    shares = _int(raw, "vault_key_shares", TARGET_DEFAULTS["vault_key_shares"], 1, 10, "unseal key shares")
+    threshold = _int(raw, "vault_key_threshold", TARGET_DEFAULTS["vault_key_threshold"], 1, shares,
+                     "unseal keys needed")
 
     db_engine = raw.get("db_engine", "postgresql")
     if db_engine not in DIALECTS:
@@ -269,7 +314,7 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if db_engine == "cockroachdb" and target != "local":
         raise ConfigError("db_engine", f"cockroachdb runs on the local target only so far, not {target!r}")
     vault_pki_built = target == "local"
-    db_certificates = raw.get("db_certificates", "auto")
+    db_certificates = raw.get("db_certificates", TARGET_DEFAULTS["db_certificates"])
     if db_certificates == "auto":
         db_certificates = "vault_pki" if vault_pki_built else "bootstrap"
     if db_certificates not in DB_CERTIFICATES:
@@ -278,6 +323,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if db_certificates == "vault_pki" and not vault_pki_built:
         raise ConfigError("db_certificates", f"vault_pki is built for the local target, not {target}: "
                                              f"use bootstrap")
+    if target == "external":
+        db_certificates = "operator"  # The database's operator's.
     namespace = raw.get("k8s_namespace", TARGET_DEFAULTS["k8s_namespace"])
     if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
         raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")
@@ -343,12 +390,42 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         "kubernetes": lambda: KubernetesTarget(
             profile=profile, namespace=namespace, kubeconfig=kubeconfig, await_ready=await_ready,
             render_dir=render_dir, **images, **ports),
+        "external": lambda: _external_target(raw, db_port, project_dir),
     }
     return StackConfig(
         pki=PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours),
         vault=VaultSettings(key_shares=shares, key_threshold=threshold), database=database, clients=clients,
         data_dir=data_dir, target=places[target](),
     )
+
+
+def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) -> ExternalTarget:
+    """The external target's addresses, CA files and credentials: each one required."""
+    def required(field: str, what: str) -> str:
+        value = raw.get(field, "")
+        if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
+            raise ConfigError(field, f"the external target needs {what}" + (f", got {value!r}" if value else ""))
+        return value
+
+    vault_addr = required("vault_addr", "Vault's address, https://host:port")
+    if not re.match(r"^https://[^/:]+(:\d+)?/?$", vault_addr):
+        raise ConfigError("vault_addr", f"must be https://host[:port] (TLS only), got {vault_addr!r}")
+    files = {f: str((project_dir / required(f, what)).resolve()) for f, what in (
+        ("vault_ca_file", "the CA file that verifies Vault's listener"),
+        ("db_ca_file", "the CA file that verifies the database"))}
+    on_vault = raw.get("vault_database_ca_file") or files["db_ca_file"]  # Empty: Vault runs on this host.
+    if not isinstance(on_vault, str) or not on_vault.startswith("/"):
+        raise ConfigError("vault_database_ca_file", f"must be an absolute path on Vault's host, got {on_vault!r}")
+    stack_admin = required("db_stack_admin", "the role the stack makes its roles as (an RDS master)")
+    if not SQL_NAME.match(stack_admin):
+        raise ConfigError("db_stack_admin", f"must be 1 to 63 of a-z, 0-9 and _, got {stack_admin!r}")
+    return ExternalTarget(
+        vault_addr=vault_addr.rstrip("/"), vault_ca_file=files["vault_ca_file"], vault_database_ca_file=on_vault,
+        vault_token=required("vault_token", "a Vault token, set with `pulumi config set --secret vault_token`"),
+        db_host=required("db_host", "the database's host name"), db_port=db_port, db_ca_file=files["db_ca_file"],
+        db_stack_admin=stack_admin, db_stack_admin_password=required(
+            "db_stack_admin_password", "the stack admin's password, set with `pulumi config set --secret "
+                                       "db_stack_admin_password`"))
 
 
 def _service_users(raw: Any, roles: set[str], rotation_cap: int) -> tuple[ServiceUser, ...]:
@@ -410,6 +487,10 @@ def check_machine(config: StackConfig) -> None:
         if not pulumi.runtime.is_dry_run():
             raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.target.kubeconfig}: the cluster is not "
                                                 "up (`make cluster-up` starts the single-node one and writes it)")
+    if config.target.kind == "external":
+        for field in ("vault_ca_file", "db_ca_file"):
+            if not Path(getattr(config.target, field)).is_file():
+                raise ConfigError(field, f"no file at {getattr(config.target, field)}")
     if config.target.kind == "docker":
         from components.docker.daemon import DockerEngine
         from components.docker.images import missing_contexts
@@ -433,7 +514,7 @@ def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path
                 raw[field] = json.loads(text)
             except ValueError:
                 raise ConfigError(field, "is not a structured value (a YAML mapping in the stack file)") from None
-        elif field in FIELDS:
+        elif field in FIELDS or field in SECRET_FIELDS:
             raw[field] = text
     return validate(raw, stack, project_dir)
 
@@ -441,16 +522,28 @@ def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path
 def of_stack(stack: Any, project_dir: Path, project: str = "dbcreds") -> StackConfig:
     """The validated config of an Automation API stack (`pulumi.automation.Stack`) of this project."""
     prefix = f"{project}:"
-    settings = {k.removeprefix(prefix): v.value for k, v in stack.get_all_config().items() if k.startswith(prefix)}
-    return validate_settings(settings, stack.name, project_dir)
+    values = {k.removeprefix(prefix): v for k, v in stack.get_all_config().items() if k.startswith(prefix)}
+    refuse_plain_secrets({k for k, v in values.items() if not v.secret})
+    return validate_settings({k: v.value for k, v in values.items()}, stack.name, project_dir)
+
+
+def refuse_plain_secrets(plain: set[str]) -> None:
+    """A ConfigError naming a SECRET_FIELDS setting stored in plain text (plain: the settings that are)."""
+    for field in SECRET_FIELDS:
+        if field in plain:
+            raise ConfigError(field, f"is stored in plain text in the stack file: set it with "
+                                     f"`pulumi config set --secret {field}` (and rotate it: it was readable)")
 
 
 def load() -> StackConfig:
     """The current stack's validated config (call from a Pulumi program)."""
     import pulumi
 
+    from pulumi.runtime.config import is_config_secret
+
     config = pulumi.Config()
-    settings = {f: config.get(f) for f in (*FIELDS, *OBJECT_FIELDS) if config.get(f) is not None}
+    settings = {f: config.get(f) for f in (*FIELDS, *OBJECT_FIELDS, *SECRET_FIELDS) if config.get(f) is not None}
+    refuse_plain_secrets({f for f in SECRET_FIELDS if f in settings and not is_config_secret(config.full_key(f))})
     validated = validate_settings(settings, pulumi.get_stack(), Path.cwd())
     check_machine(validated)
     return validated

@@ -1,5 +1,6 @@
-"""A database admin for a team's own Vault connection (a LOGIN, CREATEROLE role, no superuser), on a
-local PostgreSQL, made by the superuser over the Unix socket.
+"""A database admin for a Vault connection (a LOGIN, CREATEROLE role, no superuser): a team's own on
+the local PostgreSQL, or the stack's on an external one; made the stack's way in
+(`components.database_access`: the local superuser, or the external server's stack admin).
 
 Its first password is given (a team's `pulumi_random.RandomPassword`, sent to
 Vault as the connection's write-only bootstrap password); Vault rotates it at
@@ -11,19 +12,15 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.local.postgres import superuser_connection
+from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, admin_role_statements, set_password
-
-
-def _superuser(props: dict[str, Any]) -> psycopg.Connection:
-    return superuser_connection(props["data_dir"], props["port"], props["database"])
 
 
 class _AdminRoleProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with _superuser(props) as conn, conn.transaction():
+        with stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             for statement in admin_role_statements(props["username"], props["database"]):
                 conn.execute(statement)
@@ -32,14 +29,18 @@ class _AdminRoleProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The password is absent on purpose: used only at create (Vault owns it afterwards).
-        replaces = [k for k in ("data_dir", "database", "username") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or olds.get("port") != news.get("port")), replaces=replaces,
+        replaces = server_replaces(olds, news) + [k for k in ("database", "username") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces) or reached_otherwise(olds, news), replaces=replaces,
                           delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only how the server is reached changed (its port, the stack admin's password).
+        return UpdateResult(outs=news)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Under the grant lock: a group role dropped beside it updates the same database ACL, and two
         # such updates at once fail ("tuple concurrently updated").
-        with _superuser(props) as conn, conn.transaction():
+        with stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             role, database = sql.Identifier(props["username"]), sql.Identifier(props["database"])
             conn.execute(sql.SQL("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "
@@ -54,10 +55,11 @@ class PostgresAdminRole(Resource):
 
     username: pulumi.Output[str]
 
-    def __init__(self, name: str, data_dir: pulumi.Input[str], port: pulumi.Input[int],
-                 database: pulumi.Input[str], username: str, password: pulumi.Input[str],
-                 opts: Optional[pulumi.ResourceOptions] = None):
-        props = {"data_dir": data_dir, "port": port, "database": database, "username": username,
+    def __init__(self, name: str, database: pulumi.Input[str], username: str, password: pulumi.Input[str],
+                 data_dir: pulumi.Input[str] = None, port: pulumi.Input[int] = None,
+                 stack_admin: pulumi.Input[dict] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        """data_dir and port: a local server; stack_admin: an external one (`components.database_access`)."""
+        props = {**server_props(data_dir, port, stack_admin), "database": database, "username": username,
                  "password": pulumi.Output.secret(password)}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))
         super().__init__(_AdminRoleProvider(), name, props, opts)

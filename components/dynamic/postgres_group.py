@@ -1,8 +1,9 @@
-"""A grant spec's group role (NOLOGIN) on a local PostgreSQL, created and granted once by the stack.
+"""A grant spec's group role (NOLOGIN) on PostgreSQL, created and granted once by the stack.
 
 Dynamic users only join the group (see `components.postgres_sql`). The stack
-reaches the server as the superuser over its Unix socket, so managing groups
-never needs the admin password that Vault rotates.
+reaches the server its own way (`components.database_access`: the local
+superuser over its Unix socket, or an external server's stack admin), so
+managing groups never needs the admin password that Vault rotates.
 """
 
 from typing import Any, Optional
@@ -13,20 +14,16 @@ from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
-from components.local.postgres import superuser_connection
+from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
 
 _SPEC_FIELDS = ("privileges", "schemas", "tables")
 
 
-def _connect(props: dict[str, Any]) -> psycopg.Connection:
-    return superuser_connection(props["data_dir"], props["port"], props["database"])
-
-
 def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
     """Creates the group if needed and gives it exactly the spec's privileges, in one transaction."""
     group, database, admin = props["group"], props["database"], props["admin"]
-    with _connect(props) as conn, conn.transaction():
+    with stack_connection(props) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
         conn.execute(create_group_role(group))
         # As the admin, which owns the tables and the default privileges.
@@ -60,17 +57,19 @@ class _PostgresGroupProvider(ResourceProvider):
         """For `pulumi refresh`: a group dropped by hand is gone from the state (the next up makes it
         again); one whose table privileges differ from its spec is marked out of sync (the next up
         re-applies the spec)."""
-        with _connect(props) as conn:
+        with stack_connection(props) as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["group"],)).fetchone():
                 return ReadResult(id_=None, outs={})
             held, wanted = _table_privileges(conn, props)
         return ReadResult(id_=id_, outs={**props, "in_sync": held == wanted})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("data_dir", "database", "group", "admin") if olds.get(k) != news.get(k)]
-        changed = [k for k in (*_SPEC_FIELDS, "port") if olds.get(k) != news.get(k)]
+        replaces = server_replaces(olds, news) + [
+            k for k in ("database", "group", "admin") if olds.get(k) != news.get(k)]
+        changed = [k for k in _SPEC_FIELDS if olds.get(k) != news.get(k)]
         drifted = olds.get("in_sync") is False
-        return DiffResult(changes=bool(replaces or changed or drifted), replaces=replaces,
+        return DiffResult(changes=bool(replaces or changed or drifted) or reached_otherwise(olds, news),
+                          replaces=replaces,
                           delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -79,7 +78,7 @@ class _PostgresGroupProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         group = props["group"]
-        with _connect(props) as conn, conn.transaction():
+        with stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
             if exists:
@@ -96,11 +95,14 @@ class PostgresGroupRole(Resource):
     group: pulumi.Output[str]
 
     def __init__(
-        self, name: str, data_dir: pulumi.Input[str], port: pulumi.Input[int], database: pulumi.Input[str],
-        admin: pulumi.Input[str], group: str, spec: GrantSpec, opts: Optional[pulumi.ResourceOptions] = None,
+        self, name: str, database: pulumi.Input[str], admin: pulumi.Input[str], group: str, spec: GrantSpec,
+        data_dir: pulumi.Input[str] = None, port: pulumi.Input[int] = None, stack_admin: pulumi.Input[dict] = None,
+        opts: Optional[pulumi.ResourceOptions] = None,
     ):
+        """admin: the role that owns the tables, as which the grants are made. data_dir and port: a
+        local server; stack_admin: an external one (`components.database_access`)."""
         props = {
-            "data_dir": data_dir, "port": port, "database": database, "admin": admin, "group": group,
+            **server_props(data_dir, port, stack_admin), "database": database, "admin": admin, "group": group,
             **grant_spec_props(spec),
         }
         super().__init__(_PostgresGroupProvider(), name, props, opts)

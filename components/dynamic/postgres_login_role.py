@@ -10,29 +10,30 @@ from typing import Any, Optional
 import psycopg
 import pulumi
 from psycopg import sql
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider
+from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.local.postgres import superuser_connection
+from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import create_service_user
-
-
-def _connect(props: dict[str, Any]) -> psycopg.Connection:
-    return superuser_connection(props["data_dir"], props["port"], props["database"])
 
 
 class _LoginRoleProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with _connect(props) as conn:
+        with stack_connection(props) as conn:
             conn.execute(create_service_user(props["username"], props["group"], secrets.token_urlsafe(32)))
         return CreateResult(id_=props["username"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in ("data_dir", "database", "username", "group") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces or olds.get("port") != news.get("port")), replaces=replaces,
+        replaces = server_replaces(olds, news) + [
+            k for k in ("database", "username", "group") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(replaces) or reached_otherwise(olds, news), replaces=replaces,
                           delete_before_replace=True)
 
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only how the server is reached changed.
+        return UpdateResult(outs=news)
+
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        with _connect(props) as conn:
+        with stack_connection(props) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(props["username"])))
 
 
@@ -41,8 +42,10 @@ class PostgresLoginRole(Resource):
 
     username: pulumi.Output[str]
 
-    def __init__(self, name: str, data_dir: pulumi.Input[str], port: pulumi.Input[int],
-                 database: pulumi.Input[str], username: str, group: pulumi.Input[str],
-                 opts: Optional[pulumi.ResourceOptions] = None):
-        props = {"data_dir": data_dir, "port": port, "database": database, "username": username, "group": group}
+    def __init__(self, name: str, database: pulumi.Input[str], username: str, group: pulumi.Input[str],
+                 data_dir: pulumi.Input[str] = None, port: pulumi.Input[int] = None,
+                 stack_admin: pulumi.Input[dict] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        """data_dir and port: a local server; stack_admin: an external one (`components.database_access`)."""
+        props = {**server_props(data_dir, port, stack_admin), "database": database, "username": username,
+                 "group": group}
         super().__init__(_LoginRoleProvider(), name, props, opts)

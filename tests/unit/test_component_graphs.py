@@ -89,3 +89,52 @@ def test_postgres_server_has_a_random_secret_bootstrap_password(monitor, ran):
     # Passed to the server resource as a secret (the wire form of a secret value).
     assert postgres["admin_password"]["value"] == "result of db-admin-bootstrap"
     assert pulumi.runtime.rpc._special_secret_sig in postgres["admin_password"].values()
+
+
+def test_external_postgres_makes_the_stacks_roles_as_the_stack_admin_whose_password_stays_secret(monitor, ran):
+    from components.external import ExternalPostgres, ExternalPostgresArgs
+    from components.grants import GrantSpec
+
+    spec = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
+
+    @pulumi.runtime.test
+    def build():
+        db = ExternalPostgres("db", ExternalPostgresArgs(
+            host="db.internal", port=5432, database="app", ca_pem="ca", stack_admin="rds_master",
+            stack_admin_password=pulumi.Output.secret("master-password"), grant_specs=(spec,),
+            service_users=(("svc_reporting", "reader"),)))
+
+        def check(values):
+            groups, admin, bootstrap_secret = values
+            # Known from the args at a first preview (the policy gate judges the roles built on them).
+            assert groups == {"reader": "dbcreds_group_reader"} and admin == "dbcreds_admin" and bootstrap_secret
+
+        return pulumi.Output.all(db.group_roles, db.admin, is_secret(db.admin_bootstrap_password)).apply(ran(check))
+
+    build()
+    made = registered(monitor, "pulumi-python:dynamic:Resource")
+    assert set(made) == {"db-admin", "db-group-reader", "db-user-svc_reporting"}
+    for props in made.values():
+        # Reached as the stack admin, never through a local data folder; the whole credential secret.
+        assert "data_dir" not in props and pulumi.runtime.rpc._special_secret_sig in props["stack_admin"].values()
+        assert props["stack_admin"]["value"]["user"] == "rds_master"
+    # The grants are made as the tables' owner: the stack admin.
+    assert made["db-group-reader"]["admin"] == "rds_master"
+    assert urns_under(monitor, "dbcreds:database:ExternalPostgres") >= {"db-admin", "db-group-reader"}
+
+
+def test_a_providers_server_props_say_when_it_is_another_server():
+    from components.database_access import reached_otherwise, server_replaces
+
+    local = {"data_dir": "/d/postgres", "port": 15432, "database": "app"}
+    assert server_replaces(local, local) == [] and not reached_otherwise(local, local)
+    assert server_replaces(local, {**local, "data_dir": "/e/postgres"}) == ["data_dir"]
+    assert server_replaces(local, {**local, "port": 15433}) == [] and reached_otherwise(local, {**local, "port": 15433})
+    admin = {"host": "db.internal", "port": 5432, "user": "rds_master", "password": "a", "ca_pem": "ca"}
+    external = {"stack_admin": admin, "database": "app"}
+    # A new password or port reaches the same server; another host, user or CA is another server.
+    for change in ({"password": "b"}, {"port": 6432}):
+        moved = {**external, "stack_admin": {**admin, **change}}
+        assert server_replaces(external, moved) == [] and reached_otherwise(external, moved)
+    for change in ({"host": "db2.internal"}, {"user": "other"}, {"ca_pem": "ca2"}):
+        assert server_replaces(external, {**external, "stack_admin": {**admin, **change}}) == ["stack_admin"]

@@ -93,7 +93,7 @@ def test_where_the_database_certificate_comes_from():
 
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
     with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target's cluster "
-                                          r"profile \(it is for local, docker and kubernetes single-node\): "
+                                          r"profile \(it is for local, docker, kubernetes single-node and external\): "
                                           "remove it$"):
         validate({"target": "kubernetes", "db_port": 15632}, "prod")
     with pytest.raises(ConfigError, match="^config db_image: means nothing on the docker target "
@@ -244,7 +244,7 @@ def test_each_stack_files_gate_config_carries_its_own_caps():
 
 
 
-@pytest.mark.parametrize("target", ["local", "docker", "kubernetes"])
+@pytest.mark.parametrize("target", ["local", "docker", "kubernetes", "external"])
 def test_the_project_files_defaults_are_the_validators(target):
     """Pulumi.yaml's config schema lists what stacks/config.py reads, and its defaults (which Pulumi
     hands every stack) validate to what no setting at all does, on either target."""
@@ -260,10 +260,71 @@ def test_the_project_files_defaults_are_the_validators(target):
     assert {k for k, v in schema.items() if "default" not in v} == {"data_dir", "roles"}
     roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
     defaults = {key: value["default"] for key, value in schema.items() if "default" in value}
-    assert validate({**defaults, "target": target, "roles": roles}, "s") == validate(
-        {"target": target, "roles": roles}, "s")
+    # The external target's own settings have no default that works (EXTERNAL gives them).
+    given = {k: v for k, v in EXTERNAL.items() if k != "db_port"} if target == "external" else {}
+    assert validate({**defaults, **given, "target": target, "roles": roles}, "s") == validate(
+        {**given, "target": target, "roles": roles}, "s")
 
 
 def test_a_target_setting_left_at_its_default_is_no_setting():
     assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target.kind == "kubernetes"
     assert validate({"k8s_await_ready": "true", "k8s_render_dir": ""}, "dev").target.kind == "local"
+
+
+EXTERNAL = {
+    "target": "external", "vault_addr": "https://vault.internal:8200", "vault_ca_file": "tls/vault-ca.crt",
+    "vault_database_ca_file": "/etc/openbao/db-ca.crt", "vault_token": "s.operator-token",
+    "db_host": "db.internal", "db_port": "5432", "db_ca_file": "tls/db-ca.crt", "db_stack_admin": "rds_master",
+    "db_stack_admin_password": "master-password",
+}
+
+
+def test_the_external_target_holds_its_addresses_files_and_credentials():
+    from stacks.config import ExternalTarget
+
+    config = validate(EXTERNAL, "ext")
+    assert config.target == ExternalTarget(
+        vault_addr="https://vault.internal:8200", vault_ca_file=str(PROJECT / "tls/vault-ca.crt"),
+        vault_database_ca_file="/etc/openbao/db-ca.crt", vault_token="s.operator-token", db_host="db.internal",
+        db_port=5432, db_ca_file=str(PROJECT / "tls/db-ca.crt"), db_stack_admin="rds_master",
+        db_stack_admin_password="master-password")
+    assert config.configures_vault and not config.runs_servers
+    # The credentials never show in the config's text (an error or a log that prints it).
+    assert "s.operator-token" not in repr(config) and "master-password" not in repr(config)
+    # Vault on this host: its database CA is the one the checks use.
+    without = {k: v for k, v in EXTERNAL.items() if k != "vault_database_ca_file"}
+    assert validate(without, "ext").target.vault_database_ca_file == str(PROJECT / "tls/db-ca.crt")
+
+
+@pytest.mark.parametrize("missing", ["vault_addr", "vault_ca_file", "vault_token", "db_host", "db_ca_file",
+                                     "db_stack_admin", "db_stack_admin_password"])
+def test_the_external_target_names_what_it_lacks(missing):
+    with pytest.raises(ConfigError, match=f"^config {missing}: the external target needs "):
+        validate({k: v for k, v in EXTERNAL.items() if k != missing}, "ext")
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({**EXTERNAL, "vault_addr": "http://vault.internal:8200"}, "vault_addr"),
+    ({**EXTERNAL, "vault_database_ca_file": "relative/ca.crt"}, "vault_database_ca_file"),
+    ({**EXTERNAL, "db_stack_admin": "Robert'); DROP"}, "db_stack_admin"),
+    ({**EXTERNAL, "db_engine": "cockroachdb"}, "db_engine"),
+    # What the stack would run or make itself means nothing there.
+    ({**EXTERNAL, "vault_port": 19000}, "vault_port"),
+    ({**EXTERNAL, "vault_key_shares": 3}, "vault_key_shares"),
+    ({**EXTERNAL, "ca_common_name": "my CA"}, "ca_common_name"),
+    ({**EXTERNAL, "db_certificates": "vault_pki"}, "db_certificates"),
+    # And its settings mean nothing elsewhere (a token in a local stack's file is a leak, not a setting).
+    ({"db_host": "db.internal"}, "db_host"),
+    ({"vault_token": "s.x"}, "vault_token"),
+])
+def test_external_settings_are_refused_where_they_mean_nothing(raw, field):
+    with pytest.raises(ConfigError, match=f"^config {field}: "):
+        validate(raw, "ext")
+
+
+def test_a_secret_stored_in_plain_text_is_refused_naming_it():
+    from stacks.config import refuse_plain_secrets
+
+    refuse_plain_secrets({"db_host", "vault_addr"})
+    with pytest.raises(ConfigError, match="^config vault_token: is stored in plain text .* --secret vault_token"):
+        refuse_plain_secrets({"db_host", "vault_token"})

@@ -1,0 +1,119 @@
+"""Vault and PostgreSQL run by someone else (the `external` target): the stack starts nothing.
+
+    vault_server = ExternalVault("vault", ExternalVaultArgs(
+        address="https://vault.internal:8200", ca_pem=vault_ca, ca_file="/etc/dbcreds/vault-ca.crt",
+        database_ca_file="/etc/openbao/tls/db-ca.crt", token=token))
+    database = ExternalPostgres("db", ExternalPostgresArgs(
+        host="db.internal", port=5432, database="app", ca_pem=db_ca, stack_admin="postgres",
+        stack_admin_password=master_password, grant_specs=specs))
+
+Both expose what the stack's own servers expose (`VaultComponent`,
+`DatabaseComponent`), so the secrets engine, clients and post-deploy checks are
+configured on them exactly as on the other targets.
+
+- The Vault: reached at its address with a token its operator gave (secret), its
+  listener verified against its CA. Its audit devices are read at every `up`:
+  a Vault with none is refused before anything is configured in it.
+- The database: the stack connects as the stack admin its operator gave (an RDS
+  master: may create roles, owns the application's tables), verified TLS, and
+  makes what it makes on a local server: the admin Vault connects as (whose
+  random first password Vault rotates at once), the group role of each grant
+  spec with its grants (made as the stack admin, the tables' owner), and the
+  service users. `pulumi destroy` drops them again.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from components.database_component import DatabaseComponent, new_password
+from components.dynamic.postgres_admin import PostgresAdminRole
+from components.dynamic.postgres_group import PostgresGroupRole
+from components.dynamic.postgres_login_role import PostgresLoginRole
+from components.dynamic.vault_audit import VaultAuditDevices
+from components.grants import GrantSpec
+from components.postgres_sql import group_role_name
+from components.vault_component import VaultComponent
+
+
+@dataclass(frozen=True)
+class ExternalVaultArgs:
+    #: https://host:port
+    address: pulumi.Input[str]
+    #: The CA that verifies its listener (PEM), and the same as a file on this host (the Vault provider
+    #: takes a file).
+    ca_pem: pulumi.Input[str]
+    ca_file: pulumi.Input[str]
+    #: Path, on the Vault's host, of the CA that verifies the database (its operator puts it there).
+    database_ca_file: pulumi.Input[str]
+    #: A token allowed to mount engines and auth methods and write policies (secret).
+    token: pulumi.Input[str]
+
+
+class ExternalVault(VaultComponent):
+    """A Vault run by its operator (outputs: see `VaultComponent`; `audit_log`: its audit devices)."""
+
+    def __init__(self, name: str, args: ExternalVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:vault:ExternalVault", name, None, opts)
+        audit = VaultAuditDevices(f"{name}-audit", address=args.address, ca_pem=args.ca_pem, token=args.token,
+                                  opts=pulumi.ResourceOptions(parent=self))
+        self._register_vault(
+            address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file, database_ca_file=args.database_ca_file,
+            admin_token=args.token, audit_log=audit.devices.apply(", ".join),
+        )
+
+
+@dataclass(frozen=True)
+class ExternalPostgresArgs:
+    host: pulumi.Input[str]
+    port: pulumi.Input[int]
+    database: pulumi.Input[str]
+    #: The CA that verifies the server (PEM).
+    ca_pem: pulumi.Input[str]
+    #: The role the stack makes its roles and grants as (an RDS master), and its password (secret).
+    stack_admin: pulumi.Input[str]
+    stack_admin_password: pulumi.Input[str]
+    #: The non-superuser admin the stack makes for Vault to connect as (CREATEROLE; Vault rotates it).
+    admin: str = "dbcreds_admin"
+    #: One group role per spec, holding its privileges; dynamic users join these.
+    grant_specs: tuple[GrantSpec, ...] = ()
+    group_prefix: str = "dbcreds_group"
+    #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
+    service_users: tuple[tuple[str, str], ...] = ()
+
+
+class ExternalPostgres(DatabaseComponent):
+    """PostgreSQL run by its operator: the stack's admin for Vault, group roles and service users in it
+    (outputs: see `DatabaseComponent`)."""
+
+    def __init__(self, name: str, args: ExternalPostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("dbcreds:database:ExternalPostgres", name, None, opts)
+        stack_admin = pulumi.Output.all(
+            host=args.host, port=args.port, user=args.stack_admin, password=args.stack_admin_password,
+            ca_pem=args.ca_pem)
+        groups_by_spec = {spec.name: group_role_name(args.group_prefix, spec) for spec in args.grant_specs}
+        if args.admin in groups_by_spec.values():
+            raise ValueError(f"admin {args.admin!r} is also a grant spec's group role name")
+        for user, spec_name in args.service_users:
+            if spec_name not in groups_by_spec:
+                raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
+        child = pulumi.ResourceOptions(parent=self)
+        password = new_password(f"{name}-admin-bootstrap", self)
+        admin = PostgresAdminRole(f"{name}-admin", database=args.database, username=args.admin, password=password,
+                                  stack_admin=stack_admin, opts=child)
+        groups = {
+            spec.name: PostgresGroupRole(
+                f"{name}-group-{spec.name}", database=args.database, admin=args.stack_admin,
+                group=groups_by_spec[spec.name], spec=spec, stack_admin=stack_admin, opts=child)
+            for spec in args.grant_specs
+        }
+        for user, spec_name in args.service_users:
+            PostgresLoginRole(f"{name}-user-{user}", database=args.database, username=user,
+                              group=groups[spec_name].group, stack_admin=stack_admin, opts=child)
+        # Names from the args, known at a first preview (the policy gate judges the roles built on
+        # them); what uses them waits for this component (depends_on), so for its children.
+        self._register_database(
+            host=args.host, port=args.port, database=args.database, admin=args.admin,
+            admin_bootstrap_password=password, ca_pem=args.ca_pem, group_roles=groups_by_spec,
+        )

@@ -1,0 +1,150 @@
+"""The external target: an OpenBao and a PostgreSQL that this test starts and runs as their operators
+would (outside any stack), and the platform program configuring the engine, clients and checks on
+them. The stack starts nothing, and its destroy leaves both servers running and as it found them."""
+
+import secrets
+import subprocess
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+from pulumi import automation as auto
+
+from components.dynamic.vault_audit import NoAuditDevice, audit_devices
+from components.local.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
+from components.postgres_sql import DEMO_SCHEMA
+from tests.automation import root_program, stack_file_config, state_text, temporary_stack
+from tests.support.certs import issue_certificate, make_ca
+from tests.support.openbao_dev import dev_openbao
+from tests.support.ports import free_ports
+from tests.support.postgres import running_postgres
+
+#: The database's operator's role for the stack: an RDS-like master, no superuser.
+STACK_ADMIN = "app_master"
+#: What the dev stack file says beyond its servers: the roles, service users, clients and cap.
+SHARED = ("roles", "service_users", "clients", "max_ttl_cap", "db_name", "db_admin")
+
+
+def server_processes() -> set[int]:
+    """Every OpenBao and PostgreSQL server process on this machine."""
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and (argv[0].endswith(b"/bao") or argv[0].endswith(b"postgres")):
+            found.add(int(proc.name))
+    return found
+
+
+def roles_like(db, pattern: str) -> list[str]:
+    with db.as_superuser() as conn:
+        return [r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s ORDER BY 1",
+                                           (pattern,))]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """(OpenBao, its root token, the database, the stack admin's password), as their operators run them."""
+    tmp = tmp_path_factory.mktemp("external-servers")
+    with running_postgres(bootstrapped=False) as db:
+        password = secrets.token_urlsafe(24)
+        with db.as_superuser() as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                sql.Identifier(STACK_ADMIN), sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT pg_signal_backend TO {} WITH ADMIN OPTION").format(sql.Identifier(STACK_ADMIN)))
+            conn.execute(sql.SQL("CREATE DATABASE app OWNER {}").format(sql.Identifier(STACK_ADMIN)))
+        with db.connect(STACK_ADMIN, password, autocommit=True) as conn:
+            for statement in DEMO_SCHEMA:  # The application's tables, owned by the master.
+                conn.execute(statement)
+        ca = make_ca("external Vault CA", validity_hours=2)
+        cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
+                                 server=True, client=False, validity_hours=2)
+        bao = LocalOpenBao(tmp / "openbao", *free_ports(2))
+        # Its operator put the database's CA where the server runs (OpenBao's plugin reads it as a file).
+        bao.configure(ca["cert_pem"], cert["cert_pem"], cert["private_key_pem"], db.ca_file.read_text())
+        bao.start()
+        try:
+            client = bao.client(timeout=INIT_TIMEOUT_SECONDS)
+            token, keys = initialize(client, 1, 1)
+            unseal(client, keys)
+            yield bao, token, db, password
+        finally:
+            bao.stop()
+
+
+def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: Path) -> dict[str, auto.ConfigValue]:
+    dev = stack_file_config("dev")
+    return {
+        # Every stack file names one (the external target keeps nothing there).
+        "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
+        **{f"dbcreds:{k}": dev[f"dbcreds:{k}"] for k in SHARED if f"dbcreds:{k}" in dev},
+        "dbcreds:target": auto.ConfigValue("external"),
+        "dbcreds:vault_addr": auto.ConfigValue(bao.address),
+        "dbcreds:vault_ca_file": auto.ConfigValue(str(bao.ca_file)),
+        "dbcreds:vault_database_ca_file": auto.ConfigValue(str(bao.database_ca_file)),
+        "dbcreds:vault_token": auto.ConfigValue(token, secret=True),
+        "dbcreds:db_host": auto.ConfigValue("127.0.0.1"),
+        "dbcreds:db_port": auto.ConfigValue(str(db.server.port)),
+        "dbcreds:db_ca_file": auto.ConfigValue(str(db.ca_file)),
+        "dbcreds:db_stack_admin": auto.ConfigValue(STACK_ADMIN),
+        "dbcreds:db_stack_admin_password": auto.ConfigValue(password, secret=True),
+    }
+
+
+def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path):
+    bao, token, db, password = servers
+    running_before = server_processes()
+    with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
+        stack.set_all_config(external_config(bao, token, db, password, tmp_path / "data"))
+        result = stack.up(on_output=lambda _: None)
+        outputs = {k: v.value for k, v in result.outputs.items()}
+        report = outputs["checks"]
+        assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
+        names = {c["name"] for c in report["checks"]}
+        assert {"the bootstrap admin password is rejected (root rotated)", "app: revoked user cannot log in",
+                "dynamic users hold nothing beyond their role's group",
+                "static role svc_reporting: its current password logs in"} <= names, names
+        assert outputs["target"] == "external"
+        assert outputs["vault_audit_log"] == f"file/ (file, file_path={bao.audit_log})"
+        # The stack started no server: the same OpenBao and PostgreSQL processes as before.
+        assert server_processes() == running_before
+        # What it made in the database, as the master: Vault's admin, the groups, the service user.
+        assert roles_like(db, "dbcreds_%") == ["dbcreds_admin", "dbcreds_group_app", "dbcreds_group_reader"]
+        assert roles_like(db, "svc_reporting") == ["svc_reporting"]
+        # Neither secret is in the state file in plain text.
+        state = state_text(stack)
+        assert token not in state
+        assert password not in state
+
+        stack.destroy(on_output=lambda _: None)
+    # Its own is gone; the servers run on, as their operators left them.
+    assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == [] and roles_like(db, "svc_%") == []
+    vault = bao.client(token)
+    assert "database/" not in vault.sys.list_mounted_secrets_engines()["data"]
+    assert "approle/" not in vault.sys.list_auth_methods()["data"]
+    with db.connect(STACK_ADMIN, password) as conn:
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] >= 0
+    assert server_processes() == running_before
+
+
+def test_a_secret_set_in_plain_text_is_refused_naming_it(servers, tmp_path):
+    bao, token, db, password = servers
+    with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
+        config = external_config(bao, token, db, password, tmp_path / "data")
+        config["dbcreds:db_stack_admin_password"] = auto.ConfigValue(password)
+        stack.set_all_config(config)
+        with pytest.raises(auto.CommandError) as error:
+            stack.preview(on_output=lambda _: None)
+        assert "config db_stack_admin_password: is stored in plain text" in str(error.value)
+        assert password not in str(error.value)
+    assert roles_like(db, "dbcreds_%") == []
+
+
+def test_a_vault_without_an_audit_device_is_refused(tmp_path):
+    """A dev-mode server has none (the external server above has its config's file device, which the
+    stack reports as vault_audit_log)."""
+    with dev_openbao(tmp_path) as client:
+        with pytest.raises(NoAuditDevice, match="has no audit device enabled"):
+            audit_devices(client.url, "", client.token)
