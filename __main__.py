@@ -6,17 +6,17 @@ import pulumi
 import pulumi_vault as vault
 
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
-from components.client_access import ClientAccess, ClientAccessArgs
+from components.vault.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_certs import COCKROACH_PKI, certs_directory
-from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
+from components.local.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.database_component import DatabaseComponent
-from components.database_pki import DatabasePki, DatabasePkiArgs
-from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
-from components.postgres_server import PostgresServer, PostgresServerArgs
-from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
-from components.store_key import StoreKeyTransit, StoreKeyTransitArgs
+from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+from components.vault.post_deploy_checks import PostDeployChecks, client_check
+from components.local.postgres_server import PostgresServer, PostgresServerArgs
+from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+from components.vault.store_key import StoreKeyTransit, StoreKeyTransitArgs
 from components.vault_component import VaultComponent
-from components.vault_server import VaultServer, VaultServerArgs
+from components.local.vault_server import VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
 

@@ -42,7 +42,7 @@ from pulumi import automation as auto
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from components.checks import revoke  # noqa: E402
+from components.vault.checks import revoke  # noqa: E402
 from components.sql_dialects import dialect_named  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
 from components.postgres_sql import as_text  # noqa: E402

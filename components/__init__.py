@@ -4,8 +4,8 @@ Install the package (`pip install pulumi-dbcreds`, or `pip install .` from a
 checkout) and compose what your platform needs, for example:
 
     from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
-    from components.postgres_server import PostgresServer, PostgresServerArgs
-    from components.vault_server import VaultServer, VaultServerArgs
+    from components.local.postgres_server import PostgresServer, PostgresServerArgs
+    from components.local.vault_server import VaultServer, VaultServerArgs
 
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(ca_common_name="team CA"))
     vault = VaultServer("vault", VaultServerArgs(data_dir="/srv/openbao", port=8200, cluster_port=8201,

@@ -6,7 +6,7 @@ pulumi-tls (`components.certificates`).
 
 Vault cannot issue its own listener certificate before it exists, so that one
 comes from the stack itself. The same CA signs the database's, or Vault's PKI
-engine issues it from an intermediate this CA signs (`components.database_pki`).
+engine issues it from an intermediate this CA signs (`components.vault.database_pki`).
 Each certificate is renewed by the first `up` in the last tenth of its lifetime.
 """
 

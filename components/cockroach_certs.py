@@ -4,7 +4,7 @@
         node_addresses=("127.0.0.1", "localhost", "crdb-0.crdb.db.svc"), sql_users=("dbcreds_admin",)))
     certs.files  # secret: {"ca.crt": ..., "node.crt": ..., "node.key": ..., "client.root.crt": ..., ...}
 
-Or from Vault's PKI (`components.database_pki`, `db_certificates: vault_pki`):
+Or from Vault's PKI (`components.vault.database_pki`, `db_certificates: vault_pki`):
 `certs_directory(pki)` lays its node and client.root certificates out the same
 way, with the chain (Vault's intermediate, then the bootstrap CA) as `ca.crt`.
 

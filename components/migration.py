@@ -35,14 +35,14 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_vault as vault
 
-from components.approle_login import approle_login
+from components.vault.approle_login import approle_login
 from components.dynamic.migration_stage import MigrationStage
-from components.dynamic.post_deploy_checks import PostDeployChecks
+from components.vault.post_deploy_checks import PostDeployChecks
 from components.grants import ServiceUser
 from components.migration_stages import validate_stage
 from components.options import inherited_depends_on
-from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
-from components.vault_policies import creds_path, kv_data_path, kv_metadata_path, migration_policy
+from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+from components.vault.policies import creds_path, kv_data_path, kv_metadata_path, migration_policy
 
 #: The KV secret's name in the app's KV mount.
 KV_SECRET = "database"
@@ -60,7 +60,7 @@ class StaticToDynamicArgs:
     #: The database the user logs in to (recorded in the KV secret's metadata, for the policy gate).
     database: pulumi.Input[str]
     approle_mount: pulumi.Input[str]
-    #: `components.checks.Target`'s fields: where the checks reach Vault and the database.
+    #: `components.vault.checks.Target`'s fields: where the checks reach Vault and the database.
     checks_target: pulumi.Input[dict]
     #: Statements the app's credentials (static and dynamic) must run, and those dynamic ones must not.
     allowed: Sequence[str]

@@ -1,7 +1,7 @@
 """The stack's hand on an OpenBao server it reaches by address, wherever the server runs (a container,
 a pod): its initialisation, and a keeper that unseals it whenever a restart left it sealed.
 
-The local target's server does the same from its own resource (`components.dynamic.openbao_server`),
+The local target's server does the same from its own resource (`components.local.providers.openbao_server`),
 which also runs the process.
 """
 

@@ -24,7 +24,7 @@ POLICY = "vault:index/policy:Policy"
 APPROLE_ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
 ENDPOINT = "vault:generic/endpoint:Endpoint"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
-#: Our OpenBao server (components/dynamic/openbao_server.py).
+#: Our OpenBao server (components/local/providers/openbao_server.py).
 OPENBAO_SERVER = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
 
 #: Role attributes and grants a dynamic role must never carry.

@@ -7,7 +7,7 @@ waiting for stays in the state as a pending operation. `make up`, `make
 preview` and `make down` call this first: a lock whose process ran on this host
 and is gone is removed, and named, and then the pending creates are dropped
 from the state (the local servers clear their unrecorded work themselves, see
-components/dynamic/local_server.py), and the run's provider plugins, orphaned,
+components/local/providers/local_server.py), and the run's provider plugins, orphaned,
 are stopped. Any other lock is left alone.
 
   python3 -m toolchain.recover STACK

@@ -89,7 +89,7 @@ class _ContainerRunningProvider(ResourceProvider):
 class ContainerRunning(Resource, module="dbcreds", name="ContainerRunning"):
     """A container runs (and is healthy): checked at every preview, started when not (an operator's
     `docker stop` or `kill`, or a crash the restart policy gave up on). Named with
-    `components.dynamic.server_running.keeper_name`, `make up` runs it first when the server is down."""
+    `components.local.providers.server_running.keeper_name`, `make up` runs it first when the server is down."""
 
     def __init__(self, name: str, host: pulumi.Input[str], container: pulumi.Input[str],
                  opts: pulumi.ResourceOptions | None = None):

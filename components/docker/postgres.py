@@ -24,7 +24,7 @@ import pulumi_docker as docker
 from components.database_component import DatabaseComponent, new_password
 from components.docker import images
 from components.docker.containers import ContainerRunning, hardened, resource_name
-from components.dynamic.server_running import keeper_name
+from components.local.providers.server_running import keeper_name
 from components.grants import GrantSpec
 from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.local.process import LOOPBACK

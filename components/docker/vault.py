@@ -21,7 +21,7 @@ import pulumi_docker as docker
 
 from components.docker import images
 from components.docker.containers import hardened, resource_name
-from components.dynamic.server_running import keeper_name
+from components.local.providers.server_running import keeper_name
 from components.local.openbao import LocalOpenBao, render_config
 from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.vault_component import VaultComponent

@@ -8,7 +8,7 @@ stack's bootstrap SQL once: admin, database, demo schema, group roles), its
 Services, a PodDisruptionBudget, TLS and the passwords in Secrets, and the
 config in a ConfigMap, each named after the component (`db`, `db-tls`,
 `db-passwords`, `db-bootstrap`: two components share a namespace) (`components.kubernetes.namespace` holds the network
-policies that let only Vault and labelled clients reach it). Outputs as `components.postgres_server.PostgresServer`'s.
+policies that let only Vault and labelled clients reach it). Outputs as `components.local.postgres_server.PostgresServer`'s.
 """
 
 from dataclasses import dataclass

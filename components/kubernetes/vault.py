@@ -23,7 +23,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import manifests as m
-from components.dynamic.server_running import keeper_name
+from components.local.providers.server_running import keeper_name
 from components.kubernetes.volumes import node_volumes
 from components.local.openbao import render_config
 from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed

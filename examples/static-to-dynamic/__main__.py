@@ -19,7 +19,7 @@ from components.grants import validate_grant_spec
 from components.migration import StaticToDynamic, StaticToDynamicArgs
 from components.migration_stages import validate_stage
 from components.postgres_sql import group_role_name
-from components.secrets_engine import DatabaseSecretsEngineArgs
+from components.vault.secrets_engine import DatabaseSecretsEngineArgs
 
 #: No credential of this app lives longer than an hour.
 MAX_TTL_CAP = 3600

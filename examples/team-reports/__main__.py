@@ -13,14 +13,14 @@ platform's clients' credentials.
 import pulumi
 import pulumi_vault as vault
 
-from components.client_access import ClientAccess, ClientAccessArgs
+from components.vault.client_access import ClientAccess, ClientAccessArgs
 from components.database_component import new_password
-from components.dynamic.post_deploy_checks import PostDeployChecks, client_check
+from components.vault.post_deploy_checks import PostDeployChecks, client_check
 from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.grants import validate_grant_spec
 from components.postgres_sql import group_role_name
-from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 
 TEAM = "reports"
 #: No credential of this team lives longer than an hour.

@@ -24,7 +24,7 @@ from hvac import exceptions as vault_errors
 from psycopg import errors
 from pulumi import automation as auto
 
-from components.checks import CaFiles, Target, check_bootstrap_password, renew, revoke
+from components.vault.checks import CaFiles, Target, check_bootstrap_password, renew, revoke
 from stacks import local
 from tests.automation import assert_only_the_checks_change, state_text, updates_only
 from tests.support.certs import issue_certificate, make_ca

@@ -7,7 +7,7 @@ from pathlib import Path
 import hvac
 import pytest
 
-from components.dynamic.openbao_server import _OpenBaoServerProvider
+from components.local.providers.openbao_server import _OpenBaoServerProvider
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_ports
 from tests.support.processes import processes_naming

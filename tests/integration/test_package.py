@@ -26,7 +26,7 @@ def test_wheel_installs_and_imports_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     # Every module of the package, its subpackages' too.
     modules = {str(f.relative_to(ROOT)) for f in (ROOT / "components").rglob("*.py") if "__pycache__" not in f.parts}
-    assert {"components/docker/postgres.py", "components/dynamic/openbao_server.py"} <= modules
+    assert {"components/docker/postgres.py", "components/local/providers/openbao_server.py"} <= modules
     assert modules | {"components/py.typed"} <= names
     assert not any(n.startswith(("tests/", "stacks/", "policies/")) for n in names)
 
@@ -37,7 +37,7 @@ def test_wheel_installs_and_imports_outside_the_checkout(tmp_path):
     # From another folder, with only the installed copy of the package on the path (the virtualenv
     # supplies its dependencies).
     probe = subprocess.run(
-        [sys.executable, "-c", "import components, components.postgres_server as p, components.docker.postgres; "
+        [sys.executable, "-c", "import components, components.local.postgres_server as p, components.docker.postgres; "
                                "print(components.__file__); print(p.PostgresServer.__doc__.splitlines()[0])"],
         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr

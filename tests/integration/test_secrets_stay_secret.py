@@ -27,7 +27,7 @@ import uuid
 import hvac
 from pulumi import automation as auto
 
-from components.checks import revoke
+from components.vault.checks import revoke
 from tests.automation import local_servers_config, root_program, state_text, temporary_stack
 from toolchain.env import ROOT
 

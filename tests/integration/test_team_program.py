@@ -16,7 +16,7 @@ import yaml
 from hvac import exceptions as vault_errors
 from pulumi import automation as auto
 
-from components.checks import revoke
+from components.vault.checks import revoke
 from stacks import local
 from tests.automation import assert_only_the_checks_change
 from tests.support.dev_stack import dev_stack, quiet

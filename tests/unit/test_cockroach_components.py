@@ -34,7 +34,7 @@ def test_certs_directory_modes(tmp_path):
 
 @pulumi.runtime.test
 def test_cockroach_cluster_graph(monitor, ran):
-    from components.cockroach_cluster import CockroachCluster, CockroachClusterArgs
+    from components.local.cockroach_cluster import CockroachCluster, CockroachClusterArgs
     from components.grants import GrantSpec
 
     reader = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))

@@ -43,7 +43,7 @@ def urns_under(monitor, component_type: str) -> set[str]:
 
 
 def test_vault_server_keeps_its_token_secret(monitor, ran):
-    from components.vault_server import VaultServer, VaultServerArgs
+    from components.local.vault_server import VaultServer, VaultServerArgs
 
     @pulumi.runtime.test
     def build():
@@ -67,7 +67,7 @@ def test_vault_server_keeps_its_token_secret(monitor, ran):
 
 
 def test_postgres_server_has_a_random_secret_bootstrap_password(monitor, ran):
-    from components.postgres_server import PostgresServer, PostgresServerArgs
+    from components.local.postgres_server import PostgresServer, PostgresServerArgs
 
     @pulumi.runtime.test
     def build():

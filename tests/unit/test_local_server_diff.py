@@ -2,9 +2,9 @@
 
 import pytest
 
-from components.dynamic.cockroach_node import _CockroachNodeProvider
-from components.dynamic.openbao_server import _OpenBaoServerProvider
-from components.dynamic.postgres_server import _PostgresServerProvider
+from components.local.providers.cockroach_node import _CockroachNodeProvider
+from components.local.providers.openbao_server import _OpenBaoServerProvider
+from components.local.providers.postgres_server import _PostgresServerProvider
 
 OPENBAO = {"data_dir": "/d/openbao", "port": 18200, "cluster_port": 18201, "key_shares": 1, "key_threshold": 1,
            "ca_pem": "ca", "cert_pem": "cert", "key_pem": "key", "database_ca_pem": "db-ca"}

@@ -9,7 +9,7 @@ import pytest
 
 from components.grants import GrantSpec
 from components.migration_stages import stage_change_problem, validate_stage
-from components.vault_policies import migration_policy
+from components.vault.policies import migration_policy
 from policies.rules import parse_policy
 from tests.unit.graph import registered, unwrap
 
@@ -52,7 +52,7 @@ def test_each_stage_reads_exactly_its_paths(stage, paths):
 
 
 def engine_args():
-    from components.secrets_engine import DatabaseSecretsEngineArgs
+    from components.vault.secrets_engine import DatabaseSecretsEngineArgs
 
     return DatabaseSecretsEngineArgs(
         specs=(SPEC,), group_roles={"products-api": "app_products_api"}, db_host="127.0.0.1", db_port=15432,

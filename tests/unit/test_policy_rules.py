@@ -14,7 +14,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from components.kubernetes import manifests as k8s
 from components.postgres_sql import creation_statements, revocation_statements
-from components.vault_policies import client_policy
+from components.vault.policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
 from tests.unit.policy import BY_NAME, violations

@@ -12,7 +12,7 @@ import yaml
 from pulumi_policy import ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy
 
 from components.postgres_sql import creation_statements
-from components.vault_policies import client_policy
+from components.vault.policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
 from tests.unit.graph import registered, unwrap

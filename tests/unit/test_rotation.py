@@ -1,9 +1,9 @@
-"""The rotation schedule's decisions (components.dynamic.rotation), with the clock set by the test."""
+"""The rotation schedule's decisions (components.vault.rotation), with the clock set by the test."""
 
 import pytest
 
-from components.dynamic import rotation
-from components.dynamic.rotation import _RotationProvider
+from components.vault import rotation
+from components.vault.rotation import _RotationProvider
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from components.grants import GrantSpec, ServiceUser
 from components.postgres_sql import creation_statements, revocation_statements, username_template
-from components.vault_policies import client_policy
+from components.vault.policies import client_policy
 from tests.unit.graph import is_secret, registered, unwrap
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
@@ -19,7 +19,7 @@ APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.use
 
 @pulumi.runtime.test
 def test_engine_connection_roles_and_rotation(monitor, ran):
-    from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+    from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 
     engine = DatabaseSecretsEngine("db", DatabaseSecretsEngineArgs(
         specs=(READER, APP), group_roles={"reader": "dbcreds_group_reader", "app": "dbcreds_group_app"},
@@ -63,7 +63,7 @@ def test_engine_connection_roles_and_rotation(monitor, ran):
 
 
 def test_engine_refuses_a_role_over_the_cap(monitor):
-    from components.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
+    from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 
     with pytest.raises(ValueError, match="over the mount's cap"):
         DatabaseSecretsEngine("db", DatabaseSecretsEngineArgs(
@@ -74,7 +74,7 @@ def test_engine_refuses_a_role_over_the_cap(monitor):
 
 @pulumi.runtime.test
 def test_client_policy_approle_and_secret_id(monitor, ran):
-    from components.client_access import ClientAccess, ClientAccessArgs
+    from components.vault.client_access import ClientAccess, ClientAccessArgs
 
     client = ClientAccess("reader", ClientAccessArgs(role="reader", database_mount="database",
                                                      approle_mount="approle"))
@@ -95,7 +95,7 @@ def test_client_policy_approle_and_secret_id(monitor, ran):
 
 
 def test_the_connection_url_takes_a_port_that_crossed_the_wire_as_a_float():
-    from components.secrets_engine import connection_url
+    from components.vault.secrets_engine import connection_url
 
     assert connection_url("127.0.0.1", 15432.0, "app", "/v/ca.crt") == (
         "postgresql://{{username}}:{{password}}@127.0.0.1:15432/app?sslmode=verify-full&sslrootcert=/v/ca.crt")
@@ -106,7 +106,7 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
 
     from cryptography import x509
 
-    from components.checks import certificate_problem
+    from components.vault.checks import certificate_problem
     from tests.support.certs import issue_certificate, make_ca
 
     ca, other = make_ca("db CA", validity_hours=48), make_ca("other CA", validity_hours=48)

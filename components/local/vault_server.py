@@ -12,10 +12,10 @@ from typing import Optional
 
 import pulumi
 
-from components.dynamic.openbao_server import OpenBaoServer
+from components.local.providers.openbao_server import OpenBaoServer
 from components.local.openbao import LocalOpenBao
 from components.vault_component import VaultComponent
-from components.dynamic.server_running import ServerRunning, keeper_name
+from components.local.providers.server_running import ServerRunning, keeper_name
 
 
 @dataclass(frozen=True)

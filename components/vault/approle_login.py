@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from components.dynamic.rotation import Rotation
+from components.vault.rotation import Rotation
 from components.grants import MAX_SECRET_ID_TTL
 
 

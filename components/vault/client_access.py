@@ -12,9 +12,9 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.approle_login import approle_login
+from components.vault.approle_login import approle_login
 from components.options import inherited_depends_on
-from components.vault_policies import client_policy, creds_path
+from components.vault.policies import client_policy, creds_path
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ClientAccess(pulumi.ComponentResource):
     half of that.
 
     Its tokens carry only its own policy (no `default` policy: see
-    `components.vault_policies.client_policy`). The role and its policy are
+    `components.vault.policies.client_policy`). The role and its policy are
     named after the client.
     """
 

@@ -17,7 +17,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.approle_login import approle_login
+from components.vault.approle_login import approle_login
 from components.options import inherited_depends_on
 
 

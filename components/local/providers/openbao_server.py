@@ -1,0 +1,113 @@
+"""A local OpenBao server as a Pulumi resource: configured, started, initialised, unsealed.
+
+No provider plugin manages a local process (pulumi-command is not served here
+either), so this is a Python dynamic provider around `components.local.openbao`.
+The root token and unseal keys exist only in its secret outputs, which the
+state keeps encrypted.
+
+That the process runs and is unsealed is checked at every `pulumi up` by a
+resource of its own (`components.local.providers.server_running`); this one changes
+only with its inputs (a config change restarts the server and unseals it with
+the keys from state).
+"""
+
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
+
+from components.local.providers.local_server import LocalServerProvider
+
+from components.local.openbao import (
+    INIT_TIMEOUT_SECONDS,
+    LocalOpenBao,
+    LocalOpenBaoError,
+    bao_binary,
+    initialize,
+    unseal,
+)
+
+def _server(props: dict[str, Any]) -> LocalOpenBao:
+    return LocalOpenBao(Path(props["data_dir"]), int(props["port"]), int(props["cluster_port"]))
+
+
+def _outs(props: dict[str, Any], server: LocalOpenBao, **secrets: Any) -> dict[str, Any]:
+    return {**props, "address": server.address, "audit_log": str(server.audit_log), "ca_file": str(server.ca_file),
+            "database_ca_file": str(server.database_ca_file), **secrets}
+
+
+class _OpenBaoServerProvider(LocalServerProvider):
+    server = staticmethod(_server)
+    port_inputs = ("port", "cluster_port")
+    # A new unseal key split is a new initialisation: another server.
+    replace_inputs = ("data_dir", "key_shares", "key_threshold")
+    # Its config is rewritten and it restarts; the database's CA is only a file it reads per connection.
+    restart_inputs = ("port", "cluster_port", "ca_pem", "cert_pem", "key_pem")
+    live_inputs = ("database_ca_pem",)
+
+    def preflight(self, props: dict[str, Any]) -> list[CheckFailure]:
+        try:
+            bao_binary()
+        except LocalOpenBaoError as error:
+            return [CheckFailure("data_dir", str(error))]
+        return []
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        def build(server: LocalOpenBao) -> CreateResult:
+            server.configure(props["ca_pem"], props["cert_pem"], props["key_pem"], props["database_ca_pem"])
+            server.start()
+            client = server.client()
+            root_token, keys = initialize(server.client(timeout=INIT_TIMEOUT_SECONDS),
+                                          int(props["key_shares"]), int(props["key_threshold"]))
+            unseal(client, keys)
+            return CreateResult(id_=str(server.data_dir),
+                                outs=_outs(props, server, root_token=root_token, unseal_keys=keys))
+
+        return self.create_fresh(props, build)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        old_server, server = _server(olds), _server(news)
+        if self.must_restart(olds, news):
+            old_server.stop()
+            server.configure(news["ca_pem"], news["cert_pem"], news["key_pem"], news["database_ca_pem"])
+        elif olds.get("database_ca_pem") != news["database_ca_pem"]:
+            server.trust_database_ca(news["database_ca_pem"])
+        server.start()
+        unseal(server.client(), olds["unseal_keys"])
+        return UpdateResult(outs=_outs(news, server, root_token=olds["root_token"], unseal_keys=olds["unseal_keys"]))
+
+
+#: The resource type the policy gate knows our OpenBao server by.
+RESOURCE_TYPE = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
+
+
+class OpenBaoServer(Resource, module="dbcreds", name="OpenBaoServer"):
+    """A real (not dev-mode) OpenBao server process on 127.0.0.1 (type `RESOURCE_TYPE`)."""
+
+    address: pulumi.Output[str]
+    audit_log: pulumi.Output[str]
+    #: The listener's CA, and the database's CA, as files on this host.
+    ca_file: pulumi.Output[str]
+    database_ca_file: pulumi.Output[str]
+    root_token: pulumi.Output[str]
+    unseal_keys: pulumi.Output[list]
+
+    def __init__(
+        self, name: str, data_dir: str, port: int, cluster_port: int,
+        ca_pem: pulumi.Input[str], cert_pem: pulumi.Input[str], key_pem: pulumi.Input[str],
+        database_ca_pem: pulumi.Input[str], key_shares: int = 1, key_threshold: int = 1, opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props = {
+            "data_dir": data_dir, "port": port, "cluster_port": cluster_port,
+            "ca_pem": ca_pem, "cert_pem": cert_pem, "key_pem": pulumi.Output.secret(key_pem),
+            "database_ca_pem": database_ca_pem, "key_shares": key_shares, "key_threshold": key_threshold,
+            "address": None, "audit_log": None, "ca_file": None, "database_ca_file": None,
+            "root_token": None, "unseal_keys": None,
+        }
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["root_token", "unseal_keys", "key_pem"],
+            # Its type before it had a name of its own: stacks made then keep their server.
+            aliases=[pulumi.Alias(type_="pulumi-python:dynamic:Resource")],
+        ))
+        super().__init__(_OpenBaoServerProvider(), name, props, opts)
