@@ -11,7 +11,7 @@ way, with the chain (Vault's intermediate, then the bootstrap CA) as `ca.crt`.
 Shapes follow CockroachDB's `cockroach cert` commands: `node.crt` has CN
 `node` and a SAN for every address the nodes are reached at, with both server
 and client auth (nodes dial each other with it); `client.<user>.crt` has CN
-`<user>` and client auth only. `components.local.cockroach.file_mode` gives each file its mode (keys 0600:
+`<user>` and client auth only. `components.servers.cockroach.file_mode` gives each file its mode (keys 0600:
 CockroachDB refuses keys others can read).
 """
 

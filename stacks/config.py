@@ -473,7 +473,7 @@ def check_machine(config: StackConfig) -> None:
     The servers' own checks find these too, but only when their resource comes
     up, after `pulumi up` may have made the resources before it.
     """
-    from components.local.cockroach import LocalCockroachError, cockroach_binary
+    from components.servers.cockroach import LocalCockroachError, cockroach_binary
 
     if config.database.engine == "cockroachdb" and config.target.kind == "local":
         try:

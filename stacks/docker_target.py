@@ -9,7 +9,7 @@ import subprocess
 from typing import Iterator
 
 from components.docker.daemon import DockerEngine, DockerEngineError
-from components.postgres_image import RUN
+from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY
 from stacks.config import StackConfig, docker_dir
 

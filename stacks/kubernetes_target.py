@@ -9,7 +9,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from components.postgres_image import RUN
+from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY
 from stacks.config import StackConfig
 from toolchain.env import ROOT

@@ -10,9 +10,9 @@ from typing import Iterator
 
 import psycopg
 
-from components.local.cockroach import LocalCockroach
-from components.local.openbao import LocalOpenBao
-from components.local.postgres import LocalPostgres
+from components.servers.cockroach import LocalCockroach
+from components.servers.openbao import LocalOpenBao
+from components.servers.postgres import LocalPostgres
 from components.postgres_sql import DYNAMIC_USERS_QUERY
 from stacks.config import StackConfig
 

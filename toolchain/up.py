@@ -21,7 +21,7 @@ from typing import Any
 
 import hvac
 
-from components.local.providers.server_running import NAME_SUFFIX
+from components.servers.server_running import NAME_SUFFIX
 from stacks import docker_target
 from stacks.config import ConfigError
 from toolchain.policy_gate import stack_config

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.local.process import running_pid, start_detached, terminate
+from components.servers.process import running_pid, start_detached, terminate
 
 
 class DockerEngineError(RuntimeError):

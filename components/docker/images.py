@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from components.local.openbao import bao_binary
-from components.postgres_image import POSTGRES_UID
+from components.servers.openbao import bao_binary
+from components.servers.postgres_image import POSTGRES_UID
 
 DOCKERFILES = Path(__file__).resolve().parents[2] / "docker"
 SUITE = "bookworm"

@@ -8,7 +8,7 @@ The image is built from `docker/openbao.Dockerfile` (the static `bao` binary,
 FROM scratch). The container runs on the host's network, listening on
 127.0.0.1 only, with no capability and no privilege gain; raft data and the
 audit log live in volumes. The config is the local target's
-(`components.local.openbao.render_config`) with the container's paths. The
+(`components.servers.openbao.render_config`) with the container's paths. The
 stack initialises and unseals it through the API, as on the local target, and
 unseals it again whenever a restart left it sealed.
 """
@@ -21,9 +21,9 @@ import pulumi_docker as docker
 
 from components.docker import images
 from components.docker.containers import hardened, resource_name
-from components.local.providers.server_running import keeper_name
-from components.local.openbao import LocalOpenBao, render_config
-from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
+from components.servers.server_running import keeper_name
+from components.servers.openbao import LocalOpenBao, render_config
+from components.servers.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.vault_component import VaultComponent
 
 

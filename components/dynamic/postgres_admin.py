@@ -1,6 +1,6 @@
 """A database admin for a Vault connection (a LOGIN, CREATEROLE role, no superuser): a team's own on
 the local PostgreSQL, or the stack's on an external one; made the stack's way in
-(`components.database_access`: the local superuser, or the external server's stack admin).
+(`components.servers.database_access`: the local superuser, or the external server's stack admin).
 
 Its first password is given (a team's `pulumi_random.RandomPassword`, sent to
 Vault as the connection's write-only bootstrap password); Vault rotates it at
@@ -14,7 +14,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
+from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, admin_role_statements, set_password
 
 
@@ -58,7 +58,7 @@ class PostgresAdminRole(Resource):
     def __init__(self, name: str, database: pulumi.Input[str], username: str, password: pulumi.Input[str],
                  data_dir: pulumi.Input[str] = None, port: pulumi.Input[int] = None,
                  stack_admin: pulumi.Input[dict] = None, opts: Optional[pulumi.ResourceOptions] = None):
-        """data_dir and port: a local server; stack_admin: an external one (`components.database_access`)."""
+        """data_dir and port: a local server; stack_admin: an external one (`components.servers.database_access`)."""
         props = {**server_props(data_dir, port, stack_admin), "database": database, "username": username,
                  "password": pulumi.Output.secret(password)}
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["password"]))

@@ -1,7 +1,7 @@
 """A grant spec's group role (NOLOGIN) on PostgreSQL, created and granted once by the stack.
 
 Dynamic users only join the group (see `components.postgres_sql`). The stack
-reaches the server its own way (`components.database_access`: the local
+reaches the server its own way (`components.servers.database_access`: the local
 superuser over its Unix socket, or an external server's stack admin), so
 managing groups never needs the admin password that Vault rotates.
 """
@@ -14,7 +14,7 @@ from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
-from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
+from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
 
 _SPEC_FIELDS = ("privileges", "schemas", "tables")
@@ -100,7 +100,7 @@ class PostgresGroupRole(Resource):
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         """admin: the role that owns the tables, as which the grants are made. data_dir and port: a
-        local server; stack_admin: an external one (`components.database_access`)."""
+        local server; stack_admin: an external one (`components.servers.database_access`)."""
         props = {
             **server_props(data_dir, port, stack_admin), "database": database, "admin": admin, "group": group,
             **grant_spec_props(spec),

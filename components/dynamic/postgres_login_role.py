@@ -12,7 +12,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.database_access import reached_otherwise, server_props, server_replaces, stack_connection
+from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import create_service_user
 
 
@@ -45,7 +45,7 @@ class PostgresLoginRole(Resource):
     def __init__(self, name: str, database: pulumi.Input[str], username: str, group: pulumi.Input[str],
                  data_dir: pulumi.Input[str] = None, port: pulumi.Input[int] = None,
                  stack_admin: pulumi.Input[dict] = None, opts: Optional[pulumi.ResourceOptions] = None):
-        """data_dir and port: a local server; stack_admin: an external one (`components.database_access`)."""
+        """data_dir and port: a local server; stack_admin: an external one (`components.servers.database_access`)."""
         props = {**server_props(data_dir, port, stack_admin), "database": database, "username": username,
                  "group": group}
         super().__init__(_LoginRoleProvider(), name, props, opts)

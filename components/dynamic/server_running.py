@@ -1,3 +1,3 @@
-"""The old name of `components.local.providers.server_running` (see `components.dynamic`)."""
+"""The old name of `components.servers.server_running` (see `components.dynamic`)."""
 
-from components.local.providers.server_running import _ServerRunningProvider  # noqa: F401
+from components.servers.server_running import _ServerRunningProvider  # noqa: F401

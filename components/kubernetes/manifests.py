@@ -314,7 +314,7 @@ def _node_statefulset(app: str, instance: str, uid: int, container: dict[str, An
 def openbao_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, port: int,
                              config_path: str, paths: Any) -> dict[str, Any]:
     """OpenBao on the host's network: `paths` is its layout in the pod (a
-    `components.local.openbao.LocalOpenBao`), the config at config_path. Ready once it answers, sealed
+    `components.servers.openbao.LocalOpenBao`), the config at config_path. Ready once it answers, sealed
     or not: the stack initialises and unseals it through 127.0.0.1."""
     tls = str(paths.ca_file.parent)
     answers = {"httpGet": {"host": LOOPBACK_HOST, "path": "/v1/sys/health?sealedcode=200&uninitcode=200&standbyok=true",
@@ -342,7 +342,7 @@ def openbao_node_statefulset(instance: str, image: str, storage: str, config_map
 
 def postgres_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, password_secret: str,
                               port: int, uid: int, image_paths: Any) -> dict[str, Any]:
-    """PostgreSQL from the image built here (`image_paths`: `components.postgres_image`), as its
+    """PostgreSQL from the image built here (`image_paths`: `components.servers.postgres_image`), as its
     postgres account, on the host's network at 127.0.0.1:port."""
     run, bootstrap = image_paths.RUN, image_paths.BOOTSTRAP
     container = {

@@ -18,11 +18,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import manifests as m
-from components import postgres_image
+from components.servers import postgres_image
 from components.database_component import DatabaseComponent, new_password
 from components.grants import GrantSpec
 from components.kubernetes.volumes import node_volumes
-from components.local.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
+from components.servers.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.postgres_sql import bootstrap_sql, group_role_name
 
 
@@ -45,7 +45,7 @@ class PostgresKubernetesArgs:
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
     #: One of manifests.PROFILES; the settings below are the single-node profile's (whose
-    #: image is the one built here: `components.postgres_image`).
+    #: image is the one built here: `components.servers.postgres_image`).
     profile: str = "cluster"
     port: int = m.DB_PORT
     #: This machine's folder for the volume.

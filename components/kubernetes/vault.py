@@ -23,10 +23,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import manifests as m
-from components.local.providers.server_running import keeper_name
+from components.servers.server_running import keeper_name
 from components.kubernetes.volumes import node_volumes
-from components.local.openbao import render_config
-from components.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
+from components.servers.openbao import render_config
+from components.servers.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.options import register_outputs
 from components.vault_component import VaultComponent
 

@@ -19,9 +19,9 @@ import pulumi
 from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
 from components.database_component import DatabaseComponent, new_password
 from components.local.providers.cockroach_node import LocalCockroachNode
-from components.local.providers.server_running import ServerRunning, keeper_name
+from components.servers.server_running import ServerRunning, keeper_name
 from components.grants import GrantSpec
-from components.local.process import LOOPBACK
+from components.servers.process import LOOPBACK
 from components.postgres_sql import group_role_name
 
 

@@ -14,9 +14,9 @@ from components.database_component import DatabaseComponent, new_password
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.local.providers.postgres_server import LocalPostgresServer
-from components.local.providers.server_running import ServerRunning, keeper_name
+from components.servers.server_running import ServerRunning, keeper_name
 from components.grants import GrantSpec
-from components.local.process import LOOPBACK
+from components.servers.process import LOOPBACK
 from components.postgres_sql import group_role_name
 
 

@@ -13,9 +13,9 @@ from typing import Optional
 import pulumi
 
 from components.local.providers.openbao_server import OpenBaoServer
-from components.local.openbao import LocalOpenBao
+from components.servers.openbao import LocalOpenBao
 from components.vault_component import VaultComponent
-from components.local.providers.server_running import ServerRunning, keeper_name
+from components.servers.server_running import ServerRunning, keeper_name
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import pytest
 from pulumi import automation as auto
 
 from components.cockroach_sql import creation_statements, revocation_statements
-from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
+from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from tests.automation import local_servers_config, root_program, temporary_stack
 from toolchain.env import ROOT
 

@@ -11,7 +11,7 @@ from psycopg import sql
 from pulumi import automation as auto
 
 from components.dynamic.vault_audit import NoAuditDevice, audit_devices
-from components.local.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
+from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import DEMO_SCHEMA
 from tests.automation import root_program, stack_file_config, state_text, temporary_stack
 from tests.support.certs import issue_certificate, make_ca

@@ -16,7 +16,7 @@ from pathlib import Path
 import hvac
 import yaml
 
-from components.local.postgres import system_data_dir
+from components.servers.postgres import system_data_dir
 from tests.support.ports import free_ports
 from tests.support.processes import processes_naming
 from toolchain.env import ROOT

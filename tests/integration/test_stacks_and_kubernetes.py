@@ -21,7 +21,7 @@ import yaml
 from pulumi import automation as auto
 
 from components.kubernetes import manifests as k8s
-from components.local.postgres import PG_BIN
+from components.servers.postgres import PG_BIN
 from policies import rules
 from stacks import config as stack_settings
 from stacks import docker_target

@@ -32,7 +32,7 @@ import requests
 
 from components.docker import images
 from components.docker.daemon import DockerEngine
-from components.local.process import running_pid, start_detached, terminate
+from components.servers.process import running_pid, start_detached, terminate
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.kube_apiserver import BIN, apiserver_argv, write_credentials, write_kubeconfig
 from toolchain.env import ROOT, toolchain_version

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import hvac
 
-from components.local.openbao import bao_binary
+from components.servers.openbao import bao_binary
 from tests.support.ports import free_port
 
 

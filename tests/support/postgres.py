@@ -11,7 +11,7 @@ from typing import Iterator
 import psycopg
 
 from tests.support.certs import issue_certificate, make_ca
-from components.local.postgres import LocalPostgres
+from components.servers.postgres import LocalPostgres
 from components.postgres_sql import (
     DEMO_SCHEMA,
     bootstrap_admin_statements,

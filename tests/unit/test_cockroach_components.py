@@ -10,7 +10,7 @@ import stat
 import pulumi
 
 from components.cockroach_certs import split_addresses
-from components.local.cockroach import LocalCockroach, file_mode
+from components.servers.cockroach import LocalCockroach, file_mode
 from tests.unit.graph import is_secret, registered
 
 

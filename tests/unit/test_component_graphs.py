@@ -124,7 +124,7 @@ def test_external_postgres_makes_the_stacks_roles_as_the_stack_admin_whose_passw
 
 
 def test_a_providers_server_props_say_when_it_is_another_server():
-    from components.database_access import reached_otherwise, server_replaces
+    from components.servers.database_access import reached_otherwise, server_replaces
 
     local = {"data_dir": "/d/postgres", "port": 15432, "database": "app"}
     assert server_replaces(local, local) == [] and not reached_otherwise(local, local)

@@ -322,7 +322,7 @@ def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
 
 
 def test_the_single_node_profile_may_use_the_host_network_and_node_volumes_under_its_data_folder():
-    from components import postgres_image
+    from components.servers import postgres_image
 
     spec = k8s.postgres_node_statefulset("db", "dbcreds-postgres:1", "1Gi", "cm", "tls", "pw", 15652,
                                          postgres_image.POSTGRES_UID, postgres_image)

@@ -9,7 +9,9 @@ MOVED = [
     ("components.local.providers.openbao_server", "_OpenBaoServerProvider", "components.dynamic.openbao_server"),
     ("components.local.providers.postgres_server", "_PostgresServerProvider", "components.dynamic.postgres_server"),
     ("components.local.providers.cockroach_node", "_CockroachNodeProvider", "components.dynamic.cockroach_node"),
-    ("components.local.providers.server_running", "_ServerRunningProvider", "components.dynamic.server_running"),
+    ("components.servers.server_running", "_ServerRunningProvider", "components.dynamic.server_running"),
+    ("components.servers.openbao_api", "_OpenBaoInitProvider", "components.openbao_api"),
+    ("components.servers.openbao_api", "_UnsealedProvider", "components.openbao_api"),
     ("components.vault.post_deploy_checks", "_ChecksProvider", "components.dynamic.post_deploy_checks"),
     ("components.vault.rotation", "_RotationProvider", "components.dynamic.rotation"),
 ]

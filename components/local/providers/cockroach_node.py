@@ -1,6 +1,6 @@
 """A local single-node CockroachDB as a Pulumi resource: certs, node, admin, database and group roles.
 
-Around `components.local.cockroach` (needs a `cockroach` binary: the check at
+Around `components.servers.cockroach` (needs a `cockroach` binary: the check at
 preview fails, naming it, when there is none). The admin's password is sent
 once, at create; Vault rotates it, and the provider never sends it again. The
 group roles of the grant specs are applied as root (client certificate) on
@@ -19,7 +19,7 @@ from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 from components import cockroach_sql
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
 from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
-from components.local.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
+from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
 
 

@@ -147,7 +147,7 @@ class LocalServerProvider(ResourceProvider):
     @staticmethod
     def _remove(server) -> None:
         server.stop()
-        # The data folder may be a link to where the data really is (components.local.postgres).
+        # The data folder may be a link to where the data really is (components.servers.postgres).
         shutil.rmtree(server.data_dir.resolve(), ignore_errors=True)
         if server.data_dir.is_symlink():
             server.data_dir.unlink()

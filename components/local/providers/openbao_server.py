@@ -1,12 +1,12 @@
 """A local OpenBao server as a Pulumi resource: configured, started, initialised, unsealed.
 
 No provider plugin manages a local process (pulumi-command is not served here
-either), so this is a Python dynamic provider around `components.local.openbao`.
+either), so this is a Python dynamic provider around `components.servers.openbao`.
 The root token and unseal keys exist only in its secret outputs, which the
 state keeps encrypted.
 
 That the process runs and is unsealed is checked at every `pulumi up` by a
-resource of its own (`components.local.providers.server_running`); this one changes
+resource of its own (`components.servers.server_running`); this one changes
 only with its inputs (a config change restarts the server and unseals it with
 the keys from state).
 """
@@ -19,7 +19,7 @@ from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
 
 from components.local.providers.local_server import LocalServerProvider
 
-from components.local.openbao import (
+from components.servers.openbao import (
     INIT_TIMEOUT_SECONDS,
     LocalOpenBao,
     LocalOpenBaoError,

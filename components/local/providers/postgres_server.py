@@ -1,13 +1,13 @@
 """A local PostgreSQL server as a Pulumi resource: its cluster, the admin Vault uses, the app database.
 
-A Python dynamic provider around `components.local.postgres` (no provider
+A Python dynamic provider around `components.servers.postgres` (no provider
 plugin manages local processes here). The stack administers the server as the
 superuser over the Unix socket, with no password; the admin's password is used
 once, at create, and Vault rotates it afterwards. So the provider never sends
 that password again: a stale bootstrap password in state cannot undo a rotation.
 
 That the process runs is checked at every `pulumi up` by a resource of its own
-(`components.local.providers.server_running`); this one changes only with its inputs.
+(`components.servers.server_running`); this one changes only with its inputs.
 """
 
 import time
@@ -20,8 +20,8 @@ from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
 
-from components.local.postgres import PG_BIN, LocalPostgres
-from components.local.process import LOOPBACK
+from components.servers.postgres import PG_BIN, LocalPostgres
+from components.servers.process import LOOPBACK
 from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from components.local.process import running_pid, start_detached, terminate, wait_ready, write_file
+from components.servers.process import running_pid, start_detached, terminate, wait_ready, write_file
 
 
 def file_mode(name: str) -> int:

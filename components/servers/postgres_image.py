@@ -7,7 +7,7 @@ the scripts under BOOTSTRAP, the TLS files and the admin's first password copied
 into RUN by a start script, the cluster on a volume at DATA.
 """
 
-from components.local.postgres import SUPERUSER
+from components.servers.postgres import SUPERUSER
 
 #: The postgres account's uid and gid in the image (the official image's): pods run as it by number.
 POSTGRES_UID = 999

@@ -15,9 +15,9 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.local.cockroach import LocalCockroach
-from components.local.openbao import LocalOpenBao, is_active, unseal
-from components.local.postgres import LocalPostgres
+from components.servers.cockroach import LocalCockroach
+from components.servers.openbao import LocalOpenBao, is_active, unseal
+from components.servers.postgres import LocalPostgres
 
 KINDS = ("openbao", "postgres", "cockroach")
 #: A keeper's resource name ends with this (`make up` targets the keepers alone to start the servers).

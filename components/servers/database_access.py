@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import psycopg
 import pulumi
 
-from components.local.postgres import superuser_connection
+from components.servers.postgres import superuser_connection
 
 #: The keys of a `stack_admin` prop.
 STACK_ADMIN_KEYS = ("host", "port", "user", "password", "ca_pem")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hvac
 
-from components.local.process import STARTUP_SECONDS, running_pid, start_detached, terminate, wait_ready, write_file
+from components.servers.process import STARTUP_SECONDS, running_pid, start_detached, terminate, wait_ready, write_file
 
 
 class LocalOpenBaoError(RuntimeError):

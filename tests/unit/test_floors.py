@@ -1,0 +1,64 @@
+"""The components' floors: each module imports only from floors below its own, or from its own area
+(a folder, or the pure modules at the bottom). A target never imports another target, nor the Vault
+layer a target."""
+
+import ast
+from pathlib import Path
+
+from toolchain.env import ROOT
+
+#: Each area and its floor; the area of a module is its folder under components/, or "pure" for the
+#: modules at the top of components/ (unless listed).
+FLOORS = {
+    "pure": 0,        # SQL, dialects, grant specs, the interfaces every target gives, certificates
+    "servers": 1,     # how each server is run and reached, whatever target runs it
+    "dynamic": 2,     # the database's roles, the migration stage, an external Vault's audit devices
+    "local": 3, "docker": 3, "kubernetes": 3, "external": 3,  # the targets
+    "vault": 3,       # the Vault layer, the same on every target
+    "migration": 4,   # composes the Vault layer
+}
+#: Modules at the top of components/ that are not pure.
+TOP_LEVEL_AREAS = {"external": "external", "migration": "migration"}
+
+
+def area(module: str) -> str:
+    parts = module.split(".")[1:]
+    if len(parts) > 1:
+        return parts[0]
+    return TOP_LEVEL_AREAS.get(parts[0], "pure")
+
+
+def is_old_name(path: Path) -> bool:
+    """A module kept only under a moved provider's old name (it imports the new one, upwards)."""
+    return path.read_text().startswith('"""The old name of ')
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("components"):
+            found |= ({f"components.{a.name}" for a in node.names} if node.module == "components" else {node.module})
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("components")}
+    return found
+
+
+def test_imports_only_go_down_the_floors():
+    wrong = []
+    for path in sorted((ROOT / "components").rglob("*.py")):
+        if is_old_name(path):
+            continue
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        if module == "components":
+            continue
+        for imported in imports(path):
+            here, there = area(module), area(imported)
+            if here != there and FLOORS[there] >= FLOORS[here]:
+                wrong.append(f"{module} ({here}, floor {FLOORS[here]}) imports {imported} "
+                             f"({there}, floor {FLOORS[there]})")
+    assert wrong == []
+
+
+def test_every_area_has_a_floor():
+    folders = {p.name for p in (ROOT / "components").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders | {"pure", *TOP_LEVEL_AREAS.values()} == set(FLOORS)
