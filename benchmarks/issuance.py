@@ -16,14 +16,17 @@ Reads the stack's outputs and config (nothing is configured here), then prints:
   stack's SQL's rate as a ratio of it is what its safety costs;
 - a burst of 20 concurrent issuances right after Vault is stopped and `pulumi
   up` starts and unseals it again.
-It ends with the dynamic users left in the database (0 expected), and one
-JSON line of every figure (ratios, rates, and the CPU seconds OpenBao,
+The six kinds of run take turns, `--rounds` times, so that a drift of the
+machine's speed falls on each alike; each is timed from the moment all its
+workers have logged in or connected. It ends with the dynamic users left in the
+database (0 expected), and one JSON line of every figure (ratios, rates, and the CPU seconds OpenBao,
 PostgreSQL and this client spent in each run, from /proc/<pid>/stat).
 """
 
 import argparse
 import base64
 import concurrent.futures
+import dataclasses
 import datetime
 import hashlib
 import hmac
@@ -33,6 +36,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,13 +112,45 @@ class CpuMeter:
         return {"openbao": cpu_seconds(self.vault_pid), "postgres": cpu_seconds(self.postmaster, True),
                 "client": client.user + client.system}
 
-    def measure(self, run, *args) -> dict:
+    def measure(self, run, *args) -> tuple["Timed", dict]:
+        """run(*args), and the CPU seconds each process spent while it ran."""
         before = self.sample()
-        row = run(*args)
+        timed = run(*args)
         time.sleep(0.5)  # closed connections' backends exit and are reaped into the postmaster's count
         after = self.sample()
-        row["cpu_s"] = {k: round(after[k] - before[k], 2) for k in before}
-        row["cpu_ms_per_credential"] = {k: round(1000 * v / row["n"], 2) for k, v in row["cpu_s"].items()}
+        return timed, {k: after[k] - before[k] for k in before}
+
+
+@dataclasses.dataclass
+class Timed:
+    """One run: its wall time, each issuance's latency, its errors."""
+
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+
+class Tally:
+    """The runs of one kind, added up over the rounds."""
+
+    def __init__(self, name: str):
+        self.name, self.seconds, self.latencies, self.errors = name, 0.0, [], 0
+        self.cpu_s: dict[str, float] = {}
+        self.rates: list[float] = []
+
+    def add(self, timed: Timed, cpu_s: dict) -> None:
+        self.seconds += timed.seconds
+        self.latencies += timed.latencies
+        self.errors += timed.errors
+        self.rates.append(len(timed.latencies) / timed.seconds)
+        for k, v in cpu_s.items():
+            self.cpu_s[k] = self.cpu_s.get(k, 0.0) + v
+
+    def row(self) -> dict:
+        row = summary(self.name, self.seconds, self.latencies, self.errors)
+        row["round_rates_per_s"] = [round(r, 1) for r in self.rates]
+        row["cpu_s"] = {k: round(v, 2) for k, v in self.cpu_s.items()}
+        row["cpu_ms_per_credential"] = {k: round(1000 * v / row["n"], 2) for k, v in self.cpu_s.items()}
         print(f"{'':34} cpu ms per credential: " + ", ".join(
             f"{k} {v:.2f}" for k, v in row["cpu_ms_per_credential"].items()), flush=True)
         return row
@@ -150,12 +186,31 @@ class Stack:
             self.stack.up(on_output=lambda _: None)
 
 
-def through_vault(stack: Stack, total: int, workers: int) -> dict:
+def in_parallel(worker, total: int, workers: int) -> tuple[float, list]:
+    """(seconds, results) of `workers` threads running worker(count, ready) over `total` between them,
+    timed from the moment every one has called ready() (its login or connection made)."""
+    shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+    barrier = threading.Barrier(workers + 1, timeout=120)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(worker, share, barrier.wait) for share in shares]
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            for future in futures:
+                future.result()  # the worker's own error
+            raise
+        start = time.perf_counter()
+        results = [future.result() for future in futures]
+    return time.perf_counter() - start, results
+
+
+def through_vault(stack: Stack, total: int, workers: int) -> Timed:
     """Each worker, logged in as the client, issues credentials (timed) and revokes the lease."""
     creds_path = stack.outputs["clients"][CLIENT]["creds_path"]
 
-    def worker(count: int) -> tuple[list[float], int]:
+    def worker(count: int, ready) -> tuple[list[float], int]:
         vault, times, errors = stack.client(), [], 0
+        ready()
         for _ in range(count):
             try:
                 start = time.perf_counter()
@@ -166,12 +221,8 @@ def through_vault(stack: Stack, total: int, workers: int) -> dict:
                 errors += 1
         return times, errors
 
-    shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-    start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(worker, shares))
-    latencies = [t for times, _ in results for t in times]
-    return summary(f"vault, {workers} clients", time.perf_counter() - start, latencies, sum(e for _, e in results))
+    seconds, results = in_parallel(worker, total, workers)
+    return Timed(seconds, [t for times, _ in results for t in times], sum(e for _, e in results))
 
 
 def as_superuser(stack: Stack, statements: list[sql.Composable]) -> None:
@@ -228,13 +279,13 @@ def minimal_statements(group: str) -> tuple[list[str], list[str]]:
             ['DROP ROLE "{{name}}"'])
 
 
-def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: bool = False) -> dict:
+def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: bool = False) -> Timed:
     """The role's creation and revocation SQL (or the minimal statements) as an admin, one connection
     per worker, under one lock."""
     role = next(c.role for c in stack.config.clients if c.name == CLIENT)
     group, dialect = stack.outputs["db_group_roles"][role], dialect_named(stack.config.database.engine)
     spec = next(r for r in stack.config.database.roles if r.name == role)
-    create, drop = dialect.creation_statements(group, spec.connection_limit), dialect.revocation_statements(group)
+    create, drop = dialect.creation_statements(spec, group), dialect.revocation_statements(group)
     if minimal:
         create, drop = minimal_statements(group)
     # What Vault's plugin puts in {{password}}: a SCRAM verifier it computes, or the plaintext.
@@ -246,13 +297,14 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
     ca = stack._ca.name.replace(".pem", "-db.pem")
     Path(ca).write_text(stack.outputs["db_ca_pem"])
 
-    def worker(count: int) -> list[float]:
+    def worker(count: int, ready) -> list[float]:
         import psycopg
 
         times = []
         with psycopg.connect(host=stack.outputs["db_host"], port=stack.outputs["db_port"],
                              dbname=stack.outputs["db_name"], user="bench_admin", password=password,
                              sslmode="verify-full", sslrootcert=ca) as conn:
+            ready()
             for _ in range(count):
                 name = f"v_direct_{secrets.token_hex(10)}_{int(time.time())}"
                 expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
@@ -269,15 +321,11 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
                         conn.execute(statement.replace("{{name}}", name))
         return times
 
-    shares = [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
-    start = time.perf_counter()
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-            latencies = [t for times in pool.map(worker, shares) for t in times]
+        seconds, results = in_parallel(worker, total, workers)
     finally:
         Path(ca).unlink(missing_ok=True)
-    what = "minimal SQL" if minimal else "direct SQL"
-    return summary(f"{what}, {workers} workers", time.perf_counter() - start, latencies, 0)
+    return Timed(seconds, [t for times in results for t in times], 0)
 
 
 def burst_after_restart(stack: Stack, size: int = 20) -> int:
@@ -305,22 +353,35 @@ def burst_after_restart(stack: Stack, size: int = 20) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="dev", help="a stack `make up` brought up (local or docker target)")
-    parser.add_argument("--total", type=int, default=1000, help="credentials per concurrent run")
+    parser.add_argument("--total", type=int, default=1000, help="credentials per concurrent run (a fifth per "
+                                                                   "single-client run), over all rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="turns each kind of run takes")
     args = parser.parse_args()
     stack = Stack(args.stack)
     if stack.config.database.engine != "postgresql" or stack.config.target.kind not in ("local", "docker"):
         raise SystemExit("the direct SQL baseline needs PostgreSQL on the local or docker target")
     password = direct_admin(stack)
     meter = CpuMeter(stack)
+    # The three kinds take turns, round after round, so that a drift of this machine's speed
+    # (other load, the catalog growing and being vacuumed) falls on each of them alike.
+    kinds = {
+        ("vault", 1): lambda n: through_vault(stack, n, 1),
+        ("direct SQL", 1): lambda n: direct_sql(stack, password, n, 1),
+        ("minimal SQL", 1): lambda n: direct_sql(stack, password, n, 1, True),
+        ("vault", 20): lambda n: through_vault(stack, n, 20),
+        ("direct SQL", 20): lambda n: direct_sql(stack, password, n, 20),
+        ("minimal SQL", 20): lambda n: direct_sql(stack, password, n, 20, True),
+    }
+    tallies = {kind: Tally(f"{kind[0]}, {kind[1]} {'clients' if kind[0] == 'vault' else 'workers'}")
+               for kind in kinds}
     try:
-        single = meter.measure(through_vault, stack, max(50, args.total // 5), 1)
-        direct_single = meter.measure(direct_sql, stack, password, max(50, args.total // 5), 1)
-        many = meter.measure(through_vault, stack, args.total, 20)
-        direct_many = meter.measure(direct_sql, stack, password, args.total, 20)
-        minimal_single = meter.measure(direct_sql, stack, password, max(50, args.total // 5), 1, True)
-        minimal_many = meter.measure(direct_sql, stack, password, args.total, 20, True)
+        for _ in range(args.rounds):
+            for (what, workers), run in kinds.items():
+                share = (max(50, args.total // 5) if workers == 1 else args.total) // args.rounds
+                tallies[what, workers].add(*meter.measure(run, share))
     finally:
         drop_direct_admin(stack)
+    single, direct_single, minimal_single, many, direct_many, minimal_many = (tally.row() for tally in tallies.values())
     ratios = {"1": single["rate_per_s"] / direct_single["rate_per_s"],
               "20": many["rate_per_s"] / direct_many["rate_per_s"],
               "safety_1": direct_single["rate_per_s"] / minimal_single["rate_per_s"],

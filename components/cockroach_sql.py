@@ -53,6 +53,12 @@ def creation_statements(group: str) -> list[str]:
     ]
 
 
+def role_creation_statements(_spec: GrantSpec, group: str) -> list[str]:
+    """Vault's creation SQL for a grant spec's dynamic role (no spec setting lives in CockroachDB's:
+    it has no CONNECTION LIMIT, and components.grants refuses one for it)."""
+    return creation_statements(group)
+
+
 def revocation_statements(group: str) -> list[str]:
     """Vault's revocation SQL: end the user's sessions, revoke its membership, drop what it owns, drop it.
 

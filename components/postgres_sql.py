@@ -121,6 +121,12 @@ def creation_statements(group: str, connection_limit: int = CONNECTION_LIMIT) ->
     ]
 
 
+def role_creation_statements(spec: GrantSpec, group: str) -> list[str]:
+    """Vault's creation SQL for the dynamic role of a grant spec, whose group role is `group`: the
+    spec's settings that live in the SQL are read here, and only here."""
+    return creation_statements(group, spec.connection_limit)
+
+
 def revocation_statements() -> list[str]:
     """Vault's revocation SQL, one block: end the user's sessions; if it owns or was granted anything
     (an entry in pg_shdepend), take over what it owns and drop what it was granted; drop the role.

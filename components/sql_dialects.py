@@ -30,8 +30,9 @@ class Dialect:
     grant_statements: Callable[..., list[str]]
     #: (schemas, group, database) -> what takes from the group all that grant_statements could give.
     revoke_statements: Callable[[list[str], str, str], list[str]]
-    #: (group, connection_limit) -> Vault's creation SQL: a login user in the group, expiring with its lease.
-    creation_statements: Callable[[str, int], list[str]]
+    #: (spec, group) -> Vault's creation SQL for a grant spec's role: a login user in the group, expiring
+    #: with its lease, with whatever else of the spec lives in the SQL.
+    creation_statements: Callable[..., list[str]]
     #: Whether a user's sessions can be capped (a role spec's connection_limit).
     limits_connections: bool
     #: (group) -> Vault's revocation SQL: the user, its sessions and anything it holds, gone.
@@ -54,7 +55,7 @@ POSTGRESQL = Dialect(
     create_group_role=postgres_sql.create_group_role,
     grant_statements=postgres_sql.grant_statements,
     revoke_statements=postgres_sql.revoke_statements,
-    creation_statements=postgres_sql.creation_statements,
+    creation_statements=postgres_sql.role_creation_statements,
     limits_connections=True,
     # DROP ROLE ends the membership itself: the group is not named.
     revocation_statements=lambda group: postgres_sql.revocation_statements(),
@@ -70,8 +71,7 @@ COCKROACHDB = Dialect(
     create_group_role=cockroach_sql.create_group_role,
     grant_statements=cockroach_sql.grant_statements,
     revoke_statements=cockroach_sql.revoke_statements,
-    # No CONNECTION LIMIT role option: specs may not set one (components.grants refuses it).
-    creation_statements=lambda group, _connection_limit: cockroach_sql.creation_statements(group),
+    creation_statements=cockroach_sql.role_creation_statements,
     limits_connections=False,
     revocation_statements=cockroach_sql.revocation_statements,
     bootstrap_admin_statements=cockroach_sql.bootstrap_admin_statements,

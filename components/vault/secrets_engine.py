@@ -137,7 +137,7 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             vault.database.SecretBackendRole(
                 f"{name}-role-{spec.name}", backend=args.mount_path, name=spec.name, db_name=args.db_name,
                 creation_statements=group_roles.apply(
-                    lambda groups, s=spec: dialect.creation_statements(groups[s.name], s.connection_limit)),
+                    lambda groups, s=spec: dialect.creation_statements(s, groups[s.name])),
                 revocation_statements=group_roles.apply(
                     lambda groups, s=spec: dialect.revocation_statements(groups[s.name])),
                 default_ttl=spec.default_ttl, max_ttl=spec.max_ttl,

@@ -78,10 +78,11 @@ def test_bootstrap_lets_memberships_change_during_transactions():
 
 def test_dialects_are_found_by_name_and_own_their_statements():
     assert dialect_named("cockroachdb") is COCKROACHDB and dialect_named("postgresql") is POSTGRESQL
-    assert COCKROACHDB.creation_statements("g", 10) == creation_statements("g")
+    spec = GrantSpec(name="app", privileges=("SELECT",), schemas=("public",), connection_limit=3)
+    assert COCKROACHDB.creation_statements(spec, "g") == creation_statements("g")
     assert COCKROACHDB.revocation_statements("g") == revocation_statements("g")
-    assert POSTGRESQL.creation_statements("g", 3)[0].startswith('CREATE ROLE "{{name}}" WITH LOGIN')
-    assert 'CONNECTION LIMIT 3 IN ROLE "g"' in POSTGRESQL.creation_statements("g", 3)[0]
+    assert POSTGRESQL.creation_statements(spec, "g")[0].startswith('CREATE ROLE "{{name}}" WITH LOGIN')
+    assert 'CONNECTION LIMIT 3 IN ROLE "g"' in POSTGRESQL.creation_statements(spec, "g")[0]
     # PostgreSQL's DROP ROLE ends the membership: no REVOKE, and the group is not named.
     assert "REVOKE" not in " ".join(POSTGRESQL.revocation_statements("g"))
     assert POSTGRESQL.revocation_statements("g") == POSTGRESQL.revocation_statements("other")
