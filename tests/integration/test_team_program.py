@@ -81,7 +81,7 @@ def test_a_team_adds_its_role_client_and_checks_and_leaves_the_platform_alone(tm
                     "team-reports: cannot read other clients' credentials or protected paths"} <= names
             # The package came from the team's virtualenv, not the checkout.
             site = next((program / "venv" / "lib").glob("python3*/site-packages"))
-            assert (site / "components" / "secrets_engine.py").exists()
+            assert (site / "components" / "vault" / "secrets_engine.py").exists()
 
             # From outside: the team's client gets exactly its grant; the platform's creds are not its.
             client = outputs["client"].value
