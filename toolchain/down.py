@@ -6,13 +6,15 @@
 2. Every lease of the database mount is revoked (`sys/leases/revoke-prefix`):
    Vault runs each role's revocation SQL, which drops the user. Then Vault
    must list no lease under the mount, and the database (asked as its
-   superuser) no dynamic user.
+   superuser, or the external target's stack admin) no dynamic user.
 3. `pulumi destroy`, then the stack is removed (its config file stays).
 4. No server process of the stack may be left; on the docker target, the
    stack's own Docker engine is stopped and its data root (images, containers,
    volumes) removed (an engine the stack did not start is left alone); on the
    kubernetes target, no namespace, PersistentVolume or volume folder of the
-   stack's may be left (the cluster itself stays: `make cluster-down`).
+   stack's may be left (the cluster itself stays: `make cluster-down`); on the
+   external target, no role the stack made in the database (asked as the
+   stack admin; the servers are their operators' and stay).
 
 Anything left behind, or a step that cannot run, ends it with a message and
 exit status 1.
@@ -25,7 +27,7 @@ from pathlib import Path
 import hvac
 from pulumi import automation as auto
 
-from stacks import docker_target, kubernetes_target, local
+from stacks import docker_target, external_target, kubernetes_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
@@ -85,6 +87,8 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         users = docker_target.dynamic_users(config, outputs["db_container"].value)
     elif config.target.kind == "kubernetes":
         users = kubernetes_target.dynamic_users(config, outputs["db_pod"].value)
+    elif config.target.kind == "external":
+        users = external_target.dynamic_users(config)
     else:
         users = local.dynamic_users(config)
     if users:
@@ -119,6 +123,13 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
         left = kubernetes_target.ours_left(config)
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")
+    if config.target.kind == "external":
+        left = external_target.ours_left(config)
+        if left:
+            raise DownError(f"left in the database after destroy: {', '.join(left)}")
+        say(f"stack {name} is down: no lease, no dynamic user, no role of the stack's left (the servers are "
+            "their operators')")
+        return
     say(f"stack {name} is down: no lease, no dynamic user, no server left")
 
 

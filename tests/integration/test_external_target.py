@@ -6,6 +6,7 @@ import secrets
 import subprocess
 from pathlib import Path
 
+import hvac
 import pytest
 from psycopg import sql
 from pulumi import automation as auto
@@ -13,7 +14,7 @@ from pulumi import automation as auto
 from components.dynamic.vault_audit import NoAuditDevice, audit_devices
 from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import DEMO_SCHEMA
-from tests.automation import root_program, stack_file_config, state_text, temporary_stack
+from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.openbao_dev import dev_openbao
 from tests.support.ports import free_ports
@@ -93,7 +94,7 @@ def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: 
     }
 
 
-def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path):
+def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path, capfd):
     bao, token, db, password = servers
     running_before = server_processes()
     with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
@@ -118,7 +119,16 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert token not in state
         assert password not in state
 
-        stack.destroy(on_output=lambda _: None)
+        # A credential still out when the stack comes down.
+        app = outputs["clients"]["app"]
+        client = hvac.Client(url=bao.address, verify=str(bao.ca_file))
+        client.auth.approle.login(role_id=app["role_id"], secret_id=app["secret_id"],
+                                  mount_point=app["approle_mount"])
+        client.read(app["creds_path"])
+        assert len(roles_like(db, "v\\_%")) == 1
+
+        said = make_down(stack, capfd)
+        assert "revoking 1 lease(s)" in said and "no role of the stack's left" in said, said
     # Its own is gone; the servers run on, as their operators left them.
     assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == [] and roles_like(db, "svc_%") == []
     vault = bao.client(token)

@@ -1,0 +1,32 @@
+"""What a stack on the external target has in the database it does not run, read as its stack admin
+(`db_stack_admin`, verified TLS): the dynamic users Vault made, and the roles the stack made.
+
+`make down` proves with these that nothing of the stack's is left; the tests do the same.
+"""
+
+from pathlib import Path
+
+from components.external import ExternalPostgresArgs
+from components.postgres_sql import DYNAMIC_USERS_QUERY, group_role_name
+from components.servers.database_access import stack_admin_connection
+from stacks.config import StackConfig
+
+
+def _roles(config: StackConfig, query: str, params: tuple | None = None) -> list[str]:
+    target = config.target
+    admin = {"host": target.db_host, "port": target.db_port, "user": target.db_stack_admin,
+             "password": target.db_stack_admin_password, "ca_pem": Path(target.db_ca_file).read_text()}
+    with stack_admin_connection(admin, config.database.name) as conn:
+        return sorted(row[0] for row in conn.execute(query, params))
+
+
+def dynamic_users(config: StackConfig) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist."""
+    return _roles(config, DYNAMIC_USERS_QUERY)
+
+
+def ours_left(config: StackConfig) -> list[str]:
+    """The roles the stack makes (Vault's admin, the group roles, the service users) that still exist."""
+    ours = [config.database.admin, *(group_role_name(ExternalPostgresArgs.group_prefix, spec) for spec in config.database.roles),
+            *(user.username for user in config.database.service_users)]
+    return [f"role {name}" for name in _roles(config, "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (ours,))]
