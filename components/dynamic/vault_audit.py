@@ -5,13 +5,13 @@ credentials handed out through it would leave none. This resource fails the
 `up` before the secrets engine is configured in such a Vault.
 """
 
-import os
-import tempfile
 from typing import Any, Optional
 
 import hvac
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+
+from components.servers.process import pem_file
 
 
 class NoAuditDevice(RuntimeError):
@@ -20,13 +20,8 @@ class NoAuditDevice(RuntimeError):
 
 def audit_devices(address: str, ca_pem: str, token: str) -> list[str]:
     """Each enabled audit device as "<path> (<type>[, file_path=...])", or NoAuditDevice."""
-    fd, ca_file = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(ca_pem)
+    with pem_file(ca_pem) as ca_file:
         devices = hvac.Client(url=address, token=token, verify=ca_file, timeout=30).sys.list_enabled_audit_devices()
-    finally:
-        os.unlink(ca_file)
     found = sorted(
         f"{path} ({device['type']}" + (f", file_path={device['options']['file_path']}"
                                         if device.get("options", {}).get("file_path") else "") + ")"

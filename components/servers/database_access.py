@@ -9,17 +9,13 @@
 Neither is the admin Vault connects as: Vault rotates that one's password.
 """
 
-import os
-import tempfile
 from typing import Any, Mapping
 
 import psycopg
 import pulumi
 
 from components.servers.postgres import superuser_connection
-
-#: The keys of a `stack_admin` prop.
-STACK_ADMIN_KEYS = ("host", "port", "user", "password", "ca_pem")
+from components.servers.process import pem_file
 
 
 def stack_connection(props: Mapping[str, Any]) -> psycopg.Connection:
@@ -30,18 +26,12 @@ def stack_connection(props: Mapping[str, Any]) -> psycopg.Connection:
 
 
 def stack_admin_connection(admin: Mapping[str, Any], dbname: str) -> psycopg.Connection:
-    """The stack admin on dbname over verified TLS (libpq reads the CA from a file: a private one,
-    removed once connected)."""
-    fd, ca_file = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(admin["ca_pem"])
+    """The stack admin on dbname over verified TLS (libpq reads the CA only at connect)."""
+    with pem_file(admin["ca_pem"]) as ca_file:
         return psycopg.connect(
             host=admin["host"], port=int(admin["port"]), dbname=dbname, user=admin["user"],
             password=admin["password"], sslmode="verify-full", sslrootcert=ca_file, autocommit=True,
             connect_timeout=10)
-    finally:
-        os.unlink(ca_file)
 
 
 def _server(props: Mapping[str, Any]) -> tuple:

@@ -9,13 +9,27 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 STARTUP_SECONDS = 30
 #: Where every local server listens.
 LOOPBACK = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def pem_file(pem: str) -> Iterator[str]:
+    """pem in a private temporary file, removed afterwards: for the libraries that read a CA only
+    from a file (libpq's sslrootcert, requests' verify)."""
+    fd, path = tempfile.mkstemp(suffix=".pem")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(pem)
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def write_file(path: Path, text: str, mode: int) -> None:
