@@ -404,7 +404,9 @@ def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) ->
     def required(field: str, what: str) -> str:
         value = raw.get(field, "")
         if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value):
-            raise ConfigError(field, f"the external target needs {what}" + (f", got {value!r}" if value else ""))
+            # A secret's value is never repeated in an error.
+            shown = f", got {value!r}" if value and field not in SECRET_FIELDS else ""
+            raise ConfigError(field, f"the external target needs {what}{shown}")
         return value
 
     vault_addr = required("vault_addr", "Vault's address, https://host:port")

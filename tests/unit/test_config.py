@@ -328,3 +328,10 @@ def test_a_secret_stored_in_plain_text_is_refused_naming_it():
     refuse_plain_secrets({"db_host", "vault_addr"})
     with pytest.raises(ConfigError, match="^config vault_token: is stored in plain text .* --secret vault_token"):
         refuse_plain_secrets({"db_host", "vault_token"})
+
+
+@pytest.mark.parametrize("field", ["vault_token", "db_stack_admin_password"])
+def test_a_malformed_secret_is_named_but_never_repeated(field):
+    with pytest.raises(ConfigError, match=f"^config {field}: ") as error:
+        validate({**EXTERNAL, field: "half of it pasted"}, "ext")
+    assert "pasted" not in str(error.value)
