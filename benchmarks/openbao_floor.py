@@ -139,8 +139,8 @@ def main() -> int:
     meter = issuance.CpuMeter(stack)
     stack_vault = meter.vault_pid
     labs: list[LabVault] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="openbao-floor-") as folder:
+    with tempfile.TemporaryDirectory(prefix="openbao-floor-") as folder:
+        try:
             for i, (name, storage, audit) in enumerate([("inmem, no audit", "inmem", False),
                                                         ("inmem, audit", "inmem", True),
                                                         ("raft, no audit", "raft", False)]):
@@ -156,13 +156,10 @@ def main() -> int:
                         tally.add(*meter.measure(issuance.through_vault, target, share, workers))
                     tally = tallies.setdefault(("direct", workers), issuance.Tally(f"direct SQL, {workers}"))
                     tally.add(*meter.measure(issuance.direct_sql, stack, password, share, workers))
+        finally:  # the lab servers stop before their folder goes
             for lab in labs:
                 lab.stop()
-    finally:
-        for lab in labs:
-            if lab.process.poll() is None:
-                lab.stop()
-        issuance.drop_direct_admin(stack)
+            issuance.drop_direct_admin(stack)
     rows = {kind: tally.row() for kind, tally in tallies.items()}
     ratios = {f"{name}, {workers}": rows[name, workers]["rate_per_s"] / rows["direct", workers]["rate_per_s"]
               for name, workers in rows if name != "direct"}
