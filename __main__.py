@@ -16,7 +16,8 @@ from components.local.postgres_server import PostgresServer, PostgresServerArgs
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault.store_key import StoreKeyTransit, StoreKeyTransitArgs
 from components.vault_component import VaultComponent
-from components.local.vault_server import VaultServer, VaultServerArgs
+from components.servers.openbao import serving_address
+from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
 
@@ -28,10 +29,13 @@ def local_servers(config: StackConfig):
     the database's certificate (CockroachDB's node and client.root ones), from an
     intermediate of the bootstrap CA.
     """
+    nodes = config.target.vault_node_ports(config.vault.nodes)
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours,
         database_certificate=config.database.certificates == "bootstrap",
+        # A cluster's nodes each have a name of their own on their certificate.
+        vault_node_names=tuple((f"openbao-{i}",) for i in range(len(nodes))) if len(nodes) > 1 else ((),),
     ))
     # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
     # Every other database's chain ends at the bootstrap CA.
@@ -44,11 +48,12 @@ def local_servers(config: StackConfig):
     if own_ca:
         database = CockroachCluster("db", cockroach)
     vault_server = VaultServer("vault", VaultServerArgs(
-        data_dir=f"{config.data_dir}/openbao", port=config.target.vault_port,
-        cluster_port=config.target.vault_cluster_port,
-        ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
+        data_dir=f"{config.data_dir}/openbao", ca_pem=pki.ca_cert_pem,
+        nodes=tuple(VaultNodeArgs(port, cluster_port, cert.cert_pem, cert.private_key_pem)
+                    for (port, cluster_port), cert in zip(nodes, pki.vault_node_certs)),
         database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
-        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold, seal=config.vault.seal,
+        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
     ))
     provider = vault_provider_on(vault_server)
     db_pki = None
@@ -99,6 +104,13 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
         ), opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[approle])))
         for spec in config.clients
     }
+    # A cluster drops a node that stays gone (never below its size) and makes a joined node a voter
+    # once it has been healthy a few seconds.
+    autopilot = [vault.RaftAutopilot(
+        "raft-autopilot", cleanup_dead_servers=True, dead_server_last_contact_threshold="1m",
+        last_contact_threshold="10s", server_stabilization_time="5s", min_quorum=config.vault.nodes,
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]),
+    )] if config.vault.highly_available else []
     max_ttls = {role.name: role.max_ttl for role in config.database.roles}
     checked_clients = [
         client_check(spec.name, clients[spec.name], spec.allowed, spec.forbidden, max_ttls[spec.role])
@@ -123,7 +135,8 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
         database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
         # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
         group_roles=database.group_roles if config.database.engine == "postgresql" else {},
-        opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values()]),
+        node_addresses=vault_server.addresses if config.vault.highly_available else [],
+        opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot]),
     )
     return engine, clients, checks
 
@@ -231,9 +244,11 @@ def external_servers(config: StackConfig):
 
 
 def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
-    """The Vault provider on the stack's own (initialised, unsealed) server."""
+    """The Vault provider on the stack's own (initialised, unsealed) server; on a cluster, through the
+    node that serves now (`serving_address`: the active one, else a standby, which forwards)."""
+    address = pulumi.Output.all(vault_server.addresses, vault_server.ca_file).apply(lambda a: serving_address(*a))
     return vault.Provider(
-        "vault", address=vault_server.address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
+        "vault", address=address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
         # The admin token itself: no child token per run to create, expire and audit.
         skip_child_token=True,
         # Configured once Vault runs and is unsealed (after a machine restart too).
@@ -276,6 +291,10 @@ else:
 
 pulumi.export("target", config.target.kind)
 pulumi.export("vault_addr", vault_server.address)
+pulumi.export("vault_addrs", vault_server.addresses)
+if config.target.kind == "local" and config.vault.seal == "static":
+    # What `bao operator generate-root` takes when no root token is left (README: break glass).
+    pulumi.export("vault_recovery_keys", vault_server.recovery_keys)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
 pulumi.export("vault_audit_log", vault_server.audit_log)
 pulumi.export("db_engine", config.database.engine)

@@ -51,7 +51,7 @@ def main() -> int:
         tmp_path = Path(tmp)
         with dev_stack(tmp_path / "up", "gate-bench") as running:
             pack_config = tmp_path / "gate.json"
-            pack_config.write_text(json.dumps(policy_pack_config(running.config)))
+            pack_config.write_text(json.dumps(policy_pack_config(running.config, running.stack.name)))
             up_plain, up_gated = compare(running.stack, pack_config, runs)
             resources = len(running.stack.export_stack().deployment["resources"])
         (tmp_path / "fresh").mkdir()

@@ -3,6 +3,7 @@ pulumi-tls (`components.certificates`).
 
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(ca_common_name="dbcreds CA"))
     pki.ca_cert_pem, pki.vault_cert_pem, pki.vault_private_key_pem (secret), pki.database_cert_pem
+    pki.vault_node_certs[i]: node i's certificate and key (a cluster of OpenBao nodes, each its own)
 
 Vault cannot issue its own listener certificate before it exists, so that one
 comes from the stack itself. The same CA signs the database's, or Vault's PKI
@@ -26,6 +27,8 @@ class BootstrapPkiArgs:
     #: Names Vault's listener is reached at; 127.0.0.1 and localhost for the local target.
     vault_dns_names: tuple[str, ...] = ("localhost",)
     vault_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
+    #: One entry per OpenBao node: the names that node alone is reached at, beside the ones above.
+    vault_node_names: tuple[tuple[str, ...], ...] = ((),)
     #: Names the database is reached at (verify-full checks them).
     database_dns_names: tuple[str, ...] = ("localhost",)
     database_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
@@ -41,20 +44,26 @@ class BootstrapPki(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     #: Secret: it signs Vault's PKI intermediate.
     ca_private_key_pem: pulumi.Output[str]
+    #: The first node's (the only one's, in a single server).
     vault_cert_pem: pulumi.Output[str]
     vault_private_key_pem: pulumi.Output[str]
+    vault_node_certs: list[KeyPair]
     database_cert_pem: pulumi.Output[str]
     database_private_key_pem: pulumi.Output[str]
 
     def __init__(self, name: str, args: BootstrapPkiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:pki:BootstrapPki", name, None, opts)
         ca = self_signed_ca(f"{name}-ca", self, args.ca_common_name, args.ca_validity_hours)
-        vault_cert = self._server_cert(f"{name}-vault-listener", ca, args.vault_dns_names,
-                                       args.vault_ip_addresses, args.server_cert_validity_hours)
+        # The first node's keeps the single server's name: a stack that grows keeps its certificate.
+        self.vault_node_certs = [
+            self._server_cert(f"{name}-vault-listener" + (f"-{i}" if i else ""), ca,
+                              (*node_names, *args.vault_dns_names), args.vault_ip_addresses,
+                              args.server_cert_validity_hours)
+            for i, node_names in enumerate(args.vault_node_names)]
         self.ca_cert_pem = ca.cert_pem
         self.ca_private_key_pem = ca.private_key_pem
-        self.vault_cert_pem = vault_cert.cert_pem
-        self.vault_private_key_pem = vault_cert.private_key_pem
+        self.vault_cert_pem = self.vault_node_certs[0].cert_pem
+        self.vault_private_key_pem = self.vault_node_certs[0].private_key_pem
         self.database_cert_pem = self.database_private_key_pem = pulumi.Output.from_input("")
         if args.database_certificate:
             database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,

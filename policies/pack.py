@@ -43,6 +43,12 @@ APPROLE_CAPS = PolicyConfigSchema(properties={
                               "description": "No AppRole secret_id may live longer."},
 })
 
+VAULT_NODES = PolicyConfigSchema(properties={
+    "minNodes": {"type": "integer", "minimum": 1, "default": 1,
+                 "description": "OpenBao runs at least this many nodes (a production stack: 3)."},
+    "requireAutoUnseal": {"type": "boolean", "default": False,
+                          "description": "Every OpenBao node unseals itself (a production stack: true)."},
+})
 HOST_NETWORK = PolicyConfigSchema(properties={
     "allowHostNetwork": {"type": "boolean", "default": False,
                          "description": "Pods may use the host's network (the kubernetes single-node profile)."},
@@ -74,10 +80,12 @@ def _policy(name: str, level: EnforcementLevel, description: str, resource_type:
                                     validate=_for(resource_type, rule, schema), config_schema=schema)
 
 
-def _stack_policy(name: str, level: EnforcementLevel, description: str, rule: Callable) -> StackValidationPolicy:
+def _stack_policy(name: str, level: EnforcementLevel, description: str, rule: Callable,
+                  schema: PolicyConfigSchema | None = None) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation) -> None:
-        rule(args.resources, args.get_config(), report_violation)
-    return StackValidationPolicy(name=name, description=description, enforcement_level=level, validate=validate)
+        rule(args.resources, {**defaults(schema), **(args.get_config() or {})}, report_violation)
+    return StackValidationPolicy(name=name, description=description, enforcement_level=level, validate=validate,
+                                 config_schema=schema)
 
 
 POLICIES = [
@@ -127,6 +135,10 @@ POLICIES = [
     _stack_policy("kv-database-password-after-migration", MANDATORY,
                   "Keep no database password in KV v2 beside a dynamic role for that database, except at a "
                   "migration's 'dual' stage.", rules.kv_password_after_migration),
+    _stack_policy("vault-highly-available", MANDATORY,
+                  "Run at least the environment's number of OpenBao nodes, each unsealing itself where it asks "
+                  "for an auto-unseal (production: 3 nodes and the static seal).",
+                  rules.vault_highly_available, VAULT_NODES),
     _policy("kubernetes-workload-hardened", MANDATORY,
             "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits, "
             "in their own namespaces (the host's network only in the single-node profile).",

@@ -310,6 +310,43 @@ def vault_server_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], 
                    "certificate and key")
 
 
+# How many OpenBao nodes, and how they unseal (stack-wide)
+
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+#: A seal stanza other than Shamir's in OpenBao's HCL config: an auto-unseal.
+AUTO_UNSEAL = re.compile(r'^\s*seal\s+"(static|transit|awskms|gcpckms|azurekeyvault|ocikms|pkcs11|kmip)"', re.MULTILINE)
+
+
+def _openbao(r: Any) -> bool:
+    return (((r.props.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name")) == "openbao"
+
+
+def vault_highly_available(resources: Iterable[Any], config: Mapping[str, Any], report: Report) -> None:
+    """Stack: OpenBao runs at least `minNodes` nodes (our local servers, or a StatefulSet's replicas),
+    and with `requireAutoUnseal` every node unseals itself (a restarted node must not wait for a
+    person with keys)."""
+    minimum, auto = int(config["minNodes"]), bool(config["requireAutoUnseal"])
+    resources = list(resources)
+    servers = [r for r in resources if r.resource_type == OPENBAO_SERVER]
+    if servers:
+        if len(servers) < minimum:
+            report(f"OpenBao runs {len(servers)} node(s): this environment needs at least {minimum} "
+                   "(vault_nodes), so that it serves while one is lost")
+        if auto and any(_known(r.props, "seal") != "static" for r in servers):
+            report("OpenBao unseals with Shamir keys: this environment needs an auto-unseal (vault_seal: static)")
+    statefulsets = [r for r in resources if r.resource_type == STATEFULSET and _openbao(r)]
+    for statefulset in statefulsets:
+        replicas = _known(statefulset.props.get("spec") or {}, "replicas")
+        if isinstance(replicas, (int, float)) and replicas < minimum:
+            report(f"StatefulSet {statefulset.name} runs {int(replicas)} OpenBao replica(s): this environment "
+                   f"needs at least {minimum} (vault_nodes)")
+    if statefulsets and auto:
+        configs = [_known(r.props.get("data") or {}, "config.hcl") for r in resources
+                   if r.resource_type == CONFIG_MAP and _openbao(r)]
+        if not any(isinstance(c, str) and AUTO_UNSEAL.search(c) for c in configs):
+            report("OpenBao's config has no auto-unseal seal stanza: this environment needs one (vault_seal: static)")
+
+
 # The kubernetes target
 
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"

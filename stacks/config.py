@@ -14,6 +14,7 @@ Each default is given once, here in `validate` (`TARGET_DEFAULTS` for the
 target settings); Pulumi.yaml's schema repeats them, and a test compares the two.
 """
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,19 +32,22 @@ from components.grants import (
     validate_clients,
     validate_grant_spec,
 )
+from components.servers.openbao import SEAL_KEY_BYTES
 from components.sql_dialects import DIALECTS
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours",
-    "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold",
+    "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
+    "vault_seal",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
     "transit_store_key", "k8s_profile", "k8s_kubeconfig",
     "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
 )
-#: The external target's credentials: read as secrets, refused if set in plain text.
-SECRET_FIELDS = ("vault_token", "db_stack_admin_password")
+#: The external target's credentials, and a static seal key given by hand: read as secrets, refused if
+#: set in plain text.
+SECRET_FIELDS = ("vault_token", "db_stack_admin_password", "vault_seal_key")
 #: Where the servers run: local processes, containers of the stack's own Docker engine, a
 #: Kubernetes cluster (or manifests rendered for one), or run by someone else and reached by
 #: address (external: the stack starts nothing).
@@ -66,18 +70,21 @@ TARGET_ONLY = {
     **{field: RUN_HERE for field in ("ca_common_name", "ca_validity_hours", "cert_validity_hours",
                                      "vault_key_shares", "vault_key_threshold", "db_certificates")},
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
-                                          "db_ca_file", "db_stack_admin", *SECRET_FIELDS)},
+                                          "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password")},
+    # The docker target runs one node, unsealed with Shamir keys.
+    **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_await_ready", "k8s_profile", "k8s_kubeconfig")},
     **{field: ("kubernetes:cluster",) for field in ("k8s_render_dir", "vault_image", "db_image")},
 }
-#: Their defaults (vault_cluster_port has none: vault_port + 1).
+#: Their defaults (vault_cluster_port has none: vault_port + vault_nodes, after every node's API port).
 TARGET_DEFAULTS = {
     "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
     "k8s_render_dir": "", "k8s_await_ready": True, "vault_image": "openbao/openbao:2.4.1", "db_image": "postgres:15",
     "k8s_profile": "cluster", "k8s_kubeconfig": "",
     "ca_common_name": "dbcreds CA", "ca_validity_hours": 24 * 365, "cert_validity_hours": 24 * 90,
-    "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto",
+    "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto", "vault_nodes": 1, "vault_seal": "auto",
+    "vault_seal_key": "",
     "vault_addr": "", "vault_ca_file": "", "vault_database_ca_file": "", "db_host": "", "db_ca_file": "",
     "db_stack_admin": "",
 }
@@ -108,12 +115,30 @@ class PkiSettings:
     cert_validity_hours: int
 
 
+#: How OpenBao unseals: `shamir` (unseal keys made at initialisation; the stack unseals a restarted
+#: server with them) or `static` (auto-unseal: every node reads one 32-byte AES key from a 0600 file;
+#: initialisation makes recovery keys instead).
+SEALS = ("shamir", "static")
+#: The most OpenBao nodes a stack runs (raft: an odd number, so a majority survives a split).
+MAX_VAULT_NODES = 7
+
+
 @dataclass(frozen=True)
 class VaultSettings:
-    """How Vault is initialised: its unseal key split."""
+    """How many OpenBao nodes (one raft cluster), how they unseal, and the key split made at
+    initialisation (unseal keys with `shamir`, recovery keys with `static`)."""
 
+    nodes: int
+    #: One of SEALS.
+    seal: str
     key_shares: int
     key_threshold: int
+    #: The static seal's key given by hand (base64 of 32 bytes; a stack secret); None: the stack makes one.
+    seal_key: str | None = field(repr=False)
+
+    @property
+    def highly_available(self) -> bool:
+        return self.nodes > 1
 
 
 @dataclass(frozen=True)
@@ -145,11 +170,16 @@ class DatabaseSettings:
 
 @dataclass(frozen=True)
 class LoopbackPorts:
-    """Where the servers listen on this machine's 127.0.0.1."""
+    """Where the servers listen on this machine's 127.0.0.1: OpenBao node i's API at vault_port + i
+    and its cluster listener at vault_cluster_port + i."""
 
     vault_port: int
     vault_cluster_port: int
     db_port: int
+
+    def vault_node_ports(self, nodes: int) -> tuple[tuple[int, int], ...]:
+        """Each OpenBao node's (API, cluster) ports."""
+        return tuple((self.vault_port + i, self.vault_cluster_port + i) for i in range(nodes))
 
 
 @dataclass(frozen=True)
@@ -300,13 +330,25 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("data_dir", f"must be a folder path, got {data_dir!r}")
     data_dir = str((project_dir / data_dir).resolve())
 
+    nodes = _int(raw, "vault_nodes", TARGET_DEFAULTS["vault_nodes"], 1, MAX_VAULT_NODES, "OpenBao nodes")
+    if nodes % 2 == 0:
+        raise ConfigError("vault_nodes", f"must be 1 or an odd number from 3 (raft keeps working while a majority "
+                                         f"of its voters does: {nodes} nodes survive no more failures than "
+                                         f"{nodes - 1}), got {nodes}")
     vault_port = _port(raw, "vault_port", TARGET_DEFAULTS["vault_port"])
-    cluster_port = _port(raw, "vault_cluster_port", vault_port + 1)
-    if cluster_port == vault_port:
-        raise ConfigError("vault_cluster_port", f"must differ from vault_port ({vault_port})")
-    shares = _int(raw, "vault_key_shares", TARGET_DEFAULTS["vault_key_shares"], 1, 10, "unseal key shares")
+    cluster_port = _port(raw, "vault_cluster_port", vault_port + nodes)
+    api_ports = set(range(vault_port, vault_port + nodes))
+    cluster_ports = set(range(cluster_port, cluster_port + nodes))
+    if api_ports & cluster_ports or max(cluster_ports) > 65535 or max(api_ports) > 65535:
+        raise ConfigError("vault_cluster_port", f"the {nodes} node(s)' API ports {_ports(api_ports)} and cluster "
+                                                f"ports {_ports(cluster_ports)} must all differ and be ports: "
+                                                f"choose another vault_cluster_port")
+    seal = _seal(raw, target, nodes)
+    shares = _int(raw, "vault_key_shares", TARGET_DEFAULTS["vault_key_shares"], 1, 10,
+                  "unseal key shares" if seal == "shamir" else "recovery key shares")
     threshold = _int(raw, "vault_key_threshold", TARGET_DEFAULTS["vault_key_threshold"], 1, shares,
-                     "unseal keys needed")
+                     "unseal keys needed" if seal == "shamir" else "recovery keys needed")
+    seal_key = _seal_key(raw.get("vault_seal_key") or None, seal)
 
     db_engine = raw.get("db_engine", "postgresql")
     if db_engine not in DIALECTS:
@@ -351,12 +393,13 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         images[field] = raw.get(field, TARGET_DEFAULTS[field])
         if not isinstance(images[field], str) or not images[field] or any(c.isspace() for c in images[field]):
             raise ConfigError(field, f"must be an image reference, got {images[field]!r}")
+    vault_ports = api_ports | cluster_ports
     db_port = _port(raw, "db_port", TARGET_DEFAULTS["db_port"])
-    if db_port in (vault_port, cluster_port):
-        raise ConfigError("db_port", f"must differ from Vault's ports ({vault_port}, {cluster_port})")
+    if db_port in vault_ports:
+        raise ConfigError("db_port", f"must differ from Vault's ports ({_ports(vault_ports)})")
     db_http_port = _port(raw, "db_http_port", TARGET_DEFAULTS["db_http_port"])
-    if db_http_port in (vault_port, cluster_port, db_port):
-        raise ConfigError("db_http_port", f"must differ from the other ports ({vault_port}, {cluster_port}, {db_port})")
+    if db_http_port in vault_ports | {db_port}:
+        raise ConfigError("db_http_port", f"must differ from the other ports ({_ports(vault_ports | {db_port})})")
     db_name = raw.get("db_name", "app")
     if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
         raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
@@ -394,9 +437,43 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     }
     return StackConfig(
         pki=PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours),
-        vault=VaultSettings(key_shares=shares, key_threshold=threshold), database=database, clients=clients,
+        vault=VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold, seal_key=seal_key),
+        database=database, clients=clients,
         data_dir=data_dir, target=places[target](),
     )
+
+
+def _ports(ports: set[int]) -> str:
+    return ", ".join(str(p) for p in sorted(ports))
+
+
+def _seal(raw: Mapping[str, Any], target: str, nodes: int) -> str:
+    """The seal: `auto` is static where a server must unseal itself (several nodes, or pods a cluster
+    restarts), Shamir elsewhere."""
+    seal = raw.get("vault_seal", TARGET_DEFAULTS["vault_seal"])
+    if seal == "auto":
+        seal = "static" if nodes > 1 or target == "kubernetes" else "shamir"
+    if seal not in SEALS:
+        raise ConfigError("vault_seal", f"must be auto or one of {', '.join(SEALS)}, got {seal!r}")
+    if seal == "shamir" and nodes > 1:
+        raise ConfigError("vault_seal", f"shamir leaves a node that restarts sealed until someone unseals it: "
+                                        f"{nodes} nodes need static (auto-unseal)")
+    return seal
+
+
+def _seal_key(key: Any, seal: str) -> str | None:
+    """A static seal key given by hand: base64 of exactly 32 bytes (AES-256). Its value is never repeated."""
+    if key is None:
+        return None
+    if seal != "static":
+        raise ConfigError("vault_seal_key", f"is the static seal's key; this stack's seal is {seal}: remove it")
+    try:
+        length = len(base64.b64decode(str(key).strip(), validate=True))
+    except ValueError:
+        raise ConfigError("vault_seal_key", "must be base64 (e.g. `head -c 32 /dev/urandom | base64`)") from None
+    if length != SEAL_KEY_BYTES:
+        raise ConfigError("vault_seal_key", f"must be {SEAL_KEY_BYTES} bytes (an AES-256 key), got {length} bytes")
+    return str(key).strip()
 
 
 def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) -> ExternalTarget:
@@ -448,10 +525,20 @@ def _service_users(raw: Any, roles: set[str], rotation_cap: int) -> tuple[Servic
     return tuple(users)
 
 
-def policy_pack_config(config: StackConfig) -> dict:
+#: The stacks the gate holds to production's rules (several OpenBao nodes that unseal themselves).
+PRODUCTION_STACKS = ("prod",)
+#: Production's fewest OpenBao nodes: one may be lost while the others keep a majority.
+PRODUCTION_VAULT_NODES = 3
+
+
+def policy_pack_config(config: StackConfig, stack: str) -> dict:
     """The policy gate's config for this stack (`pulumi preview --policy-pack-config`): its caps and
-    admin role. Keys are the pack's policy names and their schemas' properties (policies/pack.py)."""
+    admin role, and production's rules on a production stack. Keys are the pack's policy names and
+    their schemas' properties (policies/pack.py)."""
+    production = stack in PRODUCTION_STACKS
     return {
+        "vault-highly-available": {"minNodes": PRODUCTION_VAULT_NODES if production else 1,
+                                   "requireAutoUnseal": production},
         "dynamic-role-ttls": {"maxTtlCapSeconds": config.database.max_ttl_cap},
         "dynamic-role-least-privilege": {"adminRoles": [config.database.admin]},
         "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
@@ -489,6 +576,12 @@ def check_machine(config: StackConfig) -> None:
         if not pulumi.runtime.is_dry_run():
             raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.target.kubeconfig}: the cluster is not "
                                                 "up (`make cluster-up` starts the single-node one and writes it)")
+    if config.target.kind == "local" and config.vault.highly_available:
+        from stacks.local import vault_quorum_problem
+
+        problem = vault_quorum_problem(config)
+        if problem:
+            raise ConfigError("vault_nodes", problem)
     if config.target.kind == "external":
         for field in ("vault_ca_file", "db_ca_file"):
             if not Path(getattr(config.target, field)).is_file():

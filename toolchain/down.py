@@ -27,6 +27,7 @@ from pathlib import Path
 import hvac
 from pulumi import automation as auto
 
+from components.servers.openbao import serving_address
 from stacks import docker_target, external_target, kubernetes_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
@@ -68,7 +69,9 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
         ca.write(outputs["vault_ca_pem"].value)
         ca.flush()
-        vault = hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
+        # A cluster is reached through a node that serves (the active one, or a standby: it forwards).
+        addresses = outputs["vault_addrs"].value if "vault_addrs" in outputs else [outputs["vault_addr"].value]
+        vault = hvac.Client(url=serving_address(addresses, ca.name), token=outputs["vault_admin_token"].value,
                             verify=ca.name, timeout=300)
         try:
             sealed = vault.sys.is_sealed()

@@ -46,7 +46,7 @@ def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
 
 def pack_config(stack: str, root: Path = ROOT) -> dict:
     """The gate's config for the stack, from its validated config."""
-    return policy_pack_config(stack_config(stack, root))
+    return policy_pack_config(stack_config(stack, root), stack)
 
 
 def write_pack_config(stack: str, root: Path = ROOT) -> Path:

@@ -16,11 +16,12 @@ import json
 import socket
 import subprocess
 import sys
-import tempfile
 from typing import Any
 
 import hvac
 
+from components.servers.openbao import node_state
+from components.servers.process import pem_file
 from components.servers.server_running import NAME_SUFFIX
 from stacks import docker_target
 from stacks.config import ConfigError
@@ -34,16 +35,11 @@ def say(message: str) -> None:
     print(f"[up] {message}", file=sys.stderr, flush=True)
 
 
-def vault_answers(addr: str, ca_pem: str) -> bool:
-    """Whether Vault at addr is up, initialised and unsealed (its health endpoint, no token)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
-        ca.write(ca_pem)
-        ca.flush()
-        try:
-            health = hvac.Client(url=addr, verify=ca.name, timeout=5).sys.read_health_status(method="GET")
-        except Exception:  # noqa: BLE001 - unreachable or sealed (503), in any way, is the answer
-            return False
-    return isinstance(health, dict) and health.get("initialized") is True and health.get("sealed") is False
+def vault_answers(addresses: list[str], ca_pem: str) -> bool:
+    """Whether Vault serves at one of addresses (a node up, initialised and unsealed: the active one or a
+    standby, which forwards), by its health endpoint, no token."""
+    with pem_file(ca_pem) as ca:
+        return any(node_state(hvac.Client(url=a, verify=ca, timeout=5)) in ("active", "standby") for a in addresses)
 
 
 def port_answers(host: str, port: int) -> bool:
@@ -57,8 +53,9 @@ def port_answers(host: str, port: int) -> bool:
 def servers_down(outputs: dict[str, Any]) -> list[str]:
     """Which of the stack's servers do not answer at the addresses its outputs give."""
     down = []
-    if "vault_addr" in outputs and not vault_answers(outputs["vault_addr"], outputs["vault_ca_pem"]):
-        down.append(f"Vault at {outputs['vault_addr']} (down or sealed)")
+    addresses = outputs.get("vault_addrs") or [outputs["vault_addr"]] if "vault_addr" in outputs else []
+    if addresses and not vault_answers(addresses, outputs["vault_ca_pem"]):
+        down.append(f"Vault at {', '.join(addresses)} (down or sealed)")
     if "db_port" in outputs and not port_answers(outputs["db_host"], int(outputs["db_port"])):
         down.append(f"the database at {outputs['db_host']}:{outputs['db_port']}")
     return down

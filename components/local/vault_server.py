@@ -1,9 +1,14 @@
-"""The Vault server of the stack: OpenBao as a local process (the `local` target).
+"""The Vault server of the stack: OpenBao as local processes (the `local` target), one node or a raft
+cluster of several.
 
     vault = VaultServer("vault", VaultServerArgs(
-        data_dir="/srv/openbao", port=8200, cluster_port=8201, ca_pem=ca, cert_pem=cert, key_pem=key,
+        data_dir="/srv/openbao", nodes=(VaultNodeArgs(8200, 8201, cert, key),), ca_pem=ca,
         database_ca_pem=database_ca))
-    vault.address, vault.admin_token (secret), vault.ca_file (for pulumi-vault's provider)
+    vault.address, vault.addresses, vault.admin_token (secret), vault.ca_file (for pulumi-vault's provider)
+
+A cluster's nodes join the first one (`retry_join`) and unseal themselves with
+the static seal: its key made here by pulumi-random (or given), kept in the
+state as a secret and in a 0600 file in each node's folder.
 """
 
 from dataclasses import dataclass
@@ -11,50 +16,85 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
+import pulumi_random as random
 
 from components.local.providers.openbao_server import OpenBaoServer
-from components.servers.openbao import LocalOpenBao
+from components.servers.openbao import SEAL_KEY_BYTES, LocalOpenBao, node_data_dir
 from components.vault_component import VaultComponent
 from components.servers.server_running import ServerRunning, keeper_name
 
 
 @dataclass(frozen=True)
-class VaultServerArgs:
-    """Where the server keeps its data, where it listens, and its TLS material."""
+class VaultNodeArgs:
+    """One node: where it listens on 127.0.0.1, and its listener's certificate and key."""
 
-    data_dir: str
     port: int
     cluster_port: int
-    ca_pem: pulumi.Input[str]
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Input[str]
-    #: The CA of the database Vault connects to (verify-full), written beside Vault's own TLS files.
+
+
+@dataclass(frozen=True)
+class VaultServerArgs:
+    """Where the nodes keep their data (node i > 0 in `<data_dir>-<i>`), the nodes, and the TLS
+    material and seal they share."""
+
+    data_dir: str
+    nodes: tuple[VaultNodeArgs, ...]
+    ca_pem: pulumi.Input[str]
+    #: The CA of the database Vault connects to (verify-full), written beside each node's TLS files.
     database_ca_pem: pulumi.Input[str]
-    #: Shamir unseal keys: how many, and how many unseal it.
+    #: The key split made at initialisation: unseal keys (Shamir) or recovery keys (static seal).
     key_shares: int = 1
     key_threshold: int = 1
+    #: `shamir` (one node: the stack unseals it) or `static` (every node unseals itself).
+    seal: str = "shamir"
+    #: The static seal's key (base64 of 32 bytes, secret); None: made by pulumi-random.
+    seal_key: Optional[pulumi.Input[str]] = None
 
 
 class VaultServer(VaultComponent):
-    """An initialised, unsealed OpenBao with a TLS listener and a file audit device (outputs: see
-    `VaultComponent`; the files are on this host)."""
+    """An initialised, unsealed OpenBao (one node or a raft cluster) with TLS listeners and a file audit
+    device (outputs: see `VaultComponent`; the files are on this host; `address` is the first node's).
+    `recovery_keys` (secret): with the static seal, the keys `operator generate-root` takes."""
+
+    recovery_keys: pulumi.Output[list]
 
     def __init__(self, name: str, args: VaultServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultServer", name, None, opts)
-        server = OpenBaoServer(
-            f"{name}-openbao", data_dir=args.data_dir, port=args.port, cluster_port=args.cluster_port,
-            ca_pem=args.ca_pem, cert_pem=args.cert_pem, key_pem=args.key_pem,
-            database_ca_pem=args.database_ca_pem, key_shares=args.key_shares, key_threshold=args.key_threshold,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        # Started and unsealed again when a restart or an operator stopped or sealed it.
-        ServerRunning(keeper_name(name), "openbao", data_dir=args.data_dir, port=args.port,
-                      second_port=args.cluster_port, unseal_keys=server.unseal_keys,
-                      opts=pulumi.ResourceOptions(parent=self, depends_on=[server]))
-        # Where it listens and keeps its files, from the args: known at a first preview (the Vault
+        if len(args.nodes) > 1 and args.seal != "static":
+            raise ValueError(f"{name}: a cluster of {len(args.nodes)} nodes needs the static seal (a node that "
+                             "restarts must unseal itself)")
+        static = args.seal == "static"
+        seal_key = ""
+        if static:
+            seal_key = pulumi.Output.secret(args.seal_key if args.seal_key is not None else random.RandomBytes(
+                f"{name}-seal-key", length=SEAL_KEY_BYTES, opts=pulumi.ResourceOptions(parent=self)).base64)
+        servers = [LocalOpenBao(Path(node_data_dir(args.data_dir, i)), node.port, node.cluster_port)
+                   for i, node in enumerate(args.nodes)]
+        first = None
+        for i, (node, server) in enumerate(zip(args.nodes, servers)):
+            peers = [other.address for other in servers if other is not server]
+            # The first node keeps the single server's resource names: a stack that grows keeps it.
+            node_name = name if i == 0 else f"{name}-{i}"
+            resource = OpenBaoServer(
+                f"{node_name}-openbao", data_dir=str(server.data_dir), port=node.port,
+                cluster_port=node.cluster_port, ca_pem=args.ca_pem, cert_pem=node.cert_pem, key_pem=node.key_pem,
+                database_ca_pem=args.database_ca_pem, key_shares=args.key_shares, key_threshold=args.key_threshold,
+                peers=peers, seal=args.seal, seal_key=seal_key, initialises=i == 0,
+                # The others join the first once it is initialised.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[first] if first else None),
+            )
+            first = first or resource
+            # Started (and with Shamir keys unsealed) again when a restart or an operator stopped or sealed it.
+            ServerRunning(keeper_name(node_name), "openbao", data_dir=str(server.data_dir), port=node.port,
+                          second_port=node.cluster_port, unseal_keys=[] if static else resource.unseal_keys,
+                          opts=pulumi.ResourceOptions(parent=self, depends_on=[resource]))
+        # Where they listen and keep their files, from the args: known at a first preview (the Vault
         # provider and the policy gate use them then); what uses them waits for this component.
-        local = LocalOpenBao(Path(args.data_dir), args.port, args.cluster_port)
         self._register_vault(
-            address=local.address, ca_pem=args.ca_pem, ca_file=str(local.ca_file),
-            database_ca_file=str(local.database_ca_file), admin_token=server.root_token, audit_log=server.audit_log,
+            address=servers[0].address, addresses=[s.address for s in servers], ca_pem=args.ca_pem,
+            ca_file=str(servers[0].ca_file), database_ca_file=str(servers[0].database_ca_file),
+            admin_token=first.root_token, audit_log=first.audit_log,
+            recovery_keys=pulumi.Output.secret(first.unseal_keys if static else []),
         )

@@ -7,9 +7,12 @@ and the server starts sealed. Initialising and unsealing go through the
 Vault HTTP API (hvac).
 """
 
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import hvac
 
@@ -30,12 +33,49 @@ def bao_binary() -> Path:
     return path
 
 
-def render_config(data_dir: Path, port: int, cluster_port: int) -> str:
-    """The server's HCL config."""
+#: The static seal's key: AES-256.
+SEAL_KEY_BYTES = 32
+
+
+def node_data_dir(data_dir: str, index: int) -> str:
+    """Node index's folder of the server whose first node keeps its data in data_dir."""
+    return data_dir if index == 0 else f"{data_dir}-{index}"
+
+
+def seal_key_id(key: str) -> str:
+    """A static seal key's id: derived from the key (a new key, a new id; OpenBao keeps both while it
+    rewraps), and saying nothing of it."""
+    return "dbcreds-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def render_config(data_dir: Path, port: int, cluster_port: int, peers: Sequence[str] = (),
+                  seal_keys: Sequence[str] = ()) -> str:
+    """The server's HCL config.
+
+    peers: the other raft nodes' API addresses (a cluster): each node joins them (`retry_join`,
+    verifying them against its CA), elects a new leader within seconds of losing one
+    (`performance_multiplier = 1`), and writes its audit log to `audit/audit.log` under its own
+    folder, its working directory: a cluster's audit devices are one table, the same text on every
+    node; its raft node id is in its raft folder, new with a new folder (a node whose folder was lost
+    joins as a new voter). seal_keys: the static seal's current key's id and, while a new key replaces it, the
+    previous one's (each a file under seal/); none: Shamir.
+    """
+    joins = "".join(f"""
+  retry_join {{
+    leader_api_addr     = "{peer}"
+    leader_ca_cert_file = "{data_dir / 'tls' / 'ca.crt'}"
+  }}""" for peer in peers)
+    # A cluster node's id is in raft/node-id, new with each raft folder (`LocalOpenBao.start`).
+    tuning = "\n  performance_multiplier = 1" if peers else '\n  node_id = "dbcreds-1"'
+    seal = ""
+    if seal_keys:
+        seal = 'seal "static" {\n' + "".join(
+            f'  {which}_key_id = "{key_id}"\n  {which}_key    = "file://{data_dir / "seal" / key_id}"\n'
+            for which, key_id in zip(("current", "previous"), seal_keys)) + "}\n\n"
+    audit = "audit/audit.log" if peers else str(data_dir / "audit" / "audit.log")
     return f"""# Written by dbcreds.
 storage "raft" {{
-  path    = "{data_dir / 'raft'}"
-  node_id = "dbcreds-1"
+  path    = "{data_dir / 'raft'}"{tuning}{joins}
 }}
 
 listener "tcp" {{
@@ -46,10 +86,10 @@ listener "tcp" {{
   tls_min_version = "tls12"
 }}
 
-# OpenBao takes audit devices from its config only (not through the API).
+{seal}# OpenBao takes audit devices from its config only (not through the API).
 audit "file" "file" {{
   options {{
-    file_path = "{data_dir / 'audit' / 'audit.log'}"
+    file_path = "{audit}"
     mode      = "0600"
   }}
 }}
@@ -90,16 +130,24 @@ class LocalOpenBao:
     def _pid_file(self) -> Path:
         return self.data_dir / "bao.pid"
 
-    def configure(self, ca_pem: str, cert_pem: str, key_pem: str, database_ca_pem: str = "") -> None:
-        """Writes the config and TLS files (a running server needs a restart to read them; the
-        database's CA is read at each new connection)."""
-        (self.data_dir / "raft").mkdir(parents=True, exist_ok=True, mode=0o700)
+    def configure(self, ca_pem: str, cert_pem: str, key_pem: str, database_ca_pem: str = "",
+                  peers: Sequence[str] = (), seal_keys: Sequence[str] = ()) -> None:
+        """Writes the config, TLS and seal key files (a running server needs a restart to read them; the
+        database's CA is read at each new connection). seal_keys: the static seal's current key and,
+        while it replaces one, the previous key (base64), each in a 0600 file only the server reads."""
         (self.data_dir / "audit").mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(self.data_dir / "tls" / "ca.crt", ca_pem, 0o644)
         write_file(self.data_dir / "tls" / "server.crt", cert_pem, 0o644)
         write_file(self.data_dir / "tls" / "server.key", key_pem, 0o600)
         self.trust_database_ca(database_ca_pem)
-        write_file(self.data_dir / "config.hcl", render_config(self.data_dir, self.port, self.cluster_port), 0o600)
+        ids = [seal_key_id(key) for key in seal_keys]
+        for key_id, key in zip(ids, seal_keys):
+            write_file(self.data_dir / "seal" / key_id, key, 0o600)
+        for old in (self.data_dir / "seal").glob("*") if seal_keys else ():
+            if old.name not in ids:
+                old.unlink()
+        write_file(self.data_dir / "config.hcl",
+                   render_config(self.data_dir, self.port, self.cluster_port, peers, ids), 0o600)
 
     def trust_database_ca(self, pem: str) -> None:
         write_file(self.database_ca_file, pem, 0o644)
@@ -122,8 +170,15 @@ class LocalOpenBao:
 
         what, log = f"OpenBao at {self.address}", self.data_dir / "server.log"
         if self.pid() is None:
+            # A node whose raft folder was lost starts empty and joins its peers again, as a new voter.
+            raft = self.data_dir / "raft"
+            raft.mkdir(parents=True, exist_ok=True, mode=0o700)
+            config = (self.data_dir / "config.hcl").read_text()
+            if "node_id" not in config and not (raft / "node-id").exists():
+                write_file(raft / "node-id", f"{self.data_dir.name}-{secrets.token_hex(3)}", 0o600)
             argv = [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"]
-            start_detached(argv, self._pid_file, log, ready, what, LocalOpenBaoError)
+            # In its folder: a cluster node's audit log path is relative to it.
+            start_detached(argv, self._pid_file, log, ready, what, LocalOpenBaoError, cwd=self.data_dir)
         else:
             wait_ready(ready, None, log, what, LocalOpenBaoError, still_running=lambda: self.running)
 
@@ -135,17 +190,21 @@ class LocalOpenBao:
 INIT_TIMEOUT_SECONDS = 120
 
 
-def initialize(client: hvac.Client, shares: int, threshold: int) -> tuple[str, list[str]]:
-    """Initialises a new server: its root token and unseal keys.
+def initialize(client: hvac.Client, shares: int, threshold: int, seal: str = "shamir") -> tuple[str, list[str]]:
+    """Initialises a new server: its root token and its unseal keys (Shamir) or recovery keys (an
+    auto-unseal such as the static seal).
 
     Give it a client with a timeout of INIT_TIMEOUT_SECONDS.
     """
-    result = client.sys.initialize(secret_shares=shares, secret_threshold=threshold)
-    return result["root_token"], list(result["keys_base64"])
+    if seal == "shamir":
+        result = client.sys.initialize(secret_shares=shares, secret_threshold=threshold)
+        return result["root_token"], list(result["keys_base64"])
+    result = client.sys.initialize(recovery_shares=shares, recovery_threshold=threshold)
+    return result["root_token"], list(result["recovery_keys_base64"])
 
 
 def unseal(client: hvac.Client, keys: list[str]) -> None:
-    """Unseals the server and waits until it is the active node (raft elects itself)."""
+    """Unseals the server with Shamir keys and waits until it is the active node (raft elects itself)."""
     if client.sys.is_sealed():
         client.sys.submit_unseal_keys(keys)
     deadline = time.monotonic() + STARTUP_SECONDS
@@ -155,11 +214,44 @@ def unseal(client: hvac.Client, keys: list[str]) -> None:
         time.sleep(0.2)
 
 
+def wait_unsealed(client: hvac.Client, seconds: float = STARTUP_SECONDS) -> None:
+    """Waits until an auto-unsealed node has unsealed itself: the active node, or a standby of its
+    cluster (a node that joined)."""
+    deadline = time.monotonic() + seconds
+    while node_state(client) not in ("active", "standby"):
+        if time.monotonic() > deadline:
+            raise LocalOpenBaoError(f"OpenBao at {client.url} did not unseal itself within {seconds:.0f}s: "
+                                    f"{node_state(client)}")
+        time.sleep(0.2)
+
+
+def node_state(client: hvac.Client) -> str:
+    """What sys/health says of one node: active, standby, sealed, uninitialised, or down (no answer)."""
+    try:
+        response = client.adapter.get("/v1/sys/health", params={"standbyok": "false"}, raise_exception=False)
+        health = response.json()
+    except Exception:  # noqa: BLE001 - down, or an answer that is no health report: not serving
+        return "down"
+    if not health.get("initialized"):
+        return "uninitialised"
+    if health.get("sealed"):
+        return "sealed"
+    return "standby" if health.get("standby") else "active"
+
+
 def is_active(client: hvac.Client) -> bool:
     """Initialised, unsealed and active (health answers 200 only then)."""
-    try:
-        response = client.sys.read_health_status(method="GET")
-    except Exception:  # noqa: BLE001 - down, or an error status: not active
-        return False
-    return isinstance(response, dict) and response.get("sealed") is False and response.get("standby") is False
+    return node_state(client) == "active"
 
+
+def serving_address(addresses: Sequence[str], ca_file: str) -> str:
+    """The node to configure a cluster through: the active one if a node answers as active, else the
+    first that answers unsealed (a standby forwards), else the first (nothing answers yet)."""
+    if len(addresses) == 1 or not Path(ca_file).exists():
+        return addresses[0]
+    states = {a: node_state(hvac.Client(url=a, verify=ca_file, timeout=2)) for a in addresses}
+    for wanted in ("active", "standby"):
+        for address, state in states.items():
+            if state == wanted:
+                return address
+    return addresses[0]

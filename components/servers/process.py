@@ -52,10 +52,11 @@ def running_pid(pid_file: Path, marker: str) -> int | None:
 
 
 def start_detached(argv: list[str], pid_file: Path, log: Path, ready: Callable[[], object], what: str,
-                   error: type[Exception]) -> None:
-    """Starts argv in its own session, logging to log, and waits until ready() stops raising."""
+                   error: type[Exception], cwd: Path | None = None) -> None:
+    """Starts argv in its own session (in cwd), logging to log, and waits until ready() stops raising."""
     with open(log, "ab") as out:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                   cwd=cwd)
     pid_file.write_text(str(process.pid))
     wait_ready(ready, process, log, what, error)
 

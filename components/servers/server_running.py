@@ -16,7 +16,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.servers.cockroach import LocalCockroach
-from components.servers.openbao import LocalOpenBao, is_active, unseal
+from components.servers.openbao import LocalOpenBao, node_state, unseal, wait_unsealed
 from components.servers.postgres import LocalPostgres
 
 KINDS = ("openbao", "postgres", "cockroach")
@@ -40,7 +40,8 @@ def _server(props: dict[str, Any]):
 def healthy(props: dict[str, Any]) -> bool:
     server = _server(props)
     if isinstance(server, LocalOpenBao):
-        return server.pid() is not None and is_active(server.client())
+        # A cluster's standby serves too (it forwards to the active node).
+        return server.pid() is not None and node_state(server.client(timeout=5)) in ("active", "standby")
     return server.running
 
 
@@ -48,7 +49,11 @@ def _ensure(props: dict[str, Any]) -> None:
     server = _server(props)
     server.start()
     if isinstance(server, LocalOpenBao):
-        unseal(server.client(), props["unseal_keys"])
+        if props["unseal_keys"]:
+            unseal(server.client(), props["unseal_keys"])
+        else:
+            # Auto-unseal: it unseals itself (and a node that lost its raft folder joins first).
+            wait_unsealed(server.client())
 
 
 class _ServerRunningProvider(ResourceProvider):
@@ -67,7 +72,8 @@ class _ServerRunningProvider(ResourceProvider):
 class ServerRunning(Resource):
     """The server of `kind` in data_dir runs (the server resource itself stops it on delete).
 
-    second_port: OpenBao's cluster port, CockroachDB's HTTP port. unseal_keys: OpenBao's.
+    second_port: OpenBao's cluster port, CockroachDB's HTTP port. unseal_keys: OpenBao's Shamir keys
+    (none: it unseals itself).
     """
 
     def __init__(self, name: str, kind: str, data_dir: pulumi.Input[str], port: pulumi.Input[int],

@@ -41,6 +41,7 @@ from hvac import exceptions as vault_errors
 from psycopg import errors
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
+from components.servers.openbao import node_state
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,9 @@ class CheckPlan:
     group_roles: Mapping[str, str] = field(default_factory=dict)
     kv_logins: Sequence[KvLoginCheck] = ()
     retired_logins: Sequence[RetiredLogin] = ()
+    #: Every node's address, when Vault is a cluster: issuance, renewal and revocation are proved
+    #: through each node that is up (a standby forwards), and the raft peers are reported.
+    node_addresses: Sequence[str] = ()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -127,7 +131,8 @@ class CheckPlan:
                    database_pki_mount=raw.get("database_pki_mount") or "",
                    group_roles=dict(raw.get("group_roles") or {}),
                    kv_logins=[KvLoginCheck(**k) for k in raw.get("kv_logins") or ()],
-                   retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()])
+                   retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()],
+                   node_addresses=tuple(raw.get("node_addresses") or ()))
 
 
 @dataclass
@@ -141,14 +146,17 @@ class CheckResult:
 class Report:
     results: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: A cluster's nodes (address and state), its raft peers and its active node.
+    vault_cluster: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return bool(self.results) and all(r.passed for r in self.results)
 
     def as_dict(self) -> dict:
-        return {"passed": self.passed, "seconds": round(self.seconds, 1),
-                "checks": [asdict(r) for r in self.results]}
+        report = {"passed": self.passed, "seconds": round(self.seconds, 1),
+                  "checks": [asdict(r) for r in self.results]}
+        return {**report, "vault_cluster": self.vault_cluster} if self.vault_cluster else report
 
     def failures(self) -> str:
         return "; ".join(f"{r.name}: {r.detail}" for r in self.results if not r.passed)
@@ -184,8 +192,9 @@ def connect(target: Target, files: CaFiles, user: str, password: str, sslmode: s
     )
 
 
-def vault_client(target: Target, files: CaFiles, token: str | None = None) -> hvac.Client:
-    return hvac.Client(url=target.vault_addr, token=token, verify=str(files.vault_ca), timeout=15)
+def vault_client(target: Target, files: CaFiles, token: str | None = None, address: str = "") -> hvac.Client:
+    """Vault at target's address, or at one node's."""
+    return hvac.Client(url=address or target.vault_addr, token=token, verify=str(files.vault_ca), timeout=15)
 
 
 def refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
@@ -195,6 +204,57 @@ def refused_login(target: Target, files: CaFiles, user: str, password: str) -> s
     except psycopg.OperationalError as error:
         return "" if "password authentication failed" in str(error) else f"refused, but not for the password: {error}"
     return "the login was accepted"
+
+
+#: How long a node that joined a cluster may take to become a voter (autopilot promotes it once it
+#: has been healthy for its stabilization time).
+VOTER_SECONDS = 60
+
+
+def _cluster(report: Report, target: Target, files: CaFiles, token: str, addresses: Sequence[str],
+             client: ClientCheck | None) -> None:
+    """A cluster's nodes: every node is a raft voter; through each node that is up, the first client
+    issues, renews and revokes (a standby forwards to the active node). The nodes' states, the raft
+    peers and the active node go into the report."""
+    states = {a: node_state(vault_client(target, files, address=a)) for a in addresses}
+    peers: list[dict] = []
+
+    def voters() -> str:
+        deadline = time.monotonic() + VOTER_SECONDS
+        while True:
+            servers = vault_client(target, files, token).adapter.get(
+                "/v1/sys/storage/raft/configuration")["data"]["config"]["servers"]
+            peers[:] = [{"node_id": s["node_id"], "address": s["address"], "leader": s["leader"],
+                         "voter": s["voter"]} for s in servers]
+            if sum(s["voter"] for s in servers) >= len(addresses):
+                return ""
+            if time.monotonic() > deadline:
+                return f"{sum(s['voter'] for s in servers)} of {len(addresses)} nodes are raft voters: {peers}"
+            time.sleep(1)
+
+    report.check(f"the {len(addresses)} OpenBao nodes are raft voters", voters)
+    active = [a for a, state in states.items() if state == "active"]
+    report.vault_cluster = {"nodes": [{"address": a, "state": s} for a, s in states.items()],
+                            "active": active[0] if active else "", "raft_peers": peers}
+    for address, state in states.items():
+        if client is None or state not in ("active", "standby"):
+            continue
+
+        def through(node: str = address) -> str:
+            vault = vault_client(target, files, address=node)
+            vault.auth.approle.login(role_id=client.role_id, secret_id=client.secret_id,
+                                     mount_point=client.approle_mount)
+            secret = vault.read(client.creds_path)
+            lease, creds = secret["lease_id"], secret["data"]
+            try:
+                renew(vault, lease, 60)
+                with connect(target, files, creds["username"], creds["password"]) as conn:
+                    conn.execute("SELECT 1")
+            finally:
+                revoke(vault, lease)
+            return refused_login(target, files, creds["username"], creds["password"])
+
+        report.check(f"{client.name} through node {address} ({state}): issue, renew, connect, revoke", through)
 
 
 def renew(vault: hvac.Client, lease_id: str, increment: int) -> dict:
@@ -469,6 +529,9 @@ def run_checks(plan: CheckPlan) -> Report:
         _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)
         _kv_logins(report, target, files, plan.kv_logins)
         _retired_logins(report, target, files, plan.retired_logins)
+        if len(plan.node_addresses) > 1:
+            _cluster(report, target, files, plan.vault_token, plan.node_addresses,
+                     ready[0].client if ready else None)
         if plan.admin:
             report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
         report.results.append(check_plaintext_refused(target, files, probe))

@@ -2,7 +2,7 @@
 
 import pulumi
 
-from tests.unit.graph import is_secret, registered
+from tests.unit.graph import is_secret, registered, unwrap
 
 
 def test_bootstrap_pki_children_are_parented_named_and_keys_are_secret(monitor, ran):
@@ -43,13 +43,12 @@ def urns_under(monitor, component_type: str) -> set[str]:
 
 
 def test_vault_server_keeps_its_token_secret(monitor, ran):
-    from components.local.vault_server import VaultServer, VaultServerArgs
+    from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
 
     @pulumi.runtime.test
     def build():
-        server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", port=18200, cluster_port=18201,
-                                                  ca_pem="ca", cert_pem="cert", key_pem="key",
-                                                  database_ca_pem="db ca"))
+        server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", nodes=(VaultNodeArgs(18200, 18201, "cert", "key"),),
+                                                  ca_pem="ca", database_ca_pem="db ca"))
 
         def check(values):
             token_secret, ca_pem = values
@@ -64,6 +63,37 @@ def test_vault_server_keeps_its_token_secret(monitor, ran):
     running = registered(monitor, "pulumi-python:dynamic:Resource")["v-running"]
     assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
     assert (running["kind"], running["data_dir"], running["second_port"]) == ("openbao", "/d/openbao", 18201)
+    # A single Shamir server's inputs are the ones stacks made before clusters recorded.
+    assert not {"peers", "seal", "seal_key", "initialises"} & set(openbao)
+
+
+def test_vault_cluster_nodes_join_the_first_and_share_a_secret_seal_key(monitor, ran):
+    from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
+
+    @pulumi.runtime.test
+    def build():
+        nodes = tuple(VaultNodeArgs(18300 + i, 18303 + i, f"cert {i}", f"key {i}") for i in range(3))
+        server = VaultServer("v", VaultServerArgs(data_dir="/d/openbao", nodes=nodes, ca_pem="ca",
+                                                  database_ca_pem="db ca", key_shares=5, key_threshold=3,
+                                                  seal="static", seal_key="a key"))
+
+        def check(values):
+            addresses, keys_secret = values
+            assert addresses == [f"https://127.0.0.1:{18300 + i}" for i in range(3)] and keys_secret
+
+        return pulumi.Output.all(server.addresses, is_secret(server.recovery_keys)).apply(ran(check))
+
+    build()
+    assert urns_under(monitor, "dbcreds:vault:VaultServer") == {
+        "v-openbao", "v-1-openbao", "v-2-openbao", "v-running", "v-1-running", "v-2-running"}
+    nodes = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")
+    assert [nodes[n]["initialises"] for n in ("v-openbao", "v-1-openbao", "v-2-openbao")] == [True, False, False]
+    assert nodes["v-2-openbao"]["data_dir"] == "/d/openbao-2" and nodes["v-2-openbao"]["cert_pem"] == "cert 2"
+    assert nodes["v-1-openbao"]["peers"] == ["https://127.0.0.1:18300", "https://127.0.0.1:18302"]
+    assert {n["seal"] for n in nodes.values()} == {"static"}
+    # Every node unseals itself: its keeper holds no key.
+    keepers = registered(monitor, "pulumi-python:dynamic:Resource")
+    assert [unwrap(keepers[f"v{suffix}-running"]["unseal_keys"]) for suffix in ("", "-1", "-2")] == [[], [], []]
 
 
 def test_postgres_server_has_a_random_secret_bootstrap_password(monitor, ran):

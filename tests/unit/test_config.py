@@ -20,7 +20,7 @@ def validate(raw, stack):
 def test_defaults():
     assert validate({}, "dev") == StackConfig(
         pki=PkiSettings(ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160),
-        vault=VaultSettings(key_shares=1, key_threshold=1),
+        vault=VaultSettings(nodes=1, seal="shamir", key_shares=1, key_threshold=1, seal_key=None),
         database=DatabaseSettings(
             engine="postgresql", name="app", admin="dbcreds_admin", certificates="vault_pki", max_ttl_cap=86400,
             roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),), service_users=(),
@@ -61,7 +61,9 @@ def test_policy_pack_config_follows_the_stack():
     roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "max_ttl": "1h"}}
     config = validate_in({"roles": roles, "max_ttl_cap": "4h", "max_rotation_period": "7d",
                           "db_admin": "vault_admin"}, "prod", PROJECT)
-    assert policy_pack_config(config) == {
+    assert policy_pack_config(config, "prod") == {
+        # A production stack runs a cluster of nodes that unseal themselves.
+        "vault-highly-available": {"minNodes": 3, "requireAutoUnseal": True},
         "dynamic-role-ttls": {"maxTtlCapSeconds": 4 * 3600},
         "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
         "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
@@ -78,7 +80,9 @@ def test_policy_pack_config_names_only_real_policies_and_their_properties():
     from policies.pack import POLICIES
 
     schemas = {p.name: set(p.config_schema.properties) if p.config_schema else set() for p in POLICIES}
-    for policy, values in policy_pack_config(validate({}, "dev")).items():
+    assert policy_pack_config(validate({}, "dev"), "dev")["vault-highly-available"] == {
+        "minNodes": 1, "requireAutoUnseal": False}
+    for policy, values in policy_pack_config(validate({}, "dev"), "dev").items():
         assert set(values) <= schemas[policy], policy
 
 
@@ -114,7 +118,7 @@ def test_kubernetes_single_node_profile():
     assert config.target.kubeconfig == str(PROJECT / ".data/cluster/kubeconfig")
     assert config.configures_vault and [u.username for u in config.database.service_users] == ["svc"]
     assert config.database.certificates == "bootstrap"
-    assert policy_pack_config(config)["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
+    assert policy_pack_config(config, "k8s")["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
     # The images are the ones built here; the manifests are applied, never only rendered; pods awaited.
     for field, value in (("db_image", "postgres:16"), ("vault_image", "openbao/openbao:2"),
                          ("k8s_render_dir", "out")):
@@ -173,6 +177,21 @@ def test_data_dir_is_made_absolute():
         ({"vault_port": "8200/tcp"}, "vault_port"),
         ({"vault_port": 18200, "vault_cluster_port": 18200}, "vault_cluster_port"),
         ({"vault_key_shares": 0}, "vault_key_shares"),
+        # Raft needs a majority: an even count survives no more failures than the odd one below it.
+        ({"vault_nodes": 2}, "vault_nodes"),
+        ({"vault_nodes": 4}, "vault_nodes"),
+        ({"vault_nodes": 0}, "vault_nodes"),
+        ({"vault_nodes": 9}, "vault_nodes"),
+        # Node 1's API port would be node 0's cluster port.
+        ({"vault_nodes": 3, "vault_port": 18300, "vault_cluster_port": 18301}, "vault_cluster_port"),
+        ({"vault_nodes": 3, "vault_port": 18300, "db_port": 18305}, "db_port"),
+        ({"vault_nodes": 3, "vault_seal": "shamir"}, "vault_seal"),
+        ({"vault_seal": "transit"}, "vault_seal"),
+        ({"target": "docker", "vault_nodes": 3}, "vault_nodes"),
+        ({"target": "docker", "vault_seal": "static"}, "vault_seal"),
+        ({"vault_seal": "static", "vault_seal_key": "c2hvcnQ="}, "vault_seal_key"),
+        ({"vault_seal": "static", "vault_seal_key": "not base64!"}, "vault_seal_key"),
+        ({"vault_seal_key": "A" * 43 + "="}, "vault_seal_key"),
         ({"vault_key_shares": 3, "vault_key_threshold": 4}, "vault_key_threshold"),
         ({"db_port": 18201}, "db_port"),
         ({"db_name": "App"}, "db_name"),
@@ -231,6 +250,25 @@ def test_bad_values_name_the_field(raw, field):
         validate(raw, "dev")
     assert error.value.field == field
     assert str(error.value).startswith(f"config {field}: ")
+
+
+def test_a_vault_cluster_takes_ports_in_two_runs_and_seals_itself():
+    config = validate({"vault_nodes": 3, "vault_port": 18300, "vault_key_shares": 5, "vault_key_threshold": 3}, "s")
+    assert (config.vault.nodes, config.vault.seal, config.vault.highly_available) == (3, "static", True)
+    assert config.target.vault_node_ports(3) == ((18300, 18303), (18301, 18304), (18302, 18305))
+    assert validate({}, "dev").vault.seal == "shamir" and validate({"target": "kubernetes"}, "p").vault.seal == "static"
+
+
+def test_a_seal_key_given_by_hand_is_32_bytes_and_never_repeated():
+    import base64
+
+    key = base64.b64encode(bytes(range(32))).decode()
+    assert validate({"vault_seal": "static", "vault_seal_key": key}, "s").vault.seal_key == key
+    assert key not in repr(validate({"vault_seal": "static", "vault_seal_key": key}, "s"))
+    short = base64.b64encode(b"x" * 16).decode()
+    with pytest.raises(ConfigError, match="must be 32 bytes .* got 16 bytes") as error:
+        validate({"vault_seal": "static", "vault_seal_key": short}, "s")
+    assert short not in str(error.value)
 
 
 def test_each_stack_files_gate_config_carries_its_own_caps():

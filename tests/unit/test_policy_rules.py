@@ -221,6 +221,39 @@ def test_root_rotation_needs_an_endpoint_per_connection():
     assert found and "database/rotate-root/app" in found[0]
 
 
+def stack_violations(policy: str, resources, config: dict | None = None) -> list[str]:
+    found: list[str] = []
+    BY_NAME[policy].validate(StackValidationArgs(resources, config or {}), lambda m, urn=None: found.append(m))
+    return found
+
+
+NODE = {"cert_pem": "c", "key_pem": "k", "seal": "static"}
+
+
+def test_production_runs_several_openbao_nodes_that_unseal_themselves():
+    production = {"minNodes": 3, "requireAutoUnseal": True}
+    cluster = [resource(rules.OPENBAO_SERVER, f"vault-{i}", NODE) for i in range(3)]
+    assert stack_violations("vault-highly-available", cluster, production) == []
+    single = stack_violations("vault-highly-available", cluster[:1], production)
+    assert single and "1 node(s)" in single[0] and "vault_nodes" in single[0]
+    shamir = [resource(rules.OPENBAO_SERVER, f"vault-{i}", {"cert_pem": "c"}) for i in range(3)]
+    assert "Shamir" in stack_violations("vault-highly-available", shamir, production)[0]
+    # Elsewhere one Shamir node is fine (the schema's defaults).
+    assert stack_violations("vault-highly-available", shamir[:1]) == []
+
+
+def test_production_on_kubernetes_counts_replicas_and_reads_the_seal_in_the_config():
+    production = {"minNodes": 3, "requireAutoUnseal": True}
+    labels = {"metadata": {"labels": k8s.labels(k8s.VAULT_APP, "vault")}}
+    statefulset = resource(rules.STATEFULSET, "vault", {**labels, "spec": {"replicas": 3}})
+    static = resource(rules.CONFIG_MAP, "vault-config", {**labels, "data": {"config.hcl": 'seal "static" {\n}\n'}})
+    shamir = resource(rules.CONFIG_MAP, "vault-config", {**labels, "data": {"config.hcl": 'storage "raft" {}'}})
+    assert stack_violations("vault-highly-available", [statefulset, static], production) == []
+    one = resource(rules.STATEFULSET, "vault", {**labels, "spec": {"replicas": 1}})
+    assert "1 OpenBao replica(s)" in stack_violations("vault-highly-available", [one, static], production)[0]
+    assert "auto-unseal" in stack_violations("vault-highly-available", [statefulset, shamir], production)[0]
+
+
 def isolation_violations(resources) -> list[str]:
     found: list[str] = []
     BY_NAME["kubernetes-database-isolated"].validate(StackValidationArgs(resources, {}),
