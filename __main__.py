@@ -107,7 +107,7 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
     # A cluster drops a node that stays gone (never below its size) and makes a joined node a voter
     # once it has been healthy a few seconds.
     autopilot = [vault.RaftAutopilot(
-        "raft-autopilot", cleanup_dead_servers=True, dead_server_last_contact_threshold="1m",
+        "raft-autopilot", cleanup_dead_servers=True, dead_server_last_contact_threshold="1m0s",
         last_contact_threshold="10s", server_stabilization_time="5s", min_quorum=config.vault.nodes,
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]),
     )] if config.vault.highly_available else []

@@ -46,7 +46,8 @@ def vault_quorum_problem(config: StackConfig) -> str:
         states = {node.address: node_state(node.client(timeout=2)) if node.running else "stopped" for node in nodes}
         if "active" in states.values():
             return ""
-        usable = [a for a, state in states.items() if state in ("standby", "sealed", "uninitialised", "stopped")]
+        usable = [a for a, state in states.items()
+                  if state in ("standby", "leaderless", "sealed", "uninitialised", "stopped")]
         if len(usable) >= quorum and "stopped" in states.values():
             return ""  # up starts the stopped ones, and they elect a leader.
         if time.monotonic() > deadline:

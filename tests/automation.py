@@ -61,8 +61,18 @@ def temporary_stack(program_dir: Path, tmp_path: Path, prefix: str) -> Iterator[
     finally:
         # The test may have taken it down itself (`make down` removes the stack).
         if stack.name in {s.name for s in stack.workspace.list_stacks()}:
-            stack.destroy(on_output=lambda _: None)
+            destroy(stack)
             stack.workspace.remove_stack(stack.name)
+
+
+def destroy(stack: auto.Stack) -> None:
+    """Destroys the stack through providers configured as the program configures them now (a cluster's
+    Vault through a node that serves), or, when the program itself fails (a test left it so), as the
+    state recorded them."""
+    try:
+        stack.destroy(on_output=lambda _: None, run_program=True)
+    except auto.CommandError:
+        stack.destroy(on_output=lambda _: None)
 
 
 def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:

@@ -108,7 +108,8 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     else:
         say("the stack has no database secrets engine: no lease to revoke")
     say(f"destroying stack {name}")
-    stack.destroy(on_output=lambda line: print(line, file=sys.stderr))
+    # Providers as the program configures them now: a cluster's Vault through a node that serves.
+    stack.destroy(on_output=lambda line: print(line, file=sys.stderr), run_program=True)
     stack.workspace.remove_stack(name, preserve_config=True)
     if config.target.kind == "local":
         left = local.running_servers(config)

@@ -3,9 +3,11 @@
 A role's SQL, a client's policy or an AppRole role's TTLs edited through
 Vault's API, or a group's grants changed in the database, differ from the
 state only once the state is read back from the servers: `pulumi up
---refresh` reads them, and its update puts each back. A refresh reads every
-Vault resource through Vault, so it fails while Vault is down or sealed (after
-a machine restart, say). Then a plain `up` comes first, to start and unseal the
+--refresh` reads them, and its update puts each back. The refresh runs the
+program (`--run-program`), so the Vault provider reads through the node the
+program picks (a cluster's node that serves now), not the one the state last
+recorded. A refresh reads every Vault resource through Vault, so it fails
+while no node serves or all are sealed (after a machine restart, say). Then a plain `up` comes first, to start and unseal the
 servers from the state, and the `up --refresh` after it; a preview says it
 cannot refresh and shows what the plain `up` would do.
 
@@ -29,6 +31,9 @@ from toolchain.policy_gate import stack_config
 
 UP = ["up", "--yes", "--skip-preview"]
 PREVIEW = ["preview", "--diff"]
+#: The refresh reads each resource through its provider as the program configures it now, not as the
+#: state recorded it: a cluster's Vault provider goes through a node that serves now.
+REFRESH = ["--refresh", "--run-program"]
 
 
 def say(message: str) -> None:
@@ -70,8 +75,8 @@ def commands(stack: str, outputs: dict[str, Any], down: list[str], keepers: list
         return [base]
     if down:
         start = base + [arg for urn in keepers for arg in ("--target", urn)]
-        return [base] if preview else [start, base + ["--refresh"]]
-    return [base + ["--refresh"]]
+        return [base] if preview else [start, base + REFRESH]
+    return [base + REFRESH]
 
 
 def keeper_urns(stack: str) -> list[str]:

@@ -226,17 +226,22 @@ def wait_unsealed(client: hvac.Client, seconds: float = STARTUP_SECONDS) -> None
 
 
 def node_state(client: hvac.Client) -> str:
-    """What sys/health says of one node: active, standby, sealed, uninitialised, or down (no answer)."""
+    """What one node says of itself: active, standby (unsealed, and it knows the active node it
+    forwards to), leaderless (a standby that knows no active node: an election, or a lost quorum),
+    sealed, uninitialised, or down (no answer)."""
     try:
-        response = client.adapter.get("/v1/sys/health", params={"standbyok": "false"}, raise_exception=False)
-        health = response.json()
+        response = client.adapter.get("/v1/sys/health", raise_exception=False)
+        # hvac hands a 200's body over as a dict, any other answer (429 standby, 503 sealed) as is.
+        health = response if isinstance(response, dict) else response.json()
+        if not health.get("initialized"):
+            return "uninitialised"
+        if health.get("sealed"):
+            return "sealed"
+        if not health.get("standby"):
+            return "active"
+        return "standby" if client.sys.read_leader_status().get("leader_address") else "leaderless"
     except Exception:  # noqa: BLE001 - down, or an answer that is no health report: not serving
         return "down"
-    if not health.get("initialized"):
-        return "uninitialised"
-    if health.get("sealed"):
-        return "sealed"
-    return "standby" if health.get("standby") else "active"
 
 
 def is_active(client: hvac.Client) -> bool:

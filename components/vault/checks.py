@@ -41,7 +41,7 @@ from hvac import exceptions as vault_errors
 from psycopg import errors
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
-from components.servers.openbao import node_state
+from components.servers.openbao import node_state, serving_address
 
 
 @dataclass(frozen=True)
@@ -510,6 +510,9 @@ def run_checks(plan: CheckPlan) -> Report:
             return report
         target = dataclasses.replace(target, db_ca_pem=served["chain"])
     files = CaFiles(target)
+    if plan.node_addresses:
+        # A cluster's clients reach it through a node that serves.
+        target = dataclasses.replace(target, vault_addr=serving_address(plan.node_addresses, str(files.vault_ca)))
     sessions = [_Session(c) for c in plan.clients]
     try:
         # A certificate that fails (expired, replaced) would fail every later check less clearly.

@@ -7,6 +7,7 @@ config back. The pure validation behind most cases has its own unit tests
 (tests/unit/test_config.py, test_grants.py); this proves the engine stops there.
 """
 
+import base64
 import json
 import shutil
 import socket
@@ -107,6 +108,9 @@ CASES = [
      "config clients.a.token_max_ttl: "),
     ("service user rotation too long", "dbcreds:service_users",
      json.dumps({"svc": {"role": "reader", "rotation_period": "90d"}}), "config service_users.svc.rotation_period: "),
+    ("an even number of OpenBao nodes", "dbcreds:vault_nodes", "4", "config vault_nodes: must be 1 or an odd number"),
+    ("two OpenBao nodes", "dbcreds:vault_nodes", "2", "config vault_nodes: must be 1 or an odd number"),
+    ("a cluster of nodes unsealed by hand", "dbcreds:vault_seal", "transit", "config vault_seal: must be auto or one"),
     # A setting of the other target is refused, never ignored.
     ("a kubernetes setting on the local target", "dbcreds:k8s_namespace", "dbcreds-dev",
      "config k8s_namespace: means nothing on the local target (it is for kubernetes)"),
@@ -173,6 +177,31 @@ def test_bad_config_is_refused_at_preview_naming_the_field(stack, case, key, val
     value = value.replace("{vault_port}", stack.get_config("dbcreds:vault_port").value)
     with changed_config(stack, key, value):
         assert_refused(stack, message)
+
+
+def test_openbao_nodes_whose_ports_collide_are_refused_naming_the_setting(stack):
+    """Three nodes take vault_port to vault_port + 2: a cluster port at vault_port + 1 is node 1's API port."""
+    vault_port = int(stack.get_config("dbcreds:vault_port").value)
+    with changed_config(stack, "dbcreds:vault_nodes", "3"), \
+            changed_config(stack, "dbcreds:vault_cluster_port", str(vault_port + 1)):
+        assert_refused(stack, "config vault_cluster_port: the 3 node(s)' API ports")
+
+
+def test_a_seal_key_of_the_wrong_length_is_refused_without_repeating_it(stack):
+    key = base64.b64encode(b"sixteen bytes!!!").decode()
+    stack.set_config("dbcreds:vault_seal", auto.ConfigValue("static"), path=False)
+    stack.set_config("dbcreds:vault_seal_key", auto.ConfigValue(key, secret=True), path=False)
+    try:
+        assert_refused(stack, "config vault_seal_key: must be 32 bytes (an AES-256 key), got 16 bytes")
+        with pytest.raises(auto.CommandError) as preview:
+            stack.preview(on_output=quiet)
+        assert key not in str(preview.value)
+        # Given in plain text, it is refused for that first.
+        stack.set_config("dbcreds:vault_seal_key", auto.ConfigValue(key), path=False)
+        assert_refused(stack, "config vault_seal_key: is stored in plain text")
+    finally:
+        stack.remove_config("dbcreds:vault_seal_key")
+        stack.remove_config("dbcreds:vault_seal")
 
 
 def test_a_port_in_use_is_refused_naming_it(stack):

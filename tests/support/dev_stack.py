@@ -19,6 +19,7 @@ import psycopg
 import requests
 from pulumi import automation as auto
 
+from components.servers.openbao import serving_address
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
@@ -62,9 +63,14 @@ class DevStack:
             staged.replace(path)
         return str(path)
 
+    def vault_address(self) -> str:
+        """Where to reach Vault: its address, or on a cluster a node that serves now."""
+        addresses = self.outputs.get("vault_addrs") or [self.outputs["vault_addr"]]
+        return serving_address(addresses, self.ca_file("vault_ca_pem"))
+
     def admin(self) -> hvac.Client:
         """Vault with the stack's admin token."""
-        return hvac.Client(url=self.outputs["vault_addr"], token=self.outputs["vault_admin_token"],
+        return hvac.Client(url=self.vault_address(), token=self.outputs["vault_admin_token"],
                            verify=self.ca_file("vault_ca_pem"), timeout=30)
 
     def sealed_once_it_answers(self, timeout: float = 60) -> bool:
@@ -84,7 +90,7 @@ class DevStack:
 
     def login_with(self, access: dict) -> hvac.Client:
         """Vault as the client of these AppRole outputs ({approle_mount, role_id, secret_id})."""
-        vault = hvac.Client(url=self.outputs["vault_addr"], verify=self.ca_file("vault_ca_pem"), timeout=30)
+        vault = hvac.Client(url=self.vault_address(), verify=self.ca_file("vault_ca_pem"), timeout=30)
         vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
                                  mount_point=access["approle_mount"])
         return vault

@@ -14,8 +14,9 @@ def test_a_new_stack_is_not_refreshed():
 
 def test_a_running_stack_is_refreshed_first():
     assert commands("dev", OUTPUTS, [], [], preview=False) == [
-        ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh"]]
-    assert commands("dev", OUTPUTS, [], [], preview=True) == [["preview", "--diff", "--stack", "dev", "--refresh"]]
+        ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh", "--run-program"]]
+    assert commands("dev", OUTPUTS, [], [], preview=True) == [
+        ["preview", "--diff", "--stack", "dev", "--refresh", "--run-program"]]
 
 
 def test_servers_down_are_started_by_an_up_of_their_keepers_before_the_refresh():
@@ -23,7 +24,7 @@ def test_servers_down_are_started_by_an_up_of_their_keepers_before_the_refresh()
                "urn:pulumi:dev::dbcreds::x$pulumi-python:dynamic:Resource::db-running"]
     assert commands("dev", OUTPUTS, ["Vault"], keepers, preview=False) == [
         ["up", "--yes", "--skip-preview", "--stack", "dev", "--target", keepers[0], "--target", keepers[1]],
-        ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh"]]
+        ["up", "--yes", "--skip-preview", "--stack", "dev", "--refresh", "--run-program"]]
     assert commands("dev", OUTPUTS, ["Vault"], keepers, preview=True) == [["preview", "--diff", "--stack", "dev"]]
 
 
