@@ -152,6 +152,19 @@ def revocation_statements() -> list[str]:
     ]
 
 
+#: A user the username template made: safe to put in SQL as it is.
+DYNAMIC_USER_NAME = re.compile(rf"^{USERNAME_PREFIX}_[a-z0-9_]{{1,61}}$")
+
+
+def drop_dynamic_user_statements(users: list[str]) -> list[str]:
+    """The revocation SQL Vault runs, for dynamic users no lease holds any more (their lease was never
+    recorded, or was lost): one block per user, run as an admin."""
+    for user in users:
+        if not DYNAMIC_USER_NAME.match(user):
+            raise ValueError(f"{user!r} is no dynamic user's name")
+    return [statement.replace("{{name}}", user) for user in users for statement in revocation_statements()]
+
+
 def username_template() -> str:
     """Vault's username_template: v_<role>_<20 random>_<unix time>, lower case.
 

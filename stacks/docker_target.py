@@ -10,7 +10,7 @@ from typing import Iterator
 
 from components.docker.daemon import DockerEngine, DockerEngineError
 from components.servers.postgres_image import RUN
-from components.postgres_sql import DYNAMIC_USERS_QUERY
+from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
 from stacks.config import StackConfig, docker_dir
 
 
@@ -47,6 +47,11 @@ def superuser_sql(config: StackConfig, container: str, script: str) -> str:
 def dynamic_users(config: StackConfig, container: str) -> list[str]:
     """The database users Vault's dynamic roles made that still exist."""
     return sorted(superuser_sql(config, container, DYNAMIC_USERS_QUERY + ";").split())
+
+
+def drop_dynamic_users(config: StackConfig, container: str, users: list[str]) -> None:
+    """Drops dynamic users as the superuser (their sessions ended first), as Vault's revocation would."""
+    superuser_sql(config, container, ";\n".join(drop_dynamic_user_statements(users)) + ";")
 
 
 def container_pid(config: StackConfig, container: str) -> int:

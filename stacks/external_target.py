@@ -7,17 +7,28 @@
 from pathlib import Path
 
 from components.external import ExternalPostgresArgs
-from components.postgres_sql import DYNAMIC_USERS_QUERY, group_role_name
+from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements, group_role_name
 from components.servers.database_access import stack_admin_connection
 from stacks.config import StackConfig
 
 
-def _roles(config: StackConfig, query: str, params: tuple | None = None) -> list[str]:
+def _stack_admin(config: StackConfig):
     target = config.target
     admin = {"host": target.db_host, "port": target.db_port, "user": target.db_stack_admin,
              "password": target.db_stack_admin_password, "ca_pem": Path(target.db_ca_file).read_text()}
-    with stack_admin_connection(admin, config.database.name) as conn:
+    return stack_admin_connection(admin, config.database.name)
+
+
+def _roles(config: StackConfig, query: str, params: tuple | None = None) -> list[str]:
+    with _stack_admin(config) as conn:
         return sorted(row[0] for row in conn.execute(query, params))
+
+
+def drop_dynamic_users(config: StackConfig, users: list[str]) -> None:
+    """Drops dynamic users as the stack admin (their sessions ended first), as Vault's revocation would."""
+    with _stack_admin(config) as conn:
+        for statement in drop_dynamic_user_statements(users):
+            conn.execute(statement)
 
 
 def dynamic_users(config: StackConfig) -> list[str]:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from components.servers.postgres_image import RUN
-from components.postgres_sql import DYNAMIC_USERS_QUERY
+from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
 from stacks.config import StackConfig
 from toolchain.env import ROOT
 
@@ -46,6 +46,11 @@ def superuser_sql(config: StackConfig, pod: str, script: str) -> str:
 def dynamic_users(config: StackConfig, pod: str) -> list[str]:
     """The database users Vault's dynamic roles made that still exist (`pod`: the stack's db_pod output)."""
     return sorted(superuser_sql(config, pod, DYNAMIC_USERS_QUERY + ";").split())
+
+
+def drop_dynamic_users(config: StackConfig, pod: str, users: list[str]) -> None:
+    """Drops dynamic users as the superuser (their sessions ended first), as Vault's revocation would."""
+    superuser_sql(config, pod, ";\n".join(drop_dynamic_user_statements(users)) + ";")
 
 
 def ours_left(config: StackConfig) -> list[str]:

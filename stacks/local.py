@@ -14,7 +14,7 @@ import psycopg
 from components.servers.cockroach import LocalCockroach
 from components.servers.openbao import LocalOpenBao, node_data_dir, node_state
 from components.servers.postgres import LocalPostgres
-from components.postgres_sql import DYNAMIC_USERS_QUERY
+from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
 from stacks.config import StackConfig
 
 
@@ -85,6 +85,13 @@ def dynamic_users(config: StackConfig) -> list[str]:
     """The database users Vault's dynamic roles made that still exist."""
     with superuser(config) as conn:
         return sorted(row[0] for row in conn.execute(DYNAMIC_USERS_QUERY))
+
+
+def drop_dynamic_users(config: StackConfig, users: list[str]) -> None:
+    """Drops dynamic users as the superuser (their sessions ended first), as Vault's revocation would."""
+    with superuser(config) as conn:
+        for statement in drop_dynamic_user_statements(users):
+            conn.execute(statement)
 
 
 def running_servers(config: StackConfig) -> list[str]:

@@ -5,8 +5,11 @@
 1. The stack must exist.
 2. Every lease of the database mount is revoked (`sys/leases/revoke-prefix`):
    Vault runs each role's revocation SQL, which drops the user. Then Vault
-   must list no lease under the mount, and the database (asked as its
-   superuser, or the external target's stack admin) no dynamic user.
+   must list no lease under the mount. A dynamic user the database still has
+   is one no lease held (Vault made it and went down before it recorded the
+   lease): it is dropped with the same revocation SQL, and named. Then the
+   database (asked as its superuser, or the external target's stack admin)
+   must have no dynamic user.
 3. `pulumi destroy`, then the stack is removed (its config file stays).
 4. No server process of the stack may be left; on the docker target, the
    stack's own Docker engine is stopped and its data root (images, containers,
@@ -23,6 +26,7 @@ exit status 1.
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import hvac
 from pulumi import automation as auto
@@ -63,6 +67,23 @@ def leases_left(vault: hvac.Client, mount: str) -> list[str]:
     return [f"{mount}/creds/{role}{lease}" for role in listed(prefix) for lease in listed(prefix + role)]
 
 
+def database_users(outputs: dict[str, auto.OutputValue], config: StackConfig
+                   ) -> tuple[Callable[[], list[str]], Callable[[list[str]], None]]:
+    """How to list the stack's dynamic database users, and to drop some, wherever its database runs (as
+    its superuser, or the external target's stack admin)."""
+    kind = config.target.kind
+    if kind == "docker":
+        container = outputs["db_container"].value
+        return (lambda: docker_target.dynamic_users(config, container),
+                lambda users: docker_target.drop_dynamic_users(config, container, users))
+    if kind == "kubernetes":
+        pod = outputs["db_pod"].value
+        return (lambda: kubernetes_target.dynamic_users(config, pod),
+                lambda users: kubernetes_target.drop_dynamic_users(config, pod, users))
+    module = external_target if kind == "external" else local
+    return lambda: module.dynamic_users(config), lambda users: module.drop_dynamic_users(config, users)
+
+
 def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig) -> None:
     """Revokes every lease of the mount and proves, in Vault and in the database, that none is left."""
     mount = outputs["database_mount"].value
@@ -86,16 +107,15 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         after = leases_left(vault, mount)
     if after:
         raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
-    if config.target.kind == "docker":
-        users = docker_target.dynamic_users(config, outputs["db_container"].value)
-    elif config.target.kind == "kubernetes":
-        users = kubernetes_target.dynamic_users(config, outputs["db_pod"].value)
-    elif config.target.kind == "external":
-        users = external_target.dynamic_users(config)
-    else:
-        users = local.dynamic_users(config)
-    if users:
-        raise DownError(f"{len(users)} dynamic database user(s) are left after revocation: {', '.join(users[:5])}")
+    users, drop = database_users(outputs, config)
+    left = users()
+    if left:
+        # No lease holds them: Vault made them and went down before it recorded their lease.
+        say(f"dropping {len(left)} dynamic database user(s) that no lease held: {', '.join(left)}")
+        drop(left)
+        left = users()
+    if left:
+        raise DownError(f"{len(left)} dynamic database user(s) are left after revocation: {', '.join(left[:5])}")
     say("no lease and no dynamic database user left")
 
 

@@ -172,3 +172,4 @@ def test_make_down_revokes_every_lease_and_stops_every_node(cluster, capfd):
     err = make_down(cluster.stack, capfd)
     assert "no lease and no dynamic database user left" in err
     assert local.running_servers(cluster.config) == []
+    assert not any(node.data_dir.exists() for node in nodes(cluster))
