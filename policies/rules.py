@@ -231,23 +231,40 @@ def kv_password_after_migration(resources: Iterable[Any], _config: Mapping[str, 
 # Client policies and AppRole
 
 
-def parse_policy(text: str) -> dict[str, set[str]]:
-    """A Vault policy document (HCL or JSON) as path -> capabilities."""
+def _path_rules(text: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """A Vault policy document (HCL or JSON) as (path, its rules) pairs."""
     try:
         document = json.loads(text)
         paths = document.get("path", {})
         blocks = [paths] if isinstance(paths, Mapping) else paths
     except json.JSONDecodeError:
         blocks = hcl2.loads(text).get("path", [])
+    return [(path.strip('"'), rules[0] if isinstance(rules, list) else rules)
+            for block in blocks for path, rules in block.items()]
+
+
+def parse_policy(text: str) -> dict[str, set[str]]:
+    """A Vault policy document (HCL or JSON) as path -> capabilities."""
     parsed: dict[str, set[str]] = {}
-    for block in blocks:
-        for path, rules in block.items():
-            rules = rules[0] if isinstance(rules, list) else rules
-            parsed.setdefault(path.strip('"'), set()).update(rules.get("capabilities", []))
+    for path, rules in _path_rules(text):
+        parsed.setdefault(path, set()).update(rules.get("capabilities", []))
     return parsed
 
 
+def allowed_lease_ids(text: str, path: str) -> list[str] | None:
+    """The lease ids a policy lets a token send to `path` in the body (`allowed_parameters.lease_id`);
+    None when the path is granted with no such limit."""
+    limits = [(rules.get("allowed_parameters") or {}) for p, rules in _path_rules(text) if p == path]
+    if not limits or any("lease_id" not in limit for limit in limits):
+        return None
+    return [value for limit in limits for value in limit["lease_id"]]
+
+
 ALLOWED_SYS = re.compile(r"^sys/leases/(renew|revoke)(/.*)?$")
+#: The body-form lease paths: the lease id is a parameter, not part of the path.
+BODY_LEASE_PATHS = ("sys/leases/renew", "sys/leases/revoke")
+#: A lease id pattern under one creds path: <mount>/creds/<role>/*.
+OWN_LEASES = re.compile(r"^[^*+]+/creds/[^*+/]+/\*$")
 WRITE = {"create", "update", "delete", "patch"}
 
 
@@ -274,6 +291,11 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
             report(f"path {path!r} is a wildcard over a whole mount")
         if re.search(r"(^|/)(config|roles)(/|$)", path) and capabilities & WRITE:
             report(f"path {path!r} writes database connection or role config")
+        if path in BODY_LEASE_PATHS:
+            lease_ids = allowed_lease_ids(text, path)
+            if lease_ids is None or not lease_ids or not all(OWN_LEASES.match(v) for v in lease_ids):
+                report(f"path {path!r} takes any lease id in its body: limit allowed_parameters lease_id to the "
+                       "client's own creds path (<mount>/creds/<role>/*)")
 
 
 def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:

@@ -1,5 +1,7 @@
 """Vault policy documents, as pure functions."""
 
+import json
+
 
 #: A token may look up, renew and revoke itself.
 _OWN_TOKEN = (("auth/token/lookup-self", "read"), ("auth/token/renew-self", "update"),
@@ -15,23 +17,38 @@ def client_policy(mount: str, role: str) -> str:
     """Least privilege for one client: read its own creds path, renew and revoke only its own leases,
     look up, renew and revoke its own token; nothing else.
 
-    Its AppRole role gives no `default` policy (`token_no_default_policy`): that
-    one lets a token renew any lease whose id it knows (`sys/leases/renew` with
-    the id in the body). Here renewal and revocation take the lease id in the
-    path, which is scoped to this creds path.
+    Its login gives no `default` policy (`token_no_default_policy`): that one
+    lets a token renew any lease whose id it knows. Renewal and revocation are
+    granted in both forms the standard clients use, each scoped to this creds
+    path: the lease id in the path (`sys/leases/renew/<lease id>`), and in the
+    body (`sys/leases/renew` with `lease_id`, as the CLI's `lease renew`,
+    OpenBao's agent and hvac's `sys.renew_lease` send it), where
+    `allowed_parameters` admits only lease ids under this creds path.
     """
     creds = creds_path(mount, role)
+    own_lease = {"lease_id": [f"{creds}/*"]}
     return render_policy([
         (creds, "read"),
         (f"sys/leases/renew/{creds}/*", "update"),
         (f"sys/leases/revoke/{creds}/*", "update"),
+        ("sys/leases/renew", "update", {**own_lease, "increment": []}),
+        ("sys/leases/revoke", "update", own_lease),
         *_OWN_TOKEN,
     ])
 
 
 def render_policy(rules) -> str:
-    """A policy document from (path, capability) pairs."""
-    return "\n".join(f'path "{path}" {{\n  capabilities = ["{capability}"]\n}}\n' for path, capability in rules)
+    """A policy document from (path, capability) pairs, or (path, capability, allowed_parameters)
+    triples: parameter -> the values it may take ([] for any)."""
+    def block(path: str, capability: str, allowed: dict | None = None) -> str:
+        parameters = ""
+        if allowed:
+            parameters = "  allowed_parameters = {\n" + "".join(
+                f'    "{name}" = [{", ".join(json.dumps(v) for v in values)}]\n'
+                for name, values in allowed.items()) + "  }\n"
+        return f'path "{path}" {{\n  capabilities = ["{capability}"]\n{parameters}}}\n'
+
+    return "\n".join(block(*rule) for rule in rules)
 
 
 def kv_data_path(mount: str, name: str) -> str:

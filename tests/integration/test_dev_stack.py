@@ -87,7 +87,7 @@ def test_the_checks_ran_in_up_and_passed(running):
     for client in CLIENTS:
         assert {f"{client}: AppRole login", f"{client}: forbidden statements are refused",
                 f"{client}: cannot renew or revoke other clients' leases",
-                f"{client}: revoked user cannot log in"} <= names
+                f"{client}: revoked (lease id in the body) user cannot log in"} <= names
     assert {"static role svc_reporting: its current password logs in",
             "the bootstrap admin password is rejected (root rotated)", "a plaintext connection is refused"} <= names
     # The checks gave back every credential they took.

@@ -104,7 +104,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         report = outputs["checks"]
         assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
         names = {c["name"] for c in report["checks"]}
-        assert {"the bootstrap admin password is rejected (root rotated)", "app: revoked user cannot log in",
+        assert {"the bootstrap admin password is rejected (root rotated)", "app: revoked (lease id in the body) user cannot log in",
                 "dynamic users hold nothing beyond their role's group",
                 "static role svc_reporting: its current password logs in"} <= names, names
         assert outputs["target"] == "external"

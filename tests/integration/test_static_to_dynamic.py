@@ -101,7 +101,7 @@ def test_an_app_moves_from_its_kv_password_to_dynamic_credentials(tmp_path):
             names = check_names(outputs)
             assert {f"{APP}: reads its static password from KV and logs in over verify-full",
                     f"{APP}: allowed statements run over verify-full", f"{APP}: forbidden statements are refused",
-                    f"{APP}: revoked user cannot log in"} <= names
+                    f"{APP}: revoked (lease id in the body) user cannot log in"} <= names
             app = platform.login_with(outputs["client"].value)
             assert app.read(KV_PATH)["data"]["data"]["password"] == password
             issued = app.read(CREDS_PATH)

@@ -280,10 +280,27 @@ def test_the_client_policy_grants_exactly_its_own_paths():
         "database/creds/reader": {"read"},
         "sys/leases/renew/database/creds/reader/*": {"update"},
         "sys/leases/revoke/database/creds/reader/*": {"update"},
+        # The body form the CLI, the agent and hvac use, limited to this creds path's lease ids.
+        "sys/leases/renew": {"update"},
+        "sys/leases/revoke": {"update"},
         "auth/token/lookup-self": {"read"},
         "auth/token/renew-self": {"update"},
         "auth/token/revoke-self": {"update"},
     }
+    for path in ("sys/leases/renew", "sys/leases/revoke"):
+        assert rules.allowed_lease_ids(client_policy("database", "reader"), path) == ["database/creds/reader/*"]
+
+
+@pytest.mark.parametrize("limit", [None, '"lease_id" = ["*"]', '"lease_id" = ["database/creds/*"]',
+                                   '"lease_id" = []', '"increment" = []'])
+def test_a_body_form_lease_path_must_be_limited_to_its_own_creds_path(limit):
+    parameters = f"\n  allowed_parameters = {{\n    {limit}\n  }}" if limit else ""
+    policy = f'path "sys/leases/renew" {{\n  capabilities = ["update"]{parameters}\n}}\n'
+    found = violations("client-policy-least-privilege", rules.POLICY, {"policy": policy})
+    assert found and "takes any lease id in its body" in found[0]
+    own = 'path "sys/leases/renew" {\n  capabilities = ["update"]\n  allowed_parameters = {\n' \
+          '    "lease_id" = ["database/creds/reader/*"]\n  }\n}\n'
+    assert violations("client-policy-least-privilege", rules.POLICY, {"policy": own}) == []
 
 
 def test_a_certificate_still_being_made_is_not_a_missing_one():
