@@ -12,7 +12,6 @@ checks (the clients' share is in benchmarks/issuance.py).
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from tests.automation import (  # noqa: E402
     root_program,
     temporary_stack,
 )
+from tests.support.processes import remove_data_dir  # noqa: E402
 from toolchain.env import ROOT  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def measure(count: int) -> dict:
                 "no-op up": timed(lambda: stack.up(**quiet)),
             }
             result["resources"] = len(stack.export_stack().deployment["resources"])
-    shutil.rmtree(data_dir, ignore_errors=True)
+    remove_data_dir(data_dir)
     return result
 
 

@@ -1,4 +1,5 @@
-"""Skips are counted and must have an allowed reason (tests/allowed_skips.txt): any other fails the run.
+"""Skips are counted and must have an allowed reason (tests/allowed_skips.txt): any other fails the run;
+a data folder left in PostgreSQL's fallback root (components.servers.postgres.SYSTEM_DATA_ROOT) fails it too.
 
 A test that skips because something it needs is missing has not passed; the
 allow-list names what this project's machines cannot have, and nothing else.
@@ -9,9 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import system_data_folders
+
 ALLOWED = [re.compile(line) for line in (Path(__file__).parent / "allowed_skips.txt").read_text().splitlines()
            if line.strip() and not line.startswith("#")]
 SKIPS: list[tuple[str, str]] = []
+#: PostgreSQL data folders outside the checkout (a private clone's fallback) before the session: the
+#: session must leave no new one behind.
+SYSTEM_DATA_BEFORE: set[str] = set()
+LEFT_BEHIND: list[str] = []
+
+
+def pytest_sessionstart(session):
+    SYSTEM_DATA_BEFORE.update(system_data_folders())
 
 
 def skip_reason(report) -> str:
@@ -38,11 +49,16 @@ def disallowed() -> list[tuple[str, str]]:
 
 
 def pytest_sessionfinish(session):
-    if disallowed() and session.exitstatus == pytest.ExitCode.OK:
+    LEFT_BEHIND.extend(sorted(system_data_folders() - SYSTEM_DATA_BEFORE))
+    if (disallowed() or LEFT_BEHIND) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
+    if LEFT_BEHIND:
+        terminalreporter.section("left behind")
+        terminalreporter.write_line(f"the tests left PostgreSQL data folders in the fallback root: "
+                                    f"{', '.join(LEFT_BEHIND)}")
     if not SKIPS:
         return
     bad = disallowed()

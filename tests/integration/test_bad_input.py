@@ -9,7 +9,6 @@ config back. The pure validation behind most cases has its own unit tests
 
 import base64
 import json
-import shutil
 import socket
 import uuid
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pulumi import automation as auto
 from tests.automation import assert_only_the_checks_change, local_servers_config, root_program, temporary_stack
 from tests.support.ports import free_port
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 ROLES = {
     "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"},
@@ -126,7 +126,7 @@ def stack(tmp_path_factory):
         stack.set_all_config(local_servers_config(data_dir))
         stack.up(on_output=quiet)
         yield stack
-    shutil.rmtree(data_dir, ignore_errors=True)
+    remove_data_dir(data_dir)
 
 
 def resources(stack) -> dict:

@@ -8,7 +8,6 @@ the real node.
 
 import json
 import secrets
-import shutil
 import stat
 import uuid
 
@@ -20,6 +19,7 @@ from components.cockroach_sql import creation_statements, revocation_statements
 from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from tests.automation import local_servers_config, root_program, temporary_stack
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 try:
     cockroach_binary()
@@ -68,4 +68,4 @@ def test_cockroach_stack(tmp_path):
             assert root.execute("SELECT count(*) FROM [SHOW USERS] WHERE username = %s", (user,)).fetchone()[0] == 0
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(**dsn)
-    shutil.rmtree(data_dir, ignore_errors=True)
+    remove_data_dir(data_dir)

@@ -6,7 +6,6 @@ revokes, proves no dynamic user is left, destroys, and removes the engine it sta
 image, container and volume in it.
 """
 
-import shutil
 import uuid
 
 import pytest
@@ -18,6 +17,7 @@ from tests.automation import local_servers_config, make_down, root_program, stac
 from tests.support.dev_stack import DevStack, quiet
 from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 
 def docker_ids(engine, *what: str) -> list[str]:
@@ -88,4 +88,4 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
                     stack.destroy(on_output=quiet)
             finally:
                 engine.remove()
-                shutil.rmtree(data_dir, ignore_errors=True)
+                remove_data_dir(data_dir)

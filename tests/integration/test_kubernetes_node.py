@@ -24,7 +24,7 @@ from tests.automation import local_servers_config, make_down, root_program, stac
 from tests.support import cluster as test_cluster
 from tests.support.dev_stack import DevStack, quiet
 from tests.support.ports import free_ports
-from tests.support.processes import processes_naming
+from tests.support.processes import processes_naming, remove_data_dir
 from toolchain.env import ROOT
 from toolchain.up import keepers, servers_down
 
@@ -120,7 +120,7 @@ def test_single_node_stack_up_pod_restarts_and_down_leave_nothing(tmp_path, capf
             assert cluster.request("GET", f"/api/v1/namespaces/{namespace}").status_code == 404
     finally:
         test_cluster.down(folder)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        remove_data_dir(data_dir)
     assert processes_naming(folder) == []
     assert cluster.mounts() == [] and cluster.cgroups() == []
     assert not folder.exists() and not cluster.run_dir.exists()

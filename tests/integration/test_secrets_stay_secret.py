@@ -18,7 +18,6 @@ in it is searched for too.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -30,6 +29,7 @@ from pulumi import automation as auto
 from components.vault.checks import revoke
 from tests.automation import local_servers_config, root_program, state_text, temporary_stack
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "1h", "max_ttl": "2h"}}
 SERVICE_USERS = {"svc_reporting": {"role": "reader", "rotation_period": "24h"}}
@@ -153,4 +153,4 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
         captured = capsys.readouterr()
         hits += search(secrets, captured.out + captured.err, "the test output")
         assert hits == []
-    shutil.rmtree(data_dir, ignore_errors=True)
+    remove_data_dir(data_dir)

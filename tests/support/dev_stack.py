@@ -6,7 +6,6 @@ team using the stack would.
 """
 
 import contextlib
-import shutil
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ from stacks import config as stack_settings
 from stacks.config import StackConfig
 from tests.automation import local_servers_config, root_program, stack_file_config, temporary_stack
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 
 def quiet(_line: str) -> None:
@@ -138,4 +138,4 @@ def dev_stack(tmp_path: Path, prefix: str = "dev", **config: str) -> Iterator[De
             running._read(result.outputs)
             yield running
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        remove_data_dir(data_dir)

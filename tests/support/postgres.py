@@ -2,7 +2,6 @@
 
 import contextlib
 import secrets
-import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from components.postgres_sql import (
 )
 from tests.support.ports import free_port
 from toolchain.env import ROOT
+from tests.support.processes import remove_data_dir
 
 
 @dataclass
@@ -77,7 +77,7 @@ def running_postgres(admin: str = "dbcreds_admin", database: str = "app",
         yield db
     finally:
         server.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        remove_data_dir(data)
 
 
 def create_groups(db: TestDatabase, specs, prefix: str) -> None:
