@@ -75,17 +75,29 @@ def local_servers(config: StackConfig):
     elif not own_ca:
         database = CockroachCluster("db", dataclasses.replace(
             cockroach, certificates=certs_directory(db_pki), ca_pem=db_pki.ca_chain_pem))
-    return vault_server, database, provider
+    return Servers(vault_server, database, provider)
 
 
 #: Where the clients log in.
 APPROLE_MOUNT = "approle"
 
 
-def vault_layer(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
-                provider: vault.Provider):
+@dataclasses.dataclass(frozen=True)
+class Servers:
+    """What a target runs: Vault, the database, the Vault provider on that Vault (None where the stack
+    does not reach it), and on the kubernetes target the options that put a resource in the stack's
+    namespace (the in-cluster checks run there)."""
+
+    vault: VaultComponent
+    database: DatabaseComponent
+    vault_provider: vault.Provider | None
+    in_cluster: pulumi.ResourceOptions | None = None
+
+
+def vault_layer(config: StackConfig, servers: Servers):
     """The database secrets engine, one AppRole client per client in config, and the post-deploy
     checks, last, which prove them with real credentials on every `up`."""
+    vault_server, database, provider = servers.vault, servers.database, servers.vault_provider
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
         specs=config.database.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
@@ -123,28 +135,73 @@ def vault_layer(config: StackConfig, vault_server: VaultComponent, database: Dat
         pulumi.export("database_store_key", {"transit_mount": StoreKeyTransitArgs.mount_path,
                                              "key": store_key.key_name, "role_id": store_key.role_id,
                                              "secret_id": store_key.secret_id})
-    checks = PostDeployChecks(
-        "checks",
-        target={
-            "vault_addr": vault_server.address, "vault_ca_pem": vault_server.ca_pem, "db_host": database.host,
-            "db_port": database.port, "db_name": database.database, "db_ca_pem": database.ca_pem,
-        },
-        clients=pulumi.Output.all(*checked_clients), admin=database.admin,
-        bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
-        static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
-        database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
-        # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
-        group_roles=database.group_roles if config.database.engine == "postgresql" else {},
-        node_addresses=vault_server.addresses if config.vault.highly_available else [],
-        opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot]),
-    )
+    if config.target.kind == "kubernetes":
+        checks = in_cluster_checks(config, vault_server, database, engine, checked_clients, [
+            engine, *clients.values(), *autopilot], in_vault, servers.in_cluster)
+    else:
+        checks = PostDeployChecks(
+            "checks",
+            target={
+                "vault_addr": vault_server.address, "vault_ca_pem": vault_server.ca_pem, "db_host": database.host,
+                "db_port": database.port, "db_name": database.database, "db_ca_pem": database.ca_pem,
+            },
+            clients=pulumi.Output.all(*checked_clients), admin=database.admin,
+            bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
+            static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
+            database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
+            # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
+            group_roles=database.group_roles if config.database.engine == "postgresql" else {},
+            node_addresses=vault_server.addresses if config.vault.highly_available else [],
+            raft_voters=config.vault.nodes if config.vault.highly_available else 0,
+            opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot]),
+        )
     return engine, clients, checks
 
 
+def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
+                      engine: DatabaseSecretsEngine, checked_clients: list, after: list,
+                      in_vault: pulumi.ResourceOptions, on_cluster: pulumi.ResourceOptions):
+    """The post-deploy checks as a Job in the cluster, against the Services' names: its pod gets the
+    clients' logins and, for the static roles, a token of a role that reads their credentials only."""
+    from components.docker.images import image_names
+    from components.kubernetes import manifests
+    from components.kubernetes.checks import TOKEN_ROLE, InClusterChecks, checks_code
+    from components.vault_policies import render_policy
+
+    if config.database.service_users:
+        reader = vault.Policy("checks-static-reader", name=TOKEN_ROLE, policy=engine.static_creds_paths.apply(
+            lambda paths: render_policy([(path, "read") for path in paths])), opts=in_vault)
+        after.append(vault.tokenauth.AuthBackendRole(
+            "checks-token-role", role_name=TOKEN_ROLE, allowed_policies=[TOKEN_ROLE], orphan=True,
+            renewable=False, token_explicit_max_ttl=900, token_no_default_policy=True,
+            opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[reader]))))
+    image = config.target.images["python"]
+    code = checks_code("checks", config.target.namespace, pulumi.ResourceOptions.merge(
+        on_cluster, pulumi.ResourceOptions(depends_on=[vault_server])))
+    plan = pulumi.Output.all(
+        vault_server.service_address, vault_server.ca_pem, database.host, database.port, database.database,
+        database.ca_pem, pulumi.Output.all(*checked_clients), database.admin, database.admin_bootstrap_password,
+        engine.protected_paths, engine.static_creds_paths, database.group_roles, vault_server.node_addresses,
+    ).apply(lambda a: {
+        "target": {"vault_addr": a[0], "vault_ca_pem": a[1], "db_host": a[2], "db_port": a[3], "db_name": a[4],
+                   "db_ca_pem": a[5]},
+        "clients": a[6], "admin": a[7], "bootstrap_password": a[8], "protected_paths": a[9],
+        "static_creds_paths": a[10], "group_roles": a[11],
+        "node_addresses": a[12] if config.vault.highly_available else [],
+    })
+    return InClusterChecks(
+        "checks", kubeconfig=config.target.kubeconfig, namespace=config.target.namespace,
+        image=image or image_names()["python"], pull=manifests.pull_policy(image is None), code=code, plan=plan,
+        vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
+               "admin_token": vault_server.admin_token},
+        raft_voters=config.vault.nodes if config.vault.highly_available else 0,
+        opts=pulumi.ResourceOptions(depends_on=after))
+
+
 def kubernetes_servers(config: StackConfig):
-    """OpenBao and PostgreSQL as StatefulSets, applied to the kubeconfig's cluster or rendered to a
-    folder, and (single-node profile) the Vault provider; None on the cluster profile, whose Vault
-    its operator initialises."""
+    """OpenBao (a StatefulSet of `vault_nodes` raft nodes) and PostgreSQL on the kubeconfig's cluster, or
+    rendered to a folder; the Vault provider through a port-forward to Vault's Service that the
+    program holds open (None when rendering: nothing is reached then)."""
     import pulumi_kubernetes as k8s
 
     from components.docker.images import image_names
@@ -152,43 +209,43 @@ def kubernetes_servers(config: StackConfig):
     from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
     from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
     from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
+    from stacks import kubernetes_target
 
-    ns = config.target.namespace
-    single_node = config.target.profile == "single-node"
+    target = config.target
+    ns = target.namespace
     # The components' names, which their objects' names (Services, pods) start with.
     vault_name, db_name = "vault", "db"
-    # The single-node profile's servers are reached at 127.0.0.1: the certificates' default names.
-    names = {} if single_node else {
-        "vault_dns_names": manifests.server_dns_names(ns, vault_name),
-        "database_dns_names": manifests.server_dns_names(ns, db_name)}
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
-        server_cert_validity_hours=config.pki.cert_validity_hours, **names,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
+        vault_dns_names=manifests.server_dns_names(ns, vault_name, config.vault.nodes),
+        database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
     ))
-    provider = k8s.Provider("kubernetes", kubeconfig=config.target.kubeconfig,
-                            render_yaml_to_directory=config.target.render_dir)
-    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(
-        name=ns, await_ready=config.target.await_ready, host_network=single_node),
-        opts=pulumi.ResourceOptions(provider=provider))
+    provider = k8s.Provider("kubernetes", kubeconfig=target.kubeconfig, render_yaml_to_directory=target.render_dir)
+    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns), opts=pulumi.ResourceOptions(
+        provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    images = (image_names() if single_node
-              else {"openbao": config.target.vault_image, "postgres": config.target.db_image})
+    built = image_names()
+    images = {role: (image or built[role], image is None) for role, image in target.images.items()}
     database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
         grant_specs=config.database.roles, service_users=config.database.service_user_roles,
-        image=images["postgres"], await_ready=config.target.await_ready, profile=config.target.profile,
-        port=config.target.db_port, data_dir=config.data_dir,
+        image=images["postgres"][0], image_built_here=images["postgres"][1], storage_class=target.storage_class,
     ), opts=in_namespace)
+    forward = None if target.render_dir else kubernetes_target.vault_forward(config).start()
     vault_server = VaultKubernetes(vault_name, VaultKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        image=images["openbao"], await_ready=config.target.await_ready, profile=config.target.profile,
-        port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, data_dir=config.data_dir,
-        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
+        image=images["openbao"][0], image_built_here=images["openbao"][1], replicas=config.vault.nodes,
+        storage_class=target.storage_class, address=forward.address if forward else None,
+        ca_file=f"{config.data_dir}/vault-ca.crt", key_shares=config.vault.key_shares,
+        key_threshold=config.vault.key_threshold,
+        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
+        mounts=(DatabaseSecretsEngineArgs.mount_path,), auth_mounts=(APPROLE_MOUNT,),
     ), opts=in_namespace)
-    if not single_node:
-        return vault_server, database, None
-    return vault_server, database, vault_provider_on(vault_server)
+    if forward is None:
+        return Servers(vault_server, database, None)
+    return Servers(vault_server, database, vault_provider_on(vault_server), in_namespace)
 
 
 def docker_servers(config: StackConfig):
@@ -218,7 +275,7 @@ def docker_servers(config: StackConfig):
         ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
         key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
     ), opts=on_engine)
-    return vault_server, database, vault_provider_on(vault_server)
+    return Servers(vault_server, database, vault_provider_on(vault_server))
 
 
 def external_servers(config: StackConfig):
@@ -240,7 +297,7 @@ def external_servers(config: StackConfig):
         stack_admin_password=pulumi.Output.secret(target.db_stack_admin_password), admin=config.database.admin,
         grant_specs=config.database.roles, service_users=config.database.service_user_roles,
     ))
-    return vault_server, database, vault_provider_on(vault_server)
+    return Servers(vault_server, database, vault_provider_on(vault_server))
 
 
 def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
@@ -259,9 +316,10 @@ def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
 config = stack_config.load()
 servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers,
            "external": external_servers}[config.target.kind]
-vault_server, database, vault_provider = servers(config)
+stack_servers = servers(config)
+vault_server, database = stack_servers.vault, stack_servers.database
 if config.configures_vault:
-    engine, clients, checks = vault_layer(config, vault_server, database, vault_provider)
+    engine, clients, checks = vault_layer(config, stack_servers)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
         name: {"approle_mount": c.approle_mount, "role_id": c.role_id, "secret_id": c.secret_id,
@@ -282,17 +340,21 @@ if config.configures_vault:
     if config.target.kind == "kubernetes":
         pulumi.export("k8s_namespace", config.target.namespace)
         pulumi.export("db_pod", database.pod)
-        pulumi.export("vault_pod", vault_server.pod)
+        pulumi.export("vault_pods", vault_server.pods)
+        # Where pods of the cluster reach Vault (vault_addr is this machine's port-forward to it).
+        pulumi.export("vault_service_addr", vault_server.service_address)
+    # The stack's own admin token: the root token where the stack keeps one, never on the kubernetes
+    # target (its root token is revoked once the stack's admin token exists).
     pulumi.export("vault_admin_token", vault_server.admin_token)
 else:
-    # The cluster profile: OpenBao is initialised and unsealed by its operator; the engine, clients
-    # and checks are not configured by this stack.
+    # Manifests rendered for someone to apply: OpenBao is initialised by its operator; the engine,
+    # clients and checks are not configured by this stack.
     pulumi.export("vault_operator_steps", vault_server.operator_steps)
 
 pulumi.export("target", config.target.kind)
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_addrs", vault_server.addresses)
-if config.target.kind == "local" and config.vault.seal == "static":
+if config.configures_vault and config.runs_servers and config.vault.seal == "static":
     # What `bao operator generate-root` takes when no root token is left (README: break glass).
     pulumi.export("vault_recovery_keys", vault_server.recovery_keys)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)

@@ -33,7 +33,7 @@ import issuance  # noqa: E402
 from components.servers.openbao import bao_binary  # noqa: E402
 from components.sql_dialects import dialect_named  # noqa: E402
 from components.postgres_sql import username_template  # noqa: E402
-from components.vault.policies import client_policy, creds_path  # noqa: E402
+from components.vault_policies import client_policy, creds_path  # noqa: E402
 from components.vault.secrets_engine import MAX_OPEN_CONNECTIONS, connection_url  # noqa: E402
 from stacks import local  # noqa: E402
 

@@ -42,7 +42,7 @@ from components.grants import ServiceUser
 from components.migration_stages import validate_stage
 from components.options import inherited_depends_on
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
-from components.vault.policies import creds_path, kv_data_path, kv_metadata_path, migration_policy
+from components.vault_policies import creds_path, kv_data_path, kv_metadata_path, migration_policy
 
 #: The KV secret's name in the app's KV mount.
 KV_SECRET = "database"

@@ -49,9 +49,13 @@ VAULT_NODES = PolicyConfigSchema(properties={
     "requireAutoUnseal": {"type": "boolean", "default": False,
                           "description": "Every OpenBao node unseals itself (a production stack: true)."},
 })
-HOST_NETWORK = PolicyConfigSchema(properties={
-    "allowHostNetwork": {"type": "boolean", "default": False,
-                         "description": "Pods may use the host's network (the kubernetes single-node profile)."},
+NO_ROOT_TOKEN = PolicyConfigSchema(properties={
+    "requireNoRootToken": {"type": "boolean", "default": False,
+                           "description": "The stack keeps no root token (a production stack: true)."},
+})
+SPREAD = PolicyConfigSchema(properties={
+    "requireSpread": {"type": "boolean", "default": False,
+                      "description": "OpenBao's pods on distinct nodes, one down at a time (a production stack: true)."},
 })
 HOST_PATHS = PolicyConfigSchema(properties={
     "allowedHostPaths": {"type": "array", "items": {"type": "string"}, "default": [],
@@ -139,13 +143,16 @@ POLICIES = [
                   "Run at least the environment's number of OpenBao nodes, each unsealing itself where it asks "
                   "for an auto-unseal (production: 3 nodes and the static seal).",
                   rules.vault_highly_available, VAULT_NODES),
+    _stack_policy("vault-no-root-token", MANDATORY,
+                  "Keep no root token where the environment asks for none: hand over to the stack's admin policy "
+                  "and revoke it (production).", rules.vault_no_root_token, NO_ROOT_TOKEN),
+    _stack_policy("kubernetes-vault-spread", MANDATORY,
+                  "Spread OpenBao's pods over nodes (required anti-affinity) and let a PodDisruptionBudget take "
+                  "at most one down where the environment asks (production).", rules.vault_spread, SPREAD),
     _policy("kubernetes-workload-hardened", MANDATORY,
             "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits, "
-            "in their own namespaces (the host's network only in the single-node profile).",
-            rules.STATEFULSET, rules.workload_hardened, HOST_NETWORK),
-    _policy("kubernetes-volumes-local", MANDATORY,
-            "Put node volumes under the stack's data folder, as local PersistentVolumes (no hostPath).",
-            rules.PERSISTENT_VOLUME, rules.volumes_local, HOST_PATHS),
+            "in their own namespaces (no host network, PID or IPC).",
+            rules.STATEFULSET, rules.workload_hardened),
     _policy("docker-container-hardened", MANDATORY,
             "Run containers unprivileged, every capability dropped (CHOWN, FOWNER, SETUID, SETGID added back "
             "at most), no-new-privileges, no host namespace but the network, host paths only under the "

@@ -369,28 +369,67 @@ def vault_highly_available(resources: Iterable[Any], config: Mapping[str, Any], 
             report("OpenBao's config has no auto-unseal seal stanza: this environment needs one (vault_seal: static)")
 
 
+#: Our OpenBao initialisation on the docker and kubernetes targets (components/servers/openbao_api.py).
+OPENBAO_INIT = "pulumi-python:dynamic/dbcreds:OpenBaoInit"
+
+
+def vault_no_root_token(resources: Iterable[Any], config: Mapping[str, Any], report: Report) -> None:
+    """Stack: with `requireNoRootToken`, the stack keeps no root token: its OpenBao is initialised to
+    hand over to an admin policy of the stack's own and revoke the root token (our local servers
+    keep theirs)."""
+    if not config["requireNoRootToken"]:
+        return
+    for r in resources:
+        if r.resource_type == OPENBAO_SERVER:
+            report(f"{r.name}: a local OpenBao server keeps its root token in the stack: this environment keeps "
+                   "none (run it on the kubernetes target)")
+        elif r.resource_type == OPENBAO_INIT and _known(r.props, "keep_root_token") is not False:
+            report(f"{r.name}: keeps the root token: this environment hands over to the stack's admin policy and "
+                   "revokes it (keep_root_token: false)")
+
+
+def vault_spread(resources: Iterable[Any], config: Mapping[str, Any], report: Report) -> None:
+    """Stack: with `requireSpread`, OpenBao's pods never share a node (required pod anti-affinity on the
+    node's hostname) and a PodDisruptionBudget lets at most one of them down at a time."""
+    if not config["requireSpread"]:
+        return
+    resources = list(resources)
+    budgets = [r.props.get("spec") or {} for r in resources if r.resource_type == PDB]
+    for statefulset in (r for r in resources if r.resource_type == STATEFULSET and _openbao(r)):
+        affinity = (_pod_spec(statefulset.props).get("affinity") or {}).get("podAntiAffinity") or {}
+        terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or []
+        if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in terms):
+            report(f"StatefulSet {statefulset.name}: no required pod anti-affinity on kubernetes.io/hostname: two "
+                   "OpenBao pods could share a node and go down with it")
+        labels = ((((statefulset.props.get("spec") or {}).get("template") or {}).get("metadata") or {})
+                  .get("labels") or {})
+        guarding = [b for b in budgets
+                    if all(labels.get(k) == v for k, v in ((b.get("selector") or {}).get("matchLabels") or {}).items())
+                    and (b.get("selector") or {}).get("matchLabels")]
+        if not any(b.get("maxUnavailable") in (1, "1") for b in guarding):
+            report(f"StatefulSet {statefulset.name}: no PodDisruptionBudget with maxUnavailable 1 selects its pods: a "
+                   "drain could take several OpenBao nodes at once")
+
+
 # The kubernetes target
 
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-PERSISTENT_VOLUME = "kubernetes:core/v1:PersistentVolume"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
 
 def _pod_spec(statefulset: Mapping[str, Any]) -> Mapping[str, Any]:
     return ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
-def workload_hardened(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
     """A StatefulSet's pods: non-root, no privilege escalation, read-only root, no capabilities,
-    requests and limits, no service-account token, no host namespace (the network only where the
-    stack's config allows it: the single-node profile)."""
+    requests and limits, no service-account token, no host namespace."""
     pod = _pod_spec(props)
     pod_security = pod.get("securityContext") or {}
     if pod.get("automountServiceAccountToken") is not False:
         report("spec.template.spec.automountServiceAccountToken is not false: the pods need no API token")
-    if pod.get("hostNetwork") and not config.get("allowHostNetwork"):
-        report("spec.template.spec.hostNetwork is true: only the single-node profile's pods use the host's network")
-    for key in ("hostPID", "hostIPC"):
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(key):
             report(f"spec.template.spec.{key} is true: keep the pods in their own namespaces")
     # The engine hands props over as read-only proxies: unpack, never concatenate.
@@ -411,18 +450,6 @@ def workload_hardened(props: Mapping[str, Any], config: Mapping[str, Any], repor
             report(f"container {name}: set cpu and memory requests and a memory limit")
 
 
-def volumes_local(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    """A PersistentVolume on a node's disk is a `local` volume under the stack's data folder (never a
-    hostPath: kubelet gives a hostPath's folder no group for the pod)."""
-    spec = props.get("spec") or {}
-    if spec.get("hostPath"):
-        report("spec.hostPath is set: use a local volume under the stack's data folder")
-    path = (spec.get("local") or {}).get("path")
-    allowed = [p.rstrip("/") + "/" for p in config.get("allowedHostPaths") or []]
-    if isinstance(path, str) and not any((path.rstrip("/") + "/").startswith(p) for p in allowed):
-        report(f"spec.local.path is {path}: a node volume lives under the stack's data folder only")
-
-
 def _selects(policy: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     selector = ((policy.get("spec") or {}).get("podSelector") or {}).get("matchLabels") or {}
     return all(labels.get(k) == v for k, v in selector.items())
@@ -432,10 +459,9 @@ def database_isolated(resources: Iterable[Any], _config: Mapping[str, Any], repo
     """Stack: with a database StatefulSet, its namespace denies ingress by default and a policy opens
     the database's pods to named sources only."""
     resources = list(resources)
-    # NetworkPolicies do not apply to host-network pods (the single-node profile's, on 127.0.0.1 only).
     databases = [r for r in resources if r.resource_type == STATEFULSET
                  and ((r.props.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name")
-                 == "postgres" and not _pod_spec(r.props).get("hostNetwork")]
+                 == "postgres"]
     policies = [r.props for r in resources if r.resource_type == NETWORK_POLICY]
     for db in databases:
         labels = ((((db.props.get("spec") or {}).get("template") or {}).get("metadata") or {})

@@ -41,8 +41,8 @@ FIELDS = (
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
     "vault_seal",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
-    "target", "k8s_namespace", "k8s_render_dir", "k8s_await_ready", "vault_image", "db_image", "db_certificates",
-    "transit_store_key", "k8s_profile", "k8s_kubeconfig",
+    "target", "k8s_namespace", "k8s_render_dir", "vault_image", "db_image", "python_image", "db_certificates",
+    "transit_store_key", "k8s_kubeconfig", "k8s_storage_class",
     "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
 )
 #: The external target's credentials, and a static seal key given by hand: read as secrets, refused if
@@ -54,19 +54,15 @@ SECRET_FIELDS = ("vault_token", "db_stack_admin_password", "vault_seal_key")
 TARGETS = ("local", "docker", "kubernetes", "external")
 #: The targets where the stack runs the servers (its own CA, its own Vault to initialise).
 RUN_HERE = ("local", "docker", "kubernetes")
-#: The Kubernetes target's profiles (components.kubernetes.manifests.PROFILES): `cluster` (Services,
-#: NetworkPolicies, upstream images; Vault left to its operator) or `single-node` (the node is this
-#: machine: host network on 127.0.0.1, the images built here, local volumes; the stack initialises
-#: and unseals Vault and configures it as on the other targets).
-K8S_PROFILES = ("cluster", "single-node")
-#: Settings that mean something in some places only (a target, or a Kubernetes profile as
-#: "kubernetes:<profile>"): set elsewhere to anything but their default, they are refused, never
-#: ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to every stack, so a default
-#: is a setting left alone.) The cluster profile fixes the ports in the pods (Services name them);
-#: the docker target and the single-node profile run the images built here instead of naming them.
+#: Settings that mean something on some targets only: set elsewhere to anything but their default,
+#: they are refused, never ignored. (Pulumi.yaml gives the same defaults, and Pulumi passes them to
+#: every stack, so a default is a setting left alone.) On the kubernetes target the pods fix their
+#: own ports (Services name them); vault_port is where this machine reaches Vault's Service (a
+#: port-forward the program holds open).
 TARGET_ONLY = {
-    **{field: ("local", "docker", "kubernetes:single-node") for field in ("vault_port", "vault_cluster_port")},
-    "db_port": ("local", "docker", "kubernetes:single-node", "external"),
+    "vault_port": ("local", "docker", "kubernetes"),
+    "vault_cluster_port": ("local", "docker"),
+    "db_port": ("local", "docker", "external"),
     **{field: RUN_HERE for field in ("ca_common_name", "ca_validity_hours", "cert_validity_hours",
                                      "vault_key_shares", "vault_key_threshold", "db_certificates")},
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
@@ -74,14 +70,14 @@ TARGET_ONLY = {
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
-    **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_await_ready", "k8s_profile", "k8s_kubeconfig")},
-    **{field: ("kubernetes:cluster",) for field in ("k8s_render_dir", "vault_image", "db_image")},
+    **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_kubeconfig", "k8s_render_dir", "k8s_storage_class",
+                                            "vault_image", "db_image", "python_image")},
 }
 #: Their defaults (vault_cluster_port has none: vault_port + vault_nodes, after every node's API port).
 TARGET_DEFAULTS = {
     "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
-    "k8s_render_dir": "", "k8s_await_ready": True, "vault_image": "openbao/openbao:2.4.1", "db_image": "postgres:15",
-    "k8s_profile": "cluster", "k8s_kubeconfig": "",
+    "k8s_render_dir": "", "vault_image": "", "db_image": "", "python_image": "", "k8s_kubeconfig": "",
+    "k8s_storage_class": "",
     "ca_common_name": "dbcreds CA", "ca_validity_hours": 24 * 365, "cert_validity_hours": 24 * 90,
     "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto", "vault_nodes": 1, "vault_seal": "auto",
     "vault_seal_key": "",
@@ -92,6 +88,8 @@ TARGET_DEFAULTS = {
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
 #: A Kubernetes namespace name (an RFC 1123 label).
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: A Kubernetes object name such as a StorageClass's (an RFC 1123 subdomain).
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 #: Read with get_object: structured values.
 OBJECT_FIELDS = ("roles", "service_users", "clients")
 #: No static role's rotation period may be longer (max_rotation_period lowers it per environment).
@@ -198,23 +196,27 @@ class DockerTarget(LoopbackPorts):
     kind: ClassVar[str] = "docker"
 
 
+#: The images of the kubernetes target, by role: a setting each; empty: the one built here.
+K8S_IMAGES = {"openbao": "vault_image", "postgres": "db_image", "python": "python_image"}
+
+
 @dataclass(frozen=True)
-class KubernetesTarget(LoopbackPorts):
-    """Servers as StatefulSets of a cluster, in one of K8S_PROFILES. The ports are the single-node
-    profile's (its pods are on the host's network); the cluster profile's pods have their own."""
+class KubernetesTarget:
+    """Servers as StatefulSets of a cluster, reached from this machine through the API server."""
 
     kind: ClassVar[str] = "kubernetes"
-    profile: str
     namespace: str
     #: The cluster's kubeconfig file (absolute); None: the ambient one (KUBECONFIG, ~/.kube/config).
     kubeconfig: str | None
-    #: Wait for pods and endpoints on `up` (false for an API server without nodes).
-    await_ready: bool
-    #: Cluster profile: render the manifests into this folder (absolute) instead of applying them.
+    #: Render the manifests into this folder (absolute) instead of applying them (no Vault layer then).
     render_dir: str | None
-    #: Cluster profile: the images the pods run.
-    vault_image: str
-    db_image: str
+    #: Where this machine reaches Vault's Service: 127.0.0.1:vault_port, a port-forward.
+    vault_port: int
+    #: The images the pods run, by role (K8S_IMAGES): a registry's reference, or None: built here and
+    #: imported into the nodes.
+    images: dict[str, str | None]
+    #: The claims' StorageClass; None: the cluster's default.
+    storage_class: str | None
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class StackConfig:
     #: The teams or apps that read credentials, one role each.
     clients: tuple[ClientSpec, ...]
     #: Where the stack keeps what it runs on this machine (absolute): the local servers, the docker
-    #: target's engine, the single-node profile's volumes.
+    #: target's engine, the kubernetes target's CA file for the Vault provider.
     data_dir: str
     #: Exactly one of the targets, holding only the settings that mean something there.
     target: LocalTarget | DockerTarget | KubernetesTarget | ExternalTarget
@@ -255,8 +257,8 @@ class StackConfig:
     @property
     def configures_vault(self) -> bool:
         """Whether the stack initialises Vault and configures the engine, clients and checks in it
-        (everywhere but on the Kubernetes target's cluster profile, where its operator initialises it)."""
-        return not isinstance(self.target, KubernetesTarget) or self.target.profile == "single-node"
+        (everywhere but where it only renders Kubernetes manifests for someone to apply)."""
+        return not isinstance(self.target, KubernetesTarget) or self.target.render_dir is None
 
     @property
     def runs_servers(self) -> bool:
@@ -305,20 +307,14 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     target = raw.get("target", "local")
     if target not in TARGETS:
         raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
-    profile = raw.get("k8s_profile", TARGET_DEFAULTS["k8s_profile"])
-    if profile not in K8S_PROFILES:
-        raise ConfigError("k8s_profile", f"must be one of {', '.join(K8S_PROFILES)}, got {profile!r}")
-    place = f"kubernetes:{profile}" if target == "kubernetes" else target
+    if "k8s_profile" in raw or "k8s_await_ready" in raw:
+        field = "k8s_profile" if "k8s_profile" in raw else "k8s_await_ready"
+        raise ConfigError(field, "is gone: the kubernetes target runs on a cluster with a pod network (make "
+                                 "cluster-up starts one); remove it")
     for field, places in TARGET_ONLY.items():
-        if (target not in places and place not in places and field in raw
-                and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field))):
-            where = f"the {target} target" + (f"'s {profile} profile" if target == "kubernetes" else "")
-            names = [p.replace(":", " ") for p in places]  # "kubernetes single-node"
-            listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-            raise ConfigError(field, f"means nothing on {where} (it is for {listed}): remove it")
-    if place == "kubernetes:cluster" and raw.get("service_users"):
-        raise ConfigError("service_users", "static roles are made by the stack's Vault layer, which the "
-                                           "kubernetes target's cluster profile leaves to its operator: list none")
+        if target not in places and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
+            listed = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} and {places[-1]}"
+            raise ConfigError(field, f"means nothing on the {target} target (it is for {listed}): remove it")
     name = raw.get("ca_common_name", TARGET_DEFAULTS["ca_common_name"])
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
@@ -375,10 +371,6 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(render_dir, str) or not render_dir.strip():
             raise ConfigError("k8s_render_dir", f"must be a folder path, got {render_dir!r}")
         render_dir = str((project_dir / render_dir).resolve())
-    await_ready = _bool(raw, "k8s_await_ready", TARGET_DEFAULTS["k8s_await_ready"])
-    if place == "kubernetes:single-node" and not await_ready:
-        raise ConfigError("k8s_await_ready", "the single-node profile waits for its pods (Vault is initialised "
-                                             "and the database configured through them): leave it true")
     kubeconfig = raw.get("k8s_kubeconfig") or None  # Empty: the ambient kubeconfig.
     if kubeconfig is not None:
         if not isinstance(kubeconfig, str) or not kubeconfig.strip():
@@ -388,11 +380,16 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if transit_store_key and db_engine != "cockroachdb":
         raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
                                                f"{DIALECTS[db_engine].title} has none: leave it false")
-    images = {}
-    for field in ("vault_image", "db_image"):
-        images[field] = raw.get(field, TARGET_DEFAULTS[field])
-        if not isinstance(images[field], str) or not images[field] or any(c.isspace() for c in images[field]):
-            raise ConfigError(field, f"must be an image reference, got {images[field]!r}")
+    images: dict[str, str | None] = {}
+    for role, field in K8S_IMAGES.items():
+        image = raw.get(field) or None  # Empty: the one built here.
+        if image is not None and (not isinstance(image, str) or any(c.isspace() for c in image)):
+            raise ConfigError(field, f"must be an image reference (registry/name:tag), or empty for the one built "
+                                     f"here, got {image!r}")
+        images[role] = image
+    storage_class = raw.get("k8s_storage_class") or None  # Empty: the cluster's default.
+    if storage_class is not None and (not isinstance(storage_class, str) or not DNS_SUBDOMAIN.match(storage_class)):
+        raise ConfigError("k8s_storage_class", f"must be a StorageClass name, got {storage_class!r}")
     vault_ports = api_ports | cluster_ports
     db_port = _port(raw, "db_port", TARGET_DEFAULTS["db_port"])
     if db_port in vault_ports:
@@ -431,8 +428,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         "local": lambda: LocalTarget(**ports, db_http_port=db_http_port),
         "docker": lambda: DockerTarget(**ports),
         "kubernetes": lambda: KubernetesTarget(
-            profile=profile, namespace=namespace, kubeconfig=kubeconfig, await_ready=await_ready,
-            render_dir=render_dir, **images, **ports),
+            namespace=namespace, kubeconfig=kubeconfig, render_dir=render_dir, vault_port=vault_port, images=images,
+            storage_class=storage_class),
         "external": lambda: _external_target(raw, db_port, project_dir),
     }
     return StackConfig(
@@ -539,15 +536,15 @@ def policy_pack_config(config: StackConfig, stack: str) -> dict:
     return {
         "vault-highly-available": {"minNodes": PRODUCTION_VAULT_NODES if production else 1,
                                    "requireAutoUnseal": production},
+        "vault-no-root-token": {"requireNoRootToken": production},
+        "kubernetes-vault-spread": {"requireSpread": production},
         "dynamic-role-ttls": {"maxTtlCapSeconds": config.database.max_ttl_cap},
         "dynamic-role-least-privilege": {"adminRoles": [config.database.admin]},
         "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
         "approle-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap,
                             "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
-        "kubernetes-workload-hardened": {"allowHostNetwork": config.target.kind == "kubernetes"
-                                         and config.target.profile == "single-node"},
-        "kubernetes-volumes-local": {"allowedHostPaths": [config.data_dir]},
+
     }
 
 
@@ -569,13 +566,16 @@ def check_machine(config: StackConfig) -> None:
             cockroach_binary()
         except LocalCockroachError as error:
             raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
-    if config.target.kind == "kubernetes" and config.target.kubeconfig and not Path(config.target.kubeconfig).exists():
+    if config.target.kind == "kubernetes" and config.configures_vault:
         import pulumi
 
         # A preview runs without a cluster (pulumi-kubernetes plans every object to create); an up cannot.
         if not pulumi.runtime.is_dry_run():
-            raise ConfigError("k8s_kubeconfig", f"no kubeconfig at {config.target.kubeconfig}: the cluster is not "
-                                                "up (`make cluster-up` starts the single-node one and writes it)")
+            from stacks.kubernetes_target import cluster_problem
+
+            problem = cluster_problem(config)
+            if problem:
+                raise ConfigError("k8s_kubeconfig", problem)
     if config.target.kind == "local" and config.vault.highly_available:
         from stacks.local import vault_quorum_problem
 

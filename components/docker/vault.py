@@ -89,6 +89,6 @@ class VaultDocker(VaultComponent):
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
         self._register_vault(
             address=server.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
-            database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.root_token,
+            database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.admin_token,
             audit_log=str(IN_CONTAINER.audit_log), container=container.name,
         )

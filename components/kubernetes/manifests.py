@@ -3,12 +3,23 @@
 The components (`components.kubernetes.vault`, `components.kubernetes.postgres`)
 hand these to pulumi-kubernetes; tests read them directly and in the rendered
 YAML. Everything runs as non-root with a read-only root filesystem and no
-capabilities; every container has requests and limits; TLS material comes
-from Secrets, never from the image; the namespace denies ingress by default
-and opens only Vault -> database and labelled clients -> Vault/database.
+capabilities; every container has requests and limits; TLS material and keys
+come from Secrets, never from the image; the namespace denies ingress by default
+and opens only Vault -> database, Vault's nodes to each other, and labelled
+clients -> Vault/database.
+
+OpenBao runs as a StatefulSet of `replicas` raft nodes: pods started in parallel,
+on different nodes (required anti-affinity), joined over the headless Service
+(`retry_join` to every pod's name), unsealed by the static seal (its key from a
+Secret), one PodDisruptionBudget allowing one down. A pod is ready once it is
+unsealed (the active node or a standby, which forwards): the Services route to
+any of them. PostgreSQL runs from the image built here, as its postgres account.
 """
 
-from typing import Any
+from typing import Any, Sequence
+
+from components.servers import postgres_image
+from components.servers.openbao import openbao_hcl
 
 VAULT_APP = "openbao"
 DB_APP = "postgres"
@@ -16,8 +27,12 @@ VAULT_PORT, VAULT_CLUSTER_PORT, DB_PORT = 8200, 8201, 5432
 #: Pods with these labels may reach Vault's API, or the database.
 VAULT_CLIENT_LABEL = {"dbcreds.io/vault-client": "true"}
 DB_CLIENT_LABEL = {"dbcreds.io/database-client": "true"}
-#: The official images' users (openbao: 100, postgres: 999).
-VAULT_UID, DB_UID = 100, 999
+#: The images' users: OpenBao's (the upstream image's uid), PostgreSQL's (postgres in the image built here).
+VAULT_UID, DB_UID = 100, postgres_image.POSTGRES_UID
+#: Where OpenBao's files are in its pods.
+OPENBAO_DIR = "/openbao"
+#: The cluster's DNS domain: a pod's full name ends with it.
+CLUSTER_DOMAIN = "cluster.local"
 
 
 def labels(app: str, instance: str | None = None) -> dict[str, str]:
@@ -27,7 +42,8 @@ def labels(app: str, instance: str | None = None) -> dict[str, str]:
     return {**kind, "app.kubernetes.io/instance": instance} if instance else kind
 
 
-#: Tells pulumi-kubernetes not to wait for a workload's pods or a Service's endpoints.
+#: Tells pulumi-kubernetes not to wait for a workload's pods or a Service's endpoints (the stack waits
+#: for what it needs itself: OpenBao's pods are not ready before the stack initialises them).
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 
 
@@ -56,9 +72,17 @@ def resources(cpu: str, memory: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": limit_cpu, "memory": memory}}
 
 
-def volume_claim(name: str, size: str) -> dict[str, Any]:
-    return {"metadata": {"name": name},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}
+def pull_policy(built_here: bool) -> str:
+    """Never for the images built here (imported into every node); IfNotPresent for a registry's."""
+    return "Never" if built_here else "IfNotPresent"
+
+
+def volume_claim(name: str, size: str, storage_class: str | None) -> dict[str, Any]:
+    """A claim template; storage_class None: the cluster's default StorageClass."""
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
 
 
 def service(name: str, namespace: str, app: str, instance: str, ports: dict[str, int], headless: bool = False,
@@ -78,7 +102,8 @@ def disruption_budget(instance: str, namespace: str, app: str) -> dict[str, Any]
 
 
 def network_policies(namespace: str) -> dict[str, dict[str, Any]]:
-    """Name -> spec: deny all ingress, then Vault and labelled clients to the database, clients to Vault."""
+    """Name -> spec: deny all ingress, then Vault and labelled clients to the database, clients to Vault,
+    Vault's nodes to each other."""
     def from_pods(*selectors: dict[str, str]) -> list[dict[str, Any]]:
         return [{"podSelector": {"matchLabels": s}} for s in selectors]
 
@@ -104,263 +129,130 @@ def service_host(service_name: str, namespace: str) -> str:
     return f"{service_name}.{namespace}.svc"
 
 
-# OpenBao
-
-
-def openbao_config() -> str:
-    """OpenBao's HCL: raft on the data volume, TLS from the mounted Secret, a file audit device.
-
-    The pod's own addresses come from the environment (BAO_API_ADDR, BAO_CLUSTER_ADDR).
-    """
-    return f"""storage "raft" {{
-  path = "/openbao/data"
-}}
-
-listener "tcp" {{
-  address         = "0.0.0.0:{VAULT_PORT}"
-  cluster_address = "0.0.0.0:{VAULT_CLUSTER_PORT}"
-  tls_cert_file   = "/openbao/tls/tls.crt"
-  tls_key_file    = "/openbao/tls/tls.key"
-  tls_min_version = "tls12"
-}}
-
-audit "file" "file" {{
-  options {{
-    file_path = "/openbao/audit/audit.log"
-    mode      = "0600"
-  }}
-}}
-
-ui = false
-"""
-
-
 def internal_service(instance: str) -> str:
     """The headless Service that names each pod of a StatefulSet."""
     return f"{instance}-internal"
 
 
-def openbao_statefulset(instance: str, namespace: str, image: str, storage: str, config_map: str, tls_secret: str
+def pod_names(instance: str, replicas: int) -> list[str]:
+    """A StatefulSet's pods' names, in order."""
+    return [f"{instance}-{i}" for i in range(replicas)]
+
+
+def pod_host(instance: str, index: int, namespace: str) -> str:
+    """Pod `index` of a StatefulSet, through its headless Service."""
+    return f"{instance}-{index}.{internal_service(instance)}.{namespace}.svc"
+
+
+def server_dns_names(namespace: str, instance: str, replicas: int = 1) -> tuple[str, ...]:
+    """The names a server's certificate must carry: its Service, each pod of its StatefulSet, and
+    localhost (in the pod)."""
+    pods = [pod_host(instance, i, namespace) for i in range(replicas)]
+    service_name = service_host(instance, namespace)
+    return (service_name, f"{service_name}.{CLUSTER_DOMAIN}", instance, f"{instance}.{namespace}", *pods,
+            *(f"{pod}.{CLUSTER_DOMAIN}" for pod in pods), "localhost")
+
+
+# OpenBao
+
+
+def openbao_config(instance: str, namespace: str, replicas: int, seal_key_ids: Sequence[str]) -> str:
+    """OpenBao's HCL in every pod (`components.servers.openbao.openbao_hcl`): raft on the data volume,
+    joined to every pod of the StatefulSet, TLS from the mounted Secret, the static seal from its
+    Secret, the audit device on its volume. Each pod's own addresses come from its environment
+    (BAO_API_ADDR, BAO_CLUSTER_ADDR)."""
+    peers = [f"https://{pod_host(instance, i, namespace)}:{VAULT_PORT}" for i in range(replicas)] if replicas > 1 else []
+    return openbao_hcl(
+        raft_path=f"{OPENBAO_DIR}/data", listen=f"0.0.0.0:{VAULT_PORT}", cluster_listen=f"0.0.0.0:{VAULT_CLUSTER_PORT}",
+        tls_dir=f"{OPENBAO_DIR}/tls", audit_file=f"{OPENBAO_DIR}/audit/audit.log", peers=peers,
+        seal_dir=f"{OPENBAO_DIR}/seal", seal_key_ids=seal_key_ids)
+
+
+#: OpenBao's health: 200 when active, and (standbyok) when a standby; sealed or uninitialised: not ready.
+READY_PATH = "/v1/sys/health?standbyok=true"
+#: Alive whenever it answers: a sealed or uninitialised server is not restarted for it.
+ALIVE_PATH = "/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
+
+
+def anti_affinity(app: str, instance: str) -> dict[str, Any]:
+    """Never two of the instance's pods on one node."""
+    return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": labels(app, instance)}, "topologyKey": "kubernetes.io/hostname"}]}}
+
+
+def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, replicas: int, storage: str,
+                        storage_class: str | None, config_map: str, tls_secret: str, seal_secret: str
                         ) -> dict[str, Any]:
     pod = f"https://$(POD_NAME).{internal_service(instance)}.{namespace}.svc"
+    probe = {"port": VAULT_PORT, "scheme": "HTTPS"}
     container = {
-        "name": "openbao", "image": image,
-        "args": ["server", "-config=/openbao/config/config.hcl"],
+        "name": "openbao", "image": image, "imagePullPolicy": pull,
+        "args": ["server", f"-config={OPENBAO_DIR}/config/config.hcl"],
         "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 {"name": "BAO_API_ADDR", "value": f"{pod}:{VAULT_PORT}"},
                 {"name": "BAO_CLUSTER_ADDR", "value": f"{pod}:{VAULT_CLUSTER_PORT}"},
-                {"name": "BAO_CACERT", "value": "/openbao/tls/ca.crt"}],
-        "ports": [{"name": "api", "containerPort": VAULT_PORT}, {"name": "cluster", "containerPort": VAULT_CLUSTER_PORT}],
+                {"name": "BAO_CACERT", "value": f"{OPENBAO_DIR}/tls/ca.crt"}],
+        "ports": [{"name": "api", "containerPort": VAULT_PORT},
+                  {"name": "cluster", "containerPort": VAULT_CLUSTER_PORT}],
         "securityContext": container_security(),
         "resources": resources("250m", "256Mi"),
-        # Sealed or standby still answers: the pod is alive. Ready only when unsealed and active.
-        "livenessProbe": {"httpGet": {"path": "/v1/sys/health?sealedcode=200&uninitcode=200&standbyok=true",
-                                      "port": VAULT_PORT, "scheme": "HTTPS"}, "periodSeconds": 10},
-        "readinessProbe": {"httpGet": {"path": "/v1/sys/health", "port": VAULT_PORT, "scheme": "HTTPS"},
-                           "periodSeconds": 5},
-        "volumeMounts": [{"name": "data", "mountPath": "/openbao/data"},
-                         {"name": "audit", "mountPath": "/openbao/audit"},
-                         {"name": "config", "mountPath": "/openbao/config", "readOnly": True},
-                         {"name": "tls", "mountPath": "/openbao/tls", "readOnly": True}],
+        "readinessProbe": {"httpGet": {"path": READY_PATH, **probe}, "periodSeconds": 2, "timeoutSeconds": 2},
+        "livenessProbe": {"httpGet": {"path": ALIVE_PATH, **probe}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "volumeMounts": [{"name": "data", "mountPath": f"{OPENBAO_DIR}/data"},
+                         {"name": "audit", "mountPath": f"{OPENBAO_DIR}/audit"},
+                         {"name": "config", "mountPath": f"{OPENBAO_DIR}/config", "readOnly": True},
+                         {"name": "tls", "mountPath": f"{OPENBAO_DIR}/tls", "readOnly": True},
+                         {"name": "seal", "mountPath": f"{OPENBAO_DIR}/seal", "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
     }
+    # The Secret's keys as the config names them; the database's CA is the bootstrap CA.
+    tls_items = [{"key": "ca.crt", "path": "ca.crt"}, {"key": "ca.crt", "path": "database-ca.crt"},
+                 {"key": "tls.crt", "path": "server.crt"}, {"key": "tls.key", "path": "server.key"}]
     return {
-        "serviceName": internal_service(instance), "replicas": 1,
+        "serviceName": internal_service(instance), "replicas": replicas, "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": labels(VAULT_APP, instance)},
+        # A removed pod's raft folder goes with it: a node that comes back joins as a new voter.
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
         "template": {
             "metadata": {"labels": labels(VAULT_APP, instance)},
             "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False,
+                     "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
                      "containers": [container],
                      "volumes": [{"name": "config", "configMap": {"name": config_map}},
-                                 {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}}]},
+                                 {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440,
+                                                            "items": tls_items}},
+                                 # Readable by OpenBao's group only (fsGroup).
+                                 {"name": "seal", "secret": {"secretName": seal_secret, "defaultMode": 0o440}},
+                                 {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]},
         },
-        "volumeClaimTemplates": [volume_claim("data", storage), volume_claim("audit", storage)],
+        "volumeClaimTemplates": [volume_claim("data", storage, storage_class),
+                                 volume_claim("audit", storage, storage_class)],
     }
 
 
 # PostgreSQL
 
 
-def postgres_conf() -> str:
-    return """listen_addresses = '*'
-ssl = on
-ssl_cert_file = '/bootstrap-tls/tls.crt'
-ssl_key_file = '/bootstrap-tls/tls.key'
-ssl_min_protocol_version = 'TLSv1.2'
-password_encryption = 'scram-sha-256'
-"""
-
-
-def pg_hba() -> str:
-    """TLS and SCRAM only over the network; the in-pod socket for the image's own init."""
-    return """local all all peer
-hostssl all all 0.0.0.0/0 scram-sha-256
-hostssl all all ::/0 scram-sha-256
-"""
-
-
-INIT_SCRIPT = """#!/bin/sh
-# Runs once, from /docker-entrypoint-initdb.d, when the data volume is new.
-set -eu
-psql -v ON_ERROR_STOP=1 -v admin_password="$DBCREDS_ADMIN_PASSWORD" --username postgres --dbname postgres \\
-  -f /bootstrap/bootstrap.sql
-"""
-
-
-def postgres_statefulset(instance: str, namespace: str, image: str, storage: str, config_map: str, tls_secret: str,
-                         password_secret: str) -> dict[str, Any]:
-    secret_env = [{"name": name, "valueFrom": {"secretKeyRef": {"name": password_secret, "key": key}}}
-                  for name, key in (("POSTGRES_PASSWORD", "superuser-password"),
-                                    ("DBCREDS_ADMIN_PASSWORD", "admin-password"))]
+def postgres_statefulset(instance: str, image: str, pull: str, storage: str, storage_class: str | None,
+                         config_map: str, tls_secret: str, password_secret: str) -> dict[str, Any]:
+    """PostgreSQL from the image built here (`components.servers.postgres_image`), as its postgres
+    account, on DB_PORT of the pod's address."""
+    paths = postgres_image
     container = {
-        "name": "postgres", "image": image,
-        "args": ["-c", "config_file=/bootstrap/postgresql.conf", "-c", "hba_file=/bootstrap/pg_hba.conf"],
-        "env": [*secret_env, {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+        "name": "postgres", "image": image, "imagePullPolicy": pull,
+        "command": ["/bin/sh", f"{paths.BOOTSTRAP}/start.sh"],
         "ports": [{"name": "postgres", "containerPort": DB_PORT}],
-        "securityContext": container_security(),
-        "resources": resources("500m", "512Mi"),
-        "readinessProbe": {"exec": {"command": ["pg_isready", "--host", "/var/run/postgresql"]}, "periodSeconds": 5},
-        "livenessProbe": {"tcpSocket": {"port": DB_PORT}, "periodSeconds": 10},
-        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                         {"name": "run", "mountPath": "/var/run/postgresql"},
-                         {"name": "tmp", "mountPath": "/tmp"},
-                         {"name": "bootstrap", "mountPath": "/bootstrap", "readOnly": True},
-                         {"name": "init", "mountPath": "/docker-entrypoint-initdb.d", "readOnly": True},
-                         {"name": "tls", "mountPath": "/bootstrap-tls", "readOnly": True}],
-    }
-    return {
-        "serviceName": internal_service(instance), "replicas": 1,
-        "selector": {"matchLabels": labels(DB_APP, instance)},
-        "template": {
-            "metadata": {"labels": labels(DB_APP, instance)},
-            "spec": {"securityContext": pod_security(DB_UID), "automountServiceAccountToken": False,
-                     "containers": [container],
-                     "volumes": [
-                         {"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}},
-                         {"name": "bootstrap", "configMap": {"name": config_map, "items": [
-                             {"key": k, "path": k} for k in ("postgresql.conf", "pg_hba.conf", "bootstrap.sql")]}},
-                         {"name": "init", "configMap": {"name": config_map, "defaultMode": 0o555,
-                                                        "items": [{"key": "init.sh", "path": "init.sh"}]}},
-                         # The key must be 0600 or 0640 for PostgreSQL, readable by the pod's group.
-                         {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440}},
-                     ]},
-        },
-        "volumeClaimTemplates": [volume_claim("data", storage)],
-    }
-
-
-def server_dns_names(namespace: str, instance: str) -> tuple[str, ...]:
-    """The names a server's certificate must carry: its Service and each pod of its StatefulSet."""
-    return (service_host(instance, namespace), instance, f"{instance}.{namespace}",
-            f"*.{internal_service(instance)}.{namespace}.svc", "localhost")
-
-
-# The single-node profile: one node that is the machine running the stack (a test cluster, a
-# developer's machine). Pods use the host's network and listen on 127.0.0.1 only: no Services, no
-# NetworkPolicies (they do not apply to host-network pods), no PodDisruptionBudgets; storage is
-# local PersistentVolumes under the stack's data folder, bound to the StatefulSets' claims.
-
-#: The node's name (kubelet names it after --hostname-override; a loopback node IP is refused).
-NODE = "127.0.0.1"
-#: Where the single-node profile's servers listen, and where kubelet probes them.
-LOOPBACK_HOST = "127.0.0.1"
-PROFILES = ("cluster", "single-node")
-#: How long `up` waits for a single-node StatefulSet's pod (pulumi-kubernetes' default: 10 minutes).
-NODE_AWAIT = {"pulumi.com/timeoutSeconds": "300"}
-#: Claims of the single-node profile bind only the PersistentVolumes the stack declares.
-NO_STORAGE_CLASS = ""
-
-
-def first_pod(statefulset: str) -> str:
-    """The name of a StatefulSet's first (here: only) pod."""
-    return f"{statefulset}-0"
-
-
-def claim_name(template: str, statefulset: str) -> str:
-    """The claim a StatefulSet's first pod gets from its volumeClaimTemplate."""
-    return f"{template}-{first_pod(statefulset)}"
-
-
-def node_volume(name: str, namespace: str, claim: str, path: str, size: str, app: str, instance: str
-                ) -> dict[str, Any]:
-    """A local PersistentVolume on the node at path, kept on release (the stack removes it), pre-bound
-    to one claim."""
-    return {"metadata": {"name": name, "labels": labels(app, instance)},
-            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
-                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": NO_STORAGE_CLASS,
-                     "local": {"path": path},
-                     "claimRef": {"namespace": namespace, "name": claim},
-                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}]}]}}}}
-
-
-def _node_statefulset(app: str, instance: str, uid: int, container: dict[str, Any], volumes: list[dict[str, Any]],
-                      claims: tuple[str, ...], storage: str) -> dict[str, Any]:
-    claim_templates = [volume_claim(c, storage) for c in claims]
-    for template in claim_templates:
-        template["spec"]["storageClassName"] = NO_STORAGE_CLASS
-    return {
-        "replicas": 1, "selector": {"matchLabels": labels(app, instance)},
-        # Its claims go with the StatefulSet (the stack removes the volumes behind them).
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
-        "template": {
-            "metadata": {"labels": labels(app, instance)},
-            "spec": {"hostNetwork": True, "securityContext": pod_security(uid), "automountServiceAccountToken": False,
-                     "terminationGracePeriodSeconds": 30, "containers": [container], "volumes": volumes},
-        },
-        "volumeClaimTemplates": claim_templates,
-    }
-
-
-def openbao_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, port: int,
-                             config_path: str, paths: Any) -> dict[str, Any]:
-    """OpenBao on the host's network: `paths` is its layout in the pod (a
-    `components.servers.openbao.LocalOpenBao`), the config at config_path. Ready once it answers, sealed
-    or not: the stack initialises and unseals it through 127.0.0.1."""
-    tls = str(paths.ca_file.parent)
-    answers = {"httpGet": {"host": LOOPBACK_HOST, "path": "/v1/sys/health?sealedcode=200&uninitcode=200&standbyok=true",
-                           "port": port, "scheme": "HTTPS"}, "periodSeconds": 5, "timeoutSeconds": 5}
-    container = {
-        "name": "openbao", "image": image, "imagePullPolicy": "Never",
-        "args": ["server", f"-config={config_path}"],
-        "ports": [{"name": "api", "containerPort": port}],
-        "securityContext": container_security(), "resources": resources("250m", "256Mi"),
-        "readinessProbe": answers, "livenessProbe": {**answers, "periodSeconds": 10},
-        "volumeMounts": [{"name": "raft", "mountPath": str(paths.data_dir / "raft")},
-                         {"name": "audit", "mountPath": str(paths.audit_log.parent)},
-                         {"name": "config", "mountPath": config_path.rsplit("/", 1)[0], "readOnly": True},
-                         {"name": "tls", "mountPath": tls, "readOnly": True},
-                         {"name": "tmp", "mountPath": "/tmp"}],
-    }
-    # The database's CA is the bootstrap CA here: the Secret's ca.crt serves as both.
-    items = [{"key": "ca.crt", "path": paths.ca_file.name}, {"key": "ca.crt", "path": paths.database_ca_file.name},
-             {"key": "tls.crt", "path": "server.crt"}, {"key": "tls.key", "path": "server.key"}]
-    volumes = [{"name": "config", "configMap": {"name": config_map}},
-               {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440, "items": items}},
-               {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
-    return _node_statefulset(VAULT_APP, instance, VAULT_UID, container, volumes, ("raft", "audit"), storage)
-
-
-def postgres_node_statefulset(instance: str, image: str, storage: str, config_map: str, tls_secret: str, password_secret: str,
-                              port: int, uid: int, image_paths: Any) -> dict[str, Any]:
-    """PostgreSQL from the image built here (`image_paths`: `components.servers.postgres_image`), as its
-    postgres account, on the host's network at 127.0.0.1:port."""
-    run, bootstrap = image_paths.RUN, image_paths.BOOTSTRAP
-    container = {
-        "name": "postgres", "image": image, "imagePullPolicy": "Never",
-        "command": ["/bin/sh", f"{bootstrap}/start.sh"],
-        "ports": [{"name": "postgres", "containerPort": port}],
         "securityContext": container_security(), "resources": resources("500m", "512Mi"),
         # Ready once the server itself (not the one the bootstrap runs on the socket) answers on TCP.
-        "readinessProbe": {"tcpSocket": {"host": LOOPBACK_HOST, "port": port}, "periodSeconds": 2},
-        "livenessProbe": {"tcpSocket": {"host": LOOPBACK_HOST, "port": port}, "periodSeconds": 10,
-                          "initialDelaySeconds": 30},
+        "readinessProbe": {"tcpSocket": {"port": DB_PORT}, "periodSeconds": 2},
+        "livenessProbe": {"tcpSocket": {"port": DB_PORT}, "periodSeconds": 10, "initialDelaySeconds": 30},
         # A fast shutdown: the default (smart) one waits for Vault's pooled connections to close.
-        "lifecycle": {"preStop": {"exec": {"command": ["pg_ctl", "--pgdata", image_paths.PGDATA, "--mode", "fast",
+        "lifecycle": {"preStop": {"exec": {"command": ["pg_ctl", "--pgdata", paths.PGDATA, "--mode", "fast",
                                                        "--wait", "stop"]}}},
-        "volumeMounts": [{"name": "data", "mountPath": image_paths.DATA},
-                         {"name": "run", "mountPath": run},
+        "volumeMounts": [{"name": "data", "mountPath": paths.DATA},
+                         {"name": "run", "mountPath": paths.RUN},
                          {"name": "tmp", "mountPath": "/tmp"},
-                         {"name": "bootstrap", "mountPath": bootstrap, "readOnly": True},
+                         {"name": "bootstrap", "mountPath": paths.BOOTSTRAP, "readOnly": True},
                          {"name": "tls", "mountPath": "/bootstrap-tls", "readOnly": True},
                          {"name": "passwords", "mountPath": "/bootstrap-secrets", "readOnly": True}],
     }
@@ -373,4 +265,15 @@ def postgres_node_statefulset(instance: str, image: str, storage: str, config_ma
         {"name": "passwords", "secret": {"secretName": password_secret, "defaultMode": 0o440,
                                          "items": [{"key": "admin-password", "path": "admin-password"}]}},
     ]
-    return _node_statefulset(DB_APP, instance, uid, container, volumes, ("data",), storage)
+    return {
+        "serviceName": internal_service(instance), "replicas": 1,
+        "selector": {"matchLabels": labels(DB_APP, instance)},
+        # Its claim goes with the StatefulSet.
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": labels(DB_APP, instance)},
+            "spec": {"securityContext": pod_security(DB_UID), "automountServiceAccountToken": False,
+                     "terminationGracePeriodSeconds": 30, "containers": [container], "volumes": volumes},
+        },
+        "volumeClaimTemplates": [volume_claim("data", storage, storage_class)],
+    }

@@ -1,19 +1,20 @@
 """Vault (OpenBao) on Kubernetes: the `kubernetes` target of the Vault server.
 
     vault = VaultKubernetes("vault", VaultKubernetesArgs(namespace="dbcreds", ca_pem=..., cert_pem=...,
-                            key_pem=...), opts=pulumi.ResourceOptions(provider=k8s_provider))
+                            key_pem=..., image=..., replicas=3, address="https://127.0.0.1:18200",
+                            ca_file="/srv/stack/vault-ca.crt"),
+                            opts=pulumi.ResourceOptions(provider=k8s_provider))
 
-A StatefulSet (raft data and audit log on volumes), the config in a ConfigMap
-and TLS in a Secret, each named after the component (`vault`, `vault-config`,
-`vault-tls`: two components share a namespace), in one of two profiles (`manifests.PROFILES`):
-- `cluster`: Services and a PodDisruptionBudget, the upstream image. Initialising
-  and unsealing it is its operator's: it has no `admin_token` or `ca_file`
-  (nothing can be configured in it yet), and `operator_steps` says what to do.
-- `single-node`: the node is this machine (a test cluster). The pod runs the
-  image built here on the host's network at 127.0.0.1:`port`, its volumes are
-  local ones under `data_dir`, and the stack initialises and unseals it through
-  that address, and unseals it again whenever a new pod comes up sealed: outputs
-  as every `VaultComponent`'s.
+A StatefulSet of `replicas` raft nodes (`components.kubernetes.manifests`), its
+config in a ConfigMap, TLS and the static seal's key in Secrets, a Service for
+clients and a headless one that names each pod, a PodDisruptionBudget, each
+named after the component (`vault`, `vault-config`, `vault-tls`, `vault-seal`:
+two components share a namespace). The stack reaches it at `address` (a
+`components.kubernetes.port_forward.PortForward` the program holds open): it
+initialises it there, keeps no root token (its own admin policy and a periodic
+token of it instead: `components.servers.openbao_api.OpenBaoInit`), and every
+pod unseals itself. Without `address` (manifests rendered to a folder for
+kubectl) nothing is initialised: `operator_steps` says what its operator does.
 """
 
 from dataclasses import dataclass
@@ -21,15 +22,14 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components.kubernetes import manifests as m
-from components.servers.server_running import keeper_name
-from components.kubernetes.volumes import node_volumes
-from components.servers.openbao import render_config
-from components.servers.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
 from components.options import register_outputs
+from components.servers.openbao import SEAL_KEY_BYTES, seal_key_id
+from components.servers.openbao_api import OpenBaoInit
+from components.vault_policies import stack_admin_policy
 from components.vault_component import VaultComponent
-
 
 
 @dataclass(frozen=True)
@@ -38,99 +38,103 @@ class VaultKubernetesArgs:
     ca_pem: pulumi.Input[str]
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Input[str]
-    image: str = "openbao/openbao:2.4.1"
+    image: str
+    #: The image was built here and imported into the nodes (never pulled).
+    image_built_here: bool = True
+    #: Raft nodes: 1, or an odd number from 3.
+    replicas: int = 1
     storage: str = "1Gi"
-    #: Wait for the pods to be ready and the Services to have endpoints (off for API servers
-    #: without nodes, as in the tests).
-    await_ready: bool = True
-    #: One of manifests.PROFILES; the settings below are the single-node profile's.
-    profile: str = "cluster"
-    port: int = m.VAULT_PORT
-    cluster_port: int = m.VAULT_CLUSTER_PORT
-    #: This machine's folder for the volumes and the listener's CA file (the Vault provider takes a file).
-    data_dir: str = ""
+    #: None: the cluster's default StorageClass.
+    storage_class: Optional[str] = None
+    #: Where the stack reaches Vault's Service from this machine (a port-forward); None: not reached
+    #: (rendered manifests): not initialised by the stack.
+    address: Optional[str] = None
+    #: Where the listener's CA is written on this machine (the Vault provider takes a file).
+    ca_file: str = ""
+    #: The key split made at initialisation: recovery keys (the static seal).
     key_shares: int = 1
     key_threshold: int = 1
+    #: The static seal's key (base64 of 32 bytes, secret); None: made by pulumi-random.
+    seal_key: Optional[pulumi.Input[str]] = None
+    #: The mounts and auth methods the stack configures, which its admin policy covers.
+    mounts: tuple[str, ...] = ("database",)
+    auth_mounts: tuple[str, ...] = ("approle",)
 
 
 class VaultKubernetes(VaultComponent):
-    """OpenBao as a StatefulSet, TLS only, with its audit device. `pod` is its pod's name;
-    `operator_steps` (cluster profile only) what its operator must do before it is a Vault to use."""
+    """OpenBao as a StatefulSet of raft nodes, TLS only, with its audit device; outputs as every
+    `VaultComponent`'s (`address`: where the stack reaches it; `addresses`: each pod's name in the
+    cluster), and `service_address` (its Service's in-cluster address), `pods`, `recovery_keys`
+    (secret), and `operator_steps` where the stack does not initialise it."""
 
-    pod: pulumi.Output[str]
+    service_address: pulumi.Output[str]
+    pods: pulumi.Output[list]
+    recovery_keys: pulumi.Output[list]
     operator_steps: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
-        if args.profile not in m.PROFILES:
-            raise ValueError(f"profile must be one of {', '.join(m.PROFILES)}, got {args.profile!r}")
         child = pulumi.ResourceOptions(parent=self)
         ns, app = args.namespace, m.VAULT_APP
+        seal_key = pulumi.Output.secret(args.seal_key if args.seal_key is not None else random.RandomBytes(
+            f"{name}-seal-key", length=SEAL_KEY_BYTES, opts=child).base64)
+        # A digest of the key, which says nothing of it: the config that names it need not be secret.
+        key_id = pulumi.Output.unsecret(seal_key.apply(seal_key_id))
         tls = k8s.core.v1.Secret(
             f"{name}-tls", metadata=m.metadata(f"{name}-tls", ns, app, name), type="kubernetes.io/tls",
             string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
                          "tls.key": pulumi.Output.secret(args.key_pem)},
             opts=child)
-        if args.profile == "single-node":
-            self._single_node(name, args, tls)
-            return
-        skip = None if args.await_ready else m.SKIP_AWAIT
-        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
-                                       data={"config.hcl": m.openbao_config()}, opts=child)
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, skip),
-            spec=m.openbao_statefulset(name, ns, args.image, args.storage, f"{name}-config", f"{name}-tls"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls]))
+        seal = k8s.core.v1.Secret(
+            f"{name}-seal", metadata=m.metadata(f"{name}-seal", ns, app, name),
+            string_data=pulumi.Output.secret(pulumi.Output.all(key_id, seal_key).apply(lambda k: {k[0]: k[1]})),
+            opts=child)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
+            data={"config.hcl": key_id.apply(lambda k: m.openbao_config(name, ns, args.replicas, [k]))}, opts=child)
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT),
+            spec=m.openbao_statefulset(name, ns, args.image, m.pull_policy(args.image_built_here), args.replicas,
+                                       args.storage, args.storage_class, f"{name}-config", f"{name}-tls",
+                                       f"{name}-seal"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, seal]))
         ports = {"api": m.VAULT_PORT, "cluster": m.VAULT_CLUSTER_PORT}
         for service_name, headless in ((name, False), (m.internal_service(name), True)):
-            service = m.service(service_name, ns, app, name, ports, headless, skip)
+            service = m.service(service_name, ns, app, name, ports, headless, m.SKIP_AWAIT)
             k8s.core.v1.Service(f"{service_name}-service", metadata=service["metadata"], spec=service["spec"],
                                 opts=child)
         budget = m.disruption_budget(name, ns, app)
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=budget["metadata"], spec=budget["spec"],
                                           opts=child)
-        pod = m.first_pod(name)
-        register_outputs(self, {
-            "address": pulumi.Output.from_input(f"https://{m.service_host(name, ns)}:{m.VAULT_PORT}"),
-            "ca_pem": pulumi.Output.from_input(args.ca_pem),
-            "database_ca_file": pulumi.Output.from_input("/openbao/tls/ca.crt"),
-            "audit_log": pulumi.Output.from_input("/openbao/audit/audit.log"),
-            "pod": pulumi.Output.from_input(pod),
-            # In the pod, the listener's certificate names it localhost (server_dns_names).
-            "operator_steps": pulumi.Output.from_input(
-                f"initialise and unseal OpenBao in pod {pod} of namespace {ns}: kubectl exec -n {ns} {pod} -- "
-                f"bao operator init -address=https://localhost:{m.VAULT_PORT} -key-shares={args.key_shares} "
-                f"-key-threshold={args.key_threshold}, then bao operator unseal (same address) with "
-                f"{args.key_threshold} of the keys"),
-        })
-
-    def _single_node(self, name: str, args: VaultKubernetesArgs, tls: k8s.core.v1.Secret) -> None:
-        child = pulumi.ResourceOptions(parent=self)
-        ns, app = args.namespace, m.VAULT_APP
-        config_path = f"{IN_CONTAINER.data_dir}/config/config.hcl"
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
-            data={"config.hcl": render_config(IN_CONTAINER.data_dir, args.port, args.cluster_port)}, opts=child)
-        claims = ("raft", "audit")
-        volumes = node_volumes(self, name, ns, app, claims, args.data_dir, args.storage)
-        statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.NODE_AWAIT),
-            spec=m.openbao_node_statefulset(name, args.image, args.storage, f"{name}-config", f"{name}-tls",
-                                            args.port, config_path, IN_CONTAINER),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, *volumes.values()]))
-        address = f"https://{m.LOOPBACK_HOST}:{args.port}"
-        ca_file = f"{args.data_dir}/vault-ca.crt"
-        # A new pod spec (image, config) rolls the pod: the new one is unsealed with the kept keys.
-        rollout = statefulset.metadata.apply(lambda meta: f"{meta.uid}/{meta.generation}")
-        init = OpenBaoInit(f"{name}-init", address=address, ca_pem=args.ca_pem, ca_file=ca_file,
-                           raft_volume=volumes["raft"].metadata.apply(lambda meta: meta.name),
-                           container_id=rollout, key_shares=args.key_shares, key_threshold=args.key_threshold,
-                           opts=child)
-        # Unsealed again whenever a new pod (deleted, evicted, restarted) came up sealed.
-        VaultUnsealed(keeper_name(name), address=address, ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
-                      opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
+        service_address = f"https://{m.service_host(name, ns)}:{m.VAULT_PORT}"
+        pods = m.pod_names(name, args.replicas)
+        outputs = {
+            "service_address": pulumi.Output.from_input(service_address), "pods": pulumi.Output.from_input(pods),
+            "addresses": [f"https://{m.pod_host(name, i, ns)}:{m.VAULT_PORT}" for i in range(args.replicas)],
+            "database_ca_file": f"{m.OPENBAO_DIR}/tls/database-ca.crt", "audit_log": f"{m.OPENBAO_DIR}/audit/audit.log",
+            "ca_pem": args.ca_pem,
+        }
+        if args.address is None:
+            register_outputs(self, {
+                **{k: pulumi.Output.from_input(v) for k, v in outputs.items()},
+                "address": pulumi.Output.from_input(service_address),
+                "operator_steps": pulumi.Output.from_input(
+                    f"initialise OpenBao once in pod {pods[0]} of namespace {ns}: kubectl exec -n {ns} {pods[0]} -- "
+                    f"bao operator init -address=https://localhost:{m.VAULT_PORT} -recovery-shares={args.key_shares} "
+                    f"-recovery-threshold={args.key_threshold}; every pod unseals itself (the static seal)"),
+            })
+            return
+        # New storage (a new StatefulSet, whose claims go with it): a new initialisation.
+        init = OpenBaoInit(
+            f"{name}-init", address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+            raft_volume=statefulset.metadata.apply(lambda meta: meta.uid), container_id="", seal="static",
+            key_shares=args.key_shares, key_threshold=args.key_threshold, keep_root_token=False,
+            admin_policy=stack_admin_policy(args.mounts, args.auth_mounts), opts=child)
         self._register_vault(
-            address=address, ca_pem=args.ca_pem, ca_file=ca_file,
-            database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.root_token,
-            audit_log=str(IN_CONTAINER.audit_log), pod=pulumi.Output.from_input(m.first_pod(name)),
+            address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+            database_ca_file=outputs["database_ca_file"], admin_token=init.admin_token,
+            audit_log=outputs["audit_log"], addresses=[args.address],
+            service_address=outputs["service_address"], pods=outputs["pods"],
+            node_addresses=pulumi.Output.from_input(outputs["addresses"]),
+            recovery_keys=pulumi.Output.secret(init.recovery_keys),
         )

@@ -48,56 +48,66 @@ def seal_key_id(key: str) -> str:
     return "dbcreds-" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
-def render_config(data_dir: Path, port: int, cluster_port: int, peers: Sequence[str] = (),
-                  seal_keys: Sequence[str] = ()) -> str:
-    """The server's HCL config.
+def openbao_hcl(*, raft_path: str, listen: str, cluster_listen: str, tls_dir: str, audit_file: str,
+                peers: Sequence[str] = (), node_id: str = "", seal_dir: str = "", seal_key_ids: Sequence[str] = (),
+                api_addr: str = "", cluster_addr: str = "") -> str:
+    """An OpenBao server's HCL config, wherever it runs (a local process, a pod).
 
-    peers: the other raft nodes' API addresses (a cluster): each node joins them (`retry_join`,
-    verifying them against its CA), elects a new leader within seconds of losing one
-    (`performance_multiplier = 1`), and writes its audit log to `audit/audit.log` under its own
-    folder, its working directory: a cluster's audit devices are one table, the same text on every
-    node; its raft node id is in its raft folder, new with a new folder (a node whose folder was lost
-    joins as a new voter). seal_keys: the static seal's current key's id and, while a new key replaces it, the
-    previous one's (each a file under seal/); none: Shamir.
+    The listener serves TLS from tls_dir's server.crt and server.key. peers: the
+    other raft nodes' API addresses: the node joins them (`retry_join`, verifying
+    them against tls_dir's ca.crt) and elects a new leader within seconds of
+    losing one (`performance_multiplier = 1`). node_id: fixed, or (empty) the
+    one in the raft folder (`raft/node-id`: new with a new folder, so a node
+    whose folder was lost joins as a new voter). seal_key_ids: the static seal's
+    current key's id and, while a new key replaces it, the previous one's, each
+    a file in seal_dir; none: Shamir. audit_file must be the same text on every
+    node of a cluster (its audit devices are one table). api_addr and
+    cluster_addr empty: from the environment (BAO_API_ADDR, BAO_CLUSTER_ADDR).
     """
-    joins = "".join(f"""
-  retry_join {{
-    leader_api_addr     = "{peer}"
-    leader_ca_cert_file = "{data_dir / 'tls' / 'ca.crt'}"
-  }}""" for peer in peers)
-    # A cluster node's id is in raft/node-id, new with each raft folder (`LocalOpenBao.start`).
-    tuning = "\n  performance_multiplier = 1" if peers else '\n  node_id = "dbcreds-1"'
-    seal = ""
-    if seal_keys:
-        seal = 'seal "static" {\n' + "".join(
-            f'  {which}_key_id = "{key_id}"\n  {which}_key    = "file://{data_dir / "seal" / key_id}"\n'
-            for which, key_id in zip(("current", "previous"), seal_keys)) + "}\n\n"
-    audit = "audit/audit.log" if peers else str(data_dir / "audit" / "audit.log")
+    raft = [f'  path = "{raft_path}"']
+    raft += [f'  node_id = "{node_id}"'] if node_id else []
+    raft += ["  performance_multiplier = 1"] if peers else []
+    raft += [f'  retry_join {{\n    leader_api_addr     = "{peer}"\n    leader_ca_cert_file = "{tls_dir}/ca.crt"\n  }}'
+             for peer in peers]
+    seal = "".join(f'  {which}_key_id = "{key_id}"\n  {which}_key    = "file://{seal_dir}/{key_id}"\n'
+                   for which, key_id in zip(("current", "previous"), seal_key_ids))
+    addresses = "".join(f'{name} = "{value}"\n' for name, value in (("api_addr", api_addr),
+                                                                    ("cluster_addr", cluster_addr)) if value)
     return f"""# Written by dbcreds.
 storage "raft" {{
-  path    = "{data_dir / 'raft'}"{tuning}{joins}
+{chr(10).join(raft)}
 }}
 
 listener "tcp" {{
-  address         = "127.0.0.1:{port}"
-  cluster_address = "127.0.0.1:{cluster_port}"
-  tls_cert_file   = "{data_dir / 'tls' / 'server.crt'}"
-  tls_key_file    = "{data_dir / 'tls' / 'server.key'}"
+  address         = "{listen}"
+  cluster_address = "{cluster_listen}"
+  tls_cert_file   = "{tls_dir}/server.crt"
+  tls_key_file    = "{tls_dir}/server.key"
   tls_min_version = "tls12"
 }}
-
-{seal}# OpenBao takes audit devices from its config only (not through the API).
+{f'{chr(10)}seal "static" {{{chr(10)}{seal}}}{chr(10)}' if seal else ""}
+# OpenBao takes audit devices from its config only (not through the API).
 audit "file" "file" {{
   options {{
-    file_path = "{audit}"
+    file_path = "{audit_file}"
     mode      = "0600"
   }}
 }}
 
-api_addr     = "https://127.0.0.1:{port}"
-cluster_addr = "https://127.0.0.1:{cluster_port}"
-ui = false
+{addresses}ui = false
 """
+
+
+def render_config(data_dir: Path, port: int, cluster_port: int, peers: Sequence[str] = (),
+                  seal_keys: Sequence[str] = ()) -> str:
+    """A local server's config (`openbao_hcl`), its files under data_dir. A cluster's node writes its
+    audit log to `audit/audit.log` under its folder, its working directory; a single server keeps
+    the fixed node id and absolute audit path it always had."""
+    return openbao_hcl(
+        raft_path=str(data_dir / "raft"), listen=f"127.0.0.1:{port}", cluster_listen=f"127.0.0.1:{cluster_port}",
+        tls_dir=str(data_dir / "tls"), audit_file="audit/audit.log" if peers else str(data_dir / "audit" / "audit.log"),
+        peers=peers, node_id="" if peers else "dbcreds-1", seal_dir=str(data_dir / "seal"), seal_key_ids=seal_keys,
+        api_addr=f"https://127.0.0.1:{port}", cluster_addr=f"https://127.0.0.1:{cluster_port}")
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,16 @@ def wait_unsealed(client: hvac.Client, seconds: float = STARTUP_SECONDS) -> None
         time.sleep(0.2)
 
 
+def wait_active(client: hvac.Client, seconds: float = INIT_TIMEOUT_SECONDS) -> None:
+    """Waits until the node is the active one (an auto-unsealed server just initialised)."""
+    deadline = time.monotonic() + seconds
+    while not is_active(client):
+        if time.monotonic() > deadline:
+            raise LocalOpenBaoError(f"OpenBao at {client.url} did not become active within {seconds:.0f}s: "
+                                    f"{node_state(client)}")
+        time.sleep(0.2)
+
+
 def node_state(client: hvac.Client) -> str:
     """What one node says of itself: active, standby (unsealed, and it knows the active node it
     forwards to), leaderless (a standby that knows no active node: an election, or a lost quorum),
@@ -260,3 +280,29 @@ def serving_address(addresses: Sequence[str], ca_file: str) -> str:
             if state == wanted:
                 return address
     return addresses[0]
+
+
+#: How long a node that joined a cluster may take to become a voter (autopilot promotes it once it
+#: has been healthy for its stabilization time).
+VOTER_SECONDS = 60
+
+
+def raft_report(vault: hvac.Client, expected: int) -> tuple[str, dict]:
+    """Whether a cluster's `expected` nodes are all raft voters (waiting for a node that just joined to
+    be promoted): a problem, empty when none; and its peers and active node. `vault` holds a token
+    that may read the raft configuration (the stack's admin)."""
+    deadline = time.monotonic() + VOTER_SECONDS
+    try:
+        while True:
+            servers = vault.adapter.get("/v1/sys/storage/raft/configuration")["data"]["config"]["servers"]
+            peers = [{"node_id": s["node_id"], "address": s["address"], "leader": s["leader"], "voter": s["voter"]}
+                     for s in servers]
+            voters = sum(s["voter"] for s in servers)
+            if voters >= expected or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        leader = vault.sys.read_leader_status().get("leader_address", "")
+    except Exception as error:  # noqa: BLE001 - the finding
+        return f"{type(error).__name__}: {error}", {}
+    problem = "" if voters >= expected else f"{voters} of {expected} nodes are raft voters: {peers}"
+    return problem, {"active": leader, "raft_peers": peers}

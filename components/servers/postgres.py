@@ -51,16 +51,20 @@ def render_postgresql_conf(port: int, host: str = "127.0.0.1", files_dir: str = 
     ])
 
 
-def render_pg_hba() -> str:
-    """The superuser over the socket only; everyone else TLS with SCRAM over TCP; plaintext TCP refused."""
+#: Where clients connect from on this machine.
+LOOPBACK_NETWORKS = ("127.0.0.1/32", "::1/128")
+
+
+def render_pg_hba(networks: tuple[str, ...] = LOOPBACK_NETWORKS) -> str:
+    """The superuser over the socket only; everyone else TLS with SCRAM over TCP from networks (a pod:
+    any); plaintext TCP refused."""
     return "\n".join([
         "# Written by dbcreds.",
         "# TYPE   DATABASE USER     ADDRESS      METHOD",
         "local    all      postgres              peer map=dbcreds",
         "hostssl  all      postgres 0.0.0.0/0    reject",
         "hostssl  all      postgres ::/0         reject",
-        "hostssl  all      all      127.0.0.1/32 scram-sha-256",
-        "hostssl  all      all      ::1/128      scram-sha-256",
+        *(f"hostssl  all      all      {network} scram-sha-256" for network in networks),
         "",
     ])
 

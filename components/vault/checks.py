@@ -41,7 +41,7 @@ from hvac import exceptions as vault_errors
 from psycopg import errors
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
-from components.servers.openbao import node_state, serving_address
+from components.servers.openbao import node_state, raft_report, serving_address
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,11 @@ class CheckPlan:
     kv_logins: Sequence[KvLoginCheck] = ()
     retired_logins: Sequence[RetiredLogin] = ()
     #: Every node's address, when Vault is a cluster: issuance, renewal and revocation are proved
-    #: through each node that is up (a standby forwards), and the raft peers are reported.
+    #: through each node that is up (a standby forwards).
     node_addresses: Sequence[str] = ()
+    #: A cluster's size, when vault_token may read its raft configuration: every node must be a voter,
+    #: and the peers are reported (0: not checked here).
+    raft_voters: int = 0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -132,7 +135,8 @@ class CheckPlan:
                    group_roles=dict(raw.get("group_roles") or {}),
                    kv_logins=[KvLoginCheck(**k) for k in raw.get("kv_logins") or ()],
                    retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()],
-                   node_addresses=tuple(raw.get("node_addresses") or ()))
+                   node_addresses=tuple(raw.get("node_addresses") or ()),
+                   raft_voters=int(raw.get("raft_voters") or 0))
 
 
 @dataclass
@@ -206,38 +210,21 @@ def refused_login(target: Target, files: CaFiles, user: str, password: str) -> s
     return "the login was accepted"
 
 
-#: How long a node that joined a cluster may take to become a voter (autopilot promotes it once it
-#: has been healthy for its stabilization time).
-VOTER_SECONDS = 60
+def raft_voters(vault: hvac.Client, expected: int) -> tuple[CheckResult, dict]:
+    """That a cluster's `expected` nodes are all raft voters (`raft_report`), as a check, and its peers
+    and active node, for the report."""
+    problem, cluster = raft_report(vault, expected)
+    return CheckResult(f"the {expected} OpenBao nodes are raft voters", not problem, problem), cluster
 
 
-def _cluster(report: Report, target: Target, files: CaFiles, token: str, addresses: Sequence[str],
-             client: ClientCheck | None) -> None:
-    """A cluster's nodes: every node is a raft voter; through each node that is up, the first client
-    issues, renews and revokes (a standby forwards to the active node). The nodes' states, the raft
-    peers and the active node go into the report."""
+def _through_each_node(report: Report, target: Target, files: CaFiles, addresses: Sequence[str],
+                       client: ClientCheck) -> None:
+    """Through each node that is up (a standby forwards to the active node), the client issues, renews,
+    connects and revokes; the nodes' states go into the report."""
     states = {a: node_state(vault_client(target, files, address=a)) for a in addresses}
-    peers: list[dict] = []
-
-    def voters() -> str:
-        deadline = time.monotonic() + VOTER_SECONDS
-        while True:
-            servers = vault_client(target, files, token).adapter.get(
-                "/v1/sys/storage/raft/configuration")["data"]["config"]["servers"]
-            peers[:] = [{"node_id": s["node_id"], "address": s["address"], "leader": s["leader"],
-                         "voter": s["voter"]} for s in servers]
-            if sum(s["voter"] for s in servers) >= len(addresses):
-                return ""
-            if time.monotonic() > deadline:
-                return f"{sum(s['voter'] for s in servers)} of {len(addresses)} nodes are raft voters: {peers}"
-            time.sleep(1)
-
-    report.check(f"the {len(addresses)} OpenBao nodes are raft voters", voters)
-    active = [a for a, state in states.items() if state == "active"]
-    report.vault_cluster = {"nodes": [{"address": a, "state": s} for a, s in states.items()],
-                            "active": active[0] if active else "", "raft_peers": peers}
+    report.vault_cluster["nodes"] = [{"address": a, "state": s} for a, s in states.items()]
     for address, state in states.items():
-        if client is None or state not in ("active", "standby"):
+        if state not in ("active", "standby"):
             continue
 
         def through(node: str = address) -> str:
@@ -535,9 +522,12 @@ def run_checks(plan: CheckPlan) -> Report:
         _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)
         _kv_logins(report, target, files, plan.kv_logins)
         _retired_logins(report, target, files, plan.retired_logins)
-        if len(plan.node_addresses) > 1:
-            _cluster(report, target, files, plan.vault_token, plan.node_addresses,
-                     ready[0].client if ready else None)
+        if plan.raft_voters:
+            result, cluster = raft_voters(vault_client(target, files, plan.vault_token), plan.raft_voters)
+            report.results.append(result)
+            report.vault_cluster.update(cluster)
+        if len(plan.node_addresses) > 1 and ready:
+            _through_each_node(report, target, files, plan.node_addresses, ready[0].client)
         if plan.admin:
             report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
         report.results.append(check_plaintext_refused(target, files, probe))

@@ -14,7 +14,7 @@ import pulumi_vault as vault
 
 from components.vault.approle_login import approle_login
 from components.options import inherited_depends_on
-from components.vault.policies import client_policy, creds_path
+from components.vault_policies import client_policy, creds_path
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class ClientAccess(pulumi.ComponentResource):
     half of that.
 
     Its tokens carry only its own policy (no `default` policy: see
-    `components.vault.policies.client_policy`). The role and its policy are
+    `components.vault_policies.client_policy`). The role and its policy are
     named after the client.
     """
 

@@ -56,7 +56,7 @@ class PostDeployChecks(Resource):
         protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
         vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
         group_roles: pulumi.Input[dict] = None, kv_logins: pulumi.Input[list] = (),
-        retired_logins: pulumi.Input[list] = (), node_addresses: pulumi.Input[list] = (),
+        retired_logins: pulumi.Input[list] = (), node_addresses: pulumi.Input[list] = (), raft_voters: int = 0,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
@@ -66,6 +66,6 @@ class PostDeployChecks(Resource):
             "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
             "group_roles": group_roles or {},
             "kv_logins": pulumi.Output.secret(kv_logins), "retired_logins": pulumi.Output.secret(retired_logins),
-            "node_addresses": node_addresses, "report": None,
+            "node_addresses": node_addresses, "raft_voters": raft_voters, "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)

@@ -70,9 +70,9 @@ def test_policy_pack_config_follows_the_stack():
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
         # A container may mount host paths under the stack's data folder only.
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
-        # A node volume lives under it too; host networking only on the single-node profile.
-        "kubernetes-volumes-local": {"allowedHostPaths": [config.data_dir]},
-        "kubernetes-workload-hardened": {"allowHostNetwork": False},
+        # Production keeps no root token, and spreads OpenBao's pods.
+        "vault-no-root-token": {"requireNoRootToken": True},
+        "kubernetes-vault-spread": {"requireSpread": True},
     }
 
 
@@ -96,43 +96,36 @@ def test_where_the_database_certificate_comes_from():
 
 
 def test_a_setting_of_the_other_target_says_which_target_it_is_for():
-    with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target's cluster "
-                                          r"profile \(it is for local, docker, kubernetes single-node and external\): "
-                                          "remove it$"):
+    with pytest.raises(ConfigError, match="^config db_port: means nothing on the kubernetes target "
+                                          r"\(it is for local, docker and external\): remove it$"):
         validate({"target": "kubernetes", "db_port": 15632}, "prod")
     with pytest.raises(ConfigError, match="^config db_image: means nothing on the docker target "
-                                          r"\(it is for kubernetes cluster\): remove it$"):
-        validate({"target": "docker", "db_image": "postgres:16"}, "docker")
-    with pytest.raises(ConfigError, match="^config k8s_profile: means nothing on the local target "
                                           r"\(it is for kubernetes\): remove it$"):
-        validate({"k8s_profile": "single-node"}, "dev")
+        validate({"target": "docker", "db_image": "registry.example/postgres:16"}, "docker")
+    # The retired settings are named, not ignored.
+    for field, value in (("k8s_profile", "single-node"), ("k8s_await_ready", "false")):
+        with pytest.raises(ConfigError, match=f"^config {field}: is gone: the kubernetes target runs on a cluster"):
+            validate({"target": "kubernetes", field: value}, "k8s")
 
 
-def test_kubernetes_single_node_profile():
-    config = validate({"target": "kubernetes", "k8s_profile": "single-node", "vault_port": 18600, "db_port": 15652,
+def test_kubernetes_target_reaches_vault_through_a_port_forward_and_configures_it():
+    config = validate({"target": "kubernetes", "vault_port": 18600, "vault_nodes": 3,
                        "k8s_kubeconfig": ".data/cluster/kubeconfig", "service_users": {"svc": {"role": "reader"}}},
-                      "k8s")
+                      "prod")
     target = config.target
-    assert (target.profile, target.vault_port, target.vault_cluster_port, target.db_port) == (
-        "single-node", 18600, 18601, 15652)
+    assert (target.vault_port, target.namespace, target.storage_class) == (18600, "dbcreds", None)
     assert config.target.kubeconfig == str(PROJECT / ".data/cluster/kubeconfig")
     assert config.configures_vault and [u.username for u in config.database.service_users] == ["svc"]
-    assert config.database.certificates == "bootstrap"
-    assert policy_pack_config(config, "k8s")["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
-    # The images are the ones built here; the manifests are applied, never only rendered; pods awaited.
-    for field, value in (("db_image", "postgres:16"), ("vault_image", "openbao/openbao:2"),
-                         ("k8s_render_dir", "out")):
-        with pytest.raises(ConfigError, match=f"^config {field}: means nothing on the kubernetes target's "
-                                              "single-node profile"):
-            validate({"target": "kubernetes", "k8s_profile": "single-node", field: value}, "k8s")
-    with pytest.raises(ConfigError, match="^config k8s_await_ready: the single-node profile waits"):
-        validate({"target": "kubernetes", "k8s_profile": "single-node", "k8s_await_ready": "false"}, "k8s")
-    with pytest.raises(ConfigError, match="^config k8s_profile: must be one of cluster, single-node"):
-        validate({"target": "kubernetes", "k8s_profile": "kind"}, "k8s")
-    # The cluster profile leaves Vault to its operator: no static roles there.
-    assert not validate({"target": "kubernetes"}, "prod").configures_vault
-    with pytest.raises(ConfigError, match="^config service_users: static roles are made by the stack's Vault"):
-        validate({"target": "kubernetes", "service_users": {"svc": {"role": "reader"}}}, "prod")
+    assert (config.vault.nodes, config.vault.seal, config.database.certificates) == (3, "static", "bootstrap")
+    # The images built here unless one is named.
+    assert target.images == {"openbao": None, "postgres": None, "python": None}
+    named = validate({"target": "kubernetes", "vault_image": "registry.example/openbao:2.7.2",
+                      "k8s_storage_class": "gp3"}, "prod").target
+    assert named.images["openbao"] == "registry.example/openbao:2.7.2" and named.storage_class == "gp3"
+    with pytest.raises(ConfigError, match="^config vault_cluster_port: means nothing on the kubernetes target"):
+        validate({"target": "kubernetes", "vault_cluster_port": 18601}, "prod")
+    with pytest.raises(ConfigError, match="^config k8s_storage_class: must be a StorageClass name"):
+        validate({"target": "kubernetes", "k8s_storage_class": "Fast Disks"}, "prod")
 
 
 def test_docker_target():
@@ -145,11 +138,11 @@ def test_docker_target():
     assert [u.username for u in config.database.service_users] == ["svc"]
 
 
-def test_kubernetes_target():
+def test_kubernetes_target_rendering_manifests_configures_no_vault():
     config = validate({"target": "kubernetes", "k8s_namespace": "db-prod", "k8s_render_dir": "out/prod"}, "prod")
     assert (config.target.kind, config.target.namespace, config.target.render_dir) == (
         "kubernetes", "db-prod", "/srv/project/out/prod")
-    assert (config.target.vault_image, config.target.db_image) == ("openbao/openbao:2.4.1", "postgres:15")
+    assert not config.configures_vault
 
 
 def test_data_dir_is_made_absolute():
@@ -226,7 +219,6 @@ def test_data_dir_is_made_absolute():
         # A setting of the other target is refused, not ignored.
         ({"target": "kubernetes", "db_port": 15632}, "db_port"),
         ({"target": "kubernetes", "vault_cluster_port": 18201}, "vault_cluster_port"),
-        ({"target": "kubernetes", "service_users": {"svc": {"role": "reader"}}}, "service_users"),
         ({"k8s_namespace": "dbcreds-dev"}, "k8s_namespace"),
         ({"target": "local", "db_image": "postgres:16"}, "db_image"),
         ({"db_admin": "v_admin"}, "db_admin"),
@@ -277,8 +269,10 @@ def test_each_stack_files_gate_config_carries_its_own_caps():
     assert stacks_in_repository() == ["dev", "docker", "k8s", "prod", "staging"]
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
     assert caps == {"dev": 24 * 3600, "docker": 24 * 3600, "k8s": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
-    assert pack_config("k8s")["kubernetes-workload-hardened"] == {"allowHostNetwork": True}
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
+    # Production's rules hold on prod alone.
+    assert pack_config("prod")["vault-highly-available"] == {"minNodes": 3, "requireAutoUnseal": True}
+    assert pack_config("k8s")["vault-no-root-token"] == {"requireNoRootToken": False}
 
 
 
@@ -306,7 +300,7 @@ def test_the_project_files_defaults_are_the_validators(target):
 
 def test_a_target_setting_left_at_its_default_is_no_setting():
     assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target.kind == "kubernetes"
-    assert validate({"k8s_await_ready": "true", "k8s_render_dir": ""}, "dev").target.kind == "local"
+    assert validate({"k8s_storage_class": "", "k8s_render_dir": ""}, "dev").target.kind == "local"
 
 
 EXTERNAL = {

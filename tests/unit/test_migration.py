@@ -9,7 +9,7 @@ import pytest
 
 from components.grants import GrantSpec
 from components.migration_stages import stage_change_problem, validate_stage
-from components.vault.policies import migration_policy
+from components.vault_policies import migration_policy
 from policies.rules import parse_policy
 from tests.unit.graph import registered, unwrap
 

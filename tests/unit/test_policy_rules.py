@@ -14,7 +14,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 
 from components.kubernetes import manifests as k8s
 from components.postgres_sql import creation_statements, revocation_statements
-from components.vault.policies import client_policy
+from components.vault_policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
 from tests.unit.policy import BY_NAME, violations
@@ -35,7 +35,10 @@ APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client
            "tokenMaxTtl": 3600, "secretIdTtl": 86400}
 VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "cert", "key_pem": "key"}
 DB_STATEFULSET = {"metadata": k8s.metadata("db", "ns", k8s.DB_APP, "db"),
-                  "spec": k8s.postgres_statefulset("db", "ns", "postgres:15", "1Gi", "cm", "tls", "pw")}
+                  "spec": k8s.postgres_statefulset("db", "dbcreds-postgres:1", "Never", "1Gi", None, "cm", "tls", "pw")}
+VAULT_STATEFULSET = {"metadata": k8s.metadata("vault", "ns", k8s.VAULT_APP, "vault"),
+                     "spec": k8s.openbao_statefulset("vault", "ns", "dbcreds-openbao:1", "Never", 3, "1Gi", None, "cm",
+                                                     "tls", "seal")}
 
 #: What components/docker/postgres.py registers (camelCase), its volume a named one.
 CONTAINER_PROPS = {
@@ -44,11 +47,7 @@ CONTAINER_PROPS = {
     "securityOpts": ["no-new-privileges"], "restart": "unless-stopped",
     "volumes": [{"volumeName": "dbcreds-dev-db-data", "containerPath": "/var/lib/postgresql/data"}],
 }
-#: What components/kubernetes/volumes.py registers for the single-node profile.
-NODE_VOLUME = k8s.node_volume("ns-data-db-0", "ns", "data-db-0", "/srv/stack/data/volumes/ns-data-db-0",
-                              "1Gi", k8s.DB_APP, "db")
 HAPPY = {
-    rules.PERSISTENT_VOLUME: NODE_VOLUME,
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
     rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER,
     rules.STATEFULSET: DB_STATEFULSET, rules.CONTAINER: CONTAINER_PROPS,
@@ -129,9 +128,6 @@ CASES = [
      "allowPrivilegeEscalation"),
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.hostNetwork", True, "hostNetwork is true"),
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.hostPID", True, "hostPID is true"),
-    ("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, "spec.local.path", "/var/lib/x", "spec.local.path is"),
-    ("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, "spec.hostPath", {"path": "/srv/stack/data/x"},
-     "spec.hostPath is set"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", None, "never rotate"),
     ("static-role-rotation", rules.STATIC_ROLE, "rotationPeriod", 86400 * 90, "over this environment's cap"),
     ("client-policy-least-privilege", rules.POLICY, "policy",
@@ -371,19 +367,29 @@ def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
                       {"allowedHostPaths": ["/srv/stack/data"]})
 
 
-def test_the_single_node_profile_may_use_the_host_network_and_node_volumes_under_its_data_folder():
-    from components.servers import postgres_image
+def test_the_openbao_statefulset_is_hardened_and_spread():
+    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, VAULT_STATEFULSET) == []
+    budget = resource(rules.PDB, "vault", k8s.disruption_budget("vault", "ns", k8s.VAULT_APP))
+    statefulset = resource(rules.STATEFULSET, "vault", VAULT_STATEFULSET)
+    production = {"requireSpread": True}
+    assert stack_violations("kubernetes-vault-spread", [statefulset, budget], production) == []
+    assert "PodDisruptionBudget" in stack_violations("kubernetes-vault-spread", [statefulset], production)[0]
+    together = resource(rules.STATEFULSET, "vault", changed(VAULT_STATEFULSET, f"{POD}.affinity", None))
+    assert "anti-affinity" in stack_violations("kubernetes-vault-spread", [together, budget], production)[0]
+    # Elsewhere it is not asked.
+    assert stack_violations("kubernetes-vault-spread", [together]) == []
 
-    spec = k8s.postgres_node_statefulset("db", "dbcreds-postgres:1", "1Gi", "cm", "tls", "pw", 15652,
-                                         postgres_image.POSTGRES_UID, postgres_image)
-    statefulset = {"metadata": k8s.metadata("db", "ns", k8s.DB_APP, "db"), "spec": spec}
-    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {"allowHostNetwork": True}) == []
-    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, statefulset, {})
-    assert violations("kubernetes-volumes-local", rules.PERSISTENT_VOLUME, NODE_VOLUME,
-                      {"allowedHostPaths": ["/srv/stack/data"]}) == []
-    # NetworkPolicies do not apply to host-network pods: none is asked of them.
-    assert isolation_violations([resource(rules.STATEFULSET, "db", statefulset)]) == []
-    assert isolation_violations([resource(rules.STATEFULSET, "db", DB_STATEFULSET)])
+
+def test_production_keeps_no_root_token():
+    production = {"requireNoRootToken": True}
+    handed_over = resource(rules.OPENBAO_INIT, "vault-init", {"keep_root_token": False})
+    assert stack_violations("vault-no-root-token", [handed_over], production) == []
+    kept = resource(rules.OPENBAO_INIT, "vault-init", {"address": "https://x"})
+    assert "keeps the root token" in stack_violations("vault-no-root-token", [kept], production)[0]
+    local = resource(rules.OPENBAO_SERVER, "vault-openbao", VAULT_SERVER)
+    assert "local OpenBao server keeps its root token" in stack_violations("vault-no-root-token", [local],
+                                                                          production)[0]
+    assert stack_violations("vault-no-root-token", [kept, local]) == []
 
 
 def test_containers_run_only_images_the_stack_builds():

@@ -12,7 +12,7 @@ import yaml
 from pulumi_policy import ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy
 
 from components.postgres_sql import creation_statements
-from components.vault.policies import client_policy
+from components.vault_policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
 from tests.unit.graph import registered, unwrap
@@ -220,55 +220,66 @@ def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monit
                                   {"maxTtlCapSeconds": 86400}) == [], urn
 
 
-def test_the_k8s_stack_runs_the_same_vault_layer_on_single_node_statefulsets(monitor, monkeypatch):
-    """The k8s stack (kubernetes target, single-node profile): StatefulSets of the images built here on
-    the host's network at 127.0.0.1, local volumes under the data folder, OpenBao initialised and kept
-    unsealed through 127.0.0.1, and dev's engine, clients and checks; the gate passes it.
-    tests/integration/test_kubernetes_node.py runs it on a real node."""
+def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_the_cluster(monitor, monkeypatch):
+    """The prod stack (kubernetes target): OpenBao as 3 raft pods of the image built here, spread over
+    nodes, joined over the headless Service, unsealed by the static seal, initialised through this
+    machine's port-forward with no root token kept; PostgreSQL from the image built here; dev's kind
+    of engine, clients and static role; the checks as a Job in the cluster; the gate passes it.
+    tests/integration/test_prod_cluster.py runs it on a real cluster."""
     from components.docker import images
+    from components.kubernetes.port_forward import PortForward
     from stacks import config as stack_settings
 
-    # No cluster here (the kubeconfig `make cluster-up` writes is absent).
+    # No cluster here: nothing is reached (the forward is not started).
     monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
-    run_dev_program(monkeypatch, stack="k8s")
+    monkeypatch.setattr(PortForward, "start", lambda self: self)
+    run_dev_program(monkeypatch, stack="prod")
     types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
     assert {t: n for t, n in types.items() if t.startswith("kubernetes:")} == {
-        "kubernetes:core/v1:Namespace": 1, "kubernetes:core/v1:Secret": 3, "kubernetes:core/v1:ConfigMap": 2,
-        "kubernetes:core/v1:PersistentVolume": 3, "kubernetes:apps/v1:StatefulSet": 2}
+        "kubernetes:core/v1:Namespace": 1, "kubernetes:core/v1:Secret": 4, "kubernetes:core/v1:ConfigMap": 3,
+        "kubernetes:apps/v1:StatefulSet": 2, "kubernetes:core/v1:Service": 4,
+        "kubernetes:policy/v1:PodDisruptionBudget": 1, "kubernetes:networking.k8s.io/v1:NetworkPolicy": 3}
     statefulsets = registered(monitor, "kubernetes:apps/v1:StatefulSet")
+    vault_set = statefulsets["vault-statefulset"]["spec"]
+    assert vault_set["replicas"] == 3 and vault_set["podManagementPolicy"] == "Parallel"
+    assert vault_set["template"]["spec"]["affinity"]["podAntiAffinity"]
     for statefulset in statefulsets.values():
         pod = statefulset["spec"]["template"]["spec"]
-        assert pod["hostNetwork"] is True and pod["automountServiceAccountToken"] is False
+        assert "hostNetwork" not in pod and pod["automountServiceAccountToken"] is False
         assert pod["containers"][0]["imagePullPolicy"] == "Never"
-        assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
     assert {n: s["spec"]["template"]["spec"]["containers"][0]["image"] for n, s in statefulsets.items()} == {
         "vault-statefulset": images.image_names()["openbao"], "db-statefulset": images.image_names()["postgres"]}
-    assert statefulsets["db-statefulset"]["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 999
-    volumes = registered(monitor, "kubernetes:core/v1:PersistentVolume")
-    assert {v["spec"]["claimRef"]["name"]: v["spec"]["local"]["path"] for v in volumes.values()} == {
-        claim: str(ROOT / ".data" / "k8s" / "volumes" / f"dbcreds-k8s-{claim}")
-        for claim in ("raft-vault-0", "audit-vault-0", "data-db-0")}
     config_maps = registered(monitor, "kubernetes:core/v1:ConfigMap")
-    assert 'address         = "127.0.0.1:18600"' in config_maps["vault-config"]["data"]["config.hcl"]
-    assert "port = 15652" in config_maps["db-bootstrap"]["data"]["postgresql.conf"]
+    hcl = config_maps["vault-config"]["data"]["config.hcl"]
+    assert 'seal "static"' in hcl and hcl.count("retry_join") == 3
+    assert 'leader_api_addr     = "https://vault-2.vault-internal.dbcreds-prod.svc:8200"' in hcl
     assert 'CREATE ROLE "svc_reporting"' in config_maps["db-bootstrap"]["data"]["bootstrap.sql"]
-    namespace, = registered(monitor, "kubernetes:core/v1:Namespace").values()
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
-    assert not [t for t in types if t.startswith(("kubernetes:networking", "kubernetes:policy"))]
-    assert not registered(monitor, "kubernetes:core/v1:Service")
+    assert "checks-code" in config_maps
     connection, = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection").values()
     assert plain(connection["postgresql"])["connectionUrl"] == (
-        "postgresql://{{username}}:{{password}}@127.0.0.1:15652/app"
+        "postgresql://{{username}}:{{password}}@db.dbcreds-prod.svc:5432/app"
         "?sslmode=verify-full&sslrootcert=/openbao/tls/database-ca.crt")
     init, = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoInit").values()
-    assert init["address"] == "https://127.0.0.1:18600"
-    keeper = registered(monitor, "pulumi-python:dynamic/dbcreds:VaultUnsealed")["vault-running"]
-    assert (keeper["address"], keeper["container"]) == ("https://127.0.0.1:18600", "")
-    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
-    assert [c["name"] for c in unwrap(dynamic["checks"]["clients"])] == ["reader", "app"]
-    gate = {"maxTtlCapSeconds": 86400, "allowHostNetwork": True, "allowedHostPaths": [str(ROOT / ".data" / "k8s")]}
+    assert (init["address"], init["seal"], init["keep_root_token"]) == ("https://127.0.0.1:18800", "static", False)
+    checks, = registered(monitor, "pulumi-python:dynamic/dbcreds:InClusterChecks").values()
+    plan = unwrap(checks["plan"])
+    assert [c["name"] for c in plan["clients"]] == ["reader", "app"] and plan["target"]["db_host"] == "db.dbcreds-prod.svc"
+    assert len(plan["node_addresses"]) == 3 and checks["raft_voters"] == 3
+    assert "vault:index/raftAutopilot:RaftAutopilot" in types
+    # Resource policies, then the stack policies as prod's gate config sets them.
+    gate = {"maxTtlCapSeconds": 4 * 3600}
+    resources = []
     for urn, registration in monitor.get_registered_resources().items():
         resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
+        resources.append(SimpleNamespace(resource_type=resource_type, name=urn.rsplit("::", 1)[1],
+                                         props=plain(registration.state)))
         for policy in POLICIES:
             if isinstance(policy, ResourceValidationPolicy):
                 assert violations(policy.name, resource_type, plain(registration.state), gate) == [], urn
+    production = {"minNodes": 3, "requireAutoUnseal": True, "requireNoRootToken": True, "requireSpread": True}
+    for policy in POLICIES:
+        if isinstance(policy, StackValidationPolicy) and policy.name in (
+                "vault-highly-available", "vault-no-root-token", "kubernetes-vault-spread"):
+            found: list[str] = []
+            policy.validate(StackValidationArgs(resources, production), lambda m, urn=None: found.append(m))
+            assert found == [], policy.name

@@ -9,7 +9,7 @@ import pytest
 
 from components.grants import GrantSpec, ServiceUser
 from components.postgres_sql import creation_statements, revocation_statements, username_template
-from components.vault.policies import client_policy
+from components.vault_policies import client_policy
 from tests.unit.graph import is_secret, registered, unwrap
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), default_ttl=3600, max_ttl=7200)
@@ -128,20 +128,22 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
 
 
 @pulumi.runtime.test
-def test_an_uninitialised_vault_on_a_cluster_says_what_its_operator_must_do(monitor, ran):
-    """The cluster profile's OpenBao is not a Vault the stack can use yet: no admin token or CA file
-    stands in for one, and its outputs say how to initialise and unseal it."""
+def test_rendered_vault_manifests_say_what_its_operator_must_do(monitor, ran):
+    """Manifests rendered for kubectl: the stack reaches no Vault, so no admin token or CA file stands
+    in for one, and the outputs say how to initialise it (it unseals itself)."""
     from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
 
     vault = VaultKubernetes("vault", VaultKubernetesArgs(namespace="team", ca_pem="ca", cert_pem="c", key_pem="k",
-                                                         key_shares=3, key_threshold=2))
+                                                         image="registry.example/openbao:2.7.2",
+                                                         image_built_here=False, replicas=3, key_shares=3,
+                                                         key_threshold=2, seal_key="a key"))
     assert not hasattr(vault, "admin_token") and not hasattr(vault, "ca_file")
 
     def check(values):
         steps, address = values
-        assert steps.startswith("initialise and unseal OpenBao in pod vault-0 of namespace team: "
+        assert steps.startswith("initialise OpenBao once in pod vault-0 of namespace team: "
                                 "kubectl exec -n team vault-0 -- bao operator init -address=https://localhost:8200 "
-                                "-key-shares=3 -key-threshold=2")
+                                "-recovery-shares=3 -recovery-threshold=2")
         assert address == "https://vault.team.svc:8200"
 
     return pulumi.Output.all(vault.operator_steps, vault.address).apply(ran(check))

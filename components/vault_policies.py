@@ -38,17 +38,42 @@ def client_policy(mount: str, role: str) -> str:
 
 
 def render_policy(rules) -> str:
-    """A policy document from (path, capability) pairs, or (path, capability, allowed_parameters)
-    triples: parameter -> the values it may take ([] for any)."""
-    def block(path: str, capability: str, allowed: dict | None = None) -> str:
+    """A policy document from (path, capabilities) pairs (one capability, or a list), or (path,
+    capabilities, allowed_parameters) triples: parameter -> the values it may take ([] for any)."""
+    def block(path: str, capabilities: str | list[str], allowed: dict | None = None) -> str:
+        listed = ", ".join(json.dumps(c) for c in ([capabilities] if isinstance(capabilities, str) else capabilities))
         parameters = ""
         if allowed:
             parameters = "  allowed_parameters = {\n" + "".join(
                 f'    "{name}" = [{", ".join(json.dumps(v) for v in values)}]\n'
                 for name, values in allowed.items()) + "  }\n"
-        return f'path "{path}" {{\n  capabilities = ["{capability}"]\n{parameters}}}\n'
+        return f'path "{path}" {{\n  capabilities = [{listed}]\n{parameters}}}\n'
 
     return "\n".join(block(*rule) for rule in rules)
+
+
+def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tuple[str, ...] = ("approle",)) -> str:
+    """What the stack itself may do in a Vault that keeps no root token: mount its engines and auth
+    methods and configure them, write policies, tune raft's autopilot and read its peers, renew its
+    own token, mint tokens of its token roles (the in-cluster checks'), and list and revoke the
+    leases of its mounts (`make down`). Nothing of sys/ beyond that: no seal, no audit devices, no
+    generate-root, no other mounts' secrets."""
+    everything = ["create", "read", "update", "delete", "list"]
+    return render_policy([
+        *((path, capabilities) for path, capabilities in (
+            ("sys/mounts", ["read"]), ("sys/mounts/*", [*everything, "sudo"]),
+            ("sys/auth", ["read"]), ("sys/auth/*", [*everything, "sudo"]),
+            ("sys/policies/acl/*", everything), ("sys/policy/*", everything),
+            ("sys/storage/raft/autopilot/configuration", ["read", "update", "sudo"]),
+            ("sys/storage/raft/configuration", ["read", "sudo"]),
+            ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]),
+            ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
+            ("sys/leases/revoke/*", ["update"]),
+        )),
+        *((f"{mount}/*", [*everything, "sudo"]) for mount in mounts),
+        *((f"auth/{mount}/*", everything) for mount in auth_mounts),
+        *_OWN_TOKEN,
+    ])
 
 
 def kv_data_path(mount: str, name: str) -> str:
