@@ -179,6 +179,7 @@ def make_python_context() -> Path:
     if not (context / "rootfs.tar").exists():
         os.link(rootfs, context / "rootfs.tar")
     staging = Path(tempfile.mkdtemp(dir=context))
+    staging.chmod(0o755)  # The image's user reads it.
     for distribution in python_distributions().values():
         for file in distribution.files or ():
             source = Path(distribution.locate_file(file))
