@@ -12,10 +12,12 @@
 #   bootstrap.sh kubernetes    core, and the Kubernetes provider and the tests'
 #                              Kubernetes control plane (kube-apiserver,
 #                              kube-controller-manager, etcd);
-#   bootstrap.sh cluster       kubernetes, and what the single-node test cluster adds
-#                              (tests/support/cluster.py): kube-scheduler and kubelet (built
-#                              with the control plane), Debian's containerd and runc, and the
-#                              docker target's engine and image contexts (its images are built there);
+#   bootstrap.sh cluster       kubernetes, and what the multi-node test cluster adds
+#                              (tests/support/cluster.py, docs/cluster.md): kube-scheduler and
+#                              kubelet (built with the control plane), kube-proxy, the CNI plugins,
+#                              CoreDNS and local-path-provisioner (go install from their modules),
+#                              Debian's containerd, runc and iptables, and the docker target's
+#                              engine and image contexts (the cluster's images are built there);
 #   bootstrap.sh all           cluster, and the docker target's provider;
 #   bootstrap.sh stack NAME    what stack NAME needs (kubernetes, cluster or docker as its target
 #                              and profile say).
@@ -41,6 +43,14 @@ export GOPROXY
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 1; }
+
+# Go builds take both cores and gigabytes of memory: two at once (two bootstraps, or a build run by
+# hand) starve each other. Every build here runs under this lock, waiting for its turn; a build by
+# hand takes it the same way: flock "$cache/go-build.lock" go build ...
+build_lock="$cache/go-build.lock"
+locked() {
+  flock "$build_lock" "$@"
+}
 
 # The version a package is pinned to in requirements.txt.
 pinned() {
@@ -94,9 +104,37 @@ go_build() {
     die "$name: the Go module proxy could not resolve $* at v$version"
   }
   mkdir -p "$(dirname "$out")"
-  (cd "$work" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") \
+  (cd "$work" && locked go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") \
     || die "$name: go build of $pkg at v$version failed"
   mv "$out.tmp" "$out"
+  say "$name v$version: built in $((SECONDS - start))s"
+}
+
+# go_install NAME VERSION LDFLAGS PACKAGE...: `go install PACKAGE@vVERSION` for main packages of one
+# module, built as its own go.mod and go.sum say (no wrapper module), static, into
+# $cache/NAME/vVERSION/ (skipped when every binary is there).
+go_install() {
+  local name=$1 version=$2 ldflags=$3
+  shift 3
+  local dir="$cache/$name/v$version" pkg missing=() args=()
+  for pkg in "$@"; do
+    [ -x "$dir/${pkg##*/}" ] || missing+=("${pkg##*/}")
+    args+=("$pkg@v$version")
+  done
+  if [ ${#missing[@]} = 0 ]; then
+    say "$name v$version: cached"
+    return
+  fi
+  local start=$SECONDS work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"; trap - RETURN' RETURN
+  say "$name v$version: go install of ${missing[*]} (minutes on 2 cores, cold)"
+  GOBIN=$work CGO_ENABLED=0 GOFLAGS=-buildvcs=false locked go install -trimpath -ldflags "-s -w $ldflags" "${args[@]}" \
+    || die "$name: go install of ${args[*]} failed"
+  mkdir -p "$dir"
+  for pkg in "$@"; do
+    mv "$work/${pkg##*/}" "$dir/${pkg##*/}"
+  done
   say "$name v$version: built in $((SECONDS - start))s"
 }
 
@@ -156,7 +194,7 @@ language_host() {
            -require "$cli/pkg/v3@v$PULUMI_CLI_VERSION" -require "$cli/sdk/v3@v$PULUMI_CLI_VERSION" \
       && go mod tidy >/dev/null 2>"$src/tidy.log" \
       && mkdir -p "$(dirname "$out")" \
-      && go build -trimpath -ldflags "-s -w -X $cli/sdk/v3/go/common/version.Version=v$version" -o "$out.tmp" .) \
+      && locked go build -trimpath -ldflags "-s -w -X $cli/sdk/v3/go/common/version.Version=v$version" -o "$out.tmp" .) \
       || { cat "$src/tidy.log" >&2; die "$name v$version: build failed"; }
     mv "$out.tmp" "$out"
     rm -rf "$src"
@@ -195,9 +233,9 @@ $provider_src (set PULUMI_DBCREDS_PROVIDER_SRC to the folder that holds it). On 
 internet: pulumi plugin install resource $name $version"
   say "$bin v$version: building from $archive (about 3 minutes)"
   src=$(unpack "$archive")
-  (cd "$src/provider/cmd/$bin" && VERSION=$version go run generate.go) || die "$bin: generate.go failed"
+  (cd "$src/provider/cmd/$bin" && VERSION=$version locked go run generate.go) || die "$bin: generate.go failed"
   mkdir -p "$(dirname "$out")"
-  (cd "$src/provider" && go build -trimpath -ldflags "-s -w -X $module/pkg/version.Version=$version" \
+  (cd "$src/provider" && locked go build -trimpath -ldflags "-s -w -X $module/pkg/version.Version=$version" \
       -o "$out.tmp" "./cmd/$bin") || die "$bin v$version: go build failed"
   mv "$out.tmp" "$out"
   rm -rf "$src"
@@ -235,9 +273,9 @@ kubernetes_provider() {
   say "$name v$version: building (about 8 minutes and 4.5 GB of memory on 2 cores)"
   (cd "$work" && go mod edit -replace "$module/sdk/v4=$module/sdk/v4@$PULUMI_KUBERNETES_GO_SDK") \
     || die "$name: cannot replace sdk/v4"
-  (cd "$work/cmd/$name" && VERSION=$version go run generate.go) || die "$name: generate.go failed"
+  (cd "$work/cmd/$name" && VERSION=$version locked go run generate.go) || die "$name: generate.go failed"
   mkdir -p "$(dirname "$out")"
-  (cd "$work" && go build -trimpath -ldflags "-s -w -X $module/provider/v4/pkg/version.Version=$version" \
+  (cd "$work" && locked go build -trimpath -ldflags "-s -w -X $module/provider/v4/pkg/version.Version=$version" \
       -o "$out.tmp" "./cmd/$name") || die "$name: go build failed"
   mv "$out.tmp" "$out"
   say "$name v$version: built in $((SECONDS - start))s"
@@ -345,20 +383,36 @@ stack_profile() {
   sed -n 's/^ *dbcreds:k8s_profile: *\([a-z-]*\).*/\1/p' "Pulumi.$1.yaml" | grep . || echo cluster
 }
 
-# The single-node cluster's runtime: Debian's containerd and runc when missing (gcc builds its pause
-# binary; tests/support/cluster.py builds its images on a Docker engine from the docker target's contexts).
+# The multi-node cluster (tests/support/cluster.py): kube-proxy (built as the control plane is), the
+# CNI plugins of its pod network, CoreDNS and local-path-provisioner (their images are built from these
+# binaries), and Debian's containerd, runc and iptables when missing (gcc builds the pause binary;
+# tests/support/cluster_images.py builds the images on a Docker engine from the docker target's contexts).
 cluster() {
   kubernetes
-  if ! command -v containerd >/dev/null || ! command -v runc >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "the single-node cluster needs containerd and runc: install Debian's containerd and runc"
+  MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build kube-proxy "$KUBERNETES_VERSION" \
+    k8s.io/kubernetes/cmd/kube-proxy "-X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION" \
+    k8s.io/kubernetes
+  link_tool "$cache/kube-proxy/v$KUBERNETES_VERSION/kube-proxy"
+  local cni=github.com/containernetworking/plugins/plugins
+  go_install cni-plugins "$CNI_PLUGINS_VERSION" "" \
+    "$cni/main/bridge" "$cni/main/loopback" "$cni/ipam/host-local" "$cni/meta/portmap"
+  go_install coredns "$COREDNS_VERSION" "" github.com/coredns/coredns
+  go_install local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" "-X main.VERSION=v$LOCAL_PATH_PROVISIONER_VERSION" \
+    github.com/rancher/local-path-provisioner
+  local missing=() tool
+  for tool in containerd runc iptables; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  if [ ${#missing[@]} != 0 ]; then
+    [ "$(id -u)" = 0 ] || die "the cluster needs ${missing[*]}: install Debian's containerd, runc and iptables"
     local start=$SECONDS
-    say "cluster runtime: installing Debian's containerd and runc"
+    say "cluster runtime: installing Debian's containerd, runc and iptables"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
-      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc >/dev/null \
-      || die "apt-get could not install containerd and runc"
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc iptables >/dev/null \
+      || die "apt-get could not install containerd, runc and iptables"
     say "cluster runtime: installed in $((SECONDS - start))s"
   fi
-  say "cluster runtime: $(containerd --version | cut -d' ' -f1,3)"
+  say "cluster runtime: $(containerd --version | cut -d' ' -f1,3), $(iptables --version)"
   docker_engine_and_contexts
 }
 
