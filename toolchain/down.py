@@ -14,8 +14,8 @@
 4. No server process of the stack may be left; on the docker target, the
    stack's own Docker engine is stopped and its data root (images, containers,
    volumes) removed (an engine the stack did not start is left alone); on the
-   kubernetes target, no namespace, PersistentVolume or volume folder of the
-   stack's may be left (the cluster itself stays: `make cluster-down`); on the
+   kubernetes target, no namespace of the stack's, nor volume its claims had,
+   may be left (the cluster itself stays: `make cluster-down`); on the
    external target, no role the stack made in the database (asked as the
    stack admin; the servers are their operators' and stay).
 
@@ -23,19 +23,26 @@ Anything left behind, or a step that cannot run, ends it with a message and
 exit status 1.
 """
 
+import contextlib
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 import hvac
 from pulumi import automation as auto
 
+from components.kubernetes.port_forward import PortForwardError
 from components.servers.openbao import serving_address
 from stacks import docker_target, external_target, kubernetes_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
+
+#: How long a cluster's provisioner may take to delete the volumes of a destroyed stack's claims.
+VOLUMES_GONE_SECONDS = 120
+
 
 class DownError(RuntimeError):
     pass
@@ -124,7 +131,13 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     config = stack_settings.of_stack(stack, work_dir)
     outputs = stack.outputs()
     if "database_mount" in outputs:
-        revoke_everything(outputs, config)
+        # On the kubernetes target Vault is reached through a port-forward, held for the revocation only
+        # (the program opens its own for the destroy).
+        forward = kubernetes_target.vault_forward(config) if config.target.kind == "kubernetes" else None
+        with forward or contextlib.nullcontext():
+            if forward is not None and not forward.wait(60):
+                raise DownError(f"no port-forward to Vault's Service answers at {forward.address}")
+            revoke_everything(outputs, config)
     else:
         say("the stack has no database secrets engine: no lease to revoke")
     say(f"destroying stack {name}")
@@ -144,7 +157,10 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")
     if config.target.kind == "kubernetes" and not config.target.render_dir:
-        left = kubernetes_target.ours_left(config)
+        # The provisioner deletes the claims' volumes, and their data on the nodes, once the claims went.
+        deadline = time.monotonic() + VOLUMES_GONE_SECONDS
+        while (left := kubernetes_target.ours_left(config)) and time.monotonic() < deadline:
+            time.sleep(2)
         if left:
             raise DownError(f"left after destroy: {', '.join(left)}")
     if config.target.kind == "external":
@@ -163,7 +179,7 @@ def main() -> int:
         return 2
     try:
         down(sys.argv[1], pulumi_env())
-    except (DownError, auto.CommandError, kubernetes_target.KubernetesTargetError) as error:
+    except (DownError, auto.CommandError, kubernetes_target.KubernetesTargetError, PortForwardError) as error:
         say(f"ERROR: {error}")
         return 1
     return 0

@@ -117,12 +117,14 @@ def main() -> int:
     with docker_target.engine_running(config, keep=not preview) as started:
         if started:
             say(f"started the stack's Docker engine at {docker_target.engine(config).host}")
-        return run(stack, preview)
+        # A cluster brings its pods back itself, and the program reaches Vault through a port-forward of
+        # its own: nothing to start before the refresh.
+        return run(stack, preview, keeps_servers=config.target.kind != "kubernetes")
 
 
-def run(stack: str, preview: bool) -> int:
+def run(stack: str, preview: bool, keeps_servers: bool = True) -> int:
     outputs = stack_outputs(stack)
-    down = servers_down(outputs) if outputs else []
+    down = servers_down(outputs) if outputs and keeps_servers else []
     if down:
         say(f"{' and '.join(down)} does not answer: no refresh through it; "
             + ("this preview shows what starting it changes (make up starts it, then refreshes)" if preview

@@ -169,6 +169,7 @@ def _run(props: dict[str, Any]) -> dict:
         if report is None:
             raise ChecksError(f"the checks Job {run} gave no report ({'succeeded' if succeeded else 'failed'}); "
                               f"its log ends:\n{log[-2000:]}")
+        report["job"] = f"{props['namespace']}/{run}"
         if props["raft_voters"]:
             expected = int(props["raft_voters"])
             problem, cluster = raft_report(admin, expected)

@@ -14,9 +14,32 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from typing import Callable
+
 import hvac
+import requests
+from requests.adapters import HTTPAdapter
 
 from components.vault.checks import renew, revoke
+
+
+class _NameVerifiedAdapter(HTTPAdapter):
+    def __init__(self, server_hostname: str):
+        self._server_hostname = server_hostname
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs.update(server_hostname=self._server_hostname, assert_hostname=self._server_hostname)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def name_verified_session(server_hostname: str) -> requests.Session:
+    """An HTTPS session that connects to whatever address its URLs name (a Service's cluster IP, reached
+    through the cluster's network), sending and verifying server_hostname (the Service's DNS name,
+    which its certificate carries) as a client inside the cluster would."""
+    session = requests.Session()
+    session.mount("https://", _NameVerifiedAdapter(server_hostname))
+    return session
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,9 @@ class ClusterLoad:
     workers: int = 20
     #: Per request: a node that does not answer is left after this.
     timeout: float = 2.0
+    #: Makes each worker's HTTP session (None: hvac's own): a client reaching a Service by its address
+    #: while verifying the name its certificate carries (`name_verified_session`).
+    session: Callable[[], requests.Session] | None = None
     events: list[Event] = field(default_factory=list)
     held: list[Held] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -54,8 +80,9 @@ class ClusterLoad:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def client(self, node: int, token: str | None = None) -> hvac.Client:
+        session = self.session() if self.session else None
         return hvac.Client(url=self.addresses[node % len(self.addresses)], token=token, verify=self.ca_file,
-                           timeout=self.timeout)
+                           timeout=self.timeout, session=session)
 
     def _record(self, event: Event) -> None:
         with self._lock:

@@ -1,0 +1,230 @@
+"""The prod stack for real, through `__main__.py`, on the session's 3-node cluster (tests/integration/
+conftest.py): OpenBao as 3 raft pods, one per node, PostgreSQL, the whole Vault layer, the checks as a
+Job in the cluster.
+
+The module's tests run in order on one stack (the prod stack file's config, in a namespace of its own
+and with its own port-forward port): up from nothing (3 pods on 3 nodes, one active, the in-cluster
+checks pass, a second up changes only the checks); no root token kept, and the break-glass path works
+once; while 20 clients issue, renew and revoke through Vault's Service: the active pod deleted, then the
+node of the new active one stopped, then another node drained (its PodDisruptionBudget holds while one
+OpenBao pod is down), each recovered from, every lease taken before still renewed and revoked, the next
+up converging; `make down` leaves nothing of the stack in the cluster or on the nodes.
+"""
+
+import base64
+import json
+import secrets
+import shutil
+import subprocess
+import time
+import uuid
+
+import hvac
+import pytest
+from pulumi import automation as auto
+
+from components.kubernetes import manifests as m
+from stacks import config as stack_settings
+from stacks import kubernetes_target
+from tests.automation import assert_only_the_checks_change, make_down, root_program, stack_file_config, temporary_stack
+from tests.support.dev_stack import DevStack, quiet
+from tests.support.ports import free_port
+from tests.support.vault_load import ClusterLoad, name_verified_session, recovery
+from toolchain.env import ROOT
+
+REPLICAS = 3
+
+
+@pytest.fixture(scope="module")
+def prod(cluster, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("prod")
+    namespace = f"prod-{uuid.uuid4().hex[:6]}"
+    data_dir = ROOT / ".data" / "tests" / namespace
+    files = tmp_path / "files"
+    files.mkdir()
+    with temporary_stack(root_program(tmp_path), tmp_path, "prod") as stack:
+        stack.set_all_config({
+            **stack_file_config("prod"), "dbcreds:k8s_kubeconfig": auto.ConfigValue(str(cluster.kubeconfig)),
+            "dbcreds:k8s_namespace": auto.ConfigValue(namespace), "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
+            "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
+        })
+        running = DevStack(stack, {}, stack_settings.of_stack(stack, ROOT), data_dir, files)
+        running._read(stack.up(on_output=quiet).outputs)
+        yield running
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def pods(cluster, namespace: str, app: str) -> list[dict]:
+    return [p for p in cluster.pods(namespace)
+            if p["metadata"].get("labels", {}).get("app.kubernetes.io/name") == app]
+
+
+def wait_for(condition, what: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f}s")
+        time.sleep(1)
+
+
+def vault_admin(prod: DevStack, forward) -> hvac.Client:
+    return hvac.Client(url=forward.address, token=prod.outputs["vault_admin_token"],
+                       verify=prod.ca_file("vault_ca_pem"), timeout=30)
+
+
+def test_up_makes_three_pods_on_three_nodes_one_active_and_the_checks_pass_in_the_cluster(prod, cluster):
+    report = prod.outputs["checks"]
+    assert report["passed"], report
+    namespace = prod.config.target.namespace
+    # The checks ran as a Job of the cluster, against the Services' names, through each pod.
+    assert report["job"].startswith(f"{namespace}/checks-")
+    names = {c["name"] for c in report["checks"]}
+    assert "the 3 OpenBao nodes are raft voters" in names
+    assert len([n for n in names if " through node https://vault-" in n]) == REPLICAS
+    vault_pods = pods(cluster, namespace, m.VAULT_APP)
+    assert sorted(p["metadata"]["name"] for p in vault_pods) == ["vault-0", "vault-1", "vault-2"]
+    assert len({p["spec"]["nodeName"] for p in vault_pods}) == REPLICAS
+    assert report["vault_cluster"]["active"] in [f"https://{m.pod_host('vault', i, namespace)}:8200"
+                                                 for i in range(REPLICAS)]
+    peers = report["vault_cluster"]["raft_peers"]
+    assert len(peers) == REPLICAS and all(p["voter"] for p in peers)
+    assert_only_the_checks_change(prod.stack)
+
+
+def test_the_stack_keeps_no_root_token_and_the_break_glass_path_works_once(prod):
+    with kubernetes_target.vault_forward(prod.config) as forward:
+        assert forward.wait(60)
+        admin = vault_admin(prod, forward)
+        me = admin.auth.token.lookup_self()["data"]
+        assert me["policies"] == ["dbcreds-stack-admin"] and me["period"] > 0
+        # No output is a root token; the admin token may not make one, nor seal Vault.
+        assert not any("root" in key for key in prod.outputs if key != "vault_recovery_keys")
+        with pytest.raises(hvac.exceptions.Forbidden):
+            admin.auth.token.create(policies=["root"])
+        with pytest.raises(hvac.exceptions.Forbidden):
+            admin.sys.seal()
+        # Break glass: 3 of the 5 recovery keys generate a root token; it works, and is revoked.
+        keys = prod.outputs["vault_recovery_keys"]
+        assert prod.secret["vault_recovery_keys"] and len(keys) == 5
+        unauthenticated = hvac.Client(url=forward.address, verify=prod.ca_file("vault_ca_pem"), timeout=30)
+        otp = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+        attempt = unauthenticated.sys.start_root_token_generation(otp=otp)
+        for key in keys[:3]:
+            done = unauthenticated.sys.generate_root(key=key, nonce=attempt["nonce"])
+        assert done["complete"]
+        root_token = bytes(a ^ b for a, b in zip(base64.b64decode(done["encoded_token"] + "=="),
+                                                 otp.encode())).decode()
+        root = hvac.Client(url=forward.address, token=root_token, verify=prod.ca_file("vault_ca_pem"), timeout=30)
+        assert "root" in root.auth.token.lookup_self()["data"]["policies"]
+        root.auth.token.revoke_self()
+        with pytest.raises(hvac.exceptions.Forbidden):
+            root.auth.token.lookup_self()
+
+
+def service_address(cluster, namespace: str) -> str:
+    """Vault's Service as this machine reaches it: its cluster IP, through the cluster's network."""
+    service = json.loads(cluster.kubectl("get", "service", "vault", "--namespace", namespace, "--output",
+                                         "json").stdout)
+    return f"https://{service['spec']['clusterIP']}:8200"
+
+
+def active_pod(prod: DevStack, cluster, forward) -> dict:
+    def found():
+        leader = vault_admin(prod, forward).sys.read_leader_status().get("leader_address", "")
+        for pod in pods(cluster, prod.config.target.namespace, m.VAULT_APP):
+            if leader.startswith(f"https://{pod['metadata']['name']}."):
+                return pod
+        return None
+    return wait_for(found, "an active OpenBao pod")
+
+
+def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod, cluster, capsys):
+    namespace = prod.config.target.namespace
+    access = prod.outputs["clients"]["app"]
+    host = m.service_host("vault", namespace)
+    load = ClusterLoad([service_address(cluster, namespace)], prod.ca_file("vault_ca_pem"), access,
+                       access["creds_path"], workers=20, session=lambda: name_verified_session(host))
+    figures = {}
+    database_node = pods(cluster, namespace, m.DB_APP)[0]["spec"]["nodeName"]
+    with kubernetes_target.vault_forward(prod.config) as forward:
+        assert forward.wait(60)
+        load.start()
+        try:
+            time.sleep(5)
+            # 1. The active pod deleted.
+            victim = active_pod(prod, cluster, forward)
+            lost_at = time.monotonic()
+            cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--namespace", namespace, "--wait=false")
+            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went")
+            figures["active pod deleted"] = recovery(load.events, lost_at)
+            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                     "three OpenBao pods ready again")
+            # 2. The node of the (new) active pod stopped; not the database's, which has no replica: an
+            # operator's step-down moves the active node off it first.
+            while (active := active_pod(prod, cluster, forward))["spec"]["nodeName"] == database_node:
+                vault_admin(prod, forward).sys.step_down()
+                time.sleep(3)
+            stopped = active["spec"]["nodeName"]
+            time.sleep(3)
+            lost_at = time.monotonic()
+            cluster.stop_node(stopped)
+            try:
+                wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node")
+                figures["active pod's node stopped"] = recovery(load.events, lost_at)
+                # 3. The third node drained while one OpenBao pod is down: the budget holds its pod.
+                drained = next(n.name for n in cluster.nodes if n.name not in (stopped, database_node))
+                drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                                        "--timeout=20s", check=False)
+                assert drain.returncode != 0 and "disruption budget" in drain.stderr.lower(), drain.stderr
+                on_drained = [p for p in pods(cluster, namespace, m.VAULT_APP) if p["spec"].get("nodeName") == drained]
+                assert on_drained and all(is_ready(p) for p in on_drained)
+            finally:
+                cluster.start_node(stopped)
+            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                     "three OpenBao pods ready once the node is back", 240)
+            lost_at = time.monotonic()
+            drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                                    "--timeout=120s", check=False)
+            assert drain.returncode == 0, drain.stderr
+            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the drain")
+            figures["another node drained"] = recovery(load.events, lost_at)
+            cluster.kubectl("uncordon", drained)
+            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                     "three OpenBao pods ready once the drained node is uncordoned", 240)
+        finally:
+            load.stop()
+        with capsys.disabled():
+            for what, figure in figures.items():
+                print(f"\n[prod] {what}: {figure}")
+        # Every lease taken before is renewed and revoked through the Service, its user gone.
+        vault = load.client(0)
+        vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                 mount_point=access["approle_mount"])
+        for held in load.held:
+            assert vault.sys.renew_lease(lease_id=held.lease_id, increment=60)["lease_duration"] > 0
+            vault.sys.revoke_lease(lease_id=held.lease_id)
+        users = kubernetes_target.dynamic_users(prod.config, prod.outputs["db_pod"])
+        assert not {h.username for h in load.held} & set(users)
+    prod.up()
+    assert prod.outputs["checks"]["passed"], prod.outputs["checks"]
+
+
+def is_ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def test_make_down_leaves_nothing_of_the_stack_in_the_cluster_or_on_the_nodes(prod, cluster, capfd):
+    claims = json.loads(cluster.kubectl("get", "persistentvolumeclaims", "--namespace", prod.config.target.namespace,
+                                        "--output", "json").stdout)["items"]
+    volumes = [c["spec"]["volumeName"] for c in claims]
+    assert len(volumes) == 2 * REPLICAS + 1
+    err = make_down(prod.stack, capfd)
+    assert "no lease and no dynamic database user left" in err
+    assert kubernetes_target.ours_left(prod.config) == []
+    # The provisioner removed each volume's data from its node.
+    left = subprocess.run(["find", str(cluster.folder), "-name", f"*{prod.config.target.namespace}*"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == [], left
