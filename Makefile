@@ -3,8 +3,11 @@
 # make down   revokes every lease, proves none is left, destroys the stack
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
-# make cluster-up / cluster-down   a single-node Kubernetes on 127.0.0.1 for the k8s stack (.data/cluster)
+# make cluster-up / cluster-down   a Kubernetes cluster of NODES nodes (3) with a pod network, in network
+#                                  namespaces of the project's (.data/cluster; docs/cluster.md)
 STACK ?= dev
+NODES ?= 3
+CLUSTER_DIR ?= .data/cluster
 # Exports the built toolchain's variables, failing if env.py fails.
 ENV = env_vars=$$(python3 toolchain/env.py) && eval "$$env_vars"
 # A lock left by a killed `pulumi` run on this host would block every command.
@@ -58,13 +61,14 @@ test: bootstrap-all
 unit: bootstrap
 	@$(ENV) && .venv/bin/python -m pytest tests/unit
 
-# The single-node cluster (tests/support/cluster.py) the k8s stack runs on: `make cluster-up`, then
-# `make up STACK=k8s`; `make down STACK=k8s`, then `make cluster-down`.
+# The cluster (tests/support/cluster.py, docs/cluster.md): `make cluster-up NODES=3` (NODES checked
+# before anything is built); the last line it prints is the kubeconfig's path. `make cluster-down`.
 cluster-up:
-	@bash toolchain/bootstrap.sh cluster && .venv/bin/python -m tests.support.cluster up
+	@python3 -m tests.support.cluster_net nodes '$(NODES)' && bash toolchain/bootstrap.sh cluster \
+	  && .venv/bin/python -m tests.support.cluster up '$(CLUSTER_DIR)' --nodes '$(NODES)'
 
 cluster-down:
-	@.venv/bin/python -m tests.support.cluster down
+	@.venv/bin/python -m tests.support.cluster down '$(CLUSTER_DIR)'
 
 # Removes this checkout's venv, tool links and local state; the build cache stays.
 clean:
