@@ -125,6 +125,8 @@ IMAGES: tuple[ClusterImage, ...] = (
                  lambda: images.image_names()["openbao"]),
     ClusterImage("postgres", _made_by_bootstrap(images.postgres_context, "rootfs.tar"), DOCKERFILES / "postgres.Dockerfile",
                  lambda: images.image_names()["postgres"]),
+    ClusterImage("python", _made_by_bootstrap(images.python_context, "site-packages"), DOCKERFILES / "python.Dockerfile",
+                 lambda: images.image_names()["python"]),
     ClusterImage("pause", pause_context, DOCKERFILES / "pause.Dockerfile"),
     ClusterImage("coredns", binary_context("coredns", "COREDNS_VERSION"), DOCKERFILES / "coredns.Dockerfile"),
     ClusterImage("local-path-provisioner", binary_context("local-path-provisioner", "LOCAL_PATH_PROVISIONER_VERSION"),
