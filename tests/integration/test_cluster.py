@@ -303,37 +303,37 @@ def test_default_storage_class_provisions_keeps_and_removes_a_volume(cluster):
         default = [c["metadata"]["name"] for c in classes
                    if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
         assert default == ["local-path"]
-        ns.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
-                  "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}})
-        writer = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "writer"}, "spec": {
-            "terminationGracePeriodSeconds": 0, "securityContext": {"fsGroup": 1000},
-            "containers": [{"name": "writer", "image": image_refs()["postgres"], "imagePullPolicy": "Never",
-                            "command": ["sleep", "infinity"],
-                            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
-                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
-            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}}
-        ns.apply(writer)
-        wait_for(lambda: ready(ns.pod("writer")), "the writer pod ready", 90)
-        ns.bash("writer", "echo kept-across-pods > /data/file")
-        claim = cluster.request("GET", f"/api/v1/namespaces/{ns.name}/persistentvolumeclaims/data").json()
-        assert claim["status"]["phase"] == "Bound"
+        # A StatefulSet's claim template, no class named: the default class provisions it.
+        ns.apply({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "writer"}, "spec": {
+            "serviceName": "writer", "replicas": 1, "selector": {"matchLabels": {"app": "writer"}},
+            "template": {"metadata": {"labels": {"app": "writer"}}, "spec": {
+                "terminationGracePeriodSeconds": 0, "securityContext": {"fsGroup": 1000},
+                "containers": [{"name": "writer", "image": image_refs()["postgres"], "imagePullPolicy": "Never",
+                                "command": ["sleep", "infinity"],
+                                "securityContext": {"runAsUser": 1000, "runAsGroup": 1000},
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}}}]}})
+        first = ns.ready_pods("app=writer", 1)[0]
+        ns.bash("writer-0", "echo kept-across-pods > /data/file")
+        claim = cluster.request("GET", f"/api/v1/namespaces/{ns.name}/persistentvolumeclaims/data-writer-0").json()
+        assert claim["status"]["phase"] == "Bound" and claim["spec"]["storageClassName"] == "local-path"
         volume = cluster.request("GET", f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}").json()
-        node = cluster.node(ns.pod("writer")["spec"]["nodeName"])
+        node = cluster.node(first["spec"]["nodeName"])
         path = Path(volume["spec"]["local"]["path"])
         assert path.parent == cluster.node_dir(node) / "volumes"
         assert (path / "file").read_text() == "kept-across-pods\n"
 
-        # A new pod on the same claim reads what the first wrote.
-        assert cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/pods/writer").status_code == 200
-        wait_for(lambda: ns.pod("writer").get("code") == 404, "the first pod gone", 60)
-        ns.apply(writer)
-        wait_for(lambda: ready(ns.pod("writer")), "the second pod ready", 90)
-        assert ns.pod("writer")["spec"]["nodeName"] == node.name
-        assert ns.bash("writer", "cat /data/file") == "kept-across-pods\n"
+        # The pod deleted: the StatefulSet's new one, on the same claim (and node), reads what the first wrote.
+        assert cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/pods/writer-0").status_code == 200
+        second = wait_for(lambda: [p for p in ns.pods("app=writer") if ready(p)
+                                   and p["metadata"]["uid"] != first["metadata"]["uid"]], "a new writer-0", 90)[0]
+        assert second["spec"]["nodeName"] == node.name
+        assert ns.bash("writer-0", "cat /data/file") == "kept-across-pods\n"
 
         # The claim deleted: its volume and its folder on the node go.
-        cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/pods/writer")
-        cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/persistentvolumeclaims/data")
+        cluster.request("DELETE", f"/apis/apps/v1/namespaces/{ns.name}/statefulsets/writer")
+        cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/persistentvolumeclaims/data-writer-0")
         wait_for(lambda: cluster.request("GET", f"/api/v1/persistentvolumes/{volume['metadata']['name']}")
                  .status_code == 404, "the volume deleted", 90)
         wait_for(lambda: not path.exists(), "the volume's folder removed from the node", 30)

@@ -669,7 +669,7 @@ def up(folder: Path = DEFAULT_FOLDER, nodes: int = DEFAULT_NODES, timings: dict[
     layout = Layout(slot, nodes)
     try:
         refs = cluster_images.image_refs()
-        images_root = cluster_images.containerd_root(cluster_images.archive())
+        images_root = cluster_images.images_root()
         phase("images (built and imported once per machine)")
         for sub in ("pids", "logs", "pki", "control-plane/etcd"):
             (folder / sub).mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -17,6 +17,7 @@ says otherwise (OpenBao's and PostgreSQL's are the docker target's, `components.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -147,6 +148,17 @@ def containerd_ref(ref: str) -> str:
 _DIGESTS = "context-digests.json"
 
 
+@contextlib.contextmanager
+def images_lock():
+    """Held while the archive or the containerd root is made or removed: two clusters starting at once
+    (the tests' and a developer's) build them once, one after the other, never both at a time."""
+    cache = images.cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "cluster-images.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def context_digest(folder: Path) -> str:
     """A digest of a build context's files (names, modes and contents). Each file's content digest is
     remembered by its path, size, inode and modification time, so a large context is read once."""
@@ -176,10 +188,16 @@ def context_digest(folder: Path) -> str:
     return total.hexdigest()
 
 
+def images_root() -> Path:
+    """The containerd root holding every image (made, with the archive, when missing)."""
+    with images_lock():
+        return containerd_root(archive())
+
+
 def archive() -> Path:
     """Every image of IMAGES in one `docker save` archive, built once per machine (cached, keyed by the
     references and Dockerfiles), on a Docker engine started for it and removed after. An older archive
-    of the cluster's is removed when a new one is made."""
+    of the cluster's is removed when a new one is made. Call it with images_lock() held."""
     refs = image_refs()
     dockerfiles = [image.dockerfile.read_text() for image in IMAGES]
     key = hashlib.sha256(json.dumps([refs, dockerfiles]).encode()).hexdigest()[:12]
@@ -205,7 +223,7 @@ def archive() -> Path:
 def containerd_root(archive_path: Path) -> Path:
     """A containerd root folder holding every image of the archive, unpacked, in Kubernetes' namespace:
     made once per archive by a containerd started for it (no CRI, no network) and cached beside the
-    archive; an older one is removed when a new one is made."""
+    archive; an older one is removed when a new one is made. Call it with images_lock() held."""
     key = archive_path.stem.rsplit("-", 1)[1]
     root = images.cache_dir() / f"cluster-containerd-{key}"
     if (root / "complete").exists():
@@ -241,7 +259,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
             time.sleep(0.2)
         result = subprocess.run([*ctr, "images", "import", str(archive_path)], capture_output=True, text=True)
         if result.returncode != 0:
-            raise ImageError(f"ctr images import {archive_path} failed: {result.stderr.strip()}")
+            raise ImageError(f"ctr images import {archive_path} failed: {result.stderr.strip()}; containerd's log "
+                             f"ends: {(run / 'containerd.log').read_text(errors='replace')[-2000:]}")
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
