@@ -80,6 +80,8 @@ def local_servers(config: StackConfig):
 
 #: Where the clients log in.
 APPROLE_MOUNT = "approle"
+#: The kubernetes target's components' names, which their objects' names (Services, pods) start with.
+K8S_VAULT, K8S_DB = "vault", "db"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,7 +196,7 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, databas
         image=image or image_names()["python"], pull=manifests.pull_policy(image is None), code=code, plan=plan,
         vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
                "admin_token": vault_server.admin_token},
-        raft_voters=config.vault.nodes if config.vault.highly_available else 0,
+        statefulset=K8S_VAULT, raft_voters=config.vault.nodes if config.vault.highly_available else 0,
         opts=pulumi.ResourceOptions(depends_on=after))
 
 
@@ -213,8 +215,7 @@ def kubernetes_servers(config: StackConfig):
 
     target = config.target
     ns = target.namespace
-    # The components' names, which their objects' names (Services, pods) start with.
-    vault_name, db_name = "vault", "db"
+    vault_name, db_name = K8S_VAULT, K8S_DB
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours,

@@ -66,7 +66,7 @@ def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tup
             ("sys/policies/acl/*", everything), ("sys/policy/*", everything),
             ("sys/storage/raft/autopilot/configuration", ["read", "update", "sudo"]),
             ("sys/storage/raft/configuration", ["read", "sudo"]),
-            ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]),
+            ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]), ("auth/token/revoke", ["update"]),
             ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
             ("sys/leases/revoke/*", ["update"]),
         )),

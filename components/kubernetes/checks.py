@@ -39,6 +39,8 @@ CODE_DIR = "/opt/dbcreds"
 CHECKS_UID = 65532
 #: How long a run may take before it is taken for a failure.
 RUN_SECONDS = 300
+#: How long a run waits for OpenBao's pods to be ready before it checks them.
+NODES_READY_SECONDS = 180
 #: The token role whose tokens read the static roles' credentials, and only those.
 TOKEN_ROLE = "dbcreds-checks"
 CHECKS_LABELS = {"app.kubernetes.io/name": "dbcreds-checks", "app.kubernetes.io/part-of": "dbcreds",
@@ -141,9 +143,21 @@ def _admin(props: dict[str, Any], ca: str) -> hvac.Client:
     return hvac.Client(url=vault["address"], token=vault["admin_token"], verify=ca, timeout=30)
 
 
+def _wait_for_vault(props: dict[str, Any]) -> None:
+    """Waits (at most NODES_READY_SECONDS) until every OpenBao pod is ready (unsealed: a pod that just
+    joined the cluster unseals itself within seconds); the checks then find any that is not."""
+    deadline = time.monotonic() + NODES_READY_SECONDS
+    while time.monotonic() < deadline:
+        status = json.loads(_kubectl(props, "get", "statefulset", props["statefulset"], "--output", "json"))
+        if status["status"].get("readyReplicas", 0) >= status["spec"]["replicas"]:
+            return
+        time.sleep(2)
+
+
 def _run(props: dict[str, Any]) -> dict:
     run = f"{props['name']}-{secrets.token_hex(4)}"
     plan = dict(props["plan"])
+    _wait_for_vault(props)
     with pem_file(props["vault"]["ca_pem"]) as ca:
         admin = _admin(props, ca)
         if plan.get("static_creds_paths"):
@@ -224,14 +238,16 @@ class InClusterChecks(Resource, module="dbcreds", name="InClusterChecks"):
     plan: `components.vault.checks.CheckPlan`'s fields as the pod reaches things (Services' names),
     without vault_token (the run mints one that reads only static_creds_paths); vault: the stack's
     {address, ca_pem, admin_token} from this machine (the token minting, and the raft voters
-    when raft_voters is set). The plan and the admin token travel and rest as secrets."""
+    when raft_voters is set); statefulset: OpenBao's, whose pods a run waits to be ready. The plan
+    and the admin token travel and rest as secrets."""
 
     report: pulumi.Output[dict]
 
     def __init__(self, name: str, kubeconfig: Optional[str], namespace: str, image: str, pull: str,
                  code: k8s.core.v1.ConfigMap, plan: pulumi.Input[dict], vault: pulumi.Input[dict],
-                 raft_voters: int = 0, opts: Optional[pulumi.ResourceOptions] = None):
+                 statefulset: str, raft_voters: int = 0, opts: Optional[pulumi.ResourceOptions] = None):
         props = {"name": name, "kubeconfig": kubeconfig or "", "namespace": namespace, "image": image, "pull": pull,
+                 "statefulset": statefulset,
                  "code_map": code.metadata.apply(lambda meta: meta.name),
                  "code_paths": sorted(module_files(ENTRY)), "plan": pulumi.Output.secret(plan),
                  "vault": pulumi.Output.secret(vault), "raft_voters": raft_voters, "report": None}

@@ -225,6 +225,8 @@ def _through_each_node(report: Report, target: Target, files: CaFiles, addresses
     report.vault_cluster["nodes"] = [{"address": a, "state": s} for a, s in states.items()]
     for address, state in states.items():
         if state not in ("active", "standby"):
+            report.results.append(CheckResult(f"node {address} serves", False,
+                                              f"it is {state}: it neither serves nor forwards"))
             continue
 
         def through(node: str = address) -> str:
