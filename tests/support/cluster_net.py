@@ -17,8 +17,8 @@ The machine's own namespace gets one veth link into the switch (dbc<S>h) and rou
 pods (via the node) and for the Services (via the control plane, whose kube-proxy answers for them).
 No namespace has a default route: nothing of the cluster's can be sent anywhere else.
 
-Slots are claimed in a registry under /run (cleared at boot, as namespaces are), under a lock, so two
-clusters (a developer's and the tests') never share one, and what a killed run left in a slot is
+Slots are claimed in a registry (/run/dbcreds-clusters), under a lock, so two clusters (a developer's
+and the tests') never share one, and what a killed run left in a slot is
 found and removed by the next claim or release. Standard library only: the Makefile's check of NODES
 runs it before the virtualenv exists.
 """
