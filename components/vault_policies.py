@@ -55,9 +55,10 @@ def render_policy(rules) -> str:
 def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tuple[str, ...] = ("approle",)) -> str:
     """What the stack itself may do in a Vault that keeps no root token: mount its engines and auth
     methods and configure them, write policies, tune raft's autopilot and read its peers, renew its
-    own token, mint tokens of its token roles (the in-cluster checks'), and list and revoke the
-    leases of its mounts (`make down`). Nothing of sys/ beyond that: no seal, no audit devices, no
-    generate-root, no other mounts' secrets."""
+    own token, mint and revoke tokens of its token roles (the in-cluster checks'), list and revoke
+    the leases of its mounts (`make down`), and start the authenticated root-token generation that a
+    quorum of the recovery keys completes (break glass). Nothing of sys/ beyond that: no seal, no
+    audit devices, no other mounts' secrets."""
     everything = ["create", "read", "update", "delete", "list"]
     return render_policy([
         *((path, capabilities) for path, capabilities in (
@@ -69,6 +70,9 @@ def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tup
             ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]), ("auth/token/revoke", ["update"]),
             ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
             ("sys/leases/revoke/*", ["update"]),
+            # Break glass: with a quorum of the recovery keys (and only then), a root token.
+            ("sys/generate-root-token/attempt", ["read", "update", "delete"]),
+            ("sys/generate-root-token/update", ["update"]),
         )),
         *((f"{mount}/*", [*everything, "sudo"]) for mount in mounts),
         *((f"auth/{mount}/*", everything) for mount in auth_mounts),
