@@ -30,7 +30,23 @@ PORT = 8080
 SERVER = ('$|=1; my $s = IO::Socket::INET->new(LocalPort => %d, Listen => 64, ReuseAddr => 1) or die "listen: $!";'
           ' while (my $c = $s->accept) { print $c "$ENV{POD_NAME} $ENV{NODE_NAME} " . $c->peerhost . "\\n";'
           ' close $c }') % PORT
-PROBE = 'probe() { timeout 5 bash -c \'exec 3<>"/dev/tcp/$0/$1" && head -n1 <&3\' "$1" "$2" 2>/dev/null || echo FAIL; }'
+#: bash: the first line a server answers (three tries a second apart: rules and records a second old may
+#: not be everywhere yet), or FAIL; and a name's address from the pod's resolver.
+PROBE = """probe() {
+  for try in 1 2 3; do
+    out=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1" && head -n1 <&3' "$1" "$2" 2>/dev/null) && [ -n "$out" ] \\
+      && { echo "$out"; return; }
+    sleep 1
+  done
+  echo FAIL
+}
+resolve() {
+  for try in 1 2 3; do
+    out=$(getent hosts "$1" | cut -d" " -f1) && [ -n "$out" ] && { echo "$out"; return; }
+    sleep 1
+  done
+  echo FAIL
+}"""
 
 
 def wait_for(condition, what: str, timeout: float = 120, interval: float = 0.5):
@@ -105,9 +121,21 @@ class Namespace:
 
 
 def connect(address: str, port: int = PORT) -> str:
-    """The server's answer to one connection from this machine."""
-    with socket.create_connection((address, port), timeout=5) as sock:
-        return sock.makefile().readline().strip()
+    """The server's answer to one connection from this machine (tried for 10 s: the rules for an
+    endpoint a second old may not be written yet)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=3) as sock:
+                answer = sock.makefile().readline().strip()
+            if answer:
+                return answer
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{address}:{port} answered nothing")
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def dns_query(server: str, name: str) -> list[str]:
@@ -173,7 +201,7 @@ def test_nodes_pod_network_services_and_dns(cluster):
                 lines += [f'echo "ip {other} $(probe {ips[other]} {PORT})"',
                           f'echo "service {other} $(probe {service_ips[other]} {PORT})"',
                           f'echo "dns {other} $(probe {other}.{domain} {PORT})"',
-                          f'echo "headless {other} $(getent hosts {other}.web-headless.{domain} | cut -d" " -f1)"']
+                          f'echo "headless {other} $(resolve {other}.web-headless.{domain})"']
             lines.append(f'echo "hairpin {name} $(probe {name}.{domain} {PORT})"')
             out = ns.bash(name, "\n".join(lines))
             results = {tuple(line.split()[:2]): line.split()[2:] for line in out.splitlines()}
