@@ -351,6 +351,8 @@ def test_default_storage_class_provisions_keeps_and_removes_a_volume(cluster):
         path = Path(volume["spec"]["local"]["path"])
         assert path.parent == cluster.node_dir(node) / "volumes"
         assert (path / "file").read_text() == "kept-across-pods\n"
+        # A local volume: kubelet hands it to the pod's fsGroup.
+        assert path.stat().st_gid == 1000 and (path / "file").stat().st_gid == 1000
 
         # The pod deleted: the StatefulSet's new one, on the same claim (and node), reads what the first wrote.
         assert cluster.request("DELETE", f"/api/v1/namespaces/{ns.name}/pods/writer-0").status_code == 200
