@@ -143,8 +143,9 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
     namespace = prod.config.target.namespace
     access = prod.outputs["clients"]["app"]
     host = m.service_host("vault", namespace)
-    load = ClusterLoad([service_address(cluster, namespace)], prod.ca_file("vault_ca_pem"), access,
-                       access["creds_path"], workers=20, session=lambda: name_verified_session(host))
+    ca = prod.ca_file("vault_ca_pem")
+    load = ClusterLoad([service_address(cluster, namespace)], ca, access, access["creds_path"], workers=20,
+                       session=lambda: name_verified_session(host, ca))
     figures = {}
     database_node = pods(cluster, namespace, m.DB_APP)[0]["spec"]["nodeName"]
     with kubernetes_target.vault_forward(prod.config) as forward:

@@ -33,11 +33,12 @@ class _NameVerifiedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def name_verified_session(server_hostname: str) -> requests.Session:
+def name_verified_session(server_hostname: str, ca_file: str) -> requests.Session:
     """An HTTPS session that connects to whatever address its URLs name (a Service's cluster IP, reached
     through the cluster's network), sending and verifying server_hostname (the Service's DNS name,
-    which its certificate carries) as a client inside the cluster would."""
+    which its certificate carries) against ca_file, as a client inside the cluster would."""
     session = requests.Session()
+    session.verify = ca_file  # hvac takes a given session's own.
     session.mount("https://", _NameVerifiedAdapter(server_hostname))
     return session
 
