@@ -29,6 +29,8 @@ MAX_CONNECTION_LIMIT = 100
 MAX_SECRET_ID_TTL = 30 * 86400
 #: A PostgreSQL schema or table name we accept unquoted-safe: letters, digits, underscore.
 SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: A Kubernetes service account or namespace a client's pods log in with: an RFC 1123 label (no glob).
+K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 _TTL_PART = re.compile(r"(\d+)([smhd])")
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -115,6 +117,15 @@ class ClientSpec:
     allowed: tuple[str, ...] = ()
     #: ...and these must be refused with "permission denied".
     forbidden: tuple[str, ...] = ()
+    #: Kubernetes auth (the kubernetes target only): the service accounts, in these namespaces, whose
+    #: pods log in as this client. Both empty: the client logs in with AppRole only.
+    service_accounts: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+    @property
+    def kubernetes(self) -> bool:
+        """Whether pods log in as this client with their service account (Kubernetes auth)."""
+        return bool(self.service_accounts)
 
 
 def _names(raw: Any, field: str) -> list[str]:
@@ -211,7 +222,8 @@ def validate_client_spec(name: str, raw: Mapping[str, Any], roles: Mapping[str, 
         raise SpecError(here, "client names are 1 to 31 of a-z, 0-9 and -, starting with a letter")
     if not isinstance(raw, Mapping):
         raise SpecError(here, f"must be a mapping, got {raw!r}")
-    unknown = set(raw) - {"role", "token_ttl", "token_max_ttl", "secret_id_ttl", "allowed", "forbidden"}
+    unknown = set(raw) - {"role", "token_ttl", "token_max_ttl", "secret_id_ttl", "allowed", "forbidden",
+                          "service_accounts", "namespaces"}
     if unknown:
         raise SpecError(f"{here}.{sorted(unknown)[0]}", "is not a client field")
     if raw.get("role") not in roles:
@@ -226,11 +238,41 @@ def validate_client_spec(name: str, raw: Mapping[str, Any], roles: Mapping[str, 
     secret_id_ttl = parse_ttl(raw.get("secret_id_ttl", "24h"), f"{here}.secret_id_ttl")
     if secret_id_ttl > MAX_SECRET_ID_TTL:
         raise SpecError(f"{here}.secret_id_ttl", f"{secret_id_ttl}s is longer than {MAX_SECRET_ID_TTL}s")
+    service_accounts, namespaces = _kubernetes_login(raw, here)
+    # A lease dies with the token that took it: a pod's token must live until its lease's max_ttl,
+    # or the credentials end early (and are replaced) at every login.
+    max_ttl = roles[raw["role"]].max_ttl
+    if service_accounts and token_max_ttl < max_ttl:
+        raise SpecError(f"{here}.token_max_ttl", f"{token_max_ttl}s ends before role {raw['role']!r}'s max_ttl "
+                                                 f"{max_ttl}s: a pod's lease dies with its token, so a client that "
+                                                 f"logs in with Kubernetes needs token_max_ttl >= max_ttl")
     return ClientSpec(
         name=name, role=raw["role"], token_ttl=token_ttl, token_max_ttl=token_max_ttl, secret_id_ttl=secret_id_ttl,
         allowed=_statements(raw.get("allowed"), f"{here}.allowed"),
         forbidden=_statements(raw.get("forbidden"), f"{here}.forbidden"),
+        service_accounts=service_accounts, namespaces=namespaces,
     )
+
+
+def _kubernetes_login(raw: Mapping[str, Any], here: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A client's service accounts and namespaces: both or neither, each a non-empty list of names
+    (never a glob: Kubernetes auth would take `*` for any)."""
+    given = [key for key in ("service_accounts", "namespaces") if raw.get(key) is not None]
+    if len(given) == 1:
+        missing = ({"service_accounts", "namespaces"} - set(given)).pop()
+        raise SpecError(f"{here}.{missing}", f"must be given with {given[0]}: a pod logs in with a service account "
+                                             f"of one of the namespaces")
+    found = []
+    for key in ("service_accounts", "namespaces"):
+        names = _names(raw.get(key), f"{here}.{key}")
+        if given and not names:
+            raise SpecError(f"{here}.{key}", "must list at least one name")
+        for value in names:
+            if not K8S_NAME.match(value):
+                raise SpecError(f"{here}.{key}", f"{value!r} is not a Kubernetes name (a DNS label: a-z, 0-9 and "
+                                                 f"-, at most 63; no '*': list each one)")
+        found.append(tuple(names))
+    return found[0], found[1]
 
 
 def validate_clients(raw: Any, roles: Mapping[str, GrantSpec], max_ttl_cap: int) -> tuple[ClientSpec, ...]:

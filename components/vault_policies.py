@@ -55,7 +55,7 @@ def render_policy(rules) -> str:
 def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tuple[str, ...] = ("approle",)) -> str:
     """What the stack itself may do in a Vault that keeps no root token: mount its engines and auth
     methods and configure them, write policies, tune raft's autopilot and read its peers, renew its
-    own token, mint and revoke tokens of its token roles (the in-cluster checks'), list and revoke
+    own token, mint and revoke tokens of its token roles (the in-cluster checks'), list, look up and revoke
     the leases of its mounts (`make down`), and start the authenticated root-token generation that a
     quorum of the recovery keys completes (break glass). Nothing of sys/ beyond that: no seal, no
     audit devices, no other mounts' secrets."""
@@ -68,7 +68,8 @@ def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tup
             ("sys/storage/raft/autopilot/configuration", ["read", "update", "sudo"]),
             ("sys/storage/raft/configuration", ["read", "sudo"]),
             ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]), ("auth/token/revoke", ["update"]),
-            ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
+            ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/lookup", ["update"]),
+            ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
             ("sys/leases/revoke/*", ["update"]),
             # Break glass: with a quorum of the recovery keys (and only then), a root token.
             ("sys/generate-root-token/attempt", ["read", "update", "delete"]),

@@ -193,7 +193,10 @@ def _run(props: dict[str, Any]) -> dict:
             report["vault_cluster"] = {**report.get("vault_cluster", {}), **cluster}
     if not report["passed"]:
         failures = "; ".join(f"{c['name']}: {c['detail']}" for c in report["checks"] if not c["passed"])
-        raise ChecksError(f"post-deploy checks failed (in the cluster, Job {run}): {failures}")
+        pods = _kubectl(props, "get", "pods", "--output", "wide", check=False)
+        warnings = _kubectl(props, "get", "events", "--field-selector", "type=Warning", check=False)
+        raise ChecksError(f"post-deploy checks failed (in the cluster, Job {run}): {failures}\nthe pods:\n{pods}"
+                          f"\nthe namespace's warnings:\n{warnings[-3000:]}")
     return report
 
 

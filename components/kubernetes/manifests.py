@@ -78,7 +78,9 @@ def pull_policy(built_here: bool) -> str:
 
 
 def volume_claim(name: str, size: str, storage_class: str | None) -> dict[str, Any]:
-    """A claim template; storage_class None: the cluster's default StorageClass."""
+    """A claim template; storage_class None: the cluster's default StorageClass. The claims stay when
+    the StatefulSet goes and go with the namespace (no claim retention policy: its controller's updates
+    of the claims race the scheduler's binding of a new pod's volumes, which can leave a pod Pending)."""
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
     if storage_class:
         spec["storageClassName"] = storage_class
@@ -101,23 +103,31 @@ def disruption_budget(instance: str, namespace: str, app: str) -> dict[str, Any]
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(app, instance)}}}
 
 
-def network_policies(namespace: str) -> dict[str, dict[str, Any]]:
+def network_policies(namespace: str, client_namespaces: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Name -> spec: deny all ingress, then Vault and labelled clients to the database, clients to Vault,
-    Vault's nodes to each other."""
+    Vault's nodes to each other. Labelled pods of client_namespaces (the Kubernetes clients' own) are
+    clients too."""
     def from_pods(*selectors: dict[str, str]) -> list[dict[str, Any]]:
         return [{"podSelector": {"matchLabels": s}} for s in selectors]
+
+    def from_client_namespaces(label: dict[str, str]) -> list[dict[str, Any]]:
+        return [{"podSelector": {"matchLabels": label},
+                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": other}}}
+                for other in client_namespaces if other != namespace]
 
     return {
         "default-deny-ingress": {"podSelector": {}, "policyTypes": ["Ingress"]},
         "database-from-vault-and-clients": {
             "podSelector": {"matchLabels": labels(DB_APP)}, "policyTypes": ["Ingress"],
-            "ingress": [{"from": from_pods(labels(VAULT_APP), DB_CLIENT_LABEL),
+            "ingress": [{"from": [*from_pods(labels(VAULT_APP), DB_CLIENT_LABEL),
+                                  *from_client_namespaces(DB_CLIENT_LABEL)],
                          "ports": [{"protocol": "TCP", "port": DB_PORT}]}],
         },
         "vault-from-clients": {
             "podSelector": {"matchLabels": labels(VAULT_APP)}, "policyTypes": ["Ingress"],
             "ingress": [
-                {"from": from_pods(VAULT_CLIENT_LABEL), "ports": [{"protocol": "TCP", "port": VAULT_PORT}]},
+                {"from": from_pods(VAULT_CLIENT_LABEL) + from_client_namespaces(VAULT_CLIENT_LABEL),
+                 "ports": [{"protocol": "TCP", "port": VAULT_PORT}]},
                 {"from": from_pods(labels(VAULT_APP)),
                  "ports": [{"protocol": "TCP", "port": p} for p in (VAULT_PORT, VAULT_CLUSTER_PORT)]},
             ],
@@ -180,9 +190,27 @@ def anti_affinity(app: str, instance: str) -> dict[str, Any]:
         {"labelSelector": {"matchLabels": labels(app, instance)}, "topologyKey": "kubernetes.io/hostname"}]}}
 
 
+#: Where Kubernetes mounts a pod's API token (and its CA, and namespace).
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: How long a projected API token lives before kubelet replaces it (OpenBao rereads the file).
+API_TOKEN_SECONDS = 3600
+
+
+def api_token_volume(name: str) -> dict[str, Any]:
+    """The pod's own API token, its cluster's CA and its namespace, projected as automounting would (the
+    standard path's layout) but declared: only the pods that need one carry it."""
+    return {"name": name, "projected": {"defaultMode": 0o440, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": API_TOKEN_SECONDS}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}},
+    ]}}
+
+
 def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, replicas: int, storage: str,
-                        storage_class: str | None, config_map: str, tls_secret: str, seal_secret: str
-                        ) -> dict[str, Any]:
+                        storage_class: str | None, config_map: str, tls_secret: str, seal_secret: str,
+                        service_account: str | None = None) -> dict[str, Any]:
+    """service_account: OpenBao's own, whose token (projected at API_TOKEN_DIR) reviews the tokens
+    pods log in with (Kubernetes auth); None: no service account token at all."""
     pod = f"https://$(POD_NAME).{internal_service(instance)}.{namespace}.svc"
     probe = {"port": VAULT_PORT, "scheme": "HTTPS"}
     container = {
@@ -208,22 +236,25 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
     # The Secret's keys as the config names them; the database's CA is the bootstrap CA.
     tls_items = [{"key": "ca.crt", "path": "ca.crt"}, {"key": "ca.crt", "path": "database-ca.crt"},
                  {"key": "tls.crt", "path": "server.crt"}, {"key": "tls.key", "path": "server.key"}]
+    volumes = [{"name": "config", "configMap": {"name": config_map}},
+               {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440, "items": tls_items}},
+               # Readable by OpenBao's group only (fsGroup).
+               {"name": "seal", "secret": {"secretName": seal_secret, "defaultMode": 0o440}},
+               {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
+    identity: dict[str, Any] = {}
+    if service_account:
+        # Never automounted (the pod spec says false): projected by hand, into OpenBao's container only.
+        identity = {"serviceAccountName": service_account}
+        volumes.append(api_token_volume("api-token"))
+        container["volumeMounts"].append({"name": "api-token", "mountPath": API_TOKEN_DIR, "readOnly": True})
     return {
         "serviceName": internal_service(instance), "replicas": replicas, "podManagementPolicy": "Parallel",
         "selector": {"matchLabels": labels(VAULT_APP, instance)},
-        # A removed pod's raft folder goes with it: a node that comes back joins as a new voter.
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
         "template": {
             "metadata": {"labels": labels(VAULT_APP, instance)},
             "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False,
-                     "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
-                     "containers": [container],
-                     "volumes": [{"name": "config", "configMap": {"name": config_map}},
-                                 {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440,
-                                                            "items": tls_items}},
-                                 # Readable by OpenBao's group only (fsGroup).
-                                 {"name": "seal", "secret": {"secretName": seal_secret, "defaultMode": 0o440}},
-                                 {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]},
+                     **identity, "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
+                     "containers": [container], "volumes": volumes},
         },
         "volumeClaimTemplates": [volume_claim("data", storage, storage_class),
                                  volume_claim("audit", storage, storage_class)],
@@ -268,8 +299,6 @@ def postgres_statefulset(instance: str, image: str, pull: str, storage: str, sto
     return {
         "serviceName": internal_service(instance), "replicas": 1,
         "selector": {"matchLabels": labels(DB_APP, instance)},
-        # Its claim goes with the StatefulSet.
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
         "template": {
             "metadata": {"labels": labels(DB_APP, instance)},
             "spec": {"securityContext": pod_security(DB_UID), "automountServiceAccountToken": False,

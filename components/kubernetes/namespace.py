@@ -4,7 +4,8 @@
 
 Ingress is denied by default; the database takes connections only from Vault
 and from pods labelled `dbcreds.io/database-client=true`; Vault's API only from
-pods labelled `dbcreds.io/vault-client=true` (and its own pods).
+pods labelled `dbcreds.io/vault-client=true` (and its own pods); such pods of the Kubernetes clients'
+namespaces too.
 Pod Security's `restricted` level is enforced on the namespace.
 """
 
@@ -20,6 +21,9 @@ from components.kubernetes import manifests as m
 @dataclass(frozen=True)
 class KubernetesNamespaceArgs:
     name: str
+    #: The namespaces of the clients' own pods (Kubernetes auth): their labelled pods may reach Vault and
+    #: the database too.
+    client_namespaces: tuple[str, ...] = ()
 
 
 class KubernetesNamespace(pulumi.ComponentResource):
@@ -35,7 +39,7 @@ class KubernetesNamespace(pulumi.ComponentResource):
                                                     "pod-security.kubernetes.io/enforce": "restricted"}},
             opts=pulumi.ResourceOptions(parent=self))
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        for policy, spec in m.network_policies(args.name).items():
+        for policy, spec in m.network_policies(args.name, args.client_namespaces).items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy}", metadata={"name": policy, "namespace": args.name,
                                               "labels": {"app.kubernetes.io/part-of": "dbcreds"}},

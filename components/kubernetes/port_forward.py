@@ -6,8 +6,9 @@ as the process that opened it lives (the Pulumi program, `make down`).
         forward.address        # https://127.0.0.1:18200 reaches the Service's port 8200
 
 kubectl forwards to one pod the Service selects (a ready one if any is ready, else any running one: an
-OpenBao that is not initialised yet is not ready); when that pod goes, or there was none yet, kubectl
-ends, and it is started again until the process ends. It dies with the process that opened it.
+OpenBao that is not initialised yet is not ready); when that pod goes (kubectl says so on its first
+failed connection), or there was none yet, it is started again until the process ends. It dies with
+the process that opened it.
 """
 
 import contextlib
@@ -64,7 +65,13 @@ class PortForward:
     def _hold(self, argv: list[str]) -> None:
         while not self._stop.is_set():
             self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                             stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                             stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+            # kubectl keeps listening when the pod it forwards to has gone, failing each connection with
+            # an error line: it is started again, and picks a pod that is there.
+            for line in self._process.stderr:
+                if "error" in line.lower():
+                    self._process.terminate()
+                    break
             self._process.wait()
             self._stop.wait(1)
 

@@ -59,6 +59,9 @@ class VaultKubernetesArgs:
     #: The mounts and auth methods the stack configures, which its admin policy covers.
     mounts: tuple[str, ...] = ("database",)
     auth_mounts: tuple[str, ...] = ("approle",)
+    #: OpenBao's pods get a service account of their own, bound to system:auth-delegator, and its token
+    #: (projected, never automounted): Kubernetes auth reviews the tokens pods log in with through it.
+    token_reviewer: bool = False
 
 
 class VaultKubernetes(VaultComponent):
@@ -92,12 +95,13 @@ class VaultKubernetes(VaultComponent):
         config = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
             data={"config.hcl": key_id.apply(lambda k: m.openbao_config(name, ns, args.replicas, [k]))}, opts=child)
+        identity = self._token_reviewer(name, ns) if args.token_reviewer else []
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT),
             spec=m.openbao_statefulset(name, ns, args.image, m.pull_policy(args.image_built_here), args.replicas,
                                        args.storage, args.storage_class, f"{name}-config", f"{name}-tls",
-                                       f"{name}-seal"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, seal]))
+                                       f"{name}-seal", service_account=name if args.token_reviewer else None),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, seal, *identity]))
         ports = {"api": m.VAULT_PORT, "cluster": m.VAULT_CLUSTER_PORT}
         for service_name, headless in ((name, False), (m.internal_service(name), True)):
             service = m.service(service_name, ns, app, name, ports, headless, m.SKIP_AWAIT)
@@ -138,3 +142,18 @@ class VaultKubernetes(VaultComponent):
             node_addresses=pulumi.Output.from_input(outputs["addresses"]),
             recovery_keys=pulumi.Output.secret(init.recovery_keys),
         )
+
+    def _token_reviewer(self, name: str, ns: str) -> list[pulumi.Resource]:
+        """OpenBao's service account, allowed to review tokens (TokenReview) and nothing else of the API.
+        Its token stays in OpenBao's pods, is replaced by kubelet every hour and reread by OpenBao: no
+        reviewer token lives in Vault's config or the stack's state."""
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account", metadata=m.metadata(name, ns, m.VAULT_APP, name),
+            automount_service_account_token=False, opts=pulumi.ResourceOptions(parent=self))
+        binding = k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-token-reviewer",
+            metadata={"name": f"dbcreds-{ns}-{name}-token-reviewer", "labels": m.labels(m.VAULT_APP, name)},
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"},
+            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": ns}],
+            opts=pulumi.ResourceOptions(parent=self))
+        return [account, binding]

@@ -217,16 +217,34 @@ def raft_voters(vault: hvac.Client, expected: int) -> tuple[CheckResult, dict]:
     return CheckResult(f"the {expected} OpenBao nodes are raft voters", not problem, problem), cluster
 
 
+#: How long a node may take to serve (one that just started or joined) before the checks say it does not.
+SETTLE_SECONDS = 30
+
+
+def _settled_state(vault: hvac.Client) -> tuple[str, str]:
+    """A node's state once it serves, or after SETTLE_SECONDS; and, when it does not answer, why."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (state := node_state(vault)) not in ("active", "standby") and time.monotonic() < deadline:
+        time.sleep(1)
+    if state != "down":
+        return state, ""
+    try:
+        vault.adapter.get("/v1/sys/health", raise_exception=False)
+        return state, ""
+    except Exception as error:  # noqa: BLE001 - what the node answered, for the report
+        return state, f" ({type(error).__name__}: {str(error)[:200]})"
+
+
 def _through_each_node(report: Report, target: Target, files: CaFiles, addresses: Sequence[str],
                        client: ClientCheck) -> None:
     """Through each node that is up (a standby forwards to the active node), the client issues, renews,
     connects and revokes; the nodes' states go into the report."""
-    states = {a: node_state(vault_client(target, files, address=a)) for a in addresses}
-    report.vault_cluster["nodes"] = [{"address": a, "state": s} for a, s in states.items()]
-    for address, state in states.items():
+    states = {a: _settled_state(vault_client(target, files, address=a)) for a in addresses}
+    report.vault_cluster["nodes"] = [{"address": a, "state": s} for a, (s, _why) in states.items()]
+    for address, (state, why) in states.items():
         if state not in ("active", "standby"):
             report.results.append(CheckResult(f"node {address} serves", False,
-                                              f"it is {state}: it neither serves nor forwards"))
+                                              f"it is {state}: it neither serves nor forwards{why}"))
             continue
 
         def through(node: str = address) -> str:

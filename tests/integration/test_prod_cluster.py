@@ -19,6 +19,7 @@ import uuid
 
 import hvac
 import pytest
+import requests
 from pulumi import automation as auto
 
 from components.kubernetes import manifests as m
@@ -129,9 +130,12 @@ def service_address(cluster, namespace: str) -> str:
     return f"https://{service['spec']['clusterIP']}:8200"
 
 
-def active_pod(prod: DevStack, cluster, forward) -> dict:
+def active_pod(prod: DevStack, cluster, admin: hvac.Client) -> dict:
     def found():
-        leader = vault_admin(prod, forward).sys.read_leader_status().get("leader_address", "")
+        try:
+            leader = admin.sys.read_leader_status().get("leader_address", "")
+        except (hvac.exceptions.VaultError, requests.RequestException):
+            return None
         for pod in pods(cluster, prod.config.target.namespace, m.VAULT_APP):
             if leader.startswith(f"https://{pod['metadata']['name']}."):
                 return pod
@@ -148,65 +152,66 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
                        session=lambda: name_verified_session(host, ca))
     figures = {}
     database_node = pods(cluster, namespace, m.DB_APP)[0]["spec"]["nodeName"]
-    with kubernetes_target.vault_forward(prod.config) as forward:
-        assert forward.wait(60)
-        load.start()
-        try:
-            time.sleep(5)
-            # 1. The active pod deleted.
-            victim = active_pod(prod, cluster, forward)
-            lost_at = time.monotonic()
-            cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--namespace", namespace, "--wait=false")
-            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went")
-            figures["active pod deleted"] = recovery(load.events, lost_at)
-            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
-                     "three OpenBao pods ready again")
-            # 2. The node of the (new) active pod stopped; not the database's, which has no replica: an
-            # operator's step-down moves the active node off it first.
-            while (active := active_pod(prod, cluster, forward))["spec"]["nodeName"] == database_node:
-                vault_admin(prod, forward).sys.step_down()
-                time.sleep(3)
-            stopped = active["spec"]["nodeName"]
+    # The stack's admin, through the Service as the clients.
+    admin = hvac.Client(url=load.addresses[0], token=prod.outputs["vault_admin_token"], timeout=10,
+                        session=name_verified_session(host, ca))
+    load.start()
+    try:
+        time.sleep(5)
+        # 1. The active pod deleted.
+        victim = active_pod(prod, cluster, admin)
+        lost_at = time.monotonic()
+        cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--namespace", namespace, "--wait=false")
+        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went")
+        figures["active pod deleted"] = recovery(load.events, lost_at)
+        wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                 "three OpenBao pods ready again")
+        # 2. The node of the (new) active pod stopped; not the database's, which has no replica: an
+        # operator's step-down moves the active node off it first.
+        while (active := active_pod(prod, cluster, admin))["spec"]["nodeName"] == database_node:
+            admin.sys.step_down()
             time.sleep(3)
-            lost_at = time.monotonic()
-            cluster.stop_node(stopped)
-            try:
-                wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node")
-                figures["active pod's node stopped"] = recovery(load.events, lost_at)
-                # 3. The third node drained while one OpenBao pod is down: the budget holds its pod.
-                drained = next(n.name for n in cluster.nodes if n.name not in (stopped, database_node))
-                drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
-                                        "--timeout=20s", check=False)
-                assert drain.returncode != 0 and "disruption budget" in drain.stderr.lower(), drain.stderr
-                on_drained = [p for p in pods(cluster, namespace, m.VAULT_APP) if p["spec"].get("nodeName") == drained]
-                assert on_drained and all(is_ready(p) for p in on_drained)
-            finally:
-                cluster.start_node(stopped)
-            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
-                     "three OpenBao pods ready once the node is back", 240)
-            lost_at = time.monotonic()
+        stopped = active["spec"]["nodeName"]
+        time.sleep(3)
+        lost_at = time.monotonic()
+        cluster.stop_node(stopped)
+        try:
+            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node")
+            figures["active pod's node stopped"] = recovery(load.events, lost_at)
+            # 3. The third node drained while one OpenBao pod is down: the budget holds its pod.
+            drained = next(n.name for n in cluster.nodes if n.name not in (stopped, database_node))
             drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
-                                    "--timeout=120s", check=False)
-            assert drain.returncode == 0, drain.stderr
-            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the drain")
-            figures["another node drained"] = recovery(load.events, lost_at)
-            cluster.kubectl("uncordon", drained)
-            wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
-                     "three OpenBao pods ready once the drained node is uncordoned", 240)
+                                    "--timeout=20s", check=False)
+            assert drain.returncode != 0 and "disruption budget" in drain.stderr.lower(), drain.stderr
+            on_drained = [p for p in pods(cluster, namespace, m.VAULT_APP) if p["spec"].get("nodeName") == drained]
+            assert on_drained and all(is_ready(p) for p in on_drained)
         finally:
-            load.stop()
-        with capsys.disabled():
-            for what, figure in figures.items():
-                print(f"\n[prod] {what}: {figure}")
-        # Every lease taken before is renewed and revoked through the Service, its user gone.
-        vault = load.client(0)
-        vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
-                                 mount_point=access["approle_mount"])
-        for held in load.held:
-            assert vault.sys.renew_lease(lease_id=held.lease_id, increment=60)["lease_duration"] > 0
-            vault.sys.revoke_lease(lease_id=held.lease_id)
-        users = kubernetes_target.dynamic_users(prod.config, prod.outputs["db_pod"])
-        assert not {h.username for h in load.held} & set(users)
+            cluster.start_node(stopped)
+        wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                 "three OpenBao pods ready once the node is back", 240)
+        lost_at = time.monotonic()
+        drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
+                                "--timeout=120s", check=False)
+        assert drain.returncode == 0, drain.stderr
+        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the drain")
+        figures["another node drained"] = recovery(load.events, lost_at)
+        cluster.kubectl("uncordon", drained)
+        wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
+                 "three OpenBao pods ready once the drained node is uncordoned", 240)
+    finally:
+        load.stop()
+    with capsys.disabled():
+        for what, figure in figures.items():
+            print(f"\n[prod] {what}: {figure}")
+    # Every lease taken before is renewed and revoked through the Service, its user gone.
+    vault = load.client(0)
+    vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                             mount_point=access["approle_mount"])
+    for held in load.held:
+        assert vault.sys.renew_lease(lease_id=held.lease_id, increment=60)["lease_duration"] > 0
+        vault.sys.revoke_lease(lease_id=held.lease_id)
+    users = kubernetes_target.dynamic_users(prod.config, prod.outputs["db_pod"])
+    assert not {h.username for h in load.held} & set(users)
     prod.up()
     assert prod.outputs["checks"]["passed"], prod.outputs["checks"]
 
