@@ -67,6 +67,8 @@ def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tup
             ("sys/policies/acl/*", everything), ("sys/policy/*", everything),
             ("sys/storage/raft/autopilot/configuration", ["read", "update", "sudo"]),
             ("sys/storage/raft/configuration", ["read", "sudo"]),
+            # A rolling restart moves the active node off the pod it restarts last.
+            ("sys/step-down", ["update", "sudo"]),
             ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]), ("auth/token/revoke", ["update"]),
             ("sys/leases/lookup/*", ["list", "sudo"]), ("sys/leases/lookup", ["update"]),
             ("sys/leases/revoke-prefix/*", ["update", "sudo"]),
