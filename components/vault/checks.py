@@ -36,9 +36,12 @@ from typing import Any, Callable, Mapping, Sequence
 
 import hvac
 import psycopg
+import requests
 from cryptography import x509
 from hvac import exceptions as vault_errors
 from psycopg import errors
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
 from components.servers.openbao import node_state, raft_report, serving_address
@@ -189,16 +192,31 @@ class CaFiles:
         self._dir.cleanup()
 
 
+#: A connection that could not be made (its name not resolved, its address not answering) is tried again,
+#: this often, after a growing pause: cluster DNS drops a query now and then, and nothing was sent yet.
+CONNECT_RETRIES = 4
+
+
 def connect(target: Target, files: CaFiles, user: str, password: str, sslmode: str = "verify-full"):
-    return psycopg.connect(
-        host=target.db_host, port=target.db_port, dbname=target.db_name, user=user, password=password,
-        sslmode=sslmode, sslrootcert=str(files.db_ca), connect_timeout=10, autocommit=True,
-    )
+    for attempt in range(CONNECT_RETRIES + 1):
+        try:
+            return psycopg.connect(
+                host=target.db_host, port=target.db_port, dbname=target.db_name, user=user, password=password,
+                sslmode=sslmode, sslrootcert=str(files.db_ca), connect_timeout=10, autocommit=True,
+            )
+        except psycopg.OperationalError as error:
+            if "could not translate host name" not in str(error) or attempt == CONNECT_RETRIES:
+                raise
+            time.sleep(0.5 * 2 ** attempt)
 
 
 def vault_client(target: Target, files: CaFiles, token: str | None = None, address: str = "") -> hvac.Client:
-    """Vault at target's address, or at one node's."""
-    return hvac.Client(url=address or target.vault_addr, token=token, verify=str(files.vault_ca), timeout=15)
+    """Vault at target's address, or at one node's; a connection that could not be made is tried again."""
+    session = requests.Session()
+    session.verify = str(files.vault_ca)
+    session.mount("https://", HTTPAdapter(max_retries=Retry(total=None, connect=CONNECT_RETRIES, read=0, redirect=0,
+                                                            status=0, other=0, backoff_factor=0.5)))
+    return hvac.Client(url=address or target.vault_addr, token=token, timeout=15, session=session)
 
 
 def refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
