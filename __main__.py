@@ -97,8 +97,9 @@ class Servers:
 
 
 def vault_layer(config: StackConfig, servers: Servers):
-    """The database secrets engine, one AppRole client per client in config, and the post-deploy
-    checks, last, which prove them with real credentials on every `up`."""
+    """The database secrets engine, one AppRole client per client in config (and, on the kubernetes
+    target, a Kubernetes auth role for each client whose pods log in with their service account), and
+    the post-deploy checks, last, which prove them with real credentials on every `up`."""
     vault_server, database, provider = servers.vault, servers.database, servers.vault_provider
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
@@ -118,6 +119,7 @@ def vault_layer(config: StackConfig, servers: Servers):
         ), opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[approle])))
         for spec in config.clients
     }
+    kubernetes = kubernetes_access(config, clients, in_vault)
     # A cluster drops a node that stays gone (never below its size) and makes a joined node a voter
     # once it has been healthy a few seconds.
     autopilot = [vault.RaftAutopilot(
@@ -139,7 +141,8 @@ def vault_layer(config: StackConfig, servers: Servers):
                                              "secret_id": store_key.secret_id})
     if config.target.kind == "kubernetes":
         checks = in_cluster_checks(config, vault_server, database, engine, checked_clients, [
-            engine, *clients.values(), *autopilot], in_vault, servers.in_cluster)
+            engine, *clients.values(), *autopilot, *([kubernetes] if kubernetes else [])], in_vault,
+            servers.in_cluster)
     else:
         checks = PostDeployChecks(
             "checks",
@@ -157,7 +160,26 @@ def vault_layer(config: StackConfig, servers: Servers):
             raft_voters=config.vault.nodes if config.vault.highly_available else 0,
             opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot]),
         )
-    return engine, clients, checks
+    return engine, clients, checks, kubernetes
+
+
+def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.ResourceOptions):
+    """Kubernetes auth for the clients that name service accounts (the kubernetes target only: config
+    refuses them elsewhere), against the cluster OpenBao runs in, with tokens whose audience is Vault's
+    Service; None when no client does."""
+    from components.kubernetes.manifests import service_host
+    from components.vault.kubernetes_access import KubernetesAccess, KubernetesAccessArgs, KubernetesRoleArgs
+
+    specs = [spec for spec in config.clients if spec.kubernetes]
+    if not specs:
+        return None
+    return KubernetesAccess("kubernetes", KubernetesAccessArgs(
+        roles=tuple(KubernetesRoleArgs(
+            client=spec.name, policy=clients[spec.name].policy_name, service_accounts=spec.service_accounts,
+            namespaces=spec.namespaces, token_ttl=spec.token_ttl, token_max_ttl=spec.token_max_ttl,
+        ) for spec in specs),
+        audience=service_host(K8S_VAULT, config.target.namespace),
+    ), opts=in_vault)
 
 
 def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
@@ -211,6 +233,7 @@ def kubernetes_servers(config: StackConfig):
     from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
     from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
     from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
+    from components.vault.kubernetes_access import KUBERNETES_MOUNT
     from stacks import kubernetes_target
 
     target = config.target
@@ -223,8 +246,10 @@ def kubernetes_servers(config: StackConfig):
         database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
     ))
     provider = k8s.Provider("kubernetes", kubeconfig=target.kubeconfig, render_yaml_to_directory=target.render_dir)
-    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns), opts=pulumi.ResourceOptions(
-        provider=provider))
+    # The Kubernetes clients' pods, in their own namespaces, log in with their service account.
+    client_namespaces = tuple(dict.fromkeys(n for spec in config.clients for n in spec.namespaces))
+    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, client_namespaces=client_namespaces),
+                                    opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
     built = image_names()
     images = {role: (image or built[role], image is None) for role, image in target.images.items()}
@@ -242,7 +267,10 @@ def kubernetes_servers(config: StackConfig):
         ca_file=f"{config.data_dir}/vault-ca.crt", key_shares=config.vault.key_shares,
         key_threshold=config.vault.key_threshold,
         seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
-        mounts=(DatabaseSecretsEngineArgs.mount_path,), auth_mounts=(APPROLE_MOUNT,),
+        mounts=(DatabaseSecretsEngineArgs.mount_path,),
+        auth_mounts=(APPROLE_MOUNT, KUBERNETES_MOUNT) if client_namespaces else (APPROLE_MOUNT,),
+        # Kubernetes auth reviews the pods' tokens with OpenBao's own (components/vault/kubernetes_access.py).
+        token_reviewer=bool(client_namespaces),
     ), opts=in_namespace)
     if forward is None:
         return Servers(vault_server, database, None)
@@ -320,12 +348,14 @@ servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kuber
 stack_servers = servers(config)
 vault_server, database = stack_servers.vault, stack_servers.database
 if config.configures_vault:
-    engine, clients, checks = vault_layer(config, stack_servers)
+    engine, clients, checks, kubernetes = vault_layer(config, stack_servers)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
         name: {"approle_mount": c.approle_mount, "role_id": c.role_id, "secret_id": c.secret_id,
-               "creds_path": c.creds_path}
-        for name, c in clients.items()
+               "creds_path": c.creds_path,
+               # Where its pods log in (Kubernetes auth): {mount, role, audience, service_accounts, namespaces}.
+               **({"kubernetes": kubernetes.roles[name]} if spec.kubernetes else {})}
+        for (name, c), spec in zip(clients.items(), config.clients)
     })
     pulumi.export("checks", checks.report)
     # For teams' programs on this platform (examples/team-reports): where things are on this host.
@@ -344,6 +374,11 @@ if config.configures_vault:
         pulumi.export("vault_pods", vault_server.pods)
         # Where pods of the cluster reach Vault (vault_addr is this machine's port-forward to it).
         pulumi.export("vault_service_addr", vault_server.service_address)
+        # The images the cluster runs, by role: a team's workload runs the same agent (OpenBao's).
+        from components.docker.images import image_names
+
+        built = image_names()
+        pulumi.export("k8s_images", {role: image or built[role] for role, image in config.target.images.items()})
     # The stack's own admin token: the root token where the stack keeps one, never on the kubernetes
     # target (its root token is revoked once the stack's admin token exists).
     pulumi.export("vault_admin_token", vault_server.admin_token)

@@ -42,6 +42,10 @@ APPROLE_CAPS = PolicyConfigSchema(properties={
     "maxSecretIdTtlSeconds": {"type": "integer", "minimum": 1, "default": 30 * DAY,
                               "description": "No AppRole secret_id may live longer."},
 })
+K8S_AUTH_CAPS = PolicyConfigSchema(properties={
+    "maxTokenTtlSeconds": {"type": "integer", "minimum": 1, "default": DAY,
+                           "description": "No Kubernetes auth token may be renewed past this."},
+})
 
 VAULT_NODES = PolicyConfigSchema(properties={
     "minNodes": {"type": "integer", "minimum": 1, "default": 1,
@@ -68,17 +72,19 @@ def defaults(schema: PolicyConfigSchema | None) -> dict:
     return {k: v["default"] for k, v in (schema.properties if schema else {}).items() if "default" in v}
 
 
-def _for(resource_type: str, rule: Callable, schema: PolicyConfigSchema | None) -> Callable:
-    """A validator that applies `rule` to resources of one type only, with the schema's defaults
-    under the config it was given."""
+def _for(resource_type: str | tuple[str, ...], rule: Callable, schema: PolicyConfigSchema | None) -> Callable:
+    """A validator that applies `rule` to resources of one type (or of these types) only, with the
+    schema's defaults under the config it was given."""
+    types = (resource_type,) if isinstance(resource_type, str) else resource_type
+
     def validate(args: ResourceValidationArgs, report_violation) -> None:
-        if args.resource_type == resource_type:
+        if args.resource_type in types:
             rule(args.props, {**defaults(schema), **(args.get_config() or {})},
                  lambda message: report_violation(f"{args.name}: {message}"))
     return validate
 
 
-def _policy(name: str, level: EnforcementLevel, description: str, resource_type: str, rule: Callable,
+def _policy(name: str, level: EnforcementLevel, description: str, resource_type: str | tuple[str, ...], rule: Callable,
             schema: PolicyConfigSchema | None = None) -> ResourceValidationPolicy:
     return ResourceValidationPolicy(name=name, description=description, enforcement_level=level,
                                     validate=_for(resource_type, rule, schema), config_schema=schema)
@@ -128,6 +134,10 @@ POLICIES = [
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
             "the root policy.", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+    _policy("kubernetes-auth-bounded", MANDATORY,
+            "Bind every Kubernetes auth role to named service accounts in named namespaces (no '*', no "
+            "namespace selector), with an audience, token_ttl and token_max_ttl within the cap, no default "
+            "policy, never the root policy.", rules.K8S_AUTH_ROLE, rules.kubernetes_auth_bounded, K8S_AUTH_CAPS),
     _policy("vault-server-hardened", MANDATORY,
             "Give our OpenBao servers a TLS certificate and key.", rules.OPENBAO_SERVER, rules.vault_server_hardened),
     _stack_policy("root-credentials-rotated", MANDATORY,
@@ -150,9 +160,10 @@ POLICIES = [
                   "Spread OpenBao's pods over nodes (required anti-affinity) and let a PodDisruptionBudget take "
                   "at most one down where the environment asks (production).", rules.vault_spread, SPREAD),
     _policy("kubernetes-workload-hardened", MANDATORY,
-            "Run StatefulSets non-root, read-only, without capabilities or API token, with requests and limits, "
-            "in their own namespaces (no host network, PID or IPC).",
-            rules.STATEFULSET, rules.workload_hardened),
+            "Run StatefulSets and Deployments non-root, read-only, without capabilities, with requests and "
+            "limits, in their own namespaces (no host network, PID or IPC), without an API token (OpenBao's "
+            "pods excepted: their own, projected read-only at the standard path, for Kubernetes auth).",
+            (rules.STATEFULSET, rules.DEPLOYMENT), rules.workload_hardened),
     _policy("docker-container-hardened", MANDATORY,
             "Run containers unprivileged, every capability dropped (CHOWN, FOWNER, SETUID, SETGID added back "
             "at most), no-new-privileges, no host namespace but the network, host paths only under the "

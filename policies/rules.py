@@ -22,6 +22,7 @@ ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
 POLICY = "vault:index/policy:Policy"
 APPROLE_ROLE = "vault:appRole/authBackendRole:AuthBackendRole"
+K8S_AUTH_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
 ENDPOINT = "vault:generic/endpoint:Endpoint"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
 #: Our OpenBao server (components/local/providers/openbao_server.py).
@@ -315,6 +316,38 @@ def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report:
         report("tokenPolicies include root")
 
 
+def kubernetes_auth_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    """A Kubernetes auth role: named service accounts in named namespaces (no '*', no namespace label
+    selector, which admits any namespace so labelled), an audience (a token meant for another service is
+    refused), bounded token TTLs within the cap, never the root or the default policy."""
+    for key, what in (("boundServiceAccountNames", "service accounts"),
+                      ("boundServiceAccountNamespaces", "namespaces")):
+        try:
+            names = props.get(key)
+        except UnknownValueError:
+            continue  # not known at preview: judged at update
+        if not names:
+            report(f"{key} is empty: list the {what} whose pods log in")
+        elif any(not isinstance(n, str) or "*" in n for n in names):
+            report(f"{key} holds a '*' wildcard: list the {what} whose pods log in, each by name")
+    if _known(props, "boundServiceAccountNamespaceSelector"):
+        report("boundServiceAccountNamespaceSelector admits any namespace so labelled: list the namespaces instead")
+    if not _known(props, "audience"):
+        report("audience is unset: the role would take a service account token meant for any service")
+    cap = int(config["maxTokenTtlSeconds"])
+    token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
+    if not props.get("tokenTtl") or not token_max:
+        report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
+    elif token_max > cap:
+        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {cap}s")
+    if props.get("tokenPeriod") and not props.get("tokenExplicitMaxTtl"):
+        report("tokenPeriod without tokenExplicitMaxTtl: the token could be renewed forever")
+    if "root" in (props.get("tokenPolicies") or []):
+        report("tokenPolicies include root")
+    if props.get("tokenNoDefaultPolicy") is not True:
+        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
+
+
 # Our own Vault server component
 
 
@@ -414,6 +447,7 @@ def vault_spread(resources: Iterable[Any], config: Mapping[str, Any], report: Re
 # The kubernetes target
 
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 
@@ -422,13 +456,44 @@ def _pod_spec(statefulset: Mapping[str, Any]) -> Mapping[str, Any]:
     return ((statefulset.get("spec") or {}).get("template") or {}).get("spec") or {}
 
 
+#: Where Kubernetes mounts a pod's API token.
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: Audiences the API server takes (its own, the default of a projected token with none).
+API_AUDIENCE = re.compile(r"^(https://)?kubernetes\.default\.svc(\.|$|:)")
+
+
+def _api_token_volumes(pod: Mapping[str, Any]) -> list[str]:
+    """The pod's projected volumes whose service account token the API server accepts: with no audience
+    (the API server's own) or the API server's. A token with an audience of its own (the OpenBao
+    agent's, for Vault's Kubernetes auth) is no API token: the API server refuses it."""
+    found = []
+    for volume in pod.get("volumes") or []:
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            token = source.get("serviceAccountToken")
+            if token is not None and (not token.get("audience") or API_AUDIENCE.match(str(token["audience"]))):
+                found.append(volume.get("name"))
+    return found
+
+
 def workload_hardened(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
-    """A StatefulSet's pods: non-root, no privilege escalation, read-only root, no capabilities,
-    requests and limits, no service-account token, no host namespace."""
+    """A StatefulSet's or Deployment's pods: non-root, no privilege escalation, read-only root, no
+    capabilities, requests and limits, no host namespace, and no API token: never automounted, and
+    projected only into OpenBao's pods (by their app label), at the standard path and read-only, where
+    Kubernetes auth reviews the tokens pods log in with (TokenReview, bound to system:auth-delegator)."""
     pod = _pod_spec(props)
     pod_security = pod.get("securityContext") or {}
     if pod.get("automountServiceAccountToken") is not False:
         report("spec.template.spec.automountServiceAccountToken is not false: the pods need no API token")
+    template_labels = (((props.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    openbao = template_labels.get("app.kubernetes.io/name") == "openbao"
+    for volume in _api_token_volumes(pod):
+        mounts = [m for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+                  for m in c.get("volumeMounts") or [] if m.get("name") == volume]
+        if not openbao:
+            report(f"volume {volume} projects an API token: only OpenBao's pods carry one (Kubernetes auth's "
+                   "token reviews); give a token for Vault an audience of its own")
+        elif any(m.get("mountPath", "").rstrip("/") != API_TOKEN_DIR or m.get("readOnly") is not True for m in mounts):
+            report(f"volume {volume} (OpenBao's API token) is mounted elsewhere than {API_TOKEN_DIR}, or writable")
     for key in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(key):
             report(f"spec.template.spec.{key} is true: keep the pods in their own namespaces")

@@ -415,6 +415,12 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
             raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
         service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap)
         clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
+        for client in clients:
+            if client.kubernetes and target != "kubernetes":
+                # Pods log in with their service account only where the stack runs in their cluster.
+                raise SpecError(f"clients.{client.name}.service_accounts",
+                                f"means nothing on the {target} target (Kubernetes auth is for kubernetes): "
+                                "remove service_accounts and namespaces")
         if service_users and db_engine == "cockroachdb":
             raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
                                              "for a CockroachDB stack")
@@ -543,6 +549,7 @@ def policy_pack_config(config: StackConfig, stack: str) -> dict:
         "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
         "approle-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap,
                             "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
+        "kubernetes-auth-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap},
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
 
     }

@@ -252,8 +252,8 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
         "selector": {"matchLabels": labels(VAULT_APP, instance)},
         "template": {
             "metadata": {"labels": labels(VAULT_APP, instance)},
-            "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False,
-                     **identity, "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
+            "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False, **identity,
+                     "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
                      "containers": [container], "volumes": volumes},
         },
         "volumeClaimTemplates": [volume_claim("data", storage, storage_class),

@@ -23,6 +23,7 @@ CONNECTION = "vault:database:SecretBackendConnection: connection"
 ROLE = "vault:database:SecretBackendRole: reports"
 POLICY = "vault:index:Policy: reports"
 APPROLE = "vault:appRole:AuthBackendRole: reports"
+K8S_ROLE = "vault:kubernetes:AuthBackendRole: reports-pods"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet: postgres"
 
 # scenario, the policy it breaks, the resource named
@@ -41,6 +42,7 @@ MANDATORY = [
     ("sudo", "client-policy-least-privilege", POLICY),
     ("root-policy", "approle-bounded", APPROLE),
     ("unbounded-token", "approle-bounded", APPROLE),
+    ("any-service-account", "kubernetes-auth-bounded", K8S_ROLE),
     ("no-root-rotation", "root-credentials-rotated", None),
     ("runs-as-root", "kubernetes-workload-hardened", STATEFULSET),
     ("kv-password-after-migration", "kv-database-password-after-migration", None),

@@ -57,6 +57,14 @@ def test_clients():
     assert [(c.name, c.role, c.token_max_ttl) for c in config.clients] == [("reporting", "reader", 7200)]
 
 
+def test_a_kubernetes_client_on_the_kubernetes_target():
+    config = validate({"target": "kubernetes", "clients": {"team-app": {
+        "role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"], "token_max_ttl": "24h",
+        "service_accounts": ["team-app"], "namespaces": ["team-app"]}}}, "k8s")
+    (client,) = config.clients
+    assert (client.service_accounts, client.namespaces) == (("team-app",), ("team-app",))
+
+
 def test_policy_pack_config_follows_the_stack():
     roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "max_ttl": "1h"}}
     config = validate_in({"roles": roles, "max_ttl_cap": "4h", "max_rotation_period": "7d",
@@ -68,6 +76,7 @@ def test_policy_pack_config_follows_the_stack():
         "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
         "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
+        "kubernetes-auth-bounded": {"maxTokenTtlSeconds": 4 * 3600},
         # A container may mount host paths under the stack's data folder only.
         "docker-container-hardened": {"allowedHostPaths": [config.data_dir]},
         # Production keeps no root token, and spreads OpenBao's pods.
@@ -229,6 +238,12 @@ def test_data_dir_is_made_absolute():
         ({"clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"],
                             "token_max_ttl": "25h"}}}, "clients.r.token_max_ttl"),
         ({"clients": {"r": {"role": "app", "allowed": ["SELECT 1"], "forbidden": ["x"]}}}, "clients.r.role"),
+        # Kubernetes auth only where the stack runs in the pods' cluster.
+        ({"clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"], "token_max_ttl": "24h",
+                            "service_accounts": ["r"], "namespaces": ["team"]}}}, "clients.r.service_accounts"),
+        ({"target": "docker", "clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"],
+                                                "token_max_ttl": "24h", "service_accounts": ["r"],
+                                                "namespaces": ["team"]}}}, "clients.r.service_accounts"),
         ({"roles": ["reader"]}, "roles"),
         ({"roles": {"reader": {"privileges": ["ALL"], "schemas": ["public"]}}}, "roles.reader.privileges"),
         ({"roles": {"app": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": "3h",

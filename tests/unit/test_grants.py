@@ -151,12 +151,34 @@ def test_a_client_with_its_own_lifetimes():
         ("x", client(forbidden="CREATE ROLE x"), "clients.x.forbidden"),
         ("x", client(creds_path="database/creds/app"), "clients.x.creds_path"),
         ("x", ["reader"], "clients.x"),
+        # Kubernetes auth: both lists, each non-empty, plain names; a token that covers the lease.
+        ("x", client(service_accounts=["app"]), "clients.x.namespaces"),
+        ("x", client(namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts=[], namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts=["app"], namespaces=[]), "clients.x.namespaces"),
+        ("x", client(service_accounts=["*"], namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts=["app"], namespaces=["*"]), "clients.x.namespaces"),
+        ("x", client(service_accounts=["app-*"], namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts=["App"], namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts="app", namespaces=["team"]), "clients.x.service_accounts"),
+        ("x", client(service_accounts=["app"], namespaces=["team", "team"]), "clients.x.namespaces"),
+        ("x", client(service_accounts=["app"], namespaces=["team"], token_max_ttl="30m"), "clients.x.token_max_ttl"),
     ],
 )
 def test_bad_clients_name_the_field(name, raw, field):
     with pytest.raises(SpecError) as error:
         validate_client_spec(name, raw, {"reader": READER}, DAY)
     assert error.value.field == field
+
+
+def test_a_kubernetes_client_names_its_service_accounts_and_namespaces():
+    reader = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",), max_ttl=3600)
+    spec = validate_client_spec("team-app", client(service_accounts=["team-app"], namespaces=["team-a", "team-b"]),
+                                {"reader": reader}, DAY)
+    assert (spec.service_accounts, spec.namespaces, spec.kubernetes) == (("team-app",), ("team-a", "team-b"), True)
+    # Its token must outlive the role's max_ttl (here equal: 1h), so a lease is never cut short by its token.
+    assert spec.token_max_ttl == reader.max_ttl
+    assert not validate_client_spec("plain", client(), {"reader": READER}, DAY).kubernetes
 
 
 def test_two_clients_cannot_share_a_role():

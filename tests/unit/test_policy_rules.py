@@ -33,6 +33,10 @@ STATIC_ROLE = {"backend": "database", "name": "svc", "dbName": "app", "username"
 POLICY = {"name": "client-reader", "policy": client_policy("database", "reader")}
 APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client-reader"], "tokenTtl": 900,
            "tokenMaxTtl": 3600, "secretIdTtl": 86400}
+#: What components/vault/kubernetes_access.py registers for a client.
+K8S_ROLE = {"backend": "kubernetes", "roleName": "team-app", "boundServiceAccountNames": ["team-app"],
+            "boundServiceAccountNamespaces": ["team-app"], "audience": "vault.dbcreds.svc",
+            "tokenPolicies": ["client-team-app"], "tokenNoDefaultPolicy": True, "tokenTtl": 900, "tokenMaxTtl": 7200}
 VAULT_SERVER = {"data_dir": "/d", "port": 18200, "key_shares": 1, "cert_pem": "cert", "key_pem": "key"}
 DB_STATEFULSET = {"metadata": k8s.metadata("db", "ns", k8s.DB_APP, "db"),
                   "spec": k8s.postgres_statefulset("db", "dbcreds-postgres:1", "Never", "1Gi", None, "cm", "tls", "pw")}
@@ -49,7 +53,7 @@ CONTAINER_PROPS = {
 }
 HAPPY = {
     rules.CONNECTION: CONNECTION, rules.ROLE: ROLE, rules.STATIC_ROLE: STATIC_ROLE, rules.POLICY: POLICY,
-    rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER,
+    rules.APPROLE_ROLE: APPROLE, rules.OPENBAO_SERVER: VAULT_SERVER, rules.K8S_AUTH_ROLE: K8S_ROLE,
     rules.STATEFULSET: DB_STATEFULSET, rules.CONTAINER: CONTAINER_PROPS,
 }
 
@@ -153,6 +157,18 @@ CASES = [
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
     ("approle-bounded", rules.APPROLE_ROLE, "secretIdTtl", None, "never expire"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNames", ["*"], "'*' wildcard"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNames", ["team-*"], "'*' wildcard"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNamespaces", ["*"], "'*' wildcard"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNamespaces", None, "is empty"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNamespaceSelector",
+     '{"matchLabels": {"team": "a"}}', "namespace so labelled"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "audience", None, "audience is unset"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "tokenMaxTtl", None, "must be set"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "tokenMaxTtl", 86400 * 2, "over the cap"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "tokenPeriod", 3600, "renewed forever"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "tokenPolicies", ["client-team-app", "root"], "root"),
+    ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "tokenNoDefaultPolicy", None, "default policy"),
     ("vault-server-hardened", rules.OPENBAO_SERVER, "cert_pem", None, "cert_pem is empty"),
     ("vault-server-hardened", rules.OPENBAO_SERVER, "key_pem", "", "key_pem is empty"),
     ("docker-container-hardened", rules.CONTAINER, "privileged", True, "privileged is true"),
@@ -365,6 +381,42 @@ def test_a_host_path_under_the_stacks_data_folder_may_be_mounted():
     props = changed(CONTAINER_PROPS, "volumes", [{"hostPath": "/srv/stack/database", "containerPath": "/x"}])
     assert violations("docker-container-hardened", rules.CONTAINER, props,
                       {"allowedHostPaths": ["/srv/stack/data"]})
+
+
+API_TOKEN = k8s.api_token_volume("api-token")
+
+
+def test_only_openbaos_pods_carry_an_api_token_projected_read_only_at_the_standard_path():
+    reviewer = {"metadata": VAULT_STATEFULSET["metadata"],
+                "spec": k8s.openbao_statefulset("vault", "ns", "dbcreds-openbao:1", "Never", 3, "1Gi", None, "cm",
+                                                "tls", "seal", service_account="vault")}
+    pod = reviewer["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vault" and pod["automountServiceAccountToken"] is False
+    mount = {"name": "api-token", "mountPath": k8s.API_TOKEN_DIR, "readOnly": True}
+    assert mount in pod["containers"][0]["volumeMounts"]
+    assert violations("kubernetes-workload-hardened", rules.STATEFULSET, reviewer) == []
+    # Elsewhere, or writable: refused.
+    moved = copy.deepcopy(reviewer)
+    moved["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][-1]["mountPath"] = "/openbao/token"
+    assert "mounted elsewhere" in violations("kubernetes-workload-hardened", rules.STATEFULSET, moved)[0]
+    writable = copy.deepcopy(reviewer)
+    writable["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][-1].pop("readOnly")
+    assert "writable" in violations("kubernetes-workload-hardened", rules.STATEFULSET, writable)[0]
+    # Another workload's pods: no token the API server takes (none, or the API server's audience), as a
+    # StatefulSet or a Deployment; a token for Vault (an audience of its own) is no API token.
+    for audience in (None, "https://kubernetes.default.svc.cluster.local"):
+        volume = copy.deepcopy(API_TOKEN)
+        if audience:
+            volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] = audience
+        database = changed(DB_STATEFULSET, f"{POD}.volumes", [*DB_STATEFULSET["spec"]["template"]["spec"]["volumes"],
+                                                               volume])
+        for kind in (rules.STATEFULSET, rules.DEPLOYMENT):
+            found = violations("kubernetes-workload-hardened", kind, database)
+            assert any("projects an API token" in m for m in found), found
+    vault_token = copy.deepcopy(API_TOKEN)
+    vault_token["projected"]["sources"][0]["serviceAccountToken"]["audience"] = "vault.dbcreds.svc"
+    assert violations("kubernetes-workload-hardened", rules.DEPLOYMENT, changed(
+        DB_STATEFULSET, f"{POD}.volumes", [vault_token])) == []
 
 
 def test_the_openbao_statefulset_is_hardened_and_spread():

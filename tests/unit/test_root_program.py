@@ -283,3 +283,54 @@ def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_t
             found: list[str] = []
             policy.validate(StackValidationArgs(resources, production), lambda m, urn=None: found.append(m))
             assert found == [], policy.name
+
+
+def test_the_k8s_stack_lets_the_team_apps_pods_log_in_with_their_service_account(monitor, monkeypatch):
+    """The k8s stack (kubernetes target) with its team-app client: OpenBao's pods get a service account
+    bound to system:auth-delegator and its token, projected (never automounted) at the standard path;
+    the kubernetes auth method reviews tokens with it; one role for team-app, bound to its service
+    account and namespace, an audience, its policy only and a token that outlives the role's max_ttl;
+    the network policies take the team's namespace in; the gate passes it.
+    tests/integration/test_team_app.py runs it on a real cluster."""
+    from components.kubernetes import manifests
+    from components.kubernetes.port_forward import PortForward
+    from stacks import config as stack_settings
+
+    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    monkeypatch.setattr(PortForward, "start", lambda self: self)
+    run_dev_program(monkeypatch, stack="k8s")
+    account, = registered(monitor, "kubernetes:core/v1:ServiceAccount").values()
+    assert (account["metadata"]["name"], account["metadata"]["namespace"]) == ("vault", "dbcreds-k8s")
+    binding, = registered(monitor, "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding").values()
+    assert binding["roleRef"]["name"] == "system:auth-delegator"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vault", "namespace": "dbcreds-k8s"}]
+    pod = registered(monitor, "kubernetes:apps/v1:StatefulSet")["vault-statefulset"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vault" and pod["automountServiceAccountToken"] is False
+    assert {"name": "api-token", "mountPath": manifests.API_TOKEN_DIR, "readOnly": True} in (
+        pod["containers"][0]["volumeMounts"])
+    backends = registered(monitor, "vault:index/authBackend:AuthBackend")
+    assert {b["type"]: b["path"] for b in backends.values()} == {"approle": "approle", "kubernetes": "kubernetes"}
+    config, = registered(monitor, "vault:kubernetes/authBackendConfig:AuthBackendConfig").values()
+    assert config["kubernetesHost"] == "https://kubernetes.default.svc" and config["disableLocalCaJwt"] is False
+    assert "tokenReviewerJwt" not in config and "kubernetesCaCert" not in config
+    role, = registered(monitor, "vault:kubernetes/authBackendRole:AuthBackendRole").values()
+    assert (role["roleName"], role["boundServiceAccountNames"], role["boundServiceAccountNamespaces"]) == (
+        "team-app", ["team-app"], ["team-app"])
+    assert (role["audience"], role["tokenPolicies"], role["tokenNoDefaultPolicy"]) == (
+        "vault.dbcreds-k8s.svc", ["client-team-app"], True)
+    assert (role["tokenTtl"], role["tokenMaxTtl"]) == (900, 7200)
+    # AppRole stays for every client (the checks log in with it).
+    assert set(registered(monitor, "vault:appRole/authBackendRole:AuthBackendRole")) == {
+        "reader-approle", "app-approle", "team-app-approle"}
+    init, = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoInit").values()
+    assert 'path "auth/kubernetes/*"' in init["admin_policy"]
+    policies = registered(monitor, "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+    vault_in = policies["k8s-vault-from-clients"]["spec"]["ingress"][0]["from"]
+    assert {"podSelector": {"matchLabels": manifests.VAULT_CLIENT_LABEL},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "team-app"}}} in vault_in
+    for urn, registration in monitor.get_registered_resources().items():
+        resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
+        for policy in POLICIES:
+            if isinstance(policy, ResourceValidationPolicy):
+                assert violations(policy.name, resource_type, plain(registration.state),
+                                  {"maxTtlCapSeconds": 86400}) == [], urn
