@@ -68,7 +68,10 @@ def temporary_stack(program_dir: Path, tmp_path: Path, prefix: str) -> Iterator[
 def destroy(stack: auto.Stack) -> None:
     """Destroys the stack through providers configured as the program configures them now (a cluster's
     Vault through a node that serves), or, when the program itself fails (a test left it so), as the
-    state recorded them."""
+    state recorded them. A stack that was only previewed has nothing to destroy (a destroy that runs the
+    program would register its components and providers, and the stack could not be removed)."""
+    if not stack.export_stack().deployment.get("resources"):
+        return
     try:
         stack.destroy(on_output=lambda _: None, run_program=True)
     except auto.CommandError:
