@@ -20,21 +20,10 @@ from components.vault.checks import revoke
 from stacks import local
 from tests.automation import assert_only_the_checks_change
 from tests.support.dev_stack import dev_stack, quiet
+from tests.support.package import build_wheel
 from toolchain.env import ROOT
 
 EXAMPLE = ROOT / "examples" / "team-reports"
-
-
-def build_wheel(tmp_path: Path) -> Path:
-    """The package's wheel, built from a copy of the checkout's sources."""
-    source = tmp_path / "source"
-    shutil.copytree(ROOT / "components", source / "components", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
-    (wheel,) = (tmp_path / "dist").glob("pulumi_dbcreds-*.whl")
-    return wheel
 
 
 def team_program(tmp_path: Path) -> Path:
