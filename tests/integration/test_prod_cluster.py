@@ -28,7 +28,7 @@ from stacks import kubernetes_target
 from tests.automation import assert_only_the_checks_change, make_down, root_program, stack_file_config, temporary_stack
 from tests.support.dev_stack import DevStack, quiet
 from tests.support.ports import free_port
-from tests.support.vault_load import ClusterLoad, name_verified_session, recovery
+from tests.support.vault_load import ClusterLoad, name_verified_session, recovery, timeline
 from toolchain.env import ROOT
 
 REPLICAS = 3
@@ -151,6 +151,7 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
     load = ClusterLoad([service_address(cluster, namespace)], ca, access, access["creds_path"], workers=20,
                        session=lambda: name_verified_session(host, ca))
     figures = {}
+    marks: dict[str, float] = {}
     database_node = pods(cluster, namespace, m.DB_APP)[0]["spec"]["nodeName"]
     # The stack's admin, through the Service as the clients.
     admin = hvac.Client(url=load.addresses[0], token=prod.outputs["vault_admin_token"], timeout=10,
@@ -160,7 +161,7 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         time.sleep(5)
         # 1. The active pod deleted.
         victim = active_pod(prod, cluster, admin)
-        lost_at = time.monotonic()
+        lost_at = marks["active pod deleted"] = time.monotonic()
         cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--namespace", namespace, "--wait=false")
         wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went")
         figures["active pod deleted"] = recovery(load.events, lost_at)
@@ -173,7 +174,7 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
             time.sleep(3)
         stopped = active["spec"]["nodeName"]
         time.sleep(3)
-        lost_at = time.monotonic()
+        lost_at = marks["active pod's node stopped"] = time.monotonic()
         cluster.stop_node(stopped)
         try:
             wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node")
@@ -189,7 +190,7 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
             cluster.start_node(stopped)
         wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
                  "three OpenBao pods ready once the node is back", 240)
-        lost_at = time.monotonic()
+        lost_at = marks["another node drained"] = time.monotonic()
         drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
                                 "--timeout=120s", check=False)
         assert drain.returncode == 0, drain.stderr
@@ -200,9 +201,12 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
                  "three OpenBao pods ready once the drained node is uncordoned", 240)
     finally:
         load.stop()
-    with capsys.disabled():
-        for what, figure in figures.items():
-            print(f"\n[prod] {what}: {figure}")
+        with capsys.disabled():
+            for what, figure in figures.items():
+                print(f"\n[prod] {what}: {figure}")
+            first = min(marks.values(), default=time.monotonic()) - 10
+            print("\n".join(f"[prod] {line}" for line in timeline(load.events, first, time.monotonic())))
+            print(f"[prod] marks: {({k: round(v - first, 1) for k, v in marks.items()})}")
     # Every lease taken before is renewed and revoked through the Service, its user gone.
     vault = load.client(0)
     vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],

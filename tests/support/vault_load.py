@@ -48,8 +48,9 @@ class Event:
     started: float
     ended: float
     ok: bool
-    #: The error's type when not ok.
+    #: The error's type when not ok, and the start of its message.
     error: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class ClusterLoad:
                     revoke(vault, lease)
                 self._record(Event(started, time.monotonic(), True))
             except Exception as error:  # noqa: BLE001 - recorded, then the next node
-                self._record(Event(started, time.monotonic(), False, type(error).__name__))
+                self._record(Event(started, time.monotonic(), False, type(error).__name__, str(error)[:160]))
                 node += 1
                 time.sleep(0.05)
 
@@ -179,3 +180,17 @@ def recovery(events: list[Event], lost_at: float, window: float = 1.0, before: f
         types[e.error] = types.get(e.error, 0) + 1
     return Recovery(rate_before=rate, first_success=None if first is None else first - lost_at,
                     steady=None if steady is None else steady - lost_at, errors=len(failed), error_types=types)
+
+
+def timeline(events: list[Event], start: float, end: float, step: float = 2.0) -> list[str]:
+    """Per step seconds from start to end: the operations that ended then, ok and failed, and one
+    failure's message: what a run went through, to read when a recovery is slow."""
+    lines = []
+    t = start
+    while t < end:
+        window = [e for e in events if t <= e.ended < t + step]
+        failed = [e for e in window if not e.ok]
+        sample = f" e.g. {failed[0].error}: {failed[0].detail}" if failed else ""
+        lines.append(f"{t - start:6.1f}s ok {sum(e.ok for e in window):4d} failed {len(failed):4d}{sample}")
+        t += step
+    return lines
