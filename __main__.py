@@ -245,7 +245,9 @@ def kubernetes_servers(config: StackConfig):
         vault_dns_names=manifests.server_dns_names(ns, vault_name, config.vault.nodes),
         database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
     ))
-    provider = k8s.Provider("kubernetes", kubeconfig=target.kubeconfig, render_yaml_to_directory=target.render_dir)
+    # Rendering reaches no cluster.
+    provider = k8s.Provider("kubernetes", kubeconfig=None if target.render_dir else target.kubeconfig,
+                            render_yaml_to_directory=target.render_dir)
     # The Kubernetes clients' pods, in their own namespaces, log in with their service account.
     client_namespaces = tuple(dict.fromkeys(n for spec in config.clients for n in spec.namespaces))
     namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, client_namespaces=client_namespaces),

@@ -1,6 +1,6 @@
 """What runs inside the PostgreSQL image built here (`docker/postgres.Dockerfile`: Debian's
 postgresql-15, the postgres account at POSTGRES_UID), wherever it runs: a container of the docker target, a
-pod of the Kubernetes target's single-node profile.
+pod of the kubernetes target.
 
 The server's files come from outside the image: the config, the bootstrap SQL and
 the scripts under BOOTSTRAP, the TLS files and the admin's first password copied

@@ -1,11 +1,12 @@
-"""Every stack file previews, and the kubernetes target's manifests hold up.
+"""Every stack file previews (the kubernetes stacks without a cluster: pulumi-kubernetes plans every
+object), and the kubernetes target's manifests hold up.
 
-No cluster with nodes is reachable here: the prod stack (the kubernetes
-target) renders its manifests with the real pulumi-kubernetes provider, and
-the tests check them against the Kubernetes OpenAPI schemas (vendored,
-strict), the policy gate's rules, a real kube-apiserver (server-side dry run,
-then a real `pulumi up` through a kubeconfig), and, for the database's
-bootstrap SQL, a real PostgreSQL. Pods never run: there is no kubelet.
+The prod stack renders its manifests (`k8s_render_dir`, for people who apply
+them with kubectl) with the real pulumi-kubernetes provider, and the tests
+check them against the Kubernetes OpenAPI schemas (vendored, strict), the
+policy gate's rules, a real kube-apiserver (server-side dry run), and, for the
+database's bootstrap SQL, a real PostgreSQL. tests/integration/test_prod_cluster.py
+runs the same program on a real cluster.
 """
 
 import copy
@@ -46,13 +47,18 @@ def file_config(stack: str) -> dict:
 
 
 def test_environments_run_side_by_side_without_clashes():
-    """Each stack's ports on this machine, and each stack's data folder, are its own, so any two run on
-    one machine (the kubernetes cluster profile's ports are its pods')."""
+    """Each stack's ports on this machine (every OpenBao node's; on the kubernetes target its
+    port-forward's), and each stack's data folder, are its own, so any two run on one machine."""
     configs = {s: validate(file_config(s), s, ROOT) for s in STACKS}
-    on_host = [c.target for c in configs.values()
-               if c.target.kind in ("local", "docker") or c.target.profile == "single-node"]
-    ports = [p for t in on_host
-             for p in (t.vault_port, t.vault_cluster_port, t.db_port, *([t.db_http_port] if t.kind == "local" else []))]
+
+    def ports_of(config) -> list[int]:
+        target = config.target
+        if target.kind == "kubernetes":
+            return [target.vault_port]
+        nodes = [p for node in target.vault_node_ports(config.vault.nodes) for p in node]
+        return [*nodes, target.db_port, *([target.db_http_port] if target.kind == "local" else [])]
+
+    ports = [p for c in configs.values() for p in ports_of(c)]
     assert len(ports) == len(set(ports))
     folders = [c.data_dir for c in configs.values()]
     assert len(set(folders)) == len(folders)
@@ -63,10 +69,11 @@ def test_environments_run_side_by_side_without_clashes():
 
 
 #: What a first preview of each stack file creates: the local stacks' whole chain with dev's two clients
-#: and one service user (44); the same chain on the kubernetes single-node profile, with its objects
-#: and volumes (51); prod's manifests on the cluster profile (33).
-#: A change to the program's graph changes these on purpose.
-CREATES = {"dev": 44, "docker": 44, "k8s": 51, "staging": 44, "prod": 33}
+#: and one service user (44), staging's with 3 OpenBao nodes (their servers, keepers and certificates,
+#: the seal key and raft's autopilot: 56); on the kubernetes target, prod's 3 OpenBao pods, PostgreSQL,
+#: the Vault layer and the in-cluster checks (58), and the k8s stack's one pod with Kubernetes auth
+#: and the team app's client (69). A change to the program's graph changes these on purpose.
+CREATES = {"dev": 44, "docker": 44, "k8s": 69, "staging": 56, "prod": 58}
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -78,14 +85,12 @@ def test_every_stack_file_previews(name, tmp_path):
         target = file_config(name).get("target", "local")
         if target == "local":
             stack.set_all_config(local_servers_config(tmp_path / "data"))
-        elif target == "docker" or file_config(name).get("k8s_profile") == "single-node":
+        elif target == "docker":
             stack.set_all_config(local_servers_config(tmp_path / "data", ("vault_port", "vault_cluster_port",
                                                                           "db_port")))
-            # No cluster: pulumi-kubernetes plans every object of the single-node profile without one.
-            if target == "kubernetes":
-                stack.set_config("dbcreds:k8s_kubeconfig", auto.ConfigValue(str(tmp_path / "no-cluster")))
         else:
-            stack.set_config("dbcreds:k8s_render_dir", auto.ConfigValue(str(tmp_path / "manifests")))
+            # No cluster: pulumi-kubernetes plans every object without one.
+            stack.set_config("dbcreds:k8s_kubeconfig", auto.ConfigValue(str(tmp_path / "no-cluster")))
         # pulumi-docker's provider connects to the engine even for a preview.
         with docker_target.engine_running(stack_settings.of_stack(stack, ROOT)):
             preview = stack.preview(on_output=quiet)
@@ -119,11 +124,11 @@ def test_rendered_objects(rendered):
     assert objects == {
         "Namespace": ["dbcreds-prod"],
         # Each named after its component (__main__.py's "vault" and "db").
-        "Secret": ["db-passwords", "db-tls", "vault-tls"],
+        "Secret": ["db-passwords", "db-tls", "vault-seal", "vault-tls"],
         "ConfigMap": ["db-bootstrap", "vault-config"],
         "StatefulSet": ["db", "vault"],
         "Service": ["db", "db-internal", "vault", "vault-internal"],
-        "PodDisruptionBudget": ["db", "vault"],
+        "PodDisruptionBudget": ["vault"],
         "NetworkPolicy": ["database-from-vault-and-clients", "default-deny-ingress", "vault-from-clients"],
     }
 
@@ -239,24 +244,3 @@ def test_rendered_manifests_pass_a_server_side_dry_run(rendered, apiserver):
     refused = dry_run(apiserver, typo)
     assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
     assert apiserver.request("DELETE", f"/api/v1/namespaces/{namespace['metadata']['name']}").ok
-
-
-def test_prod_stack_deploys_to_a_real_api_server(apiserver, tmp_path):
-    """`pulumi up` of the kubernetes target against the API server of a kubeconfig: the objects are
-    stored; with no nodes here nothing runs, so the stack does not wait for pods."""
-    with temporary_stack(root_program(tmp_path), tmp_path, "kube") as stack:
-        stack.workspace.env_vars["KUBECONFIG"] = str(apiserver.kubeconfig)
-        stack.set_all_config(stack_file_config("prod"))
-        stack.set_all_config({"dbcreds:k8s_render_dir": auto.ConfigValue(""),
-                              "dbcreds:k8s_namespace": auto.ConfigValue("dbcreds-it"),
-                              "dbcreds:k8s_await_ready": auto.ConfigValue("false")})
-        stack.up(on_output=quiet)
-        stored = apiserver.request("GET", "/apis/apps/v1/namespaces/dbcreds-it/statefulsets").json()
-        assert sorted(i["metadata"]["name"] for i in stored["items"]) == ["db", "vault"]
-        policies = apiserver.request("GET", "/apis/networking.k8s.io/v1/namespaces/dbcreds-it/networkpolicies")
-        assert len(policies.json()["items"]) == 3
-        secret = apiserver.request("GET", "/api/v1/namespaces/dbcreds-it/secrets/db-tls").json()
-        assert secret["type"] == "kubernetes.io/tls" and set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
-        stack.preview(on_output=quiet, expect_no_changes=True)
-        stack.destroy(on_output=quiet)
-        assert apiserver.request("GET", "/apis/apps/v1/namespaces/dbcreds-it/statefulsets").json()["items"] == []
