@@ -461,6 +461,9 @@ def _seal(raw: Mapping[str, Any], target: str, nodes: int) -> str:
     if seal == "shamir" and nodes > 1:
         raise ConfigError("vault_seal", f"shamir leaves a node that restarts sealed until someone unseals it: "
                                         f"{nodes} nodes need static (auto-unseal)")
+    if seal == "shamir" and target == "kubernetes":
+        raise ConfigError("vault_seal", "shamir leaves a pod that a cluster restarts sealed until someone unseals "
+                                        "it: the kubernetes target's OpenBao unseals itself (static)")
     return seal
 
 

@@ -113,3 +113,21 @@ def test_a_gate_stricter_than_the_stacks_config_fails_the_root_program(tmp_path)
     assert re.search(r"\[mandatory\]\s+dynamic-role-ttls", output)
     assert "(vault:database:SecretBackendRole: engine-role-app)" in output
     assert "maxTtl (28800s) is over this environment's cap of 14400s" in output
+
+
+def test_prod_with_fewer_than_three_openbao_nodes_is_refused_by_the_gate_before_anything_is_made(tmp_path):
+    """prod's own gate config (production's rules), on prod's stack file asking for one OpenBao node:
+    the preview fails naming the policy and what to set; nothing was made (no cluster is even needed)."""
+    from stacks.config import of_stack, policy_pack_config
+
+    pack_config = tmp_path / "prod-gate.json"
+    with temporary_stack(root_program(tmp_path), tmp_path, "gate") as stack:
+        stack.set_all_config({**stack_file_config("prod"), "dbcreds:vault_nodes": auto.ConfigValue("1"),
+                              "dbcreds:k8s_kubeconfig": auto.ConfigValue(str(tmp_path / "no-cluster"))})
+        pack_config.write_text(json.dumps(policy_pack_config(of_stack(stack, ROOT), "prod")))
+        with pytest.raises(auto.CommandError) as failed:
+            stack.preview(policy_packs=[PACK], policy_pack_configs=[str(pack_config)], on_output=quiet)
+        assert stack.export_stack().deployment.get("resources") in (None, [])
+    output = str(failed.value)
+    assert re.search(r"\[mandatory\]\s+vault-highly-available", output), output[-3000:]
+    assert "1 OpenBao replica(s): this environment needs at least 3 (vault_nodes)" in output

@@ -189,6 +189,7 @@ def test_data_dir_is_made_absolute():
         ({"vault_nodes": 3, "vault_port": 18300, "db_port": 18305}, "db_port"),
         ({"vault_nodes": 3, "vault_seal": "shamir"}, "vault_seal"),
         ({"vault_seal": "transit"}, "vault_seal"),
+        ({"target": "kubernetes", "vault_seal": "shamir"}, "vault_seal"),
         ({"target": "docker", "vault_nodes": 3}, "vault_nodes"),
         ({"target": "docker", "vault_seal": "static"}, "vault_seal"),
         ({"vault_seal": "static", "vault_seal_key": "c2hvcnQ="}, "vault_seal_key"),
