@@ -58,7 +58,8 @@ pod_template = {
             "env": [{"name": "STATEMENTS", "value": json.dumps(statements)},
                     {"name": "INTERVAL", "value": config.get("interval") or "1"}],
             "securityContext": hardened,
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+            # Half a core at most: Python's start (psycopg, TLS) takes 2.7 s at 200m.
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
             "readinessProbe": {"exec": {"command": ["/usr/bin/python3", "/app/app.py", "--ready"]},
                                "periodSeconds": 2, "timeoutSeconds": 5},
             "volumeMounts": [{"name": "code", "mountPath": "/app", "readOnly": True},

@@ -4,7 +4,7 @@ connect, so credentials the agent renewed or replaced are used without a restart
 
 One JSON line per round on stdout: {"event": "query", "user", "ssl", "at"} when the statements ran (at:
 seconds since the epoch), {"event": "error", ...} when they did not, {"event": "waiting"} while no
-credentials are rendered yet. `app.py --ready` is its readiness: a round succeeded in the last 10 s.
+credentials are rendered yet; {"event": "started"} first. `app.py --ready` is its readiness: a round succeeded in the last 10 s.
 
 Environment: DATABASE_URL_FILE (set by the agent's component), STATEMENTS (a JSON list), INTERVAL
 (seconds between rounds).
@@ -34,6 +34,7 @@ def say(event: str, **fields) -> None:
 
 
 def main() -> None:
+    say("started")
     import psycopg
 
     url_file = os.environ.get("DATABASE_URL_FILE", "/vault/secrets/database-url")
