@@ -103,6 +103,10 @@ CASES = [
     ("two clients on one role", "dbcreds:clients",
      json.dumps({c: {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]} for c in "ab"}),
      "config clients.b.role: role 'reader' is already read by client 'a'"),
+    # Pods log in with their service account only on the kubernetes target.
+    ("Kubernetes login on the local target",
+     *client_named("a", service_accounts=["a"], namespaces=["team"], token_max_ttl="24h"),
+     "config clients.a.service_accounts: means nothing on the local target"),
     ("client token longer than the cap", "dbcreds:clients",
      json.dumps({"a": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"], "token_max_ttl": "48h"}}),
      "config clients.a.token_max_ttl: "),
