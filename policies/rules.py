@@ -398,6 +398,8 @@ def vault_highly_available(resources: Iterable[Any], config: Mapping[str, Any], 
     if statefulsets and auto:
         configs = [_known(r.props.get("data") or {}, "config.hcl") for r in resources
                    if r.resource_type == CONFIG_MAP and _openbao(r)]
+        if None in configs:
+            return  # not known at preview: judged at update
         if not any(isinstance(c, str) and AUTO_UNSEAL.search(c) for c in configs):
             report("OpenBao's config has no auto-unseal seal stanza: this environment needs one (vault_seal: static)")
 

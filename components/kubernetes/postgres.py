@@ -87,7 +87,7 @@ class PostgresKubernetes(DatabaseComponent):
         ]
         spec = m.postgres_statefulset(name, args.image, m.pull_policy(args.image_built_here), args.storage,
                                       args.storage_class, config_map, tls_secret, password_secret)
-        statefulset = k8s.apps.v1.StatefulSet(
+        k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=m.metadata(name, ns, app, name), spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=made))
         for service_name, headless in ((name, False), (m.internal_service(name), True)):
@@ -97,8 +97,8 @@ class PostgresKubernetes(DatabaseComponent):
         self._register_database(
             host=m.service_host(name, ns), port=m.DB_PORT, database=args.database, admin=args.admin,
             admin_bootstrap_password=admin_password, ca_pem=args.ca_pem,
-            # Known once the StatefulSet is ready: its bootstrap made the group roles.
-            group_roles=statefulset.id.apply(
-                lambda _: {s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs}),
+            # Its bootstrap makes them; what uses them waits for this component (the StatefulSet ready).
+            # Known at a first preview, so that the gate judges the roles' SQL there.
+            group_roles={s.name: group_role_name(args.group_prefix, s) for s in args.grant_specs},
             pod=pulumi.Output.from_input(m.pod_names(name, 1)[0]),
         )

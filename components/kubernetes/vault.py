@@ -26,7 +26,7 @@ import pulumi_random as random
 
 from components.kubernetes import manifests as m
 from components.options import register_outputs
-from components.servers.openbao import SEAL_KEY_BYTES, seal_key_id
+from components.servers.openbao import SEAL_KEY_BYTES
 from components.servers.openbao_api import OpenBaoInit
 from components.vault_policies import stack_admin_policy
 from components.vault_component import VaultComponent
@@ -64,6 +64,11 @@ class VaultKubernetesArgs:
     token_reviewer: bool = False
 
 
+#: The static seal key's id in the pods: one key for the StatefulSet's life (a new key is a new
+#: StatefulSet: OpenBao would not read the old one's data).
+SEAL_KEY_ID = "dbcreds-seal"
+
+
 class VaultKubernetes(VaultComponent):
     """OpenBao as a StatefulSet of raft nodes, TLS only, with its audit device; outputs as every
     `VaultComponent`'s (`address`: where the stack reaches it; `addresses`: each pod's name in the
@@ -81,8 +86,9 @@ class VaultKubernetes(VaultComponent):
         ns, app = args.namespace, m.VAULT_APP
         seal_key = pulumi.Output.secret(args.seal_key if args.seal_key is not None else random.RandomBytes(
             f"{name}-seal-key", length=SEAL_KEY_BYTES, opts=child).base64)
-        # A digest of the key, which says nothing of it: the config that names it need not be secret.
-        key_id = pulumi.Output.unsecret(seal_key.apply(seal_key_id))
+        # One key id for the StatefulSet's life (the config, known at a first preview, names it; the
+        # policy gate reads the seal from it there).
+        key_id = SEAL_KEY_ID
         tls = k8s.core.v1.Secret(
             f"{name}-tls", metadata=m.metadata(f"{name}-tls", ns, app, name), type="kubernetes.io/tls",
             string_data={"ca.crt": args.ca_pem, "tls.crt": args.cert_pem,
@@ -90,11 +96,11 @@ class VaultKubernetes(VaultComponent):
             opts=child)
         seal = k8s.core.v1.Secret(
             f"{name}-seal", metadata=m.metadata(f"{name}-seal", ns, app, name),
-            string_data=pulumi.Output.secret(pulumi.Output.all(key_id, seal_key).apply(lambda k: {k[0]: k[1]})),
+            string_data=pulumi.Output.secret(seal_key.apply(lambda key: {key_id: key})),
             opts=child)
         config = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
-            data={"config.hcl": key_id.apply(lambda k: m.openbao_config(name, ns, args.replicas, [k]))}, opts=child)
+            data={"config.hcl": m.openbao_config(name, ns, args.replicas, [key_id])}, opts=child)
         identity = self._token_reviewer(name, ns) if args.token_reviewer else []
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT),
