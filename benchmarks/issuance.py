@@ -50,7 +50,7 @@ from components.vault.checks import revoke  # noqa: E402
 from components.sql_dialects import dialect_named  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
 from components.postgres_sql import as_text  # noqa: E402
-from stacks import docker_target, local  # noqa: E402
+from stacks import docker_target, kubernetes_target, local  # noqa: E402
 from toolchain.env import ROOT, pulumi_env  # noqa: E402
 from toolchain.stack_file import salted  # noqa: E402
 
@@ -181,6 +181,10 @@ class Stack:
                                  mount_point=access["approle_mount"])
         return vault
 
+    def database_address(self) -> dict:
+        """psycopg's host and port arguments for the database."""
+        return {"host": self.outputs["db_host"], "port": self.outputs["db_port"]}
+
     def up(self) -> None:
         with salted(self.name):
             self.stack.up(on_output=lambda _: None)
@@ -226,10 +230,13 @@ def through_vault(stack: Stack, total: int, workers: int) -> Timed:
 
 
 def as_superuser(stack: Stack, statements: list[sql.Composable]) -> None:
-    """Statements as the database's superuser, on either target."""
+    """Statements as the database's superuser, on any target that runs it."""
+    script = "".join(as_text(s) + ";\n" for s in statements)
     if stack.config.target.kind == "docker":
-        docker_target.superuser_sql(stack.config, stack.outputs["db_container"],
-                                    "".join(as_text(s) + ";\n" for s in statements))
+        docker_target.superuser_sql(stack.config, stack.outputs["db_container"], script)
+        return
+    if stack.config.target.kind == "kubernetes":
+        kubernetes_target.superuser_sql(stack.config, stack.outputs["db_pod"], script)
         return
     with local.superuser(stack.config) as conn:
         for statement in statements:
@@ -258,6 +265,8 @@ def drop_direct_admin(stack: Stack) -> None:
 def dynamic_users(stack: Stack) -> list[str]:
     if stack.config.target.kind == "docker":
         return docker_target.dynamic_users(stack.config, stack.outputs["db_container"])
+    if stack.config.target.kind == "kubernetes":
+        return kubernetes_target.dynamic_users(stack.config, stack.outputs["db_pod"])
     return local.dynamic_users(stack.config)
 
 
@@ -301,9 +310,8 @@ def direct_sql(stack: Stack, password: str, total: int, workers: int, minimal: b
         import psycopg
 
         times = []
-        with psycopg.connect(host=stack.outputs["db_host"], port=stack.outputs["db_port"],
-                             dbname=stack.outputs["db_name"], user="bench_admin", password=password,
-                             sslmode="verify-full", sslrootcert=ca) as conn:
+        with psycopg.connect(**stack.database_address(), dbname=stack.outputs["db_name"], user="bench_admin",
+                             password=password, sslmode="verify-full", sslrootcert=ca) as conn:
             ready()
             for _ in range(count):
                 name = f"v_direct_{secrets.token_hex(10)}_{int(time.time())}"

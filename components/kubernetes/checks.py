@@ -169,6 +169,7 @@ def _run(props: dict[str, Any]) -> dict:
                   "stringData": {"plan.json": json.dumps(plan)}}
         job = job_manifest(run, props["namespace"], props["image"], props["pull"], props["code_map"],
                            props["code_paths"], run)
+        started = time.monotonic()
         try:
             _kubectl(props, "apply", "--filename", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
                                                                           "items": [secret, job]}))
@@ -184,6 +185,8 @@ def _run(props: dict[str, Any]) -> dict:
             raise ChecksError(f"the checks Job {run} gave no report ({'succeeded' if succeeded else 'failed'}); "
                               f"its log ends:\n{log[-2000:]}")
         report["job"] = f"{props['namespace']}/{run}"
+        # The Job's whole run: its pod scheduled and started, the checks, its log read.
+        report["job_seconds"] = round(time.monotonic() - started, 1)
         if props["raft_voters"]:
             expected = int(props["raft_voters"])
             problem, cluster = raft_report(admin, expected)
