@@ -244,3 +244,21 @@ def test_rendered_manifests_pass_a_server_side_dry_run(rendered, apiserver):
     refused = dry_run(apiserver, typo)
     assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
     assert apiserver.request("DELETE", f"/api/v1/namespaces/{namespace['metadata']['name']}").ok
+
+
+def test_prod_without_a_cluster_fails_before_anything_is_made_saying_how_to_start_one(tmp_path):
+    """`up` (make up STACK=prod) with no API server behind the kubeconfig: the program stops at once,
+    naming the kubeconfig and `make cluster-up`; nothing is made."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n"
+                          "    server: https://127.0.0.1:9\ncontexts:\n- name: gone\n  context: {cluster: gone, "
+                          "user: gone}\ncurrent-context: gone\nusers:\n- name: gone\n  user: {token: x}\n")
+    with temporary_stack(root_program(tmp_path), tmp_path, "prod") as stack:
+        stack.set_all_config({**stack_file_config("prod"), "dbcreds:k8s_kubeconfig": auto.ConfigValue(str(kubeconfig))})
+        with pytest.raises(auto.CommandError) as failed:
+            stack.up(on_output=quiet)
+        made = stack.export_stack().deployment.get("resources") or []
+        assert [r["type"] for r in made if r["type"] != "pulumi:pulumi:Stack"] == []
+    message = str(failed.value)
+    assert f"config k8s_kubeconfig: no Kubernetes API server answers through {kubeconfig}" in message
+    assert "make cluster-up" in message
