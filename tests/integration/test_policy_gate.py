@@ -101,6 +101,43 @@ def test_an_advisory_mistake_is_reported_and_the_preview_passes(team, scenario, 
     assert "hunter2" not in output
 
 
+#: Production's rules, as the gate's config for the stack named prod sets them (stacks/config.py).
+PRODUCTION = {"vault-highly-available": {"minNodes": 3, "requireAutoUnseal": True},
+              "vault-no-root-token": {"requireNoRootToken": True}, "kubernetes-vault-spread": {"requireSpread": True}}
+VAULT_SET = "kubernetes:apps/v1:StatefulSet: vault"
+PRODUCTION_MISTAKES = [
+    ("openbao-one-replica", "vault-highly-available", None),
+    ("openbao-shamir", "vault-highly-available", None),
+    ("openbao-together", "kubernetes-vault-spread", None),
+    ("openbao-no-budget", "kubernetes-vault-spread", None),
+    ("host-network", "kubernetes-workload-hardened", VAULT_SET),
+    ("root-token-kept", "vault-no-root-token", None),
+]
+
+
+@pytest.fixture(scope="module")
+def production(team, tmp_path_factory):
+    stack, pack_config = team
+    config = tmp_path_factory.mktemp("production") / "gate.json"
+    config.write_text(json.dumps({**json.loads(open(pack_config).read()), **PRODUCTION}))
+    return stack, str(config)
+
+
+def test_the_compliant_program_passes_productions_rules(production):
+    assert "mandatory" not in gate(*production, "compliant")
+
+
+@pytest.mark.parametrize("scenario, policy, resource", PRODUCTION_MISTAKES, ids=[m[0] for m in PRODUCTION_MISTAKES])
+def test_productions_rules_refuse_each_mistake_by_name(production, scenario, policy, resource):
+    with pytest.raises(auto.CommandError) as failed:
+        gate(*production, scenario)
+    output = str(failed.value)
+    assert re.search(rf"\[mandatory\]\s+{re.escape(policy)}", output), output[-3000:]
+    if resource:
+        assert f"({resource})" in output, output[-3000:]
+    assert set(re.findall(r"\[mandatory\]\s+(\S+)", output)) == {policy}
+
+
 def test_a_gate_stricter_than_the_stacks_config_fails_the_root_program(tmp_path):
     """prod's 4h cap, enforced on a program whose roles live 8h: named, with the engine's role."""
     pack_config = tmp_path / "prod-gate.json"
