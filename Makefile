@@ -30,7 +30,7 @@ bootstrap-stack:
 bootstrap-kubernetes:
 	@bash toolchain/bootstrap.sh kubernetes
 
-# Everything: Kubernetes's parts, the single-node cluster's, and the docker target's engine, provider and images.
+# Everything: Kubernetes's parts, the cluster's (make cluster-up), and the docker target's engine, provider and images.
 bootstrap-all:
 	@bash toolchain/bootstrap.sh all
 

@@ -393,7 +393,7 @@ pulumi.export("target", config.target.kind)
 pulumi.export("vault_addr", vault_server.address)
 pulumi.export("vault_addrs", vault_server.addresses)
 if config.configures_vault and config.runs_servers and config.vault.seal == "static":
-    # What `bao operator generate-root` takes when no root token is left (README: break glass).
+    # What `bao operator generate-root` takes when no root token is left (docs/kubernetes.md: break glass).
     pulumi.export("vault_recovery_keys", vault_server.recovery_keys)
 pulumi.export("vault_ca_pem", vault_server.ca_pem)
 pulumi.export("vault_audit_log", vault_server.audit_log)

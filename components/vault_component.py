@@ -1,5 +1,6 @@
-"""What every Vault server component gives, whatever runs the server (a local process, a container):
-one interface for the Vault provider, the secrets engine and the post-deploy checks."""
+"""What every Vault server component gives, whatever runs the server (local processes, a container, pods
+of a cluster, or someone else): one interface for the Vault provider, the secrets engine and the
+post-deploy checks."""
 
 from typing import Any
 

@@ -8,8 +8,9 @@ is a tree by concern: `pki`, `vault`, `database` (engine, roles, service users,
 caps), `clients`, the stack's `data_dir`, and a `target` that is exactly one of
 `LocalTarget`, `DockerTarget`, `KubernetesTarget` or `ExternalTarget`, holding
 only the settings that mean something there (a setting of another target is
-refused, naming it). The external target's two secrets (`SECRET_FIELDS`) must be
-stack secrets (`pulumi config set --secret`).
+refused, naming it). The secrets (`SECRET_FIELDS`: the external target's two,
+and a static seal key given by hand) must be stack secrets (`pulumi config
+set --secret`).
 Each default is given once, here in `validate` (`TARGET_DEFAULTS` for the
 target settings); Pulumi.yaml's schema repeats them, and a test compares the two.
 """

@@ -19,8 +19,7 @@
 #                              Debian's containerd, runc and iptables, and the docker target's
 #                              engine and image contexts (the cluster's images are built there);
 #   bootstrap.sh all           cluster, and the docker target's provider;
-#   bootstrap.sh stack NAME    what stack NAME needs (kubernetes, cluster or docker as its target
-#                              and profile say).
+#   bootstrap.sh stack NAME    what stack NAME needs (cluster or docker as its target says).
 #
 # Binaries are cached per user, keyed by version, so that every checkout reuses
 # them; .tools/bin (the folder `make env` puts on PATH) holds hard links to them.
@@ -378,11 +377,6 @@ docker_target() {
   docker_provider
 }
 
-# The stack's Kubernetes profile, from its stack file (cluster unless it says otherwise).
-stack_profile() {
-  sed -n 's/^ *dbcreds:k8s_profile: *\([a-z-]*\).*/\1/p' "Pulumi.$1.yaml" | grep . || echo cluster
-}
-
 # The multi-node cluster (tests/support/cluster.py): kube-proxy (built as the control plane is), the
 # CNI plugins of its pod network, CoreDNS and local-path-provisioner (their images are built from these
 # binaries), and Debian's containerd, runc and iptables when missing (gcc builds the pause binary;
@@ -433,7 +427,8 @@ case "${1:-core}" in
     [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
     core
     case "$(stack_target "$2")" in
-      kubernetes) if [ "$(stack_profile "$2")" = single-node ]; then cluster; else kubernetes; fi ;;
+      # kubectl (the port-forward to Vault, make down) and the images the cluster imports.
+      kubernetes) cluster ;;
       docker) docker_target ;;
     esac ;;
   *) die "usage: bootstrap.sh [core | kubernetes | cluster | all | stack NAME]" ;;

@@ -288,7 +288,7 @@ def renew(vault: hvac.Client, lease_id: str, increment: int) -> dict:
 
 
 def revoke(vault: hvac.Client, lease_id: str) -> None:
-    """Revokes by path (`sys/leases/revoke/<lease id>`), as the CLI's `lease revoke` does."""
+    """Revokes by path (`sys/leases/revoke/<lease id>`)."""
     vault.adapter.put(f"/v1/sys/leases/revoke/{lease_id}")
 
 
