@@ -833,6 +833,7 @@ def down(folder: Path = DEFAULT_FOLDER) -> None:
         if slot is not None and (entry := cluster_net.read_entry(slot)) and entry["folder"] == str(folder):
             _remove_slot(slot, folder)
         _sweep(folder)
+        cluster_net.restore_machine_if_idle()
     _unmount_under(folder)
     for link in _log_links(folder):
         Path(link).unlink(missing_ok=True)

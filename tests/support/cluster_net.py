@@ -322,7 +322,7 @@ def destroy(slot: int) -> None:
 
 @contextlib.contextmanager
 def registry_lock() -> Iterator[None]:
-    """Holds the registry's lock (flock on its folder); the folder goes when the last slot is released."""
+    """Holds the registry's lock (flock on its folder); the folder goes when the last cluster is down."""
     while True:
         REGISTRY.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(REGISTRY, os.O_RDONLY | os.O_DIRECTORY)
@@ -396,10 +396,15 @@ def claim(folder: Path, nodes: int, owner: int | None = None) -> int:
 
 
 def release(slot: int) -> None:
-    """Forgets the slot (the registry lock held by the caller). With no slot left, puts the machine's
+    """Forgets the slot (the registry lock held by the caller). The registry and the machine's record stay:
+    a claim may follow under the same lock (an `up` that swept a killed run's last slot)."""
+    _entry_path(slot).unlink(missing_ok=True)
+
+
+def restore_machine_if_idle() -> None:
+    """With no slot left (the registry lock held by the caller, who lets go of it next): puts the machine's
     kernel settings back as they were before the first cluster, removes the fixed folders that were not
     there then, and removes the registry."""
-    _entry_path(slot).unlink(missing_ok=True)
     if entries():
         return
     saved = REGISTRY / _MACHINE_FILE
