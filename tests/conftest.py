@@ -1,6 +1,11 @@
 """Skips are counted and must have an allowed reason (tests/allowed_skips.txt): any other fails the run;
 a data folder left in PostgreSQL's fallback root (components.servers.postgres.SYSTEM_DATA_ROOT) fails it too.
 
+The tests run in two worker processes (pytest-xdist, pytest.ini): each test module is one unit of work,
+and the modules that share one thing of the machine's (the session's Kubernetes cluster, the Docker
+engine) run one after another in the same worker. Figures the tests measure (the `figure` fixture) are
+printed at the end of the run, since a worker's own output is not shown.
+
 A test that skips because something it needs is missing has not passed; the
 allow-list names what this project's machines cannot have, and nothing else.
 """
@@ -19,10 +24,34 @@ SKIPS: list[tuple[str, str]] = []
 #: session must leave no new one behind.
 SYSTEM_DATA_BEFORE: set[str] = set()
 LEFT_BEHIND: list[str] = []
+FIGURES: list[tuple[str, str]] = []
+#: Test modules that share one thing of the machine's, each group run in one worker.
+SHARED = {
+    "kubernetes-cluster": ("test_cluster", "test_prod_cluster", "test_team_app"),
+    "docker-engine": ("test_docker_engine", "test_docker_stack", "test_stacks_and_kubernetes"),
+}
+
+
+def in_worker(session) -> bool:
+    return hasattr(session.config, "workerinput")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        group = next((name for name, modules in SHARED.items() if module in modules), module)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture
+def figure(record_property):
+    """Records a line of measured figures, printed in the run's summary."""
+    return lambda line: record_property("figure", line)
 
 
 def pytest_sessionstart(session):
-    SYSTEM_DATA_BEFORE.update(system_data_folders())
+    if not in_worker(session):
+        SYSTEM_DATA_BEFORE.update(system_data_folders())
 
 
 def skip_reason(report) -> str:
@@ -42,6 +71,8 @@ def pytest_collectreport(report):
 def pytest_runtest_logreport(report):
     if report.when in ("setup", "call"):
         record(report)
+    if report.when == "teardown":
+        FIGURES.extend((report.nodeid, value) for key, value in report.user_properties if key == "figure")
 
 
 def disallowed() -> list[tuple[str, str]]:
@@ -49,12 +80,18 @@ def disallowed() -> list[tuple[str, str]]:
 
 
 def pytest_sessionfinish(session):
+    if in_worker(session):
+        return  # the other worker may still run a server
     LEFT_BEHIND.extend(sorted(system_data_folders() - SYSTEM_DATA_BEFORE))
     if (disallowed() or LEFT_BEHIND) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("figures")
+        for nodeid, line in FIGURES:
+            terminalreporter.write_line(f"{nodeid.split('::')[-1]}: {line}")
     if LEFT_BEHIND:
         terminalreporter.section("left behind")
         terminalreporter.write_line(f"the tests left PostgreSQL data folders in the fallback root: "

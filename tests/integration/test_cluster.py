@@ -236,7 +236,7 @@ def _endpoints_ready(cluster, namespace: str, service_name: str) -> bool:
     return any(e.get("conditions", {}).get("ready") for s in slices for e in s.get("endpoints") or [])
 
 
-def test_stopped_node_goes_not_ready_its_pods_move_and_it_comes_back(cluster, capsys):
+def test_stopped_node_goes_not_ready_its_pods_move_and_it_comes_back(cluster, figure):
     ns = Namespace(cluster, "loss")
     victim = None
     try:
@@ -278,9 +278,8 @@ def test_stopped_node_goes_not_ready_its_pods_move_and_it_comes_back(cluster, ca
         # Back, its kubelet finishes the deletion of the pods it had.
         wait_for(lambda: not [p for p in ns.pods("app=spread") if p["spec"]["nodeName"] == victim.name],
                  "the stopped node's old pods gone", 60)
-        with capsys.disabled():
-            print(f"\n  node stopped: NotReady after {not_ready:.1f} s, its pods running elsewhere after "
-                  f"{rescheduled:.1f} s; started again: Ready after {back:.1f} s")
+        figure(f"node stopped: NotReady after {not_ready:.1f} s, its pods running elsewhere after "
+               f"{rescheduled:.1f} s; started again: Ready after {back:.1f} s")
     finally:
         if victim is not None and not cluster.node_ready(victim.name):
             cluster.start_node(victim.name)
@@ -479,7 +478,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_make_cluster_up_refuses_repeats_cleans_killed_runs_and_down_leaves_nothing(capsys):
+def test_make_cluster_up_refuses_repeats_cleans_killed_runs_and_down_leaves_nothing(figure):
     folder = ROOT / ".data" / "tests" / f"make-cluster-{uuid.uuid4().hex[:6]}"
     slots_before = cluster_net.used_slots()
     refused = make("cluster-up", "NODES=0", f"CLUSTER_DIR={folder}")
@@ -527,7 +526,6 @@ def test_make_cluster_up_refuses_repeats_cleans_killed_runs_and_down_leaves_noth
         assert {what: found for what, found in cluster.leftovers(slot).items() if found} == {}
         host_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         assert "KUBE-" not in host_rules and "198.18." not in host_rules and "198.19." not in host_rules
-        with capsys.disabled():
-            print(f"\n  make cluster-up NODES=1: {up_seconds:.1f} s; make cluster-down after a kill: {down_seconds:.1f} s")
+        figure(f"make cluster-up NODES=1: {up_seconds:.1f} s; make cluster-down after a kill: {down_seconds:.1f} s")
     finally:
         make("cluster-down", f"CLUSTER_DIR={folder}")

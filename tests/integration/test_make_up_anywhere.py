@@ -94,7 +94,7 @@ def take_leases(outputs: dict, ca: str, count: int) -> list[str]:
                              ["app", "reader"] * (count // 2)))
 
 
-def test_make_targets_from_a_private_folder(capsys):
+def test_make_targets_from_a_private_folder(figure):
     """make up, make preview and make down on a new stack of a checkout in a private folder: drift
     in Vault shown by make preview and put back by make up (after Vault was killed, too), and make
     down with 200 outstanding leases."""
@@ -154,8 +154,7 @@ def test_make_targets_from_a_private_folder(capsys):
         assert "no lease, no dynamic user, no server left" in down.stderr
         assert not data_dir.exists() and not system_data_dir(data_dir).exists()
         assert processes_naming(checkout / ".data" / STACK) == []
-        with capsys.disabled():
-            print(f"\n[figure] make down with 200 outstanding leases: {seconds:.1f} s")
+        figure(f"make down with 200 outstanding leases: {seconds:.1f} s")
     finally:
         if up is not None and data_dir.exists():
             make("down", checkout)

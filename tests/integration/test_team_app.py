@@ -197,7 +197,7 @@ def test_bao_and_hvac_renew_a_clients_own_lease_approle_or_kubernetes_and_refuse
             vault_client.sys.revoke_lease(lease_id=leases[name])
 
 
-def test_deleting_a_pod_revokes_its_lease_and_drops_its_user_within_seconds(app, vault, capsys):
+def test_deleting_a_pod_revokes_its_lease_and_drops_its_user_within_seconds(app, vault, figure):
     before = app.pods()
     pod = before[-1]
     lease_id, users = app.lease_id(pod), set(app.users(pod))
@@ -209,8 +209,7 @@ def test_deleting_a_pod_revokes_its_lease_and_drops_its_user_within_seconds(app,
     gone = time.monotonic() - deleted
     # Revoked by the agent's preStop hook, not left to expire: the lease is gone from Vault.
     assert vault.lease(lease_id) is None
-    with capsys.disabled():
-        print(f"\n[team-app] pod deleted to its user dropped: {gone:.1f} s")
+    figure(f"pod deleted to its user dropped: {gone:.1f} s")
     # The Deployment's new pod gets credentials of its own.
     replacement = wait_for(lambda: [p for p in app.pods() if p not in before and app.users(p)],
                            "a replacement pod with credentials", timeout=60)

@@ -93,7 +93,7 @@ def test_up_makes_three_voters_one_active_and_the_checks_pass_through_each_node(
     cluster.write_kept_row()
 
 
-def test_the_active_node_killed_under_load_loses_no_lease(cluster, capsys):
+def test_the_active_node_killed_under_load_loses_no_lease(cluster, figure):
     load = load_on(cluster)
     load.start()
     try:
@@ -106,8 +106,7 @@ def test_the_active_node_killed_under_load_loses_no_lease(cluster, capsys):
     finally:
         load.stop()
     figures = recovery(load.events, killed_at)
-    with capsys.disabled():
-        print(f"\n[failover] {figures}")
+    figure(f"failover: {figures}")
     assert figures.first_success is not None and figures.steady is not None
     # Every lease taken before the kill is renewed and revoked through a node that serves, and its user
     # can no longer log in.
