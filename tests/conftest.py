@@ -36,6 +36,7 @@ def in_worker(session) -> bool:
     return hasattr(session.config, "workerinput")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
@@ -91,7 +92,7 @@ def pytest_terminal_summary(terminalreporter):
     if FIGURES:
         terminalreporter.section("figures")
         for nodeid, line in FIGURES:
-            terminalreporter.write_line(f"{nodeid.split('::')[-1]}: {line}")
+            terminalreporter.write_line(f"{nodeid.split('::')[-1].split('@')[0]}: {line}")
     if LEFT_BEHIND:
         terminalreporter.section("left behind")
         terminalreporter.write_line(f"the tests left PostgreSQL data folders in the fallback root: "
