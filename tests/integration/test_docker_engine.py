@@ -1,8 +1,11 @@
 """The docker target's own engine (components/docker/daemon.py) with a real dockerd: started when none
 answers, found again when one does, and only the one the stack started is ever stopped or removed."""
 
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -40,16 +43,20 @@ def test_the_stacks_engine_starts_once_and_down_removes_it(tmp_path, dockerd):
 def test_an_engine_the_stack_did_not_start_is_used_and_left_alone(tmp_path, dockerd):
     engine = DockerEngine(tmp_path / "docker")
     engine.data_dir.mkdir()
-    other_root, other_exec = tmp_path / "other-root", tmp_path / "x"
+    # Its exec root holds containerd's sockets: short, under /run, as a socket's path must be.
+    other_root, other_exec = tmp_path / "other-root", Path(tempfile.mkdtemp(prefix="dbc-other-", dir="/run"))
+    log = tmp_path / "other.log"
     # Someone else's dockerd answers at the stack's socket.
-    other = subprocess.Popen([dockerd, "--data-root", str(other_root), "--exec-root", str(other_exec),
-                              "--pidfile", str(tmp_path / "other.pid"), "--host", engine.host, "--bridge=none",
-                              "--iptables=false", "--ip6tables=false"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("wb") as output:
+        other = subprocess.Popen([dockerd, "--data-root", str(other_root), "--exec-root", str(other_exec),
+                                  "--pidfile", str(tmp_path / "other.pid"), "--host", engine.host, "--bridge=none",
+                                  "--iptables=false", "--ip6tables=false"],
+                                 stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while not engine.answers():
-            assert other.poll() is None and time.monotonic() < deadline, "the other dockerd did not start"
+            assert other.poll() is None and time.monotonic() < deadline, \
+                f"the other dockerd did not start: {log.read_text()[-2000:]}"
             time.sleep(0.2)
         assert engine.ensure_running() is False and engine.pid() is None
         engine.stop()
@@ -58,6 +65,7 @@ def test_an_engine_the_stack_did_not_start_is_used_and_left_alone(tmp_path, dock
     finally:
         other.terminate()
         other.wait(timeout=60)
+        shutil.rmtree(other_exec, ignore_errors=True)
 
 
 def test_a_docker_stack_without_its_engine_fails_at_preview_naming_it(tmp_path):

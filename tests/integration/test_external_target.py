@@ -26,15 +26,17 @@ STACK_ADMIN = "app_master"
 SHARED = ("roles", "service_users", "clients", "max_ttl_cap", "db_name", "db_admin")
 
 
-def server_processes() -> set[int]:
-    """Every OpenBao and PostgreSQL server process on this machine."""
+def server_processes(*folders: Path) -> set[int]:
+    """The OpenBao and PostgreSQL server processes whose command line names one of folders (the other
+    test worker runs servers of its own)."""
     found = set()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and (argv[0].endswith(b"/bao") or argv[0].endswith(b"postgres")):
+        named = any(str(folder).encode() in arg for folder in folders for arg in argv)
+        if argv and (argv[0].endswith(b"/bao") or argv[0].endswith(b"postgres")) and named:
             found.add(int(proc.name))
     return found
 
@@ -96,7 +98,10 @@ def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: 
 
 def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path, capfd):
     bao, token, db, password = servers
-    running_before = server_processes()
+    # The servers' own processes, and any a stack would start under its data folder or the test's.
+    folders = (bao.data_dir, db.server.data_dir.resolve(), tmp_path)
+    running_before = server_processes(*folders)
+    assert len(running_before) == 2
     with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
         stack.set_all_config(external_config(bao, token, db, password, tmp_path / "data"))
         result = stack.up(on_output=lambda _: None)
@@ -110,7 +115,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert outputs["target"] == "external"
         assert outputs["vault_audit_log"] == f"file/ (file, file_path={bao.audit_log})"
         # The stack started no server: the same OpenBao and PostgreSQL processes as before.
-        assert server_processes() == running_before
+        assert server_processes(*folders) == running_before
         # What it made in the database, as the master: Vault's admin, the groups, the service user.
         assert roles_like(db, "dbcreds_%") == ["dbcreds_admin", "dbcreds_group_app", "dbcreds_group_reader"]
         assert roles_like(db, "svc_reporting") == ["svc_reporting"]
@@ -136,7 +141,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
     assert "approle/" not in vault.sys.list_auth_methods()["data"]
     with db.connect(STACK_ADMIN, password) as conn:
         assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] >= 0
-    assert server_processes() == running_before
+    assert server_processes(*folders) == running_before
 
 
 def test_a_secret_set_in_plain_text_is_refused_naming_it(servers, tmp_path):
