@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support import cluster as cluster_support  # noqa: E402
 from tests.support import team_app  # noqa: E402
-from tests.support.team_app import wait_for  # noqa: E402
+from tests.support.waiting import wait_for  # noqa: E402
 from toolchain.env import ROOT  # noqa: E402
 
 

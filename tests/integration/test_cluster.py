@@ -23,6 +23,7 @@ import pytest
 from tests.support import cluster as cluster_support
 from tests.support import cluster_net
 from tests.support.cluster_images import image_refs
+from tests.support.waiting import wait_for
 from toolchain.env import ROOT
 
 PORT = 8080
@@ -47,17 +48,6 @@ resolve() {
   done
   echo FAIL
 }"""
-
-
-def wait_for(condition, what: str, timeout: float = 120, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(interval)
 
 
 def ready(pod: dict) -> bool:
@@ -191,7 +181,8 @@ def test_nodes_pod_network_services_and_dns(cluster):
                 cluster.node(pod["spec"]["nodeName"]).pod_cidr)
         service_ips = {f"web-{k}": cluster.request("GET", f"/api/v1/namespaces/{ns.name}/services/web-{k}")
                        .json()["spec"]["clusterIP"] for k in range(3)}
-        wait_for(lambda: all(_endpoints_ready(cluster, ns.name, f"web-{k}") for k in range(3)), "endpoints")
+        wait_for(lambda: all(_endpoints_ready(cluster, ns.name, f"web-{k}") for k in range(3)), "endpoints",
+                 timeout=120)
 
         domain = f"{ns.name}.svc.cluster.local"
         for name in pods:
@@ -267,7 +258,7 @@ def test_stopped_node_goes_not_ready_its_pods_move_and_it_comes_back(cluster, fi
         live = {p["metadata"]["name"] for p in ns.pods("app=spread") if "deletionTimestamp" not in p["metadata"]}
         assert not on_victim & live
         # The Service answers the machine from the pods that moved, none from the stopped node.
-        wait_for(lambda: _endpoints_ready(cluster, ns.name, "spread"), "the Service's endpoints")
+        wait_for(lambda: _endpoints_ready(cluster, ns.name, "spread"), "the Service's endpoints", timeout=120)
         service_ip = cluster.request("GET", f"/api/v1/namespaces/{ns.name}/services/spread").json()["spec"]["clusterIP"]
         answers = [connect(service_ip).split()[1] for _ in range(12)]
         assert victim.name not in answers
@@ -298,7 +289,8 @@ def test_drain_respects_the_pod_disruption_budget(cluster):
         pods = ns.ready_pods("app=guarded", 2)
         node = pods[0]["spec"]["nodeName"]
         wait_for(lambda: cluster.request("GET", f"/apis/policy/v1/namespaces/{ns.name}/poddisruptionbudgets/guarded")
-                 .json().get("status", {}).get("currentHealthy") == 2, "the budget counting 2 healthy pods")
+                 .json().get("status", {}).get("currentHealthy") == 2, "the budget counting 2 healthy pods",
+                 timeout=120)
 
         refused = cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=8s",
                                   check=False)
@@ -311,7 +303,8 @@ def test_drain_respects_the_pod_disruption_budget(cluster):
         ns.apply({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "guarded"},
                   "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}})
         wait_for(lambda: cluster.request("GET", f"/apis/policy/v1/namespaces/{ns.name}/poddisruptionbudgets/guarded")
-                 .json().get("status", {}).get("disruptionsAllowed") == 1, "the budget allowing one disruption")
+                 .json().get("status", {}).get("disruptionsAllowed") == 1, "the budget allowing one disruption",
+                 timeout=120)
         cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=90s")
         after = ns.ready_pods("app=guarded", 2)
         assert all(p["spec"]["nodeName"] != node for p in after)

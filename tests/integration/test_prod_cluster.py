@@ -29,6 +29,7 @@ from tests.automation import assert_only_the_checks_change, make_down, root_prog
 from tests.support.dev_stack import DevStack, quiet
 from tests.support.ports import free_port
 from tests.support.vault_load import ClusterLoad, name_verified_session, recovery, timeline
+from tests.support.waiting import wait_for
 from toolchain.env import ROOT
 
 REPLICAS = 3
@@ -56,17 +57,6 @@ def prod(cluster, tmp_path_factory):
 def pods(cluster, namespace: str, app: str) -> list[dict]:
     return [p for p in cluster.pods(namespace)
             if p["metadata"].get("labels", {}).get("app.kubernetes.io/name") == app]
-
-
-def wait_for(condition, what: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(1)
 
 
 def vault_admin(prod: DevStack, forward) -> hvac.Client:
@@ -140,7 +130,7 @@ def active_pod(prod: DevStack, cluster, admin: hvac.Client) -> dict:
             if leader.startswith(f"https://{pod['metadata']['name']}."):
                 return pod
         return None
-    return wait_for(found, "an active OpenBao pod")
+    return wait_for(found, "an active OpenBao pod", timeout=120)
 
 
 def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod, cluster, figure):
@@ -163,10 +153,11 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         victim = active_pod(prod, cluster, admin)
         lost_at = marks["active pod deleted"] = time.monotonic()
         cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--namespace", namespace, "--wait=false")
-        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went")
+        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the pod went",
+                 timeout=120)
         figures["active pod deleted"] = recovery(load.events, lost_at)
         wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
-                 "three OpenBao pods ready again")
+                 "three OpenBao pods ready again", timeout=120)
         # 2. The node of the (new) active pod stopped; not the database's, which has no replica: an
         # operator's step-down moves the active node off it first.
         while (active := active_pod(prod, cluster, admin))["spec"]["nodeName"] == database_node:
@@ -177,7 +168,8 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         lost_at = marks["active pod's node stopped"] = time.monotonic()
         cluster.stop_node(stopped)
         try:
-            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node")
+            wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the node",
+                     timeout=120)
             figures["active pod's node stopped"] = recovery(load.events, lost_at)
             # 3. The third node drained while one OpenBao pod is down: the budget holds its pod.
             drained = next(n.name for n in cluster.nodes if n.name not in (stopped, database_node))
@@ -194,7 +186,8 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         drain = cluster.kubectl("drain", drained, "--ignore-daemonsets", "--delete-emptydir-data",
                                 "--timeout=120s", check=False)
         assert drain.returncode == 0, drain.stderr
-        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the drain")
+        wait_for(lambda: recovery(load.events, lost_at).steady is not None, "a steady rate after the drain",
+                 timeout=120)
         figures["another node drained"] = recovery(load.events, lost_at)
         cluster.kubectl("uncordon", drained)
         wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,

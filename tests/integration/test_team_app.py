@@ -30,7 +30,8 @@ from tests.automation import stack_file_config
 from tests.support import team_app
 from tests.support.dev_stack import quiet
 from tests.support.package import build_wheel
-from tests.support.team_app import CLIENT, DEFAULT_TTL, MAX_TTL, wait_for
+from tests.support.team_app import CLIENT, DEFAULT_TTL, MAX_TTL
+from tests.support.waiting import wait_for
 
 #: What `kubectl delete pod` to the user gone may take here (the aim is 10 s; measured about 2 s).
 REVOKED_WITHIN = 15

@@ -27,6 +27,7 @@ from tests.automation import make_down
 from tests.support.dev_stack import DevStack, dev_stack, quiet
 from tests.support.ports import free_port_run
 from tests.support.vault_load import ClusterLoad, recovery
+from tests.support.waiting import wait_for
 
 NODES = 3
 
@@ -47,17 +48,6 @@ def nodes(running: DevStack):
 
 def states(running: DevStack) -> dict[str, str]:
     return {node.address: node_state(node.client(timeout=3)) for node in nodes(running)}
-
-
-def wait_for(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def active_node(running: DevStack):

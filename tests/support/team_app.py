@@ -15,7 +15,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,15 +232,3 @@ def team_stack(platform: DevStack, tmp_path: Path, namespace: str, wheel: Path |
         if stack.name in {s.name for s in stack.workspace.list_stacks()}:
             stack.destroy(on_output=quiet)
             stack.workspace.remove_stack(stack.name)
-
-
-def wait_for(condition, what: str, timeout: float = 60, every: float = 0.5):
-    """condition()'s first truthy value, or an AssertionError naming what did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(every)
