@@ -28,11 +28,6 @@ def area(module: str) -> str:
     return TOP_LEVEL_AREAS.get(parts[0], "pure")
 
 
-def is_old_name(path: Path) -> bool:
-    """A module kept only under a moved provider's old name (it imports the new one, upwards)."""
-    return path.read_text().startswith('"""The old name of ')
-
-
 def imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -46,8 +41,6 @@ def imports(path: Path) -> set[str]:
 def test_imports_only_go_down_the_floors():
     wrong = []
     for path in sorted((ROOT / "components").rglob("*.py")):
-        if is_old_name(path):
-            continue
         module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         if module == "components":
             continue

@@ -146,7 +146,5 @@ class OpenBaoServer(Resource, module="dbcreds", name="OpenBaoServer"):
                           "initialises": initialises})
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["root_token", "unseal_keys", "key_pem", "seal_key"],
-            # Its type before it had a name of its own: stacks made then keep their server.
-            aliases=[pulumi.Alias(type_="pulumi-python:dynamic:Resource")],
         ))
         super().__init__(_OpenBaoServerProvider(), name, props, opts)
