@@ -8,6 +8,7 @@ the server itself.
 
 import concurrent.futures
 import datetime
+import re
 import secrets
 
 import psycopg
@@ -16,6 +17,7 @@ from psycopg import errors
 
 from components.grants import GrantSpec
 from components.postgres_sql import (
+    MAX_IDENTIFIER_BYTES,
     creation_statements,
     grant_statements,
     group_role_name,
@@ -23,13 +25,22 @@ from components.postgres_sql import (
     revocation_statements,
     revoke_statements,
     schemas_of,
+    username_template,
 )
+from components.sql_dialects import POSTGRESQL
+from components.vault.secrets_engine import MAX_OPEN_CONNECTIONS, connection_url
+from tests.support.openbao_dev import dev_openbao
 from tests.support.postgres import create_groups, running_postgres
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
 APP = GrantSpec(
     name="app", privileges=("SELECT", "INSERT", "UPDATE", "DELETE"), tables=("public.users", "public.orders")
 )
+#: A role name of the longest length allowed (16), with a hyphen: the longest username the template renders.
+LONGEST = GrantSpec(name="quarterly-report", privileges=("SELECT",), tables=("public.users",))
+#: The rows components.postgres_sql.DEMO_SCHEMA seeds into public.users (Ada, Alan, Grace); the tests
+#: that add rows delete them again.
+SEEDED_USERS = 3
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +55,10 @@ def fill(statement: str, name: str, password: str = "", expiration: str = "") ->
 
 
 def issue(db, spec: GrantSpec, ttl: datetime.timedelta = datetime.timedelta(hours=1)) -> tuple[str, str]:
-    """What Vault does on a creds read: a new name and password, the creation SQL as the admin."""
+    """What Vault does on a creds read: a new name and password, the creation SQL as the admin. (The
+    name is this helper's, in the template's shape; the one OpenBao renders from the template is
+    tested in test_the_username_openbao_renders_from_the_template_fits_and_is_kept_whole.)"""
     name = f"v_{spec.name}_{secrets.token_hex(10)}_{int(datetime.datetime.now().timestamp())}"
-    assert len(name.encode()) <= max_username_bytes()
     password = secrets.token_urlsafe(24)
     expiration = (datetime.datetime.now(datetime.timezone.utc) + ttl).strftime("%Y-%m-%d %H:%M:%S%z")
     with db.as_admin() as conn:
@@ -70,7 +82,7 @@ def role_exists(db, name: str) -> bool:
 def test_reader_selects_and_cannot_write(db):
     name, password = issue(db, READER)
     with db.connect(name, password, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] >= 3
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == SEEDED_USERS
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
         for forbidden in (
             "INSERT INTO users (name, email) VALUES ('x', 'x@example.com')",
@@ -93,9 +105,12 @@ def test_app_writes_its_tables_through_identity_columns(db):
         conn.execute("UPDATE orders SET item = 'pen' WHERE user_id = %s", (user_id,))
         conn.execute("DELETE FROM orders WHERE user_id = %s", (user_id,))
         conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
-        for forbidden in ("TRUNCATE orders", "CREATE TABLE public.evil (id int)", "ALTER TABLE users ADD COLUMN x int"):
-            with pytest.raises((errors.InsufficientPrivilege, errors.WrongObjectType)):
+        for forbidden, refusal in (("TRUNCATE orders", "permission denied for table orders"),
+                                   ("CREATE TABLE public.evil (id int)", "permission denied for schema public"),
+                                   ("ALTER TABLE users ADD COLUMN x int", "must be owner of table users")):
+            with pytest.raises(errors.InsufficientPrivilege) as refused:
                 conn.execute(forbidden)
+            assert refused.value.diag.message_primary == refusal
     revoke(db, name)
 
 
@@ -187,3 +202,35 @@ def test_what_a_user_owns_is_taken_over_before_its_role_is_dropped(db):
         owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'left_behind'").fetchone()[0]
         conn.execute("DROP TABLE public.left_behind")
     assert owner == db.admin
+
+
+def test_the_username_openbao_renders_from_the_template_fits_and_is_kept_whole(db, tmp_path):
+    """OpenBao's database engine, configured as the product configures it (the connection's URL and
+    username_template, the dialect's creation and revocation SQL), issues for a role of the longest name:
+    the name it renders is exactly max_username_bytes() long, within PostgreSQL's limit, and the role is
+    made under that whole name (PostgreSQL truncates a longer one), logs in, and goes at revocation."""
+    group = group_role_name("dbcreds", LONGEST)
+    create_groups(db, (LONGEST,), "dbcreds")
+    with dev_openbao(tmp_path) as vault:
+        vault.sys.enable_secrets_engine("database", path="database")
+        vault.write("database/config/app", plugin_name="postgresql-database-plugin",
+                    connection_url=connection_url("127.0.0.1", db.server.port, db.database, str(db.ca_file)),
+                    username=db.admin, password=db.admin_password, allowed_roles=[LONGEST.name],
+                    username_template=username_template(), max_open_connections=MAX_OPEN_CONNECTIONS,
+                    password_authentication=POSTGRESQL.password_authentication, verify_connection=True)
+        vault.write(f"database/roles/{LONGEST.name}", db_name="app",
+                    creation_statements=POSTGRESQL.creation_statements(LONGEST, group),
+                    revocation_statements=POSTGRESQL.revocation_statements(group), default_ttl=300, max_ttl=600)
+        secret = vault.read(f"database/creds/{LONGEST.name}")
+        name, password = secret["data"]["username"], secret["data"]["password"]
+        try:
+            # v _ <role, hyphens as underscores> _ <20 random> _ <unix time, 10 digits until 2286>
+            assert re.fullmatch(r"v_quarterly_report_[a-z0-9]{20}_[0-9]{10}", name), name
+            assert len(name.encode()) == max_username_bytes() == 50 <= MAX_IDENTIFIER_BYTES
+            assert role_exists(db, name)
+            with db.connect(name, password, autocommit=True) as conn:
+                assert conn.execute("SELECT current_user").fetchone()[0] == name
+                assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == SEEDED_USERS
+        finally:
+            vault.sys.revoke_lease(lease_id=secret["lease_id"])
+        assert not role_exists(db, name)
