@@ -2,21 +2,21 @@
 would (outside any stack), and the platform program configuring the engine, clients and checks on
 them. The stack starts nothing, and its destroy leaves both servers running and as it found them."""
 
+import contextlib
+import re
 import secrets
-import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import hvac
 import pytest
 from psycopg import sql
 from pulumi import automation as auto
 
-from components.dynamic.vault_audit import NoAuditDevice, audit_devices
 from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import DEMO_SCHEMA
 from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
 from tests.support.certs import issue_certificate, make_ca
-from tests.support.openbao_dev import dev_openbao
 from tests.support.ports import free_ports
 from tests.support.postgres import running_postgres
 
@@ -24,6 +24,10 @@ from tests.support.postgres import running_postgres
 STACK_ADMIN = "app_master"
 #: What the dev stack file says beyond its servers: the roles, service users, clients and cap.
 SHARED = ("roles", "service_users", "clients", "max_ttl_cap", "db_name", "db_admin")
+#: The rows DEMO_SCHEMA seeds into public.users (Ada, Alan, Grace).
+SEEDED_USERS = 3
+#: The file audit device the server's config declares (components/servers/openbao.py's openbao_hcl).
+AUDIT_STANZA = re.compile(r'^audit "file" "file" \{\n  options \{\n(    .*\n)+  \}\n\}\n', re.M)
 
 
 def server_processes(*folders: Path) -> set[int]:
@@ -47,6 +51,32 @@ def roles_like(db, pattern: str) -> list[str]:
                                            (pattern,))]
 
 
+@contextlib.contextmanager
+def operator_openbao(folder: Path, database_ca_pem: str, audited: bool = True) -> Iterator[tuple[LocalOpenBao, str]]:
+    """(an OpenBao its operator runs, initialised and unsealed, with its root token); without the file
+    audit device its config declares unless audited, and so with no audit device at all (OpenBao takes
+    them from its config only)."""
+    ca = make_ca("external Vault CA", validity_hours=2)
+    cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
+                             server=True, client=False, validity_hours=2)
+    bao = LocalOpenBao(folder, *free_ports(2))
+    # Its operator put the database's CA where the server runs (OpenBao's plugin reads it as a file).
+    bao.configure(ca["cert_pem"], cert["cert_pem"], cert["private_key_pem"], database_ca_pem)
+    if not audited:
+        config = bao.data_dir / "config.hcl"
+        text, removed = AUDIT_STANZA.subn("", config.read_text())
+        assert removed == 1, text
+        config.write_text(text)
+    bao.start()
+    try:
+        client = bao.client(timeout=INIT_TIMEOUT_SECONDS)
+        token, keys = initialize(client, 1, 1)
+        unseal(client, keys)
+        yield bao, token
+    finally:
+        bao.stop()
+
+
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """(OpenBao, its root token, the database, the stack admin's password), as their operators run them."""
@@ -61,20 +91,8 @@ def servers(tmp_path_factory):
         with db.connect(STACK_ADMIN, password, autocommit=True) as conn:
             for statement in DEMO_SCHEMA:  # The application's tables, owned by the master.
                 conn.execute(statement)
-        ca = make_ca("external Vault CA", validity_hours=2)
-        cert = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
-                                 server=True, client=False, validity_hours=2)
-        bao = LocalOpenBao(tmp / "openbao", *free_ports(2))
-        # Its operator put the database's CA where the server runs (OpenBao's plugin reads it as a file).
-        bao.configure(ca["cert_pem"], cert["cert_pem"], cert["private_key_pem"], db.ca_file.read_text())
-        bao.start()
-        try:
-            client = bao.client(timeout=INIT_TIMEOUT_SECONDS)
-            token, keys = initialize(client, 1, 1)
-            unseal(client, keys)
+        with operator_openbao(tmp / "openbao", db.ca_file.read_text()) as (bao, token):
             yield bao, token, db, password
-        finally:
-            bao.stop()
 
 
 def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: Path) -> dict[str, auto.ConfigValue]:
@@ -140,7 +158,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
     assert "database/" not in vault.sys.list_mounted_secrets_engines()["data"]
     assert "approle/" not in vault.sys.list_auth_methods()["data"]
     with db.connect(STACK_ADMIN, password) as conn:
-        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] >= 0
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] == SEEDED_USERS
     assert server_processes(*folders) == running_before
 
 
@@ -157,9 +175,34 @@ def test_a_secret_set_in_plain_text_is_refused_naming_it(servers, tmp_path):
     assert roles_like(db, "dbcreds_%") == []
 
 
-def test_a_vault_without_an_audit_device_is_refused(tmp_path):
-    """A dev-mode server has none (the external server above has its config's file device, which the
-    stack reports as vault_audit_log)."""
-    with dev_openbao(tmp_path) as client:
-        with pytest.raises(NoAuditDevice, match="has no audit device enabled"):
-            audit_devices(client.url, "", client.token)
+def what_vault_holds(vault: hvac.Client) -> dict[str, list[str]]:
+    """What a stack could make in a Vault: secrets engines, auth methods, policies, audit devices."""
+    return {"mounts": sorted(vault.sys.list_mounted_secrets_engines()["data"]),
+            "auth": sorted(vault.sys.list_auth_methods()["data"]),
+            "policies": sorted(vault.sys.list_acl_policies()["data"]["keys"]),
+            "audit": sorted(vault.sys.list_enabled_audit_devices()["data"])}
+
+
+def test_a_vault_without_an_audit_device_is_refused_by_up_and_nothing_is_made_in_it(servers, tmp_path):
+    """The stack's `up` against an external OpenBao whose operator enabled no audit device: it fails
+    naming the Vault and the missing device, and nothing of the stack is made in that Vault."""
+    _, _, db, password = servers
+    with operator_openbao(tmp_path / "unaudited", db.ca_file.read_text(), audited=False) as (bao, token):
+        vault = bao.client(token)
+        before = what_vault_holds(vault)
+        assert before == {"mounts": ["cubbyhole/", "identity/", "sys/"], "auth": ["token/"],
+                          "policies": ["default", "root"], "audit": []}
+        with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
+            stack.set_all_config(external_config(bao, token, db, password, tmp_path / "data"))
+            with pytest.raises(auto.CommandError) as failed:
+                stack.up(on_output=lambda _: None)
+            message = str(failed.value)
+            assert (f"the Vault at {bao.address} has no audit device enabled: enable one (its operator) before "
+                    "this stack configures credentials in it") in message, message[-3000:]
+            assert token not in message and password not in message
+            assert what_vault_holds(vault) == before
+            made = stack.export_stack().deployment.get("resources") or []
+            assert [r["type"] for r in made if r["type"].startswith("vault:")] == []
+        assert what_vault_holds(vault) == before
+    # What the stack made in the database meanwhile went with its destroy.
+    assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
