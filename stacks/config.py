@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
+from pulumi import RunError
+
 from components.grants import (
     SQL_NAME,
     MAX_SECRET_ID_TTL,
@@ -95,10 +97,21 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 OBJECT_FIELDS = ("roles", "service_users", "clients")
 #: No static role's rotation period may be longer (max_rotation_period lowers it per environment).
 MAX_ROTATION_PERIOD = 30 * 86400
+#: The roles each engine's database has (or refuses to make) before the stack makes any: no role the
+#: stack makes may take one of these names, nor one starting pg_ (PostgreSQL reserves the prefix).
+DATABASE_ROLES = {"postgresql": ("postgres", "public", "none"),
+                  "cockroachdb": ("root", "admin", "public", "none", "node")}
+#: The database's own schemas besides every pg_* one (pg_catalog, pg_toast, pg_temp_N, pg_toast_temp_N:
+#: PostgreSQL reserves the prefix for them): no grant spec reaches into them.
+SYSTEM_SCHEMAS = ("information_schema", "crdb_internal")
 
 
-class ConfigError(ValueError):
-    """A stack config value is wrong; the message starts with the field's name."""
+class ConfigError(RunError, ValueError):
+    """A stack config value is wrong; the message starts with the field's name.
+
+    A RunError: the Python language host prints its message as one `error:`
+    line, without the traceback of an unhandled exception.
+    """
 
     def __init__(self, field: str, problem: str):
         super().__init__(f"config {field}: {problem}")
@@ -405,16 +418,25 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if not isinstance(db_admin, str) or not SQL_NAME.match(db_admin) or db_admin.startswith(("v_", "dbcreds_group")):
         raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users) or "
                                       f"dbcreds_group (group roles), got {db_admin!r}")
+    # The external target's stack admin exists already: the stack makes db_admin beside it.
+    stack_admin = raw.get("db_stack_admin") if target == "external" else None
+    made_otherwise = {stack_admin: "db_stack_admin"} if isinstance(stack_admin, str) and stack_admin else {}
+    problem = taken_role_problem(db_admin, db_engine, made_otherwise)
+    if problem:
+        raise ConfigError("db_admin", problem)
     try:
         cap = parse_ttl(raw.get("max_ttl_cap", "24h"), "max_ttl_cap")
         roles_raw = raw.get("roles", {})
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap, DIALECTS[db_engine]) for role, spec in roles_raw.items())
+        for spec in roles:
+            refuse_system_schemas(spec)
         rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
         if rotation_cap > MAX_ROTATION_PERIOD:
             raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
-        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap)
+        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap,
+                                       db_engine, {db_admin: "db_admin", **made_otherwise})
         clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
         for client in clients:
             if client.kubernetes and target != "kubernetes":
@@ -514,14 +536,55 @@ def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) ->
                                        "db_stack_admin_password`"))
 
 
-def _service_users(raw: Any, roles: set[str], rotation_cap: int) -> tuple[ServiceUser, ...]:
+def taken_role_problem(name: str, engine: str, taken: Mapping[str, str]) -> str | None:
+    """Why the stack cannot make a role called name (its CREATE ROLE would fail at up): the database
+    has it already, as one of its own roles or as one of taken (by the setting that names it).
+    None: it can."""
+    own = DATABASE_ROLES[engine]
+    if name in own or name.startswith("pg_"):
+        return (f"{name!r} is one of the database's own roles ({', '.join(own)} and every pg_*): "
+                "the stack makes its roles under names of their own")
+    if name in taken:
+        return f"{name!r} is already taken by {taken[name]}: the stack makes its roles under names of their own"
+    return None
+
+
+def system_schema(schema: str) -> bool:
+    """Whether schema is one of the database's own (its catalog, toast or temporary schemas...)."""
+    return schema.startswith("pg_") or schema in SYSTEM_SCHEMAS
+
+
+def refuse_system_schemas(spec: GrantSpec, field: str = "roles") -> None:
+    """A SpecError when a grant spec reaches into the database's own schemas: the stack's admin may
+    not grant there (the up would fail), and no client needs the catalog's tables."""
+    here = f"{field}.{spec.name}"
+    reach = "a role reaches the application's schemas only"
+    for schema in spec.schemas:
+        if system_schema(schema):
+            raise SpecError(f"{here}.schemas", f"{schema!r} is one of the database's system schemas "
+                                               f"(pg_catalog, information_schema, pg_toast, pg_temp*): {reach}")
+    for table in spec.tables:
+        schema = table.split(".")[0]
+        if system_schema(schema):
+            raise SpecError(f"{here}.tables", f"{table!r} is in {schema}, one of the database's system schemas "
+                                              f"(pg_catalog, information_schema, pg_toast, pg_temp*): {reach}")
+
+
+def _service_users(raw: Any, roles: set[str], rotation_cap: int, engine: str,
+                   taken: Mapping[str, str]) -> tuple[ServiceUser, ...]:
+    """The service users; taken: the roles there are besides the database's own, by the setting that
+    names each."""
     if not isinstance(raw, Mapping):
         raise SpecError("service_users", "must map each service user's name to {role, rotation_period}")
     users = []
     for name, spec in raw.items():
         here = f"service_users.{name}"
-        if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith("v_"):
-            raise SpecError(here, "user names are plain SQL names (a-z, 0-9, _) not starting with v_")
+        if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith(("v_", "dbcreds_group")):
+            raise SpecError(here, "user names are plain SQL names (a-z, 0-9, _) not starting with v_ (dynamic "
+                                  "users) or dbcreds_group (group roles)")
+        problem = taken_role_problem(name, engine, taken)
+        if problem:
+            raise SpecError(here, problem)
         if not isinstance(spec, Mapping) or spec.get("role") not in roles:
             raise SpecError(f"{here}.role", f"must name one of the roles: {', '.join(sorted(roles))}")
         period = parse_ttl(spec.get("rotation_period", "24h"), f"{here}.rotation_period")

@@ -383,3 +383,91 @@ def test_a_malformed_secret_is_named_but_never_repeated(field):
     with pytest.raises(ConfigError, match=f"^config {field}: ") as error:
         validate({**EXTERNAL, field: "half of it pasted"}, "ext")
     assert "pasted" not in str(error.value)
+
+
+def test_a_config_error_is_a_run_error_so_the_engine_prints_one_line():
+    """The Python language host prints a RunError's message as one `error:` line, where any other
+    exception comes with its traceback."""
+    import pulumi
+
+    with pytest.raises(pulumi.RunError, match=r"^config roles.reader.privileges: 'DROP' is not a PostgreSQL "
+                                              r"table privilege$"):
+        validate({"roles": {"reader": {"privileges": ["DROP"], "schemas": ["public"]}}}, "dev")
+    # Callers that catch it as before still do.
+    assert issubclass(ConfigError, ValueError)
+
+
+SYSTEM_SCHEMA_PROBLEM = ("one of the database's system schemas (pg_catalog, information_schema, pg_toast, "
+                         "pg_temp*): a role reaches the application's schemas only")
+
+
+@pytest.mark.parametrize("table", ["pg_catalog.pg_authid", "information_schema.tables", "pg_toast.pg_toast_1260",
+                                   "pg_temp_3.scratch", "pg_toast_temp_3.pg_toast_1"])
+def test_a_role_of_a_system_schemas_table_is_refused(table):
+    schema = table.split(".")[0]
+    with pytest.raises(ConfigError) as error:
+        validate({"roles": {"app": {"privileges": ["SELECT"], "tables": ["public.users", table]}}}, "dev")
+    assert str(error.value) == f"config roles.app.tables: {table!r} is in {schema}, {SYSTEM_SCHEMA_PROBLEM}"
+
+
+@pytest.mark.parametrize("schema", ["pg_catalog", "information_schema", "pg_toast", "pg_temp_1"])
+def test_a_role_of_a_whole_system_schema_is_refused(schema):
+    with pytest.raises(ConfigError) as error:
+        validate({"roles": {"app": {"privileges": ["SELECT"], "schemas": ["public", schema]}}}, "dev")
+    assert str(error.value) == f"config roles.app.schemas: {schema!r} is {SYSTEM_SCHEMA_PROBLEM}"
+
+
+OWN_ROLES = ("is one of the database's own roles (postgres, public, none and every pg_*): the stack makes its roles "
+             "under names of their own")
+
+
+@pytest.mark.parametrize("user", ["postgres", "public", "none", "pg_monitor", "pg_anything"])
+def test_a_service_user_named_as_one_of_the_databases_own_roles_is_refused(user):
+    with pytest.raises(ConfigError) as error:
+        validate({"service_users": {user: {"role": "reader"}}}, "dev")
+    assert str(error.value) == f"config service_users.{user}: {user!r} {OWN_ROLES}"
+
+
+def test_a_service_user_named_as_the_stacks_admin_is_refused():
+    with pytest.raises(ConfigError) as error:
+        validate({"service_users": {"dbcreds_admin": {"role": "reader"}}}, "dev")
+    assert str(error.value) == ("config service_users.dbcreds_admin: 'dbcreds_admin' is already taken by db_admin: "
+                                "the stack makes its roles under names of their own")
+    with pytest.raises(ConfigError, match="^config service_users.vault: 'vault' is already taken by db_admin: "):
+        validate({"db_admin": "vault", "service_users": {"vault": {"role": "reader"}}}, "dev")
+
+
+def test_a_service_user_named_as_a_group_role_is_refused():
+    with pytest.raises(ConfigError, match=r"^config service_users.dbcreds_group_reader: user names are plain SQL "
+                                          r"names \(a-z, 0-9, _\) not starting with v_ \(dynamic users\) or "
+                                          r"dbcreds_group \(group roles\)$"):
+        validate({"service_users": {"dbcreds_group_reader": {"role": "reader"}}}, "dev")
+
+
+@pytest.mark.parametrize("admin", ["postgres", "public", "pg_signal_backend"])
+def test_an_admin_named_as_one_of_the_databases_own_roles_is_refused(admin):
+    with pytest.raises(ConfigError) as error:
+        validate({"db_admin": admin}, "dev")
+    assert str(error.value) == f"config db_admin: {admin!r} {OWN_ROLES}"
+
+
+def test_cockroachdbs_own_roles_are_its_own():
+    with pytest.raises(ConfigError, match="^config db_admin: 'root' is one of the database's own roles "
+                                          r"\(root, admin, public, none, node and every pg_\*\)"):
+        validate({"db_engine": "cockroachdb", "db_admin": "root"}, "dev")
+    # A name only PostgreSQL has is free there.
+    assert validate({"db_engine": "cockroachdb", "db_admin": "postgres"}, "dev").database.admin == "postgres"
+
+
+def test_on_the_external_target_the_stack_admins_name_is_taken():
+    """The stack admin exists already (an RDS master is often `postgres`): the stack makes its own
+    admin and service users beside it, never over it."""
+    with pytest.raises(ConfigError) as error:
+        validate({**EXTERNAL, "db_admin": "rds_master"}, "ext")
+    assert str(error.value) == ("config db_admin: 'rds_master' is already taken by db_stack_admin: the stack makes "
+                                "its roles under names of their own")
+    with pytest.raises(ConfigError, match="^config service_users.rds_master: 'rds_master' is already taken by "
+                                          "db_stack_admin: "):
+        validate({**EXTERNAL, "service_users": {"rds_master": {"role": "reader"}}}, "ext")
+    # The stack admin itself may be `postgres`: the database has it, the stack only connects as it.
+    assert validate({**EXTERNAL, "db_stack_admin": "postgres"}, "ext").target.db_stack_admin == "postgres"
