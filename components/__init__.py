@@ -19,8 +19,9 @@ and then `vault.secrets_engine.DatabaseSecretsEngine`, `vault.client_access.Clie
 `vault.post_deploy_checks.PostDeployChecks` on it (the repository's
 `__main__.py` composes them all; `examples/team-reports` adds a team to a
 running platform). Each component module holds one `pulumi.ComponentResource`
-and its args dataclass; the SQL (`postgres_sql`, `cockroach_sql`), grant specs (`grants`)
-and Kubernetes manifests (`kubernetes.manifests`) are pure functions.
+and its args dataclass; the SQL (`postgres_sql`, `cockroach_sql`), the grant specs' validation
+(`grants`; the specs are plain data in `grant_specs`) and Kubernetes manifests
+(`kubernetes.manifests`) are pure functions.
 """
 
 __version__ = "0.3.0"

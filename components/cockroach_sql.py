@@ -14,16 +14,10 @@ CONNECTION LIMIT role option, sessions ended with CANCEL SESSIONS, and a role
 dropped only after its membership and privileges are revoked.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 from psycopg import sql
 
 from components import postgres_sql
-
-if TYPE_CHECKING:  # Only a type here: the grant specs' validation uses the dialects.
-    from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 
 #: CockroachDB's default database, where the admin and groups are made.
 DEFAULT_DATABASE = "defaultdb"

@@ -32,7 +32,7 @@ from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.vault_audit import VaultAuditDevices
-from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 from components.postgres_sql import group_role_name
 from components.vault_component import VaultComponent
 

@@ -1,18 +1,19 @@
-"""The typed grant spec of a dynamic database role, the client that uses it, and their validation.
+"""The validation of a dynamic database role's grant spec and of the client that uses it.
 
 A grant spec says what a client's credentials may do: which privileges, on
 which schemas (all their tables) or tables, and for how long (TTLs). A client
 spec says who uses one: an AppRole login with bounded token and secret_id
 lifetimes, and the statements the post-deploy checks run with its credentials.
 Both are validated by pure functions, so a wrong spec fails at preview with an
-error that names the field.
+error that names the field. The types themselves are in `components.grant_specs`.
 """
 
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
-from components.postgres_sql import CONNECTION_LIMIT
+from components.grant_specs import CONNECTION_LIMIT, ClientSpec, GrantSpec
+# Not used here: the stack config reads it from this module with the other spec types.
+from components.grant_specs import ServiceUser  # noqa: F401
 from components.sql_dialects import POSTGRESQL, Dialect
 
 #: Table privileges a dynamic role may hold, in either dialect. Anything wider
@@ -60,72 +61,6 @@ def parse_ttl(value: Any, field: str) -> int:
     if seconds <= 0:
         raise SpecError(field, f"must be longer than zero: {value!r}")
     return seconds
-
-
-@dataclass(frozen=True)
-class GrantSpec:
-    """What one dynamic role's credentials may do, and for how long."""
-
-    name: str
-    privileges: tuple[str, ...]
-    #: Every table in these schemas (now and, through default privileges, later).
-    schemas: tuple[str, ...] = ()
-    #: These tables, as "schema.table".
-    tables: tuple[str, ...] = ()
-    default_ttl: int = 3600
-    max_ttl: int = 86400
-    #: Sessions each of its users may hold at once (where the dialect can cap them).
-    connection_limit: int = CONNECTION_LIMIT
-
-
-def grant_spec_props(spec: GrantSpec) -> dict[str, Any]:
-    """A grant spec as a dynamic provider's properties (what it needs to grant; TTLs are Vault's)."""
-    return {"role": spec.name, "privileges": list(spec.privileges), "schemas": list(spec.schemas),
-            "tables": list(spec.tables)}
-
-
-def grant_spec_of_props(props: Mapping[str, Any]) -> GrantSpec:
-    """The grant spec in a dynamic provider's properties (`grant_spec_props`; other keys ignored)."""
-    return GrantSpec(name=props["role"], privileges=tuple(props["privileges"]), schemas=tuple(props["schemas"]),
-                     tables=tuple(props["tables"]))
-
-
-@dataclass(frozen=True)
-class ServiceUser:
-    """A database user Vault manages as a static role: rotated every `rotation_period` seconds."""
-
-    username: str
-    #: The grant spec whose group the user joins.
-    role: str
-    rotation_period: int
-
-
-@dataclass(frozen=True)
-class ClientSpec:
-    """A team or app that reads the credentials of one dynamic role, and nothing else."""
-
-    name: str
-    #: The dynamic role (grant spec) whose credentials the client reads.
-    role: str
-    #: The client's Vault token: its TTL and the longest it can be renewed to. Leases die with
-    #: the token that took them, so credentials last at most token_max_ttl.
-    token_ttl: int = 15 * 60
-    token_max_ttl: int = 60 * 60
-    #: The stack's secret_id for the client expires after this.
-    secret_id_ttl: int = 24 * 3600
-    #: Statements the post-deploy checks run with the client's credentials: these must work...
-    allowed: tuple[str, ...] = ()
-    #: ...and these must be refused with "permission denied".
-    forbidden: tuple[str, ...] = ()
-    #: Kubernetes auth (the kubernetes target only): the service accounts, in these namespaces, whose
-    #: pods log in as this client. Both empty: the client logs in with AppRole only.
-    service_accounts: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-
-    @property
-    def kubernetes(self) -> bool:
-        """Whether pods log in as this client with their service account (Kubernetes auth)."""
-        return bool(self.service_accounts)
 
 
 def _names(raw: Any, field: str) -> list[str]:

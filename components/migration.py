@@ -38,7 +38,7 @@ import pulumi_vault as vault
 from components.vault.approle_login import approle_login
 from components.dynamic.migration_stage import MigrationStage
 from components.vault.post_deploy_checks import PostDeployChecks
-from components.grants import ServiceUser
+from components.grant_specs import ServiceUser
 from components.migration_stages import validate_stage
 from components.options import inherited_depends_on
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs

@@ -12,20 +12,15 @@ Identifiers are quoted by psycopg.sql. Vault's own placeholders ({{name}},
 Vault generates come from `username_template` and hold only [a-z0-9_].
 """
 
-from __future__ import annotations
-
 import re
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from psycopg import sql
 
-if TYPE_CHECKING:  # Only a type here: the grant specs' validation uses the dialects.
-    from components.grants import GrantSpec
+from components.grant_specs import CONNECTION_LIMIT, GrantSpec
 
 #: PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes.
 MAX_IDENTIFIER_BYTES = 63
-#: A generated or service user may hold this many sessions at once (a role's spec may lower or raise it).
-CONNECTION_LIMIT = 10
 
 # Parts of a generated username: v_<role>_<random>_<unix time>.
 USERNAME_PREFIX = "v"

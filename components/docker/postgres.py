@@ -25,7 +25,7 @@ from components.database_component import DatabaseComponent, new_password
 from components.docker import images
 from components.docker.containers import ContainerRunning, hardened, resource_name
 from components.servers.server_running import keeper_name
-from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 from components.servers.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.servers.process import LOOPBACK
 from components.servers.postgres_image import BOOTSTRAP, DATA, PGDATA, POSTGRES_SCRIPT, RUN

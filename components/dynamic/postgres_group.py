@@ -13,7 +13,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
+from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
 

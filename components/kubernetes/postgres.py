@@ -22,7 +22,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.database_component import DatabaseComponent, new_password
-from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 from components.kubernetes import manifests as m
 from components.postgres_sql import bootstrap_sql, group_role_name
 from components.servers import postgres_image

@@ -20,7 +20,7 @@ from components.cockroach_certs import CockroachCertificates, CockroachCertifica
 from components.database_component import DatabaseComponent, new_password
 from components.local.providers.cockroach_node import LocalCockroachNode
 from components.servers.server_running import ServerRunning, keeper_name
-from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 from components.servers.process import LOOPBACK
 from components.postgres_sql import group_role_name
 

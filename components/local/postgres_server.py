@@ -15,7 +15,7 @@ from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.local.providers.postgres_server import LocalPostgresServer
 from components.servers.server_running import ServerRunning, keeper_name
-from components.grants import GrantSpec
+from components.grant_specs import GrantSpec
 from components.servers.process import LOOPBACK
 from components.postgres_sql import group_role_name
 

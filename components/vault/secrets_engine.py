@@ -32,7 +32,7 @@ from typing import Optional
 import pulumi
 import pulumi_vault as vault
 
-from components.grants import GrantSpec, ServiceUser
+from components.grant_specs import GrantSpec, ServiceUser
 from components.options import inherited_depends_on
 from components.postgres_sql import username_template
 from components.sql_dialects import dialect_named

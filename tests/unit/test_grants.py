@@ -194,7 +194,7 @@ def test_clients_must_be_a_mapping():
 
 
 def test_a_grant_spec_crosses_to_a_provider_and_back_without_its_ttls():
-    from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
+    from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 
     spec = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users",), default_ttl=60,
                      max_ttl=120)

@@ -18,7 +18,7 @@ from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
 from components import cockroach_sql
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
-from components.grants import GrantSpec, grant_spec_of_props, grant_spec_props
+from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
 
