@@ -3,8 +3,9 @@
 Both go through Vault's PostgreSQL plugin; only the SQL differs
 (`components.postgres_sql`, `components.cockroach_sql`). A dialect owns what
 the stack says to its database: the privileges it knows, the statements that
-make and grant a group role, Vault's creation and revocation SQL, the admin's
-bootstrap, and how an identifier is quoted.
+make and grant a group role, Vault's creation and revocation SQL, and the
+admin's bootstrap. The providers that run these on a database go through the
+dialect, not the SQL module behind it.
 """
 
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Callable
 from psycopg import sql
 
 from components import cockroach_sql, postgres_sql
+from components.grant_specs import GrantSpec
 
 
 @dataclass(frozen=True)
@@ -27,22 +29,18 @@ class Dialect:
     #: (group) -> the statement that makes the group role unless it exists.
     create_group_role: Callable[[str], str]
     #: (spec, group, database) -> what gives the group exactly what the spec allows.
-    grant_statements: Callable[..., list[str]]
+    grant_statements: Callable[[GrantSpec, str, str], list[str]]
     #: (schemas, group, database) -> what takes from the group all that grant_statements could give.
     revoke_statements: Callable[[list[str], str, str], list[str]]
     #: (spec, group) -> Vault's creation SQL for a grant spec's role: a login user in the group, expiring
     #: with its lease, with whatever else of the spec lives in the SQL.
-    creation_statements: Callable[..., list[str]]
+    creation_statements: Callable[[GrantSpec, str], list[str]]
     #: Whether a user's sessions can be capped (a role spec's connection_limit).
     limits_connections: bool
     #: (group) -> Vault's revocation SQL: the user, its sessions and anything it holds, gone.
     revocation_statements: Callable[[str], list[str]]
     #: (admin, database) -> run once as the superuser: the admin Vault connects as, and the database.
     bootstrap_admin_statements: Callable[[str, str], list[sql.Composed]]
-
-    def quote(self, identifier: str) -> str:
-        """An identifier as SQL text (both dialects quote as PostgreSQL does)."""
-        return postgres_sql.as_text(sql.Identifier(identifier))
 
 
 POSTGRESQL = Dialect(

@@ -15,7 +15,8 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 
 from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
-from components.postgres_sql import GRANT_LOCK, create_group_role, grant_statements, revoke_statements, schemas_of
+from components.postgres_sql import GRANT_LOCK, schemas_of
+from components.sql_dialects import POSTGRESQL
 
 _SPEC_FIELDS = ("privileges", "schemas", "tables")
 
@@ -25,12 +26,12 @@ def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
     group, database, admin = props["group"], props["database"], props["admin"]
     with stack_connection(props) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
-        conn.execute(create_group_role(group))
+        conn.execute(POSTGRESQL.create_group_role(group))
         # As the admin, which owns the tables and the default privileges.
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(admin)))
-        for statement in revoke_statements(revoke_schemas, group, database):
+        for statement in POSTGRESQL.revoke_statements(revoke_schemas, group, database):
             conn.execute(statement)
-        for statement in grant_statements(grant_spec_of_props(props), group, database):
+        for statement in POSTGRESQL.grant_statements(grant_spec_of_props(props), group, database):
             conn.execute(statement)
 
 
@@ -83,7 +84,8 @@ class _PostgresGroupProvider(ResourceProvider):
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
             if exists:
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(props["admin"])))
-                for statement in revoke_statements(schemas_of(grant_spec_of_props(props)), group, props["database"]):
+                schemas = schemas_of(grant_spec_of_props(props))
+                for statement in POSTGRESQL.revoke_statements(schemas, group, props["database"]):
                     conn.execute(statement)
                 conn.execute("RESET ROLE")
                 conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(group)))

@@ -88,7 +88,10 @@ def test_dialects_are_found_by_name_and_own_their_statements():
     assert POSTGRESQL.revocation_statements("g") == POSTGRESQL.revocation_statements("other")
     # Only PostgreSQL is sent a SCRAM verifier by the plugin.
     assert (POSTGRESQL.password_authentication, COCKROACHDB.password_authentication) == ("scram-sha-256", None)
-    assert POSTGRESQL.quote('we"ird') == '"we""ird"'
+    # A group role's grants too: an inserting spec's group gets PostgreSQL's sequences; CockroachDB has none.
+    inserts = GrantSpec(name="app", privileges=("INSERT",), schemas=("public",))
+    assert any("SEQUENCES" in s for s in POSTGRESQL.grant_statements(inserts, "g", "app"))
+    assert not any("SEQUENCES" in s for s in COCKROACHDB.grant_statements(inserts, "g", "app"))
 
 
 def test_an_unknown_dialect_is_refused_naming_the_known_ones():

@@ -16,11 +16,11 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
-from components import cockroach_sql
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
 from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
 from components.postgres_sql import DEMO_SCHEMA, schemas_of, set_password
+from components.sql_dialects import COCKROACHDB
 
 
 def _server(props: dict[str, Any]) -> LocalCockroach:
@@ -38,14 +38,14 @@ def _apply_groups(server: LocalCockroach, props: dict[str, Any], olds: Optional[
     old_specs, specs = _specs(olds) if olds else {}, _specs(props)
     with server.root_connection(database) as conn:
         for group, spec in specs.items():
-            conn.execute(cockroach_sql.create_group_role(group))
+            conn.execute(COCKROACHDB.create_group_role(group))
             schemas = sorted(set(schemas_of(spec)) | set(schemas_of(old_specs.get(group, spec))))
-            for statement in cockroach_sql.revoke_statements(schemas, group, database):
+            for statement in COCKROACHDB.revoke_statements(schemas, group, database):
                 conn.execute(statement)
-            for statement in cockroach_sql.grant_statements(spec, group, database):
+            for statement in COCKROACHDB.grant_statements(spec, group, database):
                 conn.execute(statement)
         for group in set(old_specs) - set(specs):
-            for statement in cockroach_sql.revoke_statements(schemas_of(old_specs[group]), group, database):
+            for statement in COCKROACHDB.revoke_statements(schemas_of(old_specs[group]), group, database):
                 conn.execute(statement)
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(group)))
 
@@ -71,7 +71,7 @@ class _CockroachNodeProvider(LocalServerProvider):
             server.start()
             admin, database, password = props["admin"], props["database"], props["admin_password"]
             with server.root_connection() as conn:
-                for statement in cockroach_sql.bootstrap_admin_statements(admin, database):
+                for statement in COCKROACHDB.bootstrap_admin_statements(admin, database):
                     conn.execute(statement)
                 conn.execute(set_password(admin, password))
             # The admin owns the demo tables, so it can grant on them.

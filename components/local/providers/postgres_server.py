@@ -22,7 +22,8 @@ from components.local.providers.local_server import LocalDatabaseServer, LocalSe
 
 from components.servers.postgres import PG_BIN, LocalPostgres
 from components.servers.process import LOOPBACK
-from components.postgres_sql import DEMO_SCHEMA, bootstrap_admin_statements, set_password
+from components.postgres_sql import DEMO_SCHEMA, set_password
+from components.sql_dialects import POSTGRESQL
 
 
 def _server(props: dict[str, Any]) -> LocalPostgres:
@@ -52,7 +53,7 @@ class _PostgresServerProvider(LocalServerProvider):
             server.start()
             admin, database = props["admin"], props["database"]
             with server.superuser() as conn:
-                for statement in bootstrap_admin_statements(admin, database):
+                for statement in POSTGRESQL.bootstrap_admin_statements(admin, database):
                     conn.execute(statement)
                 conn.execute(set_password(admin, props["admin_password"]))
             with server.superuser(database) as conn:
