@@ -47,6 +47,12 @@ K8S_AUTH_CAPS = PolicyConfigSchema(properties={
                            "description": "No Kubernetes auth token may be renewed past this."},
 })
 
+SUPERUSERS = PolicyConfigSchema(properties={
+    "superuserNames": {"type": "array", "items": {"type": "string"}, "default": ["postgres", "root"],
+                       "description": "The database's superusers (PostgreSQL's postgres, CockroachDB's root, and any "
+                                      "other a platform names): no connection may log in as one."},
+})
+
 VAULT_NODES = PolicyConfigSchema(properties={
     "minNodes": {"type": "integer", "minimum": 1, "default": 1,
                  "description": "OpenBao runs at least this many nodes (a production stack: 3)."},
@@ -109,6 +115,11 @@ POLICIES = [
     _policy("database-connection-verify-full", MANDATORY,
             "Set sslmode=verify-full and a CA (sslrootcert) on every database connection.",
             rules.CONNECTION, rules.connection_verify_full),
+    _policy("database-connection-not-superuser", MANDATORY,
+            "Connect as an admin role with CREATEROLE that owns what it grants, never as the database's "
+            "superuser (superuserNames: postgres, root). A platform whose only admin is a superuser (a "
+            "throwaway sandbox) lowers this policy's level in its own gate config, knowingly.",
+            rules.CONNECTION, rules.connection_not_superuser, SUPERUSERS),
     _policy("dynamic-role-ttls", MANDATORY,
             "Set default_ttl and max_ttl on every dynamic role, default_ttl <= max_ttl <= the environment's cap.",
             rules.ROLE, rules.role_ttls, TTL_CAP),
@@ -120,7 +131,8 @@ POLICIES = [
             "BYPASSRLS, REPLICATION or ALL, no predefined or admin role.",
             rules.ROLE, rules.role_least_privilege, ADMIN_ROLES),
     _policy("dynamic-role-revocation", MANDATORY,
-            "Give every dynamic role revocation SQL that drops its user.", rules.ROLE, rules.role_revocation),
+            "Give every dynamic role revocation SQL that drops its user (DROP ROLE or DROP USER of {{name}}): "
+            "revoking its privileges alone leaves a role behind per lease.", rules.ROLE, rules.role_revocation),
     _policy("dynamic-role-connection-limit", ADVISORY,
             "Cap a dynamic user's sessions with CONNECTION LIMIT in its creation SQL.",
             rules.ROLE, rules.role_connection_limit),
@@ -128,12 +140,21 @@ POLICIES = [
             "Rotate every static role's password at least as often as the environment's cap.",
             rules.STATIC_ROLE, rules.static_role_rotation, ROTATION_CAP),
     _policy("client-policy-least-privilege", MANDATORY,
-            "Give each client a policy on its own creds path only: no glob over creds paths, no sudo, "
-            "no sys/ beyond lease renew and revoke, no writes to database config or roles.",
+            "Give each client a policy on its own creds path and its own leases only: no glob over creds "
+            "paths, no sudo, no sys/ beyond lease renew and revoke, those only for the creds path it reads, "
+            "never by prefix.",
             rules.POLICY, rules.client_policy_least_privilege),
+    _policy("client-policy-engine-untouched", MANDATORY,
+            "Let no client change a secrets engine: no write to a mount's config, roles, static-roles, "
+            "rotate-root, rotate-role, reset or reload (rotate-root alone lets any client cut Vault off "
+            "from the database).", rules.POLICY, rules.client_policy_engine_untouched),
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
             "the root policy.", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+    _policy("approle-secret-id-required", MANDATORY,
+            "Require a secret_id on every AppRole role (bind_secret_id true): the role_id is no secret. "
+            "CIDR bounds, where a platform adds them, narrow the login but replace nothing.",
+            rules.APPROLE_ROLE, rules.approle_secret_id_required),
     _policy("kubernetes-auth-bounded", MANDATORY,
             "Bind every Kubernetes auth role to named service accounts in named namespaces (no '*', no "
             "namespace selector), with an audience, token_ttl and token_max_ttl within the cap, no default "

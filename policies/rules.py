@@ -94,6 +94,35 @@ def connection_verify_full(props: Mapping[str, Any], config: Mapping[str, Any], 
             report("connectionUrl verifies TLS without a CA: set sslrootcert (or tlsCa)")
 
 
+URL_USER = re.compile(r"^[a-z][a-z0-9+.-]*://([^:/@]+)[:@]", re.IGNORECASE)
+
+
+def _connection_admins(props: Mapping[str, Any]) -> set[str]:
+    """The users a connection's plugin blocks log in as: their username field, and a URL's literal user."""
+    admins = set()
+    for value in props.values():
+        for block in value if isinstance(value, list) else [value]:
+            if not isinstance(block, Mapping):
+                continue
+            if isinstance(username := _known(block, "username"), str):
+                admins.add(username)
+            url = _known(block, "connectionUrl")
+            if isinstance(url, str) and (user := URL_USER.match(url)) and "{{" not in user.group(1):
+                admins.add(user.group(1))
+    return admins
+
+
+def connection_not_superuser(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    """Vault connects as an admin that can make and drop users and grant what a role's group holds,
+    never as the database's superuser: with root rotated, Vault alone would hold the superuser's
+    password, and any role's SQL would run with every right."""
+    superusers = {name.lower() for name in config["superuserNames"]}
+    for admin in sorted(_connection_admins(props)):
+        if admin.strip('"').lower() in superusers:
+            report(f"the connection logs in as {admin!r}, the database's superuser: connect as an admin role "
+                   "with CREATEROLE that owns what it grants")
+
+
 # Dynamic and static roles
 
 
@@ -137,9 +166,24 @@ def role_connection_limit(props: Mapping[str, Any], _config: Mapping[str, Any], 
         report("creationStatements set no CONNECTION LIMIT: one user could take every session")
 
 
+#: A statement that drops the user Vault made: `DROP ROLE|USER [IF EXISTS] "{{name}}"` (or {{username}}),
+#: written out or through format('DROP ROLE IF EXISTS %I', '{{name}}') in a PL/pgSQL block.
+DROPS_THE_USER = re.compile(
+    r"""\bDROP\s+(?:ROLE|USER)\s+(?:IF\s+EXISTS\s+)?"""
+    r"""(?:"?\{\{(?:name|username)\}\}"?|%I'\s*,\s*'\{\{(?:name|username)\}\}')""",
+    re.IGNORECASE,
+)
+
+
 def role_revocation(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
-    if not _statements(props, "revocationStatements"):
+    """Revocation removes the user the creation SQL made. Revoking its privileges alone leaves a dead
+    role behind for every lease: the database fills with them."""
+    statements = _statements(props, "revocationStatements")
+    if not statements:
         report("revocationStatements are empty: the database users would be left behind; drop them")
+    elif not any(DROPS_THE_USER.search(s) for s in statements):
+        report("revocationStatements never drop the user ({{name}}): each lease would leave a role behind; "
+               'end with DROP ROLE IF EXISTS "{{name}}"')
 
 
 def static_role_rotation(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
@@ -266,6 +310,10 @@ ALLOWED_SYS = re.compile(r"^sys/leases/(renew|revoke)(/.*)?$")
 BODY_LEASE_PATHS = ("sys/leases/renew", "sys/leases/revoke")
 #: A lease id pattern under one creds path: <mount>/creds/<role>/*.
 OWN_LEASES = re.compile(r"^[^*+]+/creds/[^*+/]+/\*$")
+OWN_CREDS = re.compile(r"^[^*+]+/creds/[^*+/]+$")
+#: The path-form lease endpoints: the lease id (or a glob over ids) is the rest of the path.
+PATH_LEASES = re.compile(r"^sys/leases/(renew|revoke)/(.+)$")
+LEASES_BY_PREFIX = re.compile(r"^sys/(leases/)?(revoke-prefix|revoke-force)(/|$)")
 WRITE = {"create", "update", "delete", "patch"}
 
 
@@ -278,6 +326,8 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
     except Exception:  # noqa: BLE001 - any parse error is the finding
         report("policy is neither valid HCL nor JSON")
         return
+    # The creds paths this policy reads: the only leases it may renew or revoke.
+    own = {path for path in paths if OWN_CREDS.match(path)}
     for path, capabilities in paths.items():
         if "sudo" in capabilities:
             report(f"path {path!r} grants sudo")
@@ -290,13 +340,60 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
                 report(f"path {path!r} globs over creds paths: it reaches other clients' credentials")
         if path in ("*", "+") or path.endswith("/*") and "/creds/" not in path and not ALLOWED_SYS.match(path):
             report(f"path {path!r} is a wildcard over a whole mount")
-        if re.search(r"(^|/)(config|roles)(/|$)", path) and capabilities & WRITE:
-            report(f"path {path!r} writes database connection or role config")
+        if LEASES_BY_PREFIX.match(path):
+            report(f"path {path!r} revokes leases by prefix: it could cut every client of a mount off at once")
+        in_path = PATH_LEASES.match(path)
+        if in_path and in_path.group(2).removesuffix("/*") not in own:
+            report(f"path {path!r} reaches leases beyond the creds path this policy reads: grant "
+                   "sys/leases/<renew|revoke>/<mount>/creds/<role>/* for its own role only")
         if path in BODY_LEASE_PATHS:
             lease_ids = allowed_lease_ids(text, path)
-            if lease_ids is None or not lease_ids or not all(OWN_LEASES.match(v) for v in lease_ids):
+            if (lease_ids is None or not lease_ids or not all(OWN_LEASES.match(v) for v in lease_ids)
+                    or not all(v.removesuffix("/*") in own for v in lease_ids)):
                 report(f"path {path!r} takes any lease id in its body: limit allowed_parameters lease_id to the "
                        "client's own creds path (<mount>/creds/<role>/*)")
+
+
+#: What changes a secrets engine (a database mount's connections, roles, static roles and root
+#: credentials), as a path segment after the mount.
+ENGINE_SEGMENTS = ("config", "roles", "static-roles", "rotate-root", "rotate-role", "reset", "reload")
+#: Segments after which a path names data, not the engine (creds, KV v2's data and metadata).
+DATA_SEGMENTS = {"creds", "static-creds", "data", "metadata"}
+
+
+def _changes_engine(path: str) -> str | None:
+    """The engine segment a write to `path` could reach (a glob counts), or None."""
+    if path.startswith(("sys/", "auth/")):
+        return None
+    for segment in path.split("/")[1:]:
+        if segment in DATA_SEGMENTS:
+            return None
+        if segment in ENGINE_SEGMENTS:
+            return segment
+        if segment == "+" or segment == "*":
+            return "any"
+        if segment.endswith("*") and (hit := next((e for e in ENGINE_SEGMENTS if e.startswith(segment[:-1])), None)):
+            return hit
+    return None
+
+
+def client_policy_engine_untouched(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """A client changes nothing of the engine it reads from: no write to a mount's connection config,
+    roles, static roles, root or role rotation, reset or reload. `rotate-root` alone lets any client cut
+    Vault off from the database (the new root password is known to Vault only, but the old one dies)."""
+    text = props.get("policy")
+    if not isinstance(text, str):
+        return  # not known at preview
+    try:
+        paths = parse_policy(text)
+    except Exception:  # noqa: BLE001 - reported by client-policy-least-privilege
+        return
+    for path, capabilities in paths.items():
+        segment = _changes_engine(path)
+        if segment and capabilities & WRITE:
+            what = "any of its endpoints" if segment == "any" else f"its {segment} endpoint"
+            report(f"path {path!r} may {'/'.join(sorted(capabilities & WRITE))} a secrets engine's "
+                   f"{what}: a client only reads its creds")
 
 
 def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
@@ -314,6 +411,13 @@ def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report:
         report(f"secretIdTtl ({int(secret_id_ttl)}s) is over the cap of {secret_id_cap}s")
     if "root" in (props.get("tokenPolicies") or []):
         report("tokenPolicies include root")
+
+
+def approle_secret_id_required(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """An AppRole login needs a secret_id: the role_id is an identifier handed around in config and
+    logs, not a secret. (CIDR bounds narrow who may log in; they are no substitute for the secret.)"""
+    if _known(props, "bindSecretId") is False:
+        report("bindSecretId is false: the role_id alone, which is no secret, would log in; require a secret_id")
 
 
 def kubernetes_auth_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:

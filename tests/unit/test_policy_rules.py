@@ -120,6 +120,19 @@ CASES = [
      ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
       'GRANT "dbcreds_admin" TO "{{name}}"'], "admin role"),
     ("dynamic-role-revocation", rules.ROLE, "revocationStatements", None, "left behind"),
+    # Privileges revoked, the user kept: a dead role per lease.
+    ("dynamic-role-revocation", rules.ROLE, "revocationStatements",
+     ['REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM "{{name}}"', 'REVOKE "team" FROM "{{name}}"'],
+     "never drop the user"),
+    ("dynamic-role-revocation", rules.ROLE, "revocationStatements", ['DROP ROLE IF EXISTS "team"'],
+     "never drop the user"),
+    ("database-connection-not-superuser", rules.CONNECTION, "postgresql.username", "postgres",
+     "'postgres', the database's superuser"),
+    ("database-connection-not-superuser", rules.CONNECTION, "postgresql.username", "root",
+     "'root', the database's superuser"),
+    ("database-connection-not-superuser", rules.CONNECTION, URL,
+     "postgresql://postgres@db:5432/app?sslmode=verify-full&sslrootcert=/c", "'postgres', the database's superuser"),
+    ("approle-secret-id-required", rules.APPROLE_ROLE, "bindSecretId", False, "role_id alone"),
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.securityContext.runAsNonRoot", None, "runAsNonRoot"),
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.automountServiceAccountToken", None, "API token"),
     ("kubernetes-workload-hardened", rules.STATEFULSET, f"{POD}.containers",
@@ -149,9 +162,29 @@ CASES = [
     ("client-policy-least-privilege", rules.POLICY, "policy",
      'path "sys/mounts" {\n  capabilities = ["read"]\n}\n', "sys/"),
     ("client-policy-least-privilege", rules.POLICY, "policy",
-     'path "database/config/app" {\n  capabilities = ["update"]\n}\n', "writes database connection"),
+     'path "sys/leases/revoke-prefix/database/creds" {\n  capabilities = ["update"]\n}\n', "by prefix"),
     ("client-policy-least-privilege", rules.POLICY, "policy",
-     '{"path": {"database/roles/app": {"capabilities": ["create"]}}}', "writes database connection"),
+     'path "sys/leases/revoke/*" {\n  capabilities = ["update"]\n}\n', "beyond the creds path"),
+    # Another client's leases, by the path form.
+    ("client-policy-least-privilege", rules.POLICY, "policy",
+     client_policy("database", "reader") + 'path "sys/leases/revoke/database/creds/writer/*" {\n'
+     '  capabilities = ["update"]\n}\n', "beyond the creds path"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     client_policy("database", "reader") + 'path "database/rotate-root/app" {\n  capabilities = ["update"]\n}\n',
+     "rotate-root endpoint"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     'path "database/config/app" {\n  capabilities = ["update"]\n}\n', "config endpoint"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     '{"path": {"database/roles/app": {"capabilities": ["create"]}}}', "roles endpoint"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     'path "database/static-roles/svc" {\n  capabilities = ["delete"]\n}\n', "static-roles endpoint"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     'path "team/db/rotate-role/svc" {\n  capabilities = ["update"]\n}\n', "rotate-role endpoint"),
+    # A glob reaches them too.
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     'path "database/rot*" {\n  capabilities = ["update"]\n}\n', "rotate-root endpoint"),
+    ("client-policy-engine-untouched", rules.POLICY, "policy",
+     'path "database/+/app" {\n  capabilities = ["update"]\n}\n', "any of its endpoints"),
     ("client-policy-least-privilege", rules.POLICY, "policy", 'path "x" {', "neither valid HCL nor JSON"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", None, "must be set"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
@@ -312,7 +345,31 @@ def test_a_body_form_lease_path_must_be_limited_to_its_own_creds_path(limit):
     assert found and "takes any lease id in its body" in found[0]
     own = 'path "sys/leases/renew" {\n  capabilities = ["update"]\n  allowed_parameters = {\n' \
           '    "lease_id" = ["database/creds/reader/*"]\n  }\n}\n'
-    assert violations("client-policy-least-privilege", rules.POLICY, {"policy": own}) == []
+    reads = 'path "database/creds/reader" {\n  capabilities = ["read"]\n}\n'
+    assert violations("client-policy-least-privilege", rules.POLICY, {"policy": reads + own}) == []
+    # Its own leases are those of the creds it reads: another role's are not.
+    others = reads.replace("reader", "writer") + own
+    assert "takes any lease id in its body" in violations("client-policy-least-privilege", rules.POLICY,
+                                                          {"policy": others})[0]
+
+
+def test_what_our_own_components_declare_passes_the_rules_that_read_meaning():
+    """The migration's policies at every stage, the store key's, CockroachDB's revocation SQL, the superuser
+    names a stack may widen."""
+    from components import cockroach_sql
+    from components.vault.store_key import store_key_policy
+    from components.vault_policies import migration_policy
+
+    policies = [migration_policy(stage, "kv", "app", "database", "app") for stage in ("static", "dual", "dynamic")]
+    for text in [*policies, store_key_policy("transit-db", "cockroach-store")]:
+        for policy in ("client-policy-least-privilege", "client-policy-engine-untouched"):
+            assert violations(policy, rules.POLICY, {"policy": text}) == [], (policy, text)
+    cockroach = changed(ROLE, "revocationStatements", cockroach_sql.revocation_statements("dbcreds_group_app"))
+    assert violations("dynamic-role-revocation", rules.ROLE, cockroach) == []
+    named = changed(CONNECTION, "postgresql.username", "platform_super")
+    assert violations("database-connection-not-superuser", rules.CONNECTION, named) == []
+    assert violations("database-connection-not-superuser", rules.CONNECTION, named,
+                      {"superuserNames": ["platform_super"]})
 
 
 def test_a_certificate_still_being_made_is_not_a_missing_one():
