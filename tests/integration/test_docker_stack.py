@@ -3,7 +3,7 @@
 Up, the post-deploy checks pass; killed containers come back on the next `up` with their data; a
 restarted engine brings the containers back sealed, and `up` unseals; `make down` (toolchain/down.py)
 revokes, proves no dynamic user is left, destroys, and removes the engine it started with every
-image, container and volume in it.
+image, container and volume in it. Skips only where the machine has no dockerd.
 """
 
 import uuid
@@ -35,10 +35,12 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
         engine = docker_target.engine(config)
         try:
             dockerd_binary()
-            assert engine.ensure_running() is True
         except DockerEngineError as error:
+            # Only the machine's lack may skip: no dockerd to run. The stack's own engine failing to
+            # start where dockerd exists is the product's failure, and fails the test.
             pytest.skip(f"dockerd cannot start here: {error}")
         try:
+            assert engine.ensure_running() is True
             running = DevStack(stack, {}, config, data_dir, files)
             running._read(stack.up(on_output=quiet).outputs)
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
