@@ -232,18 +232,21 @@ def dry_run(server, manifest) -> requests.Response:
 def test_rendered_manifests_pass_a_server_side_dry_run(rendered, apiserver):
     manifests = load_manifests(rendered)
     (namespace,) = [m for m in manifests if m["kind"] == "Namespace"]
-    # Namespaced objects are dry-run into an existing namespace.
+    # Namespaced objects are dry-run into an existing namespace, deleted again whatever the test found.
     assert apiserver.request("POST", "/api/v1/namespaces?fieldValidation=Strict", json=namespace).status_code == 201
-    answers = {f"{m['kind']}/{m['metadata']['name']}": dry_run(apiserver, m) for m in manifests
-               if m["kind"] != "Namespace"}
-    assert {name: r.json().get("message") for name, r in answers.items() if r.status_code != 201} == {}
-    assert len(answers) == 16
-    # And the server refuses what the schema check refuses.
-    typo = copy.deepcopy(by_kind(rendered)["StatefulSet"]["db"])
-    typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
-    refused = dry_run(apiserver, typo)
-    assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
-    assert apiserver.request("DELETE", f"/api/v1/namespaces/{namespace['metadata']['name']}").ok
+    try:
+        answers = {f"{m['kind']}/{m['metadata']['name']}": dry_run(apiserver, m) for m in manifests
+                   if m["kind"] != "Namespace"}
+        assert {name: r.json().get("message") for name, r in answers.items() if r.status_code != 201} == {}
+        assert len(answers) == 16
+        # And the server refuses what the schema check refuses.
+        typo = copy.deepcopy(by_kind(rendered)["StatefulSet"]["db"])
+        typo["spec"]["template"]["spec"]["containers"][0]["securityContex"] = {}
+        refused = dry_run(apiserver, typo)
+        assert refused.status_code == 400 and "unknown field" in refused.json()["message"]
+    finally:
+        deleted = apiserver.request("DELETE", f"/api/v1/namespaces/{namespace['metadata']['name']}")
+    assert deleted.ok, deleted.text
 
 
 def test_prod_without_a_cluster_fails_before_anything_is_made_saying_how_to_start_one(tmp_path):
