@@ -1,6 +1,7 @@
 # make up     brings the dev stack up (bootstraps what it needs first)
 # make test   bootstraps everything, then runs every test
 # make down   revokes every lease, proves none is left, destroys the stack
+# make drift  exits 1 naming what differs when anything but the post-deploy checks would change (CI, after up)
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 # make cluster-up / cluster-down   a Kubernetes cluster of NODES nodes (3) with a pod network, in network
@@ -15,7 +16,7 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview policy test unit clean \
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview drift policy test unit clean \
 	cluster-up cluster-down
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
@@ -47,6 +48,10 @@ up: bootstrap-stack
 preview: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.up $(STACK) --preview'
 
+# Refreshes, then fails naming each resource that differs from the program (the checks aside).
+drift: bootstrap-stack
+	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.drift $(STACK)'
+
 down: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)'
 
@@ -70,6 +75,7 @@ cluster-up:
 cluster-down:
 	@.venv/bin/python -m tests.support.cluster down '$(CLUSTER_DIR)'
 
-# Removes this checkout's venv, tool links and local state; the build cache stays.
+# Removes this checkout's venv, tool links and local state; the build cache stays. Refused while a
+# stack still has resources (its Vault keys live only in the state): CONFIRM=yes deletes them anyway.
 clean:
-	rm -rf .venv .tools .pulumi
+	@python3 -m toolchain.clean $(CONFIRM)

@@ -2,9 +2,11 @@
 `--policy-pack policies`, on a stack of the root program that is up (the case of CI and of `make policy`
 on a running stack), and from nothing.
 
-    .venv/bin/python benchmarks/policy_gate.py [--runs 3]
+    .venv/bin/python benchmarks/policy_gate.py [--runs 3] [--baseline DIR]
 
-Prints the median of each, in seconds.
+Prints the median of each, in seconds. `--baseline` also times another version of the pack in the
+same runs (a folder holding its `policies/`, e.g. `git archive <commit> policies | tar -x -C DIR`
+with DIR/.venv a link to this checkout's), to show what a change of the rules costs.
 """
 
 import argparse
@@ -36,31 +38,40 @@ def median_seconds(run, runs: int) -> float:
     return statistics.median(times)
 
 
-def compare(stack: auto.Stack, pack_config: Path, runs: int) -> tuple[float, float]:
-    plain = median_seconds(lambda: stack.preview(on_output=quiet), runs)
-    gated = median_seconds(lambda: stack.preview(on_output=quiet, policy_packs=[PACK],
-                                                 policy_pack_configs=[str(pack_config)]), runs)
-    return plain, gated
+def compare(stack: auto.Stack, pack_config: Path, runs: int, packs: dict[str, str]) -> dict[str, float]:
+    """The plain preview's median, and the gated preview's with each pack."""
+    times = {"plain": median_seconds(lambda: stack.preview(on_output=quiet), runs)}
+    for name, pack in packs.items():
+        times[name] = median_seconds(lambda: stack.preview(on_output=quiet, policy_packs=[pack],
+                                                           policy_pack_configs=[str(pack_config)]), runs)
+    return times
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    runs = parser.parse_args().runs
+    parser.add_argument("--baseline", type=Path, help="a folder holding another version's policies/")
+    args = parser.parse_args()
+    runs = args.runs
+    packs = {"with the gate": PACK}
+    if args.baseline:
+        packs["with the baseline"] = str(args.baseline.resolve() / "policies")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         with dev_stack(tmp_path / "up", "gate-bench") as running:
             pack_config = tmp_path / "gate.json"
             pack_config.write_text(json.dumps(policy_pack_config(running.config, running.stack.name)))
-            up_plain, up_gated = compare(running.stack, pack_config, runs)
+            up = compare(running.stack, pack_config, runs, packs)
             resources = len(running.stack.export_stack().deployment["resources"])
         (tmp_path / "fresh").mkdir()
         with temporary_stack(root_program(tmp_path / "fresh"), tmp_path / "fresh", "gate-fresh") as stack:
             stack.set_all_config({**stack_file_config("dev"), **local_servers_config(tmp_path / "fresh-data")})
-            fresh_plain, fresh_gated = compare(stack, pack_config, runs)
-    print(f"{'dev stack':24} {'preview s':>10} {'with the gate s':>16} {'gate costs s':>13}")
-    for name, plain, gated in ((f"up ({resources} resources)", up_plain, up_gated), ("from nothing", fresh_plain, fresh_gated)):
-        print(f"{name:24} {plain:10.1f} {gated:16.1f} {gated - plain:13.1f}")
+            fresh = compare(stack, pack_config, runs, packs)
+    print(f"{'dev stack':24} {'preview s':>10} " + " ".join(f"{name + ' s':>20}" for name in packs)
+          + f" {'gate costs s':>13}")
+    for name, times in ((f"up ({resources} resources)", up), ("from nothing", fresh)):
+        print(f"{name:24} {times['plain']:10.1f} " + " ".join(f"{times[p]:20.1f}" for p in packs)
+              + f" {times['with the gate'] - times['plain']:13.1f}")
     return 0
 
 

@@ -40,7 +40,7 @@ def client_check(name: str, access: Any, allowed: Sequence[str], forbidden: Sequ
                    "allowed": list(allowed), "forbidden": list(forbidden), "max_ttl": max_ttl})
 
 
-class PostDeployChecks(Resource):
+class PostDeployChecks(Resource, module="dbcreds", name="PostDeployChecks"):
     """Runs `components.vault.checks.run_checks` at every update; `report` says what passed.
 
     Its inputs are `CheckPlan`'s fields; the clients and KV logins (with their

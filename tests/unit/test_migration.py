@@ -96,7 +96,8 @@ MOUNT = "vault:index/mount:Mount"
 KV = "vault:kv/secretV2:SecretV2"
 STATIC_ROLE = "vault:database/secretBackendStaticRole:SecretBackendStaticRole"
 ROLE = "vault:database/secretBackendRole:SecretBackendRole"
-CHECKS = "pulumi-python:dynamic:Resource"
+CHECKS = "pulumi-python:dynamic/dbcreds:PostDeployChecks"
+STAGE = "pulumi-python:dynamic:Resource"
 
 
 @pytest.mark.parametrize("stage", ["static", "dual", "dynamic"])
@@ -142,7 +143,7 @@ def test_each_stage_makes_its_resources_and_checks(monitor, ran, stage):
         if stage == "dynamic":
             assert {"products-api-kv/data/database", "products-api-kv/metadata/database"} <= set(
                 checks["protected_paths"])
-        stage_guard = registered(monitor, CHECKS)["products-api-stage"]
+        stage_guard = registered(monitor, STAGE)["products-api-stage"]
         assert stage_guard["stage"] == stage
 
     return pulumi.Output.all(migration.kv_path, migration.creds_path, migration.report).apply(

@@ -19,6 +19,7 @@ from tests.unit.graph import registered, unwrap
 from tests.unit.policy import violations
 from toolchain.env import ROOT
 
+CHECKS = "pulumi-python:dynamic/dbcreds:PostDeployChecks"
 
 def stack_config(stack: str = "dev") -> dict[str, str]:
     values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
@@ -75,8 +76,7 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     secret_ids = registered(monitor, "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
     assert {name: s["ttl"] for name, s in secret_ids.items()} == {"reader-secret-id": 86400, "app-secret-id": 86400}
 
-    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
-    checks = dynamic["checks"]
+    checks = registered(monitor, CHECKS)["checks"]
     clients = unwrap(checks["clients"])
     assert [c["name"] for c in clients] == ["reader", "app"]
     assert clients[1]["creds_path"] == "database/creds/app" and clients[1]["max_ttl"] == 8 * 3600
@@ -85,6 +85,7 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert checks["database_pki_mount"] == "pki-db"
     assert "database/config/app" in checks["protected_paths"]
     # Each server has its keeper; the Vault server trusts the database's CA.
+    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
     assert {dynamic["vault-running"]["kind"], dynamic["db-running"]["kind"]} == {"openbao", "postgres"}
     openbao = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")["vault-openbao"]
     assert openbao["database_ca_pem"] == "certPem of bootstrap-ca"
@@ -159,7 +160,7 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
     # Vault's connection verifies the node against the bootstrap CA; the checks, against Vault's chain.
     (vault,) = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer").values()
     assert vault["database_ca_pem"] == "certPem of bootstrap-ca"
-    assert dynamic["checks"]["database_pki_mount"] == "pki-db"
+    assert registered(monitor, CHECKS)["checks"]["database_pki_mount"] == "pki-db"
     assert set(registered(monitor, "vault:transit/secretBackendKey:SecretBackendKey")) == {"store-key-key"}
 
 
@@ -206,8 +207,7 @@ def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monit
     assert url == ("postgresql://{{username}}:{{password}}@127.0.0.1:15632/app"
                    "?sslmode=verify-full&sslrootcert=/openbao/tls/database-ca.crt")
     assert len(registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")) == 2
-    dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
-    assert [c["name"] for c in unwrap(dynamic["checks"]["clients"])] == ["reader", "app"]
+    assert [c["name"] for c in unwrap(registered(monitor, CHECKS)["checks"]["clients"])] == ["reader", "app"]
     # Each container has its keeper (make up runs them first when a server is down).
     assert set(registered(monitor, "pulumi-python:dynamic/dbcreds:VaultUnsealed")) == {"vault-running"}
     db_keeper = registered(monitor, "pulumi-python:dynamic/dbcreds:ContainerRunning")["db-running"]
