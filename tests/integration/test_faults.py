@@ -4,6 +4,7 @@ One stack serves the faults that leave it up; an interrupted first `up` has a
 stack of its own.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -59,11 +60,13 @@ def running(tmp_path_factory):
     """(stack, data_dir, outputs) of a stack that is up."""
     tmp_path = tmp_path_factory.mktemp("faults")
     data_dir = new_data_dir("faults")
-    with temporary_stack(root_program(tmp_path), tmp_path, "faults") as stack:
-        configure(stack, data_dir)
-        outputs = stack.up(on_output=quiet).outputs
-        yield stack, data_dir, outputs
-    remove_data_dir(data_dir)
+    try:
+        with temporary_stack(root_program(tmp_path), tmp_path, "faults") as stack:
+            configure(stack, data_dir)
+            outputs = stack.up(on_output=quiet).outputs
+            yield stack, data_dir, outputs
+    finally:
+        remove_data_dir(data_dir)
 
 
 def superuser(data_dir: Path, port: int) -> psycopg.Connection:
@@ -86,6 +89,40 @@ def vault(outputs, tmp_path) -> hvac.Client:
     ca_file.write_text(outputs["vault_ca_pem"].value)
     return hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
                        verify=str(ca_file), timeout=10)
+
+
+def pids_naming(*folders: Path) -> list[int]:
+    """Live processes whose command line names one of folders."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if any(str(folder) in cmdline for folder in folders) and alive(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def session_members(session: int) -> list[int]:
+    """Live processes of a session (a `pulumi up` started in a session of its own: its CLI, program and
+    provider plugins, which stay in it when the run is killed)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session and alive(int(proc.name)):
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def kill(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def alive(pid: int) -> bool:
@@ -222,44 +259,63 @@ def test_vault_killed_during_up(running, tmp_path, moment):
 
 def test_up_killed_mid_create_is_finished_by_the_next_up(tmp_path):
     data_dir = new_data_dir("killed")
-    with temporary_stack(root_program(tmp_path), tmp_path, "killed") as stack:
-        configure(stack, data_dir)
-        env = {**os.environ, **stack.workspace.env_vars}
-        up = subprocess.Popen(
-            [str(ROOT / ".tools" / "bin" / "pulumi"), "up", "--yes", "--skip-preview", "--non-interactive",
-             "--stack", stack.name],
-            cwd=stack.workspace.work_dir, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        # Kill the CLI, the program and the providers once OpenBao is starting.
-        deadline = time.monotonic() + 60
-        while not (data_dir / "openbao" / "bao.pid").exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        os.killpg(up.pid, signal.SIGKILL)
-        up.wait()
-        pending = stack.export_stack().deployment.get("pending_operations") or []
-        assert pending, "the kill came too late to leave an operation pending"
-        # The killed run's provider lives on as an orphan, still inside its create.
-        orphan = json.loads((data_dir / "openbao.creating").read_text())["pid"]
-        assert alive(orphan)
+    # PostgreSQL is given its data folder itself: data_dir's, or (from a folder its account cannot
+    # enter, a private home's clone) the one data_dir links to (known once the killed up made it).
+    pgdata = data_dir / "postgres"
+    up = None
+    finished = False
+    try:
+        with temporary_stack(root_program(tmp_path), tmp_path, "killed") as stack:
+            try:
+                configure(stack, data_dir)
+                env = {**os.environ, **stack.workspace.env_vars}
+                up = subprocess.Popen(
+                    [str(ROOT / ".tools" / "bin" / "pulumi"), "up", "--yes", "--skip-preview", "--non-interactive",
+                     "--stack", stack.name],
+                    cwd=stack.workspace.work_dir, env=env, start_new_session=True,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+                # Kill the CLI, the program and the providers once OpenBao is starting.
+                deadline = time.monotonic() + 60
+                while not (data_dir / "openbao" / "bao.pid").exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(0.5)
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait()
+                pgdata = pgdata.resolve()
+                pending = stack.export_stack().deployment.get("pending_operations") or []
+                assert pending, "the kill came too late to leave an operation pending"
+                # The killed run's provider lives on as an orphan, still inside its create.
+                orphan = json.loads((data_dir / "openbao.creating").read_text())["pid"]
+                assert alive(orphan)
 
-        # Its provider plugins (pulumi-tls, pulumi-random) live on too, their engine gone.
-        assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"])
-        # What `make up` does: the lock of the killed run is removed, its pending creates dropped, its
-        # orphaned plugins stopped, then up.
-        assert recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
-        time.sleep(1)
-        assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"]) == []
-        outputs = stack.up(on_output=quiet).outputs
-        assert not stack.export_stack().deployment.get("pending_operations")
-        # The orphan is stopped; one server of each runs, the interrupted ones stopped.
-        assert not alive(orphan)
-        assert len([c for c in processes_naming(data_dir) if "bao server" in c]) == 1
-        # PostgreSQL is given its data folder itself: data_dir's, or (from a folder its account cannot
-        # enter, a private home's clone) the one data_dir links to.
-        pgdata = (data_dir / "postgres").resolve()
-        assert len([c for c in processes_naming(pgdata) if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) == 1
-        assert_converged(stack, data_dir, outputs, tmp_path)
-    remove_data_dir(data_dir)
-    assert processes_naming(data_dir) == [] and processes_naming(pgdata) == []
+                # Its provider plugins (pulumi-tls, pulumi-random) live on too, their engine gone.
+                assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"])
+                # What `make up` does: the lock of the killed run is removed, its pending creates dropped,
+                # its orphaned plugins stopped, then up.
+                assert recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
+                time.sleep(1)
+                assert orphaned_plugins(stack.workspace.env_vars["PULUMI_HOME"]) == []
+                outputs = stack.up(on_output=quiet).outputs
+                assert not stack.export_stack().deployment.get("pending_operations")
+                # The orphan is stopped; one server of each runs, the interrupted ones stopped.
+                assert not alive(orphan)
+                assert len([c for c in processes_naming(data_dir) if "bao server" in c]) == 1
+                assert len([c for c in processes_naming(pgdata)
+                            if c.startswith(("/usr/lib/postgresql", "postgres -D"))]) == 1
+                assert_converged(stack, data_dir, outputs, tmp_path)
+                finished = True
+            finally:
+                if not finished and up is not None:
+                    # A failure (before the recovery above, say): what is left of the killed run (its
+                    # orphaned provider and plugins, still in its session) is stopped, and its lock and
+                    # pending creates cleared, so that the stack's destroy can run.
+                    kill(session_members(up.pid))
+                    with contextlib.suppress(Exception):
+                        recover(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
+        # The stack's destroy stopped every server of it.
+        assert processes_naming(data_dir) == [] and processes_naming(pgdata) == []
+    finally:
+        # Whatever a failed run left running (a server the killed up started that no state records).
+        kill(pids_naming(data_dir, pgdata))
+        remove_data_dir(data_dir)
