@@ -42,6 +42,14 @@ APPROLE_CAPS = PolicyConfigSchema(properties={
     "maxSecretIdTtlSeconds": {"type": "integer", "minimum": 1, "default": 30 * DAY,
                               "description": "No AppRole secret_id may live longer."},
 })
+ROOT_ROTATION = PolicyConfigSchema(properties={
+    "requireRotationSchedule": {"type": "boolean", "default": False,
+                                "description": "Every connection's root is rotated again on a schedule (a "
+                                               "Rotation replacing its rotate-root endpoint; a production "
+                                               "stack: true)."},
+    "maxRootRotationSeconds": {"type": "integer", "minimum": 1, "default": 30 * DAY,
+                               "description": "A scheduled root rotation comes at least this often."},
+})
 K8S_AUTH_CAPS = PolicyConfigSchema(properties={
     "maxTokenTtlSeconds": {"type": "integer", "minimum": 1, "default": DAY,
                            "description": "No Kubernetes auth token may be renewed past this."},
@@ -150,7 +158,7 @@ POLICIES = [
             "from the database).", rules.POLICY, rules.client_policy_engine_untouched),
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
-            "the root policy.", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+            "the root policy, nor the default one (it lets a token renew any lease whose id it knows).", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
     _policy("approle-secret-id-required", MANDATORY,
             "Require a secret_id on every AppRole role (bind_secret_id true): the role_id is no secret. "
             "CIDR bounds, where a platform adds them, narrow the login but replace nothing.",
@@ -163,7 +171,9 @@ POLICIES = [
             "Give our OpenBao servers a TLS certificate and key.", rules.OPENBAO_SERVER, rules.vault_server_hardened),
     _stack_policy("root-credentials-rotated", MANDATORY,
                   "Rotate every connection's root credentials (a generic.Endpoint at <mount>/rotate-root/<name>), "
-                  "so the bootstrap password dies.", rules.root_rotation),
+                  "so the bootstrap password dies, and again on a schedule within the cap (a Rotation the "
+                  "endpoint is replaced with, naming it in rotates; required in production).",
+                  rules.root_rotation, ROOT_ROTATION),
     _stack_policy("kv-database-password-during-migration", ADVISORY,
                   "Finish a migration from a KV password: at 'dual' the app still reads a static password "
                   "beside its dynamic role.", rules.kv_password_during_migration),

@@ -27,6 +27,8 @@ ENDPOINT = "vault:generic/endpoint:Endpoint"
 KV_SECRET = "vault:kv/secretV2:SecretV2"
 #: Our OpenBao server (components/local/providers/openbao_server.py).
 OPENBAO_SERVER = "pulumi-python:dynamic/dbcreds:OpenBaoServer"
+#: Our rotation schedule (components/vault/rotation.py): `rotates` names what is replaced with it.
+ROTATION = "pulumi-python:dynamic/dbcreds:Rotation"
 
 #: Role attributes and grants a dynamic role must never carry.
 PRIVILEGED = re.compile(
@@ -198,22 +200,39 @@ def static_role_rotation(props: Mapping[str, Any], config: Mapping[str, Any], re
 # Root credentials (stack-wide)
 
 
-def root_rotation(resources: Iterable[Any], _config: Mapping[str, Any], report: Report) -> None:
-    """Every connection has a rotate-root endpoint (or a root rotation period)."""
+def root_rotation(resources: Iterable[Any], config: Mapping[str, Any], report: Report) -> None:
+    """Every connection has a rotate-root endpoint (or a root rotation period). A Rotation that names
+    the endpoint (`rotates`) schedules it again: never above maxRootRotationSeconds, and required where
+    requireRotationSchedule (production: OpenBao never rotates root by itself)."""
     resources = list(resources)
     rotated = {
         r.props.get("path") for r in resources
         if r.resource_type == ENDPOINT and isinstance(r.props.get("path"), str)
     }
+    rotations = [(_known(r.props, "rotates"), _known(r.props, "rotate_after")) for r in resources
+                 if r.resource_type == ROTATION]
+    schedules = {rotates: period for rotates, period in rotations if isinstance(rotates, str)}
+    # A Rotation whose target is not known at preview may be the one: judged at update.
+    unknown = any(rotates is None for rotates, _period in rotations)
+    cap = int(config["maxRootRotationSeconds"])
     for r in resources:
         if r.resource_type != CONNECTION:
             continue
         backend, name = r.props.get("backend"), r.props.get("name")
         if not isinstance(backend, str) or not isinstance(name, str):
             continue  # not known at preview: judged at update
-        if f"{backend}/rotate-root/{name}" not in rotated and not r.props.get("rotationPeriod"):
-            report(f"connection {r.name}: root credentials are never rotated; add a generic.Endpoint at "
-                   f"{backend}/rotate-root/{name}")
+        path = f"{backend}/rotate-root/{name}"
+        if path not in rotated and not r.props.get("rotationPeriod"):
+            report(f"connection {r.name}: root credentials are never rotated; add a generic.Endpoint at {path}")
+            continue
+        period = schedules.get(path)
+        if period is None and config["requireRotationSchedule"] and not unknown:
+            report(f"connection {r.name}: root credentials are rotated once, never on a schedule; replace the "
+                   f"endpoint at {path} with a Rotation (components.vault.rotation) whose rotates names it "
+                   f"(root_rotation_period)")
+        elif isinstance(period, (int, float)) and period > cap:
+            report(f"connection {r.name}: root credentials are rotated every {int(period)}s, over this "
+                   f"environment's cap of {cap}s (root_rotation_period)")
 
 
 # Static passwords in KV beside dynamic roles (components/migration.py)
@@ -411,6 +430,8 @@ def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report:
         report(f"secretIdTtl ({int(secret_id_ttl)}s) is over the cap of {secret_id_cap}s")
     if "root" in (props.get("tokenPolicies") or []):
         report("tokenPolicies include root")
+    if props.get("tokenNoDefaultPolicy") is not True:
+        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
 
 
 def approle_secret_id_required(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:

@@ -43,6 +43,7 @@ MANDATORY = [
     ("rotate-root-policy", "client-policy-engine-untouched", POLICY),
     ("others-leases", "client-policy-least-privilege", POLICY),
     ("no-secret-id", "approle-secret-id-required", APPROLE),
+    ("approle-default-policy", "approle-bounded", APPROLE),
     ("any-namespace", "kubernetes-auth-bounded", K8S_ROLE),
     ("creds-glob", "client-policy-least-privilege", POLICY),
     ("sudo", "client-policy-least-privilege", POLICY),

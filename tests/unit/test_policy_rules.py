@@ -32,7 +32,7 @@ ROLE = {"backend": "database", "name": "app", "dbName": "app", "defaultTtl": 360
 STATIC_ROLE = {"backend": "database", "name": "svc", "dbName": "app", "username": "svc", "rotationPeriod": 86400}
 POLICY = {"name": "client-reader", "policy": client_policy("database", "reader")}
 APPROLE = {"backend": "approle", "roleName": "reader", "tokenPolicies": ["client-reader"], "tokenTtl": 900,
-           "tokenMaxTtl": 3600, "secretIdTtl": 86400}
+           "tokenMaxTtl": 3600, "secretIdTtl": 86400, "tokenNoDefaultPolicy": True}
 #: What components/vault/kubernetes_access.py registers for a client.
 K8S_ROLE = {"backend": "kubernetes", "roleName": "team-app", "boundServiceAccountNames": ["team-app"],
             "boundServiceAccountNamespaces": ["team-app"], "audience": "vault.dbcreds.svc",
@@ -190,6 +190,7 @@ CASES = [
     ("approle-bounded", rules.APPROLE_ROLE, "tokenMaxTtl", 86400 * 7, "over the cap"),
     ("approle-bounded", rules.APPROLE_ROLE, "secretIdTtl", None, "never expire"),
     ("approle-bounded", rules.APPROLE_ROLE, "tokenPolicies", ["client-reader", "root"], "root"),
+    ("approle-bounded", rules.APPROLE_ROLE, "tokenNoDefaultPolicy", None, "default policy"),
     ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNames", ["*"], "'*' wildcard"),
     ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNames", ["team-*"], "'*' wildcard"),
     ("kubernetes-auth-bounded", rules.K8S_AUTH_ROLE, "boundServiceAccountNamespaces", ["*"], "'*' wildcard"),
@@ -270,6 +271,45 @@ def stack_violations(policy: str, resources, config: dict | None = None) -> list
     found: list[str] = []
     BY_NAME[policy].validate(StackValidationArgs(resources, config or {}), lambda m, urn=None: found.append(m))
     return found
+
+
+#: What components/vault/secrets_engine.py registers beside the connection: the endpoint and its schedule.
+ROTATE_ROOT = {"path": "database/rotate-root/app", "dataJson": "{}", "disableRead": True, "disableDelete": True}
+ROOT_SCHEDULE = {"rotate_after": 86400, "rotates": "database/rotate-root/app", "created_at": None}
+PRODUCTION_ROOT = {"requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400}
+
+
+def root_violations(schedule: dict | None, config: dict | None = None) -> list[str]:
+    """What root-credentials-rotated reports for the connection, its rotate-root and this schedule."""
+    resources = [resource(rules.CONNECTION, "conn", CONNECTION), resource(rules.ENDPOINT, "rotate", ROTATE_ROOT)]
+    if schedule is not None:
+        resources.append(resource(rules.ROTATION, "root-rotation", unknown_checking_proxy(schedule)))
+    return stack_violations("root-credentials-rotated", resources, config)
+
+
+def test_production_rotates_root_on_a_schedule_within_the_cap():
+    assert root_violations(ROOT_SCHEDULE, PRODUCTION_ROOT) == []
+    # Rotated once only: enough elsewhere, refused in production.
+    assert root_violations(None) == []
+    assert root_violations(None, PRODUCTION_ROOT) == [
+        "connection conn: root credentials are rotated once, never on a schedule; replace the endpoint at "
+        "database/rotate-root/app with a Rotation (components.vault.rotation) whose rotates names it "
+        "(root_rotation_period)"]
+    # Another connection's schedule, or a secret_id's, is none of this one's.
+    for rotates in ("database/rotate-root/other", ""):
+        assert "never on a schedule" in root_violations({**ROOT_SCHEDULE, "rotates": rotates}, PRODUCTION_ROOT)[0]
+    # Over the cap: production's, and the schema's 30 days anywhere.
+    assert root_violations({**ROOT_SCHEDULE, "rotate_after": 8 * 86400}, PRODUCTION_ROOT) == [
+        "connection conn: root credentials are rotated every 691200s, over this environment's cap of 604800s "
+        "(root_rotation_period)"]
+    (anywhere,) = root_violations({**ROOT_SCHEDULE, "rotate_after": 31 * 86400})
+    assert "over this environment's cap of 2592000s" in anywhere
+
+
+def test_a_root_schedule_not_known_at_preview_is_judged_at_update():
+    from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
+
+    assert root_violations({**ROOT_SCHEDULE, "rotates": UNKNOWN_STRING_VALUE}, PRODUCTION_ROOT) == []
 
 
 NODE = {"cert_pem": "c", "key_pem": "k", "seal": "static"}
