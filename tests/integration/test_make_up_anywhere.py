@@ -17,8 +17,10 @@ import hvac
 import yaml
 
 from components.servers.postgres import system_data_dir
+from components.vault.database_pki import DatabasePkiArgs
+from stacks.config import validate
 from tests.support.ports import free_ports
-from tests.support.processes import processes_naming
+from tests.support.processes import processes_naming, remove_data_dir
 from toolchain.env import ROOT
 
 STACK = "anywhere"
@@ -45,6 +47,21 @@ def run_in(checkout: Path, command: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=1800)
 
 
+def stop_processes_naming(*folders: Path) -> None:
+    """Kills what is still running of this test's servers (processes whose command line names one of
+    folders): the last resort when make down could not take the stack down."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if any(str(folder) in cmdline for folder in folders):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def make(target: str, checkout: Path) -> subprocess.CompletedProcess:
     return run_in(checkout, f"make {target} STACK={STACK}")
 
@@ -54,6 +71,30 @@ def stack_outputs(checkout: Path) -> dict:
                              f"--stack {STACK}")
     assert shown.returncode == 0, shown.stderr[-2000:]
     return json.loads(shown.stdout)
+
+
+def expected_checks(stack_file: dict, checkout: Path) -> list[str]:
+    """The names of the post-deploy checks a passing up of the stack file runs, in their order
+    (components/vault/checks.py's run_checks), from its config: the PKI's chain when Vault's PKI issues
+    the database's certificate, the certificate, each client's five lifecycle checks, then its two
+    isolation checks, the dynamic users' holdings, each client's revocation, each service user's
+    static role, the bootstrap password, plaintext refused. (A single OpenBao node: no raft or
+    per-node checks.)"""
+    config = validate({k.removeprefix("dbcreds:"): v for k, v in stack_file.items()}, STACK, checkout)
+    assert not config.vault.highly_available
+    clients = [client.name for client in config.clients]
+    names = [f"the CA chain Vault's PKI serves ({DatabasePkiArgs.mount_path}) is read"
+             ] if config.database.certificates == "vault_pki" else []
+    names.append("the database's certificate verifies (verify-full)")
+    names += [f"{client}: {step}" for client in clients for step in (
+        "AppRole login", "issue credentials within max_ttl", "allowed statements run over verify-full",
+        "forbidden statements are refused", "renewal (lease id in the body) stays within max_ttl")]
+    names += [f"{client}: {step}" for client in clients for step in (
+        "cannot read other clients' credentials or protected paths", "cannot renew or revoke other clients' leases")]
+    names.append("dynamic users hold nothing beyond their role's group")
+    names += [f"{client}: revoked (lease id in the body) user cannot log in" for client in clients]
+    names += [f"static role {user.username}: its current password logs in" for user in config.database.service_users]
+    return names + ["the bootstrap admin password is rejected (root rotated)", "a plaintext connection is refused"]
 
 
 def edit_by_hand(vault: hvac.Client) -> dict:
@@ -106,20 +147,30 @@ def test_make_targets_from_a_private_folder(figure):
     keys = ("vault_port", "vault_cluster_port", "db_port", "db_http_port")
     config.update({f"dbcreds:{key}": port for key, port in zip(keys, free_ports(len(keys)))})
     config["dbcreds:data_dir"] = f".data/{STACK}"
-    (checkout / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": config}))
+    stack_file = checkout / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
     data_dir = checkout / ".data" / STACK / "postgres"
-    up = None
+    # From the stack file as written (safe_dump sorts its keys: the clients' order is the file's).
+    checks = expected_checks(yaml.safe_load(stack_file.read_text())["config"], checkout)
+    # dev's two clients and one service user, its database certificate from Vault's PKI.
+    assert len(checks) == 22
+    down_done = False
     try:
         up = make("up", checkout)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         outputs = stack_outputs(checkout)
-        # The post-deploy checks ran and passed inside that up.
-        assert outputs["checks"]["passed"] and len(outputs["checks"]["checks"]) > 10
-        # The database's data is where its service account reaches it; the checkout links to it.
+        # The post-deploy checks ran and passed inside that up: exactly the ones the config asks for.
+        assert outputs["checks"]["passed"], outputs["checks"]
+        assert [check["name"] for check in outputs["checks"]["checks"]] == checks
         if os.geteuid() == 0:
+            # PostgreSQL runs as its service account, which cannot enter the 0700 folder: its data is
+            # under the system's data root, and the checkout links to it.
             assert data_dir.is_symlink() and data_dir.resolve() == system_data_dir(data_dir)
+        else:
+            # PostgreSQL runs as this user, who can enter the folder: its data is there, linked to nothing.
+            assert data_dir.is_dir() and not data_dir.is_symlink() and not system_data_dir(data_dir).exists()
         # The stack file is as it was: the salt stays out of it.
-        assert "encryptionsalt" not in (checkout / f"Pulumi.{STACK}.yaml").read_text()
+        assert "encryptionsalt" not in stack_file.read_text()
 
         ca = home / "vault-ca.pem"
         ca.write_text(outputs["vault_ca_pem"])
@@ -147,6 +198,7 @@ def test_make_targets_from_a_private_folder(figure):
         started = time.monotonic()
         down = make("down", checkout)
         seconds = time.monotonic() - started
+        down_done = down.returncode == 0
         assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
         # What down proved before destroying: Vault listed no lease, the database no dynamic user.
         assert "revoking 200 lease(s) under database/" in down.stderr
@@ -156,6 +208,11 @@ def test_make_targets_from_a_private_folder(figure):
         assert processes_naming(checkout / ".data" / STACK) == []
         figure(f"make down with 200 outstanding leases: {seconds:.1f} s")
     finally:
-        if up is not None and data_dir.exists():
+        # Whatever failed, and wherever (an up that failed or timed out may have started servers before
+        # PostgreSQL's folder existed): make down takes down what the stack holds, then anything of the
+        # stack's servers still running is stopped, and its folders removed (the one under the system's
+        # data root too).
+        if not down_done:
             make("down", checkout)
-        shutil.rmtree(home, ignore_errors=True)
+            stop_processes_naming(checkout / ".data" / STACK, system_data_dir(data_dir))
+        remove_data_dir(home)
