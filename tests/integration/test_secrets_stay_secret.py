@@ -24,6 +24,7 @@ import time
 import uuid
 
 import hvac
+import pytest
 from pulumi import automation as auto
 
 from components.vault.checks import revoke
@@ -101,8 +102,18 @@ audit "file" "raw" {{
         time.sleep(0.2)
 
 
-def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
-    data_dir = ROOT / ".data" / "tests" / f"secrets-{uuid.uuid4().hex[:8]}"
+@pytest.fixture
+def data_dir():
+    """The stack's data folder (under the checkout: PostgreSQL's system user may not enter pytest's
+    tmp folders), removed after the stack's destroy whatever the test found."""
+    folder = ROOT / ".data" / "tests" / f"secrets-{uuid.uuid4().hex[:8]}"
+    try:
+        yield folder
+    finally:
+        remove_data_dir(folder)
+
+
+def test_no_secret_in_plaintext_anywhere(tmp_path, capsys, data_dir):
     engine_output: list[str] = []
     with temporary_stack(root_program(tmp_path), tmp_path, "secrets") as stack:
         stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
@@ -153,4 +164,3 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys):
         captured = capsys.readouterr()
         hits += search(secrets, captured.out + captured.err, "the test output")
         assert hits == []
-    remove_data_dir(data_dir)
