@@ -14,13 +14,15 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from components.dynamic.failures import failing_as
 from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, admin_role_statements, set_password
 
 
 class _AdminRoleProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with stack_connection(props) as conn, conn.transaction():
+        with failing_as(f"making the admin role {props['username']!r} in database {props['database']!r}"), \
+                stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             for statement in admin_role_statements(props["username"], props["database"]):
                 conn.execute(statement)
@@ -40,7 +42,8 @@ class _AdminRoleProvider(ResourceProvider):
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         # Under the grant lock: a group role dropped beside it updates the same database ACL, and two
         # such updates at once fail ("tuple concurrently updated").
-        with stack_connection(props) as conn, conn.transaction():
+        with failing_as(f"dropping the admin role {props['username']!r}"), \
+                stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             role, database = sql.Identifier(props["username"]), sql.Identifier(props["database"])
             conn.execute(sql.SQL("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN "

@@ -13,6 +13,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
+from components.dynamic.failures import failing_as
 from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import GRANT_LOCK, schemas_of
@@ -24,15 +25,17 @@ _SPEC_FIELDS = ("privileges", "schemas", "tables")
 def _apply(props: dict[str, Any], revoke_schemas: list[str]) -> None:
     """Creates the group if needed and gives it exactly the spec's privileges, in one transaction."""
     group, database, admin = props["group"], props["database"], props["admin"]
-    with stack_connection(props) as conn, conn.transaction():
+    with failing_as(f"granting group role {group!r} its spec in database {database!r}"), \
+            stack_connection(props) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
         conn.execute(POSTGRESQL.create_group_role(group))
         # As the admin, which owns the tables and the default privileges.
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(admin)))
-        for statement in POSTGRESQL.revoke_statements(revoke_schemas, group, database):
-            conn.execute(statement)
-        for statement in POSTGRESQL.grant_statements(grant_spec_of_props(props), group, database):
-            conn.execute(statement)
+        for statement in [*POSTGRESQL.revoke_statements(revoke_schemas, group, database),
+                          *POSTGRESQL.grant_statements(grant_spec_of_props(props), group, database)]:
+            # A failure names its statement (the object, privileges and group; no secret in it).
+            with failing_as(f"group role {group!r}: {statement}"):
+                conn.execute(statement)
 
 
 def _table_privileges(conn: psycopg.Connection, props: dict[str, Any]) -> tuple[set, set]:
@@ -58,7 +61,7 @@ class _PostgresGroupProvider(ResourceProvider):
         """For `pulumi refresh`: a group dropped by hand is gone from the state (the next up makes it
         again); one whose table privileges differ from its spec is marked out of sync (the next up
         re-applies the spec)."""
-        with stack_connection(props) as conn:
+        with failing_as(f"reading group role {props['group']!r}"), stack_connection(props) as conn:
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (props["group"],)).fetchone():
                 return ReadResult(id_=None, outs={})
             held, wanted = _table_privileges(conn, props)
@@ -79,7 +82,7 @@ class _PostgresGroupProvider(ResourceProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         group = props["group"]
-        with stack_connection(props) as conn, conn.transaction():
+        with failing_as(f"dropping group role {group!r}"), stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone()
             if exists:

@@ -12,13 +12,15 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
+from components.dynamic.failures import failing_as
 from components.servers.database_access import reached_otherwise, server_props, server_replaces, stack_connection
 from components.postgres_sql import create_service_user
 
 
 class _LoginRoleProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with stack_connection(props) as conn:
+        with failing_as(f"making the service user {props['username']!r} in group {props['group']!r}"), \
+                stack_connection(props) as conn:
             conn.execute(create_service_user(props["username"], props["group"], secrets.token_urlsafe(32)))
         return CreateResult(id_=props["username"], outs=props)
 
@@ -33,7 +35,7 @@ class _LoginRoleProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        with stack_connection(props) as conn:
+        with failing_as(f"dropping the service user {props['username']!r}"), stack_connection(props) as conn:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(props["username"])))
 
 
