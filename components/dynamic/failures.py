@@ -10,7 +10,12 @@ frames and chained exceptions. The providers run their server calls inside
 from contextlib import contextmanager
 from typing import Iterator
 
+import hvac
 import psycopg
+import requests
+
+#: What a call to Vault raises when Vault refuses it, or cannot be reached.
+VAULT_ERRORS = (hvac.exceptions.VaultError, requests.RequestException)
 
 
 class ProviderError(RuntimeError):

@@ -9,10 +9,9 @@ from typing import Any, Optional
 
 import hvac
 import pulumi
-import requests
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from components.dynamic.failures import failing_as
+from components.dynamic.failures import VAULT_ERRORS, failing_as
 from components.servers.process import pem_file
 
 
@@ -22,8 +21,8 @@ class NoAuditDevice(RuntimeError):
 
 def audit_devices(address: str, ca_pem: str, token: str) -> list[str]:
     """Each enabled audit device as "<path> (<type>[, file_path=...])", or NoAuditDevice."""
-    with failing_as(f"listing the audit devices of the Vault at {address}",
-                    (hvac.exceptions.VaultError, requests.RequestException)), pem_file(ca_pem) as ca_file:
+    with failing_as(f"listing the audit devices of the Vault at {address}", VAULT_ERRORS), \
+            pem_file(ca_pem) as ca_file:
         devices = hvac.Client(url=address, token=token, verify=ca_file, timeout=30).sys.list_enabled_audit_devices()
     found = sorted(
         f"{path} ({device['type']}" + (f", file_path={device['options']['file_path']}"

@@ -16,6 +16,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
+from components.dynamic.failures import failing_as
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
 from components.grant_specs import GrantSpec, grant_spec_of_props, grant_spec_props
 from components.servers.cockroach import LocalCockroach, LocalCockroachError, cockroach_binary
@@ -36,14 +37,16 @@ def _apply_groups(server: LocalCockroach, props: dict[str, Any], olds: Optional[
     """Each group holds exactly its spec's privileges; groups no longer declared are dropped."""
     database = props["database"]
     old_specs, specs = _specs(olds) if olds else {}, _specs(props)
-    with server.root_connection(database) as conn:
+    with failing_as(f"granting the group roles in database {database!r} of CockroachDB at {server.data_dir}"), \
+            server.root_connection(database) as conn:
         for group, spec in specs.items():
             conn.execute(COCKROACHDB.create_group_role(group))
             schemas = sorted(set(schemas_of(spec)) | set(schemas_of(old_specs.get(group, spec))))
-            for statement in COCKROACHDB.revoke_statements(schemas, group, database):
-                conn.execute(statement)
-            for statement in COCKROACHDB.grant_statements(spec, group, database):
-                conn.execute(statement)
+            for statement in [*COCKROACHDB.revoke_statements(schemas, group, database),
+                              *COCKROACHDB.grant_statements(spec, group, database)]:
+                # A failure names its statement (the object, privileges and group; no secret in it).
+                with failing_as(f"group role {group!r}: {statement}"):
+                    conn.execute(statement)
         for group in set(old_specs) - set(specs):
             for statement in COCKROACHDB.revoke_statements(schemas_of(old_specs[group]), group, database):
                 conn.execute(statement)
@@ -70,14 +73,17 @@ class _CockroachNodeProvider(LocalServerProvider):
             server.write_certs(props["files"])
             server.start()
             admin, database, password = props["admin"], props["database"], props["admin_password"]
-            with server.root_connection() as conn:
+            where = f"CockroachDB at {server.data_dir}"
+            with failing_as(f"making the admin {admin!r} and database {database!r} of {where}"), \
+                    server.root_connection() as conn:
                 for statement in COCKROACHDB.bootstrap_admin_statements(admin, database):
                     conn.execute(statement)
                 conn.execute(set_password(admin, password))
             # The admin owns the demo tables, so it can grant on them.
-            with psycopg.connect(host="127.0.0.1", port=server.port, dbname=database, user=admin,
-                                 password=password, sslmode="verify-full",
-                                 sslrootcert=str(server.certs_dir / "ca.crt"), autocommit=True) as conn:
+            with failing_as(f"making the demo tables in database {database!r} of {where}"), \
+                    psycopg.connect(host="127.0.0.1", port=server.port, dbname=database, user=admin,
+                                    password=password, sslmode="verify-full",
+                                    sslrootcert=str(server.certs_dir / "ca.crt"), autocommit=True) as conn:
                 for statement in DEMO_SCHEMA:
                     conn.execute(statement)
             _apply_groups(server, props)

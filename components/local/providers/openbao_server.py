@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import pulumi
 from pulumi.dynamic import CheckFailure, CreateResult, Resource, UpdateResult
 
+from components.dynamic.failures import VAULT_ERRORS, failing_as
 from components.local.providers.local_server import LocalServerProvider
 
 from components.servers.openbao import (
@@ -76,16 +77,17 @@ class _OpenBaoServerProvider(LocalServerProvider):
             _configure(server, props)
             server.start()
             root_token, keys = "", []
-            if props.get("initialises", True):
-                client = server.client(timeout=INIT_TIMEOUT_SECONDS)
-                if client.sys.is_initialized():
-                    raise LocalOpenBaoError(
-                        f"OpenBao at {server.address} joined an initialised cluster before it was initialised: "
-                        f"its peers {', '.join(props.get('peers') or ())} hold a cluster whose keys are not in "
-                        "this state; remove them (make down) and start over")
-                root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]),
-                                              props.get("seal") or "shamir")
-            _unseal(server, props, keys)
+            with failing_as(f"initialising and unsealing OpenBao at {server.address}", VAULT_ERRORS):
+                if props.get("initialises", True):
+                    client = server.client(timeout=INIT_TIMEOUT_SECONDS)
+                    if client.sys.is_initialized():
+                        raise LocalOpenBaoError(
+                            f"OpenBao at {server.address} joined an initialised cluster before it was initialised: "
+                            f"its peers {', '.join(props.get('peers') or ())} hold a cluster whose keys are not in "
+                            "this state; remove them (make down) and start over")
+                    root_token, keys = initialize(client, int(props["key_shares"]), int(props["key_threshold"]),
+                                                  props.get("seal") or "shamir")
+                _unseal(server, props, keys)
             return CreateResult(id_=str(server.data_dir),
                                 outs=_outs(props, server, root_token=root_token, unseal_keys=keys))
 
@@ -101,7 +103,8 @@ class _OpenBaoServerProvider(LocalServerProvider):
         elif olds.get("database_ca_pem") != news["database_ca_pem"]:
             server.trust_database_ca(news["database_ca_pem"])
         server.start()
-        _unseal(server, news, olds["unseal_keys"])
+        with failing_as(f"unsealing OpenBao at {server.address}", VAULT_ERRORS):
+            _unseal(server, news, olds["unseal_keys"])
         return UpdateResult(outs=_outs(news, server, root_token=olds["root_token"], unseal_keys=olds["unseal_keys"]))
 
 

@@ -18,6 +18,7 @@ import pulumi
 from psycopg import sql
 from pulumi.dynamic import CheckFailure, CreateResult, UpdateResult
 
+from components.dynamic.failures import failing_as
 from components.local.providers.local_server import LocalDatabaseServer, LocalServerProvider
 
 from components.servers.postgres import PG_BIN, LocalPostgres
@@ -51,12 +52,14 @@ class _PostgresServerProvider(LocalServerProvider):
         def build(server: LocalPostgres) -> CreateResult:
             server.initdb(props["cert_pem"], props["key_pem"])
             server.start()
-            admin, database = props["admin"], props["database"]
-            with server.superuser() as conn:
+            admin, database, where = props["admin"], props["database"], f"PostgreSQL at {server.data_dir}"
+            with failing_as(f"making the admin {admin!r} and database {database!r} of {where}"), \
+                    server.superuser() as conn:
                 for statement in POSTGRESQL.bootstrap_admin_statements(admin, database):
                     conn.execute(statement)
                 conn.execute(set_password(admin, props["admin_password"]))
-            with server.superuser(database) as conn:
+            with failing_as(f"making the demo tables in database {database!r} of {where}"), \
+                    server.superuser(database) as conn:
                 # The admin owns the demo tables, so it can grant on them.
                 conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(admin)))
                 for statement in DEMO_SCHEMA:
@@ -70,7 +73,8 @@ class _PostgresServerProvider(LocalServerProvider):
         old, new = _server(olds), _server(news)
         old.start()
         if self.must_restart(olds, news):  # The port.
-            with old.superuser() as conn:
+            with failing_as(f"moving PostgreSQL at {old.data_dir} to port {int(news['port'])}"), \
+                    old.superuser() as conn:
                 conn.execute(sql.SQL("ALTER SYSTEM SET port = {}").format(sql.Literal(int(news["port"]))))
             old.stop()
         if (olds["cert_pem"], olds["key_pem"]) != (news["cert_pem"], news["key_pem"]):
