@@ -118,6 +118,17 @@ CASES = [
     # A setting of the other target is refused, never ignored.
     ("a kubernetes setting on the local target", "dbcreds:k8s_namespace", "dbcreds-dev",
      "config k8s_namespace: means nothing on the local target (it is for kubernetes)"),
+    # The database's own schemas and roles: the up would fail granting or creating them.
+    ("a system catalog's table", *roles(app=role(tables=["public.users", "pg_catalog.pg_authid"])),
+     "config roles.app.tables: 'pg_catalog.pg_authid' is in pg_catalog, one of the database's system schemas"),
+    ("a whole system schema", *roles(app=role(tables=None, schemas=["information_schema"])),
+     "config roles.app.schemas: 'information_schema' is one of the database's system schemas"),
+    ("a service user named postgres", "dbcreds:service_users", json.dumps({"postgres": {"role": "reader"}}),
+     "config service_users.postgres: 'postgres' is one of the database's own roles"),
+    ("a service user named as the admin", "dbcreds:service_users", json.dumps({"dbcreds_admin": {"role": "reader"}}),
+     "config service_users.dbcreds_admin: 'dbcreds_admin' is already taken by db_admin"),
+    ("an admin named postgres", "dbcreds:db_admin", "postgres", "config db_admin: 'postgres' is one of the database's "
+                                                                "own roles"),
 ]
 
 
@@ -165,7 +176,8 @@ def changed_config(stack, key, value):
             stack.set_config(key, old, path=False)
 
 
-def assert_refused(stack, message: str) -> None:
+def assert_refused(stack, message: str) -> str:
+    """Preview and up fail naming message, with no traceback, and change nothing; the preview's output."""
     before = resources(stack)
     with pytest.raises(auto.CommandError) as preview:
         stack.preview(on_output=quiet)
@@ -174,13 +186,19 @@ def assert_refused(stack, message: str) -> None:
         stack.up(on_output=quiet)
     assert message in str(up.value)
     assert resources(stack) == before
+    # Refused in one line: no traceback of the program around it.
+    for output in (str(preview.value), str(up.value)):
+        assert "Traceback" not in output, output
+    return str(preview.value)
 
 
 @pytest.mark.parametrize("case, key, value, message", CASES, ids=[c[0] for c in CASES])
 def test_bad_config_is_refused_at_preview_naming_the_field(stack, case, key, value, message):
     value = value.replace("{vault_port}", stack.get_config("dbcreds:vault_port").value)
     with changed_config(stack, key, value):
-        assert_refused(stack, message)
+        output = assert_refused(stack, message)
+    # One `error:` line, the field first (a pulumi.RunError: the language host prints no traceback).
+    assert f"\n    error: {message}" in output, output
 
 
 def test_openbao_nodes_whose_ports_collide_are_refused_naming_the_setting(stack):
@@ -232,6 +250,23 @@ def test_cockroachdb_without_its_binary_is_refused_naming_the_engine(stack, tmp_
             assert_refused(stack, "config db_engine: cockroachdb runs here as a local process: no cockroach binary")
     finally:
         del stack.workspace.env_vars["DBCREDS_COCKROACH"]
+
+
+def test_a_grant_the_database_refuses_fails_the_up_in_one_line_naming_it(stack):
+    """A table that does not exist passes preview (only the database knows it), then fails the up in
+    the group role's provider: the error names the group and the statement, then PostgreSQL's message,
+    without the driver's frames (the SDK's provider server still prints its own above it); the
+    transaction leaves the database, and the up the state, as they were."""
+    before = resources(stack)
+    with changed_config(stack, *roles(app=role(tables=["public.nope"]))):
+        stack.preview(on_output=quiet)
+        with pytest.raises(auto.CommandError) as up:
+            stack.up(on_output=quiet)
+    output = str(up.value)
+    assert ("""group role 'dbcreds_group_app': GRANT SELECT, INSERT ON TABLE "public"."nope" TO "dbcreds_group_app": """
+            """relation "public.nope" does not exist""") in output, output
+    assert "site-packages/psycopg" not in output and "During handling" not in output, output
+    assert resources(stack) == before
 
 
 def test_a_wrong_passphrase_is_refused_and_the_state_kept(stack, tmp_path):
