@@ -44,6 +44,7 @@ FIELDS = (
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
     "vault_seal",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
+    "root_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "vault_image", "db_image", "python_image", "db_certificates",
     "transit_store_key", "k8s_kubeconfig", "k8s_storage_class",
     "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
@@ -97,6 +98,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 OBJECT_FIELDS = ("roles", "service_users", "clients")
 #: No static role's rotation period may be longer (max_rotation_period lowers it per environment).
 MAX_ROTATION_PERIOD = 30 * 86400
+#: The root credential is rotated at most this often: each rotation is an `up`'s replacement, and a
+#: shorter period would have every `up` rotate it.
+MIN_ROOT_ROTATION_PERIOD = 60
 #: The roles each engine's database has (or refuses to make) before the stack makes any: no role the
 #: stack makes may take one of these names, nor one starting pg_ (PostgreSQL reserves the prefix).
 DATABASE_ROLES = {"postgresql": ("postgres", "public", "none"),
@@ -171,6 +175,9 @@ class DatabaseSettings:
     service_users: tuple[ServiceUser, ...]
     #: No static role's password may go unrotated longer than this (seconds).
     max_rotation_period: int
+    #: The admin Vault connects as has its password rotated (rotate-root) by the first `up` after this
+    #: many seconds (at most max_rotation_period).
+    root_rotation_period: int
     #: A Transit key for CockroachDB's encryption-at-rest store key, usable by the database's own role.
     transit_store_key: bool
 
@@ -435,6 +442,14 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
         if rotation_cap > MAX_ROTATION_PERIOD:
             raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
+        # Empty (Pulumi.yaml's default): the environment's cap.
+        root_period = parse_ttl(raw.get("root_rotation_period") or rotation_cap, "root_rotation_period")
+        if root_period < MIN_ROOT_ROTATION_PERIOD:
+            raise SpecError("root_rotation_period", f"{root_period}s is shorter than a minute: nearly every "
+                                                    "`up` would rotate the root credential")
+        if root_period > rotation_cap:
+            raise SpecError("root_rotation_period", f"{root_period}s is longer than this environment's "
+                                                    f"max_rotation_period of {rotation_cap}s")
         service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap,
                                        db_engine, {db_admin: "db_admin", **made_otherwise})
         clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
@@ -451,7 +466,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
     database = DatabaseSettings(
         engine=db_engine, name=db_name, admin=db_admin, certificates=db_certificates, max_ttl_cap=cap, roles=roles,
-        service_users=service_users, max_rotation_period=rotation_cap, transit_store_key=transit_store_key)
+        service_users=service_users, max_rotation_period=rotation_cap, root_rotation_period=root_period,
+        transit_store_key=transit_store_key)
     ports = {"vault_port": vault_port, "vault_cluster_port": cluster_port, "db_port": db_port}
     places: dict[str, Any] = {
         "local": lambda: LocalTarget(**ports, db_http_port=db_http_port),
@@ -614,6 +630,9 @@ def policy_pack_config(config: StackConfig, stack: str) -> dict:
         "dynamic-role-ttls": {"maxTtlCapSeconds": config.database.max_ttl_cap},
         "dynamic-role-least-privilege": {"adminRoles": [config.database.admin]},
         "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
+        # Production rotates root on a schedule (OpenBao has none of its own); never above the cap anywhere.
+        "root-credentials-rotated": {"requireRotationSchedule": production,
+                                     "maxRootRotationSeconds": config.database.max_rotation_period},
         "approle-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap,
                             "maxSecretIdTtlSeconds": MAX_SECRET_ID_TTL},
         "kubernetes-auth-bounded": {"maxTokenTtlSeconds": config.database.max_ttl_cap},

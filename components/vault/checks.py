@@ -16,7 +16,9 @@ password reads it with its own login and logs in with it over verify-full,
 and each retired static password is refused. On PostgreSQL, every
 dynamic user of the stack's roles (a client's, or one issued earlier and
 still alive) must hold its group role and nothing else: grants widened by hand
-fail the checks, naming the user, its role and what it holds.
+fail the checks, naming the user, its role and what it holds. The report says
+how old the root credential is (since its last rotation) and when Vault last
+rotated each static role's password.
 
 Each check is a sequence of hvac and psycopg calls that yields a `CheckResult`;
 `run_checks` returns a report without secrets.
@@ -123,6 +125,9 @@ class CheckPlan:
     #: A cluster's size, when vault_token may read its raft configuration: every node must be a voter,
     #: and the peers are reported (0: not checked here).
     raft_voters: int = 0
+    #: When the connection's root credential was last rotated (Unix seconds): its age goes into the
+    #: report (0: not reported).
+    root_rotated_at: int = 0
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -139,7 +144,8 @@ class CheckPlan:
                    kv_logins=[KvLoginCheck(**k) for k in raw.get("kv_logins") or ()],
                    retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()],
                    node_addresses=tuple(raw.get("node_addresses") or ()),
-                   raft_voters=int(raw.get("raft_voters") or 0))
+                   raft_voters=int(raw.get("raft_voters") or 0),
+                   root_rotated_at=int(raw.get("root_rotated_at") or 0))
 
 
 @dataclass
@@ -155,6 +161,8 @@ class Report:
     seconds: float = 0.0
     #: A cluster's nodes (address and state), its raft peers and its active node.
     vault_cluster: dict = field(default_factory=dict)
+    #: How old the root credential is, and when each static role was last rotated.
+    rotations: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -163,6 +171,8 @@ class Report:
     def as_dict(self) -> dict:
         report = {"passed": self.passed, "seconds": round(self.seconds, 1),
                   "checks": [asdict(r) for r in self.results]}
+        if self.rotations:
+            report["rotations"] = self.rotations
         return {**report, "vault_cluster": self.vault_cluster} if self.vault_cluster else report
 
     def failures(self) -> str:
@@ -413,14 +423,28 @@ def _revocation(report: Report, target: Target, files: CaFiles, session: _Sessio
 
 
 def _static_roles(report: Report, target: Target, files: CaFiles, token: str, paths: Sequence[str]) -> None:
+    """Each static role's current password logs in; when Vault last rotated it goes into the report."""
     for path in paths:
         def action(p=path) -> str:
             creds = vault_client(target, files, token).read(p)["data"]
+            # The static-creds read says when (the static-roles read says the same; the in-cluster
+            # checks' token may read the credentials only).
+            report.rotations.setdefault("static_roles", {})[p.rsplit("/", 1)[1]] = {
+                "last_vault_rotation": creds["last_vault_rotation"],
+                "age_seconds": age_seconds(creds["last_vault_rotation"])}
             with connect(target, files, creds["username"], creds["password"]) as conn:
                 conn.execute("SELECT 1")
             return ""
 
         report.check(f"static role {path.rsplit('/', 1)[1]}: its current password logs in", action)
+
+
+def age_seconds(timestamp: str, now: datetime.datetime | None = None) -> int:
+    """Whole seconds since an RFC 3339 time as Vault writes it (nanoseconds, a zone or Z)."""
+    whole, _, rest = timestamp.partition(".")
+    zone = rest.lstrip("0123456789") if rest else whole[19:]
+    when = datetime.datetime.fromisoformat(whole[:19] + (zone.replace("Z", "+00:00") or "+00:00"))
+    return int(((now or datetime.datetime.now(datetime.timezone.utc)) - when).total_seconds())
 
 
 def _kv_logins(report: Report, target: Target, files: CaFiles, logins: Sequence[KvLoginCheck]) -> None:
@@ -568,6 +592,8 @@ def run_checks(plan: CheckPlan) -> Report:
             _through_each_node(report, target, files, plan.node_addresses, ready[0].client)
         if plan.admin:
             report.results.append(check_bootstrap_password(target, files, plan.admin, plan.bootstrap_password))
+        if plan.root_rotated_at:
+            report.rotations["root_age_seconds"] = int(time.time()) - plan.root_rotated_at
         report.results.append(check_plaintext_refused(target, files, probe))
         report.seconds = time.monotonic() - started
         return report

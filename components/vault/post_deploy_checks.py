@@ -57,7 +57,7 @@ class PostDeployChecks(Resource, module="dbcreds", name="PostDeployChecks"):
         vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
         group_roles: pulumi.Input[dict] = None, kv_logins: pulumi.Input[list] = (),
         retired_logins: pulumi.Input[list] = (), node_addresses: pulumi.Input[list] = (), raft_voters: int = 0,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        root_rotated_at: pulumi.Input[int] = 0, opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "target": target, "clients": pulumi.Output.secret(clients), "admin": admin,
@@ -66,6 +66,7 @@ class PostDeployChecks(Resource, module="dbcreds", name="PostDeployChecks"):
             "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
             "group_roles": group_roles or {},
             "kv_logins": pulumi.Output.secret(kv_logins), "retired_logins": pulumi.Output.secret(retired_logins),
-            "node_addresses": node_addresses, "raft_voters": raft_voters, "report": None,
+            "node_addresses": node_addresses, "raft_voters": raft_voters, "root_rotated_at": root_rotated_at,
+            "report": None,
         }
         super().__init__(_ChecksProvider(), name, props, opts)

@@ -15,8 +15,11 @@
 - The bootstrap password is write-only (`password_wo`): it is sent when its
   version changes and never again, so a later change to the connection cannot
   put the stale bootstrap password back over the one Vault rotated.
-- Root rotation right after the connection is made, and again whenever the
-  connection is replaced or the bootstrap password is re-sent.
+- Root rotation right after the connection is made, again whenever the
+  connection is replaced or the bootstrap password is re-sent, and at the first
+  `up` after each `root_rotation_period` (OpenBao has no schedule of its own: a
+  `Rotation` the rotate-root endpoint is replaced with; the replacement writes
+  rotate-root again).
 - `allowed_roles` lists exactly the roles; each role's SQL only joins its group.
 - A static role per pre-existing service user, rotated every rotation_period.
 - Taking the whole engine down revokes every lease first: the connection and roles
@@ -36,6 +39,7 @@ from components.grant_specs import GrantSpec, ServiceUser
 from components.options import inherited_depends_on
 from components.postgres_sql import username_template
 from components.sql_dialects import dialect_named
+from components.vault.rotation import Rotation
 
 #: Connections Vault's plugin opens to the database at most (it opens them lazily, several at once).
 MAX_OPEN_CONNECTIONS = 4
@@ -63,6 +67,8 @@ class DatabaseSecretsEngineArgs:
     bootstrap_password_version: pulumi.Input[int] = 1
     #: The database's SQL dialect (a key of components.sql_dialects.DIALECTS).
     dialect: str = "postgresql"
+    #: The root credential is rotated again by the first `up` after this many seconds (30 days unless given).
+    root_rotation_period: int = 30 * 86400
 
 
 def connection_url(host: str, port: int, database: str, ca_file: str) -> str:
@@ -87,6 +93,8 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
     #: Paths no client may read: the static credentials, the connection's config, the roles.
     protected_paths: pulumi.Output[list]
     root_rotation: pulumi.Output[str]
+    #: When the root credential was last rotated (its Rotation made, Unix seconds).
+    root_rotated_at: pulumi.Output[int]
 
     def __init__(self, name: str, args: DatabaseSecretsEngineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:DatabaseSecretsEngine", name, None, opts)
@@ -124,11 +132,19 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
             ),
             opts=with_mount,
         )
+        rotate_root_path = pulumi.Output.concat(args.mount_path, "/rotate-root/", args.db_name)
+        # Replaced once the period has passed, and the endpoint with it (nothing else is). Made again with
+        # every other rotation of root too, so that its created_at is the last rotation's time.
+        root_rotation = Rotation(f"{name}-root-rotation", rotate_after=args.root_rotation_period,
+                                 rotates=rotate_root_path, opts=pulumi.ResourceOptions(
+                                     parent=self, replace_with=[connection],
+                                     replacement_trigger=args.bootstrap_password_version))
+        # Every create writes rotate-root: a replacement too (created before the old one's delete, a no-op).
         rotate_root = vault.generic.Endpoint(
-            f"{name}-rotate-root", path=pulumi.Output.concat(args.mount_path, "/rotate-root/", args.db_name),
+            f"{name}-rotate-root", path=rotate_root_path,
             data_json=json.dumps({}), disable_read=True, disable_delete=True,
             opts=pulumi.ResourceOptions.merge(with_mount, pulumi.ResourceOptions(
-                depends_on=[connection], replace_with=[connection],
+                depends_on=[connection], replace_with=[connection, root_rotation],
                 replacement_trigger=args.bootstrap_password_version,
             )),
         )
@@ -164,8 +180,10 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
         ).apply(lambda a: [*a[3], f"{a[0]}/config/{a[1]}", *[f"{a[0]}/roles/{r}" for r in a[2]]])
         # Known once the root is rotated: the checks wait for it before proving the old password dead.
         self.root_rotation = rotate_root.path
+        self.root_rotated_at = root_rotation.created_at
         self.register_outputs({
             "mount_path": self.mount_path, "connection_name": self.connection_name, "roles": self.roles,
             "static_roles": self.static_roles, "static_creds_paths": self.static_creds_paths,
             "protected_paths": self.protected_paths, "root_rotation": self.root_rotation,
+            "root_rotated_at": self.root_rotated_at,
         })

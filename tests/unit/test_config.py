@@ -24,7 +24,7 @@ def test_defaults():
         database=DatabaseSettings(
             engine="postgresql", name="app", admin="dbcreds_admin", certificates="vault_pki", max_ttl_cap=86400,
             roles=(GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",)),), service_users=(),
-            max_rotation_period=30 * 86400, transit_store_key=False),
+            max_rotation_period=30 * 86400, root_rotation_period=30 * 86400, transit_store_key=False),
         clients=(), data_dir="/srv/project/.data/dev",
         target=LocalTarget(vault_port=18200, vault_cluster_port=18201, db_port=15432, db_http_port=15433),
     )
@@ -51,6 +51,27 @@ def test_service_users():
         ("svc_reporting", "reader", 43200)]
 
 
+def test_the_root_rotation_period_defaults_to_the_environments_cap():
+    assert validate({"max_rotation_period": "7d"}, "prod").database.root_rotation_period == 7 * 86400
+    # Pulumi.yaml's default, an empty setting, is no setting.
+    assert validate({"max_rotation_period": "7d", "root_rotation_period": ""}, "p").database.root_rotation_period == (
+        7 * 86400)
+    assert validate({"root_rotation_period": "24h"}, "dev").database.root_rotation_period == 86400
+    assert validate({"root_rotation_period": "1m"}, "dev").database.root_rotation_period == 60
+
+
+@pytest.mark.parametrize("period, problem", [
+    ("59s", "59s is shorter than a minute: nearly every `up` would rotate the root credential"),
+    ("8d", "691200s is longer than this environment's max_rotation_period of 604800s"),
+    ("daily", "is not a duration like 90s, 30m, 1h30m or 7d: 'daily'"),
+    ("0", "must be longer than zero: '0'"),
+])
+def test_a_root_rotation_period_out_of_bounds_is_refused_naming_it(period, problem):
+    with pytest.raises(ConfigError) as error:
+        validate({"max_rotation_period": "7d", "root_rotation_period": period}, "prod")
+    assert str(error.value) == f"config root_rotation_period: {problem}"
+
+
 def test_clients():
     config = validate({"clients": {"reporting": {"role": "reader", "allowed": ["SELECT 1"],
                                                  "forbidden": ["CREATE ROLE x"], "token_max_ttl": "2h"}}}, "dev")
@@ -75,6 +96,8 @@ def test_policy_pack_config_follows_the_stack():
         "dynamic-role-ttls": {"maxTtlCapSeconds": 4 * 3600},
         "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
         "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
+        # Production rotates root on a schedule, within the same cap.
+        "root-credentials-rotated": {"requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400},
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},
         "kubernetes-auth-bounded": {"maxTokenTtlSeconds": 4 * 3600},
         # A container may mount host paths under the stack's data folder only.
@@ -234,6 +257,10 @@ def test_data_dir_is_made_absolute():
         ({"db_admin": "v_admin"}, "db_admin"),
         ({"db_admin": "dbcreds_group_x"}, "db_admin"),
         ({"max_rotation_period": "60d"}, "max_rotation_period"),
+        ({"root_rotation_period": "30s"}, "root_rotation_period"),
+        ({"root_rotation_period": "31d"}, "root_rotation_period"),
+        ({"max_rotation_period": "1d", "root_rotation_period": "2d"}, "root_rotation_period"),
+        ({"root_rotation_period": "weekly"}, "root_rotation_period"),
         ({"max_rotation_period": "1d", "service_users": {"svc": {"role": "reader", "rotation_period": "2d"}}},
          "service_users.svc.rotation_period"),
         ({"clients": {"r": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"],
@@ -286,6 +313,9 @@ def test_each_stack_files_gate_config_carries_its_own_caps():
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}
     assert caps == {"dev": 24 * 3600, "docker": 24 * 3600, "k8s": 24 * 3600, "staging": 8 * 3600, "prod": 4 * 3600}
     assert pack_config("prod")["static-role-rotation"] == {"maxRotationPeriodSeconds": 7 * 86400}
+    assert pack_config("prod")["root-credentials-rotated"] == {"requireRotationSchedule": True,
+                                                               "maxRootRotationSeconds": 7 * 86400}
+    assert pack_config("dev")["root-credentials-rotated"]["requireRotationSchedule"] is False
     # Production's rules hold on prod alone.
     assert pack_config("prod")["vault-highly-available"] == {"minNodes": 3, "requireAutoUnseal": True}
     assert pack_config("k8s")["vault-no-root-token"] == {"requireNoRootToken": False}

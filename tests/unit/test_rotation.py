@@ -36,6 +36,15 @@ def test_a_new_period_is_an_update_that_keeps_the_start(clock):
     assert provider.diff(made.id, {"rotate_after": 50, "created_at": 1_000_000}, {"rotate_after": 50}).replaces
 
 
+def test_what_it_rotates_is_named_and_a_new_name_is_an_update(clock):
+    provider = _RotationProvider()
+    made = provider.create({"rotate_after": 100, "rotates": "database/rotate-root/app"})
+    assert made.outs["rotates"] == "database/rotate-root/app"
+    assert not provider.diff(made.id, made.outs, {"rotate_after": 100, "rotates": "database/rotate-root/app"}).changes
+    renamed = provider.diff(made.id, made.outs, {"rotate_after": 100, "rotates": "database/rotate-root/other"})
+    assert renamed.changes and not renamed.replaces
+
+
 def test_a_period_must_be_positive():
     with pytest.raises(ValueError, match="rotate_after must be positive"):
         rotation.Rotation("r", rotate_after=0)

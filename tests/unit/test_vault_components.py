@@ -43,6 +43,9 @@ def test_engine_connection_roles_and_rotation(monitor, ran):
         assert pg["usernameTemplate"] == username_template()
         (rotate,) = registered(monitor, "vault:generic/endpoint:Endpoint").values()
         assert rotate["path"] == "database/rotate-root/app" and rotate["disableDelete"] is True
+        # Its schedule (the endpoint is replaced with it) names it, for the policy gate: 30 days unless given.
+        (schedule,) = registered(monitor, "pulumi-python:dynamic/dbcreds:Rotation").values()
+        assert (schedule["rotates"], schedule["rotate_after"]) == ("database/rotate-root/app", 30 * 86400)
         roles = registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")
         assert roles["db-role-app"]["creationStatements"] == creation_statements("dbcreds_group_app", 3)
         assert "CONNECTION LIMIT 10 " in roles["db-role-reader"]["creationStatements"][0]
@@ -125,6 +128,24 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
         "it was issued by CN=other CA, not by the database CA (CN=db CA)")
     # A chain of several CAs: any of them may have issued it.
     assert certificate_problem(cert(other), other["cert_pem"] + ca["cert_pem"], now) == ""
+
+
+def test_the_ages_the_report_gives_are_read_as_vault_writes_times():
+    import datetime
+
+    from components.vault.checks import CheckPlan, age_seconds
+
+    now = datetime.datetime(2026, 12, 6, 8, 0, 0, tzinfo=datetime.timezone.utc)
+    # RFC 3339 with nanoseconds (Go's time), in UTC or another zone, or whole seconds.
+    assert age_seconds("2026-12-06T07:59:00.721237529Z", now) == 60
+    assert age_seconds("2026-12-06T08:58:00.5+01:00", now) == 120
+    assert age_seconds("2026-12-06T07:00:00Z", now) == 3600
+    # The root's time crosses the wire as a float; a plan without it reports no root age.
+    target = {"vault_addr": "https://v", "vault_ca_pem": "", "db_host": "h", "db_port": 1.0, "db_name": "d",
+              "db_ca_pem": ""}
+    assert CheckPlan.from_dict({"target": target, "clients": [], "root_rotated_at": 1.7e9}).root_rotated_at == (
+        1_700_000_000)
+    assert CheckPlan.from_dict({"target": target, "clients": []}).root_rotated_at == 0
 
 
 @pulumi.runtime.test
