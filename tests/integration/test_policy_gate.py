@@ -110,7 +110,8 @@ def test_an_advisory_mistake_is_reported_and_the_preview_passes(team, scenario, 
 
 #: Production's rules, as the gate's config for the stack named prod sets them (stacks/config.py).
 PRODUCTION = {"vault-highly-available": {"minNodes": 3, "requireAutoUnseal": True},
-              "vault-no-root-token": {"requireNoRootToken": True}, "kubernetes-vault-spread": {"requireSpread": True}}
+              "vault-no-root-token": {"requireNoRootToken": True}, "kubernetes-vault-spread": {"requireSpread": True},
+              "root-credentials-rotated": {"requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400}}
 VAULT_SET = "kubernetes:apps/v1:StatefulSet: vault"
 PRODUCTION_MISTAKES = [
     ("openbao-one-replica", "vault-highly-available", None),
@@ -119,6 +120,8 @@ PRODUCTION_MISTAKES = [
     ("openbao-no-budget", "kubernetes-vault-spread", None),
     ("host-network", "kubernetes-workload-hardened", VAULT_SET),
     ("root-token-kept", "vault-no-root-token", None),
+    ("root-rotated-once", "root-credentials-rotated", None),
+    ("root-rotation-too-slow", "root-credentials-rotated", None),
 ]
 
 
