@@ -32,6 +32,24 @@ UNIX_TIME_DIGITS = 10  # Until the year 2286.
 GRANT_LOCK = 0x64626372  # "dbcr"
 #: The users that dynamic roles made (service users may not start with the prefix), in both dialects.
 DYNAMIC_USERS_QUERY = f"SELECT rolname FROM pg_roles WHERE rolname LIKE '{USERNAME_PREFIX}\\_%'"
+#: How long past its VALID UNTIL a dynamic user is left to Vault before it counts as expired: Vault
+#: revokes an expired lease itself within seconds, a renewal in flight moves VALID UNTIL within one, and
+#: Vault's clock and the database's may differ by a few seconds.
+EXPIRED_GRACE_SECONDS = 30
+
+
+def expired_dynamic_users_query(grace_seconds: int = EXPIRED_GRACE_SECONDS) -> str:
+    """The dynamic users whose VALID UNTIL passed more than grace_seconds ago, by the database's clock.
+
+    The creation SQL sets VALID UNTIL to the lease's end and every renewal moves it (the roles set no
+    renew statements, so Vault's plugin runs its default `ALTER ROLE ... VALID UNTIL '{{expiration}}'`):
+    no lease can still hold such a user. A user without VALID UNTIL (NULL) is never listed. The same
+    text runs on CockroachDB, whose pg_roles has rolvaliduntil too.
+    """
+    if isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) or grace_seconds < 0:
+        raise ValueError(f"grace_seconds must be a whole number of seconds >= 0, got {grace_seconds!r}")
+    return (f"{DYNAMIC_USERS_QUERY} AND rolvaliduntil < now() - INTERVAL '{grace_seconds} seconds' "
+            "ORDER BY rolname")
 
 
 def as_text(composed: sql.Composable) -> str:

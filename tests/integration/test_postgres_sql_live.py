@@ -18,7 +18,9 @@ from psycopg import errors
 from components.grants import GrantSpec
 from components.postgres_sql import (
     MAX_IDENTIFIER_BYTES,
+    EXPIRED_GRACE_SECONDS,
     creation_statements,
+    expired_dynamic_users_query,
     grant_statements,
     group_role_name,
     max_username_bytes,
@@ -151,6 +153,21 @@ def test_an_expired_user_cannot_log_in(db):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         db.connect(name, password)
     revoke(db, name)
+
+
+def test_only_users_past_valid_until_and_the_grace_are_expired(db):
+    past = issue(db, READER, ttl=datetime.timedelta(seconds=-(EXPIRED_GRACE_SECONDS + 60)))[0]
+    within_grace = issue(db, READER, ttl=datetime.timedelta(seconds=-5))[0]
+    live = issue(db, APP)[0]
+    with db.as_admin() as conn:
+        conn.execute("CREATE ROLE v_no_valid_until LOGIN")
+        expired = [row[0] for row in conn.execute(expired_dynamic_users_query())]
+    try:
+        assert past in expired
+        assert not {within_grace, live, "v_no_valid_until"} & set(expired)
+    finally:
+        for name in (past, within_grace, live, "v_no_valid_until"):
+            revoke(db, name)
 
 
 def test_a_burst_of_issuances_never_collides(db):

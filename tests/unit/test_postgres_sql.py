@@ -2,11 +2,17 @@
 
 import re
 
+import pytest
+
 from components.grants import GrantSpec
 from components.postgres_sql import (
+    DYNAMIC_USERS_QUERY,
+    EXPIRED_GRACE_SECONDS,
     MAX_IDENTIFIER_BYTES,
     create_group_role,
     creation_statements,
+    drop_dynamic_user_statements,
+    expired_dynamic_users_query,
     grant_statements,
     group_role_name,
     max_username_bytes,
@@ -138,3 +144,26 @@ def test_bootstrap_sql_makes_each_service_user_with_a_random_password_in_its_gro
     assert lines.index('SET ROLE "dbcreds_admin";') < lines.index(
         'DO $$ BEGIN CREATE ROLE "dbcreds_group_reader" NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
     ) < made < lines.index("RESET ROLE;")
+
+
+def test_expired_dynamic_users_are_those_past_valid_until_by_more_than_the_grace():
+    assert expired_dynamic_users_query(30) == (
+        "SELECT rolname FROM pg_roles WHERE rolname LIKE 'v\\_%' "
+        "AND rolvaliduntil < now() - INTERVAL '30 seconds' ORDER BY rolname")
+    assert expired_dynamic_users_query().startswith(DYNAMIC_USERS_QUERY + " AND ")
+    assert f"INTERVAL '{EXPIRED_GRACE_SECONDS} seconds'" in expired_dynamic_users_query()
+    assert "INTERVAL '0 seconds'" in expired_dynamic_users_query(0)
+
+
+def test_the_expired_query_takes_only_a_whole_number_of_seconds():
+    for wrong in (-1, 1.5, "30", "30 seconds'; DROP ROLE x; --", True):
+        with pytest.raises(ValueError, match="grace_seconds"):
+            expired_dynamic_users_query(wrong)
+
+
+def test_expired_users_are_dropped_with_vaults_revocation_sql_and_only_dynamic_names_pass():
+    name = "v_reader_abcdefghij0123456789_1700000000"
+    assert drop_dynamic_user_statements([name]) == [s.replace("{{name}}", name) for s in revocation_statements()]
+    for wrong in ("svc_reporting", "v_x'; DROP ROLE admin; --", "V_READER_X"):
+        with pytest.raises(ValueError, match="no dynamic user"):
+            drop_dynamic_user_statements([wrong])
