@@ -20,6 +20,7 @@ from components.servers.openbao import serving_address
 from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
 from stacks import config as stack_config
 from stacks.config import StackConfig
+from stacks.dynamic_users import expired_users_reaped
 
 
 def local_servers(config: StackConfig):
@@ -127,6 +128,12 @@ def vault_layer(config: StackConfig, servers: Servers):
         last_contact_threshold="10s", server_stabilization_time="5s", min_quorum=config.vault.nodes,
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]),
     )] if config.vault.highly_available else []
+    # Every update drops the dynamic users past their VALID UNTIL first (no lease can hold them: one
+    # whose lease Vault never wrote), so the checks see a clean database. Its drop SQL is PostgreSQL's:
+    # none on CockroachDB.
+    reaped = [expired_users_reaped(config, database)] if config.database.engine == "postgresql" else []
+    if reaped:
+        pulumi.export("expired_users_dropped", reaped[0].dropped)
     max_ttls = {role.name: role.max_ttl for role in config.database.roles}
     checked_clients = [
         client_check(spec.name, clients[spec.name], spec.allowed, spec.forbidden, max_ttls[spec.role])
@@ -141,7 +148,7 @@ def vault_layer(config: StackConfig, servers: Servers):
                                              "secret_id": store_key.secret_id})
     if config.target.kind == "kubernetes":
         checks = in_cluster_checks(config, vault_server, database, engine, checked_clients, [
-            engine, *clients.values(), *autopilot, *([kubernetes] if kubernetes else [])], in_vault,
+            engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else [])], in_vault,
             servers.in_cluster)
     else:
         checks = PostDeployChecks(
@@ -158,7 +165,7 @@ def vault_layer(config: StackConfig, servers: Servers):
             group_roles=database.group_roles if config.database.engine == "postgresql" else {},
             node_addresses=vault_server.addresses if config.vault.highly_available else [],
             raft_voters=config.vault.nodes if config.vault.highly_available else 0,
-            opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot]),
+            opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot, *reaped]),
         )
     return engine, clients, checks, kubernetes
 

@@ -44,9 +44,10 @@ def superuser_sql(config: StackConfig, container: str, script: str) -> str:
     return result.stdout
 
 
-def dynamic_users(config: StackConfig, container: str) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist."""
-    return sorted(superuser_sql(config, container, DYNAMIC_USERS_QUERY + ";").split())
+def dynamic_users(config: StackConfig, container: str, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist (or those a narrower query of
+    them lists)."""
+    return sorted(superuser_sql(config, container, query + ";").split())
 
 
 def drop_dynamic_users(config: StackConfig, container: str, users: list[str]) -> None:

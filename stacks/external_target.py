@@ -31,9 +31,10 @@ def drop_dynamic_users(config: StackConfig, users: list[str]) -> None:
             conn.execute(statement)
 
 
-def dynamic_users(config: StackConfig) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist."""
-    return _roles(config, DYNAMIC_USERS_QUERY)
+def dynamic_users(config: StackConfig, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist (or those a narrower query of
+    them lists)."""
+    return _roles(config, query)
 
 
 def ours_left(config: StackConfig) -> list[str]:

@@ -66,9 +66,10 @@ def superuser_sql(config: StackConfig, pod: str, script: str) -> str:
                    "-v", "ON_ERROR_STOP=1", "--file", "-", stdin=script).stdout
 
 
-def dynamic_users(config: StackConfig, pod: str) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist (`pod`: the stack's db_pod output)."""
-    return sorted(superuser_sql(config, pod, DYNAMIC_USERS_QUERY + ";").split())
+def dynamic_users(config: StackConfig, pod: str, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist (or those a narrower query of
+    them lists; `pod`: the stack's db_pod output)."""
+    return sorted(superuser_sql(config, pod, query + ";").split())
 
 
 def drop_dynamic_users(config: StackConfig, pod: str, users: list[str]) -> None:

@@ -81,10 +81,11 @@ def superuser(config: StackConfig) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def dynamic_users(config: StackConfig) -> list[str]:
-    """The database users Vault's dynamic roles made that still exist."""
+def dynamic_users(config: StackConfig, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+    """The database users Vault's dynamic roles made that still exist (or those a narrower query of
+    them lists: the expired ones, say)."""
     with superuser(config) as conn:
-        return sorted(row[0] for row in conn.execute(DYNAMIC_USERS_QUERY))
+        return sorted(row[0] for row in conn.execute(query))
 
 
 def drop_dynamic_users(config: StackConfig, users: list[str]) -> None:

@@ -28,14 +28,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import hvac
 from pulumi import automation as auto
 
 from components.kubernetes.port_forward import PortForwardError
 from components.servers.openbao import serving_address
-from stacks import docker_target, external_target, kubernetes_target, local
+from stacks import docker_target, dynamic_users, external_target, kubernetes_target, local
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
@@ -75,20 +74,12 @@ def leases_left(vault: hvac.Client, mount: str) -> list[str]:
 
 
 def database_users(outputs: dict[str, auto.OutputValue], config: StackConfig
-                   ) -> tuple[Callable[[], list[str]], Callable[[list[str]], None]]:
+                   ) -> tuple[dynamic_users.ListUsers, dynamic_users.DropUsers]:
     """How to list the stack's dynamic database users, and to drop some, wherever its database runs (as
     its superuser, or the external target's stack admin)."""
     kind = config.target.kind
-    if kind == "docker":
-        container = outputs["db_container"].value
-        return (lambda: docker_target.dynamic_users(config, container),
-                lambda users: docker_target.drop_dynamic_users(config, container, users))
-    if kind == "kubernetes":
-        pod = outputs["db_pod"].value
-        return (lambda: kubernetes_target.dynamic_users(config, pod),
-                lambda users: kubernetes_target.drop_dynamic_users(config, pod, users))
-    module = external_target if kind == "external" else local
-    return lambda: module.dynamic_users(config), lambda users: module.drop_dynamic_users(config, users)
+    return dynamic_users.database_users(config, container=outputs["db_container"].value if kind == "docker" else "",
+                                        pod=outputs["db_pod"].value if kind == "kubernetes" else "")
 
 
 def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig) -> None:

@@ -2,10 +2,10 @@
 
 Refreshes from the servers and previews (`pulumi preview --refresh --run-program --json`), then
 reads the plan: every step but the post-deploy checks' (which run at every update by design, and
-prove the stack whenever it changes) is drift, or a change someone made to the program or its
-config and has not applied. Exits 0 when nothing but the checks would change, 1 naming each
-resource and what differs otherwise, 2 when the stack cannot be read (its servers down: `make up`
-first).
+prove the stack whenever it changes) and the expired users' reaper's (which runs before them) is
+drift, or a change someone made to the program or its config and has not applied. Exits 0 when
+nothing but those two would change, 1 naming each resource and what differs otherwise, 2 when the
+stack cannot be read (its servers down: `make up` first).
 
   python3 -m toolchain.drift STACK
 """
@@ -23,8 +23,10 @@ from toolchain.down import DownError, open_stack
 from toolchain.env import ROOT
 from toolchain.up import servers_down
 
-#: The post-deploy checks' types: they update at every `up`, whatever changed.
-CHECKS_TYPES = ("pulumi-python:dynamic/dbcreds:PostDeployChecks", "pulumi-python:dynamic/dbcreds:InClusterChecks")
+#: The types that update at every `up`, whatever changed: the post-deploy checks, and the reaper of
+#: expired dynamic users that runs before them.
+CHECKS_TYPES = ("pulumi-python:dynamic/dbcreds:PostDeployChecks", "pulumi-python:dynamic/dbcreds:InClusterChecks",
+                "pulumi-python:dynamic/dbcreds:ExpiredUsersReaped")
 #: Steps that change nothing.
 UNCHANGED = ("same", "read", "refresh")
 
