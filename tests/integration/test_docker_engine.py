@@ -17,7 +17,7 @@ def dockerd():
     try:
         return dockerd_binary()
     except DockerEngineError as error:
-        pytest.skip(f"dockerd cannot start here: {error}")
+        pytest.skip(f"no dockerd binary: {error}")
 
 
 def test_the_stacks_engine_starts_once_and_down_removes_it(tmp_path, dockerd):

@@ -38,7 +38,7 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
         except DockerEngineError as error:
             # Only the machine's lack may skip: no dockerd to run. The stack's own engine failing to
             # start where dockerd exists is the product's failure, and fails the test.
-            pytest.skip(f"dockerd cannot start here: {error}")
+            pytest.skip(f"no dockerd binary: {error}")
         try:
             assert engine.ensure_running() is True
             running = DevStack(stack, {}, config, data_dir, files)
