@@ -110,6 +110,7 @@ def vault_layer(config: StackConfig, servers: Servers):
         bootstrap_password_version=database.admin_bootstrap_password_version,
         ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.database.max_ttl_cap,
         service_users=config.database.service_users, dialect=config.database.engine,
+        root_rotation_period=config.database.root_rotation_period,
     ), opts=in_vault)
     approle = vault.AuthBackend("approle", type="approle", path=APPROLE_MOUNT,
                                 description="AppRole logins of the database clients", opts=in_vault)
@@ -165,6 +166,7 @@ def vault_layer(config: StackConfig, servers: Servers):
             group_roles=database.group_roles if config.database.engine == "postgresql" else {},
             node_addresses=vault_server.addresses if config.vault.highly_available else [],
             raft_voters=config.vault.nodes if config.vault.highly_available else 0,
+            root_rotated_at=engine.root_rotated_at,
             opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot, *reaped]),
         )
     return engine, clients, checks, kubernetes
@@ -213,12 +215,13 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, databas
         vault_server.service_address, vault_server.ca_pem, database.host, database.port, database.database,
         database.ca_pem, pulumi.Output.all(*checked_clients), database.admin, database.admin_bootstrap_password,
         engine.protected_paths, engine.static_creds_paths, database.group_roles, vault_server.node_addresses,
+        engine.root_rotated_at,
     ).apply(lambda a: {
         "target": {"vault_addr": a[0], "vault_ca_pem": a[1], "db_host": a[2], "db_port": a[3], "db_name": a[4],
                    "db_ca_pem": a[5]},
         "clients": a[6], "admin": a[7], "bootstrap_password": a[8], "protected_paths": a[9],
         "static_creds_paths": a[10], "group_roles": a[11],
-        "node_addresses": a[12] if config.vault.highly_available else [],
+        "node_addresses": a[12] if config.vault.highly_available else [], "root_rotated_at": a[13],
     })
     return InClusterChecks(
         "checks", kubeconfig=config.target.kubeconfig, namespace=config.target.namespace,

@@ -16,7 +16,7 @@ from components.vault_policies import client_policy
 from policies import rules
 from policies.pack import POLICIES
 from tests.unit.graph import registered, unwrap
-from tests.unit.policy import violations
+from tests.unit.policy import BY_NAME, violations
 from toolchain.env import ROOT
 
 CHECKS = "pulumi-python:dynamic/dbcreds:PostDeployChecks"
@@ -75,6 +75,11 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert "bootstrap-database" not in registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")
     secret_ids = registered(monitor, "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
     assert {name: s["ttl"] for name, s in secret_ids.items()} == {"reader-secret-id": 86400, "app-secret-id": 86400}
+    # The secret_ids renewed at half their lifetime; root rotated at dev's root_rotation_period (7d).
+    rotations = registered(monitor, "pulumi-python:dynamic/dbcreds:Rotation")
+    assert {name: (r["rotate_after"], r["rotates"]) for name, r in rotations.items()} == {
+        "reader-secret-id-rotation": (43200, ""), "app-secret-id-rotation": (43200, ""),
+        "engine-root-rotation": (7 * 86400, "database/rotate-root/app")}
 
     checks = registered(monitor, CHECKS)["checks"]
     clients = unwrap(checks["clients"])
@@ -122,6 +127,11 @@ def test_the_gate_passes_exactly_what_our_components_register(monitor, monkeypat
             found: list[str] = []
             policy.validate(StackValidationArgs(resources, {}), lambda m, urn=None: found.append(m))
             assert found == [], (policy.name, found)
+    # Production's rule too: root rotated on a schedule within the cap (its Rotation names the endpoint).
+    found = []
+    BY_NAME["root-credentials-rotated"].validate(StackValidationArgs(resources, {
+        "requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400}), lambda m, urn=None: found.append(m))
+    assert found == []
 
 
 def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
