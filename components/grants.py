@@ -11,6 +11,8 @@ error that names the field. The types themselves are in `components.grant_specs`
 import re
 from typing import Any, Mapping
 
+from pulumi import RunError
+
 from components.grant_specs import CONNECTION_LIMIT, ClientSpec, GrantSpec
 # Not used here: the stack config reads it from this module with the other spec types.
 from components.grant_specs import ServiceUser  # noqa: F401
@@ -33,12 +35,21 @@ SQL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: A Kubernetes service account or namespace a client's pods log in with: an RFC 1123 label (no glob).
 K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
+#: The database's own schemas besides every pg_* one (pg_catalog, pg_toast, pg_temp_N, pg_toast_temp_N:
+#: PostgreSQL reserves the prefix for them): no grant spec reaches into them. The stack's admin may not
+#: grant there (the up would fail), and no client needs the catalog's tables.
+SYSTEM_SCHEMAS = ("information_schema", "crdb_internal")
+_SYSTEM = "one of the database's system schemas (pg_catalog, information_schema, pg_toast, pg_temp*): " \
+          "a role reaches the application's schemas only"
+
 _TTL_PART = re.compile(r"(\d+)([smhd])")
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class SpecError(ValueError):
-    """A grant spec value is wrong; `field` is the dotted path of the value."""
+class SpecError(RunError, ValueError):
+    """A grant spec value is wrong; `field` is the dotted path of the value.
+
+    A RunError: a team's program that validates its specs (examples/) fails with one `error:` line."""
 
     def __init__(self, field: str, problem: str):
         super().__init__(f"{field}: {problem}")
@@ -61,6 +72,11 @@ def parse_ttl(value: Any, field: str) -> int:
     if seconds <= 0:
         raise SpecError(field, f"must be longer than zero: {value!r}")
     return seconds
+
+
+def system_schema(schema: str) -> bool:
+    """Whether schema is one of the database's own (its catalog, toast or temporary schemas...)."""
+    return schema.startswith("pg_") or schema in SYSTEM_SCHEMAS
 
 
 def _names(raw: Any, field: str) -> list[str]:
@@ -106,11 +122,15 @@ def validate_grant_spec(
     for schema in schemas:
         if not SQL_NAME.match(schema):
             raise SpecError(f"{here}.schemas", f"{schema!r} is not a plain schema name (a-z, 0-9, _)")
+        if system_schema(schema):
+            raise SpecError(f"{here}.schemas", f"{schema!r} is {_SYSTEM}")
     tables = _names(raw.get("tables"), f"{here}.tables")
     for table in tables:
         parts = table.split(".")
         if len(parts) != 2 or not all(SQL_NAME.match(p) for p in parts):
             raise SpecError(f"{here}.tables", f"{table!r} is not schema.table with plain names (a-z, 0-9, _)")
+        if system_schema(parts[0]):
+            raise SpecError(f"{here}.tables", f"{table!r} is in {parts[0]}, {_SYSTEM}")
     if not schemas and not tables:
         raise SpecError(here, "grants nothing: give schemas or tables")
 

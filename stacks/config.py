@@ -105,11 +105,6 @@ MIN_ROOT_ROTATION_PERIOD = 60
 #: stack makes may take one of these names, nor one starting pg_ (PostgreSQL reserves the prefix).
 DATABASE_ROLES = {"postgresql": ("postgres", "public", "none"),
                   "cockroachdb": ("root", "admin", "public", "none", "node")}
-#: The database's own schemas besides every pg_* one (pg_catalog, pg_toast, pg_temp_N, pg_toast_temp_N:
-#: PostgreSQL reserves the prefix for them): no grant spec reaches into them.
-SYSTEM_SCHEMAS = ("information_schema", "crdb_internal")
-
-
 class ConfigError(RunError, ValueError):
     """A stack config value is wrong; the message starts with the field's name.
 
@@ -437,8 +432,6 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(roles_raw, Mapping) or not roles_raw:
             raise SpecError("roles", "must map each dynamic role's name to its grant spec")
         roles = tuple(validate_grant_spec(role, spec, cap, DIALECTS[db_engine]) for role, spec in roles_raw.items())
-        for spec in roles:
-            refuse_system_schemas(spec)
         rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
         if rotation_cap > MAX_ROTATION_PERIOD:
             raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
@@ -563,27 +556,6 @@ def taken_role_problem(name: str, engine: str, taken: Mapping[str, str]) -> str 
     if name in taken:
         return f"{name!r} is already taken by {taken[name]}: the stack makes its roles under names of their own"
     return None
-
-
-def system_schema(schema: str) -> bool:
-    """Whether schema is one of the database's own (its catalog, toast or temporary schemas...)."""
-    return schema.startswith("pg_") or schema in SYSTEM_SCHEMAS
-
-
-def refuse_system_schemas(spec: GrantSpec, field: str = "roles") -> None:
-    """A SpecError when a grant spec reaches into the database's own schemas: the stack's admin may
-    not grant there (the up would fail), and no client needs the catalog's tables."""
-    here = f"{field}.{spec.name}"
-    reach = "a role reaches the application's schemas only"
-    for schema in spec.schemas:
-        if system_schema(schema):
-            raise SpecError(f"{here}.schemas", f"{schema!r} is one of the database's system schemas "
-                                               f"(pg_catalog, information_schema, pg_toast, pg_temp*): {reach}")
-    for table in spec.tables:
-        schema = table.split(".")[0]
-        if system_schema(schema):
-            raise SpecError(f"{here}.tables", f"{table!r} is in {schema}, one of the database's system schemas "
-                                              f"(pg_catalog, information_schema, pg_toast, pg_temp*): {reach}")
 
 
 def _service_users(raw: Any, roles: set[str], rotation_cap: int, engine: str,
