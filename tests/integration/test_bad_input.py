@@ -136,12 +136,15 @@ CASES = [
 def stack(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("bad-input")
     data_dir = ROOT / ".data" / "tests" / f"bad-{uuid.uuid4().hex[:8]}"
-    with temporary_stack(root_program(tmp_path), tmp_path, "bad-input") as stack:
-        stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
-        stack.set_all_config(local_servers_config(data_dir))
-        stack.up(on_output=quiet)
-        yield stack
-    remove_data_dir(data_dir)
+    try:
+        with temporary_stack(root_program(tmp_path), tmp_path, "bad-input") as stack:
+            stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
+            stack.set_all_config(local_servers_config(data_dir))
+            stack.up(on_output=quiet)
+            yield stack
+    finally:
+        # A failing up (or test) still leaves no data folder behind.
+        remove_data_dir(data_dir)
 
 
 def resources(stack) -> dict:
