@@ -82,6 +82,7 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
         "engine-root-rotation": (7 * 86400, "database/rotate-root/app")}
 
     checks = registered(monitor, CHECKS)["checks"]
+    assert checks["root_rotated_at"] == "created_at of engine-root-rotation"
     clients = unwrap(checks["clients"])
     assert [c["name"] for c in clients] == ["reader", "app"]
     assert clients[1]["creds_path"] == "database/creds/app" and clients[1]["max_ttl"] == 8 * 3600
@@ -275,6 +276,8 @@ def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_t
     plan = unwrap(checks["plan"])
     assert [c["name"] for c in plan["clients"]] == ["reader", "app"] and plan["target"]["db_host"] == "db.dbcreds-prod.svc"
     assert len(plan["node_addresses"]) == 3 and checks["raft_voters"] == 3
+    # The Job's checks report the root credential's age too: from when its Rotation was made.
+    assert plan["root_rotated_at"] == "created_at of engine-root-rotation"
     assert "vault:index/raftAutopilot:RaftAutopilot" in types
     # Resource policies, then the stack policies as prod's gate config sets them.
     gate = {"maxTtlCapSeconds": 4 * 3600}
@@ -286,10 +289,12 @@ def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_t
         for policy in POLICIES:
             if isinstance(policy, ResourceValidationPolicy):
                 assert violations(policy.name, resource_type, plain(registration.state), gate) == [], urn
-    production = {"minNodes": 3, "requireAutoUnseal": True, "requireNoRootToken": True, "requireSpread": True}
+    production = {"minNodes": 3, "requireAutoUnseal": True, "requireNoRootToken": True, "requireSpread": True,
+                  "requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400}
     for policy in POLICIES:
         if isinstance(policy, StackValidationPolicy) and policy.name in (
-                "vault-highly-available", "vault-no-root-token", "kubernetes-vault-spread"):
+                "vault-highly-available", "vault-no-root-token", "kubernetes-vault-spread",
+                "root-credentials-rotated"):
             found: list[str] = []
             policy.validate(StackValidationArgs(resources, production), lambda m, urn=None: found.append(m))
             assert found == [], policy.name
