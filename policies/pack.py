@@ -158,7 +158,8 @@ POLICIES = [
             "from the database).", rules.POLICY, rules.client_policy_engine_untouched),
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
-            "the root policy, nor the default one (it lets a token renew any lease whose id it knows).", rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+            "the root policy, nor the default one (it lets a token renew any lease whose id it knows).",
+            rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
     _policy("approle-secret-id-required", MANDATORY,
             "Require a secret_id on every AppRole role (bind_secret_id true): the role_id is no secret. "
             "CIDR bounds, where a platform adds them, narrow the login but replace nothing.",
