@@ -1,11 +1,11 @@
 """`make drift`: whether a stack is still what its program and state say, for CI after `up`.
 
 Refreshes from the servers and previews (`pulumi preview --refresh --run-program --json`), then
-reads the plan: every step but the post-deploy checks' (which run at every update by design, and
-prove the stack whenever it changes) and the expired users' reaper's (which runs before them) is
-drift, or a change someone made to the program or its config and has not applied. Exits 0 when
-nothing but those two would change, 1 naming each resource and what differs otherwise, 2 when the
-stack cannot be read (its servers down: `make up` first).
+reads the plan: every step but those of the post-deploy checks and of the expired users' reaper
+(both run at every update by design; the checks prove the stack whenever it changes) is drift, or a
+change made to the program or its config and not applied. Exits 0 when nothing but those two would
+change, 1 naming each resource and what differs otherwise, 2 when the stack cannot be read (nothing
+deployed, or its servers down: `make up` first).
 
   python3 -m toolchain.drift STACK
 """
@@ -25,7 +25,7 @@ from toolchain.up import servers_down
 
 #: The types that update at every `up`, whatever changed: the post-deploy checks, and the reaper of
 #: expired dynamic users that runs before them.
-CHECKS_TYPES = ("pulumi-python:dynamic/dbcreds:PostDeployChecks", "pulumi-python:dynamic/dbcreds:InClusterChecks",
+EVERY_UPDATE = ("pulumi-python:dynamic/dbcreds:PostDeployChecks", "pulumi-python:dynamic/dbcreds:InClusterChecks",
                 "pulumi-python:dynamic/dbcreds:ExpiredUsersReaped")
 #: Steps that change nothing.
 UNCHANGED = ("same", "read", "refresh")
@@ -45,7 +45,7 @@ def drifted(plan: dict[str, Any]) -> list[str]:
     `<op> <type> <name>: <what differs>`."""
     found = []
     for step in plan.get("steps") or []:
-        if step.get("op") in UNCHANGED or step_type(step) in CHECKS_TYPES:
+        if step.get("op") in UNCHANGED or step_type(step) in EVERY_UPDATE:
             continue
         what = sorted((step.get("detailedDiff") or {}).keys()) or step.get("diffReasons") or []
         name = step["urn"].rsplit("::", 1)[-1]
@@ -88,7 +88,7 @@ def drift(name: str, env: dict[str, str], work_dir: Path = ROOT) -> int:
         say(f"{len(changes)} resource(s) differ from the program: `make preview STACK={name}` shows how, "
             f"`make up STACK={name}` puts them back")
         return 1
-    say(f"no drift: {len(plan.get('steps') or [])} resources, only the post-deploy checks would run")
+    say(f"no drift: {len(plan.get('steps') or [])} resources, only the post-deploy checks and the reaper would run")
     return 0
 
 

@@ -9,7 +9,7 @@ from stacks import dynamic_users
 from stacks.dynamic_users import reap
 from tests.unit.graph import registered, unwrap
 from tests.unit.test_root_program import run_dev_program
-from toolchain.drift import CHECKS_TYPES
+from toolchain.drift import EVERY_UPDATE
 
 EXPIRED = ["v_reader_aaaaaaaaaaaaaaaaaaaa_1700000000", "v_app_bbbbbbbbbbbbbbbbbbbb_1700000001"]
 REAPER = "pulumi-python:dynamic/dbcreds:ExpiredUsersReaped"
@@ -71,7 +71,7 @@ def test_the_root_program_reaps_before_the_checks_and_drift_does_not_report_it(m
     assert unwrap(reaper["settings"]) != reaper["settings"]
     settings = unwrap(reaper["settings"])
     assert settings["data_dir"] == ".data/dev" and '"reader"' in settings["roles"]
-    assert REAPER in CHECKS_TYPES
+    assert REAPER in EVERY_UPDATE
 
 
 def test_the_docker_stack_reaps_in_its_container(monitor, monkeypatch):
