@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from components.vault.checks import CheckPlan, run_checks
+from components.vault.check_plan import CheckPlan
+from components.vault.checks import run_checks
 
 
 def main(argv: list[str]) -> int:

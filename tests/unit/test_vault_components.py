@@ -109,7 +109,7 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
 
     from cryptography import x509
 
-    from components.vault.checks import certificate_problem
+    from components.vault.tls_diagnosis import certificate_problem
     from tests.support.certs import issue_certificate, make_ca
 
     ca, other = make_ca("db CA", validity_hours=48), make_ca("other CA", validity_hours=48)
@@ -133,7 +133,8 @@ def test_what_is_wrong_with_a_database_certificate_is_said():
 def test_the_ages_the_report_gives_are_read_as_vault_writes_times():
     import datetime
 
-    from components.vault.checks import CheckPlan, age_seconds
+    from components.vault.check_plan import CheckPlan
+    from components.vault.checks import age_seconds
 
     now = datetime.datetime(2026, 12, 6, 8, 0, 0, tzinfo=datetime.timezone.utc)
     # RFC 3339 with nanoseconds (Go's time), in UTC or another zone, or whole seconds.
