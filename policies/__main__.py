@@ -1,4 +1,4 @@
-"""The dbcreds policy pack: each rule of policies/rules.py as a CrossGuard policy.
+"""The dbcreds policy pack: each rule of policies/rules/ as a CrossGuard policy.
 
 Run from the project root: `pulumi preview --policy-pack policies
 [--policy-pack-config <file>]` (`make policy` writes that file for each stack

@@ -1,4 +1,4 @@
-"""The CrossGuard policies, one per rule of `policies/rules.py`, each filtered to the resource type
+"""The CrossGuard policies, one per rule of `policies/rules/`, each filtered to the resource type
 it judges, with its enforcement level and config schema.
 
 Levels: whatever weakens TLS, grants more than the spec, or leaves a credential
@@ -19,7 +19,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies import rules
+from policies.rules import (
+    client_access,
+    common,
+    database_engine,
+    docker_containers,
+    kubernetes_workloads,
+    vault_servers,
+)
 
 MANDATORY, ADVISORY = EnforcementLevel.MANDATORY, EnforcementLevel.ADVISORY
 
@@ -112,98 +119,103 @@ def _stack_policy(name: str, level: EnforcementLevel, description: str, rule: Ca
                                  config_schema=schema)
 
 
+# In the order they have always run in, not grouped by domain, so that the gate's output stays as it was.
 POLICIES = [
     _policy("database-connection-allowed-roles", MANDATORY,
             "List exactly the roles each database connection serves in allowed_roles, no '*'.",
-            rules.CONNECTION, rules.connection_allowed_roles),
+            common.CONNECTION, database_engine.connection_allowed_roles),
     _policy("database-connection-templated-credentials", MANDATORY,
             "Write connection URLs with {{username}}:{{password}} and pass the password in its own "
             "(write-only) field, never in the URL.",
-            rules.CONNECTION, rules.connection_templated_credentials),
+            common.CONNECTION, database_engine.connection_templated_credentials),
     _policy("database-connection-verify-full", MANDATORY,
             "Set sslmode=verify-full and a CA (sslrootcert) on every database connection.",
-            rules.CONNECTION, rules.connection_verify_full),
+            common.CONNECTION, database_engine.connection_verify_full),
     _policy("database-connection-not-superuser", MANDATORY,
             "Connect as an admin role with CREATEROLE that owns what it grants, never as the database's "
             "superuser (superuserNames: postgres, root). A platform whose only admin is a superuser (a "
             "throwaway sandbox) lowers this policy's level in its own gate config, knowingly.",
-            rules.CONNECTION, rules.connection_not_superuser, SUPERUSERS),
+            common.CONNECTION, database_engine.connection_not_superuser, SUPERUSERS),
     _policy("dynamic-role-ttls", MANDATORY,
             "Set default_ttl and max_ttl on every dynamic role, default_ttl <= max_ttl <= the environment's cap.",
-            rules.ROLE, rules.role_ttls, TTL_CAP),
+            common.ROLE, database_engine.role_ttls, TTL_CAP),
     _policy("dynamic-role-valid-until", MANDATORY,
             "End the creation SQL's user at the lease's end: VALID UNTIL '{{expiration}}'.",
-            rules.ROLE, rules.role_valid_until),
+            common.ROLE, database_engine.role_valid_until),
     _policy("dynamic-role-least-privilege", MANDATORY,
             "Grant dynamic users table privileges through a group role: no SUPERUSER, CREATEROLE, CREATEDB, "
             "BYPASSRLS, REPLICATION or ALL, no predefined or admin role.",
-            rules.ROLE, rules.role_least_privilege, ADMIN_ROLES),
+            common.ROLE, database_engine.role_least_privilege, ADMIN_ROLES),
     _policy("dynamic-role-revocation", MANDATORY,
             "Give every dynamic role revocation SQL that drops its user (DROP ROLE or DROP USER of {{name}}): "
-            "revoking its privileges alone leaves a role behind per lease.", rules.ROLE, rules.role_revocation),
+            "revoking its privileges alone leaves a role behind per lease.",
+            common.ROLE, database_engine.role_revocation),
     _policy("dynamic-role-connection-limit", ADVISORY,
             "Cap a dynamic user's sessions with CONNECTION LIMIT in its creation SQL.",
-            rules.ROLE, rules.role_connection_limit),
+            common.ROLE, database_engine.role_connection_limit),
     _policy("static-role-rotation", MANDATORY,
             "Rotate every static role's password at least as often as the environment's cap.",
-            rules.STATIC_ROLE, rules.static_role_rotation, ROTATION_CAP),
+            common.STATIC_ROLE, database_engine.static_role_rotation, ROTATION_CAP),
     _policy("client-policy-least-privilege", MANDATORY,
             "Give each client a policy on its own creds path and its own leases only: no glob over creds "
             "paths, no sudo, no sys/ beyond lease renew and revoke, those only for the creds path it reads, "
             "never by prefix.",
-            rules.POLICY, rules.client_policy_least_privilege),
+            common.POLICY, client_access.client_policy_least_privilege),
     _policy("client-policy-engine-untouched", MANDATORY,
             "Let no client change a secrets engine: no write to a mount's config, roles, static-roles, "
             "rotate-root, rotate-role, reset or reload (rotate-root alone lets any client cut Vault off "
-            "from the database).", rules.POLICY, rules.client_policy_engine_untouched),
+            "from the database).", common.POLICY, client_access.client_policy_engine_untouched),
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
             "the root policy, nor the default one (it lets a token renew any lease whose id it knows).",
-            rules.APPROLE_ROLE, rules.approle_bounded, APPROLE_CAPS),
+            common.APPROLE_ROLE, client_access.approle_bounded, APPROLE_CAPS),
     _policy("approle-secret-id-required", MANDATORY,
             "Require a secret_id on every AppRole role (bind_secret_id true): the role_id is no secret. "
             "CIDR bounds, where a platform adds them, narrow the login but replace nothing.",
-            rules.APPROLE_ROLE, rules.approle_secret_id_required),
+            common.APPROLE_ROLE, client_access.approle_secret_id_required),
     _policy("kubernetes-auth-bounded", MANDATORY,
             "Bind every Kubernetes auth role to named service accounts in named namespaces (no '*', no "
             "namespace selector), with an audience, token_ttl and token_max_ttl within the cap, no default "
-            "policy, never the root policy.", rules.K8S_AUTH_ROLE, rules.kubernetes_auth_bounded, K8S_AUTH_CAPS),
+            "policy, never the root policy.",
+            common.K8S_AUTH_ROLE, client_access.kubernetes_auth_bounded, K8S_AUTH_CAPS),
     _policy("vault-server-hardened", MANDATORY,
-            "Give our OpenBao servers a TLS certificate and key.", rules.OPENBAO_SERVER, rules.vault_server_hardened),
+            "Give our OpenBao servers a TLS certificate and key.",
+            common.OPENBAO_SERVER, vault_servers.vault_server_hardened),
     _stack_policy("root-credentials-rotated", MANDATORY,
                   "Rotate every connection's root credentials (a generic.Endpoint at <mount>/rotate-root/<name>), "
                   "so the bootstrap password dies, and again on a schedule within the cap (a Rotation the "
                   "endpoint is replaced with, naming it in rotates; required in production).",
-                  rules.root_rotation, ROOT_ROTATION),
+                  database_engine.root_rotation, ROOT_ROTATION),
     _stack_policy("kv-database-password-during-migration", ADVISORY,
                   "Finish a migration from a KV password: at 'dual' the app still reads a static password "
-                  "beside its dynamic role.", rules.kv_password_during_migration),
+                  "beside its dynamic role.", database_engine.kv_password_during_migration),
     _stack_policy("kv-database-password-after-migration", MANDATORY,
                   "Keep no database password in KV v2 beside a dynamic role for that database, except at a "
-                  "migration's 'dual' stage.", rules.kv_password_after_migration),
+                  "migration's 'dual' stage.", database_engine.kv_password_after_migration),
     _stack_policy("vault-highly-available", MANDATORY,
                   "Run at least the environment's number of OpenBao nodes, each unsealing itself where it asks "
                   "for an auto-unseal (production: 3 nodes and the static seal).",
-                  rules.vault_highly_available, VAULT_NODES),
+                  vault_servers.vault_highly_available, VAULT_NODES),
     _stack_policy("vault-no-root-token", MANDATORY,
                   "Keep no root token where the environment asks for none: hand over to the stack's admin policy "
-                  "and revoke it (production).", rules.vault_no_root_token, NO_ROOT_TOKEN),
+                  "and revoke it (production).", vault_servers.vault_no_root_token, NO_ROOT_TOKEN),
     _stack_policy("kubernetes-vault-spread", MANDATORY,
                   "Spread OpenBao's pods over nodes (required anti-affinity) and let a PodDisruptionBudget take "
-                  "at most one down where the environment asks (production).", rules.vault_spread, SPREAD),
+                  "at most one down where the environment asks (production).",
+                  kubernetes_workloads.vault_spread, SPREAD),
     _policy("kubernetes-workload-hardened", MANDATORY,
             "Run StatefulSets and Deployments non-root, read-only, without capabilities, with requests and "
             "limits, in their own namespaces (no host network, PID or IPC), without an API token (OpenBao's "
             "pods excepted: their own, projected read-only at the standard path, for Kubernetes auth).",
-            (rules.STATEFULSET, rules.DEPLOYMENT), rules.workload_hardened),
+            (common.STATEFULSET, common.DEPLOYMENT), kubernetes_workloads.workload_hardened),
     _policy("docker-container-hardened", MANDATORY,
             "Run containers unprivileged, every capability dropped (CHOWN, FOWNER, SETUID, SETGID added back "
             "at most), no-new-privileges, no host namespace but the network, host paths only under the "
-            "stack's data folder.", rules.CONTAINER, rules.container_hardened, HOST_PATHS),
+            "stack's data folder.", common.CONTAINER, docker_containers.container_hardened, HOST_PATHS),
     _stack_policy("docker-images-built-here", MANDATORY,
                   "Run only images the stack builds itself (docker.Image, never pushed); pull none.",
-                  rules.images_built_here),
+                  docker_containers.images_built_here),
     _stack_policy("kubernetes-database-isolated", ADVISORY,
                   "Deny ingress in the database's namespace by default and open it to named sources only.",
-                  rules.database_isolated),
+                  kubernetes_workloads.database_isolated),
 ]

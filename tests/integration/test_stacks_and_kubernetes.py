@@ -23,7 +23,7 @@ from pulumi import automation as auto
 
 from components.kubernetes import manifests as k8s
 from components.servers.postgres import PG_BIN
-from policies import rules
+from policies.rules import kubernetes_workloads as rules
 from stacks import config as stack_settings
 from stacks import docker_target
 from stacks.config import validate

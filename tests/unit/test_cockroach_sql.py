@@ -17,7 +17,7 @@ from components.cockroach_sql import (
 )
 from components.grants import GrantSpec
 from components.sql_dialects import COCKROACHDB, POSTGRESQL, dialect_named
-from policies import rules
+from policies.rules import database_engine as rules
 
 READER = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
 APP = GrantSpec(name="app", privileges=("SELECT", "INSERT"), tables=("public.users", "shop.orders"))

@@ -10,7 +10,7 @@ import pytest
 from components.grants import GrantSpec
 from components.migration_stages import stage_change_problem, validate_stage
 from components.vault_policies import migration_policy
-from policies.rules import parse_policy
+from policies.rules.client_access import parse_policy
 from tests.unit.graph import registered, unwrap
 
 SPEC = GrantSpec(name="products-api", privileges=("SELECT",), tables=("public.orders",), default_ttl=900,

@@ -13,7 +13,7 @@ from pulumi_policy import ResourceValidationPolicy, StackValidationArgs, StackVa
 
 from components.postgres_sql import creation_statements
 from components.vault_policies import client_policy
-from policies import rules
+from policies.rules import common as rules
 from policies.pack import POLICIES
 from tests.unit.graph import registered, unwrap
 from tests.unit.policy import BY_NAME, violations

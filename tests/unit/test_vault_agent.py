@@ -9,7 +9,7 @@ import pulumi
 import pytest
 
 from components.kubernetes import vault_agent as va
-from policies import rules
+from policies.rules import common as rules
 from tests.unit.graph import registered
 from tests.unit.policy import violations
 

@@ -1,0 +1,189 @@
+"""How clients reach their credentials: their Vault policies, their AppRole logins, and Kubernetes
+auth roles for pods."""
+
+import json
+import re
+from typing import Any, Mapping
+
+import hcl2
+from pulumi_policy.proxy import UnknownValueError
+
+from policies.rules.common import Report, known
+
+
+def _path_rules(text: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """A Vault policy document (HCL or JSON) as (path, its rules) pairs."""
+    try:
+        document = json.loads(text)
+        paths = document.get("path", {})
+        blocks = [paths] if isinstance(paths, Mapping) else paths
+    except json.JSONDecodeError:
+        blocks = hcl2.loads(text).get("path", [])
+    return [(path.strip('"'), rules[0] if isinstance(rules, list) else rules)
+            for block in blocks for path, rules in block.items()]
+
+
+def parse_policy(text: str) -> dict[str, set[str]]:
+    """A Vault policy document (HCL or JSON) as path -> capabilities."""
+    parsed: dict[str, set[str]] = {}
+    for path, rules in _path_rules(text):
+        parsed.setdefault(path, set()).update(rules.get("capabilities", []))
+    return parsed
+
+
+def allowed_lease_ids(text: str, path: str) -> list[str] | None:
+    """The lease ids a policy lets a token send to `path` in the body (`allowed_parameters.lease_id`);
+    None when the path is granted with no such limit."""
+    limits = [(rules.get("allowed_parameters") or {}) for p, rules in _path_rules(text) if p == path]
+    if not limits or any("lease_id" not in limit for limit in limits):
+        return None
+    return [value for limit in limits for value in limit["lease_id"]]
+
+
+ALLOWED_SYS = re.compile(r"^sys/leases/(renew|revoke)(/.*)?$")
+#: The body-form lease paths: the lease id is a parameter, not part of the path.
+BODY_LEASE_PATHS = ("sys/leases/renew", "sys/leases/revoke")
+#: A lease id pattern under one creds path: <mount>/creds/<role>/*.
+OWN_LEASES = re.compile(r"^[^*+]+/creds/[^*+/]+/\*$")
+OWN_CREDS = re.compile(r"^[^*+]+/creds/[^*+/]+$")
+#: The path-form lease endpoints: the lease id (or a glob over ids) is the rest of the path.
+PATH_LEASES = re.compile(r"^sys/leases/(renew|revoke)/(.+)$")
+LEASES_BY_PREFIX = re.compile(r"^sys/(leases/)?(revoke-prefix|revoke-force)(/|$)")
+WRITE = {"create", "update", "delete", "patch"}
+
+
+def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    text = props.get("policy")
+    if not isinstance(text, str):
+        return  # not known at preview
+    try:
+        paths = parse_policy(text)
+    except Exception:  # noqa: BLE001 - any parse error is the finding
+        report("policy is neither valid HCL nor JSON")
+        return
+    # The creds paths this policy reads: the only leases it may renew or revoke.
+    own = {path for path in paths if OWN_CREDS.match(path)}
+    for path, capabilities in paths.items():
+        if "sudo" in capabilities:
+            report(f"path {path!r} grants sudo")
+        if path.startswith("sys/") and not ALLOWED_SYS.match(path):
+            report(f"path {path!r} reaches sys/ beyond lease renew/revoke")
+        if "/creds/" in path:
+            mount, _, rest = path.partition("/creds/")
+            role = rest.split("/")[0]
+            if "*" in role or "+" in role or "+" in mount.split("/") or not role:
+                report(f"path {path!r} globs over creds paths: it reaches other clients' credentials")
+        if path in ("*", "+") or path.endswith("/*") and "/creds/" not in path and not ALLOWED_SYS.match(path):
+            report(f"path {path!r} is a wildcard over a whole mount")
+        if LEASES_BY_PREFIX.match(path):
+            report(f"path {path!r} revokes leases by prefix: it could cut every client of a mount off at once")
+        in_path = PATH_LEASES.match(path)
+        if in_path and in_path.group(2).removesuffix("/*") not in own:
+            report(f"path {path!r} reaches leases beyond the creds path this policy reads: grant "
+                   "sys/leases/<renew|revoke>/<mount>/creds/<role>/* for its own role only")
+        if path in BODY_LEASE_PATHS:
+            lease_ids = allowed_lease_ids(text, path)
+            if (lease_ids is None or not lease_ids or not all(OWN_LEASES.match(v) for v in lease_ids)
+                    or not all(v.removesuffix("/*") in own for v in lease_ids)):
+                report(f"path {path!r} takes any lease id in its body: limit allowed_parameters lease_id to the "
+                       "client's own creds path (<mount>/creds/<role>/*)")
+
+
+#: What changes a secrets engine (a database mount's connections, roles, static roles and root
+#: credentials), as a path segment after the mount.
+ENGINE_SEGMENTS = ("config", "roles", "static-roles", "rotate-root", "rotate-role", "reset", "reload")
+#: Segments after which a path names data, not the engine (creds, KV v2's data and metadata).
+DATA_SEGMENTS = {"creds", "static-creds", "data", "metadata"}
+
+
+def _changes_engine(path: str) -> str | None:
+    """The engine segment a write to `path` could reach (a glob counts), or None."""
+    if path.startswith(("sys/", "auth/")):
+        return None
+    for segment in path.split("/")[1:]:
+        if segment in DATA_SEGMENTS:
+            return None
+        if segment in ENGINE_SEGMENTS:
+            return segment
+        if segment == "+" or segment == "*":
+            return "any"
+        if segment.endswith("*") and (hit := next((e for e in ENGINE_SEGMENTS if e.startswith(segment[:-1])), None)):
+            return hit
+    return None
+
+
+def client_policy_engine_untouched(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """A client changes nothing of the engine it reads from: no write to a mount's connection config,
+    roles, static roles, root or role rotation, reset or reload. `rotate-root` alone lets any client cut
+    Vault off from the database (the new root password is known to Vault only, but the old one dies)."""
+    text = props.get("policy")
+    if not isinstance(text, str):
+        return  # not known at preview
+    try:
+        paths = parse_policy(text)
+    except Exception:  # noqa: BLE001 - reported by client-policy-least-privilege
+        return
+    for path, capabilities in paths.items():
+        segment = _changes_engine(path)
+        if segment and capabilities & WRITE:
+            what = "any of its endpoints" if segment == "any" else f"its {segment} endpoint"
+            report(f"path {path!r} may {'/'.join(sorted(capabilities & WRITE))} a secrets engine's "
+                   f"{what}: a client only reads its creds")
+
+
+def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    token_cap = int(config["maxTokenTtlSeconds"])
+    secret_id_cap = int(config["maxSecretIdTtlSeconds"])
+    token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
+    if not props.get("tokenTtl") or not token_max:
+        report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
+    elif token_max > token_cap:
+        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {token_cap}s")
+    secret_id_ttl = props.get("secretIdTtl")
+    if not secret_id_ttl:
+        report("secretIdTtl is unset: the secret_id would never expire")
+    elif secret_id_ttl > secret_id_cap:
+        report(f"secretIdTtl ({int(secret_id_ttl)}s) is over the cap of {secret_id_cap}s")
+    if "root" in (props.get("tokenPolicies") or []):
+        report("tokenPolicies include root")
+    if props.get("tokenNoDefaultPolicy") is not True:
+        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
+
+
+def approle_secret_id_required(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """An AppRole login needs a secret_id: the role_id is an identifier handed around in config and
+    logs, not a secret. (CIDR bounds narrow who may log in; they are no substitute for the secret.)"""
+    if known(props, "bindSecretId") is False:
+        report("bindSecretId is false: the role_id alone, which is no secret, would log in; require a secret_id")
+
+
+def kubernetes_auth_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    """A Kubernetes auth role: named service accounts in named namespaces (no '*', no namespace label
+    selector, which admits any namespace so labelled), an audience (a token meant for another service is
+    refused), bounded token TTLs within the cap, never the root or the default policy."""
+    for key, what in (("boundServiceAccountNames", "service accounts"),
+                      ("boundServiceAccountNamespaces", "namespaces")):
+        try:
+            names = props.get(key)
+        except UnknownValueError:
+            continue  # not known at preview: judged at update
+        if not names:
+            report(f"{key} is empty: list the {what} whose pods log in")
+        elif any(not isinstance(n, str) or "*" in n for n in names):
+            report(f"{key} holds a '*' wildcard: list the {what} whose pods log in, each by name")
+    if known(props, "boundServiceAccountNamespaceSelector"):
+        report("boundServiceAccountNamespaceSelector admits any namespace so labelled: list the namespaces instead")
+    if not known(props, "audience"):
+        report("audience is unset: the role would take a service account token meant for any service")
+    cap = int(config["maxTokenTtlSeconds"])
+    token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
+    if not props.get("tokenTtl") or not token_max:
+        report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
+    elif token_max > cap:
+        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {cap}s")
+    if props.get("tokenPeriod") and not props.get("tokenExplicitMaxTtl"):
+        report("tokenPeriod without tokenExplicitMaxTtl: the token could be renewed forever")
+    if "root" in (props.get("tokenPolicies") or []):
+        report("tokenPolicies include root")
+    if props.get("tokenNoDefaultPolicy") is not True:
+        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
