@@ -11,7 +11,7 @@ from components.cockroach_certs import COCKROACH_PKI, certs_directory
 from components.local.cockroach_cluster import CockroachCluster, CockroachClusterArgs
 from components.database_component import DatabaseComponent
 from components.vault.database_pki import DatabasePki, DatabasePkiArgs
-from components.vault.post_deploy_checks import PostDeployChecks, client_check
+from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks, client_check
 from components.local.postgres_server import PostgresServer, PostgresServerArgs
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault.store_key import StoreKeyTransit, StoreKeyTransitArgs
@@ -147,28 +147,13 @@ def vault_layer(config: StackConfig, servers: Servers):
         pulumi.export("database_store_key", {"transit_mount": StoreKeyTransitArgs.mount_path,
                                              "key": store_key.key_name, "role_id": store_key.role_id,
                                              "secret_id": store_key.secret_id})
-    if config.target.kind == "kubernetes":
-        checks = in_cluster_checks(config, vault_server, database, engine, checked_clients, [
-            engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else [])], in_vault,
-            servers.in_cluster)
+    in_cluster = config.target.kind == "kubernetes"
+    plan = check_plan(config, vault_server, database, engine, checked_clients, in_cluster)
+    after = [engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else [])]
+    if in_cluster:
+        checks = in_cluster_checks(config, vault_server, engine, plan, after, in_vault, servers.in_cluster)
     else:
-        checks = PostDeployChecks(
-            "checks",
-            target={
-                "vault_addr": vault_server.address, "vault_ca_pem": vault_server.ca_pem, "db_host": database.host,
-                "db_port": database.port, "db_name": database.database, "db_ca_pem": database.ca_pem,
-            },
-            clients=pulumi.Output.all(*checked_clients), admin=database.admin,
-            bootstrap_password=database.admin_bootstrap_password, protected_paths=engine.protected_paths,
-            static_creds_paths=engine.static_creds_paths, vault_token=vault_server.admin_token,
-            database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
-            # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
-            group_roles=database.group_roles if config.database.engine == "postgresql" else {},
-            node_addresses=vault_server.addresses if config.vault.highly_available else [],
-            raft_voters=config.vault.nodes if config.vault.highly_available else 0,
-            root_rotated_at=engine.root_rotated_at,
-            opts=pulumi.ResourceOptions(depends_on=[engine, *clients.values(), *autopilot, *reaped]),
-        )
+        checks = PostDeployChecks("checks", plan, opts=pulumi.ResourceOptions(depends_on=after))
     return engine, clients, checks, kubernetes
 
 
@@ -191,11 +176,35 @@ def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.Resou
     ), opts=in_vault)
 
 
-def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
-                      engine: DatabaseSecretsEngine, checked_clients: list, after: list,
-                      in_vault: pulumi.ResourceOptions, on_cluster: pulumi.ResourceOptions):
-    """The post-deploy checks as a Job in the cluster, against the Services' names: its pod gets the
-    clients' logins and, for the static roles, a token of a role that reads their credentials only."""
+def check_plan(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
+               engine: DatabaseSecretsEngine, checked_clients: list, in_cluster: bool = False) -> CheckPlanArgs:
+    """What the post-deploy checks prove, and where they reach Vault and the database: from this
+    machine, or (in_cluster) from a pod of the cluster, by the Services' names, without a token (its
+    run mints one that reads only the static roles' credentials)."""
+    highly_available = config.vault.highly_available
+    return CheckPlanArgs(
+        target={"vault_addr": vault_server.service_address if in_cluster else vault_server.address,
+                "vault_ca_pem": vault_server.ca_pem, "db_host": database.host, "db_port": database.port,
+                "db_name": database.database, "db_ca_pem": database.ca_pem},
+        clients=checked_clients, admin=database.admin, bootstrap_password=database.admin_bootstrap_password,
+        protected_paths=engine.protected_paths, static_creds_paths=engine.static_creds_paths,
+        vault_token="" if in_cluster else vault_server.admin_token,
+        database_pki_mount=DatabasePkiArgs.mount_path if config.database.certificates == "vault_pki" else "",
+        # The holdings query reads PostgreSQL's catalogs; CockroachDB's differ.
+        group_roles=database.group_roles if config.database.engine == "postgresql" else {},
+        node_addresses=((vault_server.node_addresses if in_cluster else vault_server.addresses)
+                        if highly_available else []),
+        raft_voters=config.vault.nodes if highly_available else 0,
+        root_rotated_at=engine.root_rotated_at,
+    )
+
+
+def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, engine: DatabaseSecretsEngine,
+                      plan: CheckPlanArgs, after: list, in_vault: pulumi.ResourceOptions,
+                      on_cluster: pulumi.ResourceOptions):
+    """The post-deploy checks as a Job in the cluster, on `plan` (made for it: `check_plan`): its pod
+    gets the clients' logins and, for the static roles, a token of a role that reads their credentials
+    only."""
     from components.docker.images import image_names
     from components.kubernetes import manifests
     from components.kubernetes.checks import TOKEN_ROLE, InClusterChecks, checks_code
@@ -211,25 +220,12 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, databas
     image = config.target.images["python"]
     code = checks_code("checks", config.target.namespace, pulumi.ResourceOptions.merge(
         on_cluster, pulumi.ResourceOptions(depends_on=[vault_server])))
-    plan = pulumi.Output.all(
-        vault_server.service_address, vault_server.ca_pem, database.host, database.port, database.database,
-        database.ca_pem, pulumi.Output.all(*checked_clients), database.admin, database.admin_bootstrap_password,
-        engine.protected_paths, engine.static_creds_paths, database.group_roles, vault_server.node_addresses,
-        engine.root_rotated_at,
-    ).apply(lambda a: {
-        "target": {"vault_addr": a[0], "vault_ca_pem": a[1], "db_host": a[2], "db_port": a[3], "db_name": a[4],
-                   "db_ca_pem": a[5]},
-        "clients": a[6], "admin": a[7], "bootstrap_password": a[8], "protected_paths": a[9],
-        "static_creds_paths": a[10], "group_roles": a[11],
-        "node_addresses": a[12] if config.vault.highly_available else [], "root_rotated_at": a[13],
-    })
     return InClusterChecks(
         "checks", kubeconfig=config.target.kubeconfig, namespace=config.target.namespace,
-        image=image or image_names()["python"], pull=manifests.pull_policy(image is None), code=code, plan=plan,
-        vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
-               "admin_token": vault_server.admin_token},
-        statefulset=K8S_VAULT, raft_voters=config.vault.nodes if config.vault.highly_available else 0,
-        opts=pulumi.ResourceOptions(depends_on=after))
+        image=image or image_names()["python"], pull=manifests.pull_policy(image is None), code=code,
+        plan=plan.props(), vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
+                                  "admin_token": vault_server.admin_token},
+        statefulset=K8S_VAULT, opts=pulumi.ResourceOptions(depends_on=after))
 
 
 def kubernetes_servers(config: StackConfig):

@@ -37,7 +37,7 @@ import pulumi_vault as vault
 
 from components.vault.approle_login import approle_login
 from components.dynamic.migration_stage import MigrationStage
-from components.vault.post_deploy_checks import PostDeployChecks
+from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks
 from components.grant_specs import ServiceUser
 from components.migration_stages import validate_stage
 from components.options import inherited_depends_on
@@ -60,7 +60,7 @@ class StaticToDynamicArgs:
     #: The database the user logs in to (recorded in the KV secret's metadata, for the policy gate).
     database: pulumi.Input[str]
     approle_mount: pulumi.Input[str]
-    #: `components.vault.checks.Target`'s fields: where the checks reach Vault and the database.
+    #: `components.vault.check_plan.Target`'s fields: where the checks reach Vault and the database.
     checks_target: pulumi.Input[dict]
     #: Statements the app's credentials (static and dynamic) must run, and those dynamic ones must not.
     allowed: Sequence[str]
@@ -180,8 +180,8 @@ class StaticToDynamic(pulumi.ComponentResource):
             if args.vault_token:
                 extra.update(static_creds_paths=engine.static_creds_paths, vault_token=args.vault_token)
         checks = PostDeployChecks(
-            f"{name}-checks", target=args.checks_target, clients=pulumi.Output.all(*clients),
-            kv_logins=pulumi.Output.all(*kv_logins), retired_logins=pulumi.Output.all(*retired), **extra,
+            f"{name}-checks", CheckPlanArgs(target=args.checks_target, clients=clients, kv_logins=kv_logins,
+                                            retired_logins=retired, **extra),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         return checks.report

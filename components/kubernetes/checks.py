@@ -157,11 +157,17 @@ def _wait_for_vault(props: dict[str, Any]) -> None:
 def _run(props: dict[str, Any]) -> dict:
     run = f"{props['name']}-{secrets.token_hex(4)}"
     plan = dict(props["plan"])
+    # The pod's token may read the static roles' credentials only, not raft's configuration: the voters
+    # are checked from here, with the admin token.
+    expected_voters = int(plan.get("raft_voters") or 0)
+    plan["raft_voters"] = 0
     _wait_for_vault(props)
     with pem_file(props["vault"]["ca_pem"]) as ca:
         admin = _admin(props, ca)
+        # The pod gets no token but one minted here, for this run only, that reads the static roles'
+        # credentials and nothing else.
+        plan["vault_token"] = ""
         if plan.get("static_creds_paths"):
-            # A token that reads the static roles' credentials and nothing else, for this run only.
             plan["vault_token"] = admin.auth.token.create(role_name=TOKEN_ROLE, ttl=f"{RUN_SECONDS}s")["auth"][
                 "client_token"]
         secret = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -187,11 +193,10 @@ def _run(props: dict[str, Any]) -> dict:
         report["job"] = f"{props['namespace']}/{run}"
         # The Job's whole run: its pod scheduled and started, the checks, its log read.
         report["job_seconds"] = round(time.monotonic() - started, 1)
-        if props["raft_voters"]:
-            expected = int(props["raft_voters"])
-            problem, cluster = raft_report(admin, expected)
-            report["checks"].append({"name": f"the {expected} OpenBao nodes are raft voters", "passed": not problem,
-                                     "detail": problem})
+        if expected_voters:
+            problem, cluster = raft_report(admin, expected_voters)
+            report["checks"].append({"name": f"the {expected_voters} OpenBao nodes are raft voters",
+                                     "passed": not problem, "detail": problem})
             report["passed"] = report["passed"] and not problem
             report["vault_cluster"] = {**report.get("vault_cluster", {}), **cluster}
     if not report["passed"]:
@@ -241,21 +246,22 @@ class _InClusterChecksProvider(ResourceProvider):
 class InClusterChecks(Resource, module="dbcreds", name="InClusterChecks"):
     """Runs the post-deploy checks in the cluster at every update; `report` says what passed.
 
-    plan: `components.vault.checks.CheckPlan`'s fields as the pod reaches things (Services' names),
-    without vault_token (the run mints one that reads only static_creds_paths); vault: the stack's
-    {address, ca_pem, admin_token} from this machine (the token minting, and the raft voters
-    when raft_voters is set); statefulset: OpenBao's, whose pods a run waits to be ready. The plan
-    and the admin token travel and rest as secrets."""
+    plan: `components.vault.check_plan.CheckPlan`'s fields as the pod reaches things (Services'
+    names; `components.vault.post_deploy_checks.CheckPlanArgs.props()` gives them); the pod gets
+    them but vault_token (the run mints one that reads only static_creds_paths) and raft_voters
+    (checked from this machine). vault: the stack's {address, ca_pem, admin_token} from this
+    machine (the token minting, and the raft voters when raft_voters is set); statefulset: OpenBao's,
+    whose pods a run waits to be ready. The plan and the admin token travel and rest as secrets."""
 
     report: pulumi.Output[dict]
 
     def __init__(self, name: str, kubeconfig: Optional[str], namespace: str, image: str, pull: str,
                  code: k8s.core.v1.ConfigMap, plan: pulumi.Input[dict], vault: pulumi.Input[dict],
-                 statefulset: str, raft_voters: int = 0, opts: Optional[pulumi.ResourceOptions] = None):
+                 statefulset: str, opts: Optional[pulumi.ResourceOptions] = None):
         props = {"name": name, "kubeconfig": kubeconfig or "", "namespace": namespace, "image": image, "pull": pull,
                  "statefulset": statefulset,
                  "code_map": code.metadata.apply(lambda meta: meta.name),
                  "code_paths": sorted(module_files(ENTRY)), "plan": pulumi.Output.secret(plan),
-                 "vault": pulumi.Output.secret(vault), "raft_voters": raft_voters, "report": None}
+                 "vault": pulumi.Output.secret(vault), "report": None}
         super().__init__(_InClusterChecksProvider(), name, props, pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(depends_on=[code])))

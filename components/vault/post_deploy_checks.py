@@ -2,15 +2,51 @@
 
 Its diff always reports a change, so every update runs the checks again with
 real credentials; the report (no secrets) is its only output.
+
+    PostDeployChecks("checks", CheckPlanArgs(target={...}, clients=[client_check(...)], ...))
 """
 
+import dataclasses
 import uuid
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
-from components.vault.checks import CheckPlan, run_checks
+from components.vault.check_plan import CheckPlan
+from components.vault.checks import run_checks
+
+
+@dataclass
+class CheckPlanArgs:
+    """`CheckPlan`'s fields as Pulumi inputs (CheckPlan says what each means). The fields in
+    SECRET_FIELDS hold secrets (secret_ids, passwords, a token): they travel and rest as secrets."""
+
+    #: `Target`'s fields: where the checks reach Vault and the database, and the CAs that verify them.
+    target: pulumi.Input[Mapping[str, Any]]
+    #: `ClientCheck`'s fields, one entry per client (`client_check` makes one from a ClientAccess).
+    clients: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] = ()
+    admin: pulumi.Input[str] = ""
+    bootstrap_password: pulumi.Input[str] = ""
+    protected_paths: pulumi.Input[Sequence[str]] = ()
+    static_creds_paths: pulumi.Input[Sequence[str]] = ()
+    vault_token: pulumi.Input[str] = ""
+    database_pki_mount: pulumi.Input[str] = ""
+    group_roles: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    #: `KvLoginCheck`'s fields, and `RetiredLogin`'s, one entry each.
+    kv_logins: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] = ()
+    retired_logins: pulumi.Input[Sequence[pulumi.Input[Mapping[str, Any]]]] = ()
+    node_addresses: pulumi.Input[Sequence[str]] = ()
+    raft_voters: int = 0
+    root_rotated_at: pulumi.Input[int] = 0
+
+    SECRET_FIELDS = ("clients", "kv_logins", "bootstrap_password", "retired_logins", "vault_token")
+
+    def props(self) -> dict[str, pulumi.Input[Any]]:
+        """The plan as a resource's properties (one per field), its secrets marked secret."""
+        props = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**props, **{name: pulumi.Output.secret(props[name]) for name in self.SECRET_FIELDS}}
 
 
 def _run(props: dict[str, Any]) -> dict:
@@ -41,32 +77,13 @@ def client_check(name: str, access: Any, allowed: Sequence[str], forbidden: Sequ
 
 
 class PostDeployChecks(Resource, module="dbcreds", name="PostDeployChecks"):
-    """Runs `components.vault.checks.run_checks` at every update; `report` says what passed.
+    """Runs `components.vault.checks.run_checks` on `plan` at every update; `report` says what passed.
 
-    Its inputs are `CheckPlan`'s fields; the clients and KV logins (with their
-    secret_ids), the bootstrap and retired passwords and the Vault token travel
-    and rest as secrets.
+    Its properties are the plan's fields, one each (the state keeps that shape); the secret ones
+    (`CheckPlanArgs.SECRET_FIELDS`) travel and rest as secrets.
     """
 
     report: pulumi.Output[dict]
 
-    def __init__(
-        self, name: str, target: pulumi.Input[dict], clients: pulumi.Input[list],
-        admin: pulumi.Input[str] = "", bootstrap_password: pulumi.Input[str] = "",
-        protected_paths: pulumi.Input[list] = (), static_creds_paths: pulumi.Input[list] = (),
-        vault_token: pulumi.Input[str] = "", database_pki_mount: pulumi.Input[str] = "",
-        group_roles: pulumi.Input[dict] = None, kv_logins: pulumi.Input[list] = (),
-        retired_logins: pulumi.Input[list] = (), node_addresses: pulumi.Input[list] = (), raft_voters: int = 0,
-        root_rotated_at: pulumi.Input[int] = 0, opts: Optional[pulumi.ResourceOptions] = None,
-    ):
-        props = {
-            "target": target, "clients": pulumi.Output.secret(clients), "admin": admin,
-            "bootstrap_password": pulumi.Output.secret(bootstrap_password),
-            "protected_paths": protected_paths, "static_creds_paths": static_creds_paths,
-            "vault_token": pulumi.Output.secret(vault_token), "database_pki_mount": database_pki_mount,
-            "group_roles": group_roles or {},
-            "kv_logins": pulumi.Output.secret(kv_logins), "retired_logins": pulumi.Output.secret(retired_logins),
-            "node_addresses": node_addresses, "raft_voters": raft_voters, "root_rotated_at": root_rotated_at,
-            "report": None,
-        }
-        super().__init__(_ChecksProvider(), name, props, opts)
+    def __init__(self, name: str, plan: CheckPlanArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(_ChecksProvider(), name, {**plan.props(), "report": None}, opts)

@@ -15,7 +15,7 @@ import pulumi_vault as vault
 
 from components.vault.client_access import ClientAccess, ClientAccessArgs
 from components.database_component import new_password
-from components.vault.post_deploy_checks import PostDeployChecks, client_check
+from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks, client_check
 from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.grants import validate_grant_spec
@@ -57,20 +57,17 @@ client = ClientAccess(f"team-{TEAM}", ClientAccessArgs(
     role=TEAM, database_mount=engine.mount_path, approle_mount=platform_output("approle_mount"),
 ), opts=in_vault)
 platform_creds = platform_output("clients").apply(lambda clients: [c["creds_path"] for c in clients.values()])
-checks = PostDeployChecks(
-    f"{TEAM}-checks",
-    target={k: platform_output(o) for k, o in (("vault_addr", "vault_addr"), ("vault_ca_pem", "vault_ca_pem"),
-                                                ("db_host", "db_host"), ("db_port", "db_port"),
-                                                ("db_name", "db_name"), ("db_ca_pem", "db_ca_pem"))},
-    clients=pulumi.Output.all(client_check(f"team-{TEAM}", client, config.require_object("allowed"),
-                                           config.require_object("forbidden"), spec.max_ttl)),
+checks = PostDeployChecks(f"{TEAM}-checks", CheckPlanArgs(
+    target={k: platform_output(k) for k in ("vault_addr", "vault_ca_pem", "db_host", "db_port", "db_name",
+                                            "db_ca_pem")},
+    clients=[client_check(f"team-{TEAM}", client, config.require_object("allowed"),
+                          config.require_object("forbidden"), spec.max_ttl)],
     admin=admin_name, bootstrap_password=bootstrap_password,
     # Nor the platform's clients' credentials, nor this team's connection config.
     protected_paths=pulumi.Output.all(platform_creds, engine.protected_paths).apply(lambda a: [*a[0], *a[1]]),
     # The team's users hold its group and nothing else.
     group_roles={TEAM: group.group},
-    opts=pulumi.ResourceOptions(depends_on=[engine, client]),
-)
+), opts=pulumi.ResourceOptions(depends_on=[engine, client]))
 
 pulumi.export("database_mount", engine.mount_path)
 pulumi.export("client", {"approle_mount": client.approle_mount, "role_id": client.role_id,

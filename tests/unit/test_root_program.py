@@ -90,6 +90,11 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert checks["static_creds_paths"] == ["database/static-creds/svc_reporting"]
     assert checks["database_pki_mount"] == "pki-db"
     assert "database/config/app" in checks["protected_paths"]
+    # The plan's secrets (secret_ids, passwords, the Vault token) rest as secrets in the state.
+    from components.vault.post_deploy_checks import CheckPlanArgs
+
+    for name in CheckPlanArgs.SECRET_FIELDS:
+        assert checks[name]["4dabf18193072939515e22adb298388d"] == pulumi.runtime.rpc._special_secret_sig, name
     # Each server has its keeper; the Vault server trusts the database's CA.
     dynamic = registered(monitor, "pulumi-python:dynamic:Resource")
     assert {dynamic["vault-running"]["kind"], dynamic["db-running"]["kind"]} == {"openbao", "postgres"}
@@ -275,7 +280,10 @@ def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_t
     checks, = registered(monitor, "pulumi-python:dynamic/dbcreds:InClusterChecks").values()
     plan = unwrap(checks["plan"])
     assert [c["name"] for c in plan["clients"]] == ["reader", "app"] and plan["target"]["db_host"] == "db.dbcreds-prod.svc"
-    assert len(plan["node_addresses"]) == 3 and checks["raft_voters"] == 3
+    assert len(plan["node_addresses"]) == 3 and plan["raft_voters"] == 3
+    # The same plan as the local checks', whole a secret; no Vault token in it (each run mints one).
+    assert checks["plan"]["4dabf18193072939515e22adb298388d"] == pulumi.runtime.rpc._special_secret_sig
+    assert plan["vault_token"] == "" and plan["database_pki_mount"] == ""
     # The Job's checks report the root credential's age too: from when its Rotation was made.
     assert plan["root_rotated_at"] == "created_at of engine-root-rotation"
     assert "vault:index/raftAutopilot:RaftAutopilot" in types
