@@ -19,7 +19,7 @@ KV_READ = {"products-api-kv/data/database": {"read"}}
 CREDS = {"products-api-db/creds/products-api": {"read"},
          "sys/leases/renew/products-api-db/creds/products-api/*": {"update"},
          "sys/leases/revoke/products-api-db/creds/products-api/*": {"update"},
-         # The body form, its lease_id limited to the creds path (tests/unit/test_policy_rules.py).
+         # The body form, its lease_id limited to the creds path (tests/unit/test_policy_client_access.py).
          "sys/leases/renew": {"update"}, "sys/leases/revoke": {"update"}}
 OWN_TOKEN = {"auth/token/lookup-self": {"read"}, "auth/token/renew-self": {"update"},
              "auth/token/revoke-self": {"update"}}
