@@ -177,10 +177,11 @@ def test_make_targets_from_a_private_folder(figure):
         vault = hvac.Client(url=outputs["vault_addr"], token=outputs["vault_admin_token"], verify=str(ca))
         declared = edit_by_hand(vault)
         assert as_declared(vault) != declared
-        # make preview refreshes: it shows each of the three, and the checks, to update.
+        # make preview refreshes: it shows each of the three to update, and the two that run at every
+        # update (the checks and the expired users' reaper).
         preview = make("preview", checkout)
         assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr[-3000:]
-        assert "--refresh" in preview.stderr and "4 to update" in preview.stdout
+        assert "--refresh" in preview.stderr and "5 to update" in preview.stdout
         for name in ("engine-role-app", "app-policy", "app-approle"):
             assert f"::{name}]" in preview.stdout, name
         assert "pg_read_all_data" in preview.stdout and "2592000" in preview.stdout
