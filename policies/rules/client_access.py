@@ -131,23 +131,28 @@ def client_policy_engine_untouched(props: Mapping[str, Any], _config: Mapping[st
                    f"{what}: a client only reads its creds")
 
 
-def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
-    token_cap = int(config["maxTokenTtlSeconds"])
-    secret_id_cap = int(config["maxSecretIdTtlSeconds"])
+def _login_tokens_bounded(props: Mapping[str, Any], cap: int, report: Report) -> None:
+    """What an auth role's login tokens must be, whatever the method: TTLs set and within the cap,
+    never the root policy, nor the default one (it lets a token renew any lease whose id it knows)."""
     token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
     if not props.get("tokenTtl") or not token_max:
         report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
-    elif token_max > token_cap:
-        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {token_cap}s")
+    elif token_max > cap:
+        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {cap}s")
+    if "root" in (props.get("tokenPolicies") or []):
+        report("tokenPolicies include root")
+    if props.get("tokenNoDefaultPolicy") is not True:
+        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
+
+
+def approle_bounded(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
+    _login_tokens_bounded(props, int(config["maxTokenTtlSeconds"]), report)
+    secret_id_cap = int(config["maxSecretIdTtlSeconds"])
     secret_id_ttl = props.get("secretIdTtl")
     if not secret_id_ttl:
         report("secretIdTtl is unset: the secret_id would never expire")
     elif secret_id_ttl > secret_id_cap:
         report(f"secretIdTtl ({int(secret_id_ttl)}s) is over the cap of {secret_id_cap}s")
-    if "root" in (props.get("tokenPolicies") or []):
-        report("tokenPolicies include root")
-    if props.get("tokenNoDefaultPolicy") is not True:
-        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
 
 
 def approle_secret_id_required(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
@@ -175,15 +180,6 @@ def kubernetes_auth_bounded(props: Mapping[str, Any], config: Mapping[str, Any],
         report("boundServiceAccountNamespaceSelector admits any namespace so labelled: list the namespaces instead")
     if not known(props, "audience"):
         report("audience is unset: the role would take a service account token meant for any service")
-    cap = int(config["maxTokenTtlSeconds"])
-    token_max = props.get("tokenExplicitMaxTtl") or props.get("tokenMaxTtl")
-    if not props.get("tokenTtl") or not token_max:
-        report("tokenTtl and tokenMaxTtl (or tokenExplicitMaxTtl) must be set")
-    elif token_max > cap:
-        report(f"the token's max TTL ({int(token_max)}s) is over the cap of {cap}s")
+    _login_tokens_bounded(props, int(config["maxTokenTtlSeconds"]), report)
     if props.get("tokenPeriod") and not props.get("tokenExplicitMaxTtl"):
         report("tokenPeriod without tokenExplicitMaxTtl: the token could be renewed forever")
-    if "root" in (props.get("tokenPolicies") or []):
-        report("tokenPolicies include root")
-    if props.get("tokenNoDefaultPolicy") is not True:
-        report("tokenNoDefaultPolicy is not true: the default policy lets a token renew any lease whose id it knows")
