@@ -8,11 +8,12 @@ The state holds the only copy of each stack's Vault unseal (or recovery) keys an
 """
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from toolchain.env import ROOT
+from toolchain.env import CHECKOUT_STATE, ROOT, passphrase_path, team_passphrase_file
 
 REMOVED = (".venv", ".tools", ".pulumi")
 
@@ -27,6 +28,11 @@ def deployed_stacks(state: Path) -> list[str]:
     return found
 
 
+def passphrase_goes_with_state(environ: dict[str, str]) -> bool:
+    """Whether the passphrase in use is the checkout's own (deleted with .pulumi/), not a team's file."""
+    return team_passphrase_file(environ) in (None, passphrase_path(CHECKOUT_STATE).resolve())
+
+
 def main() -> int:
     confirmed = sys.argv[1:] == ["yes"]
     deployed = deployed_stacks(ROOT / ".pulumi" / "state")
@@ -35,6 +41,9 @@ def main() -> int:
               f"Vault keys, root token and passphrase: {', '.join(deployed)}. `make down STACK=<stack>` each "
               "first, or `make clean CONFIRM=yes` to delete them anyway.", file=sys.stderr)
         return 1
+    if passphrase_goes_with_state(dict(os.environ)):
+        print("[clean] deleting .pulumi/passphrase too: stacks encrypted with it cannot be decrypted again",
+              file=sys.stderr)
     for name in REMOVED:
         shutil.rmtree(ROOT / name, ignore_errors=True)
     print(f"[clean] removed {', '.join(REMOVED)}" + (f" (and the state of {', '.join(deployed)})" if deployed else ""))

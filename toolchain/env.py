@@ -9,7 +9,9 @@ Automation API, so a shell and a test run the CLI the same way.
   PULUMI_HOME              .pulumi/home: this checkout's plugin folder and workspace settings
   PULUMI_BACKEND_URL       file://.pulumi/state: the local file backend
   PULUMI_CONFIG_PASSPHRASE_FILE  .pulumi/passphrase: a random passphrase made once per
-                           checkout (mode 0600) for the passphrase secrets provider
+                           checkout (mode 0600) for the passphrase secrets provider; or, when
+                           set already, the team's file (from its secret store), so every
+                           checkout and CI decrypts the same stacks
 Tests give their own state root: a backend and passphrase of their own, the same PULUMI_HOME.
   PULUMI_SKIP_UPDATE_CHECK, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: never reach the network
 """
@@ -23,9 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def passphrase_path(state_root: Path) -> Path:
+    return state_root / "passphrase"
+
+
 def passphrase_file(state_root: Path) -> Path:
     """The checkout's passphrase file, made on first use with a random passphrase."""
-    path = state_root / "passphrase"
+    path = passphrase_path(state_root)
     if not path.exists():
         state_root.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -34,15 +40,43 @@ def passphrase_file(state_root: Path) -> Path:
     return path
 
 
-def pulumi_env(state_root: Path = ROOT / ".pulumi") -> dict[str, str]:
-    """Variables that make `pulumi` use the built toolchain, and the backend and passphrase under state_root."""
-    path = os.pathsep.join([str(ROOT / ".tools" / "bin"), str(ROOT / ".venv" / "bin"), os.environ.get("PATH", "")])
+PASSPHRASE_VARIABLE = "PULUMI_CONFIG_PASSPHRASE_FILE"
+CHECKOUT_STATE = ROOT / ".pulumi"
+
+
+class PassphraseError(SystemExit):
+    """The team's passphrase file named in the environment cannot be used."""
+
+
+def team_passphrase_file(environ: dict[str, str]) -> Path | None:
+    """The passphrase file the environment names (a team's, shared by its checkouts and CI), checked
+    before any stack is touched; None when it names none."""
+    named = environ.get(PASSPHRASE_VARIABLE, "").strip()
+    if not named:
+        return None
+    path = Path(named).expanduser()
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise PassphraseError(f"{PASSPHRASE_VARIABLE}={named}: cannot be read ({error.strerror})") from None
+    if not text.strip():
+        raise PassphraseError(f"{PASSPHRASE_VARIABLE}={named}: the file is empty")
+    return path.resolve()
+
+
+def pulumi_env(state_root: Path = CHECKOUT_STATE, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Variables that make `pulumi` use the built toolchain, and the backend and passphrase under state_root.
+    The checkout's own state uses the team's passphrase file when the environment names one; any other
+    state root (a test's) always has a passphrase of its own."""
+    environ = os.environ if environ is None else environ
+    team = team_passphrase_file(environ) if state_root == CHECKOUT_STATE else None
+    path = os.pathsep.join([str(ROOT / ".tools" / "bin"), str(ROOT / ".venv" / "bin"), environ.get("PATH", "")])
     return {
         "PATH": path,
         "PYTHONPATH": str(ROOT),
         "PULUMI_HOME": str(ROOT / ".pulumi" / "home"),
         "PULUMI_BACKEND_URL": (state_root / "state").as_uri(),
-        "PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase_file(state_root)),
+        PASSPHRASE_VARIABLE: str(team or passphrase_file(state_root)),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }

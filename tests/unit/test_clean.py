@@ -2,7 +2,7 @@
 
 import json
 
-from toolchain.clean import deployed_stacks
+from toolchain.clean import deployed_stacks, passphrase_goes_with_state
 
 
 def checkpoint(state, project: str, stack: str, resources: list) -> None:
@@ -20,3 +20,10 @@ def test_only_stacks_with_resources_are_named(tmp_path):
 
 def test_no_state_is_nothing_deployed(tmp_path):
     assert deployed_stacks(tmp_path / "absent") == []
+
+
+def test_clean_says_the_passphrase_goes_unless_it_is_the_teams(tmp_path):
+    team = tmp_path / "team-passphrase"
+    team.write_text("shared")
+    assert passphrase_goes_with_state({})
+    assert not passphrase_goes_with_state({"PULUMI_CONFIG_PASSPHRASE_FILE": str(team)})
