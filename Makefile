@@ -66,14 +66,14 @@ test: bootstrap-all
 unit: bootstrap
 	@$(ENV) && .venv/bin/python -m pytest tests/unit
 
-# The cluster (tests/support/cluster.py, docs/cluster.md): `make cluster-up NODES=3` (NODES checked
+# The cluster (toolchain/cluster/, docs/cluster.md): `make cluster-up NODES=3` (NODES checked
 # before anything is built); the last line it prints is the kubeconfig's path. `make cluster-down`.
 cluster-up:
-	@python3 -m tests.support.cluster_net nodes '$(NODES)' && bash toolchain/bootstrap.sh cluster \
-	  && .venv/bin/python -m tests.support.cluster up '$(CLUSTER_DIR)' --nodes '$(NODES)'
+	@python3 -m toolchain.cluster.net nodes '$(NODES)' && bash toolchain/bootstrap.sh cluster \
+	  && .venv/bin/python -m toolchain.cluster.cluster up '$(CLUSTER_DIR)' --nodes '$(NODES)'
 
 cluster-down:
-	@.venv/bin/python -m tests.support.cluster down '$(CLUSTER_DIR)'
+	@.venv/bin/python -m toolchain.cluster.cluster down '$(CLUSTER_DIR)'
 
 # Removes this checkout's venv, tool links and local state; the build cache stays. Refused while a
 # stack still has resources (its Vault keys live only in the state): CONFIRM=yes deletes them anyway.

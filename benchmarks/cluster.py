@@ -4,7 +4,7 @@ nodes, the memory it holds once up, and `make cluster-down`.
     .venv/bin/python benchmarks/cluster.py [--nodes 1 3] [--no-cold]
 
 Cold: the cluster's image archive and the containerd root made from it are not cached (removed first),
-so `make cluster-up` starts a Docker engine, builds every image of tests/support/cluster_images.py,
+so `make cluster-up` starts a Docker engine, builds every image of toolchain/cluster/images.py,
 saves them and imports them once (the Go binaries and the docker target's contexts are the
 bootstrap's: cached). Warm: everything cached. Each run uses a folder
 of its own under .data/bench and ends with `make cluster-down`. Memory: the proportional set size (PSS)
@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.docker import images  # noqa: E402
-from tests.support import cluster as cluster_support  # noqa: E402
-from tests.support.cluster_images import images_lock  # noqa: E402
-from tests.support.cluster_net import Layout  # noqa: E402
+from toolchain.cluster import cluster as cluster_support  # noqa: E402
+from toolchain.cluster.images import images_lock  # noqa: E402
+from toolchain.cluster.net import Layout  # noqa: E402
 from toolchain.env import ROOT  # noqa: E402
 
 

@@ -3,7 +3,7 @@ query, and from a pod's deletion to its database user gone.
 
     .venv/bin/python benchmarks/team_app.py [--runs 5] [--kubeconfig PATH]
 
-Starts a 1-node cluster of its own (tests/support/cluster.py) unless given a kubeconfig, brings up the
+Starts a 1-node cluster of its own (toolchain/cluster/) unless given a kubeconfig, brings up the
 platform (the root program with the k8s stack file's config, its own namespace) and the team program
 (one replica; the checkout's virtualenv), then `--runs` times:
 - creation: the Deployment scaled to 2 (t0 just before `kubectl scale`); the new pod's first `query`
@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support import cluster as cluster_support  # noqa: E402
 from tests.support import team_app  # noqa: E402
 from tests.support.waiting import wait_for  # noqa: E402
+from toolchain.cluster import cluster as cluster_support  # noqa: E402
 from toolchain.env import ROOT  # noqa: E402
 
 

@@ -13,7 +13,7 @@
 #                              Kubernetes control plane (kube-apiserver,
 #                              kube-controller-manager, etcd);
 #   bootstrap.sh cluster       kubernetes, and what the multi-node test cluster adds
-#                              (tests/support/cluster.py, docs/cluster.md): kube-scheduler and
+#                              (toolchain/cluster/, docs/cluster.md): kube-scheduler and
 #                              kubelet (built with the control plane), kube-proxy, the CNI plugins,
 #                              CoreDNS and local-path-provisioner (go install from their modules),
 #                              Debian's containerd, runc and iptables, and the docker target's
@@ -377,10 +377,10 @@ docker_target() {
   docker_provider
 }
 
-# The multi-node cluster (tests/support/cluster.py): kube-proxy (built as the control plane is), the
+# The multi-node cluster (toolchain/cluster/): kube-proxy (built as the control plane is), the
 # CNI plugins of its pod network, CoreDNS and local-path-provisioner (their images are built from these
 # binaries), and Debian's containerd, runc and iptables when missing (gcc builds the pause binary;
-# tests/support/cluster_images.py builds the images on a Docker engine from the docker target's contexts).
+# toolchain/cluster/images.py builds the images on a Docker engine from the docker target's contexts).
 cluster() {
   kubernetes
   MODULE_DIR=kubernetes PREPARE=replace_kubernetes_staging go_build kube-proxy "$KUBERNETES_VERSION" \

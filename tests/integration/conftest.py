@@ -1,6 +1,6 @@
 """Fixtures the integration tests share.
 
-`cluster`: one real 3-node Kubernetes cluster (tests/support/cluster.py, docs/cluster.md) for the whole
+`cluster`: one real 3-node Kubernetes cluster (toolchain/cluster/, docs/cluster.md) for the whole
 session, started when the first test asks for it and stopped (everything of it removed) at the end.
 Tests that stop, drain or cordon a node put it back as they found it; each test works in namespaces
 of its own and deletes them.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cluster as cluster_support
-from tests.support import cluster_net
+from toolchain.cluster import cluster as cluster_support
+from toolchain.cluster import net as cluster_net
 from toolchain.env import ROOT
 
 SESSION_NODES = 3

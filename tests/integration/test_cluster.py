@@ -1,4 +1,4 @@
-"""The multi-node cluster for real (tests/support/cluster.py, docs/cluster.md): its nodes, pod network,
+"""The multi-node cluster for real (toolchain/cluster/, docs/cluster.md): its nodes, pod network,
 Services, DNS, node loss, drains, storage and NetworkPolicies, on the session's 3-node cluster; then
 `make cluster-up` / `make cluster-down` themselves on a 1-node cluster of their own.
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cluster as cluster_support
-from tests.support import cluster_net
-from tests.support.cluster_images import image_refs
 from tests.support.waiting import wait_for
+from toolchain.cluster import cluster as cluster_support
+from toolchain.cluster import net as cluster_net
+from toolchain.cluster.images import image_refs
 from toolchain.env import ROOT
 
 PORT = 8080

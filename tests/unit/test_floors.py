@@ -1,8 +1,9 @@
 """The components' floors: each module imports only from floors below its own, or from its own area
 (a folder, or the pure modules at the bottom). A target never imports another target, nor the Vault
-layer a target."""
+layer a target. Below them all, nothing of the product imports the tests."""
 
 import ast
+import sys
 from pathlib import Path
 
 from toolchain.env import ROOT
@@ -55,3 +56,26 @@ def test_imports_only_go_down_the_floors():
 def test_every_area_has_a_floor():
     folders = {p.name for p in (ROOT / "components").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert folders | {"pure", *TOP_LEVEL_AREAS.values()} == set(FLOORS)
+
+
+def top_level_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+    return found
+
+
+def test_the_product_never_imports_the_tests():
+    product = [ROOT / "__main__.py", *[p for folder in ("components", "stacks", "policies", "toolchain")
+                                      for p in (ROOT / folder).rglob("*.py")]]
+    assert [str(p.relative_to(ROOT)) for p in product if "tests" in top_level_imports(p)] == []
+
+
+def test_the_cluster_network_check_needs_only_the_standard_library():
+    # `make cluster-up` checks NODES with the machine's python3, before the virtualenv exists.
+    for path in (ROOT / "toolchain" / "__init__.py", ROOT / "toolchain" / "cluster" / "__init__.py",
+                 ROOT / "toolchain" / "cluster" / "net.py"):
+        assert top_level_imports(path) <= set(sys.stdlib_module_names), path

@@ -3,20 +3,20 @@
 The control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, all built from
 k8s.io/kubernetes by `bash toolchain/bootstrap.sh cluster`) runs in a namespace of its own; each node
 in its own, with its own containerd (Debian's, with runc), kubelet and kube-proxy; a bridge in a
-namespace of its own joins them (tests/support/cluster_net.py). Pods get addresses from their node's
-pod CIDR (the CNI plugins bridge, host-local, loopback, portmap), Services work through kube-proxy
-(iptables mode), CoreDNS answers for cluster.local and local-path-provisioner makes volumes
-(tests/support/cluster_addons.py). The machine reaches the API server, the pods and the Services
-through one link into the cluster's switch; docs/cluster.md draws it all.
+namespace of its own joins them (net.py). Pods get addresses from their node's pod CIDR (the CNI
+plugins bridge, host-local, loopback, portmap), Services work through kube-proxy (iptables mode),
+CoreDNS answers for cluster.local and local-path-provisioner makes volumes (addons.py). The machine
+reaches the API server, the pods and the Services through one link into the cluster's switch;
+docs/cluster.md draws it all.
 
 Everything of a cluster lives in one folder, its slot's namespaces and `/run/dbc<S>`; each process is
 started detached with its PID recorded in the folder, so that `make cluster-up` can return and `make
 cluster-down` (or a test) stop them later, by PID, and remove what kubelet and containerd leave
 (mounts, cgroups, runtime folders, log links) and the namespaces, links and routes.
 
-    python -m tests.support.cluster up [FOLDER] [--nodes N]   start (default .data/cluster, 3 nodes);
-                                                              the last line printed is the kubeconfig
-    python -m tests.support.cluster down [FOLDER]             stop everything and remove the folder
+    python -m toolchain.cluster.cluster up [FOLDER] [--nodes N]   start (default .data/cluster, 3 nodes);
+                                                                  the last line printed is the kubeconfig
+    python -m toolchain.cluster.cluster down [FOLDER]             stop everything and remove the folder
 """
 
 import argparse
@@ -37,8 +37,11 @@ from typing import Callable, Iterator
 import requests
 
 from components.servers.process import running_pid, start_detached
-from tests.support import cluster_addons, cluster_images, cluster_net, cluster_pki
-from tests.support.cluster_net import DEFAULT_NODES, Layout, NetworkError, nsenter
+from toolchain.cluster import addons as cluster_addons
+from toolchain.cluster import images as cluster_images
+from toolchain.cluster import net as cluster_net
+from toolchain.cluster import pki as cluster_pki
+from toolchain.cluster.net import DEFAULT_NODES, Layout, NetworkError, nsenter
 from toolchain.env import ROOT, toolchain_version
 
 DEFAULT_FOLDER = ROOT / ".data" / "cluster"
@@ -851,7 +854,7 @@ def running_cluster(folder: Path, nodes: int = DEFAULT_NODES) -> Iterator[Cluste
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.cluster", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m toolchain.cluster.cluster", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_FOLDER)

@@ -438,7 +438,7 @@ def remove_run_dir(slot: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python3 -m tests.support.cluster_net nodes N`: checks the NODES setting (the Makefile, before
+    """`python3 -m toolchain.cluster.net nodes N`: checks the NODES setting (the Makefile, before
     anything is built)."""
     if len(argv) == 2 and argv[0] == "nodes":
         try:

@@ -120,7 +120,7 @@ class ClusterImage:
         return f"dbcreds-{self.role}:{key[:12]}"
 
 
-#: Every image the cluster's nodes hold. The roles name them in manifests (cluster_addons.py, tests).
+#: Every image the cluster's nodes hold. The roles name them in manifests (addons.py, tests).
 IMAGES: tuple[ClusterImage, ...] = (
     ClusterImage("openbao", _made_by_bootstrap(images.openbao_context, "bao"), DOCKERFILES / "openbao.Dockerfile",
                  lambda: images.image_names()["openbao"]),
