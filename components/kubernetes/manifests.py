@@ -190,6 +190,19 @@ def anti_affinity(app: str, instance: str) -> dict[str, Any]:
         {"labelSelector": {"matchLabels": labels(app, instance)}, "topologyKey": "kubernetes.io/hostname"}]}}
 
 
+#: How long an OpenBao pod stays bound to a node that is unreachable or not ready before it is evicted:
+#: Kubernetes' own default, stated because clusters set shorter ones. Its raft volume is the node's, so
+#: an evicted pod could only wait for that node anyway; recreated there, it came back under a new IP
+#: while the others still resolved the old one, and raft went minutes without a leader.
+NODE_LOSS_TOLERATION_SECONDS = 300
+
+
+def node_loss_tolerations(seconds: int) -> list[dict[str, Any]]:
+    """A pod's tolerations of its node's loss (the taints the node controller puts on it)."""
+    return [{"key": f"node.kubernetes.io/{taint}", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": seconds} for taint in ("not-ready", "unreachable")]
+
+
 #: Where Kubernetes mounts a pod's API token (and its CA, and namespace).
 API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 #: How long a projected API token lives before kubelet replaces it (OpenBao rereads the file).
@@ -254,6 +267,7 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
             "metadata": {"labels": labels(VAULT_APP, instance)},
             "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False, **identity,
                      "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
+                     "tolerations": node_loss_tolerations(NODE_LOSS_TOLERATION_SECONDS),
                      "containers": [container], "volumes": volumes},
         },
         "volumeClaimTemplates": [volume_claim("data", storage, storage_class),

@@ -111,3 +111,9 @@ def test_the_openbao_statefulset_is_hardened_and_spread():
     assert "anti-affinity" in stack_violations("kubernetes-vault-spread", [together, budget], production)[0]
     # Elsewhere it is not asked.
     assert stack_violations("kubernetes-vault-spread", [together]) == []
+
+
+def test_openbao_pods_wait_out_a_lost_node_as_long_as_kubernetes_default():
+    tolerations = VAULT_STATEFULSET["spec"]["template"]["spec"]["tolerations"]
+    assert {(t["key"], t["effect"], t["tolerationSeconds"]) for t in tolerations} == {
+        ("node.kubernetes.io/not-ready", "NoExecute", 300), ("node.kubernetes.io/unreachable", "NoExecute", 300)}
