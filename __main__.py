@@ -196,6 +196,8 @@ def check_plan(config: StackConfig, vault_server: VaultComponent, database: Data
                         if highly_available else []),
         raft_voters=config.vault.nodes if highly_available else 0,
         root_rotated_at=engine.root_rotated_at,
+        # Only a Vault the stack runs has the telemetry block; the in-cluster run reads it from here.
+        metrics=config.runs_servers,
     )
 
 

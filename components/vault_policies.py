@@ -55,7 +55,7 @@ def render_policy(rules) -> str:
 def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tuple[str, ...] = ("approle",)) -> str:
     """What the stack itself may do in a Vault that keeps no root token: mount its engines and auth
     methods and configure them, write policies, tune raft's autopilot and read its peers, renew its
-    own token, mint and revoke tokens of its token roles (the in-cluster checks'), list, look up and revoke
+    own token, read the metrics, mint and revoke tokens of its token roles (the in-cluster checks'), list, look up and revoke
     the leases of its mounts (`make down`), and start the authenticated root-token generation that a
     quorum of the recovery keys completes (break glass). Nothing of sys/ beyond that: no seal, no
     audit devices, no other mounts' secrets."""
@@ -67,6 +67,8 @@ def stack_admin_policy(mounts: tuple[str, ...] = ("database",), auth_mounts: tup
             ("sys/policies/acl/*", everything), ("sys/policy/*", everything),
             ("sys/storage/raft/autopilot/configuration", ["read", "update", "sudo"]),
             ("sys/storage/raft/configuration", ["read", "sudo"]),
+            # The checks report the metrics an operator alerts on.
+            ("sys/metrics", ["read"]),
             # A rolling restart moves the active node off the pod it restarts last.
             ("sys/step-down", ["update", "sudo"]),
             ("auth/token/roles/*", everything), ("auth/token/create/*", ["update"]), ("auth/token/revoke", ["update"]),

@@ -31,6 +31,7 @@ from components.kubernetes import manifests as m
 from components.kubernetes.port_forward import kubectl
 from components.servers.process import pem_file
 from components.servers.openbao import raft_report
+from components.servers import openbao_metrics
 
 #: The program the Job's pod runs, and where its modules go in the pod (on PYTHONPATH in the image).
 ENTRY = "components.vault.checks_job"
@@ -161,6 +162,9 @@ def _run(props: dict[str, Any]) -> dict:
     # are checked from here, with the admin token.
     expected_voters = int(plan.get("raft_voters") or 0)
     plan["raft_voters"] = 0
+    # Nor the metrics: read from here, with the admin token, through the Service.
+    read_metrics = bool(plan.get("metrics"))
+    plan["metrics"] = False
     _wait_for_vault(props)
     with pem_file(props["vault"]["ca_pem"]) as ca:
         admin = _admin(props, ca)
@@ -199,6 +203,11 @@ def _run(props: dict[str, Any]) -> dict:
                                      "passed": not problem, "detail": problem})
             report["passed"] = report["passed"] and not problem
             report["vault_cluster"] = {**report.get("vault_cluster", {}), **cluster}
+        if read_metrics:
+            problem, report["metrics"] = openbao_metrics.metrics_report(
+                admin, hvac.Client(url=admin.url, verify=ca, timeout=30))
+            report["checks"].append({"name": openbao_metrics.CHECK_NAME, "passed": not problem, "detail": problem})
+            report["passed"] = report["passed"] and not problem
     if not report["passed"]:
         failures = "; ".join(f"{c['name']}: {c['detail']}" for c in report["checks"] if not c["passed"])
         pods = _kubectl(props, "get", "pods", "--output", "wide", check=False)

@@ -86,6 +86,12 @@ listener "tcp" {{
   tls_min_version = "tls12"
 }}
 {f'{chr(10)}seal "static" {{{chr(10)}{seal}}}{chr(10)}' if seal else ""}
+# Metrics in Prometheus' format at sys/metrics, for a token allowed to read them.
+telemetry {{
+  prometheus_retention_time = "24h"
+  disable_hostname          = true
+}}
+
 # OpenBao takes audit devices from its config only (not through the API).
 audit "file" "file" {{
   options {{

@@ -87,6 +87,9 @@ class CheckPlan:
     #: When the connection's root credential was last rotated (Unix seconds): its age goes into the
     #: report (0: not reported).
     root_rotated_at: int = 0
+    #: Whether vault_token reads the metrics of a Vault the stack runs (`components.vault.metrics`):
+    #: they must be served, only to a token, and their alert signals go into the report.
+    metrics: bool = False
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "CheckPlan":
@@ -104,7 +107,8 @@ class CheckPlan:
                    retired_logins=[RetiredLogin(**r) for r in raw.get("retired_logins") or ()],
                    node_addresses=tuple(raw.get("node_addresses") or ()),
                    raft_voters=int(raw.get("raft_voters") or 0),
-                   root_rotated_at=int(raw.get("root_rotated_at") or 0))
+                   root_rotated_at=int(raw.get("root_rotated_at") or 0),
+                   metrics=bool(raw.get("metrics")))
 
 
 @dataclass
@@ -122,6 +126,8 @@ class Report:
     vault_cluster: dict = field(default_factory=dict)
     #: How old the root credential is, and when each static role was last rotated.
     rotations: dict = field(default_factory=dict)
+    #: The metrics' alert signals (`components.vault.metrics.signals`), when read.
+    metrics: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -132,6 +138,8 @@ class Report:
                   "checks": [asdict(r) for r in self.results]}
         if self.rotations:
             report["rotations"] = self.rotations
+        if self.metrics:
+            report["metrics"] = self.metrics
         return {**report, "vault_cluster": self.vault_cluster} if self.vault_cluster else report
 
     def failures(self) -> str:

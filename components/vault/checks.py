@@ -43,6 +43,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
+from components.servers import openbao_metrics
 from components.servers.openbao import node_state, raft_report, serving_address
 from components.vault.check_plan import (CheckPlan, CheckResult, ClientCheck, KvLoginCheck, Report, RetiredLogin,
                                          Target)
@@ -415,6 +416,10 @@ def run_checks(plan: CheckPlan) -> Report:
             result, cluster = raft_voters(vault_client(target, files, plan.vault_token), plan.raft_voters)
             report.results.append(result)
             report.vault_cluster.update(cluster)
+        if plan.metrics:
+            problem, report.metrics = openbao_metrics.metrics_report(vault_client(target, files, plan.vault_token),
+                                                                     vault_client(target, files))
+            report.results.append(CheckResult(openbao_metrics.CHECK_NAME, not problem, problem))
         if len(plan.node_addresses) > 1 and ready:
             _through_each_node(report, target, files, plan.node_addresses, ready[0].client)
         if plan.admin:

@@ -40,6 +40,7 @@ class CheckPlanArgs:
     node_addresses: pulumi.Input[Sequence[str]] = ()
     raft_voters: int = 0
     root_rotated_at: pulumi.Input[int] = 0
+    metrics: bool = False
 
     SECRET_FIELDS = ("clients", "kv_logins", "bootstrap_password", "retired_logins", "vault_token")
 

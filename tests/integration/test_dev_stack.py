@@ -96,6 +96,12 @@ def test_the_checks_ran_in_up_and_passed(running):
             "the bootstrap admin password is rejected (root rotated)", "a plaintext connection is refused"} <= names
     # The checks gave back every credential they took.
     assert local.dynamic_users(running.config) == []
+    # OpenBao's metrics, read with the stack's token (refused without one): the one node is unsealed and
+    # active, no lease was given up on, no audit write failed.
+    assert "OpenBao serves its metrics (Prometheus) to a token, and only to one" in names
+    metrics = report["metrics"]
+    assert (metrics["unsealed"], metrics["active"], metrics["irrevocable_leases"], metrics["audit_failures"]) == (
+        1, 1, 0, 0), metrics
 
 
 @pytest.mark.parametrize("client", ["reader", "app", "brief"])
