@@ -2,6 +2,7 @@
 # make test   bootstraps everything, then runs every test
 # make down   revokes every lease, proves none is left, destroys the stack
 # make drift  exits 1 naming what differs when anything but the post-deploy checks would change (CI, after up)
+# make rotate-audit  moves each local OpenBao node's audit log aside and reopens it (KEEP=14 kept)
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 # make cluster-up / cluster-down   a Kubernetes cluster of NODES nodes (3) with a pod network, in network
@@ -16,7 +17,7 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview drift policy test unit clean \
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview drift rotate-audit policy test unit clean \
 	cluster-up cluster-down
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
@@ -54,6 +55,10 @@ drift: bootstrap-stack
 
 down: bootstrap-stack
 	@$(ENV) && $(ON_STACK) sh -c '$(UNLOCK) && .venv/bin/python -m toolchain.down $(STACK)'
+
+# Each local OpenBao node's audit log moved aside and reopened, no line lost; KEEP moved logs kept.
+rotate-audit: bootstrap-stack
+	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.rotate_audit $(STACK) '$(KEEP)'
 
 # Every stack file (prod's kubernetes target included), each with its own config for the gate.
 policy: bootstrap-all

@@ -7,8 +7,11 @@ and the server starts sealed. Initialising and unsealing go through the
 Vault HTTP API (hvac).
 """
 
+import datetime
 import hashlib
+import os
 import secrets
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +203,36 @@ class LocalOpenBao:
 
     def stop(self) -> None:
         terminate(self._pid_file, str(self.data_dir / "config.hcl"))
+
+    def rotate_audit_log(self, keep: int, now: datetime.datetime | None = None) -> Path | None:
+        """Moves the audit log aside (`audit.log.<UTC time>`) and has the running server reopen its file
+        (SIGHUP): until it has, it writes on into the moved file, so no line is lost. Keeps the `keep`
+        newest moved logs. None when the log is empty (nothing moved)."""
+        pid = self.pid()
+        if pid is None:
+            raise LocalOpenBaoError(f"OpenBao at {self.address} is not running: its audit log is rotated only "
+                                    "while it runs (`make up` first)")
+        if not self.audit_log.exists() or self.audit_log.stat().st_size == 0:
+            return None
+        stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%S.%fZ")
+        moved = self.audit_log.with_name(f"{self.audit_log.name}.{stamp}")
+        self.audit_log.rename(moved)
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not self.audit_log.exists():
+            if time.monotonic() > deadline:
+                raise LocalOpenBaoError(f"OpenBao at {self.address} did not reopen {self.audit_log} after SIGHUP "
+                                        f"within {STARTUP_SECONDS}s (its lines go on into {moved})")
+            time.sleep(0.1)
+        for old in rotated_beyond(sorted(self.audit_log.parent.glob(f"{self.audit_log.name}.*")), keep):
+            old.unlink()
+        return moved
+
+
+def rotated_beyond(rotated: Sequence[Path], keep: int) -> list[Path]:
+    """The moved audit logs to delete, oldest first: all but the `keep` newest (their names sort by time)."""
+    ordered = sorted(rotated, key=lambda path: path.name)
+    return ordered[:-keep] if keep > 0 else ordered
 
 
 #: Initialising writes the keyring through raft: 7 to 9 s here when idle, longer on a busy machine.
