@@ -48,6 +48,7 @@ FIELDS = (
     "target", "k8s_namespace", "k8s_render_dir", "vault_image", "db_image", "python_image", "db_certificates",
     "transit_store_key", "k8s_kubeconfig", "k8s_storage_class",
     "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
+    "vault_prefix",
 )
 #: The external target's credentials, and a static seal key given by hand: read as secrets, refused if
 #: set in plain text.
@@ -70,7 +71,9 @@ TARGET_ONLY = {
     **{field: RUN_HERE for field in ("ca_common_name", "ca_validity_hours", "cert_validity_hours",
                                      "vault_key_shares", "vault_key_threshold", "db_certificates")},
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
-                                          "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password")},
+                                          "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password",
+                                          # A Vault the stack runs is its own: nothing there to share names with.
+                                          "vault_prefix")},
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
@@ -86,7 +89,7 @@ TARGET_DEFAULTS = {
     "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto", "vault_nodes": 1, "vault_seal": "auto",
     "vault_seal_key": "",
     "vault_addr": "", "vault_ca_file": "", "vault_database_ca_file": "", "db_host": "", "db_ca_file": "",
-    "db_stack_admin": "",
+    "db_stack_admin": "", "vault_prefix": "",
 }
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
@@ -134,6 +137,45 @@ SEALS = ("shamir", "static")
 MAX_VAULT_NODES = 7
 
 
+#: The longest vault_prefix: the names it starts stay short (a client's policy `<prefix>-client-<name>`).
+MAX_VAULT_PREFIX = 20
+VAULT_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def vault_prefix(value: Any) -> str:
+    """The vault_prefix setting, validated: empty (the names as they always were), or at most
+    MAX_VAULT_PREFIX of a-z, 0-9 and `-`, starting and ending with a letter or digit."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > MAX_VAULT_PREFIX or not VAULT_PREFIX.match(value):
+        raise ConfigError("vault_prefix", f"must be empty or 1 to {MAX_VAULT_PREFIX} of a-z, 0-9 and -, starting "
+                                          f"and ending with a letter or digit, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class VaultNames:
+    """The names the stack makes in Vault: its secrets engine's mount, its auth method's path and its
+    policies' names, each `<prefix>-<name>` with a prefix (several stacks in one Vault then make names
+    of their own), or the name itself without one."""
+
+    prefix: str = ""
+
+    def __call__(self, name: str) -> str:
+        return f"{self.prefix}-{name}" if self.prefix else name
+
+    @property
+    def database_mount(self) -> str:
+        return self("database")
+
+    @property
+    def approle_mount(self) -> str:
+        return self("approle")
+
+    def client_policy(self, client: str) -> str:
+        return self(f"client-{client}")
+
+
 @dataclass(frozen=True)
 class VaultSettings:
     """How many OpenBao nodes (one raft cluster), how they unseal, and the key split made at
@@ -146,6 +188,8 @@ class VaultSettings:
     key_threshold: int
     #: The static seal's key given by hand (base64 of 32 bytes; a stack secret); None: the stack makes one.
     seal_key: str | None = field(repr=False)
+    #: What the stack names its mounts, auth paths and policies in Vault (vault_prefix).
+    names: VaultNames = VaultNames()
 
     @property
     def highly_available(self) -> bool:
@@ -472,7 +516,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     }
     return StackConfig(
         pki=PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours),
-        vault=VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold, seal_key=seal_key),
+        vault=VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold, seal_key=seal_key,
+                            names=VaultNames(vault_prefix(raw.get("vault_prefix")))),
         database=database, clients=clients,
         data_dir=data_dir, target=places[target](),
     )

@@ -501,3 +501,36 @@ def test_on_the_external_target_the_stack_admins_name_is_taken():
         validate({**EXTERNAL, "service_users": {"rds_master": {"role": "reader"}}}, "ext")
     # The stack admin itself may be `postgres`: the database has it, the stack only connects as it.
     assert validate({**EXTERNAL, "db_stack_admin": "postgres"}, "ext").target.db_stack_admin == "postgres"
+
+
+def test_the_vault_prefix_names_what_the_stack_makes_in_vault():
+    from stacks.config import VaultNames
+
+    # No prefix: the names every stack made before there was one.
+    plain = validate({}, "dev").vault.names
+    assert (plain.database_mount, plain.approle_mount, plain.client_policy("app")) == (
+        "database", "approle", "client-app")
+    names = validate({**EXTERNAL, "vault_prefix": "team-a"}, "ext").vault.names
+    assert names == VaultNames("team-a")
+    assert (names.database_mount, names.approle_mount, names.client_policy("app")) == (
+        "team-a-database", "team-a-approle", "team-a-client-app")
+    # Pulumi.yaml's default, an empty setting, is no prefix.
+    assert validate({**EXTERNAL, "vault_prefix": ""}, "ext").vault.names == plain
+
+
+@pytest.mark.parametrize("prefix", ["a", "7", "team-a", "a-b-c", "x" * 20])
+def test_a_vault_prefix_is_lower_case_letters_digits_and_hyphens(prefix):
+    assert validate({**EXTERNAL, "vault_prefix": prefix}, "ext").vault.names.prefix == prefix
+
+
+@pytest.mark.parametrize("prefix", ["Team-a", "team_a", "team.a", "team/a", "-a", "a-", "team a", "x" * 21, 5])
+def test_a_bad_vault_prefix_is_refused_naming_the_field(prefix):
+    with pytest.raises(ConfigError, match=r"^config vault_prefix: must be empty or 1 to 20 of a-z, 0-9 and -"):
+        validate({**EXTERNAL, "vault_prefix": prefix}, "ext")
+
+
+def test_a_vault_prefix_means_nothing_in_a_vault_the_stack_runs():
+    for target in ("local", "docker", "kubernetes"):
+        with pytest.raises(ConfigError, match=f"^config vault_prefix: means nothing on the {target} target "
+                                              r"\(it is for external\)"):
+            validate({"target": target, "vault_prefix": "team-a"}, "s")
