@@ -79,7 +79,7 @@ def local_servers(config: StackConfig):
     return Servers(vault_server, database, provider)
 
 
-#: Where the clients log in.
+#: Where the clients log in, unless the stack's vault_prefix names it otherwise (config.vault.names).
 APPROLE_MOUNT = "approle"
 #: The kubernetes target's components' names, which their objects' names (Services, pods) start with.
 K8S_VAULT, K8S_DB = "vault", "db"
@@ -103,6 +103,8 @@ def vault_layer(config: StackConfig, servers: Servers):
     the post-deploy checks, last, which prove them with real credentials on every `up`."""
     vault_server, database, provider = servers.vault, servers.database, servers.vault_provider
     in_vault = pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server, database])
+    # Its mounts', auth paths' and policies' names: prefixed where it shares a Vault (vault_prefix).
+    names = config.vault.names
     engine = DatabaseSecretsEngine("engine", DatabaseSecretsEngineArgs(
         specs=config.database.roles, group_roles=database.group_roles, db_host=database.host, db_port=database.port,
         db_name=database.database, admin=database.admin,
@@ -110,14 +112,15 @@ def vault_layer(config: StackConfig, servers: Servers):
         bootstrap_password_version=database.admin_bootstrap_password_version,
         ca_file_on_vault=vault_server.database_ca_file, max_ttl_cap=config.database.max_ttl_cap,
         service_users=config.database.service_users, dialect=config.database.engine,
-        root_rotation_period=config.database.root_rotation_period,
+        root_rotation_period=config.database.root_rotation_period, mount_path=names.database_mount,
     ), opts=in_vault)
-    approle = vault.AuthBackend("approle", type="approle", path=APPROLE_MOUNT,
+    approle = vault.AuthBackend("approle", type="approle", path=names.approle_mount,
                                 description="AppRole logins of the database clients", opts=in_vault)
     clients = {
         spec.name: ClientAccess(spec.name, ClientAccessArgs(
-            role=spec.role, database_mount=engine.mount_path, approle_mount=APPROLE_MOUNT,
+            role=spec.role, database_mount=engine.mount_path, approle_mount=names.approle_mount,
             token_ttl=spec.token_ttl, token_max_ttl=spec.token_max_ttl, secret_id_ttl=spec.secret_id_ttl,
+            policy_name=names.client_policy(spec.name),
         ), opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[approle])))
         for spec in config.clients
     }
@@ -141,7 +144,7 @@ def vault_layer(config: StackConfig, servers: Servers):
         for spec in config.clients
     ]
     if config.database.transit_store_key:
-        store_key = StoreKeyTransit("store-key", StoreKeyTransitArgs(approle_mount=APPROLE_MOUNT),
+        store_key = StoreKeyTransit("store-key", StoreKeyTransitArgs(approle_mount=names.approle_mount),
                                     opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(
                                         depends_on=[approle])))
         pulumi.export("database_store_key", {"transit_mount": StoreKeyTransitArgs.mount_path,
@@ -369,7 +372,7 @@ if config.configures_vault:
     })
     pulumi.export("checks", checks.report)
     # For teams' programs on this platform (examples/team-reports): where things are on this host.
-    pulumi.export("approle_mount", APPROLE_MOUNT)
+    pulumi.export("approle_mount", config.vault.names.approle_mount)
     pulumi.export("vault_ca_file", vault_server.ca_file)
     pulumi.export("vault_database_ca_file", vault_server.database_ca_file)
     pulumi.export("db_admin", database.admin)

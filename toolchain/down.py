@@ -3,7 +3,8 @@
   python3 -m toolchain.down STACK
 
 1. The stack must exist.
-2. Every lease of the database mount is revoked (`sys/leases/revoke-prefix`):
+2. Every lease of the stack's database mount (its `database_mount` output) is revoked
+   (`sys/leases/revoke-prefix`):
    Vault runs each role's revocation SQL, which drops the user. Then Vault
    must list no lease under the mount. A dynamic user the database still has
    is one no lease held (Vault made it and went down before it recorded the
@@ -101,7 +102,9 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
             raise DownError(f"Vault at {vault.url} is sealed: run make up first (it unseals Vault)")
         before = leases_left(vault, mount)
         say(f"revoking {len(before)} lease(s) under {mount}/")
-        vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}", json={"sync": True})
+        # The mount's own leases only: with its slash, the prefix never reaches another stack's mount
+        # whose path starts with this one's (several stacks in one Vault: vault_prefix).
+        vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}/", json={"sync": True})
         after = leases_left(vault, mount)
     if after:
         raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")

@@ -27,6 +27,9 @@ class ClientAccessArgs:
     token_ttl: int = 15 * 60
     token_max_ttl: int = 60 * 60
     secret_id_ttl: int = 24 * 60 * 60
+    #: Its policy's name; empty: `client-<name>` (a stack that shares its Vault with others gives one of
+    #: its own, `<prefix>-client-<name>`).
+    policy_name: str = ""
 
 
 class ClientAccess(pulumi.ComponentResource):
@@ -37,7 +40,7 @@ class ClientAccess(pulumi.ComponentResource):
 
     Its tokens carry only its own policy (no `default` policy: see
     `components.vault_policies.client_policy`). The role and its policy are
-    named after the client.
+    named after the client (the policy as `policy_name` says, if given).
     """
 
     approle_mount: pulumi.Output[str]
@@ -51,7 +54,7 @@ class ClientAccess(pulumi.ComponentResource):
         # Children wait for what the component waits for (the AppRole mount, say).
         after = inherited_depends_on(opts)
         mount = pulumi.Output.from_input(args.database_mount)
-        policy_name = f"client-{name}"
+        policy_name = args.policy_name or f"client-{name}"
         policy = vault.Policy(
             f"{name}-policy", name=policy_name, policy=mount.apply(lambda m: client_policy(m, args.role)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),

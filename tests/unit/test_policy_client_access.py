@@ -115,3 +115,22 @@ def test_what_our_own_components_declare_passes_the_rules_that_read_meaning():
     for text in [*policies, store_key_policy("transit-db", "cockroach-store")]:
         for policy in ("client-policy-least-privilege", "client-policy-engine-untouched"):
             assert violations(policy, common.POLICY, {"policy": text}) == [], (policy, text)
+
+
+#: The database mount of a stack that shares its Vault (vault_prefix team-a).
+PREFIXED = "team-a-database"
+
+
+@pytest.mark.parametrize("policy, resource_type, path, value, expected",
+                         [c for c in CASES if isinstance(c[3], str) and "database/" in c[3]])
+def test_a_prefixed_mount_is_judged_as_the_plain_one(policy, resource_type, path, value, expected):
+    """Several stacks in one Vault name their mounts `<prefix>-database`: what is caught under
+    `database/` is caught there too."""
+    assert_caught(policy, resource_type, path, value.replace("database/", f"{PREFIXED}/"), expected)
+
+
+def test_a_clients_own_policy_on_a_prefixed_mount_passes():
+    for rule in ("client-policy-least-privilege", "client-policy-engine-untouched"):
+        assert violations(rule, common.POLICY, {"policy": client_policy(PREFIXED, "reader")}) == []
+    assert client_access.allowed_lease_ids(client_policy(PREFIXED, "reader"), "sys/leases/renew") == [
+        f"{PREFIXED}/creds/reader/*"]

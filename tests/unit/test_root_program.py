@@ -8,6 +8,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 import pulumi
+import pytest
 import yaml
 from pulumi_policy import ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy
 
@@ -357,3 +358,104 @@ def test_the_k8s_stack_lets_the_team_apps_pods_log_in_with_their_service_account
             if isinstance(policy, ResourceValidationPolicy):
                 assert violations(policy.name, resource_type, plain(registration.state),
                                   {"maxTtlCapSeconds": 86400}) == [], urn
+
+
+#: The settings of the dev stack file an external stack shares (its servers' are the external target's).
+SHARED = ("roles", "service_users", "clients", "max_ttl_cap", "db_name", "db_admin")
+
+
+@pytest.fixture
+def external_monitor():
+    """The mock monitor, the external Vault's audit devices read as one file device."""
+    from tests.unit.conftest import Mocks
+
+    class ExternalMocks(Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            name, outs = super().new_resource(args)
+            return name, {**outs, "devices": ["file/ (file)"]} if args.name.endswith("-audit") else outs
+
+    pulumi.runtime.set_mocks(ExternalMocks(), project="dbcreds", stack="unit", preview=False)
+    return pulumi.runtime.settings.get_monitor()
+
+
+def run_external_program(monkeypatch, tmp_path, prefix: str) -> None:
+    for name in ("vault-ca.crt", "db-ca.crt"):
+        (tmp_path / name).write_text("CA PEM")
+    dev = stack_config("dev")
+    config = {
+        **{f"dbcreds:{k}": dev[f"dbcreds:{k}"] for k in SHARED if f"dbcreds:{k}" in dev},
+        "dbcreds:data_dir": str(tmp_path / "data"), "dbcreds:target": "external",
+        "dbcreds:vault_addr": "https://vault.internal:8200", "dbcreds:vault_ca_file": str(tmp_path / "vault-ca.crt"),
+        "dbcreds:vault_database_ca_file": "/etc/openbao/db-ca.crt", "dbcreds:vault_token": "s.operator",
+        "dbcreds:db_host": "db.internal", "dbcreds:db_port": "5432", "dbcreds:db_ca_file": str(tmp_path / "db-ca.crt"),
+        "dbcreds:db_stack_admin": "rds_master", "dbcreds:db_stack_admin_password": "master-password",
+        "dbcreds:vault_prefix": prefix,
+    }
+    monkeypatch.chdir(ROOT)
+    pulumi.runtime.set_all_config(config, ["dbcreds:vault_token", "dbcreds:db_stack_admin_password"])
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"))
+
+    program()
+
+
+def vault_names(monitor) -> dict[str, str]:
+    """What the stack names in Vault, by resource: each mount's and auth method's path, each policy's
+    name, and the mount (backend) of everything made in one (roles, the connection, AppRole logins); the
+    root rotation's endpoint path."""
+    names = {}
+    for urn, registration in monitor.get_registered_resources().items():
+        resource_type, name = urn.split("::")[2].rsplit("$", 1)[-1], urn.rsplit("::", 1)[1]
+        if not resource_type.startswith("vault:") or resource_type == "pulumi:providers:vault":
+            continue
+        state = registration.state
+        key = "name" if resource_type == rules.POLICY else "backend" if "backend" in state else "path"
+        names[f"{name}.{key}"] = state[key]
+    return names
+
+
+def test_an_external_stack_with_a_vault_prefix_starts_every_name_it_makes_in_vault_with_it(
+        external_monitor, monkeypatch, tmp_path):
+    monitor = external_monitor
+    run_external_program(monkeypatch, tmp_path, "team-a")
+    names = vault_names(monitor)
+    assert names == {
+        "engine-mount.path": "team-a-database", "engine-connection.backend": "team-a-database",
+        "engine-role-app.backend": "team-a-database", "engine-role-reader.backend": "team-a-database",
+        "engine-static-role-svc_reporting.backend": "team-a-database",
+        "engine-rotate-root.path": "team-a-database/rotate-root/app",
+        "approle.path": "team-a-approle",
+        "app-approle.backend": "team-a-approle", "app-secret-id.backend": "team-a-approle",
+        "reader-approle.backend": "team-a-approle", "reader-secret-id.backend": "team-a-approle",
+        "app-policy.name": "team-a-client-app", "reader-policy.name": "team-a-client-reader",
+    }, names
+    policies = registered(monitor, rules.POLICY)
+    assert policies["app-policy"]["policy"] == client_policy("team-a-database", "app")
+    logins = registered(monitor, rules.APPROLE_ROLE)
+    assert logins["app-approle"]["tokenPolicies"] == ["team-a-client-app"]
+    # The checks log in and read where the clients do.
+    (checks,) = registered(monitor, CHECKS).values()
+    clients = {unwrap(c)["name"]: unwrap(c) for c in unwrap(checks["clients"])}
+    assert (clients["app"]["approle_mount"], clients["app"]["creds_path"]) == (
+        "team-a-approle", "team-a-database/creds/app")
+    # And the gate judges them as it judges the plain names.
+    for urn, registration in monitor.get_registered_resources().items():
+        resource_type = urn.split("::")[2].rsplit("$", 1)[-1]
+        for policy in POLICIES:
+            if isinstance(policy, ResourceValidationPolicy):
+                found = violations(policy.name, resource_type, plain(registration.state),
+                                   {"maxTtlCapSeconds": 86400, "adminRoles": ["dbcreds_admin"]})
+                assert found == [], (urn, found)
+
+
+def test_an_external_stack_without_a_vault_prefix_makes_the_names_it_always_made(
+        external_monitor, monkeypatch, tmp_path):
+    monitor = external_monitor
+    run_external_program(monkeypatch, tmp_path, "")
+    names = vault_names(monitor)
+    assert {k: v for k, v in names.items() if k.endswith((".path", ".name"))} == {
+        "engine-mount.path": "database", "engine-rotate-root.path": "database/rotate-root/app",
+        "approle.path": "approle", "app-policy.name": "client-app", "reader-policy.name": "client-reader"}
+    assert {v for k, v in names.items() if k.endswith(".backend")} == {"database", "approle"}
