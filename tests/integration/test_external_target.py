@@ -1,12 +1,14 @@
 """The external target: an OpenBao and a PostgreSQL that this test starts and runs as their operators
 would (outside any stack), and the platform program configuring the engine, clients and checks on
-them. The stack starts nothing, and its destroy leaves both servers running and as it found them."""
+them. The stack starts nothing, and its destroy leaves both servers running and as it found them. A
+second stack with a vault_prefix shares the OpenBao (on a PostgreSQL of its own) and comes and goes
+without touching the first one's."""
 
 import contextlib
 import re
 import secrets
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import hvac
 import pytest
@@ -77,10 +79,10 @@ def operator_openbao(folder: Path, database_ca_pem: str, audited: bool = True) -
         bao.stop()
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """(OpenBao, its root token, the database, the stack admin's password), as their operators run them."""
-    tmp = tmp_path_factory.mktemp("external-servers")
+@contextlib.contextmanager
+def operator_postgres() -> Iterator[tuple[Any, str]]:
+    """(a PostgreSQL its operator runs, with the stack admin's role and the application's database and
+    tables, owned by it; the stack admin's password)."""
     with running_postgres(bootstrapped=False) as db:
         password = secrets.token_urlsafe(24)
         with db.as_superuser() as conn:
@@ -91,6 +93,14 @@ def servers(tmp_path_factory):
         with db.connect(STACK_ADMIN, password, autocommit=True) as conn:
             for statement in DEMO_SCHEMA:  # The application's tables, owned by the master.
                 conn.execute(statement)
+        yield db, password
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """(OpenBao, its root token, the database, the stack admin's password), as their operators run them."""
+    tmp = tmp_path_factory.mktemp("external-servers")
+    with operator_postgres() as (db, password):
         with operator_openbao(tmp / "openbao", db.ca_file.read_text()) as (bao, token):
             yield bao, token, db, password
 
@@ -112,6 +122,95 @@ def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: 
         "dbcreds:db_stack_admin": auto.ConfigValue(STACK_ADMIN),
         "dbcreds:db_stack_admin_password": auto.ConfigValue(password, secret=True),
     }
+
+
+#: The other stack's vault_prefix: its names in the shared Vault.
+PREFIX = "team-b"
+
+
+def what_a_stack_holds(vault: hvac.Client, mount: str, auth: str, policies: list[str]) -> dict:
+    """What a stack made in a Vault: its engine's connection and roles, its AppRole roles and their
+    role_ids, and its policies' text."""
+    return {"connections": vault.list(f"{mount}/config")["data"]["keys"],
+            "roles": vault.list(f"{mount}/roles")["data"]["keys"],
+            "static_roles": vault.list(f"{mount}/static-roles")["data"]["keys"],
+            "approle_roles": {role: vault.read(f"auth/{auth}/role/{role}/role-id")["data"]["role_id"]
+                              for role in vault.list(f"auth/{auth}/role")["data"]["keys"]},
+            "policies": {name: vault.sys.read_acl_policy(name)["data"]["policy"] for name in policies}}
+
+
+def changed_by(stack: auto.Stack) -> list[str]:
+    """Each resource an `up` of stack changes, as `<op> <type> <name>`."""
+    events: list[auto.EngineEvent] = []
+    stack.up(on_output=lambda _: None, on_event=events.append)
+    steps = [e.resource_pre_event.metadata for e in events if e.resource_pre_event]
+    ops = ((auto.OpType(m.op).value, m) for m in steps)
+    return sorted(f"{op} {m.type} {m.urn.rsplit('::', 1)[-1]}" for op, m in ops if op not in ("same", "read"))
+
+
+def another_stack_shares_the_vault(stack: auto.Stack, outputs: dict, lease: dict, servers, tmp_path: Path,
+                                   capfd) -> None:
+    """A second stack, vault_prefix team-b, in the Vault of stack (no prefix; its app client holds
+    lease), on a database of its own: it issues its own credentials, and neither client reaches the
+    other's; its make down takes back its own mounts, policies and leases only, and stack's checks
+    still pass, its next `up` changing nothing but what runs at every update."""
+    from toolchain.drift import EVERY_UPDATE
+
+    bao, token, db, _ = servers
+    vault = bao.client(token)
+    ours = ["client-app", "client-reader"]
+    before = what_a_stack_holds(vault, "database", "approle", ours)
+    tmp_path.mkdir()
+    with operator_postgres() as (db_b, password_b), \
+            temporary_stack(root_program(tmp_path), tmp_path, "external-b") as other:
+        config = external_config(bao, token, db_b, password_b, tmp_path / "data")
+        # Vault runs on this host: it reads this database's CA where the stack does.
+        config["dbcreds:vault_database_ca_file"] = auto.ConfigValue(str(db_b.ca_file))
+        other.set_all_config({**config, "dbcreds:vault_prefix": auto.ConfigValue(PREFIX)})
+        result = other.up(on_output=lambda _: None)
+        theirs = {k: v.value for k, v in result.outputs.items()}
+        assert theirs["checks"]["passed"], [c for c in theirs["checks"]["checks"] if not c.get("passed", True)]
+        assert (theirs["database_mount"], theirs["approle_mount"]) == (f"{PREFIX}-database", f"{PREFIX}-approle")
+        assert {name: (c["approle_mount"], c["creds_path"]) for name, c in theirs["clients"].items()} == {
+            "app": (f"{PREFIX}-approle", f"{PREFIX}-database/creds/app"),
+            "reader": (f"{PREFIX}-approle", f"{PREFIX}-database/creds/reader")}
+        held = what_vault_holds(vault)
+        assert {"database/", f"{PREFIX}-database/"} <= set(held["mounts"]), held
+        assert {"approle/", f"{PREFIX}-approle/"} <= set(held["auth"]), held
+        assert {*ours, f"{PREFIX}-client-app", f"{PREFIX}-client-reader"} <= set(held["policies"]), held
+        # Each issues its own credentials, in its own database; neither client reaches the other's.
+        app_b = theirs["clients"]["app"]
+        client_b = hvac.Client(url=bao.address, verify=str(bao.ca_file))
+        client_b.auth.approle.login(role_id=app_b["role_id"], secret_id=app_b["secret_id"],
+                                    mount_point=app_b["approle_mount"])
+        lease_b = client_b.read(app_b["creds_path"])
+        assert lease_b["lease_id"].startswith(f"{PREFIX}-database/creds/app/")
+        assert roles_like(db_b, "v\\_%") == [lease_b["data"]["username"]]
+        assert roles_like(db, "v\\_%") == [lease["data"]["username"]]
+        app_a = outputs["clients"]["app"]
+        client_a = hvac.Client(url=bao.address, verify=str(bao.ca_file))
+        client_a.auth.approle.login(role_id=app_a["role_id"], secret_id=app_a["secret_id"],
+                                    mount_point=app_a["approle_mount"])
+        for client, path in ((client_a, app_b["creds_path"]), (client_b, app_a["creds_path"])):
+            with pytest.raises(hvac.exceptions.Forbidden):
+                client.read(path)
+
+        said = make_down(other, capfd)
+        assert f"revoking 1 lease(s) under {PREFIX}-database/" in said and "no role of the stack's left" in said, said
+        # Its own is gone from Vault and its database ...
+        held = what_vault_holds(vault)
+        assert not [name for names in held.values() for name in names if name.startswith(PREFIX)], held
+        assert roles_like(db_b, "dbcreds_%") == [] and roles_like(db_b, "v_%") == []
+    # ... and stack's is as it was: its engine, roles, logins and policies, the lease and its user.
+    assert what_a_stack_holds(vault, "database", "approle", ours) == before
+    assert vault.sys.read_lease(lease["lease_id"])["data"]["id"] == lease["lease_id"]
+    assert roles_like(db, "v\\_%") == [lease["data"]["username"]]
+    # Its next `up` changes what runs at every update only, and its checks pass.
+    # (The external Vault's audit devices are read again at every `up` too.)
+    others = [c for c in changed_by(stack) if c.split()[1] not in EVERY_UPDATE]
+    assert others == ["update pulumi-python:dynamic:Resource vault-audit"], others
+    report = stack.outputs()["checks"].value
+    assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
 
 
 def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path, capfd):
@@ -147,8 +246,11 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         client = hvac.Client(url=bao.address, verify=str(bao.ca_file))
         client.auth.approle.login(role_id=app["role_id"], secret_id=app["secret_id"],
                                   mount_point=app["approle_mount"])
-        client.read(app["creds_path"])
+        lease = client.read(app["creds_path"])
         assert len(roles_like(db, "v\\_%")) == 1
+
+        # Another stack in the same Vault, its names prefixed, comes and goes: this one's stays as it is.
+        another_stack_shares_the_vault(stack, outputs, lease, servers, tmp_path / "team-b", capfd)
 
         said = make_down(stack, capfd)
         assert "revoking 1 lease(s)" in said and "no role of the stack's left" in said, said
