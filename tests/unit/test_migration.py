@@ -37,6 +37,30 @@ def test_nothing_goes_back_from_dynamic(new):
     assert f"cannot go back from 'dynamic' to '{new}'" in problem and "password is dead" in problem
 
 
+def test_a_rollback_and_a_second_try_walk_forward_then_nothing_goes_back():
+    walk = ["static", "dual", "static", "dual", "dynamic"]
+    assert [stage_change_problem(old, new) for old, new in zip([None, *walk], walk)] == [""] * len(walk)
+    assert all(stage_change_problem(walk[-1], back) for back in ("dual", "static"))
+
+
+@pytest.mark.parametrize("olds, stage, failures", [
+    ({}, "dual", []),  # a first `up`: no stage in the state
+    ({"app": "products-api", "stage": "dual"}, "static", []),
+    ({"app": "products-api", "stage": "dynamic"}, "dynamic", []),
+    ({"app": "products-api", "stage": "dynamic"}, "dual", ["stage"]),
+    ({"app": "products-api", "stage": "dynamic"}, "static", ["stage"]),
+])
+def test_the_stage_resource_fails_its_check_on_the_stage_property(olds, stage, failures):
+    from components.dynamic.migration_stage import _StageProvider
+
+    news = {"app": "products-api", "stage": stage}
+    result = _StageProvider().check(olds, news)
+    assert result.inputs == news and [f.property for f in result.failures] == failures
+    for failure in result.failures:
+        # The engine prints it as one line: `property stage value {dual} has a problem: <reason>`.
+        assert "\n" not in failure.reason and f"to {stage!r}" in failure.reason
+
+
 def test_an_unknown_stage_is_refused_naming_the_field():
     with pytest.raises(ValueError, match="^stage: must be one of static, dual, dynamic, not 'staic'"):
         validate_stage("staic", "stage")
