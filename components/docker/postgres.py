@@ -28,7 +28,7 @@ from components.servers.server_running import keeper_name
 from components.grant_specs import GrantSpec
 from components.servers.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
 from components.servers.process import LOOPBACK
-from components.servers.postgres_image import BOOTSTRAP, DATA, PGDATA, POSTGRES_SCRIPT, RUN
+from components.servers.postgres_image import BOOTSTRAP, DATA, POSTGRES_SCRIPT, RUN
 from components.postgres_sql import bootstrap_sql, group_role_name
 
 START_SCRIPT = f"""#!/bin/sh
@@ -39,8 +39,12 @@ if [ "$(stat -c %u {DATA})" = 0 ]; then
 fi
 install -o postgres -g postgres -m 0644 {BOOTSTRAP}/tls/server.crt {RUN}/server.crt
 install -o postgres -g postgres -m 0600 {BOOTSTRAP}/tls/server.key {RUN}/server.key
-if [ ! -s {PGDATA}/PG_VERSION ]; then
+# The admin's first password, uploaded with the container, is handed over in memory at its first start
+# (postgres.sh needs it for a new volume only; this root has no right to look into the cluster) and leaves
+# the container's disk.
+if [ -f {BOOTSTRAP}/admin-password ]; then
   install -o postgres -g postgres -m 0400 {BOOTSTRAP}/admin-password {RUN}/admin-password
+  rm -f {BOOTSTRAP}/admin-password
 fi
 chmod 0700 {RUN} && chown postgres:postgres {RUN}
 exec setpriv --reuid=postgres --regid=postgres --init-groups /bin/sh {BOOTSTRAP}/postgres.sh

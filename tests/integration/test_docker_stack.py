@@ -6,6 +6,10 @@ revokes, proves no dynamic user is left, destroys, and removes the engine it sta
 image, container and volume in it. Skips only where the machine has no dockerd.
 """
 
+import concurrent.futures
+import io
+import subprocess
+import tarfile
 import uuid
 
 import pytest
@@ -13,15 +17,59 @@ import pytest
 from components.docker.daemon import DockerEngineError, dockerd_binary
 from stacks import config as stack_settings
 from stacks import docker_target
-from tests.automation import local_servers_config, make_down, root_program, stack_file_config, temporary_stack
+from tests.automation import (local_servers_config, make_down, root_program, stack_file_config, state_text,
+                              temporary_stack)
 from tests.support.dev_stack import DevStack, quiet
+from toolchain.down import leases_left
 from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
 from tests.support.processes import remove_data_dir
+from tests.support.secret_scan import plaintext_secrets, search
+
+#: Where the stack uploads files into its containers (OpenBao's folder, PostgreSQL's bootstrap files).
+UPLOADED = ("/openbao", "/bootstrap")
+#: Leases outstanding when `make down` runs: it revokes each and proves no user is left.
+DOWN_LEASES = 200
 
 
 def docker_ids(engine, *what: str) -> list[str]:
     return engine.docker(*what, "--quiet").stdout.split()
+
+
+def uploaded_files(engine, container: str) -> dict[str, str]:
+    """The files under UPLOADED in a container (`docker cp` as a tar stream), by path; private keys aside
+    (a server's own key, mode 0400 or 0600: where it has to be)."""
+    found = {}
+    for folder in UPLOADED:
+        copied = subprocess.run(["docker", "--host", engine.host, "cp", f"{container}:{folder}", "-"],
+                                capture_output=True)
+        if copied.returncode != 0:
+            continue
+        with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and not member.name.endswith(".key"):
+                    found[member.name] = tar.extractfile(member).read().decode("latin-1")
+    return found
+
+
+def secrets_in_plain_sight(stack, engine, containers: list[str]) -> list[str]:
+    """Where a secret of the stack shows: docker inspect, the containers' logs, the files uploaded into
+    them, the state file."""
+    secrets = plaintext_secrets(stack)
+    kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
+    assert {"admin_bootstrap_password", "admin_token", "caPrivateKeyPem", "secretId", "unseal_keys"} <= kinds, \
+        " ".join(sorted(kinds))
+    hits = search(secrets, engine.docker("inspect", *containers).stdout, "docker inspect")
+    files = {}
+    for container in containers:
+        logs = engine.docker("logs", container)
+        hits += search(secrets, logs.stdout + logs.stderr, f"docker logs {container}")
+        files.update({f"{container[:12]}:{path}": text for path, text in uploaded_files(engine, container).items()})
+    # Sanity: the uploads were read (both servers' configs).
+    assert any(p.endswith("config.hcl") for p in files) and any(p.endswith("postgresql.conf") for p in files), files
+    for path, text in files.items():
+        hits += search(secrets, text, path)
+    return hits + search(secrets, state_text(stack), "the state file")
 
 
 def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd):
@@ -49,6 +97,8 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             assert len(containers) == 2 and len(docker_ids(engine, "volume", "ls")) == 3
             assert sorted(engine.docker("images", "--format", "{{.Repository}}").stdout.split()) == [
                 "dbcreds-openbao", "dbcreds-postgres"]
+
+            assert secrets_in_plain_sight(stack, engine, containers) == []
 
             # A row written with a dynamic credential survives what follows.
             running.write_kept_row()
@@ -80,7 +130,17 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
             assert running.kept_rows() == 1
 
+            client = running.login("reader")
+            creds = running.outputs["clients"]["reader"]["creds_path"]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                issued = set(pool.map(lambda _: client.read(creds)["data"]["username"], range(DOWN_LEASES)))
+            assert len(issued) == DOWN_LEASES
+            # With the leases the steps above left (the kept row's writer and reader).
+            mount = running.outputs["database_mount"]
+            outstanding = len(leases_left(running.admin(), mount))
+            assert DOWN_LEASES <= outstanding <= DOWN_LEASES + 2
             err = make_down(stack, capfd)
+            assert f"revoking {outstanding} lease(s) under {mount}/" in err, err
             assert "no lease and no dynamic database user left" in err
             assert "removing the stack's Docker engine" in err
             assert docker_target.ours_left(config) == [] and not engine.answers()

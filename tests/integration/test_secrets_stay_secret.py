@@ -29,6 +29,7 @@ from pulumi import automation as auto
 
 from components.vault.checks import revoke
 from tests.automation import local_servers_config, root_program, state_text, temporary_stack
+from tests.support.secret_scan import plaintext_secrets, search
 from toolchain.env import ROOT
 from tests.support.processes import remove_data_dir
 
@@ -36,35 +37,6 @@ ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_tt
 SERVICE_USERS = {"svc_reporting": {"role": "reader", "rotation_period": "24h"}}
 CLIENTS = {"reader": {"role": "reader", "allowed": ["SELECT count(*) FROM public.users"],
                       "forbidden": ["CREATE TABLE public.probe (id int)"]}}
-
-
-def plaintext_secrets(stack) -> dict[str, str]:
-    """Every secret output of every resource, decrypted, by where it came from."""
-    found = {}
-    for resource in stack.export_stack().deployment["resources"]:
-        for key, value in (resource.get("outputs") or {}).items():
-            if isinstance(value, dict) and "plaintext" in value:
-                decoded = json.loads(value["plaintext"])
-                values = decoded if isinstance(decoded, list) else [decoded]
-                for i, item in enumerate(values):
-                    if isinstance(item, str) and len(item) >= 16:
-                        found[f"{resource['urn'].rsplit('::', 1)[1]}.{key}[{i}]"] = item
-    return found
-
-
-def search(secrets: dict[str, str], text: str, where: str) -> list[str]:
-    """The secrets found in text; a PEM key is searched for by its body, a long base64 run."""
-    hits = []
-    for name, secret in secrets.items():
-        needle = secret
-        if "PRIVATE KEY-----" in secret:
-            needle = "".join(secret.splitlines()[1:-1])[:64]
-            text_to_search = "".join(text.splitlines())
-        else:
-            text_to_search = text
-        if needle in text_to_search:
-            hits.append(f"{name} in {where}")
-    return hits
 
 
 CREDENTIAL_KEYS = ("password", "secret_id", "client_token")
