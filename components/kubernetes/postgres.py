@@ -24,9 +24,7 @@ import pulumi_kubernetes as k8s
 from components.database_component import DatabaseComponent, new_password
 from components.grant_specs import GrantSpec
 from components.kubernetes import manifests as m
-from components.postgres_sql import bootstrap_sql, group_role_name
-from components.servers import postgres_image
-from components.servers.postgres import render_pg_hba, render_pg_ident, render_postgresql_conf
+from components.postgres_sql import group_role_name
 
 
 @dataclass(frozen=True)
@@ -65,15 +63,9 @@ class PostgresKubernetes(DatabaseComponent):
         ns, app = args.namespace, m.DB_APP
         tls_secret, password_secret, config_map = f"{name}-tls", f"{name}-passwords", f"{name}-bootstrap"
         admin_password = new_password(f"{name}-admin-bootstrap", self)
-        files = {
-            "start.sh": postgres_image.pod_start_script("/bootstrap-tls", "/bootstrap-secrets/admin-password"),
-            "postgres.sh": postgres_image.POSTGRES_SCRIPT,
-            "postgresql.conf": render_postgresql_conf(m.DB_PORT, "*", postgres_image.RUN),
-            # Any pod may try; the network policies say which may reach it.
-            "pg_hba.conf": render_pg_hba(("0.0.0.0/0", "::/0")), "pg_ident.conf": render_pg_ident("postgres"),
-            "bootstrap.sql": bootstrap_sql(args.admin, args.database, args.grant_specs, args.group_prefix,
-                                           args.service_users),
-        }
+        # The server's config is rendered as on every target (components.servers.postgres).
+        files = m.postgres_bootstrap_files(args.admin, args.database, args.grant_specs, args.group_prefix,
+                                           args.service_users)
         made = [
             k8s.core.v1.Secret(
                 f"{name}-tls", metadata=m.metadata(tls_secret, ns, app, name), type="kubernetes.io/tls",

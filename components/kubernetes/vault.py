@@ -5,7 +5,7 @@
                             ca_file="/srv/stack/vault-ca.crt"),
                             opts=pulumi.ResourceOptions(provider=k8s_provider))
 
-A StatefulSet of `replicas` raft nodes (`components.kubernetes.manifests`), its
+A StatefulSet of `replicas` raft nodes (`components.kubernetes.manifests.openbao`), its
 config in a ConfigMap, TLS and the static seal's key in Secrets, a Service for
 clients and a headless one that names each pod, a PodDisruptionBudget, each
 named after the component (`vault`, `vault-config`, `vault-tls`, `vault-seal`:

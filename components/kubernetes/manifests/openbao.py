@@ -1,0 +1,100 @@
+"""OpenBao's StatefulSet and its config.
+
+`replicas` raft nodes: pods started in parallel, on different nodes (required anti-affinity), joined
+over the headless Service (`retry_join` to every pod's name), unsealed by the static seal (its key
+from a Secret). A pod is ready once it is unsealed (the active node or a standby, which forwards): the
+Services route to any of them.
+"""
+
+from typing import Any, Sequence
+
+from components.kubernetes.manifests.addresses import internal_service, pod_host
+from components.kubernetes.manifests.common import (
+    VAULT_APP, VAULT_CLUSTER_PORT, VAULT_PORT, anti_affinity, api_token_volume, API_TOKEN_DIR, container_security,
+    labels, node_loss_tolerations, pod_security, resources, volume_claim)
+from components.servers.openbao import openbao_hcl
+
+#: OpenBao's user in its pods: the upstream image's uid.
+VAULT_UID = 100
+#: Where OpenBao's files are in its pods.
+OPENBAO_DIR = "/openbao"
+
+
+def openbao_config(instance: str, namespace: str, replicas: int, seal_key_ids: Sequence[str]) -> str:
+    """OpenBao's HCL in every pod (`components.servers.openbao.openbao_hcl`): raft on the data volume,
+    joined to every pod of the StatefulSet, TLS from the mounted Secret, the static seal from its
+    Secret, the audit device on its volume. Each pod's own addresses come from its environment
+    (BAO_API_ADDR, BAO_CLUSTER_ADDR)."""
+    peers = [f"https://{pod_host(instance, i, namespace)}:{VAULT_PORT}" for i in range(replicas)] if replicas > 1 else []
+    return openbao_hcl(
+        raft_path=f"{OPENBAO_DIR}/data", listen=f"0.0.0.0:{VAULT_PORT}", cluster_listen=f"0.0.0.0:{VAULT_CLUSTER_PORT}",
+        tls_dir=f"{OPENBAO_DIR}/tls", audit_file=f"{OPENBAO_DIR}/audit/audit.log", peers=peers,
+        seal_dir=f"{OPENBAO_DIR}/seal", seal_key_ids=seal_key_ids)
+
+
+#: OpenBao's health: 200 when active, and (standbyok) when a standby; sealed or uninitialised: not ready.
+READY_PATH = "/v1/sys/health?standbyok=true"
+#: Alive whenever it answers: a sealed or uninitialised server is not restarted for it.
+ALIVE_PATH = "/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
+
+#: How long an OpenBao pod stays bound to a node that is unreachable or not ready before it is evicted:
+#: Kubernetes' own default, stated because clusters set shorter ones. Its raft volume is the node's, so
+#: an evicted pod could only wait for that node anyway; recreated there, it came back under a new IP
+#: while the others still resolved the old one, and raft went minutes without a leader.
+NODE_LOSS_TOLERATION_SECONDS = 300
+
+
+def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, replicas: int, storage: str,
+                        storage_class: str | None, config_map: str, tls_secret: str, seal_secret: str,
+                        service_account: str | None = None) -> dict[str, Any]:
+    """service_account: OpenBao's own, whose token (projected at API_TOKEN_DIR) reviews the tokens
+    pods log in with (Kubernetes auth); None: no service account token at all."""
+    pod = f"https://$(POD_NAME).{internal_service(instance)}.{namespace}.svc"
+    probe = {"port": VAULT_PORT, "scheme": "HTTPS"}
+    container = {
+        "name": "openbao", "image": image, "imagePullPolicy": pull,
+        "args": ["server", f"-config={OPENBAO_DIR}/config/config.hcl"],
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "BAO_API_ADDR", "value": f"{pod}:{VAULT_PORT}"},
+                {"name": "BAO_CLUSTER_ADDR", "value": f"{pod}:{VAULT_CLUSTER_PORT}"},
+                {"name": "BAO_CACERT", "value": f"{OPENBAO_DIR}/tls/ca.crt"}],
+        "ports": [{"name": "api", "containerPort": VAULT_PORT},
+                  {"name": "cluster", "containerPort": VAULT_CLUSTER_PORT}],
+        "securityContext": container_security(),
+        "resources": resources("250m", "256Mi"),
+        "readinessProbe": {"httpGet": {"path": READY_PATH, **probe}, "periodSeconds": 2, "timeoutSeconds": 2},
+        "livenessProbe": {"httpGet": {"path": ALIVE_PATH, **probe}, "periodSeconds": 10, "timeoutSeconds": 5},
+        "volumeMounts": [{"name": "data", "mountPath": f"{OPENBAO_DIR}/data"},
+                         {"name": "audit", "mountPath": f"{OPENBAO_DIR}/audit"},
+                         {"name": "config", "mountPath": f"{OPENBAO_DIR}/config", "readOnly": True},
+                         {"name": "tls", "mountPath": f"{OPENBAO_DIR}/tls", "readOnly": True},
+                         {"name": "seal", "mountPath": f"{OPENBAO_DIR}/seal", "readOnly": True},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    # The Secret's keys as the config names them; the database's CA is the bootstrap CA.
+    tls_items = [{"key": "ca.crt", "path": "ca.crt"}, {"key": "ca.crt", "path": "database-ca.crt"},
+                 {"key": "tls.crt", "path": "server.crt"}, {"key": "tls.key", "path": "server.key"}]
+    volumes = [{"name": "config", "configMap": {"name": config_map}},
+               {"name": "tls", "secret": {"secretName": tls_secret, "defaultMode": 0o440, "items": tls_items}},
+               # Readable by OpenBao's group only (fsGroup).
+               {"name": "seal", "secret": {"secretName": seal_secret, "defaultMode": 0o440}},
+               {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
+    identity: dict[str, Any] = {}
+    if service_account:
+        # Never automounted (the pod spec says false): projected by hand, into OpenBao's container only.
+        identity = {"serviceAccountName": service_account}
+        volumes.append(api_token_volume("api-token"))
+        container["volumeMounts"].append({"name": "api-token", "mountPath": API_TOKEN_DIR, "readOnly": True})
+    return {
+        "serviceName": internal_service(instance), "replicas": replicas, "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": labels(VAULT_APP, instance)},
+        "template": {
+            "metadata": {"labels": labels(VAULT_APP, instance)},
+            "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False, **identity,
+                     "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
+                     "tolerations": node_loss_tolerations(NODE_LOSS_TOLERATION_SECONDS),
+                     "containers": [container], "volumes": volumes},
+        },
+        "volumeClaimTemplates": [volume_claim("data", storage, storage_class),
+                                 volume_claim("audit", storage, storage_class)],
+    }
