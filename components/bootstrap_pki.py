@@ -16,6 +16,7 @@ from typing import Optional
 
 import pulumi
 
+from components.defaults import CA_VALIDITY_HOURS, CERT_VALIDITY_HOURS
 from components.certificates import KeyPair, self_signed_ca, signed_certificate
 
 
@@ -32,8 +33,8 @@ class BootstrapPkiArgs:
     #: Names the database is reached at (verify-full checks them).
     database_dns_names: tuple[str, ...] = ("localhost",)
     database_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
-    ca_validity_hours: int = 24 * 365
-    server_cert_validity_hours: int = 24 * 90
+    ca_validity_hours: int = CA_VALIDITY_HOURS
+    server_cert_validity_hours: int = CERT_VALIDITY_HOURS
     #: Sign the database's certificate too (off when Vault's PKI issues it).
     database_certificate: bool = True
 

@@ -15,6 +15,8 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_tls as tls
 
+from components.defaults import CERT_VALIDITY_HOURS
+
 
 @dataclass(frozen=True)
 class KeyPair:
@@ -47,7 +49,8 @@ def self_signed_ca(name: str, parent: Optional[pulumi.Resource], common_name: st
 
 def signed_certificate(
     name: str, parent: pulumi.Resource, ca: KeyPair, common_name: str, dns_names: Sequence[str] = (),
-    ip_addresses: Sequence[str] = (), server: bool = True, client: bool = False, validity_hours: int = 24 * 90,
+    ip_addresses: Sequence[str] = (), server: bool = True, client: bool = False,
+    validity_hours: int = CERT_VALIDITY_HOURS,
 ) -> KeyPair:
     """A new key and a certificate for it signed by ca: server and/or client auth, with these SANs."""
     opts = pulumi.ResourceOptions(parent=parent)

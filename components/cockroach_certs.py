@@ -21,6 +21,7 @@ from typing import Optional
 
 import pulumi
 
+from components.defaults import CA_VALIDITY_HOURS, CERT_VALIDITY_HOURS
 from components.certificates import self_signed_ca, signed_certificate
 
 
@@ -42,8 +43,8 @@ class CockroachCertificatesArgs:
     #: SQL users who get a client certificate besides root.
     sql_users: tuple[str, ...] = ()
     ca_common_name: str = "dbcreds CockroachDB CA"
-    ca_validity_hours: int = 24 * 365
-    cert_validity_hours: int = 24 * 90
+    ca_validity_hours: int = CA_VALIDITY_HOURS
+    cert_validity_hours: int = CERT_VALIDITY_HOURS
 
 
 class CockroachCertificates(pulumi.ComponentResource):

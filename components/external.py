@@ -27,6 +27,7 @@ from typing import Optional
 
 import pulumi
 
+from components.defaults import DB_ADMIN, GROUP_PREFIX
 from components.database_component import DatabaseComponent, new_password
 from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
@@ -75,10 +76,10 @@ class ExternalPostgresArgs:
     stack_admin: pulumi.Input[str]
     stack_admin_password: pulumi.Input[str]
     #: The non-superuser admin the stack makes for Vault to connect as (CREATEROLE; Vault rotates it).
-    admin: str = "dbcreds_admin"
+    admin: str = DB_ADMIN
     #: One group role per spec, holding its privileges; dynamic users join these.
     grant_specs: tuple[GrantSpec, ...] = ()
-    group_prefix: str = "dbcreds_group"
+    group_prefix: str = GROUP_PREFIX
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
 

@@ -22,6 +22,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.database_component import DatabaseComponent, new_password
+from components.defaults import DATABASE, DB_ADMIN, GROUP_PREFIX
 from components.docker import images
 from components.docker.containers import ContainerRunning, hardened, resource_name
 from components.servers.server_running import keeper_name
@@ -58,10 +59,10 @@ class PostgresDockerArgs:
     key_pem: pulumi.Input[str]
     #: The engine pulumi-docker's provider uses (its keeper starts the container there when it stopped).
     engine_host: str
-    database: str = "app"
-    admin: str = "dbcreds_admin"
+    database: str = DATABASE
+    admin: str = DB_ADMIN
     grant_specs: tuple[GrantSpec, ...] = ()
-    group_prefix: str = "dbcreds_group"
+    group_prefix: str = GROUP_PREFIX
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
     memory_mb: int = 512

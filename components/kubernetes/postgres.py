@@ -21,6 +21,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.defaults import DATABASE, DB_ADMIN, GROUP_PREFIX
 from components.database_component import DatabaseComponent, new_password
 from components.grant_specs import GrantSpec
 from components.kubernetes import manifests as m
@@ -36,10 +37,10 @@ class PostgresKubernetesArgs:
     image: str
     #: The image was built here and imported into the nodes (never pulled).
     image_built_here: bool = True
-    database: str = "app"
-    admin: str = "dbcreds_admin"
+    database: str = DATABASE
+    admin: str = DB_ADMIN
     grant_specs: tuple[GrantSpec, ...] = ()
-    group_prefix: str = "dbcreds_group"
+    group_prefix: str = GROUP_PREFIX
     storage: str = "1Gi"
     #: None: the cluster's default StorageClass.
     storage_class: Optional[str] = None

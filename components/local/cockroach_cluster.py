@@ -16,6 +16,7 @@ from typing import Optional
 
 import pulumi
 
+from components.defaults import CA_VALIDITY_HOURS, CERT_VALIDITY_HOURS, DATABASE, DB_ADMIN, GROUP_PREFIX
 from components.cockroach_certs import CockroachCertificates, CockroachCertificatesArgs
 from components.database_component import DatabaseComponent, new_password
 from components.local.providers.cockroach_node import LocalCockroachNode
@@ -31,16 +32,16 @@ class CockroachClusterArgs:
     port: int
     #: The DB Console's port (CockroachDB always serves one).
     http_port: int
-    database: str = "app"
+    database: str = DATABASE
     #: The admin Vault connects as (CREATEROLE, owner of the database; not in the admin role).
-    admin: str = "dbcreds_admin"
+    admin: str = DB_ADMIN
     grant_specs: tuple[GrantSpec, ...] = ()
-    group_prefix: str = "dbcreds_group"
+    group_prefix: str = GROUP_PREFIX
     #: SQL users who get a client certificate (root always does).
     sql_users: tuple[str, ...] = ()
     node_addresses: tuple[str, ...] = ("127.0.0.1", "localhost")
-    ca_validity_hours: int = 24 * 365
-    cert_validity_hours: int = 24 * 90
+    ca_validity_hours: int = CA_VALIDITY_HOURS
+    cert_validity_hours: int = CERT_VALIDITY_HOURS
     #: The certs directory's files made elsewhere (Vault's PKI), and the CA chain that verifies the
     #: node. None: a CA of the cluster's own.
     certificates: Optional[pulumi.Input[dict]] = None

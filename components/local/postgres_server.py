@@ -10,6 +10,7 @@ from typing import Optional
 
 import pulumi
 
+from components.defaults import DATABASE, DB_ADMIN, GROUP_PREFIX
 from components.database_component import DatabaseComponent, new_password
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
@@ -29,12 +30,12 @@ class PostgresServerArgs:
     ca_pem: pulumi.Input[str]
     cert_pem: pulumi.Input[str]
     key_pem: pulumi.Input[str]
-    database: str = "app"
+    database: str = DATABASE
     #: The non-superuser admin Vault connects as (CREATEROLE, owner of the database).
-    admin: str = "dbcreds_admin"
+    admin: str = DB_ADMIN
     #: One group role per spec, holding its privileges; dynamic users join these.
     grant_specs: tuple[GrantSpec, ...] = ()
-    group_prefix: str = "dbcreds_group"
+    group_prefix: str = GROUP_PREFIX
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
 
