@@ -11,16 +11,20 @@ only the settings that mean something there (a setting of another target is
 refused, naming it). The secrets (`SECRET_FIELDS`: the external target's two,
 and a static seal key given by hand) must be stack secrets (`pulumi config
 set --secret`).
-Each default is given once, here in `validate` (`TARGET_DEFAULTS` for the
-target settings); Pulumi.yaml's schema repeats them, and a test compares the two.
+Each default is given once, in stacks/defaults.py (`DEFAULTS`); Pulumi.yaml's
+schema repeats them, and a test compares the two. The validation is a pure
+function per concern (`validate_pki`, `validate_vault`, `validate_ports`,
+`validate_database`, `validate_stack_clients`) and per target
+(`TARGET_VALIDATORS`); `validate` composes them.
 """
 
 import base64
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 from pulumi import RunError
 
@@ -35,8 +39,10 @@ from components.grants import (
     validate_clients,
     validate_grant_spec,
 )
+from components.defaults import GROUP_PREFIX
 from components.servers.openbao import SEAL_KEY_BYTES
 from components.sql_dialects import DIALECTS
+from stacks.defaults import DEFAULTS
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
@@ -80,17 +86,6 @@ TARGET_ONLY = {
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_kubeconfig", "k8s_render_dir", "k8s_storage_class",
                                             "vault_image", "db_image", "python_image")},
 }
-#: Their defaults (vault_cluster_port has none: vault_port + vault_nodes, after every node's API port).
-TARGET_DEFAULTS = {
-    "vault_port": 18200, "db_port": 15432, "db_http_port": 15433, "k8s_namespace": "dbcreds",
-    "k8s_render_dir": "", "vault_image": "", "db_image": "", "python_image": "", "k8s_kubeconfig": "",
-    "k8s_storage_class": "",
-    "ca_common_name": "dbcreds CA", "ca_validity_hours": 24 * 365, "cert_validity_hours": 24 * 90,
-    "vault_key_shares": 1, "vault_key_threshold": 1, "db_certificates": "auto", "vault_nodes": 1, "vault_seal": "auto",
-    "vault_seal_key": "",
-    "vault_addr": "", "vault_ca_file": "", "vault_database_ca_file": "", "db_host": "", "db_ca_file": "",
-    "db_stack_admin": "", "vault_prefix": "",
-}
 #: Where the database's server certificate comes from: Vault's PKI engine, or the bootstrap CA.
 DB_CERTIFICATES = ("vault_pki", "bootstrap")
 #: A Kubernetes namespace name (an RFC 1123 label).
@@ -106,6 +101,9 @@ MAX_ROTATION_PERIOD = 30 * 86400
 MIN_ROOT_ROTATION_PERIOD = 60
 #: The roles each engine's database has (or refuses to make) before the stack makes any: no role the
 #: stack makes may take one of these names, nor one starting pg_ (PostgreSQL reserves the prefix).
+#: Prefixes of the roles Vault (v_, its dynamic users) and the stack (its group roles) make: no role named
+#: in the config may start with one.
+NOT_MADE_BY_HAND = ("v_", GROUP_PREFIX)
 DATABASE_ROLES = {"postgresql": ("postgres", "public", "none"),
                   "cockroachdb": ("root", "admin", "public", "none", "node")}
 class ConfigError(RunError, ValueError):
@@ -364,7 +362,20 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
 
     Relative paths are taken from project_dir.
     """
-    target = raw.get("target", "local")
+    target = validate_target_kind(raw)
+    pki = validate_pki(raw)
+    data_dir = validate_data_dir(raw, stack, project_dir)
+    vault = validate_vault(raw, target)
+    ports = validate_ports(raw, vault.nodes)
+    database = validate_database(raw, target)
+    return StackConfig(pki=pki, vault=vault, database=database, clients=validate_stack_clients(raw, database, target),
+                       data_dir=data_dir, target=TARGET_VALIDATORS[target](raw, ports, project_dir))
+
+
+def validate_target_kind(raw: Mapping[str, Any]) -> str:
+    """The target, one of TARGETS; a setting that means nothing there is refused, naming the targets it is
+    for (left at its default, it is no setting)."""
+    target = raw.get("target", DEFAULTS["target"])
     if target not in TARGETS:
         raise ConfigError("target", f"must be one of {', '.join(TARGETS)}, got {target!r}")
     if "k8s_profile" in raw or "k8s_await_ready" in raw:
@@ -372,26 +383,51 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError(field, "is gone: the kubernetes target runs on a cluster with a pod network (make "
                                  "cluster-up starts one); remove it")
     for field, places in TARGET_ONLY.items():
-        if target not in places and field in raw and _setting(raw[field]) != _setting(TARGET_DEFAULTS.get(field)):
+        if target not in places and field in raw and _setting(raw[field]) != _setting(DEFAULTS.get(field)):
             listed = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} and {places[-1]}"
             raise ConfigError(field, f"means nothing on the {target} target (it is for {listed}): remove it")
-    name = raw.get("ca_common_name", TARGET_DEFAULTS["ca_common_name"])
+    return target
+
+
+def validate_pki(raw: Mapping[str, Any]) -> PkiSettings:
+    """The bootstrap CA's name and lifetime, and its certificates' (never longer than the CA's)."""
+    name = raw.get("ca_common_name", DEFAULTS["ca_common_name"])
     if not isinstance(name, str) or not name.strip() or len(name) > 64:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
-    ca_hours = _hours(raw, "ca_validity_hours", TARGET_DEFAULTS["ca_validity_hours"], MAX_CA_VALIDITY_HOURS)
-    cert_hours = _hours(raw, "cert_validity_hours", TARGET_DEFAULTS["cert_validity_hours"], ca_hours)
+    ca_hours = _hours(raw, "ca_validity_hours", DEFAULTS["ca_validity_hours"], MAX_CA_VALIDITY_HOURS)
+    cert_hours = _hours(raw, "cert_validity_hours", DEFAULTS["cert_validity_hours"], ca_hours)
+    return PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours)
 
+
+def validate_data_dir(raw: Mapping[str, Any], stack: str, project_dir: Path) -> str:
+    """The stack's folder on this machine, absolute (.data/<stack> by default)."""
     data_dir = raw.get("data_dir", f".data/{stack}")
     if not isinstance(data_dir, str) or not data_dir.strip():
         raise ConfigError("data_dir", f"must be a folder path, got {data_dir!r}")
-    data_dir = str((project_dir / data_dir).resolve())
+    return str((project_dir / data_dir).resolve())
 
-    nodes = _int(raw, "vault_nodes", TARGET_DEFAULTS["vault_nodes"], 1, MAX_VAULT_NODES, "OpenBao nodes")
+
+def validate_vault(raw: Mapping[str, Any], target: str) -> VaultSettings:
+    """OpenBao's nodes (one raft cluster: an odd number), its seal, the key split and the names it makes."""
+    nodes = _int(raw, "vault_nodes", DEFAULTS["vault_nodes"], 1, MAX_VAULT_NODES, "OpenBao nodes")
     if nodes % 2 == 0:
         raise ConfigError("vault_nodes", f"must be 1 or an odd number from 3 (raft keeps working while a majority "
                                          f"of its voters does: {nodes} nodes survive no more failures than "
                                          f"{nodes - 1}), got {nodes}")
-    vault_port = _port(raw, "vault_port", TARGET_DEFAULTS["vault_port"])
+    seal = _seal(raw, target, nodes)
+    shares = _int(raw, "vault_key_shares", DEFAULTS["vault_key_shares"], 1, 10,
+                  "unseal key shares" if seal == "shamir" else "recovery key shares")
+    threshold = _int(raw, "vault_key_threshold", DEFAULTS["vault_key_threshold"], 1, shares,
+                     "unseal keys needed" if seal == "shamir" else "recovery keys needed")
+    return VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold,
+                         seal_key=_seal_key(raw.get("vault_seal_key") or None, seal),
+                         names=VaultNames(vault_prefix(raw.get("vault_prefix"))))
+
+
+def validate_ports(raw: Mapping[str, Any], nodes: int) -> dict[str, int]:
+    """The ports on this machine's 127.0.0.1, by setting (vault_port, vault_cluster_port, db_port,
+    db_http_port): each node's API and cluster ports in two runs, and no port used twice."""
+    vault_port = _port(raw, "vault_port", DEFAULTS["vault_port"])
     cluster_port = _port(raw, "vault_cluster_port", vault_port + nodes)
     api_ports = set(range(vault_port, vault_port + nodes))
     cluster_ports = set(range(cluster_port, cluster_port + nodes))
@@ -399,20 +435,86 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         raise ConfigError("vault_cluster_port", f"the {nodes} node(s)' API ports {_ports(api_ports)} and cluster "
                                                 f"ports {_ports(cluster_ports)} must all differ and be ports: "
                                                 f"choose another vault_cluster_port")
-    seal = _seal(raw, target, nodes)
-    shares = _int(raw, "vault_key_shares", TARGET_DEFAULTS["vault_key_shares"], 1, 10,
-                  "unseal key shares" if seal == "shamir" else "recovery key shares")
-    threshold = _int(raw, "vault_key_threshold", TARGET_DEFAULTS["vault_key_threshold"], 1, shares,
-                     "unseal keys needed" if seal == "shamir" else "recovery keys needed")
-    seal_key = _seal_key(raw.get("vault_seal_key") or None, seal)
+    vault_ports = api_ports | cluster_ports
+    db_port = _port(raw, "db_port", DEFAULTS["db_port"])
+    if db_port in vault_ports:
+        raise ConfigError("db_port", f"must differ from Vault's ports ({_ports(vault_ports)})")
+    db_http_port = _port(raw, "db_http_port", DEFAULTS["db_http_port"])
+    if db_http_port in vault_ports | {db_port}:
+        raise ConfigError("db_http_port", f"must differ from the other ports ({_ports(vault_ports | {db_port})})")
+    return {"vault_port": vault_port, "vault_cluster_port": cluster_port, "db_port": db_port,
+            "db_http_port": db_http_port}
 
-    db_engine = raw.get("db_engine", "postgresql")
+
+@contextlib.contextmanager
+def _spec_errors() -> Iterator[None]:
+    """A grant spec's SpecError as the ConfigError of the field it names."""
+    try:
+        yield
+    except SpecError as error:
+        raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
+
+
+def validate_database(raw: Mapping[str, Any], target: str) -> DatabaseSettings:
+    """The engine, where its certificate comes from, the database and Vault's admin in it, the
+    environment's caps, the dynamic roles and the service users."""
+    db_engine = raw.get("db_engine", DEFAULTS["db_engine"])
     if db_engine not in DIALECTS:
         raise ConfigError("db_engine", f"must be one of {', '.join(DIALECTS)}, got {db_engine!r}")
     if db_engine == "cockroachdb" and target != "local":
         raise ConfigError("db_engine", f"cockroachdb runs on the local target only so far, not {target!r}")
+    db_certificates = _db_certificates(raw, target)
+    transit_store_key = _bool(raw, "transit_store_key", DEFAULTS["transit_store_key"])
+    if transit_store_key and db_engine != "cockroachdb":
+        raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
+                                               f"{DIALECTS[db_engine].title} has none: leave it false")
+    db_name = raw.get("db_name", DEFAULTS["db_name"])
+    if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
+        raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
+    db_admin = raw.get("db_admin", DEFAULTS["db_admin"])
+    if not isinstance(db_admin, str) or not SQL_NAME.match(db_admin) or db_admin.startswith(NOT_MADE_BY_HAND):
+        raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users) or "
+                                      f"{GROUP_PREFIX} (group roles), got {db_admin!r}")
+    # The external target's stack admin exists already: the stack makes db_admin beside it.
+    stack_admin = raw.get("db_stack_admin") if target == "external" else None
+    made_otherwise = {stack_admin: "db_stack_admin"} if isinstance(stack_admin, str) and stack_admin else {}
+    problem = taken_role_problem(db_admin, db_engine, made_otherwise)
+    if problem:
+        raise ConfigError("db_admin", problem)
+    with _spec_errors():
+        cap = parse_ttl(raw.get("max_ttl_cap", DEFAULTS["max_ttl_cap"]), "max_ttl_cap")
+        roles_raw = raw.get("roles", {})
+        if not isinstance(roles_raw, Mapping) or not roles_raw:
+            raise SpecError("roles", "must map each dynamic role's name to its grant spec")
+        roles = tuple(validate_grant_spec(role, spec, cap, DIALECTS[db_engine]) for role, spec in roles_raw.items())
+        rotation_cap = parse_ttl(raw.get("max_rotation_period", DEFAULTS["max_rotation_period"]),
+                                 "max_rotation_period")
+        if rotation_cap > MAX_ROTATION_PERIOD:
+            raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
+        # Empty (the default): the environment's cap.
+        root_period = parse_ttl(raw.get("root_rotation_period") or rotation_cap, "root_rotation_period")
+        if root_period < MIN_ROOT_ROTATION_PERIOD:
+            raise SpecError("root_rotation_period", f"{root_period}s is shorter than a minute: nearly every "
+                                                    "`up` would rotate the root credential")
+        if root_period > rotation_cap:
+            raise SpecError("root_rotation_period", f"{root_period}s is longer than this environment's "
+                                                    f"max_rotation_period of {rotation_cap}s")
+        service_users = _service_users(raw.get("service_users", DEFAULTS["service_users"]), {r.name for r in roles},
+                                       rotation_cap, db_engine, {db_admin: "db_admin", **made_otherwise})
+        if service_users and db_engine == "cockroachdb":
+            raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
+                                             "for a CockroachDB stack")
+    return DatabaseSettings(
+        engine=db_engine, name=db_name, admin=db_admin, certificates=db_certificates, max_ttl_cap=cap, roles=roles,
+        service_users=service_users, max_rotation_period=rotation_cap, root_rotation_period=root_period,
+        transit_store_key=transit_store_key)
+
+
+def _db_certificates(raw: Mapping[str, Any], target: str) -> str:
+    """Where the database's certificate comes from: `auto` is Vault's PKI where it is built (the local
+    target), the bootstrap CA elsewhere; on the external target, the database's operator."""
     vault_pki_built = target == "local"
-    db_certificates = raw.get("db_certificates", TARGET_DEFAULTS["db_certificates"])
+    db_certificates = raw.get("db_certificates", DEFAULTS["db_certificates"])
     if db_certificates == "auto":
         db_certificates = "vault_pki" if vault_pki_built else "bootstrap"
     if db_certificates not in DB_CERTIFICATES:
@@ -421,9 +523,36 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     if db_certificates == "vault_pki" and not vault_pki_built:
         raise ConfigError("db_certificates", f"vault_pki is built for the local target, not {target}: "
                                              f"use bootstrap")
-    if target == "external":
-        db_certificates = "operator"  # The database's operator's.
-    namespace = raw.get("k8s_namespace", TARGET_DEFAULTS["k8s_namespace"])
+    return "operator" if target == "external" else db_certificates
+
+
+def validate_stack_clients(raw: Mapping[str, Any], database: DatabaseSettings, target: str) -> tuple[ClientSpec, ...]:
+    """The clients, each on one of the database's roles within its cap; Kubernetes auth on the kubernetes
+    target only."""
+    with _spec_errors():
+        clients = validate_clients(raw.get("clients", DEFAULTS["clients"]), {r.name: r for r in database.roles},
+                                   database.max_ttl_cap)
+        for client in clients:
+            if client.kubernetes and target != "kubernetes":
+                # Pods log in with their service account only where the stack runs in their cluster.
+                raise SpecError(f"clients.{client.name}.service_accounts",
+                                f"means nothing on the {target} target (Kubernetes auth is for kubernetes): "
+                                "remove service_accounts and namespaces")
+    return clients
+
+
+def validate_local(raw: Mapping[str, Any], ports: Mapping[str, int], project_dir: Path) -> LocalTarget:
+    return LocalTarget(**ports)
+
+
+def validate_docker(raw: Mapping[str, Any], ports: Mapping[str, int], project_dir: Path) -> DockerTarget:
+    return DockerTarget(**{k: v for k, v in ports.items() if k != "db_http_port"})
+
+
+def validate_kubernetes(raw: Mapping[str, Any], ports: Mapping[str, int], project_dir: Path) -> KubernetesTarget:
+    """The cluster's namespace, kubeconfig, StorageClass and images, or the folder its manifests are
+    rendered into; this machine reaches Vault at vault_port."""
+    namespace = raw.get("k8s_namespace", DEFAULTS["k8s_namespace"])
     if not isinstance(namespace, str) or not DNS_LABEL.match(namespace):
         raise ConfigError("k8s_namespace", f"must be a DNS label (a-z, 0-9, -; at most 63), got {namespace!r}")
     render_dir = raw.get("k8s_render_dir") or None  # Empty: apply to the cluster.
@@ -436,10 +565,6 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
         if not isinstance(kubeconfig, str) or not kubeconfig.strip():
             raise ConfigError("k8s_kubeconfig", f"must be a file path, got {kubeconfig!r}")
         kubeconfig = str((project_dir / kubeconfig).resolve())
-    transit_store_key = _bool(raw, "transit_store_key", False)
-    if transit_store_key and db_engine != "cockroachdb":
-        raise ConfigError("transit_store_key", f"only CockroachDB encrypts its store with a store key; "
-                                               f"{DIALECTS[db_engine].title} has none: leave it false")
     images: dict[str, str | None] = {}
     for role, field in K8S_IMAGES.items():
         image = raw.get(field) or None  # Empty: the one built here.
@@ -450,77 +575,8 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     storage_class = raw.get("k8s_storage_class") or None  # Empty: the cluster's default.
     if storage_class is not None and (not isinstance(storage_class, str) or not DNS_SUBDOMAIN.match(storage_class)):
         raise ConfigError("k8s_storage_class", f"must be a StorageClass name, got {storage_class!r}")
-    vault_ports = api_ports | cluster_ports
-    db_port = _port(raw, "db_port", TARGET_DEFAULTS["db_port"])
-    if db_port in vault_ports:
-        raise ConfigError("db_port", f"must differ from Vault's ports ({_ports(vault_ports)})")
-    db_http_port = _port(raw, "db_http_port", TARGET_DEFAULTS["db_http_port"])
-    if db_http_port in vault_ports | {db_port}:
-        raise ConfigError("db_http_port", f"must differ from the other ports ({_ports(vault_ports | {db_port})})")
-    db_name = raw.get("db_name", "app")
-    if not isinstance(db_name, str) or not SQL_NAME.match(db_name):
-        raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
-    db_admin = raw.get("db_admin", "dbcreds_admin")
-    if not isinstance(db_admin, str) or not SQL_NAME.match(db_admin) or db_admin.startswith(("v_", "dbcreds_group")):
-        raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users) or "
-                                      f"dbcreds_group (group roles), got {db_admin!r}")
-    # The external target's stack admin exists already: the stack makes db_admin beside it.
-    stack_admin = raw.get("db_stack_admin") if target == "external" else None
-    made_otherwise = {stack_admin: "db_stack_admin"} if isinstance(stack_admin, str) and stack_admin else {}
-    problem = taken_role_problem(db_admin, db_engine, made_otherwise)
-    if problem:
-        raise ConfigError("db_admin", problem)
-    try:
-        cap = parse_ttl(raw.get("max_ttl_cap", "24h"), "max_ttl_cap")
-        roles_raw = raw.get("roles", {})
-        if not isinstance(roles_raw, Mapping) or not roles_raw:
-            raise SpecError("roles", "must map each dynamic role's name to its grant spec")
-        roles = tuple(validate_grant_spec(role, spec, cap, DIALECTS[db_engine]) for role, spec in roles_raw.items())
-        rotation_cap = parse_ttl(raw.get("max_rotation_period", "30d"), "max_rotation_period")
-        if rotation_cap > MAX_ROTATION_PERIOD:
-            raise SpecError("max_rotation_period", f"{rotation_cap}s is longer than {MAX_ROTATION_PERIOD}s")
-        # Empty (Pulumi.yaml's default): the environment's cap.
-        root_period = parse_ttl(raw.get("root_rotation_period") or rotation_cap, "root_rotation_period")
-        if root_period < MIN_ROOT_ROTATION_PERIOD:
-            raise SpecError("root_rotation_period", f"{root_period}s is shorter than a minute: nearly every "
-                                                    "`up` would rotate the root credential")
-        if root_period > rotation_cap:
-            raise SpecError("root_rotation_period", f"{root_period}s is longer than this environment's "
-                                                    f"max_rotation_period of {rotation_cap}s")
-        service_users = _service_users(raw.get("service_users", {}), {r.name for r in roles}, rotation_cap,
-                                       db_engine, {db_admin: "db_admin", **made_otherwise})
-        clients = validate_clients(raw.get("clients", {}), {r.name: r for r in roles}, cap)
-        for client in clients:
-            if client.kubernetes and target != "kubernetes":
-                # Pods log in with their service account only where the stack runs in their cluster.
-                raise SpecError(f"clients.{client.name}.service_accounts",
-                                f"means nothing on the {target} target (Kubernetes auth is for kubernetes): "
-                                "remove service_accounts and namespaces")
-        if service_users and db_engine == "cockroachdb":
-            raise SpecError("service_users", "static roles are made for PostgreSQL only so far: list none "
-                                             "for a CockroachDB stack")
-    except SpecError as error:
-        raise ConfigError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
-    database = DatabaseSettings(
-        engine=db_engine, name=db_name, admin=db_admin, certificates=db_certificates, max_ttl_cap=cap, roles=roles,
-        service_users=service_users, max_rotation_period=rotation_cap, root_rotation_period=root_period,
-        transit_store_key=transit_store_key)
-    ports = {"vault_port": vault_port, "vault_cluster_port": cluster_port, "db_port": db_port}
-    places: dict[str, Any] = {
-        "local": lambda: LocalTarget(**ports, db_http_port=db_http_port),
-        "docker": lambda: DockerTarget(**ports),
-        "kubernetes": lambda: KubernetesTarget(
-            namespace=namespace, kubeconfig=kubeconfig, render_dir=render_dir, vault_port=vault_port, images=images,
-            storage_class=storage_class),
-        "external": lambda: _external_target(raw, db_port, project_dir),
-    }
-    return StackConfig(
-        pki=PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours),
-        vault=VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold, seal_key=seal_key,
-                            names=VaultNames(vault_prefix(raw.get("vault_prefix")))),
-        database=database, clients=clients,
-        data_dir=data_dir, target=places[target](),
-    )
+    return KubernetesTarget(namespace=namespace, kubeconfig=kubeconfig, render_dir=render_dir,
+                            vault_port=ports["vault_port"], images=images, storage_class=storage_class)
 
 
 def _ports(ports: set[int]) -> str:
@@ -530,7 +586,7 @@ def _ports(ports: set[int]) -> str:
 def _seal(raw: Mapping[str, Any], target: str, nodes: int) -> str:
     """The seal: `auto` is static where a server must unseal itself (several nodes, or pods a cluster
     restarts), Shamir elsewhere."""
-    seal = raw.get("vault_seal", TARGET_DEFAULTS["vault_seal"])
+    seal = raw.get("vault_seal", DEFAULTS["vault_seal"])
     if seal == "auto":
         seal = "static" if nodes > 1 or target == "kubernetes" else "shamir"
     if seal not in SEALS:
@@ -559,7 +615,7 @@ def _seal_key(key: Any, seal: str) -> str | None:
     return str(key).strip()
 
 
-def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) -> ExternalTarget:
+def validate_external(raw: Mapping[str, Any], ports: Mapping[str, int], project_dir: Path) -> ExternalTarget:
     """The external target's addresses, CA files and credentials: each one required."""
     def required(field: str, what: str) -> str:
         value = raw.get(field, "")
@@ -584,10 +640,16 @@ def _external_target(raw: Mapping[str, Any], db_port: int, project_dir: Path) ->
     return ExternalTarget(
         vault_addr=vault_addr.rstrip("/"), vault_ca_file=files["vault_ca_file"], vault_database_ca_file=on_vault,
         vault_token=required("vault_token", "a Vault token, set with `pulumi config set --secret vault_token`"),
-        db_host=required("db_host", "the database's host name"), db_port=db_port, db_ca_file=files["db_ca_file"],
+        db_host=required("db_host", "the database's host name"), db_port=ports["db_port"],
+        db_ca_file=files["db_ca_file"],
         db_stack_admin=stack_admin, db_stack_admin_password=required(
             "db_stack_admin_password", "the stack admin's password, set with `pulumi config set --secret "
                                        "db_stack_admin_password`"))
+
+
+#: Each target's settings, validated: (raw, the loopback ports by setting, project_dir) -> the target.
+TARGET_VALIDATORS = {"local": validate_local, "docker": validate_docker, "kubernetes": validate_kubernetes,
+                     "external": validate_external}
 
 
 def taken_role_problem(name: str, engine: str, taken: Mapping[str, str]) -> str | None:
@@ -612,9 +674,9 @@ def _service_users(raw: Any, roles: set[str], rotation_cap: int, engine: str,
     users = []
     for name, spec in raw.items():
         here = f"service_users.{name}"
-        if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith(("v_", "dbcreds_group")):
+        if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith(NOT_MADE_BY_HAND):
             raise SpecError(here, "user names are plain SQL names (a-z, 0-9, _) not starting with v_ (dynamic "
-                                  "users) or dbcreds_group (group roles)")
+                                  f"users) or {GROUP_PREFIX} (group roles)")
         problem = taken_role_problem(name, engine, taken)
         if problem:
             raise SpecError(here, problem)

@@ -344,6 +344,33 @@ def test_the_project_files_defaults_are_the_validators(target):
         {**given, "target": target, "roles": roles}, "s")
 
 
+def test_the_project_files_defaults_are_the_default_table():
+    """Pulumi.yaml repeats stacks/defaults.py's defaults (Pulumi hands them to every stack): the same values."""
+    import yaml
+
+    from stacks.defaults import DEFAULTS
+    from toolchain.env import ROOT
+
+    schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert {key: value["default"] for key, value in schema.items() if "default" in value} == {
+        k: v for k, v in DEFAULTS.items() if k != "vault_seal_key"}
+
+
+def test_the_components_defaults_are_the_stacks():
+    """A component left to its defaults makes what a stack left to its own does."""
+    from components.bootstrap_pki import BootstrapPkiArgs
+    from components.external import ExternalPostgresArgs
+    from components.local.postgres_server import PostgresServerArgs
+
+    database = validate({}, "dev").database
+    assert PostgresServerArgs("d", 1, "", "", "").admin == ExternalPostgresArgs("h", 1, "d", "", "a", "").admin == (
+        database.admin)
+    assert PostgresServerArgs("d", 1, "", "", "").database == database.name
+    pki = validate({}, "dev").pki
+    assert (BootstrapPkiArgs("ca").ca_validity_hours, BootstrapPkiArgs("ca").server_cert_validity_hours) == (
+        pki.ca_validity_hours, pki.cert_validity_hours)
+
+
 def test_a_target_setting_left_at_its_default_is_no_setting():
     assert validate({"target": "kubernetes", "db_port": "15432", "vault_port": 18200}, "prod").target.kind == "kubernetes"
     assert validate({"k8s_storage_class": "", "k8s_render_dir": ""}, "dev").target.kind == "local"
@@ -534,3 +561,116 @@ def test_a_vault_prefix_means_nothing_in_a_vault_the_stack_runs():
         with pytest.raises(ConfigError, match=f"^config vault_prefix: means nothing on the {target} target "
                                               r"\(it is for external\)"):
             validate({"target": target, "vault_prefix": "team-a"}, "s")
+
+
+# Each concern's validation on its own: the pure functions `validate` composes.
+
+def test_the_target_kind_refuses_a_setting_of_another_target():
+    from stacks.config import validate_target_kind
+
+    assert validate_target_kind({}) == "local"
+    assert validate_target_kind({"target": "kubernetes", "k8s_namespace": "team"}) == "kubernetes"
+    # Left at its default (as Pulumi passes it, text), a setting of another target is no setting.
+    assert validate_target_kind({"target": "docker", "db_http_port": "15433"}) == "docker"
+    with pytest.raises(ConfigError, match=r"^config db_http_port: means nothing on the docker target \(it is for "
+                                          r"local\): remove it$"):
+        validate_target_kind({"target": "docker", "db_http_port": 16000})
+    with pytest.raises(ConfigError, match=r"^config k8s_profile: is gone: "):
+        validate_target_kind({"k8s_profile": "single-node"})
+
+
+def test_pki_on_its_own():
+    from stacks.config import validate_pki
+
+    assert validate_pki({}) == PkiSettings(ca_common_name="dbcreds CA", ca_validity_hours=8760, cert_validity_hours=2160)
+    assert validate_pki({"ca_validity_hours": "48", "cert_validity_hours": 48}).cert_validity_hours == 48
+    with pytest.raises(ConfigError, match=r"^config cert_validity_hours: must be between 1 and 48, got 49$"):
+        validate_pki({"ca_validity_hours": 48, "cert_validity_hours": 49})
+
+
+def test_the_data_dir_on_its_own():
+    from stacks.config import validate_data_dir
+
+    assert validate_data_dir({}, "qa", PROJECT) == "/srv/project/.data/qa"
+    with pytest.raises(ConfigError, match=r"^config data_dir: must be a folder path, got ' '$"):
+        validate_data_dir({"data_dir": " "}, "qa", PROJECT)
+
+
+def test_vault_on_its_own():
+    from stacks.config import VaultNames, validate_vault
+
+    assert validate_vault({}, "local") == VaultSettings(nodes=1, seal="shamir", key_shares=1, key_threshold=1,
+                                                        seal_key=None)
+    cluster = validate_vault({"vault_nodes": "3", "vault_key_shares": 5, "vault_key_threshold": 3}, "local")
+    assert (cluster.seal, cluster.key_shares, cluster.key_threshold) == ("static", 5, 3)
+    assert validate_vault({}, "kubernetes").seal == "static"
+    assert validate_vault({"vault_prefix": "team-a"}, "external").names == VaultNames("team-a")
+    with pytest.raises(ConfigError, match=r"^config vault_key_threshold: must be between 1 and 2, got 3$"):
+        validate_vault({"vault_key_shares": 2, "vault_key_threshold": 3}, "local")
+
+
+def test_the_ports_on_their_own():
+    from stacks.config import validate_ports
+
+    assert validate_ports({}, 1) == {"vault_port": 18200, "vault_cluster_port": 18201, "db_port": 15432,
+                                     "db_http_port": 15433}
+    # Three nodes: three API ports, then three cluster ports.
+    assert validate_ports({"vault_port": 18300}, 3)["vault_cluster_port"] == 18303
+    with pytest.raises(ConfigError, match=r"^config db_port: must differ from Vault's ports \(18300, 18301, 18302, "
+                                          r"18303, 18304, 18305\)$"):
+        validate_ports({"vault_port": 18300, "db_port": 18305}, 3)
+    with pytest.raises(ConfigError, match=r"^config db_http_port: must differ from the other ports"):
+        validate_ports({"db_port": 20000, "db_http_port": 20000}, 1)
+
+
+def test_the_database_on_its_own():
+    from stacks.config import validate_database
+
+    database = validate_database({"roles": ROLES, "max_ttl_cap": "2d", "max_rotation_period": "7d"}, "kubernetes")
+    assert (database.engine, database.name, database.admin, database.certificates) == (
+        "postgresql", "app", "dbcreds_admin", "bootstrap")
+    assert (database.max_ttl_cap, database.max_rotation_period, database.root_rotation_period) == (
+        2 * 86400, 7 * 86400, 7 * 86400)
+    assert validate_database({"roles": ROLES}, "external").certificates == "operator"
+    # A grant spec's own error is the config error of the field it names.
+    with pytest.raises(ConfigError, match=r"^config roles: must map each dynamic role's name to its grant spec$"):
+        validate_database({}, "local")
+    with pytest.raises(ConfigError, match=r"^config db_admin: must be 1 to 63 of a-z, 0-9 and _, not starting with v_ "
+                                          r"\(dynamic users\) or dbcreds_group \(group roles\), got 'v_a'$"):
+        validate_database({"roles": ROLES, "db_admin": "v_a"}, "local")
+
+
+def test_the_clients_on_their_own():
+    from stacks.config import validate_database, validate_stack_clients
+
+    database = validate_database({"roles": ROLES}, "local")
+    client = {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["x"], "token_max_ttl": "24h",
+              "service_accounts": ["r"], "namespaces": ["team"]}
+    assert validate_stack_clients({}, database, "local") == ()
+    (spec,) = validate_stack_clients({"clients": {"r": client}}, database, "kubernetes")
+    assert (spec.name, spec.role, spec.kubernetes is not None) == ("r", "reader", True)
+    with pytest.raises(ConfigError, match=r"^config clients.r.service_accounts: means nothing on the local target "
+                                          r"\(Kubernetes auth is for kubernetes\)"):
+        validate_stack_clients({"clients": {"r": client}}, database, "local")
+
+
+PORTS = {"vault_port": 18200, "vault_cluster_port": 18201, "db_port": 15432, "db_http_port": 15433}
+
+
+def test_each_target_on_its_own():
+    from stacks.config import (TARGET_VALIDATORS, TARGETS, DockerTarget, ExternalTarget, KubernetesTarget,
+                               validate_docker, validate_external, validate_kubernetes, validate_local)
+
+    assert set(TARGET_VALIDATORS) == set(TARGETS)
+    assert validate_local({}, PORTS, PROJECT) == LocalTarget(**PORTS)
+    assert validate_docker({}, PORTS, PROJECT) == DockerTarget(vault_port=18200, vault_cluster_port=18201,
+                                                                db_port=15432)
+    assert validate_kubernetes({"k8s_render_dir": "out", "db_image": "pg:15"}, PORTS, PROJECT) == KubernetesTarget(
+        namespace="dbcreds", kubeconfig=None, render_dir="/srv/project/out", vault_port=18200,
+        images={"openbao": None, "postgres": "pg:15", "python": None}, storage_class=None)
+    with pytest.raises(ConfigError, match=r"^config k8s_storage_class: must be a StorageClass name, got 'A_B'$"):
+        validate_kubernetes({"k8s_storage_class": "A_B"}, PORTS, PROJECT)
+    external = validate_external(EXTERNAL, {**PORTS, "db_port": 5432}, PROJECT)
+    assert isinstance(external, ExternalTarget) and (external.db_host, external.db_port) == ("db.internal", 5432)
+    with pytest.raises(ConfigError, match=r"^config db_host: the external target needs the database's host name$"):
+        validate_external({**EXTERNAL, "db_host": ""}, PORTS, PROJECT)
