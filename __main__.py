@@ -19,6 +19,7 @@ from components.vault_component import VaultComponent
 from components.servers.openbao import serving_address
 from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
 from stacks import config as stack_config
+from stacks import preflight
 from stacks.config import StackConfig
 from stacks.dynamic_users import expired_users_reaped
 
@@ -356,6 +357,7 @@ def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
 
 
 config = stack_config.load()
+preflight.check_machine(config)
 servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers,
            "external": external_servers}[config.target.kind]
 stack_servers = servers(config)

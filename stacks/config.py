@@ -725,53 +725,6 @@ def docker_dir(config: StackConfig) -> Path:
     return Path(config.data_dir) / "docker"
 
 
-def check_machine(config: StackConfig) -> None:
-    """What the config needs of this machine, checked before the program makes anything.
-
-    The servers' own checks find these too, but only when their resource comes
-    up, after `pulumi up` may have made the resources before it.
-    """
-    from components.servers.cockroach import LocalCockroachError, cockroach_binary
-
-    if config.database.engine == "cockroachdb" and config.target.kind == "local":
-        try:
-            cockroach_binary()
-        except LocalCockroachError as error:
-            raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
-    if config.target.kind == "kubernetes" and config.configures_vault:
-        import pulumi
-
-        # A preview runs without a cluster (pulumi-kubernetes plans every object to create); an up cannot.
-        if not pulumi.runtime.is_dry_run():
-            from stacks.kubernetes_target import cluster_problem
-
-            problem = cluster_problem(config)
-            if problem:
-                raise ConfigError("k8s_kubeconfig", problem)
-    if config.target.kind == "local" and config.vault.highly_available:
-        from stacks.local import vault_quorum_problem
-
-        problem = vault_quorum_problem(config)
-        if problem:
-            raise ConfigError("vault_nodes", problem)
-    if config.target.kind == "external":
-        for field in ("vault_ca_file", "db_ca_file"):
-            if not Path(getattr(config.target, field)).is_file():
-                raise ConfigError(field, f"no file at {getattr(config.target, field)}")
-    if config.target.kind == "docker":
-        from components.docker.daemon import DockerEngine
-        from components.docker.images import missing_contexts
-
-        missing = missing_contexts()
-        if missing:
-            raise ConfigError("target", f"the docker target's images are built from contexts not made yet: "
-                                        f"{'; '.join(missing)}")
-        engine = DockerEngine(docker_dir(config))
-        if not engine.answers():
-            raise ConfigError("target", f"no Docker engine answers at {engine.host}: `make up` and `make "
-                                        "preview` start the stack's own there")
-
-
 def validate_settings(settings: Mapping[str, str], stack: str, project_dir: Path) -> StackConfig:
     """A StackConfig from the stack's settings as Pulumi stores them (text; objects as JSON), or a ConfigError."""
     raw: dict[str, Any] = {}
@@ -803,7 +756,8 @@ def refuse_plain_secrets(plain: set[str]) -> None:
 
 
 def load() -> StackConfig:
-    """The current stack's validated config (call from a Pulumi program)."""
+    """The current stack's validated config (call from a Pulumi program; then stacks.preflight checks
+    what it needs of this machine)."""
     import pulumi
 
     from pulumi.runtime.config import is_config_secret
@@ -811,6 +765,4 @@ def load() -> StackConfig:
     config = pulumi.Config()
     settings = {f: config.get(f) for f in (*FIELDS, *OBJECT_FIELDS, *SECRET_FIELDS) if config.get(f) is not None}
     refuse_plain_secrets({f for f in SECRET_FIELDS if f in settings and not is_config_secret(config.full_key(f))})
-    validated = validate_settings(settings, pulumi.get_stack(), Path.cwd())
-    check_machine(validated)
-    return validated
+    return validate_settings(settings, pulumi.get_stack(), Path.cwd())

@@ -75,10 +75,10 @@ def test_the_root_program_reaps_before_the_checks_and_drift_does_not_report_it(m
 
 
 def test_the_docker_stack_reaps_in_its_container(monitor, monkeypatch):
-    from stacks import config as stack_settings
+    from stacks import preflight
 
     # The graph only: no engine is started under the mocks.
-    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     run_dev_program(monkeypatch, "docker")
     (reaper,) = registered(monitor, REAPER).values()
     assert reaper["db_container"] and reaper["db_pod"] == ""

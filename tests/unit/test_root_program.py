@@ -145,10 +145,10 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
     """db_engine cockroachdb with vault_pki (the local default): Vault first, its PKI issues `node` (server
     and client auth, a SAN per address) and `client.root` (client auth only); the node's certs directory
     holds them and the chain; no CA of the cluster's own. Live only where a `cockroach` binary is."""
-    from stacks import config as stack_config
+    from stacks import preflight
 
     # The graph only: no cockroach process is started under the mocks, so no binary is needed.
-    monkeypatch.setattr(stack_config, "check_machine", lambda _config: None)
+    monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     # CockroachDB has no static roles and no per-user session cap: dev's are left out.
     roles = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["dbcreds:roles"]
     for spec in roles.values():
@@ -186,10 +186,10 @@ def test_the_docker_stack_runs_the_same_vault_layer_on_hardened_containers(monit
     Dockerfiles, on the host's network with no capability beyond what each needs; the same engine,
     clients and checks as dev; the gate passes it. tests/integration/test_docker_stack.py runs it."""
     from components.docker import images
-    from stacks import config as stack_settings
+    from stacks import preflight
 
     # The graph only: no engine is started and no image built under the mocks.
-    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     run_dev_program(monkeypatch, stack="docker")
     types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
     assert {t: n for t, n in types.items() if t.startswith("docker:")} == {
@@ -245,10 +245,10 @@ def test_prod_runs_the_vault_layer_on_three_spread_openbao_pods_with_checks_in_t
     tests/integration/test_prod_cluster.py runs it on a real cluster."""
     from components.docker import images
     from components.kubernetes.port_forward import PortForward
-    from stacks import config as stack_settings
+    from stacks import preflight
 
     # No cluster here: nothing is reached (the forward is not started).
-    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     monkeypatch.setattr(PortForward, "start", lambda self: self)
     run_dev_program(monkeypatch, stack="prod")
     types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
@@ -318,9 +318,9 @@ def test_the_k8s_stack_lets_the_team_apps_pods_log_in_with_their_service_account
     tests/integration/test_team_app.py runs it on a real cluster."""
     from components.kubernetes import manifests
     from components.kubernetes.port_forward import PortForward
-    from stacks import config as stack_settings
+    from stacks import preflight
 
-    monkeypatch.setattr(stack_settings, "check_machine", lambda _config: None)
+    monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     monkeypatch.setattr(PortForward, "start", lambda self: self)
     run_dev_program(monkeypatch, stack="k8s")
     account, = registered(monitor, "kubernetes:core/v1:ServiceAccount").values()
