@@ -1,17 +1,16 @@
 """Helpers for driving real stacks through the Automation API in tests."""
 
 import contextlib
-import json
 import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-import yaml
 from pulumi import automation as auto
 
 from tests.support.ports import free_ports
 from toolchain.env import ROOT, pulumi_env
+from toolchain.stack_file import stored_config
 
 TOOLS = ROOT / ".tools"
 
@@ -80,9 +79,7 @@ def destroy(stack: auto.Stack) -> None:
 
 def stack_file_config(stack: str) -> dict[str, auto.ConfigValue]:
     """The config of the checkout's Pulumi.<stack>.yaml, to set on a test stack of another name."""
-    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return {key: auto.ConfigValue(value if isinstance(value, str) else json.dumps(value))
-            for key, value in values.items()}
+    return {key: auto.ConfigValue(value) for key, value in stored_config(stack).items()}
 
 
 def local_servers_config(data_dir: Path, keys: tuple[str, ...] = ("vault_port", "vault_cluster_port", "db_port",

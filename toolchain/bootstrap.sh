@@ -410,11 +410,12 @@ cluster() {
   docker_engine_and_contexts
 }
 
-# The stack's target, from its stack file (local unless it says otherwise).
+# The stack's target, from its stack file (its default unless it says otherwise). The stack files'
+# reader needs yaml: the virtualenv's python runs it (core made the virtualenv).
 stack_target() {
-  local file="Pulumi.$1.yaml"
-  [ -f "$file" ] || die "no stack file $file: STACK must name one of $(ls Pulumi.*.yaml | sed -n 's/^Pulumi\.\(.*\)\.yaml$/\1/p' | grep -vx '' | tr '\n' ' ')"
-  sed -n 's/^ *dbcreds:target: *\([a-z]*\).*/\1/p' "$file" | grep . || echo local
+  local target
+  target=$(.venv/bin/python -m toolchain.stack_file "$1" --setting target 2>&1) || die "$target"
+  echo "$target"
 }
 
 start=$SECONDS
@@ -426,7 +427,8 @@ case "${1:-core}" in
   stack)
     [ -n "${2:-}" ] || die "usage: bootstrap.sh stack NAME"
     core
-    case "$(stack_target "$2")" in
+    target=$(stack_target "$2")
+    case "$target" in
       # kubectl (the port-forward to Vault, make down) and the images the cluster imports.
       kubernetes) cluster ;;
       docker) docker_target ;;

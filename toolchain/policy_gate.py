@@ -16,32 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
 from pulumi import automation as auto
 
 from stacks import docker_target
 from stacks.config import ConfigError, StackConfig, policy_pack_config, validate_settings
 from toolchain.env import ROOT, pulumi_env
-from toolchain.stack_file import salted
+from toolchain.stack_file import project_settings, salted, stacks_in_repository
 
-PROJECT = "dbcreds"
 POLICY_PACK = ROOT / "policies"
 
 
-def stacks_in_repository(root: Path = ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
-
-
-def stack_file_settings(stack: str, root: Path = ROOT) -> dict[str, str]:
-    """The project's settings in Pulumi.<stack>.yaml, as Pulumi stores them (objects as JSON)."""
-    values = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()).get("config") or {}
-    prefix = f"{PROJECT}:"
-    return {k.removeprefix(prefix): v if isinstance(v, str) else json.dumps(v)
-            for k, v in values.items() if k.startswith(prefix)}
-
-
 def stack_config(stack: str, root: Path = ROOT) -> StackConfig:
-    return validate_settings(stack_file_settings(stack, root), stack, root)
+    return validate_settings(project_settings(stack, root), stack, root)
 
 
 def pack_config(stack: str, root: Path = ROOT) -> dict:

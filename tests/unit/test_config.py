@@ -307,7 +307,8 @@ def test_a_seal_key_given_by_hand_is_32_bytes_and_never_repeated():
 
 
 def test_each_stack_files_gate_config_carries_its_own_caps():
-    from toolchain.policy_gate import pack_config, stacks_in_repository
+    from toolchain.policy_gate import pack_config
+    from toolchain.stack_file import stacks_in_repository
 
     assert stacks_in_repository() == ["dev", "docker", "k8s", "prod", "staging"]
     caps = {stack: pack_config(stack)["dynamic-role-ttls"]["maxTtlCapSeconds"] for stack in stacks_in_repository()}

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pulumi
 import pytest
-import yaml
 from pulumi_policy import ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy
 
 from components.postgres_sql import creation_statements
@@ -19,17 +18,13 @@ from policies.pack import POLICIES
 from tests.unit.graph import registered, unwrap
 from tests.unit.policy import BY_NAME, violations
 from toolchain.env import ROOT
+from toolchain.stack_file import stored_config
 
 CHECKS = "pulumi-python:dynamic/dbcreds:PostDeployChecks"
 
-def stack_config(stack: str = "dev") -> dict[str, str]:
-    values = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
-
-
 def run_dev_program(monkeypatch, stack: str = "dev", **overrides: str) -> None:
     monkeypatch.chdir(ROOT)
-    pulumi.runtime.set_all_config({**stack_config(stack), **{f"dbcreds:{k}": v for k, v in overrides.items()}})
+    pulumi.runtime.set_all_config({**stored_config(stack), **{f"dbcreds:{k}": v for k, v in overrides.items()}})
 
     @pulumi.runtime.test
     def program():
@@ -150,7 +145,7 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
     # The graph only: no cockroach process is started under the mocks, so no binary is needed.
     monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     # CockroachDB has no static roles and no per-user session cap: dev's are left out.
-    roles = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]["dbcreds:roles"]
+    roles = json.loads(stored_config("dev")["dbcreds:roles"])
     for spec in roles.values():
         spec.pop("connection_limit", None)
     run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true",
@@ -381,7 +376,7 @@ def external_monitor():
 def run_external_program(monkeypatch, tmp_path, prefix: str) -> None:
     for name in ("vault-ca.crt", "db-ca.crt"):
         (tmp_path / name).write_text("CA PEM")
-    dev = stack_config("dev")
+    dev = stored_config("dev")
     config = {
         **{f"dbcreds:{k}": dev[f"dbcreds:{k}"] for k in SHARED if f"dbcreds:{k}" in dev},
         "dbcreds:data_dir": str(tmp_path / "data"), "dbcreds:target": "external",

@@ -54,3 +54,44 @@ def test_an_unknown_stack_is_named(tmp_path):
     with pytest.raises(StackFileError, match="no stack file Pulumi.qa.yaml: the stack must be one of dev"):
         with salted("qa", tmp_path):
             pass
+
+
+SETTINGS = """config:
+  dbcreds:target: docker
+  dbcreds:vault_port: 18200
+  dbcreds:transit_store_key: false
+  dbcreds:roles:
+    reader: {privileges: [SELECT], schemas: [public]}
+  other:setting: x
+"""
+
+
+def test_the_settings_are_read_as_pulumi_stores_them(tmp_path):
+    from toolchain.stack_file import project_settings, stored_config
+
+    (tmp_path / "Pulumi.qa.yaml").write_text(SETTINGS)
+    stored = stored_config("qa", tmp_path)
+    assert stored["dbcreds:vault_port"] == "18200" and stored["dbcreds:transit_store_key"] == "false"
+    assert stored["dbcreds:roles"] == '{"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}'
+    assert stored["other:setting"] == "x"
+    assert project_settings("qa", tmp_path) == {k.removeprefix("dbcreds:"): v for k, v in stored.items()
+                                                if k.startswith("dbcreds:")}
+
+
+def test_a_setting_is_the_stack_files_or_its_default(tmp_path):
+    from toolchain.stack_file import setting
+
+    (tmp_path / "Pulumi.qa.yaml").write_text(SETTINGS)
+    (tmp_path / "Pulumi.bare.yaml").write_text("config: {}\n")
+    assert (setting("qa", "target", tmp_path), setting("bare", "target", tmp_path)) == ("docker", "local")
+    assert setting("bare", "transit_store_key", tmp_path) == "false"
+    with pytest.raises(StackFileError, match="no stack file Pulumi.nope.yaml: the stack must be one of bare, qa"):
+        setting("nope", "target", tmp_path)
+
+
+def test_the_repositorys_stacks():
+    from toolchain.stack_file import setting, stacks_in_repository
+
+    assert stacks_in_repository() == ["dev", "docker", "k8s", "prod", "staging"]
+    assert {stack: setting(stack, "target") for stack in stacks_in_repository()} == {
+        "dev": "local", "docker": "docker", "k8s": "kubernetes", "prod": "kubernetes", "staging": "local"}
