@@ -95,3 +95,16 @@ def test_the_repositorys_stacks():
     assert stacks_in_repository() == ["dev", "docker", "k8s", "prod", "staging"]
     assert {stack: setting(stack, "target") for stack in stacks_in_repository()} == {
         "dev": "local", "docker": "docker", "k8s": "kubernetes", "prod": "kubernetes", "staging": "local"}
+
+
+def test_running_a_command_needs_only_the_standard_library():
+    """make runs `python3 -m toolchain.stack_file STACK -- ...` with the machine's python3, maybe without yaml."""
+    import ast
+    import sys
+
+    from toolchain.env import ROOT
+
+    tree = ast.parse((ROOT / "toolchain" / "stack_file.py").read_text())
+    top = {name.split(".")[0] for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+           for name in ([node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])}
+    assert top <= {*sys.stdlib_module_names, "toolchain"}
