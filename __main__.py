@@ -211,10 +211,10 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, engine:
     """The post-deploy checks as a Job in the cluster, on `plan` (made for it: `check_plan`): its pod
     gets the clients' logins and, for the static roles, a token of a role that reads their credentials
     only."""
-    from components.docker.images import image_names
     from components.kubernetes import manifests
     from components.kubernetes.checks import TOKEN_ROLE, InClusterChecks, checks_code
     from components.vault_policies import render_policy
+    from stacks import kubernetes_target
 
     if config.database.service_users:
         reader = vault.Policy("checks-static-reader", name=TOKEN_ROLE, policy=engine.static_creds_paths.apply(
@@ -223,12 +223,12 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, engine:
             "checks-token-role", role_name=TOKEN_ROLE, allowed_policies=[TOKEN_ROLE], orphan=True,
             renewable=False, token_explicit_max_ttl=900, token_no_default_policy=True,
             opts=pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(depends_on=[reader]))))
-    image = config.target.images["python"]
+    image, built_here = kubernetes_target.images(config)["python"]
     code = checks_code("checks", config.target.namespace, pulumi.ResourceOptions.merge(
         on_cluster, pulumi.ResourceOptions(depends_on=[vault_server])))
     return InClusterChecks(
         "checks", kubeconfig=config.target.kubeconfig, namespace=config.target.namespace,
-        image=image or image_names()["python"], pull=manifests.pull_policy(image is None), code=code,
+        image=image, pull=manifests.pull_policy(built_here), code=code,
         plan=plan.props(), vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
                                   "admin_token": vault_server.admin_token},
         statefulset=K8S_VAULT, opts=pulumi.ResourceOptions(depends_on=after))
@@ -240,7 +240,6 @@ def kubernetes_servers(config: StackConfig):
     program holds open (None when rendering: nothing is reached then)."""
     import pulumi_kubernetes as k8s
 
-    from components.docker.images import image_names
     from components.kubernetes import manifests
     from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
     from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
@@ -265,8 +264,7 @@ def kubernetes_servers(config: StackConfig):
     namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, client_namespaces=client_namespaces),
                                     opts=pulumi.ResourceOptions(provider=provider))
     in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    built = image_names()
-    images = {role: (image or built[role], image is None) for role, image in target.images.items()}
+    images = kubernetes_target.images(config)
     database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
         namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
         key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
@@ -390,10 +388,9 @@ if config.configures_vault:
         # Where pods of the cluster reach Vault (vault_addr is this machine's port-forward to it).
         pulumi.export("vault_service_addr", vault_server.service_address)
         # The images the cluster runs, by role: a team's workload runs the same agent (OpenBao's).
-        from components.docker.images import image_names
+        from stacks import kubernetes_target
 
-        built = image_names()
-        pulumi.export("k8s_images", {role: image or built[role] for role, image in config.target.images.items()})
+        pulumi.export("k8s_images", {role: image for role, (image, _) in kubernetes_target.images(config).items()})
     # The stack's own admin token: the root token where the stack keeps one, never on the kubernetes
     # target (its root token is revoked once the stack's admin token exists).
     pulumi.export("vault_admin_token", vault_server.admin_token)

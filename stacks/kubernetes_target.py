@@ -35,6 +35,15 @@ def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bo
     return result
 
 
+def images(config: StackConfig) -> dict[str, tuple[str, bool]]:
+    """The image the pods of each role run (openbao, postgres, python), and whether it is the one built
+    here (its setting left empty: imported into the nodes, never pulled)."""
+    from components.docker.images import image_names
+
+    built = image_names()
+    return {role: (image or built[role], image is None) for role, image in config.target.images.items()}
+
+
 def cluster_problem(config: StackConfig) -> str:
     """Why the stack's cluster cannot be used (empty when its API server answers)."""
     where = config.target.kubeconfig or "the ambient kubeconfig (KUBECONFIG, ~/.kube/config)"

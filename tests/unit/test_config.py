@@ -675,3 +675,13 @@ def test_each_target_on_its_own():
     assert isinstance(external, ExternalTarget) and (external.db_host, external.db_port) == ("db.internal", 5432)
     with pytest.raises(ConfigError, match=r"^config db_host: the external target needs the database's host name$"):
         validate_external({**EXTERNAL, "db_host": ""}, PORTS, PROJECT)
+
+
+def test_each_kubernetes_image_is_the_setting_or_the_one_built_here():
+    from components.docker.images import image_names
+    from stacks.kubernetes_target import images
+
+    config = validate({"target": "kubernetes", "db_image": "registry.example/postgres:15"}, "k8s")
+    built = image_names()
+    assert images(config) == {"openbao": (built["openbao"], True), "postgres": ("registry.example/postgres:15", False),
+                              "python": (built["python"], True)}
