@@ -8,7 +8,7 @@ import pulumi_vault as vault
 from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
 from components.vault.client_access import ClientAccess, ClientAccessArgs
 from components.cockroach_certs import COCKROACH_PKI, certs_directory
-from components.local.cockroach_cluster import CockroachCluster, CockroachClusterArgs
+from components.local.cockroach_node import CockroachNode, CockroachNodeArgs
 from components.database_component import DatabaseComponent
 from components.vault.database_pki import DatabasePki, DatabasePkiArgs
 from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks, client_check
@@ -42,13 +42,13 @@ def local_servers(config: StackConfig):
     # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
     # Every other database's chain ends at the bootstrap CA.
     own_ca = config.database.engine == "cockroachdb" and config.database.certificates == "bootstrap"
-    cockroach = CockroachClusterArgs(
+    cockroach = CockroachNodeArgs(
         data_dir=f"{config.data_dir}/cockroach", port=config.target.db_port, http_port=config.target.db_http_port,
         database=config.database.name, admin=config.database.admin, grant_specs=config.database.roles,
         ca_validity_hours=config.pki.ca_validity_hours, cert_validity_hours=config.pki.cert_validity_hours,
     )
     if own_ca:
-        database = CockroachCluster("db", cockroach)
+        database = CockroachNode("db", cockroach)
     vault_server = VaultServer("vault", VaultServerArgs(
         data_dir=f"{config.data_dir}/openbao", ca_pem=pki.ca_cert_pem,
         nodes=tuple(VaultNodeArgs(port, cluster_port, cert.cert_pem, cert.private_key_pem)
@@ -75,7 +75,7 @@ def local_servers(config: StackConfig):
             grant_specs=config.database.roles, service_users=config.database.service_user_roles,
         ))
     elif not own_ca:
-        database = CockroachCluster("db", dataclasses.replace(
+        database = CockroachNode("db", dataclasses.replace(
             cockroach, certificates=certs_directory(db_pki), ca_pem=db_pki.ca_chain_pem))
     return Servers(vault_server, database, provider)
 

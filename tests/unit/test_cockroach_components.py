@@ -33,12 +33,12 @@ def test_certs_directory_modes(tmp_path):
 
 
 @pulumi.runtime.test
-def test_cockroach_cluster_graph(monitor, ran):
-    from components.local.cockroach_cluster import CockroachCluster, CockroachClusterArgs
+def test_cockroach_node_graph(monitor, ran):
+    from components.local.cockroach_node import CockroachNode, CockroachNodeArgs
     from components.grants import GrantSpec
 
     reader = GrantSpec(name="reader", privileges=("SELECT",), schemas=("public",))
-    cluster = CockroachCluster("db", CockroachClusterArgs(
+    node = CockroachNode("db", CockroachNodeArgs(
         data_dir="/d/cockroach", port=26257, http_port=26258, grant_specs=(reader,), sql_users=("app_admin",)))
 
     def check(values):
@@ -65,5 +65,5 @@ def test_cockroach_cluster_graph(monitor, ran):
         assert node["groups"] == {"dbcreds_group_reader": {
             "role": "reader", "privileges": ["SELECT"], "schemas": ["public"], "tables": []}}
 
-    return pulumi.Output.all(cluster.group_roles, is_secret(cluster.certs),
-                             is_secret(cluster.admin_bootstrap_password)).apply(ran(check))
+    return pulumi.Output.all(node.group_roles, is_secret(node.certs),
+                             is_secret(node.admin_bootstrap_password)).apply(ran(check))

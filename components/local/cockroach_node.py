@@ -1,8 +1,8 @@
 """The database server of the stack when it is CockroachDB: a secure single node (the `local` target).
 
-    cluster = CockroachCluster("db", CockroachClusterArgs(
+    node = CockroachNode("db", CockroachNodeArgs(
         data_dir=".data/prod/cockroach", port=26257, http_port=26258, grant_specs=specs))
-    cluster.group_roles  # {"reader": "dbcreds_group_reader", ...}, as PostgresServer's
+    node.group_roles  # {"reader": "dbcreds_group_reader", ...}, as PostgresServer's
 
 It has PostgresServer's outputs, so the secrets engine, clients and checks do
 not care which database runs. Its certificates come from a CA of its own
@@ -27,7 +27,7 @@ from components.postgres_sql import group_role_name
 
 
 @dataclass(frozen=True)
-class CockroachClusterArgs:
+class CockroachNodeArgs:
     data_dir: str
     port: int
     #: The DB Console's port (CockroachDB always serves one).
@@ -48,13 +48,14 @@ class CockroachClusterArgs:
     ca_pem: Optional[pulumi.Input[str]] = None
 
 
-class CockroachCluster(DatabaseComponent):
+class CockroachNode(DatabaseComponent):
     """A secure CockroachDB node with its own certificates, admin, database and group roles."""
 
     #: The certs directory's files (secret).
     certs: pulumi.Output[dict]
 
-    def __init__(self, name: str, args: CockroachClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: CockroachNodeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # The type keeps its first name: it is in every URN of a stack's state.
         super().__init__("dbcreds:database:CockroachCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         groups = {group_role_name(args.group_prefix, spec): spec for spec in args.grant_specs}
