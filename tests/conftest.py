@@ -2,9 +2,10 @@
 a data folder left in PostgreSQL's fallback root (components.servers.postgres.SYSTEM_DATA_ROOT) fails it too.
 
 The tests run in two worker processes (pytest-xdist, pytest.ini): each test module is one unit of work,
-and the modules that share one thing of the machine's (the session's Kubernetes cluster, the Docker
-engine) run one after another in the same worker. Figures the tests measure (the `figure` fixture) are
-printed at the end of the run, since a worker's own output is not shown.
+and the modules that share one thing (the session's Kubernetes cluster, the Docker engine, the dev
+platform of tests/integration/conftest.py) run one after another in the same worker. Figures the tests
+measure (the `figure` fixture) are printed at the end of the run, since a worker's own output is not
+shown.
 
 A test that skips because something it needs is missing has not passed; the
 allow-list names what this project's machines cannot have, and nothing else.
@@ -29,6 +30,7 @@ FIGURES: list[tuple[str, str]] = []
 SHARED = {
     "kubernetes-cluster": ("test_cluster", "test_prod_cluster", "test_team_app"),
     "docker-engine": ("test_docker_engine", "test_docker_stack", "test_stacks_and_kubernetes"),
+    "dev-platform": ("test_drift", "test_static_to_dynamic", "test_team_program"),
 }
 
 

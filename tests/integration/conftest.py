@@ -4,6 +4,10 @@
 session, started when the first test asks for it and stopped (everything of it removed) at the end.
 Tests that stop, drain or cordon a node put it back as they found it; each test works in namespaces
 of its own and deletes them.
+
+`platform`: the root program up on a dev stack with dev's config (tests/support/dev_stack.py), shared by
+the modules that need only a platform that is up and leave it as they found it (tests/conftest.py's
+SHARED runs them in one worker): one `up` and one destroy for all of them instead of one each.
 """
 
 import uuid
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dev_stack import dev_stack
 from toolchain.cluster import cluster as cluster_support
 from toolchain.cluster import net as cluster_net
 from toolchain.env import ROOT
@@ -36,3 +41,9 @@ def cluster():
         assert {key: Path("/proc/sys", key).read_text() for key in cluster_net.KUBELET_SYSCTLS} == machine
         # ... and the machine's fixed folders that kubelet and containerd use are gone if they were.
         assert [folder for folder in absent if Path(folder).exists()] == []
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    with dev_stack(tmp_path_factory.mktemp("platform"), "platform") as running:
+        yield running

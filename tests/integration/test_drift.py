@@ -1,20 +1,18 @@
-"""`make drift`'s code (toolchain/drift.py) on a dev stack that is up, as CI runs it after `up`: nothing
-but the post-deploy checks would change (exit 0); a role's TTL changed through Vault's API is drift,
-named with its field (exit 1); `up` puts it back and the stack is clean again; a stack that does not
-exist cannot be read (exit 2)."""
+"""`make drift`'s code (toolchain/drift.py) on a dev stack that is up, as CI runs it after `up` (the
+shared `platform`, its modules' first): nothing but the post-deploy checks would change (exit 0); a
+role's TTL changed through Vault's API is drift, named with its field (exit 1); `up` puts it back and
+the stack is clean again; a stack that does not exist cannot be read (exit 2)."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.support.dev_stack import dev_stack
 from toolchain import drift
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    with dev_stack(tmp_path_factory.mktemp("drift"), "drift") as stack:
-        yield stack
+def running(platform):
+    return platform
 
 
 def make_drift(running, capfd, name: str | None = None) -> tuple[int, str]:
