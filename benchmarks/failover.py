@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from components.servers.openbao import node_state  # noqa: E402
 from components.vault.checks import revoke  # noqa: E402
-from stacks import local  # noqa: E402
+from stacks import local_target  # noqa: E402
 from tests.support.dev_stack import DevStack, dev_stack, quiet  # noqa: E402
 from tests.support.ports import free_port_run  # noqa: E402
 from tests.support.vault_load import ClusterLoad, recovery  # noqa: E402
@@ -65,7 +65,8 @@ def failover(running: DevStack, workers: int) -> dict:
     load.start()
     try:
         time.sleep(5)
-        victim = next(n for n in local.vault_nodes(running.config) if node_state(n.client(timeout=3)) == "active")
+        victim = next(n for n in local_target.vault_nodes(running.config)
+                      if node_state(n.client(timeout=3)) == "active")
         killed_at = time.monotonic()
         os.kill(victim.pid(), signal.SIGKILL)
         deadline = killed_at + 60

@@ -50,7 +50,7 @@ from components.vault.checks import revoke  # noqa: E402
 from components.sql_dialects import dialect_named  # noqa: E402
 from stacks import config as stack_settings  # noqa: E402
 from components.postgres_sql import as_text  # noqa: E402
-from stacks import docker_target, kubernetes_target, local  # noqa: E402
+from stacks import docker_target, kubernetes_target, local_target  # noqa: E402
 from toolchain.env import ROOT, pulumi_env  # noqa: E402
 from toolchain.stack_file import salted  # noqa: E402
 
@@ -103,8 +103,8 @@ class CpuMeter:
             self.vault_pid = docker_target.container_pid(stack.config, stack.outputs["vault_container"])
             self.postmaster = docker_target.container_pid(stack.config, stack.outputs["db_container"])
             return
-        self.vault_pid = local.vault_server(stack.config).pid()
-        database = local.database_server(stack.config)
+        self.vault_pid = local_target.vault_server(stack.config).pid()
+        database = local_target.database_server(stack.config)
         self.postmaster = int((database.pgdata / "postmaster.pid").read_text().split()[0])
 
     def sample(self) -> dict:
@@ -238,7 +238,7 @@ def as_superuser(stack: Stack, statements: list[sql.Composable]) -> None:
     if stack.config.target.kind == "kubernetes":
         kubernetes_target.superuser_sql(stack.config, stack.outputs["db_pod"], script)
         return
-    with local.superuser(stack.config) as conn:
+    with local_target.superuser(stack.config) as conn:
         for statement in statements:
             conn.execute(statement)
 
@@ -267,7 +267,7 @@ def dynamic_users(stack: Stack) -> list[str]:
         return docker_target.dynamic_users(stack.config, stack.outputs["db_container"])
     if stack.config.target.kind == "kubernetes":
         return kubernetes_target.dynamic_users(stack.config, stack.outputs["db_pod"])
-    return local.dynamic_users(stack.config)
+    return local_target.dynamic_users(stack.config)
 
 
 def scram_verifier(password: str, iterations: int = 4096) -> str:
@@ -341,7 +341,7 @@ def burst_after_restart(stack: Stack, size: int = 20) -> int:
     if stack.config.target.kind == "docker":
         docker_target.engine(stack.config).docker("stop", stack.outputs["vault_container"])
     else:
-        local.vault_server(stack.config).stop()
+        local_target.vault_server(stack.config).stop()
     started = time.perf_counter()
     stack.up()
     print(f"{'up after Vault was stopped':34} {time.perf_counter() - started:6.1f} s", flush=True)

@@ -35,7 +35,7 @@ from components.sql_dialects import dialect_named  # noqa: E402
 from components.postgres_sql import username_template  # noqa: E402
 from components.vault_policies import client_policy, creds_path  # noqa: E402
 from components.vault.secrets_engine import MAX_OPEN_CONNECTIONS, connection_url  # noqa: E402
-from stacks import local  # noqa: E402
+from stacks import local_target  # noqa: E402
 
 LAB_PORT = 18300
 
@@ -47,7 +47,7 @@ class LabVault:
     def __init__(self, name: str, folder: Path, port: int, storage: str, audit: bool, stack: issuance.Stack,
                  admin_password: str):
         self.name, self.pid = name, 0
-        tls = local.vault_server(stack.config).data_dir / "tls"
+        tls = local_target.vault_server(stack.config).data_dir / "tls"
         folder.mkdir()
         storage_block = ('storage "inmem" {}' if storage == "inmem" else
                          f'storage "raft" {{\n  path = "{folder}"\n  node_id = "lab"\n}}')
@@ -97,7 +97,7 @@ cluster_addr = "https://127.0.0.1:{port + 100}"
         spec = next(r for r in stack.config.database.roles if r.name == role)
         dialect = dialect_named(stack.config.database.engine)
         group = stack.outputs["db_group_roles"][role]
-        db_ca = local.vault_server(stack.config).database_ca_file
+        db_ca = local_target.vault_server(stack.config).database_ca_file
         root.sys.enable_secrets_engine("database", path="database")
         root.write("database/config/app", plugin_name="postgresql-database-plugin", allowed_roles=[role],
                    connection_url=connection_url(stack.outputs["db_host"], stack.outputs["db_port"],

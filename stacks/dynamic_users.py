@@ -9,7 +9,7 @@ user (every renewal moves VALID UNTIL: `expired_dynamic_users_query`). So every
 Vault runs, and names them.
 
 It lives here, not under components/, because it reaches the database the way
-the stack's target does (stacks/local.py, docker_target.py, kubernetes_target.py,
+the stack's target does (stacks/local_target.py, docker_target.py, kubernetes_target.py,
 external_target.py), from the stack's validated config.
 """
 
@@ -22,7 +22,7 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 
 from components.postgres_sql import DYNAMIC_USERS_QUERY, expired_dynamic_users_query
 from stacks import config as stack_settings
-from stacks import docker_target, external_target, kubernetes_target, local
+from stacks import docker_target, external_target, kubernetes_target, local_target
 from stacks.config import StackConfig
 
 #: (query) -> the dynamic users the query lists (every one unless told); (users) -> None, dropped.
@@ -41,7 +41,7 @@ def database_users(config: StackConfig, container: str = "", pod: str = "") -> t
     if kind == "kubernetes":
         return (lambda query=DYNAMIC_USERS_QUERY: kubernetes_target.dynamic_users(config, pod, query),
                 lambda users: kubernetes_target.drop_dynamic_users(config, pod, users))
-    module = external_target if kind == "external" else local
+    module = external_target if kind == "external" else local_target
     return (lambda query=DYNAMIC_USERS_QUERY: module.dynamic_users(config, query),
             lambda users: module.drop_dynamic_users(config, users))
 

@@ -31,7 +31,7 @@ def check_machine(config: StackConfig) -> None:
             if problem:
                 raise ConfigError("k8s_kubeconfig", problem)
     if config.target.kind == "local" and config.vault.highly_available:
-        from stacks.local import vault_quorum_problem
+        from stacks.local_target import vault_quorum_problem
 
         problem = vault_quorum_problem(config)
         if problem:

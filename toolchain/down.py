@@ -35,7 +35,7 @@ from pulumi import automation as auto
 
 from components.kubernetes.port_forward import PortForwardError
 from components.servers.openbao import serving_address
-from stacks import docker_target, dynamic_users, external_target, kubernetes_target, local
+from stacks import docker_target, dynamic_users, external_target, kubernetes_target, local_target
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
@@ -139,7 +139,7 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     stack.destroy(on_output=lambda line: print(line, file=sys.stderr), run_program=True)
     stack.workspace.remove_stack(name, preserve_config=True)
     if config.target.kind == "local":
-        left = local.running_servers(config)
+        left = local_target.running_servers(config)
         if left:
             raise DownError(f"server processes are left after destroy: {', '.join(left)}")
     if config.target.kind == "docker":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from stacks import config as stack_settings
 from components.servers.openbao import LocalOpenBaoError
-from stacks import local
+from stacks import local_target
 from toolchain.down import DownError, open_stack
 from toolchain.env import ROOT, pulumi_env
 
@@ -32,7 +32,7 @@ def rotate(name: str, env: dict[str, str], keep: int = KEEP, work_dir: Path = RO
     if config.target.kind != "local":
         raise RotateError(f"stack {name!r} runs on the {config.target.kind} target: its audit log is rotated by "
                           "that target's own tooling (not built here); this rotates the local target's")
-    moved = [node.rotate_audit_log(keep) for node in local.vault_nodes(config)]
+    moved = [node.rotate_audit_log(keep) for node in local_target.vault_nodes(config)]
     return [path for path in moved if path is not None]
 
 

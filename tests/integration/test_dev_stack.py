@@ -28,7 +28,7 @@ from psycopg import errors
 from pulumi import automation as auto
 
 from components.vault.checks import CaFiles, Target, check_bootstrap_password, renew, revoke
-from stacks import local
+from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change, state_text, updates_only
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.dev_stack import dev_stack, quiet

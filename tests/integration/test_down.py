@@ -6,7 +6,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stacks import local
+from stacks import local_target as local
 from tests.support.dev_stack import dev_stack
 from toolchain import down
 

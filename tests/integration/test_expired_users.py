@@ -27,7 +27,7 @@ from components.postgres_sql import (
     expired_dynamic_users_query,
     role_of_username,
 )
-from stacks import local
+from stacks import local_target as local
 from tests.automation import make_down, updates_only
 from tests.support.dev_stack import dev_stack
 

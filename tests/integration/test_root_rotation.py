@@ -11,7 +11,7 @@ import time
 import pytest
 from pulumi import automation as auto
 
-from stacks import local
+from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change, reapers, updates_only
 from tests.support.dev_stack import dev_stack, quiet
 

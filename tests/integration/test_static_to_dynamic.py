@@ -15,7 +15,7 @@ from psycopg import sql
 from pulumi import automation as auto
 
 from policies.rules.client_access import parse_policy
-from stacks import local
+from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change, state_text
 from tests.support.dev_stack import quiet
 from toolchain.env import ROOT

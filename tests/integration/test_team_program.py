@@ -17,7 +17,7 @@ from hvac import exceptions as vault_errors
 from pulumi import automation as auto
 
 from components.vault.checks import revoke
-from stacks import local
+from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change
 from tests.support.dev_stack import quiet
 from tests.support.package import build_wheel

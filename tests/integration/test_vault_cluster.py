@@ -22,7 +22,7 @@ from pulumi import automation as auto
 
 from components.servers.openbao import node_state
 from components.vault.checks import renew, revoke
-from stacks import local
+from stacks import local_target as local
 from tests.automation import make_down
 from tests.support.dev_stack import DevStack, dev_stack, quiet
 from tests.support.ports import free_port_run
