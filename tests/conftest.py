@@ -3,9 +3,10 @@ a data folder left in PostgreSQL's fallback root (components.servers.postgres.SY
 
 The tests run in two worker processes (pytest-xdist, pytest.ini): each test module is one unit of work,
 and the modules that share one thing (the session's Kubernetes cluster, the Docker engine, the dev
-platform of tests/integration/conftest.py) run one after another in the same worker. Figures the tests
-measure (the `figure` fixture) are printed at the end of the run, since a worker's own output is not
-shown.
+platform of tests/integration/conftest.py) run one after another in the same worker. The units are
+handed out longest first (LONGEST_FIRST), so that the run ends on short ones and neither worker waits
+long for the other. Figures the tests measure (the `figure` fixture) are printed at the end of the run,
+since a worker's own output is not shown.
 
 A test that skips because something it needs is missing has not passed; the
 allow-list names what this project's machines cannot have, and nothing else.
@@ -32,18 +33,37 @@ SHARED = {
     "docker-engine": ("test_docker_engine", "test_docker_stack", "test_stacks_and_kubernetes"),
     "dev-platform": ("test_drift", "test_static_to_dynamic", "test_team_program"),
 }
+#: The longest units of work, longest first (a group's modules together, ranked from the full runs'
+#: slowest tests: the cluster's group the longest by far, then those of a few minutes). pytest-xdist
+#: hands the units out in the order of their first test (pytest.ini: --no-loadscope-reorder; else it
+#: sorts them by their number of tests, leaving the one-test modules of two minutes each to the end):
+#: these go first, then the others in collection order (the unit tests, seconds each, last).
+LONGEST_FIRST = (
+    "kubernetes-cluster", "test_dev_stack", "docker-engine", "test_faults", "dev-platform", "test_bad_input",
+    "test_vault_cluster", "test_policy_gate", "test_make_up_anywhere", "test_expired_users", "test_external_target",
+    "test_root_rotation", "test_secrets_stay_secret",
+)
 
 
 def in_worker(session) -> bool:
     return hasattr(session.config, "workerinput")
 
 
+def group_of(item) -> str:
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    return next((name for name, modules in SHARED.items() if module in modules), module)
+
+
+def rank(group: str) -> int:
+    return LONGEST_FIRST.index(group) if group in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
 def pytest_collection_modifyitems(items):
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        group = next((name for name, modules in SHARED.items() if module in modules), module)
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(group_of(item)))
+    # A stable sort: each module's tests, and a group's modules, keep their order.
+    items.sort(key=lambda item: rank(group_of(item)))
 
 
 @pytest.fixture
