@@ -188,30 +188,6 @@ def test_usernames_come_from_the_template_and_fit(running):
             vault.sys.revoke_lease(lease_id=secret["lease_id"])
 
 
-def test_a_16_character_role_renders_a_username_that_fits(running):
-    """The connection's username template, rendered by OpenBao itself for the longest role name."""
-    role = "quarterly-report"
-    assert len(role) == 16
-    running.set_config("roles", json.dumps({**ROLES, role: {"privileges": ["SELECT"], "tables": ["public.users"],
-                                                          "default_ttl": "5m", "max_ttl": "10m"}}))
-    try:
-        running.up()
-        vault = running.admin()
-        secret = vault.read(f"database/creds/{role}")
-        try:
-            name = secret["data"]["username"]
-            # v _ <role, hyphens as underscores> _ <20 random> _ <unix time>
-            assert name.startswith("v_quarterly_report_")
-            assert len(name.encode()) == 2 + 16 + 1 + 20 + 1 + len(str(int(time.time())))
-            assert len(name.encode()) <= 63 and role_exists(running, name)
-        finally:
-            vault.sys.revoke_lease(lease_id=secret["lease_id"])
-    finally:
-        running.set_config("roles", json.dumps(ROLES))
-        running.up()
-    assert not any(u.startswith("v_quarterly") for u in local.dynamic_users(running.config))
-
-
 def test_a_lease_users_grants_widened_by_hand_fail_the_up_naming_them(running):
     reader = running.login("reader")
     secret = issue(reader, running.outputs["clients"]["reader"]["creds_path"])
@@ -370,12 +346,16 @@ def step_ops(stack: auto.Stack) -> dict[str, str]:
     return ops
 
 
-def test_a_connection_change_after_rotation_keeps_working(running):
-    """A role added changes the connection's allowed_roles: the connection is updated without the
-    bootstrap password (write-only, not sent again), and keeps the rotated one."""
+def test_roles_added_after_rotation_keep_the_connection_working_and_a_16_character_role_fits(running):
+    """Two roles added in one up (one `up` and one to take them away, for what two tests proved with two
+    each). The connection's allowed_roles change: it is updated without the bootstrap password
+    (write-only, not sent again), and keeps the rotated one. The connection's username template, rendered
+    by OpenBao itself for the longest role name, fits."""
     password = bootstrap_password(running)
-    running.set_config("roles", json.dumps({**ROLES, "audit": {"privileges": ["SELECT"], "tables": ["public.users"],
-                                                              "default_ttl": "5m", "max_ttl": "10m"}}))
+    role = "quarterly-report"
+    assert len(role) == 16
+    added = {"privileges": ["SELECT"], "tables": ["public.users"], "default_ttl": "5m", "max_ttl": "10m"}
+    running.set_config("roles", json.dumps({**ROLES, "audit": added, role: added}))
     try:
         ops = step_ops(running.stack)
         assert ops["engine-connection"] == auto.OpType.UPDATE and ops["engine-rotate-root"] == auto.OpType.SAME
@@ -386,10 +366,22 @@ def test_a_connection_change_after_rotation_keeps_working(running):
         running.admin().sys.revoke_lease(lease_id=secret["lease_id"])
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             running.connect("dbcreds_admin", password)
+
+        vault = running.admin()
+        secret = vault.read(f"database/creds/{role}")
+        try:
+            name = secret["data"]["username"]
+            # v _ <role, hyphens as underscores> _ <20 random> _ <unix time>
+            assert name.startswith("v_quarterly_report_")
+            assert len(name.encode()) == 2 + 16 + 1 + 20 + 1 + len(str(int(time.time())))
+            assert len(name.encode()) <= 63 and role_exists(running, name)
+        finally:
+            vault.sys.revoke_lease(lease_id=secret["lease_id"])
     finally:
         running.set_config("roles", json.dumps(ROLES))
         running.up()
     assert "audit" not in running.admin().list("database/roles")["data"]["keys"]
+    assert not any(u.startswith("v_quarterly") for u in local.dynamic_users(running.config))
 
 
 def test_a_failing_check_fails_the_up_naming_it(running):
