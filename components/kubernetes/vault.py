@@ -22,11 +22,10 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 
 from components.kubernetes import manifests as m
 from components.options import register_outputs
-from components.servers.openbao import SEAL_KEY_BYTES
+from components.servers.seal_key import static_seal_key
 from components.servers.openbao_api import OpenBaoInit
 from components.vault_policies import stack_admin_policy
 from components.vault_component import VaultComponent
@@ -84,8 +83,8 @@ class VaultKubernetes(VaultComponent):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ns, app = args.namespace, m.VAULT_APP
-        seal_key = pulumi.Output.secret(args.seal_key if args.seal_key is not None else random.RandomBytes(
-            f"{name}-seal-key", length=SEAL_KEY_BYTES, opts=child).base64)
+        seal_key = (pulumi.Output.secret(args.seal_key) if args.seal_key is not None
+                    else static_seal_key(f"{name}-seal-key", self))
         # One key id for the StatefulSet's life (the config, known at a first preview, names it; the
         # policy gate reads the seal from it there).
         key_id = SEAL_KEY_ID

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
-import pulumi_random as random
 
 from components.local.providers.openbao_server import OpenBaoServer
-from components.servers.openbao import SEAL_KEY_BYTES, LocalOpenBao, node_data_dir
+from components.servers.openbao import LocalOpenBao, node_data_dir
+from components.servers.seal_key import static_seal_key
 from components.vault_component import VaultComponent
 from components.servers.server_running import ServerRunning, keeper_name
 
@@ -68,8 +68,8 @@ class VaultServer(VaultComponent):
         static = args.seal == "static"
         seal_key = ""
         if static:
-            seal_key = pulumi.Output.secret(args.seal_key if args.seal_key is not None else random.RandomBytes(
-                f"{name}-seal-key", length=SEAL_KEY_BYTES, opts=pulumi.ResourceOptions(parent=self)).base64)
+            seal_key = (pulumi.Output.secret(args.seal_key) if args.seal_key is not None
+                        else static_seal_key(f"{name}-seal-key", self))
         servers = [LocalOpenBao(Path(node_data_dir(args.data_dir, i)), node.port, node.cluster_port)
                    for i, node in enumerate(args.nodes)]
         first = None

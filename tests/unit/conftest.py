@@ -16,7 +16,6 @@ COMPUTED = {
     "pulumi-python:dynamic/dbcreds:OpenBaoServer": ("root_token", "address"),
     "pulumi-python:dynamic/dbcreds:OpenBaoInit": ("admin_token", "unseal_keys", "recovery_keys"),
     "pulumi-python:dynamic/dbcreds:Rotation": ("created_at",),
-    "random:index/randomBytes:RandomBytes": ("base64",),
     "docker:index/image:Image": ("repoDigest",),
     "vault:appRole/authBackendRole:AuthBackendRole": ("roleId",),
     "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": ("secretId",),
