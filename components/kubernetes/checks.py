@@ -31,7 +31,7 @@ from components.kubernetes import manifests as m
 from components.kubernetes.port_forward import kubectl
 from components.servers.process import pem_file
 from components.servers.openbao import raft_report
-from components.servers import openbao_metrics
+from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK, metrics_report
 
 #: The program the Job's pod runs, and where its modules go in the pod (on PYTHONPATH in the image).
 ENTRY = "components.vault.checks_job"
@@ -54,6 +54,12 @@ def module_files(module: str, root: Path = Path(__file__).resolve().parents[2]) 
     __init__.py: what the pod needs to run it."""
     found: dict[str, str] = {}
 
+    def submodules(node: ast.ImportFrom) -> list[str]:
+        # `from components.servers import openbao_metrics` imports a module, not a name of the package.
+        named = (f"{node.module}.{alias.name}" for alias in node.names)
+        return [name for name in named if (root / Path(*name.split("."))).with_suffix(".py").exists()
+                or (root / Path(*name.split(".")) / "__init__.py").exists()]
+
     def add(name: str) -> None:
         parts = name.split(".")
         for depth in range(1, len(parts)):
@@ -67,7 +73,7 @@ def module_files(module: str, root: Path = Path(__file__).resolve().parents[2]) 
         source = (root / path).read_text()
         found[str(path)] = source
         for node in ast.walk(ast.parse(_without_type_checking(source))):
-            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+            names = ([node.module, *submodules(node)] if isinstance(node, ast.ImportFrom) and node.module else
                      [a.name for a in node.names] if isinstance(node, ast.Import) else [])
             for imported in names:
                 if imported.split(".")[0] == "components":
@@ -204,9 +210,8 @@ def _run(props: dict[str, Any]) -> dict:
             report["passed"] = report["passed"] and not problem
             report["vault_cluster"] = {**report.get("vault_cluster", {}), **cluster}
         if read_metrics:
-            problem, report["metrics"] = openbao_metrics.metrics_report(
-                admin, hvac.Client(url=admin.url, verify=ca, timeout=30))
-            report["checks"].append({"name": openbao_metrics.CHECK_NAME, "passed": not problem, "detail": problem})
+            problem, report["metrics"] = metrics_report(admin, hvac.Client(url=admin.url, token="", verify=ca, timeout=30))
+            report["checks"].append({"name": METRICS_CHECK, "passed": not problem, "detail": problem})
             report["passed"] = report["passed"] and not problem
     if not report["passed"]:
         failures = "; ".join(f"{c['name']}: {c['detail']}" for c in report["checks"] if not c["passed"])

@@ -43,7 +43,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
-from components.servers import openbao_metrics
+from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK, metrics_report
 from components.servers.openbao import node_state, raft_report, serving_address
 from components.vault.check_plan import (CheckPlan, CheckResult, ClientCheck, KvLoginCheck, Report, RetiredLogin,
                                          Target)
@@ -88,7 +88,8 @@ def vault_client(target: Target, files: CaFiles, token: str | None = None, addre
     session.verify = str(files.vault_ca)
     session.mount("https://", HTTPAdapter(max_retries=Retry(total=None, connect=CONNECT_RETRIES, read=0, redirect=0,
                                                             status=0, other=0, backoff_factor=0.5)))
-    return hvac.Client(url=address or target.vault_addr, token=token, timeout=15, session=session)
+    # Never hvac's fallback (VAULT_TOKEN, ~/.vault-token): an operator's token for another Vault.
+    return hvac.Client(url=address or target.vault_addr, token=token or "", timeout=15, session=session)
 
 
 def refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:
@@ -417,9 +418,9 @@ def run_checks(plan: CheckPlan) -> Report:
             report.results.append(result)
             report.vault_cluster.update(cluster)
         if plan.metrics:
-            problem, report.metrics = openbao_metrics.metrics_report(vault_client(target, files, plan.vault_token),
-                                                                     vault_client(target, files))
-            report.results.append(CheckResult(openbao_metrics.CHECK_NAME, not problem, problem))
+            problem, report.metrics = metrics_report(vault_client(target, files, plan.vault_token),
+                                                     vault_client(target, files))
+            report.results.append(CheckResult(METRICS_CHECK, not problem, problem))
         if len(plan.node_addresses) > 1 and ready:
             _through_each_node(report, target, files, plan.node_addresses, ready[0].client)
         if plan.admin:
