@@ -44,7 +44,8 @@ def vault_answers(addresses: list[str], ca_pem: str) -> bool:
     """Whether Vault serves at one of addresses (a node up, initialised and unsealed: the active one or a
     standby, which forwards), by its health endpoint, no token."""
     with pem_file(ca_pem) as ca:
-        return any(node_state(hvac.Client(url=a, verify=ca, timeout=5)) in ("active", "standby") for a in addresses)
+        return any(node_state(hvac.Client(url=a, token="", verify=ca, timeout=5)) in ("active", "standby")
+                   for a in addresses)
 
 
 def port_answers(host: str, port: int) -> bool:

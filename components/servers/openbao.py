@@ -184,7 +184,8 @@ class LocalOpenBao:
         return self.pid() is not None
 
     def client(self, token: str | None = None, timeout: int = 10) -> hvac.Client:
-        return hvac.Client(url=self.address, token=token, verify=str(self.ca_file), timeout=timeout)
+        # Never hvac's fallback (VAULT_TOKEN, ~/.vault-token): an operator's token for another Vault.
+        return hvac.Client(url=self.address, token=token or "", verify=str(self.ca_file), timeout=timeout)
 
     def start(self) -> None:
         """Starts the server in its own session (it outlives the caller) and waits for its listener."""
@@ -317,7 +318,7 @@ def serving_address(addresses: Sequence[str], ca_file: str) -> str:
     first that answers unsealed (a standby forwards), else the first (nothing answers yet)."""
     if len(addresses) == 1 or not Path(ca_file).exists():
         return addresses[0]
-    states = {a: node_state(hvac.Client(url=a, verify=ca_file, timeout=2)) for a in addresses}
+    states = {a: node_state(hvac.Client(url=a, token="", verify=ca_file, timeout=2)) for a in addresses}
     for wanted in ("active", "standby"):
         for address, state in states.items():
             if state == wanted:

@@ -31,7 +31,7 @@ def _client(address: str, ca_pem: str, timeout: int = 10) -> tuple[hvac.Client, 
     ca = tempfile.NamedTemporaryFile("w", suffix=".pem")
     ca.write(ca_pem)
     ca.flush()
-    return hvac.Client(url=address, verify=ca.name, timeout=timeout), ca
+    return hvac.Client(url=address, token="", verify=ca.name, timeout=timeout), ca
 
 
 def _wait_answering(client: hvac.Client, address: str) -> None:
