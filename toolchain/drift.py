@@ -23,10 +23,10 @@ from toolchain.down import DownError, open_stack
 from toolchain.env import ROOT
 from toolchain.up import servers_down
 
-#: The types that update at every `up`, whatever changed: the post-deploy checks, and the reaper of
-#: expired dynamic users that runs before them.
+#: The types that update at every `up`, whatever changed: the post-deploy checks, the reaper of
+#: expired dynamic users that runs before them, and (external target) the read of the Vault's audit devices.
 EVERY_UPDATE = ("pulumi-python:dynamic/dbcreds:PostDeployChecks", "pulumi-python:dynamic/dbcreds:InClusterChecks",
-                "pulumi-python:dynamic/dbcreds:ExpiredUsersReaped")
+                "pulumi-python:dynamic/dbcreds:ExpiredUsersReaped", "pulumi-python:dynamic/dbcreds:VaultAuditDevices")
 #: Steps that change nothing.
 UNCHANGED = ("same", "read", "refresh")
 

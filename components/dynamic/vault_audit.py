@@ -52,7 +52,7 @@ class _AuditProvider(ResourceProvider):
         return ReadResult(id_=id_, outs=props)
 
 
-class VaultAuditDevices(Resource):
+class VaultAuditDevices(Resource, module="dbcreds", name="VaultAuditDevices"):
     """`devices`: the Vault's enabled audit devices (at least one, or the `up` fails)."""
 
     devices: pulumi.Output[list]
