@@ -11,6 +11,8 @@ OpenBao pod is down), each recovered from, every lease taken before still renewe
 up converging; `make down` leaves nothing of the stack in the cluster or on the nodes.
 """
 
+import base64
+import concurrent.futures
 import json
 import shutil
 import subprocess
@@ -25,11 +27,14 @@ from pulumi import automation as auto
 from components.kubernetes import manifests as m
 from stacks import config as stack_settings
 from stacks import kubernetes_target
-from tests.automation import assert_only_the_checks_change, make_down, root_program, stack_file_config, temporary_stack
+from tests.automation import (assert_only_the_checks_change, make_down, root_program, stack_file_config, state_text,
+                              temporary_stack)
 from tests.support.dev_stack import DevStack, quiet
 from tests.support.ports import free_port
+from tests.support.secret_scan import plaintext_secrets, search
 from tests.support.vault_load import ClusterLoad, name_verified_session, recovery, timeline
 from tests.support.waiting import wait_for
+from toolchain.down import leases_left
 from toolchain.env import ROOT
 
 REPLICAS = 3
@@ -111,6 +116,42 @@ def test_the_stack_keeps_no_root_token_and_the_break_glass_path_works_once(prod)
         root.auth.token.revoke_self()
         with pytest.raises(hvac.exceptions.Forbidden):
             root.auth.token.lookup_self()
+
+
+#: Every kind of object a person or a tool reads in the namespace, Secrets aside (they hold secrets by
+#: design), and the cluster-wide ones the stack makes.
+READABLE_KINDS = ("configmaps,pods,statefulsets,deployments,replicasets,daemonsets,services,endpoints,"
+                  "endpointslices,jobs,cronjobs,events,persistentvolumeclaims,serviceaccounts,roles,rolebindings,"
+                  "networkpolicies,poddisruptionbudgets,controllerrevisions,leases")
+CLUSTER_KINDS = "persistentvolumes,clusterroles,clusterrolebindings,namespaces"
+
+
+def test_no_secret_in_plaintext_in_the_cluster_the_logs_the_state_or_the_outputs(prod, cluster):
+    namespace = prod.config.target.namespace
+    secrets = plaintext_secrets(prod.stack)
+    kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
+    # Sanity: the search has the real secrets to look for.
+    assert {"recovery_keys", "admin_token", "result", "privateKeyPem", "secretId"} <= kinds, kinds
+    # ... and finds them where they are meant to be: the static seal's key in its Secret.
+    stored = json.loads(cluster.kubectl("get", "secrets", "--namespace", namespace, "--output", "json").stdout)
+    decoded = "\n".join(base64.b64decode(value).decode("latin-1") for item in stored["items"]
+                        for value in (item.get("data") or {}).values())
+    assert search(secrets, decoded, "the namespace's Secrets")
+
+    hits = search(secrets, cluster.kubectl("get", READABLE_KINDS, "--namespace", namespace, "--output",
+                                           "json").stdout, f"the objects of {namespace}")
+    hits += search(secrets, cluster.kubectl("get", CLUSTER_KINDS, "--output", "json").stdout, "cluster objects")
+    for pod in cluster.pods(namespace):
+        name = pod["metadata"]["name"]
+        logs = cluster.kubectl("logs", name, "--namespace", namespace, "--all-containers", check=False)
+        hits += search(secrets, logs.stdout + logs.stderr, f"the log of pod {name}")
+    hits += search(secrets, state_text(prod.stack), "the state file")
+    cli = subprocess.run([str(ROOT / ".tools" / "bin" / "pulumi"), "stack", "output", "--json", "--stack",
+                          prod.stack.name], cwd=prod.stack.workspace.work_dir, env={**prod.stack.workspace.env_vars},
+                         capture_output=True, text=True, check=True)
+    assert json.loads(cli.stdout)["vault_admin_token"] == "[secret]"
+    hits += search(secrets, cli.stdout + cli.stderr, "pulumi stack output")
+    assert hits == []
 
 
 def service_address(cluster, namespace: str) -> str:
@@ -211,12 +252,19 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         print("\n".join(timeline(load.events, first, time.monotonic())))
         print(f"marks: {({k: round(v - first, 1) for k, v in marks.items()})}")
         print_openbao_logs(cluster, namespace)
-    # Recovered: an active node again (standbys learn it within seconds of a pod's return).
+    # Recovered: an active node again, and a login through the Service as a client retries one (a pod
+    # just back redirects to the active node's own name until it forwards, within seconds).
     active_pod(prod, cluster, admin)
-    # Every lease taken before is renewed and revoked through the Service, its user gone.
     vault = load.client(0)
-    vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
-                             mount_point=access["approle_mount"])
+
+    def logged_in():
+        try:
+            return vault.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                            mount_point=access["approle_mount"])
+        except (hvac.exceptions.VaultError, requests.RequestException):
+            return None
+    wait_for(logged_in, "a login through the Service", timeout=120)
+    # Every lease taken before is renewed and revoked through the Service, its user gone.
     for held in load.held:
         assert vault.sys.renew_lease(lease_id=held.lease_id, increment=60)["lease_duration"] > 0
         vault.sys.revoke_lease(lease_id=held.lease_id)
@@ -251,12 +299,30 @@ def is_ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
+#: Leases outstanding when `make down` runs: it revokes each and proves no user is left.
+DOWN_LEASES = 200
+
+
 def test_make_down_leaves_nothing_of_the_stack_in_the_cluster_or_on_the_nodes(prod, cluster, capfd):
+    with kubernetes_target.vault_forward(prod.config) as forward:
+        assert forward.wait(60)
+        access = prod.outputs["clients"]["app"]
+        client = hvac.Client(url=forward.address, verify=prod.ca_file("vault_ca_pem"), timeout=30)
+        client.auth.approle.login(role_id=access["role_id"], secret_id=access["secret_id"],
+                                  mount_point=access["approle_mount"])
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            issued = list(pool.map(lambda _: client.read(access["creds_path"])["data"]["username"],
+                                   range(DOWN_LEASES)))
+        # With any lease the failover left behind (issued while a request was cut: no client holds it).
+        outstanding = len(leases_left(vault_admin(prod, forward), prod.outputs["database_mount"]))
+    assert outstanding >= DOWN_LEASES
+    assert len(set(issued) & set(kubernetes_target.dynamic_users(prod.config, prod.outputs["db_pod"]))) == DOWN_LEASES
     claims = json.loads(cluster.kubectl("get", "persistentvolumeclaims", "--namespace", prod.config.target.namespace,
                                         "--output", "json").stdout)["items"]
     volumes = [c["spec"]["volumeName"] for c in claims]
     assert len(volumes) == 2 * REPLICAS + 1
     err = make_down(prod.stack, capfd)
+    assert f"revoking {outstanding} lease(s) under {prod.outputs['database_mount']}/" in err, err
     assert "no lease and no dynamic database user left" in err
     assert kubernetes_target.ours_left(prod.config) == []
     # The provisioner removed each volume's data (pvc-<uid>_<namespace>_<claim>) from its node. Pod log

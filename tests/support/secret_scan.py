@@ -12,6 +12,9 @@ def plaintext_secrets(stack) -> dict[str, str]:
             if isinstance(value, dict) and "plaintext" in value:
                 decoded = json.loads(value["plaintext"])
                 values = decoded if isinstance(decoded, list) else [decoded]
+                if resource["type"] == "kubernetes:core/v1:Secret" and isinstance(decoded, dict):
+                    # A Secret's data by key; its certificates are public (a TLS Secret holds its CA's).
+                    values = [v for v in decoded.values() if "BEGIN CERTIFICATE" not in str(v)]
                 for i, item in enumerate(values):
                     if isinstance(item, str) and len(item) >= 16:
                         found[f"{resource['urn'].rsplit('::', 1)[1]}.{key}[{i}]"] = item
