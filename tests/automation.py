@@ -125,3 +125,22 @@ def make_down(stack: auto.Stack, capfd) -> str:
     capfd.readouterr()
     down.down(stack.name, stack.workspace.env_vars, Path(stack.workspace.work_dir))
     return capfd.readouterr().err
+
+
+def resources(stack: auto.Stack) -> dict:
+    """Every resource as the state holds it, by URN, its dependencies sorted (a run that registers
+    the same resources may record them, and their dependencies, in another order).
+
+    Default providers are left out: their recorded inputs mirror the stack's
+    config, which each case changes on purpose, and the engine records them
+    before a resource's check can fail.
+    """
+    found = {}
+    for resource in stack.export_stack().deployment["resources"]:
+        if resource["type"].startswith("pulumi:providers:"):
+            continue
+        resource["dependencies"] = sorted(resource.get("dependencies") or [])
+        resource["propertyDependencies"] = {k: sorted(v) for k, v in
+                                            (resource.get("propertyDependencies") or {}).items()}
+        found[resource["urn"]] = resource
+    return found

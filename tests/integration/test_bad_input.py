@@ -16,7 +16,8 @@ from contextlib import contextmanager
 import pytest
 from pulumi import automation as auto
 
-from tests.automation import assert_only_the_checks_change, local_servers_config, root_program, temporary_stack
+from tests.automation import (assert_only_the_checks_change, local_servers_config, resources, root_program,
+                              temporary_stack)
 from tests.support.ports import free_port
 from toolchain.env import ROOT
 from tests.support.processes import remove_data_dir
@@ -145,25 +146,6 @@ def stack(tmp_path_factory):
     finally:
         # A failing up (or test) still leaves no data folder behind.
         remove_data_dir(data_dir)
-
-
-def resources(stack) -> dict:
-    """Every resource as the state holds it, by URN, its dependencies sorted (a run that registers
-    the same resources may record them, and their dependencies, in another order).
-
-    Default providers are left out: their recorded inputs mirror the stack's
-    config, which each case changes on purpose, and the engine records them
-    before a resource's check can fail.
-    """
-    found = {}
-    for resource in stack.export_stack().deployment["resources"]:
-        if resource["type"].startswith("pulumi:providers:"):
-            continue
-        resource["dependencies"] = sorted(resource.get("dependencies") or [])
-        resource["propertyDependencies"] = {k: sorted(v) for k, v in
-                                            (resource.get("propertyDependencies") or {}).items()}
-        found[resource["urn"]] = resource
-    return found
 
 
 @contextmanager

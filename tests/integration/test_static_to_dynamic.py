@@ -16,7 +16,7 @@ from pulumi import automation as auto
 
 from policies.rules.client_access import parse_policy
 from stacks import local_target as local
-from tests.automation import assert_only_the_checks_change, state_text
+from tests.automation import assert_only_the_checks_change, resources, state_text
 from tests.support.dev_stack import quiet
 from toolchain.env import ROOT
 
@@ -109,20 +109,6 @@ def leases(admin) -> list[str]:
     """The app's creds path's leases Vault holds (none: the prefix is unknown, hvac gives None)."""
     listed = admin.list(f"sys/leases/lookup/{CREDS_PATH}/")
     return listed["data"]["keys"] if listed else []
-
-
-def resources(stack) -> dict:
-    """Every resource as the state holds it, by URN, dependencies sorted (a refused run may record the
-    same ones in another order); default providers left out (the engine records them before a check)."""
-    found = {}
-    for resource in stack.export_stack().deployment["resources"]:
-        if resource["type"].startswith("pulumi:providers:"):
-            continue
-        resource["dependencies"] = sorted(resource.get("dependencies") or [])
-        resource["propertyDependencies"] = {k: sorted(v) for k, v in
-                                            (resource.get("propertyDependencies") or {}).items()}
-        found[resource["urn"]] = resource
-    return found
 
 
 def assert_only_the_two_apps_checks_change(stack) -> None:
