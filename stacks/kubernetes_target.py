@@ -17,19 +17,26 @@ from stacks.config import StackConfig
 from toolchain.env import ROOT
 
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+#: The longest one kubectl call here may take (an exec of psql in the database pod included).
+KUBECTL_SECONDS = 300
 
 
 class KubernetesTargetError(RuntimeError):
     pass
 
 
-def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess:
-    """kubectl on the stack's cluster (its kubeconfig, else the ambient one)."""
+def kubectl(config: StackConfig, *args: str, stdin: str | None = None, check: bool = True,
+            timeout: float = KUBECTL_SECONDS) -> subprocess.CompletedProcess:
+    """kubectl on the stack's cluster (its kubeconfig, else the ambient one). kubectl itself waits
+    forever on an API server that takes the connection and never answers: bounded here."""
     if not KUBECTL.exists():
         raise KubernetesTargetError(f"no kubectl at {KUBECTL}: make bootstrap-stack STACK=<a kubernetes stack>")
     kubeconfig = ["--kubeconfig", config.target.kubeconfig] if config.target.kubeconfig else []
-    result = subprocess.run([str(KUBECTL), *kubeconfig, *args], input=stdin, capture_output=True, text=True)
+    try:
+        result = subprocess.run([str(KUBECTL), *kubeconfig, *args], input=stdin, capture_output=True, text=True,
+                                timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise KubernetesTargetError(f"kubectl {' '.join(args)} did not finish within {timeout:.0f} s") from None
     if check and result.returncode != 0:
         raise KubernetesTargetError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result
