@@ -55,13 +55,18 @@ def stack_file(stack: str, root: Path = ROOT) -> Path:
     return path
 
 
-def stored_config(stack: str, root: Path = ROOT) -> dict[str, str]:
-    """The stack file's settings by full key (`dbcreds:roles`), as Pulumi stores them: text, a structured
-    value as JSON."""
+def file_values(stack: str, root: Path = ROOT) -> dict:
+    """The stack file's settings by full key (`dbcreds:roles`), as written: a structured value as a
+    list or dict."""
     import yaml  # Here, not above: a command is run by the machine's python3, which may have no yaml.
 
-    values = yaml.safe_load(stack_file(stack, root).read_text()).get("config") or {}
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    return yaml.safe_load(stack_file(stack, root).read_text()).get("config") or {}
+
+
+def stored_config(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The stack file's settings by full key, as Pulumi stores them: text, a structured value as JSON."""
+    return {key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in file_values(stack, root).items()}
 
 
 def project_settings(stack: str, root: Path = ROOT) -> dict[str, str]:

@@ -22,7 +22,6 @@ import psycopg
 import psycopg.sql
 import pytest
 import requests
-import yaml
 from hvac import exceptions as vault_errors
 from psycopg import errors
 from pulumi import automation as auto
@@ -33,9 +32,9 @@ from tests.automation import assert_only_the_checks_change, state_text, updates_
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.dev_stack import dev_stack, quiet
 from tests.support.waiting import wait_for
-from toolchain.env import ROOT
+from toolchain.stack_file import file_values
 
-DEV = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+DEV = file_values("dev")
 ROLES = {**DEV["dbcreds:roles"],
          "brief": {"privileges": ["SELECT"], "tables": ["public.users"], "default_ttl": "6s", "max_ttl": "12s"}}
 CLIENTS = {**DEV["dbcreds:clients"],

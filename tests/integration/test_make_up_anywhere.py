@@ -23,6 +23,7 @@ from stacks.config import validate
 from tests.support.ports import free_ports
 from tests.support.processes import processes_naming, remove_data_dir
 from toolchain.env import ROOT
+from toolchain.stack_file import file_values
 
 STACK = "anywhere"
 
@@ -146,7 +147,7 @@ def test_make_targets_from_a_private_folder(figure):
     assert home.stat().st_mode & 0o777 == 0o700
     checkout = home / "dbcreds"
     copy_checkout(checkout)
-    config = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config = file_values("dev")
     keys = ("vault_port", "vault_cluster_port", "db_port", "db_http_port")
     config.update({f"dbcreds:{key}": port for key, port in zip(keys, free_ports(len(keys)))})
     config["dbcreds:data_dir"] = f".data/{STACK}"

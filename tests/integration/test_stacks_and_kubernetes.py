@@ -18,7 +18,6 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 import requests
-import yaml
 from pulumi import automation as auto
 
 from components.kubernetes import manifests as k8s
@@ -32,6 +31,7 @@ from tests.support.kube_apiserver import running_apiserver
 from tests.support.kubernetes import load_manifests, schema_errors
 from tests.support.postgres import running_postgres
 from toolchain.env import ROOT
+from toolchain.stack_file import file_values
 
 STACKS = ("dev", "docker", "k8s", "staging", "prod")
 
@@ -42,8 +42,7 @@ def quiet(_line: str) -> None:
 
 def file_config(stack: str) -> dict:
     """A stack file's config as the program reads it (without the project prefix)."""
-    return {k.removeprefix("dbcreds:"): v
-            for k, v in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()}
+    return {k.removeprefix("dbcreds:"): v for k, v in file_values(stack).items()}
 
 
 def test_environments_run_side_by_side_without_clashes():
