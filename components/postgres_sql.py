@@ -13,10 +13,12 @@ Vault generates come from `username_template` and hold only [a-z0-9_].
 """
 
 import re
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from psycopg import sql
 
+from components.defaults import TEAM_PREFIX
 from components.grant_specs import CONNECTION_LIMIT, GrantSpec
 
 #: PostgreSQL's limit on identifiers (NAMEDATALEN - 1), in bytes.
@@ -337,3 +339,165 @@ def bootstrap_sql(admin: str, database: str, specs: tuple[GrantSpec, ...], group
         lines.append(as_text(create_service_user(user, groups[spec_name], sql.SQL(":'service_password'"))) + ";")
     lines.append("RESET ROLE;")
     return "\n".join(lines) + "\n"
+
+
+# A team's access (components/vault/team_access.py): the team writes the creation SQL of its own dynamic
+# roles, and Vault runs it as the team's connection user. That user may not create roles (PostgreSQL 15's
+# CREATEROLE could alter any non-superuser role, the platform's admin among them): three SECURITY DEFINER
+# functions, owned by the platform's admin, are the only way it makes, renews and drops login users, and
+# only users named `v_<team>_...` in the team's group.
+
+#: How far past now + the team's max_ttl a user's VALID UNTIL may be set: Vault's clock and the database's.
+TEAM_VALID_UNTIL_SLACK_SECONDS = 300
+
+
+#: A team's name: short and without separators, so that its prefixes (`v_<team>_` of its users, `team-<team>-`
+#: of its roles in Vault) never start another team's names.
+TEAM_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+
+@dataclass(frozen=True)
+class TeamDatabaseNames:
+    """What a team's access is called in the database."""
+
+    team: str
+
+    def __post_init__(self):
+        if not isinstance(self.team, str) or not TEAM_NAME.match(self.team):
+            raise ValueError(f"team names are 1 to 12 of a-z and 0-9, starting with a letter, got {self.team!r}")
+
+    @property
+    def group(self) -> str:
+        """The NOLOGIN role holding the team's grant; its users are members of it and of nothing else."""
+        return f"{TEAM_PREFIX}_{self.team}"
+
+    @property
+    def user(self) -> str:
+        """The team's Vault connection's user: LOGIN, CONNECT, EXECUTE on the functions; nothing more."""
+        return f"{TEAM_PREFIX}_{self.team}_vault"
+
+    @property
+    def schema(self) -> str:
+        """Where the functions are (owned by the platform's admin)."""
+        return f"{TEAM_PREFIX}_{self.team}"
+
+    @property
+    def username_pattern(self) -> str:
+        """The users the functions touch: what `username_template()` renders for the team's roles
+        (`<team>` or `<team>-...`)."""
+        return f"^{USERNAME_PREFIX}_{self.team}_[a-z0-9_]+$"
+
+    def function(self, name: str) -> sql.Identifier:
+        return sql.Identifier(self.schema, name)
+
+
+def team_user_statements(names: TeamDatabaseNames, database: str) -> list[sql.Composed]:
+    """Run as the superuser: the team's connection user, who may connect and nothing else (no CREATEROLE:
+    it makes users through the functions only). Its password is set separately (`set_password`)."""
+    user = sql.Identifier(names.user)
+    return [
+        sql.SQL("CREATE ROLE {} WITH LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS "
+                "CONNECTION LIMIT {}").format(user, sql.Literal(CONNECTION_LIMIT)),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), user),
+    ]
+
+
+_IS_TEAM_USER = """
+  IF user_name !~ {pattern} OR octet_length(user_name) > {max_bytes} THEN
+    RAISE EXCEPTION 'role % is no user of team %', user_name, {team} USING ERRCODE = 'insufficient_privilege';
+  END IF;"""
+_IN_TEAM_GROUP = """
+  IF NOT EXISTS (SELECT FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+                 JOIN pg_roles u ON u.oid = m.member WHERE g.rolname = {group} AND u.rolname = user_name) THEN
+    RAISE EXCEPTION 'role % is not in the group of team %', user_name, {team} USING ERRCODE = 'insufficient_privilege';
+  END IF;"""
+_WITHIN_CAP = """
+  IF expires::timestamptz > now() + make_interval(secs => {cap}) THEN
+    RAISE EXCEPTION 'valid until % is beyond team %''s cap of {cap_seconds}s', expires, {team}
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;"""
+
+_TEAM_FUNCTIONS = {
+    "create_user": ("user_name text, user_password text, expires text", _IS_TEAM_USER + _WITHIN_CAP + """
+  EXECUTE format('CREATE ROLE %I WITH LOGIN PASSWORD %L VALID UNTIL %L CONNECTION LIMIT {connection_limit} IN ROLE %I',
+                 user_name, user_password, expires, {group});"""),
+    "renew_user": ("user_name text, expires text", _IS_TEAM_USER + _IN_TEAM_GROUP + _WITHIN_CAP + """
+  EXECUTE format('ALTER ROLE %I VALID UNTIL %L', user_name, expires);"""),
+    # As `revocation_statements`: no-op for a user already gone, so Vault may retry.
+    "drop_user": ("user_name text", _IS_TEAM_USER + """
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = user_name) THEN
+    RETURN;
+  END IF;""" + _IN_TEAM_GROUP + """
+  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = user_name;
+  IF EXISTS (SELECT FROM pg_shdepend d JOIN pg_roles r ON d.refclassid = 'pg_authid'::regclass
+             AND d.refobjid = r.oid WHERE r.rolname = user_name) THEN
+    EXECUTE format('GRANT %I TO CURRENT_USER', user_name);
+    EXECUTE format('REASSIGN OWNED BY %I TO CURRENT_USER', user_name);
+    EXECUTE format('DROP OWNED BY %I', user_name);
+  END IF;
+  EXECUTE format('DROP ROLE %I', user_name);"""),
+}
+
+
+def team_function_statements(names: TeamDatabaseNames, max_ttl: int,
+                             connection_limit: int = CONNECTION_LIMIT) -> list[str]:
+    """Run as the platform's admin (`SET ROLE`), which then owns them: the team's schema and its three
+    functions, callable by the team's connection user only. Re-running them replaces the functions.
+
+    `SET search_path = pg_catalog, pg_temp` (pg_temp last): nothing the caller can create is found
+    before the catalogs. Every identifier goes through format('%I'), every value through '%L'.
+    """
+    if isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or max_ttl <= 0:
+        raise ValueError(f"max_ttl must be a positive whole number of seconds, got {max_ttl!r}")
+    schema, user = sql.Identifier(names.schema), sql.Identifier(names.user)
+    values = {
+        "pattern": sql.Literal(names.username_pattern), "max_bytes": sql.Literal(MAX_IDENTIFIER_BYTES),
+        "team": sql.Literal(names.team), "group": sql.Literal(names.group),
+        "cap": sql.Literal(max_ttl + TEAM_VALID_UNTIL_SLACK_SECONDS), "cap_seconds": sql.SQL(str(max_ttl)),
+        "connection_limit": sql.SQL(str(int(connection_limit))),
+    }
+    statements = [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema),
+        sql.SQL("REVOKE ALL ON SCHEMA {} FROM PUBLIC").format(schema),
+        sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, user),
+    ]
+    for function, (parameters, body) in _TEAM_FUNCTIONS.items():
+        signature = sql.SQL("{}({})").format(names.function(function), sql.SQL(parameters))
+        statements += [
+            sql.SQL("CREATE OR REPLACE FUNCTION {} RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+                    "SET search_path = pg_catalog, pg_temp AS $team$\nBEGIN{}\nEND\n$team$").format(
+                signature, sql.SQL(body).format(**values)),
+            sql.SQL("REVOKE ALL ON FUNCTION {} FROM PUBLIC").format(signature),
+            sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(signature, user),
+        ]
+    return [as_text(s) for s in statements]
+
+
+def team_drop_statements(names: TeamDatabaseNames, database: str) -> list[str]:
+    """Run as the superuser: the functions and the team's connection user, gone (its sessions ended)."""
+    user = sql.Identifier(names.user)
+    return [as_text(s) for s in (
+        sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {}").format(
+            sql.Literal(names.user)),
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(names.schema)),
+        sql.SQL("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = {}) THEN EXECUTE {}; END IF; END $$").format(
+            sql.Literal(names.user),
+            sql.Literal(as_text(sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(sql.Identifier(database), user)))),
+        sql.SQL("DROP ROLE IF EXISTS {}").format(user),
+    )]
+
+
+def team_creation_statements(names: TeamDatabaseNames) -> list[str]:
+    """Vault's creation SQL for a team's dynamic role: the team's function makes the user."""
+    return [as_text(sql.SQL("SELECT {}('{{{{name}}}}', '{{{{password}}}}', '{{{{expiration}}}}')").format(
+        names.function("create_user")))]
+
+
+def team_renew_statements(names: TeamDatabaseNames) -> list[str]:
+    """Vault's renew SQL for a team's dynamic role (the plugin's default ALTER ROLE would need CREATEROLE)."""
+    return [as_text(sql.SQL("SELECT {}('{{{{name}}}}', '{{{{expiration}}}}')").format(names.function("renew_user")))]
+
+
+def team_revocation_statements(names: TeamDatabaseNames) -> list[str]:
+    """Vault's revocation SQL for a team's dynamic role."""
+    return [as_text(sql.SQL("SELECT {}('{{{{name}}}}')").format(names.function("drop_user")))]

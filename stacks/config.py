@@ -14,12 +14,13 @@ set --secret`).
 Each default is given once, in stacks/defaults.py (`DEFAULTS`); Pulumi.yaml's
 schema repeats them, and a test compares the two. The validation is a pure
 function per concern (`validate_pki`, `validate_vault`, `validate_ports`,
-`validate_database`, `validate_stack_clients`) and per target
+`validate_database`, `validate_stack_clients`, `validate_teams`) and per target
 (`TARGET_VALIDATORS`); `validate` composes them.
 """
 
 import base64
 import contextlib
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ from components.grants import (
     validate_clients,
     validate_grant_spec,
 )
-from components.defaults import GROUP_PREFIX
+from components.defaults import GROUP_PREFIX, TEAM_PREFIX
+from components.postgres_sql import TEAM_NAME
 from components.servers.openbao import SEAL_KEY_BYTES
 from components.sql_dialects import DIALECTS
 from stacks.defaults import DEFAULTS
@@ -93,7 +95,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 #: A Kubernetes object name such as a StorageClass's (an RFC 1123 subdomain).
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 #: Read with get_object: structured values.
-OBJECT_FIELDS = ("roles", "service_users", "clients")
+OBJECT_FIELDS = ("roles", "service_users", "clients", "teams")
 #: No static role's rotation period may be longer (max_rotation_period lowers it per environment).
 MAX_ROTATION_PERIOD = 30 * 86400
 #: The root credential is rotated at most this often: each rotation is an `up`'s replacement, and a
@@ -103,7 +105,7 @@ MIN_ROOT_ROTATION_PERIOD = 60
 #: stack makes may take one of these names, nor one starting pg_ (PostgreSQL reserves the prefix).
 #: Prefixes of the roles Vault (v_, its dynamic users) and the stack (its group roles) make: no role named
 #: in the config may start with one.
-NOT_MADE_BY_HAND = ("v_", GROUP_PREFIX)
+NOT_MADE_BY_HAND = ("v_", GROUP_PREFIX, TEAM_PREFIX)
 DATABASE_ROLES = {"postgresql": ("postgres", "public", "none"),
                   "cockroachdb": ("root", "admin", "public", "none", "node")}
 class ConfigError(RunError, ValueError):
@@ -311,6 +313,8 @@ class StackConfig:
     data_dir: str
     #: Exactly one of the targets, holding only the settings that mean something there.
     target: LocalTarget | DockerTarget | KubernetesTarget | ExternalTarget
+    #: The teams that write their own dynamic roles and AppRole clients with a credential of their own.
+    teams: tuple["TeamSettings", ...] = ()
 
     @property
     def configures_vault(self) -> bool:
@@ -368,8 +372,10 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     vault = validate_vault(raw, target)
     ports = validate_ports(raw, vault.nodes)
     database = validate_database(raw, target)
-    return StackConfig(pki=pki, vault=vault, database=database, clients=validate_stack_clients(raw, database, target),
-                       data_dir=data_dir, target=TARGET_VALIDATORS[target](raw, ports, project_dir))
+    clients = validate_stack_clients(raw, database, target)
+    return StackConfig(pki=pki, vault=vault, database=database, clients=clients,
+                       data_dir=data_dir, target=TARGET_VALIDATORS[target](raw, ports, project_dir),
+                       teams=validate_teams(raw, database, clients, target))
 
 
 def validate_target_kind(raw: Mapping[str, Any]) -> str:
@@ -473,8 +479,8 @@ def validate_database(raw: Mapping[str, Any], target: str) -> DatabaseSettings:
         raise ConfigError("db_name", f"must be 1 to 63 of a-z, 0-9 and _, starting with a letter or _, got {db_name!r}")
     db_admin = raw.get("db_admin", DEFAULTS["db_admin"])
     if not isinstance(db_admin, str) or not SQL_NAME.match(db_admin) or db_admin.startswith(NOT_MADE_BY_HAND):
-        raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users) or "
-                                      f"{GROUP_PREFIX} (group roles), got {db_admin!r}")
+        raise ConfigError("db_admin", "must be 1 to 63 of a-z, 0-9 and _, not starting with v_ (dynamic users), "
+                                      f"{GROUP_PREFIX} (group roles) or {TEAM_PREFIX} (teams' roles), got {db_admin!r}")
     # The external target's stack admin exists already: the stack makes db_admin beside it.
     stack_admin = raw.get("db_stack_admin") if target == "external" else None
     made_otherwise = {stack_admin: "db_stack_admin"} if isinstance(stack_admin, str) and stack_admin else {}
@@ -508,6 +514,74 @@ def validate_database(raw: Mapping[str, Any], target: str) -> DatabaseSettings:
         engine=db_engine, name=db_name, admin=db_admin, certificates=db_certificates, max_ttl_cap=cap, roles=roles,
         service_users=service_users, max_rotation_period=rotation_cap, root_rotation_period=root_period,
         transit_store_key=transit_store_key)
+
+
+#: The shortest cap a team may have: a lease must outlive an issuance and a renewal.
+MIN_TEAM_MAX_TTL = 60
+
+
+@dataclass(frozen=True)
+class TeamSettings:
+    """A team that writes its own dynamic roles and AppRole clients: what its users may do (its grant,
+    whose group role the platform makes) and how long any credential of its lives at most."""
+
+    name: str
+    #: Privileges and tables or schemas; its name is the team's, its TTLs the team's cap.
+    grant: GrantSpec
+    #: No lease of the team's mount, and no user its functions make, outlives this (seconds).
+    max_ttl: int
+
+
+def validate_teams(raw: Mapping[str, Any], database: DatabaseSettings, clients: tuple[ClientSpec, ...],
+                   target: str) -> tuple[TeamSettings, ...]:
+    """The teams: each a grant (a grant spec without TTLs, `validate_grant_spec`'s rules) and a max_ttl
+    within the environment's cap. A team's prefixes must not start a platform role's or client's name:
+    its users are `v_<team>_...` and its AppRole roles `team-<team>-...`."""
+    teams_raw = raw.get("teams", DEFAULTS["teams"])
+    if teams_raw in (None, ""):
+        teams_raw = {}
+    if not isinstance(teams_raw, Mapping):
+        raise ConfigError("teams", "must map each team's name to {grant, max_ttl}")
+    if teams_raw and (target != "local" or database.engine != "postgresql"):
+        # The team's database functions are made through the local superuser's socket.
+        raise ConfigError("teams", f"are made on the local target's PostgreSQL only so far, not on {target} with "
+                                   f"{database.engine}: remove them")
+    teams = []
+    for name, spec in teams_raw.items():
+        here = f"teams.{name}"
+        if not isinstance(name, str) or not TEAM_NAME.match(name):
+            raise ConfigError(here, "team names are 1 to 12 of a-z and 0-9, starting with a letter")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(here, f"must be a mapping {{grant, max_ttl}}, got {spec!r}")
+        unknown = set(spec) - {"grant", "max_ttl"}
+        if unknown:
+            raise ConfigError(f"{here}.{sorted(unknown)[0]}", "is not a team setting (grant, max_ttl)")
+        with _spec_errors():
+            max_ttl = parse_ttl(spec.get("max_ttl"), f"{here}.max_ttl")
+        if not MIN_TEAM_MAX_TTL <= max_ttl <= database.max_ttl_cap:
+            raise ConfigError(f"{here}.max_ttl", f"{max_ttl}s must be between {MIN_TEAM_MAX_TTL}s and this "
+                                                 f"environment's max_ttl_cap of {database.max_ttl_cap}s")
+        grant_raw = spec.get("grant")
+        if not isinstance(grant_raw, Mapping):
+            raise ConfigError(f"{here}.grant", "must be a grant spec {privileges, schemas or tables}")
+        for ttl in ("default_ttl", "max_ttl"):
+            if ttl in grant_raw:
+                raise ConfigError(f"{here}.grant.{ttl}", f"a team's roles set their own TTLs, each capped by "
+                                                         f"{here}.max_ttl: remove it")
+        with _spec_errors():
+            grant = validate_grant_spec("grant", {**grant_raw, "default_ttl": min(3600, max_ttl),
+                                                  "max_ttl": max_ttl}, max_ttl, DIALECTS[database.engine],
+                                        field=here)
+        for role in database.roles:
+            if role.name == name or role.name.startswith(f"{name}-"):
+                raise ConfigError(here, f"the platform's role {role.name!r} starts with the team's name: its users "
+                                        f"(v_{role.name.replace('-', '_')}_...) would look like the team's")
+        for client in clients:
+            if client.name.startswith(f"team-{name}"):
+                raise ConfigError(here, f"the platform's client {client.name!r} is named like the team's own "
+                                        f"AppRole roles (team-{name}-...), which the team may write")
+        teams.append(TeamSettings(name=name, grant=dataclasses.replace(grant, name=name), max_ttl=max_ttl))
+    return tuple(teams)
 
 
 def _db_certificates(raw: Mapping[str, Any], target: str) -> str:
@@ -676,7 +750,7 @@ def _service_users(raw: Any, roles: set[str], rotation_cap: int, engine: str,
         here = f"service_users.{name}"
         if not isinstance(name, str) or not SQL_NAME.match(name) or name.startswith(NOT_MADE_BY_HAND):
             raise SpecError(here, "user names are plain SQL names (a-z, 0-9, _) not starting with v_ (dynamic "
-                                  f"users) or {GROUP_PREFIX} (group roles)")
+                                  f"users), {GROUP_PREFIX} (group roles) or {TEAM_PREFIX} (teams' roles)")
         problem = taken_role_problem(name, engine, taken)
         if problem:
             raise SpecError(here, problem)

@@ -19,7 +19,7 @@ DEFAULTS = {
     # database
     "db_engine": "postgresql", "db_port": 15432, "db_http_port": 15433, "db_name": DATABASE, "db_admin": DB_ADMIN,
     "db_certificates": "auto", "max_ttl_cap": "24h", "max_rotation_period": "30d", "root_rotation_period": "",
-    "transit_store_key": False, "service_users": {}, "clients": {},
+    "transit_store_key": False, "service_users": {}, "clients": {}, "teams": {},
     # the kubernetes target
     "k8s_namespace": "dbcreds", "k8s_render_dir": "", "k8s_kubeconfig": "", "k8s_storage_class": "",
     "vault_image": "", "db_image": "", "python_image": "",

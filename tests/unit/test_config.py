@@ -497,8 +497,8 @@ def test_a_service_user_named_as_the_stacks_admin_is_refused():
 
 def test_a_service_user_named_as_a_group_role_is_refused():
     with pytest.raises(ConfigError, match=r"^config service_users.dbcreds_group_reader: user names are plain SQL "
-                                          r"names \(a-z, 0-9, _\) not starting with v_ \(dynamic users\) or "
-                                          r"dbcreds_group \(group roles\)$"):
+                                          r"names \(a-z, 0-9, _\) not starting with v_ \(dynamic users\), "
+                                          r"dbcreds_group \(group roles\) or dbcreds_team \(teams' roles\)$"):
         validate({"service_users": {"dbcreds_group_reader": {"role": "reader"}}}, "dev")
 
 
@@ -637,7 +637,7 @@ def test_the_database_on_its_own():
     with pytest.raises(ConfigError, match=r"^config roles: must map each dynamic role's name to its grant spec$"):
         validate_database({}, "local")
     with pytest.raises(ConfigError, match=r"^config db_admin: must be 1 to 63 of a-z, 0-9 and _, not starting with v_ "
-                                          r"\(dynamic users\) or dbcreds_group \(group roles\), got 'v_a'$"):
+                                          r"\(dynamic users\), dbcreds_group \(group roles\) or dbcreds_team \(teams' roles\), got 'v_a'$"):
         validate_database({"roles": ROLES, "db_admin": "v_a"}, "local")
 
 
@@ -685,3 +685,53 @@ def test_each_kubernetes_image_is_the_setting_or_the_one_built_here():
     built = image_names()
     assert images(config) == {"openbao": (built["openbao"], True), "postgres": ("registry.example/postgres:15", False),
                               "python": (built["python"], True)}
+
+
+TEAM = {"grant": {"privileges": ["SELECT"], "tables": ["public.orders"]}, "max_ttl": "1h"}
+
+
+def test_teams_are_read_with_their_grant_and_cap():
+    from stacks.config import TeamSettings
+
+    assert validate({}, "dev").teams == ()
+    assert validate({"teams": {"reports": TEAM}}, "dev").teams == (TeamSettings(
+        name="reports", grant=GrantSpec(name="reports", privileges=("SELECT",), tables=("public.orders",),
+                                        default_ttl=3600, max_ttl=3600), max_ttl=3600),)
+
+
+@pytest.mark.parametrize("teams, field, says", [
+    ({"reports": {**TEAM, "max_ttl": "48h"}}, "teams.reports.max_ttl", "max_ttl_cap of 86400s"),
+    ({"reports": {**TEAM, "max_ttl": "30s"}}, "teams.reports.max_ttl", "between 60s"),
+    ({"reports": {**TEAM, "max_ttl": "soon"}}, "teams.reports.max_ttl", "is not a duration"),
+    ({"reports": {"grant": TEAM["grant"]}}, "teams.reports.max_ttl", "is not a duration"),
+    ({"reports": {**TEAM, "grant": {"privileges": ["SUPERUSER"], "tables": ["public.orders"]}}},
+     "teams.reports.grant.privileges", "SUPERUSER"),
+    ({"reports": {**TEAM, "grant": {"privileges": ["SELECT"]}}}, "teams.reports.grant", "grants nothing"),
+    ({"reports": {**TEAM, "grant": {**TEAM["grant"], "max_ttl": "1h"}}}, "teams.reports.grant.max_ttl",
+     "set their own TTLs"),
+    ({"reports": {**TEAM, "owner": "x"}}, "teams.reports.owner", "is not a team setting"),
+    ({"team-a": TEAM}, "teams.team-a", "a-z and 0-9"),
+    ({"reader": TEAM}, "teams.reader", "the platform's role 'reader'"),
+    (["reports"], "teams", "must map"),
+])
+def test_a_bad_team_is_refused_naming_its_field(teams, field, says):
+    with pytest.raises(ConfigError) as error:
+        validate({"teams": teams}, "dev")
+    assert error.value.field == field and says in str(error.value), str(error.value)
+    assert str(error.value).startswith(f"config {field}: ")
+
+
+def test_teams_are_refused_where_their_functions_cannot_be_made():
+    with pytest.raises(ConfigError, match="^config teams: are made on the local target's PostgreSQL only"):
+        validate({"target": "docker", "teams": {"reports": TEAM}}, "docker")
+
+
+def test_a_platform_client_named_like_a_teams_approle_roles_is_refused():
+    clients = {"team-reports-x": {"role": "reader", "allowed": ["SELECT 1"], "forbidden": ["CREATE ROLE x"]}}
+    with pytest.raises(ConfigError, match="^config teams.reports: the platform's client 'team-reports-x'"):
+        validate({"teams": {"reports": TEAM}, "clients": clients}, "dev")
+
+
+def test_no_role_of_the_stack_is_named_like_a_teams():
+    with pytest.raises(ConfigError, match="^config db_admin: .*dbcreds_team"):
+        validate({"db_admin": "dbcreds_team_reports"}, "dev")

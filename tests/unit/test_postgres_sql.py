@@ -167,3 +167,86 @@ def test_expired_users_are_dropped_with_vaults_revocation_sql_and_only_dynamic_n
     for wrong in ("svc_reporting", "v_x'; DROP ROLE admin; --", "V_READER_X"):
         with pytest.raises(ValueError, match="no dynamic user"):
             drop_dynamic_user_statements([wrong])
+
+
+def test_a_teams_names_and_its_users_pattern():
+    from components.postgres_sql import TeamDatabaseNames
+
+    names = TeamDatabaseNames("reports")
+    assert (names.group, names.user, names.schema) == (
+        "dbcreds_team_reports", "dbcreds_team_reports_vault", "dbcreds_team_reports")
+    pattern = re.compile(names.username_pattern)
+    # What the username template renders for the team's roles, and nothing of another team's or the platform's.
+    assert pattern.match("v_reports_abcdefghij0123456789_1765000000")
+    assert pattern.match("v_reports_daily_abcdefghij0123456789_1765000000")
+    for other in ("v_reportsx_abc_1", "v_reader_abc_1", "dbcreds_admin", "v_reports_"):
+        assert not pattern.match(other), other
+    for bad in ("team-a", "Reports", "a" * 13, 'x"; DROP'):
+        with pytest.raises(ValueError, match="team names"):
+            TeamDatabaseNames(bad)
+
+
+def test_the_team_user_may_connect_and_nothing_more():
+    from components.postgres_sql import TeamDatabaseNames, as_text, team_user_statements
+
+    create, connect = [as_text(s) for s in team_user_statements(TeamDatabaseNames("reports"), "app")]
+    assert create.startswith('CREATE ROLE "dbcreds_team_reports_vault" WITH LOGIN NOSUPERUSER NOCREATEROLE ')
+    assert "CREATEROLE" not in create.replace("NOCREATEROLE", "") and "IN ROLE" not in create
+    assert connect == 'GRANT CONNECT ON DATABASE "app" TO "dbcreds_team_reports_vault"'
+
+
+def test_the_team_functions_are_security_definer_closed_to_public_and_bounded():
+    from components.postgres_sql import TeamDatabaseNames, team_function_statements
+
+    statements = team_function_statements(TeamDatabaseNames("reports"), 3600, connection_limit=5)
+    functions = [s for s in statements if s.startswith("CREATE OR REPLACE FUNCTION")]
+    assert [re.search(r'"\."(\w+)"', f).group(1) for f in functions] == ["create_user", "renew_user", "drop_user"]
+    for function in functions:
+        assert "SECURITY DEFINER SET search_path = pg_catalog, pg_temp" in function
+        # Only the team's users, by name.
+        assert "IF user_name !~ '^v_reports_[a-z0-9_]+$'" in function
+        # Identifiers and values reach the dynamic statements through format's %I and %L only.
+        for line in function.splitlines():
+            if "EXECUTE format(" in line:
+                assert "||" not in line
+        signature = function.split(" RETURNS")[0].removeprefix("CREATE OR REPLACE FUNCTION ")
+        assert f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC" in statements
+        assert f'GRANT EXECUTE ON FUNCTION {signature} TO "dbcreds_team_reports_vault"' in statements
+    create, renew, drop = functions
+    # The user joins the team's group, with the platform's connection limit, within the team's cap (+ slack).
+    assert "CONNECTION LIMIT 5 IN ROLE %I" in create and "'dbcreds_team_reports');" in create
+    assert "make_interval(secs => 3900)" in create and "make_interval(secs => 3900)" in renew
+    # Renewing or dropping a user outside the team's group is refused; dropping one gone is a no-op.
+    for function in (renew, drop):
+        assert "WHERE g.rolname = 'dbcreds_team_reports' AND u.rolname = user_name" in function
+    assert drop.index("IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = user_name) THEN\n    RETURN;") < drop.index(
+        "g.rolname = 'dbcreds_team_reports'")
+    assert statements[:3] == ['CREATE SCHEMA IF NOT EXISTS "dbcreds_team_reports"',
+                              'REVOKE ALL ON SCHEMA "dbcreds_team_reports" FROM PUBLIC',
+                              'GRANT USAGE ON SCHEMA "dbcreds_team_reports" TO "dbcreds_team_reports_vault"']
+    for bad in (0, -1, True, "1h"):
+        with pytest.raises(ValueError, match="max_ttl"):
+            team_function_statements(TeamDatabaseNames("reports"), bad)
+
+
+def test_a_teams_vault_statements_call_its_functions():
+    from components.postgres_sql import (TeamDatabaseNames, team_creation_statements, team_renew_statements,
+                                         team_revocation_statements)
+
+    names = TeamDatabaseNames("reports")
+    assert team_creation_statements(names) == [
+        """SELECT "dbcreds_team_reports"."create_user"('{{name}}', '{{password}}', '{{expiration}}')"""]
+    assert team_renew_statements(names) == ["""SELECT "dbcreds_team_reports"."renew_user"('{{name}}', '{{expiration}}')"""]
+    assert team_revocation_statements(names) == ["""SELECT "dbcreds_team_reports"."drop_user"('{{name}}')"""]
+
+
+def test_a_teams_access_is_dropped_with_its_user():
+    from components.postgres_sql import TeamDatabaseNames, team_drop_statements
+
+    statements = team_drop_statements(TeamDatabaseNames("reports"), "app")
+    assert statements[1:] == [
+        'DROP SCHEMA IF EXISTS "dbcreds_team_reports" CASCADE',
+        """DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'dbcreds_team_reports_vault') THEN """
+        """EXECUTE 'REVOKE ALL ON DATABASE "app" FROM "dbcreds_team_reports_vault"'; END IF; END $$""",
+        'DROP ROLE IF EXISTS "dbcreds_team_reports_vault"']
+    assert "pg_terminate_backend" in statements[0]
