@@ -35,6 +35,7 @@ def local_servers(config: StackConfig):
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
         database_certificate=config.database.certificates == "bootstrap",
         # A cluster's nodes each have a name of their own on their certificate.
         vault_node_names=tuple((f"openbao-{i}",) for i in range(len(nodes))) if len(nodes) > 1 else ((),),
@@ -63,6 +64,8 @@ def local_servers(config: StackConfig):
         db_pki = DatabasePki("db-pki", DatabasePkiArgs(
             bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
             cert_ttl=config.pki.cert_validity_hours * 3600, intermediate_ttl=config.pki.ca_validity_hours * 3600,
+            cert_renew_before=config.pki.cert_renew_before,
+            intermediate_renewal_hours=config.pki.intermediate_renewal_hours,
             **(COCKROACH_PKI if config.database.engine == "cockroachdb" else {}),
         ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
     if config.database.engine == "postgresql":
@@ -253,6 +256,7 @@ def kubernetes_servers(config: StackConfig):
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
         vault_dns_names=manifests.server_dns_names(ns, vault_name, config.vault.nodes),
         database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
     ))
@@ -301,6 +305,7 @@ def docker_servers(config: StackConfig):
     pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
         ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
         server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
     ))
     engine = DockerEngine(stack_config.docker_dir(config))
     on_engine = pulumi.ResourceOptions(provider=docker.Provider("docker", host=engine.host))

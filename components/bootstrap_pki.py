@@ -8,7 +8,8 @@ pulumi-tls (`components.certificates`).
 Vault cannot issue its own listener certificate before it exists, so that one
 comes from the stack itself. The same CA signs the database's, or Vault's PKI
 engine issues it from an intermediate this CA signs (`components.vault.database_pki`).
-Each certificate is renewed by the first `up` in the last tenth of its lifetime.
+Each certificate is renewed by the first `up` in the last tenth of its lifetime
+(the servers': `server_cert_renewal_hours` before their end, when given).
 """
 
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ class BootstrapPkiArgs:
     database_ip_addresses: tuple[str, ...] = ("127.0.0.1",)
     ca_validity_hours: int = CA_VALIDITY_HOURS
     server_cert_validity_hours: int = CERT_VALIDITY_HOURS
+    #: How long before their end the first `up` replaces the servers' certificates (None: a tenth of
+    #: their lifetime).
+    server_cert_renewal_hours: Optional[int] = None
     #: Sign the database's certificate too (off when Vault's PKI issues it).
     database_certificate: bool = True
 
@@ -59,7 +63,7 @@ class BootstrapPki(pulumi.ComponentResource):
         self.vault_node_certs = [
             self._server_cert(f"{name}-vault-listener" + (f"-{i}" if i else ""), ca,
                               (*node_names, *args.vault_dns_names), args.vault_ip_addresses,
-                              args.server_cert_validity_hours)
+                              args)
             for i, node_names in enumerate(args.vault_node_names)]
         self.ca_cert_pem = ca.cert_pem
         self.ca_private_key_pem = ca.private_key_pem
@@ -68,7 +72,7 @@ class BootstrapPki(pulumi.ComponentResource):
         self.database_cert_pem = self.database_private_key_pem = pulumi.Output.from_input("")
         if args.database_certificate:
             database_cert = self._server_cert(f"{name}-database", ca, args.database_dns_names,
-                                              args.database_ip_addresses, args.server_cert_validity_hours)
+                                              args.database_ip_addresses, args)
             self.database_cert_pem = database_cert.cert_pem
             self.database_private_key_pem = database_cert.private_key_pem
         self.register_outputs({
@@ -79,8 +83,9 @@ class BootstrapPki(pulumi.ComponentResource):
             "database_private_key_pem": self.database_private_key_pem,
         })
 
-    def _server_cert(self, name: str, ca: KeyPair, dns_names, ip_addresses, validity_hours: int) -> KeyPair:
+    def _server_cert(self, name: str, ca: KeyPair, dns_names, ip_addresses, args: BootstrapPkiArgs) -> KeyPair:
         return signed_certificate(
             name, self, ca, common_name=dns_names[0] if dns_names else ip_addresses[0],
-            dns_names=dns_names, ip_addresses=ip_addresses, server=True, validity_hours=validity_hours,
+            dns_names=dns_names, ip_addresses=ip_addresses, server=True,
+            validity_hours=args.server_cert_validity_hours, renewal_hours=args.server_cert_renewal_hours,
         )

@@ -6,7 +6,8 @@
     server.cert_pem, server.private_key_pem (secret)
 
 Keys are ECDSA P-256, in PKCS#8. A certificate is renewed (replaced) by the
-first `up` within `early_renewal_hours` of its end: a tenth of its lifetime.
+first `up` within `early_renewal_hours` of its end: renewal_hours, or a tenth of
+its lifetime (rounded down: under 10 hours, only once it has expired).
 """
 
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ def _secret_key(key: tls.PrivateKey) -> pulumi.Output[str]:
     return pulumi.Output.secret(key.private_key_pem_pkcs8)
 
 
+def tenth_unless_given(validity_hours: int, renewal_hours: Optional[int]) -> int:
+    """early_renewal_hours: the given window, or a tenth of the lifetime."""
+    return validity_hours // 10 if renewal_hours is None else renewal_hours
+
+
 def self_signed_ca(name: str, parent: Optional[pulumi.Resource], common_name: str, validity_hours: int) -> KeyPair:
     """A CA: a new key and its self-signed certificate, children of parent."""
     opts = pulumi.ResourceOptions(parent=parent)
@@ -50,7 +56,7 @@ def self_signed_ca(name: str, parent: Optional[pulumi.Resource], common_name: st
 def signed_certificate(
     name: str, parent: pulumi.Resource, ca: KeyPair, common_name: str, dns_names: Sequence[str] = (),
     ip_addresses: Sequence[str] = (), server: bool = True, client: bool = False,
-    validity_hours: int = CERT_VALIDITY_HOURS,
+    validity_hours: int = CERT_VALIDITY_HOURS, renewal_hours: Optional[int] = None,
 ) -> KeyPair:
     """A new key and a certificate for it signed by ca: server and/or client auth, with these SANs."""
     opts = pulumi.ResourceOptions(parent=parent)
@@ -66,6 +72,7 @@ def signed_certificate(
     cert = tls.LocallySignedCert(
         name, cert_request_pem=request.cert_request_pem, ca_cert_pem=ca.cert_pem,
         ca_private_key_pem=ca.private_key_pem, validity_period_hours=validity_hours,
-        early_renewal_hours=validity_hours // 10, allowed_uses=uses, set_subject_key_id=True, opts=opts,
+        early_renewal_hours=tenth_unless_given(validity_hours, renewal_hours), allowed_uses=uses,
+        set_subject_key_id=True, opts=opts,
     )
     return KeyPair(cert.cert_pem, _secret_key(key))

@@ -48,7 +48,7 @@ from stacks.defaults import DEFAULTS
 
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
-    "ca_common_name", "ca_validity_hours", "cert_validity_hours",
+    "ca_common_name", "ca_validity_hours", "cert_validity_hours", "cert_renew_before", "intermediate_renew_before",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
     "vault_seal",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
@@ -77,7 +77,10 @@ TARGET_ONLY = {
     "vault_cluster_port": ("local", "docker"),
     "db_port": ("local", "docker", "external"),
     **{field: RUN_HERE for field in ("ca_common_name", "ca_validity_hours", "cert_validity_hours",
-                                     "vault_key_shares", "vault_key_threshold", "db_certificates")},
+                                     "cert_renew_before", "vault_key_shares", "vault_key_threshold",
+                                     "db_certificates")},
+    # Vault's PKI intermediate is built for the local target only (db_certificates: vault_pki).
+    "intermediate_renew_before": ("local",),
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
                                           "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password",
                                           # A Vault the stack runs is its own: nothing there to share names with.
@@ -122,13 +125,33 @@ class ConfigError(RunError, ValueError):
 
 @dataclass(frozen=True)
 class PkiSettings:
-    """The bootstrap CA and the servers' certificates."""
+    """The bootstrap CA and the servers' certificates, and how long before its end the first `up`
+    renews (replaces) each certificate: its renewal window."""
 
     ca_common_name: str
     ca_validity_hours: int
     cert_validity_hours: int
 
 
+    #: The servers' certificates' renewal window (seconds): Vault's PKI takes it in seconds, pulumi-tls in
+    #: whole hours (`renewal_hours`). None: a tenth of their lifetime (the components' default).
+    cert_renew_before: int | None = None
+    #: Vault's PKI intermediate's (seconds, whole hours): it lives as long as the CA. None: a tenth.
+    intermediate_renew_before: int | None = None
+
+    @property
+    def cert_renewal_hours(self) -> int | None:
+        return renewal_hours(self.cert_renew_before)
+
+    @property
+    def intermediate_renewal_hours(self) -> int | None:
+        return renewal_hours(self.intermediate_renew_before)
+
+
+def renewal_hours(seconds: int | None) -> int | None:
+    """A renewal window as pulumi-tls takes it (`early_renewal_hours`, whole hours): rounded down, so a
+    window under an hour renews a pulumi-tls certificate only once it has expired. None stays None."""
+    return None if seconds is None else seconds // 3600
 #: How OpenBao unseals: `shamir` (unseal keys made at initialisation; the stack unseals a restarted
 #: server with them) or `static` (auto-unseal: every node reads one 32-byte AES key from a 0600 file;
 #: initialisation makes recovery keys instead).
@@ -402,7 +425,31 @@ def validate_pki(raw: Mapping[str, Any]) -> PkiSettings:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
     ca_hours = _hours(raw, "ca_validity_hours", DEFAULTS["ca_validity_hours"], MAX_CA_VALIDITY_HOURS)
     cert_hours = _hours(raw, "cert_validity_hours", DEFAULTS["cert_validity_hours"], ca_hours)
-    return PkiSettings(ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours)
+    return PkiSettings(
+        ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
+        cert_renew_before=renewal_window(raw.get("cert_renew_before"), "cert_renew_before", cert_hours * 3600,
+                                         "cert_validity_hours"),
+        # The intermediate is a pulumi-tls certificate only: its window in whole hours, said so.
+        intermediate_renew_before=renewal_window(raw.get("intermediate_renew_before"), "intermediate_renew_before",
+                                                 ca_hours * 3600, "ca_validity_hours", whole_hours=True))
+
+
+def renewal_window(value: Any, field: str, lifetime: int, lifetime_field: str,
+                   whole_hours: bool = False) -> int | None:
+    """A renewal window in seconds: how long before its end (lifetime seconds after it was issued) the
+    first `up` replaces a certificate. Empty: None, a tenth of the lifetime (the components' default).
+    Positive and at most the lifetime (a window as long as the lifetime renews at every `up`);
+    whole_hours: a whole number of hours."""
+    if value is None or value == "":
+        return None
+    with _spec_errors():
+        seconds = parse_ttl(value, field)
+    if seconds > lifetime:
+        raise ConfigError(field, f"{value} is longer than the certificate's lifetime ({lifetime_field}: "
+                                 f"{lifetime // 3600}h); at most that (renewed at every up)")
+    if whole_hours and seconds % 3600:
+        raise ConfigError(field, f"must be whole hours (pulumi-tls renews by the hour), got {value!r}")
+    return seconds
 
 
 def validate_data_dir(raw: Mapping[str, Any], stack: str, project_dir: Path) -> str:

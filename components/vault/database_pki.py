@@ -19,7 +19,8 @@ database, verify-full) trusts the certificates Vault issues, with no cycle
 between Vault and the database; the bootstrap CA's key never enters Vault; and
 Vault's CA can be replaced without touching the trust anchor. The server's
 certificate is renewed by the first `up` in the last tenth of its lifetime
-(`auto_renew`), and revoked when replaced.
+(`auto_renew`), or `cert_renew_before` seconds before its end, and revoked when
+replaced; the intermediate in its last tenth, or `intermediate_renewal_hours`.
 """
 
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pulumi
 import pulumi_tls as tls
 import pulumi_vault as vault
 
+from components.certificates import tenth_unless_given
 from components.options import inherited_depends_on
 
 
@@ -43,6 +45,10 @@ class DatabasePkiArgs:
     #: The server certificate's lifetime, and the intermediate's (seconds).
     cert_ttl: int = 90 * 86400
     intermediate_ttl: int = 365 * 86400
+    #: How long before its end the first `up` replaces each certificate: the issued ones (seconds), the
+    #: intermediate (whole hours, pulumi-tls); None: a tenth of its lifetime.
+    cert_renew_before: Optional[int] = None
+    intermediate_renewal_hours: Optional[int] = None
     mount_path: str = "pki-db"
     role: str = "database-server"
     #: The server certificate's CN when it is not the first name (CockroachDB's `node`).
@@ -71,6 +77,9 @@ class DatabasePki(pulumi.ComponentResource):
             raise ValueError(f"{name}: the database needs at least one name or address")
         if not 0 < args.cert_ttl <= args.intermediate_ttl:
             raise ValueError(f"{name}: cert_ttl must be positive and at most intermediate_ttl")
+        renew_before = args.cert_ttl // 10 if args.cert_renew_before is None else args.cert_renew_before
+        if not 0 < renew_before <= args.cert_ttl:
+            raise ValueError(f"{name}: cert_renew_before must be positive and at most cert_ttl")
         after = inherited_depends_on(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=after)
         mount = vault.Mount(f"{name}-mount", path=args.mount_path, type="pki",
@@ -86,7 +95,8 @@ class DatabasePki(pulumi.ComponentResource):
         intermediate = tls.LocallySignedCert(
             f"{name}-intermediate", cert_request_pem=request.csr, ca_cert_pem=args.bootstrap_ca_cert_pem,
             ca_private_key_pem=args.bootstrap_ca_private_key_pem, is_ca_certificate=True,
-            validity_period_hours=hours, early_renewal_hours=hours // 10, set_subject_key_id=True,
+            validity_period_hours=hours, early_renewal_hours=tenth_unless_given(hours, args.intermediate_renewal_hours),
+            set_subject_key_id=True,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -110,7 +120,7 @@ class DatabasePki(pulumi.ComponentResource):
             return vault.pkisecret.SecretBackendCert(
                 f"{name}-{suffix}", backend=args.mount_path, name=issuing_role.name, common_name=cn,
                 alt_names=list(alt_names), ip_sans=list(ip_sans), ttl=str(args.cert_ttl),
-                private_key_format="pkcs8", auto_renew=True, min_seconds_remaining=args.cert_ttl // 10,
+                private_key_format="pkcs8", auto_renew=True, min_seconds_remaining=renew_before,
                 revoke=True, opts=pulumi.ResourceOptions.merge(in_role, pulumi.ResourceOptions(
                     depends_on=[issuing_role])),
             )

@@ -1,0 +1,128 @@
+"""Certificates' renewal windows: the settings (cert_renew_before, intermediate_renew_before), validated
+in stacks/config.py, and what the components give the providers (pulumi-tls's early_renewal_hours,
+Vault's PKI's min_seconds_remaining)."""
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from stacks.config import ConfigError, PkiSettings, renewal_hours, renewal_window, validate_pki
+from stacks.config import validate as validate_in
+from tests.unit.graph import registered
+
+PROJECT = Path("/srv/dbcreds")
+ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
+
+
+def validate(raw, stack, project_dir):
+    return validate_in({"roles": ROLES, **raw}, stack, project_dir)
+
+
+def test_unset_or_empty_windows_are_a_tenth_of_the_lifetime_as_before():
+    """None is the components' default: a tenth of each certificate's lifetime (today's behaviour)."""
+    for raw in ({}, {"cert_renew_before": "", "intermediate_renew_before": ""}):
+        pki = validate_pki(raw)
+        assert (pki.cert_renew_before, pki.intermediate_renew_before) == (None, None)
+        assert (pki.cert_renewal_hours, pki.intermediate_renewal_hours) == (None, None)
+
+
+@pytest.mark.parametrize("value, seconds, hours", [
+    ("2h", 7200, 2), ("3590s", 3590, 0), ("90m", 5400, 1), ("1h", 3600, 1), (3600, 3600, 1), ("1", 1, 0)])
+def test_a_window_in_seconds_and_in_pulumi_tls_whole_hours_rounded_down(value, seconds, hours):
+    pki = validate_pki({"ca_validity_hours": 24, "cert_validity_hours": 2, "cert_renew_before": value})
+    assert (pki.cert_renew_before, pki.cert_renewal_hours) == (seconds, hours)
+
+
+def test_a_window_as_long_as_the_lifetime_is_allowed():
+    pki = validate_pki({"ca_validity_hours": 2, "cert_validity_hours": 2, "cert_renew_before": "2h",
+                        "intermediate_renew_before": "2h"})
+    assert (pki.cert_renew_before, pki.intermediate_renew_before, pki.intermediate_renewal_hours) == (7200, 7200, 2)
+
+
+@pytest.mark.parametrize("raw, problem", [
+    ({"cert_renew_before": "0s"}, "cert_renew_before: must be longer than zero"),
+    ({"cert_renew_before": 0}, "cert_renew_before: must be longer than zero"),
+    ({"cert_renew_before": "-5m"}, "cert_renew_before: is not a duration"),
+    ({"cert_renew_before": "soon"}, "cert_renew_before: is not a duration"),
+    ({"cert_renew_before": True}, "cert_renew_before: is not a duration"),
+    ({"cert_validity_hours": 2, "cert_renew_before": "7201s"},
+     "cert_renew_before: 7201s is longer than the certificate's lifetime (cert_validity_hours: 2h)"),
+    # The default lifetime: 90 days.
+    ({"cert_renew_before": "91d"}, "cert_renew_before: 91d is longer than the certificate's lifetime "
+                                   "(cert_validity_hours: 2160h)"),
+    ({"ca_validity_hours": 2, "cert_validity_hours": 1, "intermediate_renew_before": "3h"},
+     "intermediate_renew_before: 3h is longer than the certificate's lifetime (ca_validity_hours: 2h)"),
+    ({"intermediate_renew_before": "90m"}, "intermediate_renew_before: must be whole hours"),
+    ({"intermediate_renew_before": "0h"}, "intermediate_renew_before: must be longer than zero"),
+])
+def test_a_bad_window_is_refused_naming_the_field(raw, problem):
+    with pytest.raises(ConfigError) as error:
+        validate_pki(raw)
+    assert str(error.value).startswith(f"config {problem}")
+    assert error.value.field == problem.split(":")[0]
+
+
+def test_renewal_window_on_its_own():
+    assert renewal_window(None, "w", 3600, "life") is None
+    assert renewal_window("59m", "w", 3600, "life") == 3540
+    assert renewal_window("1h", "w", 3600, "life", whole_hours=True) == 3600
+    with pytest.raises(ConfigError, match="^config w: 2h is longer than the certificate's lifetime"):
+        renewal_window("2h", "w", 3600, "life")
+    assert (renewal_hours(None), renewal_hours(3599), renewal_hours(7200)) == (None, 0, 2)
+
+
+def test_the_windows_are_refused_where_they_mean_nothing():
+    with pytest.raises(ConfigError, match="^config intermediate_renew_before: means nothing on the docker target"):
+        validate({"target": "docker", "intermediate_renew_before": "24h"}, "d", PROJECT)
+    external = {"target": "external", "cert_renew_before": "1h"}
+    with pytest.raises(ConfigError, match="^config cert_renew_before: means nothing on the external target"):
+        validate(external, "e", PROJECT)
+    # On the docker target, the servers' certificates are the stack's own: the window holds.
+    assert validate({"target": "docker", "cert_renew_before": "1h"}, "d", PROJECT).pki.cert_renew_before == 3600
+
+
+def test_pki_settings_default_to_no_window():
+    assert PkiSettings("ca", 10, 1) == PkiSettings("ca", 10, 1, None, None)
+
+
+def test_the_components_give_the_providers_the_windows(monitor, ran):
+    """BootstrapPki's server certificates and DatabasePki's intermediate take whole hours
+    (early_renewal_hours), DatabasePki's issued certificate seconds (min_seconds_remaining); unset, a
+    tenth of each lifetime."""
+    from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+    from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+
+    @pulumi.runtime.test
+    def build():
+        BootstrapPki("given", BootstrapPkiArgs(ca_common_name="unit CA", ca_validity_hours=24,
+                                               server_cert_validity_hours=2, server_cert_renewal_hours=2))
+        BootstrapPki("tenth", BootstrapPkiArgs(ca_common_name="unit CA", ca_validity_hours=240,
+                                               server_cert_validity_hours=20))
+        DatabasePki("given-pki", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="key",
+                                                 cert_ttl=3600, intermediate_ttl=7200, cert_renew_before=3590,
+                                                 intermediate_renewal_hours=2))
+        DatabasePki("tenth-pki", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="key",
+                                                 cert_ttl=36000, intermediate_ttl=72000, mount_path="pki-2"))
+        return pulumi.Output.from_input(None).apply(ran(lambda _: None))
+
+    build()
+    signed = registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")
+    assert {name: cert["earlyRenewalHours"] for name, cert in signed.items()} == {
+        "given-vault-listener": 2, "given-database": 2, "tenth-vault-listener": 2, "tenth-database": 2,
+        "given-pki-intermediate": 2, "tenth-pki-intermediate": 2}
+    assert {name: cert["validityPeriodHours"] for name, cert in signed.items()} == {
+        "given-vault-listener": 2, "given-database": 2, "tenth-vault-listener": 20, "tenth-database": 20,
+        "given-pki-intermediate": 2, "tenth-pki-intermediate": 20}
+    issued = registered(monitor, "vault:pkiSecret/secretBackendCert:SecretBackendCert")
+    assert {name: (cert["minSecondsRemaining"], cert["autoRenew"], cert["revoke"]) for name, cert in issued.items()} == {
+        "given-pki-server": (3590, True, True), "tenth-pki-server": (3600, True, True)}
+
+
+def test_a_database_pki_window_outside_its_certificates_lifetime_is_refused(monitor):
+    from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+
+    for window in (0, 3601):
+        with pytest.raises(ValueError, match="cert_renew_before must be positive and at most cert_ttl"):
+            DatabasePki(f"bad-{window}", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="k",
+                                                         cert_ttl=3600, cert_renew_before=window))
