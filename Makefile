@@ -3,6 +3,8 @@
 # make down   revokes every lease, proves none is left, destroys the stack
 # make drift  exits 1 naming what differs when anything but the post-deploy checks would change (CI, after up)
 # make rotate-audit  moves each local OpenBao node's audit log aside and reopens it (KEEP=14 kept)
+# make backup / restore  a local stack's encrypted backup into BACKUP_DIR; restore FROM=<file> (FORCE=yes
+#                        over servers that still run), proved by an up (docs/operations.md)
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
 # make cluster-up / cluster-down   a Kubernetes cluster of NODES nodes (3) with a pod network, in network
@@ -17,7 +19,7 @@ UNLOCK = python3 -m toolchain.recover $(STACK)
 # Runs a command with this checkout's encryptionsalt in Pulumi.$(STACK).yaml, and only then.
 ON_STACK = python3 -m toolchain.stack_file $(STACK) --
 
-.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview drift rotate-audit policy test unit clean \
+.PHONY: bootstrap bootstrap-stack bootstrap-kubernetes bootstrap-all env up down preview drift rotate-audit backup restore policy test unit clean \
 	cluster-up cluster-down
 
 # What every local stack needs: virtualenv, PostgreSQL, CLI, language host, provider plugins.
@@ -59,6 +61,16 @@ down: bootstrap-stack
 # Each local OpenBao node's audit log moved aside and reopened, no line lost; KEEP moved logs kept.
 rotate-audit: bootstrap-stack
 	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.rotate_audit $(STACK) '$(KEEP)'
+
+# A local stack's OpenBao raft snapshot, database dump and state export in one encrypted file (0600) in
+# BACKUP_DIR (.data/backups/STACK); its path is the last line printed.
+backup: bootstrap-stack
+	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.backup backup $(STACK) '$(BACKUP_DIR)'
+
+# The stack brought back from FROM, a backup's file: state, PostgreSQL, OpenBao, then an up that proves it.
+# Refused over servers, data or state the stack still has, naming them, unless FORCE=yes.
+restore: bootstrap-stack
+	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.backup restore $(STACK) '$(FROM)' '$(FORCE)'
 
 # Every stack file (prod's kubernetes target included), each with its own config for the gate.
 policy: bootstrap-all
