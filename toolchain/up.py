@@ -28,6 +28,7 @@ from components.servers.server_running import NAME_SUFFIX
 from stacks import docker_target
 from stacks.config import ConfigError
 from toolchain.policy_gate import stack_config
+from toolchain.stack_file import StackFileError
 
 UP = ["up", "--yes", "--skip-preview"]
 PREVIEW = ["preview", "--diff"]
@@ -111,8 +112,10 @@ def main() -> int:
     stack, preview = args[0], len(args) == 2
     try:
         config = stack_config(stack)
-    except (ConfigError, OSError):
-        return run(stack, preview)  # The program says what is wrong, naming the field.
+    except (ConfigError, OSError, StackFileError):
+        # The program says what is wrong, naming the field; a stack of no stack file here (a test's,
+        # whose project is a copy) is read by the program from its own folder.
+        return run(stack, preview)
     # A docker stack's own engine: left running by up (its containers run in it), stopped after a
     # preview that started it.
     with docker_target.engine_running(config, keep=not preview) as started:
