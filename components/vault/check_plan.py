@@ -128,6 +128,8 @@ class Report:
     rotations: dict = field(default_factory=dict)
     #: The metrics' alert signals (`components.vault.metrics.signals`), when read.
     metrics: dict = field(default_factory=dict)
+    #: What each server presents now, by server (`database`, `vault`): serial, subject, issuer, not_after.
+    certificates: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -140,6 +142,8 @@ class Report:
             report["rotations"] = self.rotations
         if self.metrics:
             report["metrics"] = self.metrics
+        if self.certificates:
+            report["certificates"] = self.certificates
         return {**report, "vault_cluster": self.vault_cluster} if self.vault_cluster else report
 
     def failures(self) -> str:

@@ -47,7 +47,8 @@ from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK, metr
 from components.servers.openbao import node_state, raft_report, serving_address
 from components.vault.check_plan import (CheckPlan, CheckResult, ClientCheck, KvLoginCheck, Report, RetiredLogin,
                                          Target)
-from components.vault.tls_diagnosis import served_certificate_problem
+from components.vault.tls_diagnosis import (certificate_summary, served_certificate, served_certificate_problem,
+                                            served_https_certificate)
 
 
 class CaFiles:
@@ -356,6 +357,20 @@ def check_database_certificate(target: Target, files: CaFiles, admin: str) -> Ch
     return CheckResult(name, False, "a login with a wrong password was accepted")
 
 
+def served_certificates(target: Target) -> dict:
+    """The certificates the database and Vault present now (serial, end), read on the wire; one that
+    cannot be read says why instead (the checks that need it fail on their own)."""
+    readers = {"database": lambda: served_certificate(target.db_host, target.db_port),
+               "vault": lambda: served_https_certificate(target.vault_addr)}
+    served = {}
+    for server, read in readers.items():
+        try:
+            served[server] = certificate_summary(read())
+        except Exception as error:  # noqa: BLE001 - the report says it, the other checks decide
+            served[server] = {"error": f"{type(error).__name__}: {error}"}
+    return served
+
+
 def check_plaintext_refused(target: Target, files: CaFiles, admin: str) -> CheckResult:
     name = "a plaintext connection is refused"
     try:
@@ -403,6 +418,7 @@ def run_checks(plan: CheckPlan) -> Report:
         report.results.append(check_database_certificate(target, files, probe))
         if not report.passed:
             return report
+        report.certificates = served_certificates(target)
         ready = [s for s in sessions if _lifecycle(report, target, files, s)]
         for session in ready:
             _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)

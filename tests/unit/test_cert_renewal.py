@@ -126,3 +126,45 @@ def test_a_database_pki_window_outside_its_certificates_lifetime_is_refused(moni
         with pytest.raises(ValueError, match="cert_renew_before must be positive and at most cert_ttl"):
             DatabasePki(f"bad-{window}", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="k",
                                                          cert_ttl=3600, cert_renew_before=window))
+
+
+def test_the_report_names_a_served_certificate_by_vaults_serial_and_its_end():
+    """The checks' report gives each server's certificate as read on the wire: an https server's read
+    here from a real TLS listener, its serial written as Vault's PKI writes it (`<mount>/cert/<serial>`)."""
+    import socket
+    import ssl
+    import tempfile
+    import threading
+
+    from cryptography import x509
+
+    from components.vault.tls_diagnosis import certificate_summary, served_https_certificate, vault_serial
+    from tests.support.certs import issue_certificate, make_ca
+
+    assert (vault_serial(0x1), vault_serial(0xabc), vault_serial(0x0a1b2c)) == ("01", "0a:bc", "0a:1b:2c")
+    ca = make_ca("unit CA", validity_hours=2)
+    issued = issue_certificate(ca["cert_pem"], ca["private_key_pem"], "localhost", ["localhost"], ["127.0.0.1"],
+                               server=True, client=False, validity_hours=1)
+    cert = x509.load_pem_x509_certificate(issued["cert_pem"].encode())
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "c.pem").write_text(issued["cert_pem"])
+        (Path(folder) / "k.pem").write_text(issued["private_key_pem"])
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(f"{folder}/c.pem", f"{folder}/k.pem")
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve_once():
+            conn, _ = listener.accept()
+            with context.wrap_socket(conn, server_side=True):
+                pass
+
+        server = threading.Thread(target=serve_once)
+        server.start()
+        served = served_https_certificate(f"https://127.0.0.1:{listener.getsockname()[1]}")
+        server.join(10)
+        listener.close()
+    assert served == cert
+    summary = certificate_summary(served)
+    assert summary == {"serial": vault_serial(cert.serial_number), "subject": "CN=localhost", "issuer": "CN=unit CA",
+                       "not_after": f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
+    assert int(summary["serial"].replace(":", ""), 16) == cert.serial_number
