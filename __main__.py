@@ -129,6 +129,8 @@ def vault_layer(config: StackConfig, servers: Servers):
         for spec in config.clients
     }
     kubernetes = kubernetes_access(config, clients, in_vault)
+    teams = team_access(config, servers, pulumi.ResourceOptions.merge(in_vault, pulumi.ResourceOptions(
+        depends_on=[approle])))
     # A cluster drops a node that stays gone (never below its size) and makes a joined node a voter
     # once it has been healthy a few seconds.
     autopilot = [vault.RaftAutopilot(
@@ -155,13 +157,31 @@ def vault_layer(config: StackConfig, servers: Servers):
                                              "key": store_key.key_name, "role_id": store_key.role_id,
                                              "secret_id": store_key.secret_id})
     in_cluster = config.target.kind == "kubernetes"
-    plan = check_plan(config, vault_server, database, engine, checked_clients, in_cluster)
-    after = [engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else [])]
+    plan = check_plan(config, vault_server, database, engine, checked_clients, in_cluster, teams)
+    after = [engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else []), *teams.values()]
     if in_cluster:
         checks = in_cluster_checks(config, vault_server, engine, plan, after, in_vault, servers.in_cluster)
     else:
         checks = PostDeployChecks("checks", plan, opts=pulumi.ResourceOptions(depends_on=after))
-    return engine, clients, checks, kubernetes
+    return engine, clients, checks, kubernetes, teams
+
+
+def team_access(config: StackConfig, servers: Servers, in_vault: pulumi.ResourceOptions) -> dict:
+    """Each team's access (config's teams; the local target's PostgreSQL only): its group role, its
+    connection user and functions, its mount, its policies and its credential, by team."""
+    from components.vault.team_access import TeamAccess, TeamAccessArgs
+
+    names, database = config.vault.names, servers.database
+    return {
+        team.name: TeamAccess(f"team-{team.name}", TeamAccessArgs(
+            team=team.name, grant=team.grant, max_ttl=team.max_ttl, data_dir=database.data_dir,
+            db_host=database.host, db_port=database.port, db_name=database.database, admin=database.admin,
+            ca_file_on_vault=servers.vault.database_ca_file, approle_mount=names.approle_mount,
+            mount_path=names(f"team-{team.name}-db"), client_policy_name=names.client_policy(f"team-{team.name}"),
+            team_policy_name=names(f"team-{team.name}"), root_rotation_period=config.database.root_rotation_period,
+        ), opts=in_vault)
+        for team in config.teams
+    }
 
 
 def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.ResourceOptions):
@@ -184,10 +204,12 @@ def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.Resou
 
 
 def check_plan(config: StackConfig, vault_server: VaultComponent, database: DatabaseComponent,
-               engine: DatabaseSecretsEngine, checked_clients: list, in_cluster: bool = False) -> CheckPlanArgs:
+               engine: DatabaseSecretsEngine, checked_clients: list, in_cluster: bool = False,
+               teams: dict | None = None) -> CheckPlanArgs:
     """What the post-deploy checks prove, and where they reach Vault and the database: from this
     machine, or (in_cluster) from a pod of the cluster, by the Services' names, without a token (its
-    run mints one that reads only the static roles' credentials)."""
+    run mints one that reads only the static roles' credentials). Each team's connection user's first
+    password, which Vault rotated, must be refused."""
     highly_available = config.vault.highly_available
     return CheckPlanArgs(
         target={"vault_addr": vault_server.service_address if in_cluster else vault_server.address,
@@ -205,6 +227,8 @@ def check_plan(config: StackConfig, vault_server: VaultComponent, database: Data
         root_rotated_at=engine.root_rotated_at,
         # Only a Vault the stack runs has the telemetry block; the in-cluster run reads it from here.
         metrics=config.runs_servers,
+        retired_logins=[pulumi.Output.all(t.connection_user, t.bootstrap_password).apply(
+            lambda a: {"username": a[0], "password": a[1]}) for t in (teams or {}).values()],
     )
 
 
@@ -366,7 +390,7 @@ servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kuber
 stack_servers = servers(config)
 vault_server, database = stack_servers.vault, stack_servers.database
 if config.configures_vault:
-    engine, clients, checks, kubernetes = vault_layer(config, stack_servers)
+    engine, clients, checks, kubernetes, teams = vault_layer(config, stack_servers)
     pulumi.export("database_mount", engine.mount_path)
     pulumi.export("clients", {
         name: {"approle_mount": c.approle_mount, "role_id": c.role_id, "secret_id": c.secret_id,
@@ -376,6 +400,13 @@ if config.configures_vault:
         for (name, c), spec in zip(clients.items(), config.clients)
     })
     pulumi.export("checks", checks.report)
+    # Each team's credential (its role_id and secret_id secret) and what its program writes in.
+    pulumi.export("teams", {
+        name: {"approle_mount": t.approle_mount, "role_id": t.role_id, "secret_id": t.secret_id,
+               "database_mount": t.mount_path, "connection_name": t.connection_name, "group": t.group,
+               "client_policy": t.client_policy_name, "approle_role_prefix": t.approle_role_prefix}
+        for name, t in teams.items()
+    })
     # For teams' programs on this platform (examples/team-reports): where things are on this host.
     pulumi.export("approle_mount", config.vault.names.approle_mount)
     pulumi.export("vault_ca_file", vault_server.ca_file)

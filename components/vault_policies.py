@@ -26,28 +26,69 @@ def client_policy(mount: str, role: str) -> str:
     `allowed_parameters` admits only lease ids under this creds path.
     """
     creds = creds_path(mount, role)
-    own_lease = {"lease_id": [f"{creds}/*"]}
-    return render_policy([
-        (creds, "read"),
-        (f"sys/leases/renew/{creds}/*", "update"),
-        (f"sys/leases/revoke/{creds}/*", "update"),
+    return render_policy([(creds, "read"), *_lease_rules(creds), *_OWN_TOKEN])
+
+
+def _lease_rules(creds_prefix: str) -> list[tuple]:
+    """Renew and revoke the leases under creds_prefix only: the lease id in the path, or in the body."""
+    own_lease = {"lease_id": [f"{creds_prefix}/*"]}
+    return [
+        (f"sys/leases/renew/{creds_prefix}/*", "update"),
+        (f"sys/leases/revoke/{creds_prefix}/*", "update"),
         ("sys/leases/renew", "update", {**own_lease, "increment": []}),
         ("sys/leases/revoke", "update", own_lease),
-        *_OWN_TOKEN,
+    ]
+
+
+def team_client_policy(mount: str) -> str:
+    """A team's apps: `client_policy` for every role of the team's own mount (the team writes its
+    roles; the platform writes this policy)."""
+    creds = f"{mount}/creds"
+    return render_policy([(f"{creds}/*", "read"), *_lease_rules(creds), *_OWN_TOKEN])
+
+
+def team_policy(mount: str, approle_mount: str, approle_role_prefix: str, client_policy_name: str) -> str:
+    """What a team's own credential may do: write, read, list and delete the dynamic roles of its mount
+    (never its `config/` connection), read their credentials (and renew and revoke those leases), and
+    write AppRole roles named `<approle_role_prefix>*` whose tokens carry `client_policy_name` and
+    nothing else, their role ids and secret ids; look up and renew its own token.
+
+    No policy of its own to write: a policy's content cannot be bounded by a policy, so the platform
+    writes the team's client policy. `allowed_parameters` pins `token_policies` to it (as a list, as
+    pulumi-vault and the CLI send it, or as one name) and `token_no_default_policy` to true (the
+    `default` policy renews any lease whose id a token knows); `policies`, the deprecated alias of
+    `token_policies`, is refused. Any other parameter is free.
+    """
+    everything = ["create", "read", "update", "delete", "list"]
+    roles = {"*": [], "token_policies": [[client_policy_name], client_policy_name],
+             "token_no_default_policy": [True, "true"]}
+    return render_policy([
+        (f"{mount}/roles", "list"),
+        (f"{mount}/roles/*", everything),
+        (f"{mount}/creds/*", "read"),
+        *_lease_rules(f"{mount}/creds"),
+        # Said, though nothing above grants it: the connection (its user, its URL) is the platform's.
+        (f"{mount}/config/*", "deny"),
+        (f"auth/{approle_mount}/role/{approle_role_prefix}*", everything, roles, {"policies": []}),
+        ("auth/token/lookup-self", "read"), ("auth/token/renew-self", "update"),
     ])
 
 
 def render_policy(rules) -> str:
     """A policy document from (path, capabilities) pairs (one capability, or a list), or (path,
-    capabilities, allowed_parameters) triples: parameter -> the values it may take ([] for any)."""
-    def block(path: str, capabilities: str | list[str], allowed: dict | None = None) -> str:
+    capabilities, allowed_parameters[, denied_parameters]): parameter -> the values it may take (or
+    may not; [] for any)."""
+    def parameters(kind: str, given: dict | None) -> str:
+        if not given:
+            return ""
+        return f"  {kind} = {{\n" + "".join(
+            f'    "{name}" = [{", ".join(json.dumps(v) for v in values)}]\n' for name, values in given.items()) + "  }\n"
+
+    def block(path: str, capabilities: str | list[str], allowed: dict | None = None,
+              denied: dict | None = None) -> str:
         listed = ", ".join(json.dumps(c) for c in ([capabilities] if isinstance(capabilities, str) else capabilities))
-        parameters = ""
-        if allowed:
-            parameters = "  allowed_parameters = {\n" + "".join(
-                f'    "{name}" = [{", ".join(json.dumps(v) for v in values)}]\n'
-                for name, values in allowed.items()) + "  }\n"
-        return f'path "{path}" {{\n  capabilities = [{listed}]\n{parameters}}}\n'
+        return (f'path "{path}" {{\n  capabilities = [{listed}]\n'
+                f'{parameters("allowed_parameters", allowed)}{parameters("denied_parameters", denied)}}}\n')
 
     return "\n".join(block(*rule) for rule in rules)
 

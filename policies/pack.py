@@ -165,6 +165,11 @@ POLICIES = [
             "Let no client change a secrets engine: no write to a mount's config, roles, static-roles, "
             "rotate-root, rotate-role, reset or reload (rotate-root alone lets any client cut Vault off "
             "from the database).", common.POLICY, client_access.client_policy_engine_untouched),
+    _policy("team-policy-bounded", MANDATORY,
+            "Let a team's policy (team-<team>) reach its own mount's roles and credentials, AppRole roles "
+            "team-<team>-* whose tokens carry its client policy only (token_policies pinned, 'policies' "
+            "denied, no default policy) and its own token: no policy of its own, nothing of sys/ beyond "
+            "its mount's leases, no sudo.", common.POLICY, client_access.team_policy_bounded),
     _policy("approle-bounded", MANDATORY,
             "Set token_ttl, token_max_ttl and secret_id_ttl on every AppRole role, within the caps; never "
             "the root policy, nor the default one (it lets a token renew any lease whose id it knows).",

@@ -21,14 +21,15 @@ class AppRoleLogin:
 
 
 def approle_login(
-    name: str, parent: pulumi.Resource, approle_mount: pulumi.Input[str], role_name: str, policy: vault.Policy,
-    policy_name: str, token_ttl: int, token_max_ttl: int, secret_id_ttl: int,
+    name: str, parent: pulumi.Resource, approle_mount: pulumi.Input[str], role_name: str,
+    policy: vault.Policy | None, policy_name: str, token_ttl: int, token_max_ttl: int, secret_id_ttl: int,
     depends_on: list[pulumi.Resource],
 ) -> AppRoleLogin:
     """The role `role_name` with only `policy` (no `default` policy), bounded token lifetimes, and a
     secret_id that lives secret_id_ttl and is replaced at the first `up` after half of that.
 
-    policy_name is the policy's own name (known at a first preview, so the policy gate judges it).
+    policy_name is the policy's own name (known at a first preview, so the policy gate judges it);
+    policy None: one the caller does not make (the role is made without waiting for it).
     """
     if not 0 < token_ttl <= token_max_ttl:
         raise ValueError(f"{name}: token_ttl must be positive and at most token_max_ttl")
@@ -38,7 +39,7 @@ def approle_login(
         f"{name}-approle", backend=approle_mount, role_name=role_name, token_policies=[policy_name],
         token_no_default_policy=True, token_ttl=token_ttl, token_max_ttl=token_max_ttl,
         secret_id_ttl=secret_id_ttl, token_type="service",
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, policy]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, *([policy] if policy else [])]),
     )
     # A stack brought up at least every half lifetime always exports a secret_id that works.
     rotation = Rotation(f"{name}-secret-id-rotation", rotate_after=secret_id_ttl // 2,

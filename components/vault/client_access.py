@@ -30,6 +30,9 @@ class ClientAccessArgs:
     #: Its policy's name; empty: `client-<name>` (a stack that shares its Vault with others gives one of
     #: its own, `<prefix>-client-<name>`).
     policy_name: str = ""
+    #: A policy someone else wrote that the client's tokens carry instead of one of its own (a team's
+    #: client policy, written by the platform: a team writes no policy).
+    existing_policy: str = ""
 
 
 class ClientAccess(pulumi.ComponentResource):
@@ -54,8 +57,10 @@ class ClientAccess(pulumi.ComponentResource):
         # Children wait for what the component waits for (the AppRole mount, say).
         after = inherited_depends_on(opts)
         mount = pulumi.Output.from_input(args.database_mount)
-        policy_name = args.policy_name or f"client-{name}"
-        policy = vault.Policy(
+        if args.existing_policy and args.policy_name:
+            raise ValueError(f"client {name}: give policy_name (a policy it writes) or existing_policy, not both")
+        policy_name = args.existing_policy or args.policy_name or f"client-{name}"
+        policy = None if args.existing_policy else vault.Policy(
             f"{name}-policy", name=policy_name, policy=mount.apply(lambda m: client_policy(m, args.role)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
@@ -65,7 +70,7 @@ class ClientAccess(pulumi.ComponentResource):
         self.role_id = login.role_id
         self.secret_id = login.secret_id
         self.creds_path = mount.apply(lambda m: creds_path(m, args.role))
-        self.policy_name = policy.name
+        self.policy_name = policy.name if policy else pulumi.Output.from_input(policy_name)
         self.register_outputs({
             "approle_mount": self.approle_mount, "role_id": self.role_id, "secret_id": self.secret_id,
             "creds_path": self.creds_path, "policy_name": self.policy_name,

@@ -69,6 +69,9 @@ class DatabaseSecretsEngineArgs:
     dialect: str = "postgresql"
     #: The root credential is rotated again by the first `up` after this many seconds (30 days unless given).
     root_rotation_period: int = 30 * 86400
+    #: Roles the connection also serves, by glob, that this component does not make: a team's own, which
+    #: it writes in its mount (`components.vault.team_access`).
+    allowed_role_globs: tuple[str, ...] = ()
 
 
 def connection_url(host: str, port: int, database: str, ca_file: str) -> str:
@@ -118,7 +121,8 @@ class DatabaseSecretsEngine(pulumi.ComponentResource):
                                                                                 depends_on=[mount]))
         connection = vault.database.SecretBackendConnection(
             f"{name}-connection", backend=args.mount_path, name=args.db_name,
-            allowed_roles=[s.name for s in args.specs] + [u.username for u in args.service_users],
+            allowed_roles=[s.name for s in args.specs] + [u.username for u in args.service_users]
+            + list(args.allowed_role_globs),
             verify_connection=True,
             postgresql=vault.database.SecretBackendConnectionPostgresqlArgs(
                 connection_url=pulumi.Output.all(args.db_host, args.db_port, args.db_name, args.ca_file_on_vault)

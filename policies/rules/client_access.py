@@ -52,10 +52,32 @@ LEASES_BY_PREFIX = re.compile(r"^sys/(leases/)?(revoke-prefix|revoke-force)(/|$)
 WRITE = {"create", "update", "delete", "patch"}
 
 
+#: A team's policies, by name (the platform names them; `<vault_prefix>-` may come first): its client policy
+#: (its apps read every creds path of the team's own mount) and its team policy (components/vault_policies.py).
+TEAM_CLIENT_POLICY = re.compile(r"^(?:.+-)?client-team-(?P<team>[a-z][a-z0-9]{0,11})$")
+TEAM_POLICY = re.compile(r"^(?:.+-)?team-(?P<team>[a-z][a-z0-9]{0,11})$")
+
+
+def _team_mount(mount: str, team: str) -> bool:
+    """Whether a mount path is team's own database mount (`[<prefix>-]team-<team>-db`)."""
+    return re.fullmatch(rf"(?:[a-z0-9-]+-)?team-{team}-db", mount) is not None
+
+
+def _policy_name(props: Mapping[str, Any]) -> str:
+    name = known(props, "name")
+    return name if isinstance(name, str) else ""
+
+
+def is_team_policy(props: Mapping[str, Any]) -> bool:
+    """A team's own policy (judged by team-policy-bounded, not as a client's)."""
+    name = _policy_name(props)
+    return bool(TEAM_POLICY.match(name)) and not TEAM_CLIENT_POLICY.match(name)
+
+
 def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], report: Report) -> None:
     text = props.get("policy")
-    if not isinstance(text, str):
-        return  # not known at preview
+    if not isinstance(text, str) or is_team_policy(props):
+        return  # not known at preview; a team's policy has its own rule
     try:
         paths = parse_policy(text)
     except Exception:  # noqa: BLE001 - any parse error is the finding
@@ -63,12 +85,18 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
         return
     # The creds paths this policy reads: the only leases it may renew or revoke.
     own = {path for path in paths if OWN_CREDS.match(path)}
+    # A team's client policy reads every creds path of the team's own mount, which holds the team's roles only.
+    team = TEAM_CLIENT_POLICY.match(_policy_name(props))
+    team_creds = {path.removesuffix("/*") for path in paths if team and path.endswith("/creds/*")
+                  and _team_mount(path.removesuffix("/creds/*"), team.group("team"))}
+    own |= team_creds
     for path, capabilities in paths.items():
         if "sudo" in capabilities:
             report(f"path {path!r} grants sudo")
         if path.startswith("sys/") and not ALLOWED_SYS.match(path):
             report(f"path {path!r} reaches sys/ beyond lease renew/revoke")
-        if "/creds/" in path:
+        leases = PATH_LEASES.match(path)
+        if "/creds/" in path and (leases.group(2) if leases else path).removesuffix("/*") not in team_creds:
             mount, _, rest = path.partition("/creds/")
             role = rest.split("/")[0]
             if "*" in role or "+" in role or "+" in mount.split("/") or not role:
@@ -83,7 +111,8 @@ def client_policy_least_privilege(props: Mapping[str, Any], config: Mapping[str,
                    "sys/leases/<renew|revoke>/<mount>/creds/<role>/* for its own role only")
         if path in BODY_LEASE_PATHS:
             lease_ids = allowed_lease_ids(text, path)
-            if (lease_ids is None or not lease_ids or not all(OWN_LEASES.match(v) for v in lease_ids)
+            if (lease_ids is None or not lease_ids
+                    or not all(OWN_LEASES.match(v) or v.removesuffix("/*") in team_creds for v in lease_ids)
                     or not all(v.removesuffix("/*") in own for v in lease_ids)):
                 report(f"path {path!r} takes any lease id in its body: limit allowed_parameters lease_id to the "
                        "client's own creds path (<mount>/creds/<role>/*)")
@@ -117,8 +146,8 @@ def client_policy_engine_untouched(props: Mapping[str, Any], _config: Mapping[st
     roles, static roles, root or role rotation, reset or reload. `rotate-root` alone lets any client cut
     Vault off from the database (the new root password is known to Vault only, but the old one dies)."""
     text = props.get("policy")
-    if not isinstance(text, str):
-        return  # not known at preview
+    if not isinstance(text, str) or is_team_policy(props):
+        return  # not known at preview; a team's policy writes its mount's roles (team-policy-bounded)
     try:
         paths = parse_policy(text)
     except Exception:  # noqa: BLE001 - reported by client-policy-least-privilege
@@ -129,6 +158,69 @@ def client_policy_engine_untouched(props: Mapping[str, Any], _config: Mapping[st
             what = "any of its endpoints" if segment == "any" else f"its {segment} endpoint"
             report(f"path {path!r} may {'/'.join(sorted(capabilities & WRITE))} a secrets engine's "
                    f"{what}: a client only reads its creds")
+
+
+def _rules_at(text: str, path: str, key: str) -> dict:
+    """A path's allowed_parameters or denied_parameters (merged over its blocks)."""
+    merged: dict = {}
+    for p, rules in _path_rules(text):
+        blocks = rules.get(key) or {}
+        for block in (blocks if isinstance(blocks, list) else [blocks]) if p == path else []:
+            merged.update(block)
+    return merged
+
+
+def team_policy_bounded(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """A team's policy reaches its own mount's roles and credentials, AppRole roles named
+    `team-<team>-...` whose tokens carry its client policy only (token_policies pinned, the deprecated
+    `policies` refused, no default policy), and its own token: nothing else, no sudo, no policy."""
+    text = props.get("policy")
+    match = TEAM_POLICY.match(_policy_name(props))
+    if not isinstance(text, str) or not match or TEAM_CLIENT_POLICY.match(_policy_name(props)):
+        return  # not known at preview, or no team's policy
+    team = match.group("team")
+    try:
+        paths = parse_policy(text)
+    except Exception:  # noqa: BLE001 - any parse error is the finding
+        report("policy is neither valid HCL nor JSON")
+        return
+    client_policy = re.compile(rf"^(?:[a-z0-9-]+-)?client-team-{team}$")
+    for path, capabilities in paths.items():
+        if "sudo" in capabilities:
+            report(f"path {path!r} grants sudo")
+        if capabilities == {"deny"} or path in ("auth/token/lookup-self", "auth/token/renew-self"):
+            continue
+        mount, _, rest = path.partition("/")
+        if _team_mount(mount, team) and rest in ("roles", "roles/*", "creds/*"):
+            if rest == "creds/*" and capabilities - {"read"}:
+                report(f"path {path!r} may {'/'.join(sorted(capabilities - {'read'}))} credentials: read only")
+            continue
+        in_path = PATH_LEASES.match(path)
+        if in_path and _team_mount(in_path.group(2).split("/")[0], team) and in_path.group(2).endswith("/creds/*"):
+            continue
+        if path in BODY_LEASE_PATHS:
+            lease_ids = allowed_lease_ids(text, path) or []
+            if not lease_ids or not all(v.endswith("/creds/*") and _team_mount(v.split("/")[0], team)
+                                        for v in lease_ids):
+                report(f"path {path!r} takes lease ids beyond the team's mount's credentials")
+            continue
+        role = re.fullmatch(rf"auth/[^*+]+/role/team-{team}-\*", path)
+        if role:
+            allowed, denied = _rules_at(text, path, "allowed_parameters"), _rules_at(text, path, "denied_parameters")
+            policies = allowed.get("token_policies")
+            names = [n for v in (policies or []) for n in (v if isinstance(v, list) else [v])]
+            if not names or not all(isinstance(n, str) and client_policy.match(n) for n in names):
+                report(f"path {path!r} lets the team's AppRole roles carry other policies than its client policy: "
+                       "pin allowed_parameters token_policies to client-team-<team>")
+            if "policies" not in denied or denied["policies"]:
+                report(f"path {path!r} leaves the deprecated 'policies' parameter open: deny it (an empty list)")
+            if not allowed.get("token_no_default_policy") or not all(
+                    v in (True, "true") for v in allowed["token_no_default_policy"]):
+                report(f"path {path!r} lets the team's AppRole roles give the default policy: pin "
+                       "token_no_default_policy to true")
+            continue
+        report(f"path {path!r} reaches beyond the team's mount's roles and credentials, its AppRole roles "
+               f"(team-{team}-*) and its own token")
 
 
 def _login_tokens_bounded(props: Mapping[str, Any], cap: int, report: Report) -> None:

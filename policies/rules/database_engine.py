@@ -43,11 +43,21 @@ def _connection_urls(props: Mapping[str, Any]) -> list[str]:
 # Database connections
 
 
+#: A team's connection user (components/postgres_sql.py's TeamDatabaseNames): its roles are the team's own.
+TEAM_CONNECTION_USER = re.compile(r"^dbcreds_team_(?P<team>[a-z][a-z0-9]{0,11})_vault$")
+
+
 def connection_allowed_roles(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """Exactly the roles a connection serves; a team's connection (its user a team's, which makes users
+    only through the team's functions) serves the team's roles, `<team>` and `<team>-*`, which the team
+    writes itself."""
     roles = props.get("allowedRoles")
+    username = ((props.get("postgresql") or {}).get("username")) if isinstance(props.get("postgresql"), Mapping) else None
+    team = TEAM_CONNECTION_USER.match(username) if isinstance(username, str) else None
+    team_glob = f"{team.group('team')}-*" if team else None
     if not roles:
         report("allowedRoles is empty: list exactly the roles this connection serves")
-    elif any("*" in r for r in roles if isinstance(r, str)):
+    elif any("*" in r for r in roles if isinstance(r, str) and r != team_glob):
         report("allowedRoles holds a '*' wildcard: list exactly the roles this connection serves")
 
 

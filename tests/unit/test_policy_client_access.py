@@ -134,3 +134,39 @@ def test_a_clients_own_policy_on_a_prefixed_mount_passes():
         assert violations(rule, common.POLICY, {"policy": client_policy(PREFIXED, "reader")}) == []
     assert client_access.allowed_lease_ids(client_policy(PREFIXED, "reader"), "sys/leases/renew") == [
         f"{PREFIXED}/creds/reader/*"]
+
+
+def test_a_teams_policies_pass_and_each_widening_is_caught():
+    """A team's client policy reads every creds path of the team's own mount (and no other mount's);
+    its team policy writes that mount's roles and AppRole roles pinned to the client policy, nothing else."""
+    from components.vault_policies import render_policy, team_client_policy, team_policy
+
+    team = team_policy("team-reports-db", "approle", "team-reports-", "client-team-reports")
+    clients = team_client_policy("team-reports-db")
+    for rule in ("client-policy-least-privilege", "client-policy-engine-untouched", "team-policy-bounded"):
+        assert violations(rule, common.POLICY, {"name": "team-reports", "policy": team}) == [], rule
+        assert violations(rule, common.POLICY, {"name": "client-team-reports", "policy": clients}) == [], rule
+        # Prefixed where a stack shares its Vault.
+        prefixed = team_policy("s1-team-reports-db", "s1-approle", "team-reports-", "s1-client-team-reports")
+        assert violations(rule, common.POLICY, {"name": "s1-team-reports", "policy": prefixed}) == [], rule
+    # The mount-wide glob is a team's client policy's only, on its own mount only.
+    assert "globs over creds paths" in violations("client-policy-least-privilege", common.POLICY,
+                                                  {"name": "client-reader", "policy": clients})[0]
+    assert "globs over creds paths" in violations("client-policy-least-privilege", common.POLICY, {
+        "name": "client-team-other", "policy": clients})[0]
+    # The team policy's widenings: another policy on its AppRole roles, another mount, sys/, policies.
+    for widened, expected in (
+        (team_policy("team-reports-db", "approle", "team-reports-", "client-reader"), "other policies"),
+        (team_policy("team-other-db", "approle", "team-reports-", "client-team-reports"), "reaches beyond"),
+        (team.replace("team-reports-*", "team-*"), "reaches beyond"),
+        (team.replace('"policies" = []', '"policies" = ["x"]'), "deprecated 'policies'"),
+        (team.replace('"token_no_default_policy" = [true, "true"]', '"token_no_default_policy" = []'),
+         "default policy"),
+        (team + render_policy([("sys/policies/acl/*", ["create", "update"])]), "reaches beyond"),
+        (team + render_policy([("sys/mounts", "read")]), "reaches beyond"),
+        (team + render_policy([("team-reports-db/config/*", "read")]), "reaches beyond"),
+        (team + render_policy([("team-reports-db/creds/*", "update")]), "read only"),
+        (team.replace('capabilities = ["read"]', 'capabilities = ["read", "sudo"]'), "sudo"),
+    ):
+        found = violations("team-policy-bounded", common.POLICY, {"name": "team-reports", "policy": widened})
+        assert any(expected in f for f in found), (expected, found)

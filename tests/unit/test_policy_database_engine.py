@@ -199,3 +199,19 @@ def test_what_our_own_components_declare_passes_the_rules_that_read_meaning():
     assert violations("database-connection-not-superuser", common.CONNECTION, named) == []
     assert violations("database-connection-not-superuser", common.CONNECTION, named,
                       {"superuserNames": ["platform_super"]})
+
+
+def test_a_teams_connection_serves_its_own_roles_by_glob_and_no_one_elses():
+    """A team's connection (its user the team's, which makes users only through its functions) may
+    serve `<team>` and `<team>-*`; any other glob, or the glob on another connection, is caught."""
+    from tests.unit.policy import CONNECTION
+
+    team = {**CONNECTION, "allowedRoles": ["reports", "reports-*"],
+            "postgresql": {**CONNECTION["postgresql"], "username": "dbcreds_team_reports_vault"}}
+    assert violations("database-connection-allowed-roles", common.CONNECTION, team) == []
+    for roles, user in ((["reports", "*"], "dbcreds_team_reports_vault"),
+                        (["reports", "other-*"], "dbcreds_team_reports_vault"),
+                        (["reports", "reports-*"], "dbcreds_admin")):
+        found = violations("database-connection-allowed-roles", common.CONNECTION, {
+            **team, "allowedRoles": roles, "postgresql": {**team["postgresql"], "username": user}})
+        assert found and "wildcard" in found[0], (roles, user)

@@ -37,19 +37,19 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     run_dev_program(monkeypatch)
     types = Counter(u.split("::")[2].rsplit("$", 1)[-1] for u in monitor.get_registered_resources())
     assert {t: n for t, n in types.items() if t.startswith("vault:")} == {
-        "vault:index/mount:Mount": 2,
+        "vault:index/mount:Mount": 3,
         "vault:pkiSecret/secretBackendIntermediateCertRequest:SecretBackendIntermediateCertRequest": 1,
         "vault:pkiSecret/secretBackendIntermediateSetSigned:SecretBackendIntermediateSetSigned": 1,
         "vault:pkiSecret/secretBackendRole:SecretBackendRole": 1,
         "vault:pkiSecret/secretBackendCert:SecretBackendCert": 1,
-        "vault:database/secretBackendConnection:SecretBackendConnection": 1,
-        "vault:generic/endpoint:Endpoint": 1,
+        "vault:database/secretBackendConnection:SecretBackendConnection": 2,
+        "vault:generic/endpoint:Endpoint": 2,
         "vault:database/secretBackendRole:SecretBackendRole": 2,
         "vault:database/secretBackendStaticRole:SecretBackendStaticRole": 1,
         "vault:index/authBackend:AuthBackend": 1,
-        "vault:index/policy:Policy": 2,
-        "vault:appRole/authBackendRole:AuthBackendRole": 2,
-        "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": 2,
+        "vault:index/policy:Policy": 4,
+        "vault:appRole/authBackendRole:AuthBackendRole": 3,
+        "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId": 3,
     }
     roles = registered(monitor, "vault:database/secretBackendRole:SecretBackendRole")
     # dev's app role caps each of its users at 5 sessions.
@@ -70,12 +70,15 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
     assert unwrap(postgres["cert_pem"]) == "certificate of db-pki-server\nissuingCa of db-pki-server"
     assert "bootstrap-database" not in registered(monitor, "tls:index/locallySignedCert:LocallySignedCert")
     secret_ids = registered(monitor, "vault:appRole/authBackendRoleSecretId:AuthBackendRoleSecretId")
-    assert {name: s["ttl"] for name, s in secret_ids.items()} == {"reader-secret-id": 86400, "app-secret-id": 86400}
+    assert {name: s["ttl"] for name, s in secret_ids.items()} == {
+        "reader-secret-id": 86400, "app-secret-id": 86400, "team-reports-secret-id": 86400}
     # The secret_ids renewed at half their lifetime; root rotated at dev's root_rotation_period (7d).
     rotations = registered(monitor, "pulumi-python:dynamic/dbcreds:Rotation")
     assert {name: (r["rotate_after"], r["rotates"]) for name, r in rotations.items()} == {
         "reader-secret-id-rotation": (43200, ""), "app-secret-id-rotation": (43200, ""),
-        "engine-root-rotation": (7 * 86400, "database/rotate-root/app")}
+        "engine-root-rotation": (7 * 86400, "database/rotate-root/app"),
+        "team-reports-secret-id-rotation": (43200, ""),
+        "team-reports-root-rotation": (7 * 86400, "team-reports-db/rotate-root/app")}
 
     checks = registered(monitor, CHECKS)["checks"]
     assert checks["root_rotated_at"] == "created_at of engine-root-rotation"
@@ -148,7 +151,7 @@ def test_cockroach_certificates_come_from_vaults_pki(monitor, monkeypatch):
     roles = json.loads(stored_config("dev")["dbcreds:roles"])
     for spec in roles.values():
         spec.pop("connection_limit", None)
-    run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true",
+    run_dev_program(monkeypatch, db_engine="cockroachdb", service_users="{}", transit_store_key="true", teams="{}",
                     roles=json.dumps(roles))
     resources = monitor.get_registered_resources()
     roles = registered(monitor, "vault:pkiSecret/secretBackendRole:SecretBackendRole")
@@ -454,3 +457,36 @@ def test_an_external_stack_without_a_vault_prefix_makes_the_names_it_always_made
         "engine-mount.path": "database", "engine-rotate-root.path": "database/rotate-root/app",
         "approle.path": "approle", "app-policy.name": "client-app", "reader-policy.name": "client-reader"}
     assert {v for k, v in names.items() if k.endswith(".backend")} == {"database", "approle"}
+
+
+def test_the_dev_stack_gives_its_team_a_mount_policies_and_a_credential_of_its_own(monitor, monkeypatch):
+    """dev's reports team: a mount capped at its max_ttl whose connection logs in as the team's user and
+    serves the team's roles only, its client and team policies, the AppRole role team-reports with the
+    team policy; its connection user's bootstrap password is among the checks' retired logins."""
+    from components.vault_policies import team_client_policy, team_policy
+
+    run_dev_program(monkeypatch)
+    mounts = registered(monitor, "vault:index/mount:Mount")
+    assert (mounts["team-reports-mount"]["path"], mounts["team-reports-mount"]["maxLeaseTtlSeconds"]) == (
+        "team-reports-db", 3600)
+    connection = registered(monitor, "vault:database/secretBackendConnection:SecretBackendConnection")[
+        "team-reports-connection"]
+    assert connection["allowedRoles"] == ["reports", "reports-*"]
+    postgresql = unwrap(connection["postgresql"])
+    assert postgresql["username"] == "dbcreds_team_reports_vault"
+    assert "sslmode=verify-full" in postgresql["connectionUrl"]
+    policies = registered(monitor, "vault:index/policy:Policy")
+    assert policies["team-reports-client-policy"]["name"] == "client-team-reports"
+    assert policies["team-reports-client-policy"]["policy"] == team_client_policy("team-reports-db")
+    assert policies["team-reports-policy"]["policy"] == team_policy(
+        "team-reports-db", "approle", "team-reports-", "client-team-reports")
+    role = registered(monitor, "vault:appRole/authBackendRole:AuthBackendRole")["team-reports-approle"]
+    assert (role["roleName"], role["tokenPolicies"], role["tokenNoDefaultPolicy"]) == (
+        "team-reports", ["team-reports"], True)
+    database = registered(monitor, "pulumi-python:dynamic:Resource")
+    assert (database["team-reports-database"]["team"], database["team-reports-database"]["max_ttl"]) == (
+        "reports", 3600)
+    assert database["team-reports-group"]["group"] == "dbcreds_team_reports"
+    assert database["team-reports-group"]["tables"] == ["public.orders"]
+    checks = registered(monitor, CHECKS)["checks"]
+    assert [r["username"] for r in unwrap(checks["retired_logins"])] == ["dbcreds_team_reports_vault"]
