@@ -32,6 +32,7 @@ from tests.automation import assert_only_the_checks_change, state_text, updates_
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.dev_stack import dev_stack, quiet
 from tests.support.waiting import wait_for
+from tests.support.vault_kv import enable_kv_v2
 from toolchain.stack_file import file_values
 
 DEV = file_values("dev")
@@ -400,7 +401,7 @@ def test_a_failing_check_fails_the_up_naming_it(running):
 def kv_mount(running):
     """A KV mount of the test's own in the stack's Vault (no resource of the stack), disabled again
     whatever the test found."""
-    running.admin().sys.enable_secrets_engine("kv", path="kv", options={"version": "2"})
+    enable_kv_v2(running.admin(), "kv")
     try:
         yield "kv"
     finally:

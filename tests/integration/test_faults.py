@@ -28,6 +28,7 @@ from tests.automation import (
     updates_only,
 )
 from tests.support.processes import processes_naming, remove_data_dir
+from tests.support.vault_kv import enable_kv_v2
 from toolchain.env import ROOT
 from toolchain.recover import orphaned_plugins, recover
 
@@ -142,7 +143,7 @@ def assert_converged(stack, data_dir, outputs, tmp_path) -> None:
 def test_sealed_vault_is_unsealed_by_the_next_up(running, tmp_path):
     stack, data_dir, outputs = running
     client = vault(outputs, tmp_path)
-    client.sys.enable_secrets_engine("kv", path="kv-faults", options={"version": "2"})
+    enable_kv_v2(client, "kv-faults")
     client.secrets.kv.v2.create_or_update_secret("kept", secret={"v": "1"}, mount_point="kv-faults")
     client.sys.seal()
     assert client.sys.is_sealed()
