@@ -19,6 +19,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from components.defaults import DB_ADMIN
 from policies.rules import (
     client_access,
     common,
@@ -36,7 +37,7 @@ TTL_CAP = PolicyConfigSchema(properties={
                          "description": "No dynamic credential of this environment may live longer."},
 })
 ADMIN_ROLES = PolicyConfigSchema(properties={
-    "adminRoles": {"type": "array", "items": {"type": "string"}, "default": ["dbcreds_admin"],
+    "adminRoles": {"type": "array", "items": {"type": "string"}, "default": [DB_ADMIN],
                    "description": "The database roles Vault connects as: no dynamic user may join them."},
 })
 ROTATION_CAP = PolicyConfigSchema(properties={
