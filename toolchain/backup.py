@@ -61,6 +61,7 @@ from toolchain.backup_file import (
     STATE,
     BackupFileError,
     DecryptingReader,
+    WrongPassphrase,
     EncryptingWriter,
     backup_folder,
     backup_name,
@@ -74,6 +75,8 @@ from toolchain.backup_file import (
 )
 from toolchain.down import DownError, open_stack
 from toolchain.env import PASSPHRASE_VARIABLE, ROOT, pulumi_env
+from toolchain.policy_gate import stack_config
+from toolchain.stack_file import StackFileError
 
 #: pg_dumpall and psql: a dump or a load of the stack's database may take this long.
 DATABASE_SECONDS = 1800
@@ -100,6 +103,17 @@ def unsupported(name: str, config: StackConfig) -> str:
     if config.database.engine == "cockroachdb":
         return f"stack {name!r}'s database is CockroachDB: backup and restore are built for PostgreSQL only"
     return ""
+
+
+def refuse_other_targets(name: str, work_dir: Path) -> None:
+    """Refuses a stack whose stack file puts it on another target, before its state is read."""
+    try:
+        config = stack_config(name, work_dir)
+    except (stack_settings.ConfigError, StackFileError):
+        return  # Read again from the stack itself below, which names what is wrong.
+    refusal = unsupported(name, config)
+    if refusal:
+        raise BackupError(refusal)
 
 
 def local_config(stack: auto.Stack, work_dir: Path) -> StackConfig:
@@ -158,7 +172,11 @@ class Backup:
 
 def backup(name: str, env: dict[str, str], folder_setting: str = "", work_dir: Path = ROOT,
            now: datetime.datetime | None = None) -> Backup:
-    stack = open_stack(name, env, work_dir)
+    refuse_other_targets(name, work_dir)
+    try:
+        stack = open_stack(name, env, work_dir)
+    except DownError:
+        raise BackupError(f"stack {name!r} does not exist on this checkout's backend: nothing to back up") from None
     config = local_config(stack, work_dir)
     outputs = stack.outputs()
     if "vault_admin_token" not in outputs:
@@ -232,13 +250,15 @@ def decrypt_parts(source: Path, passphrase_file: str, into: Path) -> dict:
     with open(source, "rb") as raw:
         try:
             reader = DecryptingReader(raw, passphrase)
-        except BackupFileError as error:
+            with tarfile.open(fileobj=reader, mode="r|gz") as archive:
+                for member in archive:
+                    if member.name not in PARTS or not member.isfile():
+                        raise BackupError(f"FROM={source}: an unexpected part {member.name!r}")
+                    archive.extract(member, into, filter="data")
+        except WrongPassphrase as error:
             raise BackupError(f"FROM={source}: {error} ({PASSPHRASE_VARIABLE}={passphrase_file})") from None
-        with tarfile.open(fileobj=reader, mode="r|gz") as archive:
-            for member in archive:
-                if member.name not in PARTS or not member.isfile():
-                    raise BackupError(f"FROM={source}: an unexpected part {member.name!r}")
-                archive.extract(member, into, filter="data")
+        except BackupFileError as error:
+            raise BackupError(f"FROM={source}: {error}") from None
     missing = [part for part in PARTS if not (into / part).is_file()]
     if missing:
         raise BackupError(f"FROM={source}: the backup lacks {', '.join(missing)}")
@@ -375,6 +395,7 @@ def restore(name: str, env: dict[str, str], from_setting: str, force_setting: st
         timings["decrypt"] = time.monotonic() - started
         if manifest["stack"] != name:
             raise BackupError(f"FROM={source} is a backup of stack {manifest['stack']!r}, not {name!r}")
+        refuse_other_targets(name, work_dir)
         stack = open_or_create_stack(name, env, work_dir)
         config = local_config(stack, work_dir)
         if config.vault.nodes != manifest["openbao_nodes"] or config.vault.seal != manifest["seal"]:
