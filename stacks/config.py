@@ -134,7 +134,7 @@ class PkiSettings:
 
 
     #: The servers' certificates' renewal window (seconds): Vault's PKI takes it in seconds, pulumi-tls in
-    #: whole hours (`renewal_hours`). None: a tenth of their lifetime (the components' default).
+    #: whole hours, rounded up (`renewal_hours`). None: a tenth of their lifetime (the components' default).
     cert_renew_before: int | None = None
     #: Vault's PKI intermediate's (seconds, whole hours): it lives as long as the CA. None: a tenth.
     intermediate_renew_before: int | None = None
@@ -149,9 +149,12 @@ class PkiSettings:
 
 
 def renewal_hours(seconds: int | None) -> int | None:
-    """A renewal window as pulumi-tls takes it (`early_renewal_hours`, whole hours): rounded down, so a
-    window under an hour renews a pulumi-tls certificate only once it has expired. None stays None."""
-    return None if seconds is None else seconds // 3600
+    """A renewal window as pulumi-tls takes it (`early_renewal_hours`, whole hours): rounded up, so a
+    pulumi-tls certificate is renewed no later than the window says (at most an hour earlier). None stays
+    None."""
+    return None if seconds is None else -(-seconds // 3600)
+
+
 #: How OpenBao unseals: `shamir` (unseal keys made at initialisation; the stack unseals a restarted
 #: server with them) or `static` (auto-unseal: every node reads one 32-byte AES key from a 0600 file;
 #: initialisation makes recovery keys instead).

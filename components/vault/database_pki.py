@@ -20,9 +20,12 @@ between Vault and the database; the bootstrap CA's key never enters Vault; and
 Vault's CA can be replaced without touching the trust anchor. The server's
 certificate is renewed by the first `up` in the last tenth of its lifetime
 (`auto_renew`), or `cert_renew_before` seconds before its end, and revoked when
-replaced; the intermediate in its last tenth, or `intermediate_renewal_hours`.
+replaced; the intermediate in its last tenth, or `intermediate_renewal_hours`,
+and made Vault's default issuer (Vault would otherwise go on issuing from the
+first intermediate it was given).
 """
 
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -58,6 +61,17 @@ class DatabasePkiArgs:
     #: Common names (database users) of client certificates, issued by a client-only role.
     client_certificates: tuple[str, ...] = ()
     client_role: str = "database-client"
+
+
+def issuer_of_import(write_data_json: Optional[str]) -> Optional[str]:
+    """The issuer id of the one certificate `<mount>/issuers/import/cert` was given, from its answer's
+    `mapping` (issuer id -> key id); None while unknown."""
+    if write_data_json is None:
+        return None
+    mapping = json.loads(write_data_json).get("mapping") or {}
+    if len(mapping) != 1:
+        raise ValueError(f"importing the intermediate answered {len(mapping)} issuers, not one: {mapping}")
+    return next(iter(mapping))
 
 
 class DatabasePki(pulumi.ComponentResource):
@@ -105,6 +119,20 @@ class DatabasePki(pulumi.ComponentResource):
         signed = vault.pkisecret.SecretBackendIntermediateSetSigned(
             f"{name}-intermediate-signed", backend=args.mount_path, certificate=chain, opts=in_mount,
         )
+        # Vault keeps issuing from its default issuer, the first intermediate it was given: a renewed one
+        # would sit unused until the old one ended. Import answers with the intermediate's issuer id
+        # (imported now or before), which becomes the default.
+        imported = vault.generic.Endpoint(
+            f"{name}-intermediate-issuer", path=f"{args.mount_path}/issuers/import/cert",
+            data_json=intermediate.cert_pem.apply(lambda pem: json.dumps({"pem_bundle": pem})),
+            write_fields=["mapping"], disable_read=True, disable_delete=True,
+            opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
+        )
+        default_issuer = vault.pkisecret.SecretBackendConfigIssuers(
+            f"{name}-default-issuer", backend=args.mount_path,
+            default=imported.write_data_json.apply(issuer_of_import), default_follows_latest_issuer=False,
+            opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[imported])),
+        )
         common_name = args.server_common_name or (args.dns_names or args.ip_addresses)[0]
         role = vault.pkisecret.SecretBackendRole(
             f"{name}-role", backend=args.mount_path, name=args.role,
@@ -112,7 +140,8 @@ class DatabasePki(pulumi.ComponentResource):
             allow_bare_domains=True, allow_subdomains=False, allow_ip_sans=bool(args.ip_addresses),
             allow_localhost="localhost" in args.dns_names, server_flag=True, client_flag=args.server_client_auth,
             key_type="ec", key_bits=256, max_ttl=str(args.cert_ttl), ttl=str(args.cert_ttl),
-            opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
+            opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(
+                depends_on=[signed, default_issuer])),
         )
         in_role = pulumi.ResourceOptions(parent=self, additional_secret_outputs=["private_key"])
 
@@ -134,7 +163,8 @@ class DatabasePki(pulumi.ComponentResource):
                 allowed_domains=list(args.client_certificates), allow_bare_domains=True, allow_subdomains=False,
                 enforce_hostnames=False, allow_ip_sans=False, server_flag=False, client_flag=True,
                 key_type="ec", key_bits=256, max_ttl=str(args.cert_ttl), ttl=str(args.cert_ttl),
-                opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(depends_on=[signed])),
+                opts=pulumi.ResourceOptions.merge(in_mount, pulumi.ResourceOptions(
+                    depends_on=[signed, default_issuer])),
             )
             for user in args.client_certificates:
                 issued = issue(f"client-{user}", client_role, user)

@@ -28,8 +28,10 @@ def test_unset_or_empty_windows_are_a_tenth_of_the_lifetime_as_before():
 
 
 @pytest.mark.parametrize("value, seconds, hours", [
-    ("2h", 7200, 2), ("3590s", 3590, 0), ("90m", 5400, 1), ("1h", 3600, 1), (3600, 3600, 1), ("1", 1, 0)])
-def test_a_window_in_seconds_and_in_pulumi_tls_whole_hours_rounded_down(value, seconds, hours):
+    ("2h", 7200, 2), ("3590s", 3590, 1), ("90m", 5400, 2), ("1h", 3600, 1), (3600, 3600, 1), ("1", 1, 1),
+    ("3601s", 3601, 2)])
+def test_a_window_in_seconds_and_in_pulumi_tls_whole_hours_rounded_up(value, seconds, hours):
+    """pulumi-tls renews no later than the window says: at most an hour earlier, never past the lifetime."""
     pki = validate_pki({"ca_validity_hours": 24, "cert_validity_hours": 2, "cert_renew_before": value})
     assert (pki.cert_renew_before, pki.cert_renewal_hours) == (seconds, hours)
 
@@ -69,7 +71,7 @@ def test_renewal_window_on_its_own():
     assert renewal_window("1h", "w", 3600, "life", whole_hours=True) == 3600
     with pytest.raises(ConfigError, match="^config w: 2h is longer than the certificate's lifetime"):
         renewal_window("2h", "w", 3600, "life")
-    assert (renewal_hours(None), renewal_hours(3599), renewal_hours(7200)) == (None, 0, 2)
+    assert (renewal_hours(None), renewal_hours(3599), renewal_hours(7200), renewal_hours(7201)) == (None, 1, 2, 3)
 
 
 def test_the_windows_are_refused_where_they_mean_nothing():
@@ -168,3 +170,34 @@ def test_the_report_names_a_served_certificate_by_vaults_serial_and_its_end():
     assert summary == {"serial": vault_serial(cert.serial_number), "subject": "CN=localhost", "issuer": "CN=unit CA",
                        "not_after": f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
     assert int(summary["serial"].replace(":", ""), 16) == cert.serial_number
+
+
+def test_the_default_issuer_is_the_one_the_intermediates_import_names():
+    """Vault's answer to importing one certificate maps its issuer id to its key id, whether the issuer
+    was new or there already (set-signed imported it): that id becomes the mount's default issuer."""
+    import json
+
+    from components.vault.database_pki import issuer_of_import
+
+    answer = {"mapping": {"0b8e6a3c-issuer": "5d1f-key"}, "imported_issuers": None}
+    assert issuer_of_import(json.dumps(answer)) == "0b8e6a3c-issuer"
+    assert issuer_of_import(None) is None  # not known yet (a preview)
+    for mapping in ({}, {"a": "k", "b": ""}):
+        with pytest.raises(ValueError, match=f"answered {len(mapping)} issuers, not one"):
+            issuer_of_import(json.dumps({"mapping": mapping}))
+
+
+def test_database_pki_makes_the_intermediate_the_default_issuer(monitor, ran):
+    from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+
+    @pulumi.runtime.test
+    def build():
+        DatabasePki("pki", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="key"))
+        return pulumi.Output.from_input(None).apply(ran(lambda _: None))
+
+    build()
+    (imported,) = registered(monitor, "vault:generic/endpoint:Endpoint").values()
+    assert imported["path"] == "pki-db/issuers/import/cert" and imported["writeFields"] == ["mapping"]
+    assert imported["disableRead"] and imported["disableDelete"]
+    (config,) = registered(monitor, "vault:pkiSecret/secretBackendConfigIssuers:SecretBackendConfigIssuers").values()
+    assert config["backend"] == "pki-db" and config["defaultFollowsLatestIssuer"] is False

@@ -43,7 +43,9 @@ def test_the_dev_stack_composes_servers_engine_clients_and_checks(monitor, monke
         "vault:pkiSecret/secretBackendRole:SecretBackendRole": 1,
         "vault:pkiSecret/secretBackendCert:SecretBackendCert": 1,
         "vault:database/secretBackendConnection:SecretBackendConnection": 2,
-        "vault:generic/endpoint:Endpoint": 2,
+        # Each engine's rotate-root endpoint, and the import naming Vault's PKI intermediate's issuer.
+        "vault:generic/endpoint:Endpoint": 3,
+        "vault:pkiSecret/secretBackendConfigIssuers:SecretBackendConfigIssuers": 1,
         "vault:database/secretBackendRole:SecretBackendRole": 2,
         "vault:database/secretBackendStaticRole:SecretBackendStaticRole": 1,
         "vault:index/authBackend:AuthBackend": 1,
