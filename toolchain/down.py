@@ -3,8 +3,8 @@
   python3 -m toolchain.down STACK
 
 1. The stack must exist.
-2. Every lease of the stack's database mount (its `database_mount` output) is revoked
-   (`sys/leases/revoke-prefix`):
+2. Every lease of the stack's database mount (its `database_mount` output), and of each team's
+   mount (its `teams` output), is revoked (`sys/leases/revoke-prefix`):
    Vault runs each role's revocation SQL, which drops the user. Then Vault
    must list no lease under the mount. A dynamic user the database still has
    is one no lease held (Vault made it and went down before it recorded the
@@ -84,8 +84,10 @@ def database_users(outputs: dict[str, auto.OutputValue], config: StackConfig
 
 
 def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig) -> None:
-    """Revokes every lease of the mount and proves, in Vault and in the database, that none is left."""
-    mount = outputs["database_mount"].value
+    """Revokes every lease of the mount (and of each team's mount) and proves, in Vault and in the
+    database, that none is left."""
+    teams = outputs["teams"].value if "teams" in outputs else {}
+    mounts = [outputs["database_mount"].value, *(team["database_mount"] for team in teams.values())]
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca:
         ca.write(outputs["vault_ca_pem"].value)
         ca.flush()
@@ -100,14 +102,16 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
                             "be revoked; run make up first (it restarts and unseals Vault)") from None
         if sealed:
             raise DownError(f"Vault at {vault.url} is sealed: run make up first (it unseals Vault)")
-        before = leases_left(vault, mount)
-        say(f"revoking {len(before)} lease(s) under {mount}/")
-        # The mount's own leases only: with its slash, the prefix never reaches another stack's mount
-        # whose path starts with this one's (several stacks in one Vault: vault_prefix).
-        vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}/", json={"sync": True})
-        after = leases_left(vault, mount)
+        after = []
+        for mount in mounts:
+            before = leases_left(vault, mount)
+            say(f"revoking {len(before)} lease(s) under {mount}/")
+            # The mount's own leases only: with its slash, the prefix never reaches another stack's mount
+            # whose path starts with this one's (several stacks in one Vault: vault_prefix).
+            vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}/", json={"sync": True})
+            after += leases_left(vault, mount)
     if after:
-        raise DownError(f"{len(after)} lease(s) are left under {mount}/ after revoke-prefix, e.g. {after[0]}")
+        raise DownError(f"{len(after)} lease(s) are left after revoke-prefix, e.g. {after[0]}")
     users, drop = database_users(outputs, config)
     left = users()
     if left:

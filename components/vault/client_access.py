@@ -32,7 +32,7 @@ class ClientAccessArgs:
     policy_name: str = ""
     #: A policy someone else wrote that the client's tokens carry instead of one of its own (a team's
     #: client policy, written by the platform: a team writes no policy).
-    existing_policy: str = ""
+    existing_policy: pulumi.Input[str] = ""
 
 
 class ClientAccess(pulumi.ComponentResource):

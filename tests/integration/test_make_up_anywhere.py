@@ -16,6 +16,7 @@ from pathlib import Path
 import hvac
 import yaml
 
+from components.postgres_sql import TeamDatabaseNames
 from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK
 from components.servers.postgres import system_data_dir
 from components.vault.database_pki import DatabasePkiArgs
@@ -80,7 +81,8 @@ def expected_checks(stack_file: dict, checkout: Path) -> list[str]:
     (components/vault/checks.py's run_checks), from its config: the PKI's chain when Vault's PKI issues
     the database's certificate, the certificate, each client's five lifecycle checks, then its two
     isolation checks, the dynamic users' holdings, each client's revocation, each service user's
-    static role, OpenBao's metrics, the bootstrap password, plaintext refused. (A single OpenBao node: no raft or
+    static role, each team's retired bootstrap password, OpenBao's metrics, the bootstrap password,
+    plaintext refused. (A single OpenBao node: no raft or
     per-node checks.)"""
     config = validate({k.removeprefix("dbcreds:"): v for k, v in stack_file.items()}, STACK, checkout)
     assert not config.vault.highly_available
@@ -96,6 +98,9 @@ def expected_checks(stack_file: dict, checkout: Path) -> list[str]:
     names.append("dynamic users hold nothing beyond their role's group")
     names += [f"{client}: revoked (lease id in the body) user cannot log in" for client in clients]
     names += [f"static role {user.username}: its current password logs in" for user in config.database.service_users]
+    # Each team's connection user's bootstrap password, rotated by Vault.
+    names += [f"{TeamDatabaseNames(team.name).user}: its retired static password no longer logs in"
+              for team in config.teams]
     # The stack runs its OpenBao: its metrics are read.
     names += [METRICS_CHECK] if config.runs_servers else []
     return names + ["the bootstrap admin password is rejected (root rotated)", "a plaintext connection is refused"]
@@ -156,8 +161,8 @@ def test_make_targets_from_a_private_folder(figure):
     data_dir = checkout / ".data" / STACK / "postgres"
     # From the stack file as written (safe_dump sorts its keys: the clients' order is the file's).
     checks = expected_checks(yaml.safe_load(stack_file.read_text())["config"], checkout)
-    # dev's two clients and one service user, its database certificate from Vault's PKI, its metrics.
-    assert len(checks) == 23
+    # dev's two clients, one service user and one team, its database certificate from Vault's PKI, its metrics.
+    assert len(checks) == 24
     down_done = False
     try:
         up = make("up", checkout)

@@ -251,3 +251,85 @@ def test_the_username_openbao_renders_from_the_template_fits_and_is_kept_whole(d
         finally:
             vault.sys.revoke_lease(lease_id=secret["lease_id"])
         assert not role_exists(db, name)
+
+
+def test_a_teams_user_makes_renews_and_drops_only_its_own_users_through_its_functions(db):
+    """The team's connection user (no CREATEROLE) makes users only through the admin's functions: in its
+    group, named v_<team>_..., within its cap; it cannot create a role or alter the admin directly,
+    nor renew or drop a user that is not its team's."""
+    from psycopg import sql
+
+    from components.postgres_sql import (TeamDatabaseNames, as_text, set_password, team_creation_statements,
+                                         team_drop_statements, team_function_statements, team_renew_statements,
+                                         team_revocation_statements, team_user_statements)
+
+    names = TeamDatabaseNames("reports")
+    orders = GrantSpec(name="reports", privileges=("SELECT",), tables=("public.orders",))
+    user_password = secrets.token_urlsafe(24)
+    with db.as_admin() as conn:
+        conn.execute(POSTGRESQL.create_group_role(names.group))
+        for statement in grant_statements(orders, names.group, db.database):
+            conn.execute(statement)
+    with db.as_superuser(db.database) as conn:
+        for statement in team_user_statements(names, db.database):
+            conn.execute(statement)
+        conn.execute(set_password(names.user, user_password))
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(db.admin)))
+            for statement in team_function_statements(names, 3600):
+                conn.execute(statement)
+
+    def as_team(statements, name, password="", ttl=datetime.timedelta(minutes=30)):
+        expiration = (datetime.datetime.now(datetime.timezone.utc) + ttl).strftime("%Y-%m-%d %H:%M:%S%z")
+        with db.connect(names.user, user_password, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(fill(statement, name, password, expiration))
+
+    try:
+        with db.connect(names.user, user_password, autocommit=True) as conn:
+            for direct in ("CREATE ROLE v_reports_direct LOGIN", f'ALTER ROLE "{db.admin}" PASSWORD \'taken\'',
+                           f'ALTER ROLE "{db.admin}" VALID UNTIL \'2000-01-01\'', f'GRANT "{db.admin}" TO "{names.user}"'):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    conn.execute(direct)
+        name, password = f"v_reports_{secrets.token_hex(10)}_1", secrets.token_urlsafe(24)
+        as_team(team_creation_statements(names), name, password)
+        with db.connect(name, password, autocommit=True) as conn:
+            conn.execute("SELECT count(*) FROM public.orders")
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM public.users")
+        with db.as_admin() as conn:
+            member_of = conn.execute("SELECT array_agg(g.rolname) FROM pg_auth_members m JOIN pg_roles g ON "
+                                     "g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = %s",
+                                     (name,)).fetchone()[0]
+        assert member_of == [names.group]
+        as_team(team_renew_statements(names), name)
+        # Beyond the team's cap (1 h + slack), or a name that is not the team's: refused.
+        with pytest.raises(errors.InsufficientPrivilege, match="beyond team reports's cap"):
+            as_team(team_renew_statements(names), name, ttl=datetime.timedelta(hours=2))
+        for other in (db.admin, "v_reader_x", "v_reportsx_abc"):
+            with pytest.raises(errors.InsufficientPrivilege, match="is no user of team reports"):
+                as_team(team_creation_statements(names), other, "p")
+        # A user of the platform's roles (another group) is not the team's to renew or drop.
+        platform_user, _ = issue(db, READER)
+        team_like = f"v_reports_{secrets.token_hex(10)}_2"
+        with db.as_admin() as conn:
+            conn.execute(as_text(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
+                sql.Identifier(team_like), sql.Identifier(group_role_name("dbcreds", READER)))))
+        for statements in (team_renew_statements(names), team_revocation_statements(names)):
+            with pytest.raises(errors.InsufficientPrivilege, match="is not in the group of team reports"):
+                as_team(statements, team_like)
+        revoke(db, platform_user)
+        revoke(db, team_like)
+        as_team(team_revocation_statements(names), name)
+        assert not role_exists(db, name)
+        # Again: Vault may retry a revocation.
+        as_team(team_revocation_statements(names), name)
+    finally:
+        with db.as_superuser(db.database) as conn:
+            for statement in team_drop_statements(names, db.database):
+                conn.execute(statement)
+        with db.as_admin() as conn:
+            for statement in revoke_statements(schemas_of(orders), names.group, db.database):
+                conn.execute(statement)
+            conn.execute(as_text(sql.SQL("DROP ROLE {}").format(sql.Identifier(names.group))))
+    assert not role_exists(db, names.user)

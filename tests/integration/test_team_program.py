@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -49,12 +50,38 @@ def team_env(platform_env: dict[str, str], program: Path) -> dict[str, str]:
     return env
 
 
-def test_a_team_adds_its_role_client_and_checks_and_leaves_the_platform_alone(platform, tmp_path):
+def team_login(platform):
+    """Vault as the reports team's credential (the platform's `teams` output), nothing more."""
+    return platform.login_with(platform.outputs["teams"]["reports"])
+
+
+def refused(action) -> None:
+    with pytest.raises(vault_errors.Forbidden):
+        action()
+
+
+def admin_password_hash(platform) -> str:
+    """The platform admin's password as the database keeps it (a SCRAM verifier), read as the superuser."""
+    with local.superuser(platform.config) as conn:
+        return conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                            (platform.config.database.admin,)).fetchone()[0]
+
+
+def test_a_team_adds_its_role_client_and_checks_with_its_own_credential_and_leaves_the_platform_alone(
+        platform, tmp_path):
+    started = time.monotonic()
     program = team_program(tmp_path)
     example = yaml.safe_load((EXAMPLE / "Pulumi.example.yaml").read_text())["config"]
     team = auto.create_stack("team", work_dir=str(program), opts=auto.LocalWorkspaceOptions(
         env_vars=team_env(platform.stack.workspace.env_vars, program),
         pulumi_command=auto.PulumiCommand(root=str(ROOT / ".tools"), skip_version_check=True)))
+    # The platform's outputs a team's program reads: the admin token and the superuser's socket are not among them.
+    source = (EXAMPLE / "__main__.py").read_text()
+    assert "vault_admin_token" not in source and "db_data_dir" not in source
+    # The team's credential is secret within the platform's outputs: the state holds it only as ciphertext.
+    exported = platform.stack.export_stack().deployment["resources"][0]["outputs"]["teams"]["reports"]
+    for key in ("role_id", "secret_id"):
+        assert exported[key]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270", key
     try:
         team.set_all_config({
             "team-reports:platform_stack": auto.ConfigValue(f"organization/dbcreds/{platform.stack.name}"),
@@ -62,11 +89,13 @@ def test_a_team_adds_its_role_client_and_checks_and_leaves_the_platform_alone(pl
                for k, v in example.items() if k != "team-reports:platform_stack"},
         })
         outputs = team.up(on_output=quiet).outputs
+        up_seconds = time.monotonic() - started
         report = outputs["checks"].value
         assert report["passed"], report
         names = {c["name"] for c in report["checks"]}
         assert {"team-reports: forbidden statements are refused",
-                "team-reports: cannot read other clients' credentials or protected paths"} <= names
+                "team-reports: cannot read other clients' credentials or protected paths",
+                "dynamic users hold nothing beyond their role's group"} <= names
         # The package came from the team's virtualenv, not the checkout.
         site = next((program / "venv" / "lib").glob("python3*/site-packages"))
         assert (site / "components" / "vault" / "secrets_engine.py").exists()
@@ -82,23 +111,106 @@ def test_a_team_adds_its_role_client_and_checks_and_leaves_the_platform_alone(pl
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT count(*) FROM public.users")
         for path in ("database/creds/reader", "database/creds/app"):
-            with pytest.raises(vault_errors.Forbidden):
-                vault.read(path)
+            refused(lambda p=path: vault.read(p))
         revoke(vault, secret["lease_id"])
 
+        started = time.monotonic()
+        the_team_credential_reaches_its_own_mount_and_approle_roles_only(platform)
+        refusals_seconds = time.monotonic() - started
+        the_teams_sql_cannot_touch_the_platforms_admin(platform)
+        sql_seconds = time.monotonic() - started - refusals_seconds
+        started = time.monotonic()
         team.destroy(on_output=quiet)
+        print(f"team up {up_seconds:.1f} s (its virtualenv included), its credential's refusals "
+              f"{refusals_seconds:.1f} s, its SQL's {sql_seconds:.1f} s, destroy {time.monotonic() - started:.1f} s")
     finally:
         if team.name in {s.name for s in team.workspace.list_stacks()}:
             team.destroy(on_output=quiet)
             team.workspace.remove_stack(team.name)
 
-    # The team's mount, role, client and database roles are gone; the platform is as it was.
+    # The team's role, client and users are gone; what the platform made for the team stays, and the
+    # platform is as it was.
     admin = platform.admin()
-    assert "team-reports-db/" not in admin.sys.list_mounted_secrets_engines()["data"]
-    assert "team-reports" not in admin.list("auth/approle/role")["data"]["keys"]
-    assert "client-team-reports" not in admin.sys.list_policies()["data"]["policies"]
+    assert "team-reports-app" not in admin.list("auth/approle/role")["data"]["keys"]
+    assert "team-reports" in admin.list("auth/approle/role")["data"]["keys"]
+    assert admin.list("team-reports-db/roles") is None
+    assert {"team-reports", "client-team-reports"} <= set(admin.sys.list_policies()["data"]["policies"])
     with local.superuser(platform.config) as conn:
-        left = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'team\\_%' "
-                            "OR rolname LIKE 'v\\_reports\\_%'").fetchall()
+        left = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v\\_reports\\_%'").fetchall()
     assert left == []
     assert_only_the_checks_change(platform.stack)
+
+
+def the_team_credential_reaches_its_own_mount_and_approle_roles_only(platform) -> None:
+    """Refused (403) with the team's credential: other creds paths, any connection's config, writing a
+    policy, an AppRole role with another policy (or the default one, or outside its prefix), and sys/
+    beyond its own token; allowed: what the team's program needs."""
+    vault = team_login(platform)
+    team = platform.outputs["teams"]["reports"]
+    mount, approle = team["database_mount"], team["approle_mount"]
+    assert (mount, team["client_policy"], team["approle_role_prefix"]) == (
+        "team-reports-db", "client-team-reports", "team-reports-")
+    # Its own token, and its own mount's roles.
+    assert vault.lookup_token()["data"]["policies"] == ["team-reports"]
+    assert vault.list(f"{mount}/roles")["data"]["keys"] == ["reports"]
+    for path in ("database/creds/reader", "database/creds/app", "database/static-creds/svc_reporting",
+                 "team-other-db/creds/other", "database/config/app", f"{mount}/config/app", "database/roles/reader",
+                 "sys/mounts", "sys/auth", "sys/policies/acl", "sys/policies/acl/team-reports",
+                 "sys/leases/lookup/database/creds/reader", "sys/metrics", "sys/storage/raft/configuration",
+                 f"auth/{approle}/role/reader", f"auth/{approle}/role/team-reports", "auth/token/accessors"):
+        refused(lambda p=path: vault.read(p))
+    for path, data in (
+        ("sys/policies/acl/team-reports-own", {"policy": 'path "*" { capabilities = ["read"] }'}),
+        ("sys/policy/team-reports-own", {"policy": 'path "*" { capabilities = ["read"] }'}),
+        (f"{mount}/config/app", {"plugin_name": "postgresql-database-plugin", "allowed_roles": "*"}),
+        (f"{mount}/rotate-root/app", {}),
+        ("sys/mounts/team-reports-kv", {"type": "kv"}),
+        (f"auth/{approle}/role/reader", {"token_policies": ["client-team-reports"]}),
+        (f"auth/{approle}/role/team-reports", {"token_policies": ["client-team-reports"]}),
+        (f"auth/{approle}/role/team-other-app", {"token_policies": ["client-team-reports"]}),
+        ("auth/token/create", {"policies": ["client-team-reports"]}),
+    ):
+        refused(lambda p=path, d=data: vault.write(p, **d))
+    role = f"auth/{approle}/role/team-reports-probe"
+    for data in ({"token_policies": ["client-reader"], "token_no_default_policy": True},
+                 {"token_policies": ["client-team-reports", "client-reader"], "token_no_default_policy": True},
+                 {"token_policies": "client-team-reports,team-reports", "token_no_default_policy": True},
+                 {"token_policies": ["root"], "token_no_default_policy": True},
+                 {"policies": ["client-reader"], "token_no_default_policy": True},
+                 {"token_policies": ["client-team-reports"], "token_no_default_policy": False}):
+        refused(lambda d=data: vault.write(role, **d))
+    # What its program writes is allowed, and then its own to delete.
+    vault.write(role, token_policies=["client-team-reports"], token_no_default_policy=True, token_ttl=60,
+                token_max_ttl=120)
+    vault.delete(role)
+
+
+def the_teams_sql_cannot_touch_the_platforms_admin(platform) -> None:
+    """The team writes its roles' SQL, which runs as its connection's user: SQL that alters the platform's
+    admin, creates a role directly, or calls the team's functions for a user that is not the team's,
+    fails at issuance, and the admin is as it was."""
+    vault = team_login(platform)
+    mount, admin = platform.outputs["teams"]["reports"]["database_mount"], platform.config.database.admin
+    before = admin_password_hash(platform)
+    for name, statement in (
+        ("reports-alter", f"ALTER ROLE \"{admin}\" WITH PASSWORD 'taken-by-a-team'"),
+        ("reports-expire", f"ALTER ROLE \"{admin}\" VALID UNTIL '2000-01-01'"),
+        ("reports-direct", "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}'"),
+        ("reports-grant", f"GRANT \"{admin}\" TO \"dbcreds_team_reports_vault\""),
+        ("reports-other", "SELECT \"dbcreds_team_reports\".\"create_user\"('v_reader_taken', '{{password}}', "
+                          "'{{expiration}}')"),
+    ):
+        vault.secrets.database.create_role(name, db_name="app", creation_statements=[statement],
+                                           revocation_statements=["SELECT 1"], default_ttl=60, max_ttl=60,
+                                           mount_point=mount)
+        try:
+            with pytest.raises((vault_errors.InternalServerError, vault_errors.InvalidRequest)) as error:
+                vault.read(f"{mount}/creds/{name}")
+            # PostgreSQL's insufficient_privilege, as Vault passes it on (the functions raise the same).
+            assert "(sqlstate 42501)" in str(error.value).lower(), error.value
+        finally:
+            vault.secrets.database.delete_role(name, mount_point=mount)
+    assert admin_password_hash(platform) == before
+    # The platform's connection still logs in as its admin: its clients still issue.
+    reader = platform.login("reader")
+    revoke(reader, reader.read("database/creds/reader")["lease_id"])
