@@ -131,8 +131,6 @@ class PkiSettings:
     ca_common_name: str
     ca_validity_hours: int
     cert_validity_hours: int
-
-
     #: The servers' certificates' renewal window (seconds): Vault's PKI takes it in seconds, pulumi-tls in
     #: whole hours, rounded up (`renewal_hours`). None: a tenth of their lifetime (the components' default).
     cert_renew_before: int | None = None
