@@ -6,6 +6,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from components.postgres_sql import (TeamDatabaseNames, team_creation_statements, team_renew_statements,
+                                     team_revocation_statements)
 from stacks import local_target as local
 from tests.support.dev_stack import dev_stack
 from toolchain import down
@@ -26,6 +28,17 @@ def test_down_revokes_every_lease_proves_it_and_leaves_nothing(tmp_path, capfd):
         assert sorted(local.dynamic_users(running.config)) == sorted(users) and len(users) == 50
         admin = running.admin()
         assert len(down.leases_left(admin, "database")) == 50
+        # A lease of the team's mount, taken with the team's own credential from a role it wrote: its user is
+        # made and dropped by the team's functions.
+        team = running.outputs["teams"]["reports"]
+        vault = running.login_with(team)
+        names = TeamDatabaseNames("reports")
+        vault.secrets.database.create_role(
+            "reports", db_name=team["connection_name"], creation_statements=team_creation_statements(names),
+            renew_statements=team_renew_statements(names), revocation_statements=team_revocation_statements(names),
+            default_ttl=600, max_ttl=600, mount_point=team["database_mount"])
+        team_user = vault.read(f"{team['database_mount']}/creds/reports")["data"]["username"]
+        assert team_user in local.dynamic_users(running.config)
 
         # A dynamic user no lease holds (Vault went down between making it and recording its lease), with a
         # session open: down drops it as Vault's revocation would, naming it, and goes on.
@@ -36,6 +49,7 @@ def test_down_revokes_every_lease_proves_it_and_leaves_nothing(tmp_path, capfd):
         down.down(*stack_args(running))
         err = capfd.readouterr().err
         assert "revoking 50 lease(s) under database/" in err and "no lease and no dynamic database user left" in err
+        assert "revoking 1 lease(s) under team-reports-db/" in err and team_user not in err
         assert "dropping 1 dynamic database user(s) that no lease held: v_left_behind" in err
         with pytest.raises(psycopg.OperationalError):
             orphan_session.execute("SELECT 1")
