@@ -69,12 +69,18 @@ def test_the_first_up_after_the_period_rotates_root_and_nothing_else(running):
     # changes (the checks, the expired users' reaper).
     replaced = {"create-replacement", "replace", "delete-replaced"}
     every_up = {"checks": {"update"}, **({"expired-users": {"update"}} if reapers(running.stack) else {})}
-    assert changed_steps(running.stack) == {ROTATION: replaced, ENDPOINT: replaced, **every_up}
+    # Each team's connection (dev has one) is rotated on the same schedule.
+    teams = [name for team in running.config.teams
+             for name in (f"team-{team.name}-root-rotation", f"team-{team.name}-rotate-root")]
+    assert teams, "dev's config names a team"
+    assert changed_steps(running.stack) == {ROTATION: replaced, ENDPOINT: replaced,
+                                            **{name: replaced for name in teams}, **every_up}
     updates = updates_only(running.stack, 1)
     started = time.time()
     result = running.up()
-    assert result.summary.resource_changes == {"replace": 2, "update": updates["update"],
-                                               "same": updates["same"] - 2}
+    rotated = 2 + len(teams)
+    assert result.summary.resource_changes == {"replace": rotated, "update": updates["update"],
+                                               "same": updates["same"] - rotated}
     # Vault wrote rotate-root through its connection: the admin has a new password.
     assert admin_password_hash(running) != before
     # Vault still reaches the database with it: each client's new credentials log in and work.
