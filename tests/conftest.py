@@ -1,11 +1,11 @@
 """Skips are counted and must have an allowed reason (tests/allowed_skips.txt): any other fails the run;
 a data folder left in PostgreSQL's fallback root (components.servers.postgres.SYSTEM_DATA_ROOT) fails it too.
 
-The tests run in two worker processes (pytest-xdist, pytest.ini): each test module is one unit of work,
+The tests run in three worker processes (pytest-xdist, pytest.ini): each test module is one unit of work,
 and the modules that share one thing (the session's Kubernetes cluster, the Docker engine, the dev
 platform of tests/integration/conftest.py) run one after another in the same worker. The units are
-handed out longest first (LONGEST_FIRST), so that the run ends on short ones and neither worker waits
-long for the other. Figures the tests measure (the `figure` fixture) are printed at the end of the run,
+handed out longest first (LONGEST_FIRST), so that the run ends on short ones and no worker waits
+long for the others. Figures the tests measure (the `figure` fixture) are printed at the end of the run,
 since a worker's own output is not shown.
 
 A test that skips because something it needs is missing has not passed; the
@@ -41,7 +41,7 @@ SHARED = {
 LONGEST_FIRST = (
     "kubernetes-cluster", "test_dev_stack", "docker-engine", "test_faults", "dev-platform", "test_bad_input",
     "test_vault_cluster", "test_policy_gate", "test_make_up_anywhere", "test_expired_users", "test_external_target",
-    "test_root_rotation", "test_secrets_stay_secret",
+    "test_root_rotation", "test_cert_renewal", "test_backup", "test_secrets_stay_secret",
 )
 
 
