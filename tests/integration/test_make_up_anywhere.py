@@ -203,6 +203,16 @@ def test_make_targets_from_a_private_folder(figure):
         assert as_declared(vault) == declared
         assert stack_outputs(checkout)["checks"]["passed"]
 
+        # make backup writes one encrypted file for the stack, readable by its owner only; make restore
+        # without FROM is refused naming it, before anything changes.
+        backup = make("backup", checkout)
+        assert backup.returncode == 0, backup.stdout[-3000:] + backup.stderr[-3000:]
+        (written,) = [Path(line) for line in backup.stdout.splitlines() if line.endswith(".dbcreds-backup")]
+        assert written.parent == checkout / ".data" / "backups" / STACK and written.stat().st_mode & 0o777 == 0o600
+        refused = make("restore", checkout)
+        assert refused.returncode != 0 and "FROM is not set" in refused.stderr, refused.stderr[-2000:]
+        assert stack_outputs(checkout)["checks"]["passed"]
+
         users = take_leases(outputs, str(ca), 200)
         assert len(set(users)) == 200
         started = time.monotonic()

@@ -8,7 +8,8 @@ import pytest
 from tests.integration.test_make_up_anywhere import copy_checkout
 
 # Each target, and the prerequisites make is told not to rebuild (they bootstrap, and pass here).
-TARGETS = {"up": "bootstrap-stack", "preview": "bootstrap-stack", "down": "bootstrap-stack", "rotate-audit": "bootstrap-stack",
+TARGETS = {"up": "bootstrap-stack", "preview": "bootstrap-stack", "down": "bootstrap-stack", "drift": "bootstrap-stack",
+           "rotate-audit": "bootstrap-stack", "backup": "bootstrap-stack", "restore": "bootstrap-stack",
            "policy": "bootstrap-all", "test": "bootstrap-all", "unit": "bootstrap", "env": None}
 
 
