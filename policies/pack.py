@@ -132,6 +132,12 @@ POLICIES = [
     _policy("database-connection-verify-full", MANDATORY,
             "Set sslmode=verify-full and a CA (sslrootcert) on every database connection.",
             common.CONNECTION, database_engine.connection_verify_full),
+    _policy("database-connection-verified", ADVISORY,
+            "Let Vault try each database connection when it is written (verify_connection, on by default), so "
+            "a wrong host, CA or password fails the up, not a client's first request. Advisory: a platform "
+            "that configures Vault before its database is reachable (made in a later stage, or its network "
+            "opened after) sets it off knowingly.",
+            common.CONNECTION, database_engine.connection_verified),
     _policy("database-connection-not-superuser", MANDATORY,
             "Connect as an admin role with CREATEROLE that owns what it grants, never as the database's "
             "superuser (superuserNames: postgres, root). A platform whose only admin is a superuser (a "

@@ -85,6 +85,14 @@ def connection_verify_full(props: Mapping[str, Any], config: Mapping[str, Any], 
             report("connectionUrl verifies TLS without a CA: set sslrootcert (or tlsCa)")
 
 
+def connection_verified(props: Mapping[str, Any], _config: Mapping[str, Any], report: Report) -> None:
+    """Vault tries a connection when it is written (verify_connection, on unless set off): a wrong host,
+    CA, user or password then fails the `up` that writes it, not a client's first request hours later."""
+    if known(props, "verifyConnection") is False:
+        report("verifyConnection is false: a wrong host, CA or password would be found only when a client "
+               "first asks for credentials; leave it on so the write that configures it fails instead")
+
+
 URL_USER = re.compile(r"^[a-z][a-z0-9+.-]*://([^:/@]+)[:@]", re.IGNORECASE)
 
 

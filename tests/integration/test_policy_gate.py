@@ -101,6 +101,7 @@ def test_each_mandatory_mistake_fails_the_preview_naming_policy_and_resource(tea
 
 
 @pytest.mark.parametrize("scenario, policy", [("no-connection-limit", "dynamic-role-connection-limit"),
+                                              ("unverified-connection", "database-connection-verified"),
                                               ("kv-password-at-dual", "kv-database-password-during-migration")])
 def test_an_advisory_mistake_is_reported_and_the_preview_passes(team, scenario, policy):
     output = gate(*team, scenario)

@@ -69,6 +69,7 @@ CASES = [
      "'root', the database's superuser"),
     ("database-connection-not-superuser", common.CONNECTION, URL,
      "postgresql://postgres@db:5432/app?sslmode=verify-full&sslrootcert=/c", "'postgres', the database's superuser"),
+    ("database-connection-verified", common.CONNECTION, "verifyConnection", False, "verifyConnection is false"),
     ("static-role-rotation", common.STATIC_ROLE, "rotationPeriod", None, "never rotate"),
     ("static-role-rotation", common.STATIC_ROLE, "rotationPeriod", 86400 * 90, "over this environment's cap"),
     ("dynamic-role-connection-limit", common.ROLE, "creationStatements",

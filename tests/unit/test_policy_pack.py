@@ -19,7 +19,8 @@ def test_the_happy_path_passes_every_rule(policy):
 def test_levels_mandatory_for_tls_grants_and_lifetimes_advisory_for_the_rest():
     levels = {p.name: p.enforcement_level.value for p in POLICIES}
     assert {n for n, level in levels.items() if level == "advisory"} == {
-        "dynamic-role-connection-limit", "kubernetes-database-isolated", "kv-database-password-during-migration"}
+        "dynamic-role-connection-limit", "database-connection-verified", "kubernetes-database-isolated",
+        "kv-database-password-during-migration"}
     assert all(level in ("mandatory", "advisory") for level in levels.values())
 
 
