@@ -19,6 +19,8 @@ PRIVILEGED_PREDEFINED = re.compile(
     r"pg_execute_server_program|pg_signal_backend|pg_checkpoint|pg_monitor|pg_database_owner)\b",
     re.IGNORECASE,
 )
+#: A privilege on an object granted to the dynamic user itself, not to a group it joins.
+DIRECT_GRANT = re.compile(r"\bGRANT\s+.+?\s+ON\s+.+?\s+TO\s+\"?\{\{(?:name|username)\}\}", re.IGNORECASE | re.DOTALL)
 JOINED_ROLES = re.compile(r"\bIN\s+ROLE\s+(.+?)(?:;|$)|\bGRANT\s+(.+?)\s+TO\b", re.IGNORECASE | re.DOTALL)
 VALID_UNTIL = re.compile(r"VALID\s+UNTIL\s+'\{\{expiration\}\}'", re.IGNORECASE)
 LITERAL_PASSWORD = re.compile(r"://[^/@{]*:(?!\{\{password\}\})[^/@]*@")
@@ -148,6 +150,9 @@ def role_least_privilege(props: Mapping[str, Any], config: Mapping[str, Any], re
         found = PRIVILEGED.search(statement)
         if found:
             report(f"creationStatements grant {found.group(1).upper()}: grant table privileges through a group role")
+        elif DIRECT_GRANT.search(statement):
+            report("creationStatements grant privileges on an object to the user itself: grant them to a group "
+                   "role it joins (a role holding privileges of its own cannot be dropped at revocation)")
         for match in JOINED_ROLES.finditer(statement):
             joined = match.group(1) or match.group(2)
             names = {n.strip().strip('"').lower() for n in joined.split(",")}

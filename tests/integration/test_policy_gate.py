@@ -34,6 +34,7 @@ MANDATORY = [
     ("sslmode-require", "database-connection-verify-full", CONNECTION),
     ("superuser", "dynamic-role-least-privilege", ROLE),
     ("grant-all", "dynamic-role-least-privilege", ROLE),
+    ("direct-grant", "dynamic-role-least-privilege", ROLE),
     ("no-valid-until", "dynamic-role-valid-until", ROLE),
     ("default-over-max", "dynamic-role-ttls", ROLE),
     ("over-the-cap", "dynamic-role-ttls", ROLE),

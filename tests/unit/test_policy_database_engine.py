@@ -56,6 +56,10 @@ CASES = [
     ("dynamic-role-least-privilege", common.ROLE, "creationStatements",
      ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
       'GRANT "dbcreds_admin" TO "{{name}}"'], "admin role"),
+    # A privilege of its own: the spec's tables reached around the group, and a DROP ROLE that fails.
+    ("dynamic-role-least-privilege", common.ROLE, "creationStatements",
+     ["CREATE ROLE \"{{name}}\" LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}' CONNECTION LIMIT 5",
+      'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}"'], "to the user itself"),
     ("dynamic-role-revocation", common.ROLE, "revocationStatements", None, "left behind"),
     # Privileges revoked, the user kept: a dead role per lease.
     ("dynamic-role-revocation", common.ROLE, "revocationStatements",
