@@ -63,7 +63,8 @@ def local_servers(config: StackConfig):
     if config.database.certificates == "vault_pki":
         db_pki = DatabasePki("db-pki", DatabasePkiArgs(
             bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
-            cert_ttl=config.pki.cert_validity_hours * 3600, intermediate_ttl=config.pki.ca_validity_hours * 3600,
+            cert_ttl=config.pki.db_cert_validity or config.pki.cert_validity_hours * 3600,
+            intermediate_ttl=config.pki.ca_validity_hours * 3600,
             cert_renew_before=config.pki.cert_renew_before,
             intermediate_renewal_hours=config.pki.intermediate_renewal_hours,
             **(COCKROACH_PKI if config.database.engine == "cockroachdb" else {}),

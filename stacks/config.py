@@ -49,6 +49,7 @@ from stacks.defaults import DEFAULTS
 MAX_CA_VALIDITY_HOURS = 24 * 365 * 10
 FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours", "cert_renew_before", "intermediate_renew_before",
+    "db_cert_validity",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
     "vault_seal",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
@@ -81,6 +82,7 @@ TARGET_ONLY = {
                                      "db_certificates")},
     # Vault's PKI intermediate is built for the local target only (db_certificates: vault_pki).
     "intermediate_renew_before": ("local",),
+    "db_cert_validity": ("local",),
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
                                           "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password",
                                           # A Vault the stack runs is its own: nothing there to share names with.
@@ -136,6 +138,9 @@ class PkiSettings:
     cert_renew_before: int | None = None
     #: Vault's PKI intermediate's (seconds, whole hours): it lives as long as the CA. None: a tenth.
     intermediate_renew_before: int | None = None
+    #: The database's certificate from Vault's PKI (seconds): None, cert_validity_hours. Its window is
+    #: cert_renew_before, or a tenth of this.
+    db_cert_validity: int | None = None
 
     @property
     def cert_renewal_hours(self) -> int | None:
@@ -396,6 +401,9 @@ def validate(raw: Mapping[str, Any], stack: str, project_dir: Path) -> StackConf
     vault = validate_vault(raw, target)
     ports = validate_ports(raw, vault.nodes)
     database = validate_database(raw, target)
+    if pki.db_cert_validity is not None and database.certificates != "vault_pki":
+        raise ConfigError("db_cert_validity", f"is the lifetime of the database's certificate from Vault's PKI "
+                                              f"(db_certificates: vault_pki), not {database.certificates}: remove it")
     clients = validate_stack_clients(raw, database, target)
     return StackConfig(pki=pki, vault=vault, database=database, clients=clients,
                        data_dir=data_dir, target=TARGET_VALIDATORS[target](raw, ports, project_dir),
@@ -426,13 +434,38 @@ def validate_pki(raw: Mapping[str, Any]) -> PkiSettings:
         raise ConfigError("ca_common_name", f"must be 1 to 64 characters, got {name!r}")
     ca_hours = _hours(raw, "ca_validity_hours", DEFAULTS["ca_validity_hours"], MAX_CA_VALIDITY_HOURS)
     cert_hours = _hours(raw, "cert_validity_hours", DEFAULTS["cert_validity_hours"], ca_hours)
+    cert_renew_before = renewal_window(raw.get("cert_renew_before"), "cert_renew_before", cert_hours * 3600,
+                                       "cert_validity_hours")
     return PkiSettings(
         ca_common_name=name, ca_validity_hours=ca_hours, cert_validity_hours=cert_hours,
-        cert_renew_before=renewal_window(raw.get("cert_renew_before"), "cert_renew_before", cert_hours * 3600,
-                                         "cert_validity_hours"),
+        cert_renew_before=cert_renew_before,
+        db_cert_validity=db_cert_validity(raw.get("db_cert_validity"), cert_hours, cert_renew_before),
         # The intermediate is a pulumi-tls certificate only: its window in whole hours, said so.
         intermediate_renew_before=renewal_window(raw.get("intermediate_renew_before"), "intermediate_renew_before",
                                                  ca_hours * 3600, "ca_validity_hours", whole_hours=True))
+
+
+#: The shortest lifetime of the database's certificate from Vault's PKI: the `up` that issues it must
+#: finish inside it (its checks verify the certificate the database presents).
+MIN_DB_CERT_VALIDITY = 60
+
+
+def db_cert_validity(value: Any, cert_hours: int, cert_renew_before: int | None) -> int | None:
+    """The database's certificate's lifetime from Vault's PKI, in seconds: a duration from
+    MIN_DB_CERT_VALIDITY up to cert_validity_hours, and no shorter than cert_renew_before. Empty: None
+    (cert_validity_hours)."""
+    field = "db_cert_validity"
+    if value is None or value == "":
+        return None
+    with _spec_errors():
+        seconds = parse_ttl(value, field)
+    if not MIN_DB_CERT_VALIDITY <= seconds <= cert_hours * 3600:
+        raise ConfigError(field, f"must be from {MIN_DB_CERT_VALIDITY}s (the up that issues it must finish "
+                                 f"inside it) to cert_validity_hours ({cert_hours}h), got {value!r}")
+    if cert_renew_before is not None and seconds < cert_renew_before:
+        raise ConfigError(field, f"{value} is shorter than its renewal window (cert_renew_before: "
+                                 f"{cert_renew_before}s); at least that")
+    return seconds
 
 
 def renewal_window(value: Any, field: str, lifetime: int, lifetime_field: str,

@@ -5,7 +5,8 @@ stack file leaves out, and Pulumi.yaml's schema repeats them (Pulumi hands its d
 stack; tests/unit/test_config.py holds the two equal). Two have no fixed default: data_dir
 (.data/<stack>) and vault_cluster_port (vault_port + vault_nodes, after every node's API port); an
 empty root_rotation_period is the environment's max_rotation_period, an empty cert_renew_before or
-intermediate_renew_before a tenth of the certificate's lifetime. Standard library only.
+intermediate_renew_before a tenth of the certificate's lifetime, an empty db_cert_validity
+cert_validity_hours. Standard library only.
 """
 
 from components.defaults import CA_VALIDITY_HOURS, CERT_VALIDITY_HOURS, DATABASE, DB_ADMIN
@@ -16,6 +17,8 @@ DEFAULTS = {
     "ca_common_name": "dbcreds CA", "ca_validity_hours": CA_VALIDITY_HOURS, "cert_validity_hours": CERT_VALIDITY_HOURS,
     # Empty: a tenth of the certificate's lifetime.
     "cert_renew_before": "", "intermediate_renew_before": "",
+    # Empty: cert_validity_hours.
+    "db_cert_validity": "",
     # vault
     "vault_port": 18200, "vault_nodes": 1, "vault_seal": "auto", "vault_seal_key": "", "vault_key_shares": 1,
     "vault_key_threshold": 1, "vault_prefix": "",

@@ -150,8 +150,10 @@ class DatabasePki(pulumi.ComponentResource):
                 f"{name}-{suffix}", backend=args.mount_path, name=issuing_role.name, common_name=cn,
                 alt_names=list(alt_names), ip_sans=list(ip_sans), ttl=str(args.cert_ttl),
                 private_key_format="pkcs8", auto_renew=True, min_seconds_remaining=renew_before,
+                # A new lifetime makes a new certificate at once, as pulumi-tls's do (the provider would
+                # keep the old one until its window).
                 revoke=True, opts=pulumi.ResourceOptions.merge(in_role, pulumi.ResourceOptions(
-                    depends_on=[issuing_role])),
+                    depends_on=[issuing_role], replace_on_changes=["ttl"])),
             )
 
         sans = args.dns_names if args.server_common_name else args.dns_names[1:]

@@ -7,6 +7,7 @@ real credentials; the report (no secrets) is its only output.
 """
 
 import dataclasses
+import datetime
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
@@ -50,11 +51,42 @@ class CheckPlanArgs:
         return {**props, **{name: pulumi.Output.secret(props[name]) for name in self.SECRET_FIELDS}}
 
 
-def _run(props: dict[str, Any]) -> dict:
+def _run(props: dict[str, Any], before: Optional[Mapping[str, Any]] = None) -> dict:
     report = run_checks(CheckPlan.from_dict(props))
     if not report.passed:
         raise RuntimeError(f"post-deploy checks failed: {report.failures()}")
+    report.certificates = replaced_certificates((before or {}).get("certificates") or {}, report.certificates,
+                                                datetime.datetime.now(datetime.timezone.utc))
     return report.as_dict()
+
+
+def replaced_certificates(before: Mapping[str, Any], now: Mapping[str, Any],
+                          at: datetime.datetime) -> dict:
+    """The report's `certificates` (what each server presents now), each one served in place of the
+    certificate the previous report named given `replaced`: that one's serial and end, and `expired`,
+    whether its end had passed at `at` (when these checks ran), as after a machine off for months."""
+    result = {}
+    for server, current in now.items():
+        old = before.get(server) or {}
+        result[server] = dict(current)
+        if old.get("serial") and current.get("serial") and old["serial"] != current["serial"]:
+            ended = datetime.datetime.strptime(old["not_after"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=datetime.timezone.utc)
+            result[server]["replaced"] = {"serial": old["serial"], "not_after": old["not_after"],
+                                          "expired": ended < at}
+    return result
+
+
+def replacement_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line per server whose certificate the `up` replaced: which one, until when, and by which."""
+    lines = []
+    for server, cert in (report.get("certificates") or {}).items():
+        old = cert.get("replaced")
+        if old:
+            state = "expired at" if old["expired"] else "valid until"
+            lines.append(f"{server} certificate replaced: serial {old['serial']} ({state} {old['not_after']}) "
+                         f"-> serial {cert['serial']} (valid until {cert['not_after']})")
+    return lines
 
 
 class _ChecksProvider(ResourceProvider):
@@ -64,8 +96,8 @@ class _ChecksProvider(ResourceProvider):
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         return DiffResult(changes=True, replaces=[])
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={"report": _run(news)})
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={"report": _run(news, olds.get("report"))})
 
 
 def client_check(name: str, access: Any, allowed: Sequence[str], forbidden: Sequence[str],
@@ -88,3 +120,6 @@ class PostDeployChecks(Resource, module="dbcreds", name="PostDeployChecks"):
 
     def __init__(self, name: str, plan: CheckPlanArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(_ChecksProvider(), name, {**plan.props(), "report": None}, opts)
+        # The `up`'s output names each certificate it replaced (the report's `certificates` hold it too).
+        self.report.apply(lambda report: [pulumi.log.info(line, resource=self)
+                                          for line in replacement_lines(report or {})])

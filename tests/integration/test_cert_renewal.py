@@ -9,8 +9,14 @@ usable (PostgreSQL reloads); Vault's PKI issues from the new intermediate and ha
 database certificate; the checks pass and their report names the new serials. With the windows back
 to their default (a tenth of the lifetime), the next `up` changes no certificate, nor would the one
 after it, with refresh.
+
+Then, on the same stack, a database certificate already past its end (as after a machine off for
+months): its lifetime set to a minute (`db_cert_validity: 60s`), nothing stopped, the minute waited out
+(no clock is faked), the next `up` with refresh replaces it and names it, in the checks' report and in
+a line of its output. OpenBao's listener (pulumi-tls, whole hours) cannot be made to expire here.
 """
 
+import datetime
 import json
 import socket
 import ssl
@@ -18,6 +24,7 @@ import struct
 import time
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 from cryptography import x509
 
@@ -160,3 +167,61 @@ def test_an_up_inside_the_window_renews_every_certificate_in_it_and_one_outside_
     # A refresh reads the database certificate's window again (Vault's PKI decides there): nothing to renew.
     ops = steps(lambda **kwargs: running.stack.preview(on_output=quiet, **kwargs), refresh=True)
     assert not {LISTENER, INTERMEDIATE, DATABASE, CA} & set(ops), ops
+
+
+#: The database certificate's lifetime in the next test (`db_cert_validity`, its shortest): long enough for
+#: the `up` that issues it, short enough to wait out.
+LIFETIME = 60
+
+
+def test_a_database_certificate_already_past_its_end_is_replaced_by_the_next_up_which_names_it(running):
+    """As after a machine off for months: nothing is stopped, the certificate PostgreSQL presents simply
+    passes its end (a lifetime of a minute, `db_cert_validity`), then `up` with refresh (as `make up`
+    runs it) replaces it, and says so. OpenBao's listener is pulumi-tls's, whole hours: it cannot be made
+    to expire here, and is kept."""
+    for window in ("cert_renew_before", "intermediate_renew_before"):
+        running.set_config(window, "")
+    running.set_config("db_cert_validity", f"{LIFETIME}s")
+    running.up()  # A new lifetime: a new certificate, of a minute.
+    expiring, listener = in_state(running)[DATABASE], in_state(running)[LISTENER]
+    assert expiring.not_valid_after_utc - expiring.not_valid_before_utc <= datetime.timedelta(seconds=LIFETIME + 30)
+    assert on_the_wire(running)["database"] == expiring and running.outputs["checks"]["passed"]
+
+    # Let it pass its end; the database keeps presenting it, and verify-full now refuses it.
+    time.sleep(max(0.0, expiring.not_valid_after_utc.timestamp() - time.time() + 1))
+    assert on_the_wire(running)["database"] == expiring
+    assert expiring.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc)
+    with pytest.raises(psycopg.OperationalError, match="certificate"):
+        running.connect("dbcreds_probe", "not-a-password").close()
+
+    lines: list[str] = []
+    ops: dict[str, set[str]] = {}
+
+    def event(e):
+        if e.resource_pre_event and e.resource_pre_event.metadata.op.value not in ("same", "refresh"):
+            ops.setdefault(e.resource_pre_event.metadata.urn.rsplit("::", 1)[1], set()).add(
+                e.resource_pre_event.metadata.op.value)
+    running._read(running.stack.up(refresh=True, on_output=lines.append, on_event=event).outputs)
+
+    # Replaced, by the `up` alone: a new serial in the state and on the wire, valid now; the listener kept.
+    renewed = in_state(running)
+    assert renewed[DATABASE].serial_number != expiring.serial_number and ops.get(DATABASE), ops
+    assert renewed[DATABASE].not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc)
+    assert on_the_wire(running) == {"database": renewed[DATABASE], "vault": listener}
+    assert LISTENER not in ops, ops
+    running.connect_as("reader").close()  # verify-full, against the database CA
+    # Vault's PKI adds no certificate past its end to its CRL (its answer to the provider's revoke is a
+    # warning): the expired one is not revoked, nor is the new one.
+    assert revocation_time(running, expiring) == 0 and revocation_time(running, renewed[DATABASE]) == 0
+    # The checks passed, and their report names what was done: the expired certificate and its successor.
+    report = running.outputs["checks"]
+    assert report["passed"], report
+    database = report["certificates"]["database"]
+    assert database["serial"] == vault_serial(renewed[DATABASE])
+    assert database["replaced"] == {"serial": vault_serial(expiring), "expired": True,
+                                    "not_after": f"{expiring.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
+    assert "replaced" not in report["certificates"]["vault"]
+    # So does the `up`'s output, in a line of its own.
+    named = [line for line in lines if "database certificate replaced" in line]
+    assert named and f"serial {vault_serial(expiring)} (expired at" in named[0], lines[-40:]
+    assert f"-> serial {vault_serial(renewed[DATABASE])}" in named[0]

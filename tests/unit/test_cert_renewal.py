@@ -2,6 +2,7 @@
 in stacks/config.py, and what the components give the providers (pulumi-tls's early_renewal_hours,
 Vault's PKI's min_seconds_remaining)."""
 
+import datetime
 from pathlib import Path
 
 import pulumi
@@ -201,3 +202,84 @@ def test_database_pki_makes_the_intermediate_the_default_issuer(monitor, ran):
     assert imported["disableRead"] and imported["disableDelete"]
     (config,) = registered(monitor, "vault:pkiSecret/secretBackendConfigIssuers:SecretBackendConfigIssuers").values()
     assert config["backend"] == "pki-db" and config["defaultFollowsLatestIssuer"] is False
+
+
+@pytest.mark.parametrize("value, seconds", [("", None), (None, None), ("60s", 60), ("90m", 5400), ("2h", 7200),
+                                            (120, 120)])
+def test_the_database_certificates_lifetime_from_vaults_pki(value, seconds):
+    """db_cert_validity: a duration from a minute to cert_validity_hours; empty, cert_validity_hours."""
+    pki = validate_pki({"cert_validity_hours": 2, "db_cert_validity": value})
+    assert pki.db_cert_validity == seconds
+
+
+@pytest.mark.parametrize("raw, problem", [
+    ({"db_cert_validity": "59s"}, "db_cert_validity: must be from 60s (the up that issues it must finish inside "
+                                  "it) to cert_validity_hours (2160h), got '59s'"),
+    ({"cert_validity_hours": 1, "db_cert_validity": "3601s"},
+     "db_cert_validity: must be from 60s (the up that issues it must finish inside it) to cert_validity_hours (1h)"),
+    ({"db_cert_validity": "0s"}, "db_cert_validity: must be longer than zero"),
+    ({"db_cert_validity": "soon"}, "db_cert_validity: is not a duration"),
+    ({"db_cert_validity": True}, "db_cert_validity: is not a duration"),
+    ({"cert_validity_hours": 1, "cert_renew_before": "3595s", "db_cert_validity": "60s"},
+     "db_cert_validity: 60s is shorter than its renewal window (cert_renew_before: 3595s); at least that"),
+])
+def test_a_bad_database_certificate_lifetime_is_refused_naming_the_field(raw, problem):
+    with pytest.raises(ConfigError) as error:
+        validate_pki(raw)
+    assert str(error.value).startswith(f"config {problem}")
+    assert error.value.field == "db_cert_validity"
+
+
+def test_the_database_certificates_lifetime_only_where_vaults_pki_issues_it():
+    assert validate({"db_cert_validity": "60s"}, "s", PROJECT).pki.db_cert_validity == 60
+    with pytest.raises(ConfigError, match=r"^config db_cert_validity: is the lifetime of the database's certificate "
+                                          r"from Vault's PKI \(db_certificates: vault_pki\), not bootstrap"):
+        validate({"db_cert_validity": "60s", "db_certificates": "bootstrap"}, "s", PROJECT)
+    with pytest.raises(ConfigError, match="^config db_cert_validity: means nothing on the docker target"):
+        validate({"target": "docker", "db_cert_validity": "60s"}, "d", PROJECT)
+
+
+def test_the_root_program_gives_vaults_pki_the_database_certificates_lifetime():
+    source = (Path(__file__).resolve().parents[2] / "__main__.py").read_text()
+    assert "cert_ttl=config.pki.db_cert_validity or config.pki.cert_validity_hours * 3600" in source
+
+
+def test_a_new_lifetime_makes_a_new_database_certificate(monitor, ran):
+    """Vault's provider would keep the old certificate (ttl changes in place): the component replaces it,
+    as pulumi-tls replaces its own on a new validity."""
+    from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+
+    @pulumi.runtime.test
+    def build():
+        DatabasePki("life", DatabasePkiArgs(bootstrap_ca_cert_pem="ca", bootstrap_ca_private_key_pem="key",
+                                            cert_ttl=60, intermediate_ttl=7200))
+        return pulumi.Output.from_input(None).apply(ran(lambda _: None))
+
+    build()
+    issued = registered(monitor, "vault:pkiSecret/secretBackendCert:SecretBackendCert")
+    assert {name: (cert["ttl"], cert["minSecondsRemaining"]) for name, cert in issued.items()} == {
+        "life-server": ("60", 6)}
+
+
+def test_the_report_names_each_certificate_replaced_and_whether_it_had_expired():
+    from components.vault.post_deploy_checks import replaced_certificates, replacement_lines
+
+    at = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)
+    before = {"database": {"serial": "0a", "not_after": "2026-06-01T00:00:00Z"},
+              "vault": {"serial": "0b", "not_after": "2026-12-06T13:00:00Z"}}
+    now = {"database": {"serial": "1a", "not_after": "2027-03-06T12:00:00Z"},
+           "vault": {"serial": "1b", "not_after": "2027-03-06T12:00:00Z"}}
+    report = {"certificates": replaced_certificates(before, now, at)}
+    assert report["certificates"]["database"]["replaced"] == {"serial": "0a", "not_after": "2026-06-01T00:00:00Z",
+                                                              "expired": True}
+    assert report["certificates"]["vault"]["replaced"]["expired"] is False
+    assert replacement_lines(report) == [
+        "database certificate replaced: serial 0a (expired at 2026-06-01T00:00:00Z) -> serial 1a "
+        "(valid until 2027-03-06T12:00:00Z)",
+        "vault certificate replaced: serial 0b (valid until 2026-12-06T13:00:00Z) -> serial 1b "
+        "(valid until 2027-03-06T12:00:00Z)"]
+    # The same serial, a first report, or a server that could not be read: nothing replaced, nothing said.
+    unread = {"database": {"error": "ConnectionRefusedError: ..."}, "vault": before["vault"]}
+    for old, new in ((now, now), ({}, now), (before, unread)):
+        assert all("replaced" not in cert for cert in replaced_certificates(old, new, at).values())
+    assert replacement_lines({}) == [] and replacement_lines({"certificates": now}) == []
