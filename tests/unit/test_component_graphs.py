@@ -57,8 +57,8 @@ def test_vault_server_keeps_its_token_secret(monitor, ran):
         return pulumi.Output.all(is_secret(server.admin_token), server.ca_pem).apply(ran(check))
 
     build()
-    # Once every registration is done: the server, and the resource that keeps it running.
-    assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao", "v-running"}
+    # Once every registration is done: the server, the resource that keeps it running, and its release.
+    assert urns_under(monitor, "dbcreds:vault:VaultServer") == {"v-openbao", "v-running", "v-release"}
     openbao = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")["v-openbao"]
     running = registered(monitor, "pulumi-python:dynamic:Resource")["v-running"]
     assert (openbao["port"], openbao["key_shares"], openbao["database_ca_pem"]) == (18200, 1, "db ca")
@@ -85,7 +85,11 @@ def test_vault_cluster_nodes_join_the_first_and_share_a_secret_seal_key(monitor,
 
     build()
     assert urns_under(monitor, "dbcreds:vault:VaultServer") == {
-        "v-openbao", "v-1-openbao", "v-2-openbao", "v-running", "v-1-running", "v-2-running"}
+        "v-openbao", "v-1-openbao", "v-2-openbao", "v-running", "v-1-running", "v-2-running", "v-release"}
+    # One rollout moves every node (none holds a key: each unseals itself).
+    release = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoRollout")["v-release"]
+    assert [n["data_dir"] for n in release["nodes"]] == ["/d/openbao", "/d/openbao-1", "/d/openbao-2"]
+    assert release["binary"] == "" and unwrap(release["unseal_keys"]) == []
     nodes = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoServer")
     assert [nodes[n]["initialises"] for n in ("v-openbao", "v-1-openbao", "v-2-openbao")] == [True, False, False]
     assert nodes["v-2-openbao"]["data_dir"] == "/d/openbao-2" and nodes["v-2-openbao"]["cert_pem"] == "cert 2"

@@ -75,6 +75,7 @@ class _OpenBaoServerProvider(LocalServerProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         def build(server: LocalOpenBao) -> CreateResult:
             _configure(server, props)
+            server.use_binary(props.get("binary") or "")
             server.start()
             root_token, keys = "", []
             with failing_as(f"initialising and unsealing OpenBao at {server.address}", VAULT_ERRORS):
@@ -134,7 +135,7 @@ class OpenBaoServer(Resource, module="dbcreds", name="OpenBaoServer"):
         ca_pem: pulumi.Input[str], cert_pem: pulumi.Input[str], key_pem: pulumi.Input[str],
         database_ca_pem: pulumi.Input[str], key_shares: int = 1, key_threshold: int = 1,
         peers: Sequence[str] = (), seal: str = "shamir", seal_key: pulumi.Input[str] = "", initialises: bool = True,
-        opts: Optional[pulumi.ResourceOptions] = None,
+        binary: str = "", opts: Optional[pulumi.ResourceOptions] = None,
     ):
         props = {
             "data_dir": data_dir, "port": port, "cluster_port": cluster_port,
@@ -147,6 +148,9 @@ class OpenBaoServer(Resource, module="dbcreds", name="OpenBaoServer"):
         if peers or seal != "shamir" or not initialises:
             props.update({"peers": list(peers), "seal": seal, "seal_key": pulumi.Output.secret(seal_key),
                           "initialises": initialises})
+        # The binary it starts on at create; later releases are the rollout's (OpenBaoRollout).
+        if binary:
+            props["binary"] = binary
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["root_token", "unseal_keys", "key_pem", "seal_key"],
         ))
