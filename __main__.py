@@ -358,11 +358,13 @@ def external_servers(config: StackConfig):
     from pathlib import Path
 
     from components.external import ExternalPostgres, ExternalPostgresArgs, ExternalVault, ExternalVaultArgs
+    from stacks.external_target import vault_capabilities
 
     target = config.target
     vault_server = ExternalVault("vault", ExternalVaultArgs(
         address=target.vault_addr, ca_pem=Path(target.vault_ca_file).read_text(), ca_file=target.vault_ca_file,
         database_ca_file=target.vault_database_ca_file, token=pulumi.Output.secret(target.vault_token),
+        required_capabilities=vault_capabilities(config),
     ))
     database = ExternalPostgres("db", ExternalPostgresArgs(
         host=target.db_host, port=target.db_port, database=config.database.name,

@@ -12,23 +12,32 @@ Both expose what the stack's own servers expose (`VaultComponent`,
 configured on them exactly as on the other targets.
 
 - The Vault: reached at its address with a token its operator gave (secret), its
-  listener verified against its CA. Its audit devices are read at every `up`:
-  a Vault with none is refused before anything is configured in it.
+  listener verified against its CA. First the token's capabilities are read on
+  every path the stack uses (`required_capabilities`; made, and read again when
+  the token or the paths change): a token lacking one is refused, naming each
+  path and what it lacks there, before anything is configured in that Vault.
+  Its audit devices are read at every `up`: a Vault with none is refused
+  before anything is configured in it.
 - The database: the stack connects as the stack admin its operator gave (an RDS
   master: may create roles, owns the application's tables), verified TLS, and
-  makes what it makes on a local server: the admin Vault connects as (whose
+  makes what it makes on a local server, once it has found that the stack
+  admin may (`StackAdminRights`: CREATEROLE, pg_signal_backend to grant, and
+  ownership of every schema, table and sequence the grant specs grant on; made,
+  and read again when the specs or the stack admin change; a refusal names each
+  one it lacks, before anything is made in the database): the admin Vault connects as (whose
   random first password Vault rotates at once), the group role of each grant
   spec with its grants (made as the stack admin, the tables' owner), and the
   service users. `pulumi destroy` drops them again.
 """
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import pulumi
 
 from components.defaults import DB_ADMIN, GROUP_PREFIX
 from components.database_component import DatabaseComponent, new_password
+from components.dynamic.external_preflight import StackAdminRights, VaultTokenRights
 from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
@@ -36,6 +45,9 @@ from components.dynamic.vault_audit import VaultAuditDevices
 from components.grant_specs import GrantSpec
 from components.postgres_sql import group_role_name
 from components.vault_component import VaultComponent
+
+#: What reading the audit devices takes (listing them needs sudo).
+AUDIT_READ = {"sys/audit": ("read", "sudo")}
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,9 @@ class ExternalVaultArgs:
     database_ca_file: pulumi.Input[str]
     #: A token allowed to mount engines and auth methods and write policies (secret).
     token: pulumi.Input[str]
+    #: The capabilities the token must have, by path (`components.external_rights.required_capabilities`);
+    #: the audit devices' read is always among them.
+    required_capabilities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class ExternalVault(VaultComponent):
@@ -57,8 +72,13 @@ class ExternalVault(VaultComponent):
 
     def __init__(self, name: str, args: ExternalVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:ExternalVault", name, None, opts)
-        audit = VaultAuditDevices(f"{name}-audit", address=args.address, ca_pem=args.ca_pem, token=args.token,
+        required = {**AUDIT_READ, **args.required_capabilities}
+        rights = VaultTokenRights(f"{name}-token-rights", address=args.address, ca_pem=args.ca_pem,
+                                  token=args.token, required=list(required.items()),
                                   opts=pulumi.ResourceOptions(parent=self))
+        # What reads or writes with the token waits for it: the provider waits for this component.
+        audit = VaultAuditDevices(f"{name}-audit", address=args.address, ca_pem=args.ca_pem, token=args.token,
+                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[rights]))
         self._register_vault(
             address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file, database_ca_file=args.database_ca_file,
             admin_token=args.token, audit_log=audit.devices.apply(", ".join),
@@ -99,7 +119,10 @@ class ExternalPostgres(DatabaseComponent):
         for user, spec_name in args.service_users:
             if spec_name not in groups_by_spec:
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
-        child = pulumi.ResourceOptions(parent=self)
+        # Nothing is made in the database before the stack admin is found to have what it takes.
+        rights = StackAdminRights(f"{name}-stack-admin-rights", database=args.database, stack_admin=stack_admin,
+                                  specs=args.grant_specs, opts=pulumi.ResourceOptions(parent=self))
+        child = pulumi.ResourceOptions(parent=self, depends_on=[rights])
         password = new_password(f"{name}-admin-bootstrap", self)
         admin = PostgresAdminRole(f"{name}-admin", database=args.database, username=args.admin, password=password,
                                   stack_admin=stack_admin, opts=child)

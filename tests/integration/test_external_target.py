@@ -15,9 +15,13 @@ import pytest
 from psycopg import sql
 from pulumi import automation as auto
 
+from components.external_rights import policy_hcl
 from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import DEMO_SCHEMA
+from stacks.config import StackConfig, validate_settings
+from stacks.external_target import vault_capabilities
 from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
+from toolchain.env import ROOT
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_ports
 from tests.support.postgres import running_postgres
@@ -124,6 +128,18 @@ def external_config(bao: LocalOpenBao, token: str, db, password: str, data_dir: 
     }
 
 
+def stack_config(config: dict[str, auto.ConfigValue]) -> StackConfig:
+    """The validated config of a test stack set with config (as the program reads it)."""
+    return validate_settings({k.removeprefix("dbcreds:"): v.value for k, v in config.items()}, "external", ROOT)
+
+
+def operator_token(vault: hvac.Client, name: str, required: dict[str, tuple[str, ...]]) -> str:
+    """A token of a policy `name` granting exactly `required` (and the default policy, as an operator's
+    tokens have), as the Vault's operator would give the stack."""
+    vault.sys.create_or_update_acl_policy(name, policy_hcl(required))
+    return vault.auth.token.create(policies=[name], ttl="2h", no_parent=True)["auth"]["client_token"]
+
+
 #: The other stack's vault_prefix: its names in the shared Vault.
 PREFIX = "team-b"
 
@@ -139,13 +155,31 @@ def what_a_stack_holds(vault: hvac.Client, mount: str, auth: str, policies: list
             "policies": {name: vault.sys.read_acl_policy(name)["data"]["policy"] for name in policies}}
 
 
-def changed_by(stack: auto.Stack) -> list[str]:
-    """Each resource an `up` of stack changes, as `<op> <type> <name>`."""
+def changed_by(stack: auto.Stack, refresh: bool = False) -> list[str]:
+    """Each resource an `up` of stack (refreshing first, if told) changes, as `<op> <type> <name>`."""
     events: list[auto.EngineEvent] = []
-    stack.up(on_output=lambda _: None, on_event=events.append)
+    stack.up(on_output=lambda _: None, on_event=events.append, refresh=refresh)
     steps = [e.resource_pre_event.metadata for e in events if e.resource_pre_event]
     ops = ((auto.OpType(m.op).value, m) for m in steps)
-    return sorted(f"{op} {m.type} {m.urn.rsplit('::', 1)[-1]}" for op, m in ops if op not in ("same", "read"))
+    return sorted(f"{op} {m.type} {m.urn.rsplit('::', 1)[-1]}" for op, m in ops
+                  if op not in ("same", "read", "refresh"))
+
+
+def drift_in_vault_is_put_back(stack: auto.Stack, vault: hvac.Client) -> None:
+    """A role's creation SQL and a client's policy changed by hand in the operator's Vault (root token):
+    the next `up` (refreshing, as make up does) updates those two and puts both back as declared."""
+    role, policy = vault.read("database/roles/app")["data"], vault.sys.read_acl_policy("client-app")["data"]["policy"]
+    vault.write("database/roles/app", db_name=role["db_name"], revocation_statements=role["revocation_statements"],
+                creation_statements=['CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' '
+                                     'VALID UNTIL \'{{expiration}}\' IN ROLE pg_read_all_data'],
+                default_ttl=role["default_ttl"], max_ttl=role["max_ttl"])
+    vault.sys.create_or_update_acl_policy("client-app", 'path "database/*" { capabilities = ["read", "list"] }')
+    assert vault.read("database/roles/app")["data"]["creation_statements"] != role["creation_statements"]
+    changed = changed_by(stack, refresh=True)
+    assert "update vault:database/secretBackendRole:SecretBackendRole engine-role-app" in changed, changed
+    assert "update vault:index/policy:Policy app-policy" in changed, changed
+    assert vault.read("database/roles/app")["data"]["creation_statements"] == role["creation_statements"]
+    assert vault.sys.read_acl_policy("client-app")["data"]["policy"] == policy
 
 
 def another_stack_shares_the_vault(stack: auto.Stack, outputs: dict, lease: dict, servers, tmp_path: Path,
@@ -220,12 +254,19 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
     folders = (bao.data_dir, db.server.data_dir.resolve(), tmp_path)
     running_before = server_processes(*folders)
     assert len(running_before) == 2
+    vault = bao.client(token)
     with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
-        stack.set_all_config(external_config(bao, token, db, password, tmp_path / "data"))
+        config = external_config(bao, token, db, password, tmp_path / "data")
+        # The operator gives the stack a token with exactly the capabilities it checks for, not root:
+        # its up, checks and make down need no more.
+        given = operator_token(vault, "dbcreds-stack", vault_capabilities(stack_config(config)))
+        config["dbcreds:vault_token"] = auto.ConfigValue(given, secret=True)
+        stack.set_all_config(config)
         result = stack.up(on_output=lambda _: None)
         outputs = {k: v.value for k, v in result.outputs.items()}
         report = outputs["checks"]
         assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
+        assert outputs["vault_admin_token"] == given
         names = {c["name"] for c in report["checks"]}
         assert {"the bootstrap admin password is rejected (root rotated)", "app: revoked (lease id in the body) user cannot log in",
                 "dynamic users hold nothing beyond their role's group",
@@ -239,8 +280,10 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert roles_like(db, "svc_reporting") == ["svc_reporting"]
         # Neither secret is in the state file in plain text.
         state = state_text(stack)
-        assert token not in state
+        assert given not in state
         assert password not in state
+
+        drift_in_vault_is_put_back(stack, vault)
 
         # A credential still out when the stack comes down.
         app = outputs["clients"]["app"]
@@ -257,7 +300,6 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert "revoking 1 lease(s)" in said and "no role of the stack's left" in said, said
     # Its own is gone; the servers run on, as their operators left them.
     assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == [] and roles_like(db, "svc_%") == []
-    vault = bao.client(token)
     assert "database/" not in vault.sys.list_mounted_secrets_engines()["data"]
     assert "approle/" not in vault.sys.list_auth_methods()["data"]
     with db.connect(STACK_ADMIN, password) as conn:
@@ -309,3 +351,78 @@ def test_a_vault_without_an_audit_device_is_refused_by_up_and_nothing_is_made_in
         assert what_vault_holds(vault) == before
     # What the stack made in the database meanwhile went with its destroy.
     assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
+
+
+def vault_resources(stack: auto.Stack) -> list[str]:
+    """The types of what the stack's state holds in Vault."""
+    made = stack.export_stack().deployment.get("resources") or []
+    return [r["type"] for r in made if r["type"].startswith("vault:")]
+
+
+def test_a_stack_admin_without_createrole_or_the_tables_is_refused_by_up_naming_each_and_nothing_is_made(
+        servers, tmp_path):
+    """A stack admin with no CREATEROLE that owns none of what the grant specs grant on: `up` fails
+    naming the attribute and each schema, table and sequence with its owner, before anything is made in
+    the database or in Vault; given CREATEROLE (and pg_signal_backend to grant), it is refused for the
+    ownership alone."""
+    bao, token, db, _ = servers
+    vault = bao.client(token)
+    before = what_vault_holds(vault)
+    weak, weak_password = "weak_master", secrets.token_urlsafe(24)
+    with db.as_superuser() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(weak), sql.Literal(weak_password)))
+    try:
+        with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
+            config = external_config(bao, token, db, weak_password, tmp_path / "data")
+            config["dbcreds:db_stack_admin"] = auto.ConfigValue(weak)
+            stack.set_all_config(config)
+            owned = ("schema public (owner: pg_database_owner), table public.orders (owner: app_master), "
+                     "table public.users (owner: app_master), sequence public.orders_id_seq (owner: app_master), "
+                     "sequence public.users_id_seq (owner: app_master)")
+            for lacks in ("it lacks CREATEROLE; it may not grant pg_signal_backend (it needs it WITH ADMIN OPTION); ",
+                          ""):
+                with pytest.raises(auto.CommandError) as failed:
+                    stack.up(on_output=lambda _: None)
+                message = str(failed.value)
+                assert (f"config db_stack_admin: the stack admin 'weak_master' cannot make this stack's roles and "
+                        f"grants in database 'app': {lacks}it does not own {owned}; its operator fixes that "
+                        "(nothing of the stack's was made in the database)") in message, message[-3000:]
+                assert weak_password not in message and token not in message
+                # Nothing of the stack's in the database, nor in Vault.
+                assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
+                assert what_vault_holds(vault) == before and vault_resources(stack) == []
+                with db.as_superuser() as conn:
+                    conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(weak)))
+                    conn.execute(sql.SQL("GRANT pg_signal_backend TO {} WITH ADMIN OPTION").format(sql.Identifier(weak)))
+    finally:
+        with db.as_superuser() as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(weak)))
+
+
+def test_a_token_without_the_capabilities_the_stack_needs_is_refused_by_up_naming_each_path(servers, tmp_path):
+    """The operator's token lacks the AppRole mount's path and sudo on the audit devices: `up` fails
+    naming both paths and what each lacks, and nothing is made in that Vault."""
+    bao, token, db, password = servers
+    vault = bao.client(token)
+    with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
+        config = external_config(bao, token, db, password, tmp_path / "data")
+        required = vault_capabilities(stack_config(config))
+        del required["sys/auth/approle"]
+        required["sys/audit"] = ("read",)
+        narrow = operator_token(vault, "dbcreds-narrow", required)
+        try:
+            before = what_vault_holds(vault)
+            config["dbcreds:vault_token"] = auto.ConfigValue(narrow, secret=True)
+            stack.set_all_config(config)
+            with pytest.raises(auto.CommandError) as failed:
+                stack.up(on_output=lambda _: None)
+            message = str(failed.value)
+            assert (f"config vault_token: the token lacks capabilities this stack needs in the Vault at "
+                    f"{bao.address}, by path: sys/audit (sudo); sys/auth/approle (create, read, update, delete, "
+                    "sudo); its operator grants them (nothing of the stack's was made in that Vault)") in message, \
+                message[-3000:]
+            assert narrow not in message and token not in message and password not in message
+            assert what_vault_holds(vault) == before and vault_resources(stack) == []
+        finally:
+            vault.auth.token.revoke(narrow)
+            vault.sys.delete_acl_policy("dbcreds-narrow")
