@@ -14,7 +14,7 @@ Vault generates come from `username_template` and hold only [a-z0-9_].
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from psycopg import sql
 
@@ -223,6 +223,30 @@ SELECT r.rolname,
     ORDER BY 1) AS privileges
 FROM pg_roles r WHERE r.rolname LIKE '{USERNAME_PREFIX}\\_%' ORDER BY 1
 """
+
+#: PostgreSQL's counters an operator watches, for the session's database: its sessions against
+#: max_connections, the dynamic users that exist (against Vault's lease count: more users than leases
+#: is a leak), and commits, rollbacks and deadlocks since its statistics were reset. pg_stat_database,
+#: pg_roles and the setting are readable by every user.
+DATABASE_COUNTERS_QUERY = f"""
+SELECT d.numbackends, current_setting('max_connections')::int,
+  (SELECT count(*) FROM pg_roles WHERE rolname LIKE '{USERNAME_PREFIX}\\_%'),
+  d.xact_commit, d.xact_rollback, d.deadlocks
+FROM pg_stat_database d WHERE d.datname = current_database()
+"""
+DATABASE_COUNTERS = ("connections", "max_connections", "dynamic_users", "commits", "rollbacks", "deadlocks")
+
+
+def database_counters(row: Sequence[Any]) -> tuple[str, dict[str, int]]:
+    """DATABASE_COUNTERS_QUERY's row by name, and what is wrong with it (empty: nothing). It is read
+    in a dynamic user's own session, so there is at least that session and that user."""
+    counters = dict(zip(DATABASE_COUNTERS, (int(value) for value in row)))
+    problems = [f"{name} is {counters[name]}, yet the reading session is one"
+                for name in ("connections", "dynamic_users") if counters[name] < 1]
+    if counters["connections"] > counters["max_connections"]:
+        problems.append(f"{counters['connections']} sessions over max_connections {counters['max_connections']}")
+    return "; ".join(problems), counters
+
 
 _USERNAME = re.compile(rf"^{USERNAME_PREFIX}_(?P<role>[a-z0-9_]{{1,{ROLE_PART_MAX}}})_[a-z0-9]{{{RANDOM_PART}}}_[0-9]+$")
 

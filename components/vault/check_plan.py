@@ -130,6 +130,8 @@ class Report:
     metrics: dict = field(default_factory=dict)
     #: What each server presents now, by server (`database`, `vault`): serial, subject, issuer, not_after.
     certificates: dict = field(default_factory=dict)
+    #: PostgreSQL's counters (`components.postgres_sql.DATABASE_COUNTERS`), when read.
+    database: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -144,6 +146,8 @@ class Report:
             report["metrics"] = self.metrics
         if self.certificates:
             report["certificates"] = self.certificates
+        if self.database:
+            report["database"] = self.database
         return {**report, "vault_cluster": self.vault_cluster} if self.vault_cluster else report
 
     def failures(self) -> str:

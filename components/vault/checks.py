@@ -42,7 +42,12 @@ from psycopg import errors
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from components.postgres_sql import DYNAMIC_USER_HOLDINGS_QUERY, dynamic_user_excess
+from components.postgres_sql import (
+    DATABASE_COUNTERS_QUERY,
+    DYNAMIC_USER_HOLDINGS_QUERY,
+    database_counters,
+    dynamic_user_excess,
+)
 from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK, metrics_report
 from components.servers.openbao import node_state, raft_report, serving_address
 from components.vault.check_plan import (CheckPlan, CheckResult, ClientCheck, KvLoginCheck, Report, RetiredLogin,
@@ -276,6 +281,16 @@ def _holdings(report: Report, target: Target, files: CaFiles, session: _Session,
     report.check("dynamic users hold nothing beyond their role's group", action)
 
 
+def _database_counters(report: Report, target: Target, files: CaFiles, session: _Session) -> None:
+    """PostgreSQL's counters into the report (`database`), read in a client's own session."""
+    def action() -> str:
+        with connect(target, files, session.creds["username"], session.creds["password"]) as conn:
+            problem, report.database = database_counters(conn.execute(DATABASE_COUNTERS_QUERY).fetchone())
+        return problem
+
+    report.check("PostgreSQL's counters are read (sessions, dynamic users, commits, rollbacks, deadlocks)", action)
+
+
 def _revocation(report: Report, target: Target, files: CaFiles, session: _Session) -> None:
     def action() -> str:
         # As hvac's sys.revoke_lease sends it: the lease id in the body.
@@ -423,7 +438,9 @@ def run_checks(plan: CheckPlan) -> Report:
         for session in ready:
             _isolation(report, session, [o for o in sessions if o is not session], plan.protected_paths)
         if plan.group_roles and ready:
+            # PostgreSQL's catalogs (the plan gives group roles for PostgreSQL only).
             _holdings(report, target, files, ready[0], plan.group_roles)
+            _database_counters(report, target, files, ready[0])
         for session in ready:
             _revocation(report, target, files, session)
         _static_roles(report, target, files, plan.vault_token, plan.static_creds_paths)

@@ -105,6 +105,12 @@ def test_the_checks_ran_in_up_and_passed(running):
     metrics = report["metrics"]
     assert (metrics["unsealed"], metrics["active"], metrics["irrevocable_leases"], metrics["audit_failures"]) == (
         1, 1, 0, 0), metrics
+    # PostgreSQL's counters, read in a client's session while each client holds its one credential: a
+    # dynamic user per client, at least that session (Vault's own connections count too), under the
+    # server's max_connections (components/servers/postgres.py: 200).
+    database = report["database"]
+    assert database["dynamic_users"] == len(running.config.clients), database
+    assert database["connections"] >= 1 and database["max_connections"] == 200 and database["deadlocks"] == 0
 
 
 @pytest.mark.parametrize("client", ["reader", "app", "brief"])

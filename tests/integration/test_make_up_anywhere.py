@@ -80,7 +80,7 @@ def expected_checks(stack_file: dict, checkout: Path) -> list[str]:
     """The names of the post-deploy checks a passing up of the stack file runs, in their order
     (components/vault/checks.py's run_checks), from its config: the PKI's chain when Vault's PKI issues
     the database's certificate, the certificate, each client's five lifecycle checks, then its two
-    isolation checks, the dynamic users' holdings, each client's revocation, each service user's
+    isolation checks, the dynamic users' holdings, PostgreSQL's counters, each client's revocation, each service user's
     static role, each team's retired bootstrap password, OpenBao's metrics, the bootstrap password,
     plaintext refused. (A single OpenBao node: no raft or
     per-node checks.)"""
@@ -96,6 +96,7 @@ def expected_checks(stack_file: dict, checkout: Path) -> list[str]:
     names += [f"{client}: {step}" for client in clients for step in (
         "cannot read other clients' credentials or protected paths", "cannot renew or revoke other clients' leases")]
     names.append("dynamic users hold nothing beyond their role's group")
+    names.append("PostgreSQL's counters are read (sessions, dynamic users, commits, rollbacks, deadlocks)")
     names += [f"{client}: revoked (lease id in the body) user cannot log in" for client in clients]
     names += [f"static role {user.username}: its current password logs in" for user in config.database.service_users]
     # Each team's connection user's bootstrap password, rotated by Vault.
@@ -162,7 +163,7 @@ def test_make_targets_from_a_private_folder(figure):
     # From the stack file as written (safe_dump sorts its keys: the clients' order is the file's).
     checks = expected_checks(yaml.safe_load(stack_file.read_text())["config"], checkout)
     # dev's two clients, one service user and one team, its database certificate from Vault's PKI, its metrics.
-    assert len(checks) == 24
+    assert len(checks) == 25
     down_done = False
     try:
         up = make("up", checkout)

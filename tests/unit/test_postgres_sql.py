@@ -250,3 +250,14 @@ def test_a_teams_access_is_dropped_with_its_user():
         """EXECUTE 'REVOKE ALL ON DATABASE "app" FROM "dbcreds_team_reports_vault"'; END IF; END $$""",
         'DROP ROLE IF EXISTS "dbcreds_team_reports_vault"']
     assert "pg_terminate_backend" in statements[0]
+
+
+def test_database_counters_are_named_and_a_reading_without_its_own_session_or_user_is_wrong():
+    from components.postgres_sql import database_counters
+
+    problem, counters = database_counters((3, 200, 2, 10, 1, 0))
+    assert problem == "" and counters == {"connections": 3, "max_connections": 200, "dynamic_users": 2,
+                                          "commits": 10, "rollbacks": 1, "deadlocks": 0}
+    problem, _ = database_counters((0, 200, 0, 1, 1, 0))
+    assert "connections is 0" in problem and "dynamic_users is 0" in problem
+    assert "over max_connections 200" in database_counters((201, 200, 1, 1, 0, 0))[0]
