@@ -14,6 +14,7 @@ unseals it again whenever a restart left it sealed.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -22,9 +23,12 @@ import pulumi_docker as docker
 from components.docker import images
 from components.docker.containers import hardened, resource_name
 from components.servers.server_running import keeper_name
-from components.servers.openbao import LocalOpenBao, render_config
-from components.servers.openbao_api import IN_CONTAINER, OpenBaoInit, VaultUnsealed
+from components.servers.openbao import OpenBaoFiles, loopback_address, render_config
+from components.servers.openbao_api import OpenBaoInit, VaultUnsealed
 from components.vault_component import VaultComponent
+
+#: The server's folder in its container, laid out as a local node's (`OpenBaoFiles`).
+IN_CONTAINER = OpenBaoFiles(Path("/openbao"))
 
 
 @dataclass(frozen=True)
@@ -62,12 +66,13 @@ class VaultDocker(VaultComponent):
             skip_push=True, build_on_preview=False, opts=child)
         volumes = {part: docker.Volume(f"{name}-{part}", name=resource_name(name, part), opts=child)
                    for part in ("raft", "audit")}
-        server = LocalOpenBao(IN_CONTAINER.data_dir, args.port, args.cluster_port)
-        tls = IN_CONTAINER.data_dir / "tls"
+        # Published on this machine's 127.0.0.1 at the ports it listens on in the container.
+        address = loopback_address(args.port)
+        tls = IN_CONTAINER.tls_dir
         uploads = [
-            docker.ContainerUploadArgs(file=str(IN_CONTAINER.data_dir / "config.hcl"), content=render_config(
-                IN_CONTAINER.data_dir, args.port, args.cluster_port)),
-            docker.ContainerUploadArgs(file=str(tls / "ca.crt"), content=args.ca_pem),
+            docker.ContainerUploadArgs(file=str(IN_CONTAINER.config_file), content=render_config(
+                IN_CONTAINER.root, args.port, args.cluster_port)),
+            docker.ContainerUploadArgs(file=str(IN_CONTAINER.ca_file), content=args.ca_pem),
             docker.ContainerUploadArgs(file=str(tls / "server.crt"), content=args.cert_pem),
             docker.ContainerUploadArgs(file=str(tls / "server.key"), content=pulumi.Output.secret(args.key_pem),
                                        permissions="0400"),
@@ -75,20 +80,20 @@ class VaultDocker(VaultComponent):
         ]
         container = docker.Container(
             f"{name}-container", name=resource_name(name, "openbao"), image=image.repo_digest,
-            command=["server", f"-config={IN_CONTAINER.data_dir / 'config.hcl'}"],
+            command=["server", f"-config={IN_CONTAINER.config_file}"],
             volumes=[docker.ContainerVolumeArgs(volume_name=volumes[part].name,
-                                                container_path=str(IN_CONTAINER.data_dir / part))
+                                                container_path=str(IN_CONTAINER.root / part))
                      for part in volumes],
             uploads=uploads, **hardened(args.memory_mb), opts=child)
-        init = OpenBaoInit(f"{name}-init", address=server.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+        init = OpenBaoInit(f"{name}-init", address=address, ca_pem=args.ca_pem, ca_file=args.ca_file,
                            raft_volume=volumes["raft"].name, container_id=container.id,
                            key_shares=args.key_shares, key_threshold=args.key_threshold, opts=child)
         # Unsealed again when a restart of the container or the engine left it sealed.
-        VaultUnsealed(keeper_name(name), address=server.address, ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
+        VaultUnsealed(keeper_name(name), address=address, ca_pem=args.ca_pem, unseal_keys=init.unseal_keys,
                       host=args.engine_host, container=container.name,
                       opts=pulumi.ResourceOptions(parent=self, depends_on=[init]))
         self._register_vault(
-            address=server.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+            address=address, ca_pem=args.ca_pem, ca_file=args.ca_file,
             database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.admin_token,
             audit_log=str(IN_CONTAINER.audit_log), container=container.name,
         )

@@ -138,21 +138,58 @@ audit "file" "file" {{
 """
 
 
+@dataclass(frozen=True)
+class OpenBaoFiles:
+    """Where an OpenBao server started with `render_config` keeps its files under its folder: a local
+    node's data folder, or /openbao in the docker target's container."""
+
+    root: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.hcl"
+
+    @property
+    def tls_dir(self) -> Path:
+        """ca.crt, server.crt and server.key of its listener, and the database's CA."""
+        return self.root / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.tls_dir / "ca.crt"
+
+    @property
+    def database_ca_file(self) -> Path:
+        """The CA Vault's database plugins verify the database against (OpenBao's postgres plugin
+        takes it only as a file: `sslrootcert`)."""
+        return self.tls_dir / "database-ca.crt"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.root / "audit" / "audit.log"
+
+
+def loopback_address(port: int) -> str:
+    """An OpenBao listener on this machine's 127.0.0.1 (a local node's, or a container's published port)."""
+    return f"https://127.0.0.1:{port}"
+
+
 def render_config(data_dir: Path, port: int, cluster_port: int, peers: Sequence[str] = (),
                   seal_keys: Sequence[str] = ()) -> str:
-    """A local server's config (`openbao_hcl`), its files under data_dir. A cluster's node writes its
-    audit log to `audit/audit.log` under its folder, its working directory; a single server keeps
-    the fixed node id and absolute audit path it always had."""
+    """A server's config (`openbao_hcl`) listening on 127.0.0.1, its files under data_dir
+    (`OpenBaoFiles`). A cluster's node writes its audit log to `audit/audit.log` under its folder, its
+    working directory; a single server keeps the fixed node id and absolute audit path it always had."""
+    files = OpenBaoFiles(data_dir)
     return openbao_hcl(
         raft_path=str(data_dir / "raft"), listen=f"127.0.0.1:{port}", cluster_listen=f"127.0.0.1:{cluster_port}",
-        tls_dir=str(data_dir / "tls"), audit_file="audit/audit.log" if peers else str(data_dir / "audit" / "audit.log"),
+        tls_dir=str(files.tls_dir), audit_file="audit/audit.log" if peers else str(files.audit_log),
         peers=peers, node_id="" if peers else "dbcreds-1", seal_dir=str(data_dir / "seal"), seal_key_ids=seal_keys,
-        api_addr=f"https://127.0.0.1:{port}", cluster_addr=f"https://127.0.0.1:{cluster_port}")
+        api_addr=loopback_address(port), cluster_addr=loopback_address(cluster_port))
 
 
 @dataclass(frozen=True)
 class LocalOpenBao:
-    """One server: its data folder and ports."""
+    """One server as a process on this machine: its data folder (laid out as `OpenBaoFiles`) and ports."""
 
     data_dir: Path
     port: int
@@ -160,21 +197,23 @@ class LocalOpenBao:
 
     @property
     def address(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return loopback_address(self.port)
+
+    @property
+    def files(self) -> OpenBaoFiles:
+        return OpenBaoFiles(self.data_dir)
 
     @property
     def ca_file(self) -> Path:
-        return self.data_dir / "tls" / "ca.crt"
+        return self.files.ca_file
 
     @property
     def database_ca_file(self) -> Path:
-        """The CA Vault's database plugins verify the database against (OpenBao's postgres plugin
-        takes it only as a file: `sslrootcert`)."""
-        return self.data_dir / "tls" / "database-ca.crt"
+        return self.files.database_ca_file
 
     @property
     def audit_log(self) -> Path:
-        return self.data_dir / "audit" / "audit.log"
+        return self.files.audit_log
 
     @property
     def _pid_file(self) -> Path:
@@ -204,10 +243,11 @@ class LocalOpenBao:
         """Writes the config, TLS and seal key files (a running server needs a restart to read them; the
         database's CA is read at each new connection). seal_keys: the static seal's current key and,
         while it replaces one, the previous key (base64), each in a 0600 file only the server reads."""
-        (self.data_dir / "audit").mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_file(self.data_dir / "tls" / "ca.crt", ca_pem, 0o644)
-        write_file(self.data_dir / "tls" / "server.crt", cert_pem, 0o644)
-        write_file(self.data_dir / "tls" / "server.key", key_pem, 0o600)
+        files = self.files
+        files.audit_log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_file(files.ca_file, ca_pem, 0o644)
+        write_file(files.tls_dir / "server.crt", cert_pem, 0o644)
+        write_file(files.tls_dir / "server.key", key_pem, 0o600)
         self.trust_database_ca(database_ca_pem)
         ids = [seal_key_id(key) for key in seal_keys]
         for key_id, key in zip(ids, seal_keys):
@@ -215,15 +255,14 @@ class LocalOpenBao:
         for old in (self.data_dir / "seal").glob("*") if seal_keys else ():
             if old.name not in ids:
                 old.unlink()
-        write_file(self.data_dir / "config.hcl",
-                   render_config(self.data_dir, self.port, self.cluster_port, peers, ids), 0o600)
+        write_file(files.config_file, render_config(self.data_dir, self.port, self.cluster_port, peers, ids), 0o600)
 
     def trust_database_ca(self, pem: str) -> None:
         write_file(self.database_ca_file, pem, 0o644)
 
     def pid(self) -> int | None:
         """The server's process id, if it is running."""
-        return running_pid(self._pid_file, str(self.data_dir / "config.hcl"))
+        return running_pid(self._pid_file, str(self.files.config_file))
 
     @property
     def running(self) -> bool:
@@ -243,17 +282,17 @@ class LocalOpenBao:
             # A node whose raft folder was lost starts empty and joins its peers again, as a new voter.
             raft = self.data_dir / "raft"
             raft.mkdir(parents=True, exist_ok=True, mode=0o700)
-            config = (self.data_dir / "config.hcl").read_text()
+            config = self.files.config_file.read_text()
             if "node_id" not in config and not (raft / "node-id").exists():
                 write_file(raft / "node-id", f"{self.data_dir.name}-{secrets.token_hex(3)}", 0o600)
-            argv = [str(self.binary), "server", f"-config={self.data_dir / 'config.hcl'}"]
+            argv = [str(self.binary), "server", f"-config={self.files.config_file}"]
             # In its folder: a cluster node's audit log path is relative to it.
             start_detached(argv, self._pid_file, log, ready, what, LocalOpenBaoError, cwd=self.data_dir)
         else:
             wait_ready(ready, None, log, what, LocalOpenBaoError, still_running=lambda: self.running)
 
     def stop(self) -> None:
-        terminate(self._pid_file, str(self.data_dir / "config.hcl"))
+        terminate(self._pid_file, str(self.files.config_file))
 
     def rotate_audit_log(self, keep: int, now: datetime.datetime | None = None) -> Path | None:
         """Moves the audit log aside (`audit.log.<UTC time>`) and has the running server reopen its file

@@ -15,16 +15,12 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 
 from components.servers.openbao import (
     INIT_TIMEOUT_SECONDS,
-    LocalOpenBao,
     initialize,
     is_active,
     unseal,
     wait_active,
 )
 from components.servers.process import wait_ready, write_file
-
-#: The server's folder in a container or pod: the local target's layout under /openbao.
-IN_CONTAINER = LocalOpenBao(Path("/openbao"), 0, 0)
 
 
 def _client(address: str, ca_pem: str, timeout: int = 10) -> tuple[hvac.Client, Any]:
