@@ -16,8 +16,8 @@ from components.database_component import new_password
 from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.grants import validate_grant_spec
-from components.migration import StaticToDynamic, StaticToDynamicArgs
-from components.migration_stages import validate_stage
+from components.migration.static_to_dynamic import StaticToDynamic, StaticToDynamicArgs
+from components.migration.stages import validate_stage
 from components.postgres_sql import group_role_name
 from components.vault.secrets_engine import DatabaseSecretsEngineArgs
 

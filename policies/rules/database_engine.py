@@ -1,5 +1,5 @@
 """The database secrets engine: its connections, dynamic and static roles, the root credentials'
-rotation (stack-wide), and static passwords left in KV v2 beside dynamic roles (components/migration.py)."""
+rotation (stack-wide), and static passwords left in KV v2 beside dynamic roles (components/migration/)."""
 
 import json
 import re
@@ -237,7 +237,7 @@ def root_rotation(resources: Iterable[Any], config: Mapping[str, Any], report: R
                    f"environment's cap of {cap}s (root_rotation_period)")
 
 
-# Static passwords in KV beside dynamic roles (components/migration.py)
+# Static passwords in KV beside dynamic roles (components/migration/)
 
 
 def _holds_password(props: Mapping[str, Any]) -> bool:

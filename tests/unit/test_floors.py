@@ -13,13 +13,13 @@ from toolchain.env import ROOT
 FLOORS = {
     "pure": 0,        # SQL, dialects, grant specs, the interfaces every target gives, certificates
     "servers": 1,     # how each server is run and reached, whatever target runs it
-    "dynamic": 2,     # the database's roles, the migration stage, an external Vault's audit devices
+    "dynamic": 2,     # the database's roles, an external Vault's audit devices
     "local": 3, "docker": 3, "kubernetes": 3, "external": 3,  # the targets
     "vault": 3,       # the Vault layer, the same on every target
-    "migration": 4,   # composes the Vault layer
+    "migration": 4,   # an app's move to dynamic credentials: its stages, their resource, the component
 }
 #: Modules at the top of components/ that are not pure.
-TOP_LEVEL_AREAS = {"external": "external", "migration": "migration"}
+TOP_LEVEL_AREAS = {"external": "external"}
 
 
 def area(module: str) -> str:

@@ -8,7 +8,7 @@ import pulumi
 import pytest
 
 from components.grants import GrantSpec
-from components.migration_stages import stage_change_problem, validate_stage
+from components.migration.stages import stage_change_problem, validate_stage
 from components.vault_policies import migration_policy
 from policies.rules.client_access import parse_policy
 from tests.unit.graph import registered, unwrap
@@ -51,7 +51,7 @@ def test_a_rollback_and_a_second_try_walk_forward_then_nothing_goes_back():
     ({"app": "products-api", "stage": "dynamic"}, "static", ["stage"]),
 ])
 def test_the_stage_resource_fails_its_check_on_the_stage_property(olds, stage, failures):
-    from components.dynamic.migration_stage import _StageProvider
+    from components.migration.stage_resource import _StageProvider
 
     news = {"app": "products-api", "stage": stage}
     result = _StageProvider().check(olds, news)
@@ -87,7 +87,7 @@ def engine_args():
 
 
 def migration_args(stage: str, **changes):
-    from components.migration import StaticToDynamicArgs
+    from components.migration.static_to_dynamic import StaticToDynamicArgs
 
     values = dict(app="products-api", stage=stage, username="products_api", password="legacy-password",
                   database="app", approle_mount="approle", checks_target={}, allowed=["SELECT 1"],
@@ -100,7 +100,7 @@ def migration_args(stage: str, **changes):
     ("later", {}, "stage"),
 ])
 def test_args_that_cannot_make_the_stage_are_refused_naming_the_field(stage, changes, field):
-    from components.migration import validate_migration_args
+    from components.migration.static_to_dynamic import validate_migration_args
 
     with pytest.raises(ValueError, match=f"^{field}:"):
         validate_migration_args(migration_args(stage, **changes))
@@ -109,7 +109,7 @@ def test_args_that_cannot_make_the_stage_are_refused_naming_the_field(stage, cha
 def test_the_engine_has_exactly_the_apps_one_role():
     import dataclasses
 
-    from components.migration import validate_migration_args
+    from components.migration.static_to_dynamic import validate_migration_args
 
     two = dataclasses.replace(engine_args(), specs=(SPEC, SPEC))
     with pytest.raises(ValueError, match="^engine.specs: .* exactly one grant spec, not 2"):
@@ -127,7 +127,7 @@ STAGE = "pulumi-python:dynamic:Resource"
 @pytest.mark.parametrize("stage", ["static", "dual", "dynamic"])
 @pulumi.runtime.test
 def test_each_stage_makes_its_resources_and_checks(monitor, ran, stage):
-    from components.migration import StaticToDynamic
+    from components.migration.static_to_dynamic import StaticToDynamic
 
     migration = StaticToDynamic("products-api", migration_args(stage))
 

@@ -1,5 +1,5 @@
 """One application's move from a database password kept in Vault's KV store to dynamic credentials,
-driven by its stage (`components.migration_stages`), with its post-deploy checks.
+driven by its stage (`components.migration.stages`), with its post-deploy checks.
 
     migration = StaticToDynamic("products-api", StaticToDynamicArgs(
         app="products-api", stage="dual", username="products_api",
@@ -36,10 +36,10 @@ import pulumi
 import pulumi_vault as vault
 
 from components.vault.approle_login import approle_login
-from components.dynamic.migration_stage import MigrationStage
+from components.migration.stage_resource import MigrationStage
 from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks
 from components.grant_specs import ServiceUser
-from components.migration_stages import validate_stage
+from components.migration.stages import validate_stage
 from components.options import inherited_depends_on
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault_policies import creds_path, kv_data_path, kv_metadata_path, migration_policy

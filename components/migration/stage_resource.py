@@ -13,7 +13,7 @@ import pulumi
 from pulumi.dynamic import (CheckFailure, CheckResult, CreateResult, DiffResult, Resource, ResourceProvider,
                             UpdateResult)
 
-from components.migration_stages import stage_change_problem
+from components.migration.stages import stage_change_problem
 
 
 class _StageProvider(ResourceProvider):
