@@ -1,6 +1,6 @@
 # rancher's local-path-provisioner (go install github.com/rancher/local-path-provisioner, static), the
-# test cluster's default StorageClass; never pulled. Its helper pods run the PostgreSQL image (a shell).
-# Context: tests/support/cluster_images.py.
+# project cluster's default StorageClass; never pulled. Its helper pods run the PostgreSQL image (a shell).
+# Context: toolchain/cluster/images.py.
 FROM scratch
 COPY local-path-provisioner /usr/bin/local-path-provisioner
 USER 65532:65532

@@ -1,5 +1,5 @@
 # Kubernetes' pause (build/pause/linux/pause.c of k8s.io/kubernetes, compiled statically with gcc): the
-# sandbox of every pod of the test cluster; never pulled. Context: tests/support/cluster_images.py.
+# sandbox of every pod of the project cluster; never pulled. Context: toolchain/cluster/images.py.
 FROM scratch
 COPY pause /pause
 USER 65535:65535
