@@ -56,7 +56,7 @@ class CockroachNode(DatabaseComponent):
 
     def __init__(self, name: str, args: CockroachNodeArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # The type keeps its first name: it is in every URN of a stack's state.
-        super().__init__("dbcreds:database:CockroachCluster", name, None, opts)
+        super().__init__("dbcreds:database:CockroachNode", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         groups = {group_role_name(args.group_prefix, spec): spec for spec in args.grant_specs}
         if args.admin in groups:
