@@ -424,9 +424,9 @@ def validate_target_kind(raw: Mapping[str, Any]) -> str:
         field = "k8s_profile" if "k8s_profile" in raw else "k8s_await_ready"
         raise ConfigError(field, "is gone: the kubernetes target runs on a cluster with a pod network (make "
                                  "cluster-up starts one); remove it")
-    for field, places in TARGET_ONLY.items():
-        if target not in places and field in raw and _setting(raw[field]) != _setting(DEFAULTS.get(field)):
-            listed = places[0] if len(places) == 1 else f"{', '.join(places[:-1])} and {places[-1]}"
+    for field, targets in TARGET_ONLY.items():
+        if target not in targets and field in raw and _setting(raw[field]) != _setting(DEFAULTS.get(field)):
+            listed = targets[0] if len(targets) == 1 else f"{', '.join(targets[:-1])} and {targets[-1]}"
             raise ConfigError(field, f"means nothing on the {target} target (it is for {listed}): remove it")
     return target
 
