@@ -13,21 +13,21 @@ configured on them exactly as on the other targets.
 
 - The Vault: reached at its address with a token its operator gave (secret), its
   listener verified against its CA. First the token's capabilities are read on
-  every path the stack uses (`required_capabilities`; made, and read again when
-  the token or the paths change): a token lacking one is refused, naming each
-  path and what it lacks there, before anything is configured in that Vault.
-  Its audit devices are read at every `up`: a Vault with none is refused
-  before anything is configured in it.
+  every path the stack uses (`VaultTokenRights`, `required_capabilities`), at
+  every `up` (and every preview once the stack has it): a token lacking one is refused, naming each path and
+  what it lacks there, before anything is configured in that Vault. Its audit
+  devices are read at every `up`: a Vault with none is refused before anything
+  is configured in it.
 - The database: the stack connects as the stack admin its operator gave (an RDS
   master: may create roles, owns the application's tables), verified TLS, and
-  makes what it makes on a local server, once it has found that the stack
-  admin may (`StackAdminRights`: CREATEROLE, pg_signal_backend to grant, and
-  ownership of every schema, table and sequence the grant specs grant on; made,
-  and read again when the specs or the stack admin change; a refusal names each
-  one it lacks, before anything is made in the database): the admin Vault connects as (whose
-  random first password Vault rotates at once), the group role of each grant
-  spec with its grants (made as the stack admin, the tables' owner), and the
-  service users. `pulumi destroy` drops them again.
+  first finds at every `up` (and preview, once made) that it may (`StackAdminRights`:
+  CREATEROLE, pg_signal_backend to grant, ownership of every schema, table and
+  sequence the grant specs grant on; a refusal names each one it lacks, before
+  anything is made in the database). Then it makes what it makes on a local
+  server: the admin Vault connects as (whose random first password Vault
+  rotates at once), the group role of each grant spec with its grants (made as
+  the stack admin, the tables' owner), and the service users. `pulumi destroy`
+  drops them again.
 """
 
 from dataclasses import dataclass, field

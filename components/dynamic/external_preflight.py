@@ -2,8 +2,9 @@
 with them: the stack admin's rights in the database (`StackAdminRights`) and the Vault token's
 capabilities on the paths the stack uses (`VaultTokenRights`). Each is the first resource of its server's
 component, the rest waiting for it, and fails the `up` with one line naming what is missing
-(`components.external_rights`). Checked when made and whenever what it checks changes (the server, the
-credential, the grant specs or the paths), not at every `up`.
+(`components.external_rights`). Checked when made, when what it checks changes (the server, the
+credential, the grant specs or the paths: an update), and otherwise at every preview and `up` in its diff,
+which then shows no change.
 """
 
 from typing import Any, Optional, Sequence
@@ -88,7 +89,11 @@ class _RightsProvider(ResourceProvider):
         return CreateResult(id_="rights", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = sorted(k for k in set(olds) | set(news) if k != "__provider" and olds.get(k) != news.get(k))
+        changed = [k for k in set(olds) | set(news) if k != "__provider" and olds.get(k) != news.get(k)]
+        if not changed:
+            # Checked again at every preview and `up`, as a read: an operator may have taken a right
+            # back since. No change to show when it still holds (make drift reports none).
+            self._check(news)
         return DiffResult(changes=bool(changed))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

@@ -140,6 +140,25 @@ def operator_token(vault: hvac.Client, name: str, required: dict[str, tuple[str,
     return vault.auth.token.create(policies=[name], ttl="2h", no_parent=True)["auth"]["client_token"]
 
 
+def a_right_taken_back_is_refused_by_the_next_up(stack: auto.Stack, vault: hvac.Client, address: str, policy: str,
+                                                 required: dict[str, tuple[str, ...]]) -> None:
+    """The operator takes back the stack token's rights on one role (its policy `policy` granted
+    `required`): the next `up` is refused naming that path, and changes nothing in Vault; given back,
+    the stack is as it was."""
+    before = what_a_stack_holds(vault, "database", "approle", ["client-app", "client-reader"])
+    vault.sys.create_or_update_acl_policy(policy, policy_hcl(
+        {path: caps for path, caps in required.items() if path != "database/roles/app"}))
+    try:
+        with pytest.raises(auto.CommandError) as failed:
+            stack.up(on_output=lambda _: None)
+        message = str(failed.value)
+        assert ("config vault_token: the token lacks capabilities this stack needs in the Vault at "
+                f"{address}, by path: database/roles/app (create, read, update, delete)") in message, message[-3000:]
+        assert what_a_stack_holds(vault, "database", "approle", ["client-app", "client-reader"]) == before
+    finally:
+        vault.sys.create_or_update_acl_policy(policy, policy_hcl(required))
+
+
 #: The other stack's vault_prefix: its names in the shared Vault.
 PREFIX = "team-b"
 
@@ -259,7 +278,8 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         config = external_config(bao, token, db, password, tmp_path / "data")
         # The operator gives the stack a token with exactly the capabilities it checks for, not root:
         # its up, checks and make down need no more.
-        given = operator_token(vault, "dbcreds-stack", vault_capabilities(stack_config(config)))
+        required = vault_capabilities(stack_config(config))
+        given = operator_token(vault, "dbcreds-stack", required)
         config["dbcreds:vault_token"] = auto.ConfigValue(given, secret=True)
         stack.set_all_config(config)
         result = stack.up(on_output=lambda _: None)
@@ -284,6 +304,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert password not in state
 
         drift_in_vault_is_put_back(stack, vault)
+        a_right_taken_back_is_refused_by_the_next_up(stack, vault, bao.address, "dbcreds-stack", required)
 
         # A credential still out when the stack comes down.
         app = outputs["clients"]["app"]
@@ -368,35 +389,38 @@ def test_a_stack_admin_without_createrole_or_the_tables_is_refused_by_up_naming_
     bao, token, db, _ = servers
     vault = bao.client(token)
     before = what_vault_holds(vault)
-    weak, weak_password = "weak_master", secrets.token_urlsafe(24)
+    weak, weak_password = sql.Identifier("weak_master"), secrets.token_urlsafe(24)
     with db.as_superuser() as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(weak), sql.Literal(weak_password)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(weak, sql.Literal(weak_password)))
+    owned = ("schema public (owner: pg_database_owner), table public.orders (owner: app_master), "
+             "table public.users (owner: app_master), sequence public.orders_id_seq (owner: app_master), "
+             "sequence public.users_id_seq (owner: app_master)")
+
+    def refused(stack: auto.Stack, lacks: str) -> None:
+        with pytest.raises(auto.CommandError) as failed:
+            stack.up(on_output=lambda _: None)
+        message = str(failed.value)
+        assert (f"config db_stack_admin: the stack admin 'weak_master' cannot make this stack's roles and grants in "
+                f"database 'app': {lacks}it does not own {owned}; its operator fixes that (nothing of the stack's "
+                "was made in the database)") in message, message[-3000:]
+        assert weak_password not in message and token not in message
+        # Nothing of the stack's in the database, nor in Vault.
+        assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
+        assert what_vault_holds(vault) == before and vault_resources(stack) == []
+
     try:
         with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
             config = external_config(bao, token, db, weak_password, tmp_path / "data")
-            config["dbcreds:db_stack_admin"] = auto.ConfigValue(weak)
+            config["dbcreds:db_stack_admin"] = auto.ConfigValue("weak_master")
             stack.set_all_config(config)
-            owned = ("schema public (owner: pg_database_owner), table public.orders (owner: app_master), "
-                     "table public.users (owner: app_master), sequence public.orders_id_seq (owner: app_master), "
-                     "sequence public.users_id_seq (owner: app_master)")
-            for lacks in ("it lacks CREATEROLE; it may not grant pg_signal_backend (it needs it WITH ADMIN OPTION); ",
-                          ""):
-                with pytest.raises(auto.CommandError) as failed:
-                    stack.up(on_output=lambda _: None)
-                message = str(failed.value)
-                assert (f"config db_stack_admin: the stack admin 'weak_master' cannot make this stack's roles and "
-                        f"grants in database 'app': {lacks}it does not own {owned}; its operator fixes that "
-                        "(nothing of the stack's was made in the database)") in message, message[-3000:]
-                assert weak_password not in message and token not in message
-                # Nothing of the stack's in the database, nor in Vault.
-                assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
-                assert what_vault_holds(vault) == before and vault_resources(stack) == []
-                with db.as_superuser() as conn:
-                    conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(sql.Identifier(weak)))
-                    conn.execute(sql.SQL("GRANT pg_signal_backend TO {} WITH ADMIN OPTION").format(sql.Identifier(weak)))
+            refused(stack, "it lacks CREATEROLE; it may not grant pg_signal_backend (it needs it WITH ADMIN OPTION); ")
+            with db.as_superuser() as conn:
+                conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(weak))
+                conn.execute(sql.SQL("GRANT pg_signal_backend TO {} WITH ADMIN OPTION").format(weak))
+            refused(stack, "")
     finally:
         with db.as_superuser() as conn:
-            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(weak)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(weak))
 
 
 def test_a_token_without_the_capabilities_the_stack_needs_is_refused_by_up_naming_each_path(servers, tmp_path):

@@ -66,9 +66,9 @@ def test_what_the_token_lacks_by_path_root_lacking_nothing():
 def test_a_token_is_refused_in_one_line_naming_each_path_and_what_it_lacks_there():
     assert token_refusal("https://vault.internal:8200", {}) == ""
     assert token_refusal("https://vault.internal:8200", {"sys/audit": ["sudo"], "sys/auth/approle": ["create"]}) == (
-        "config vault_token: the token lacks capabilities this stack needs in the Vault at https://vault.internal:8200, "
-        "by path: sys/audit (sudo); sys/auth/approle (create); its operator grants them (nothing of the stack's was "
-        "made in that Vault)")
+        "config vault_token: the token lacks capabilities this stack needs in the Vault at "
+        "https://vault.internal:8200, by path: sys/audit (sudo); sys/auth/approle (create); its operator grants them "
+        "(nothing of the stack's was made in that Vault)")
 
 
 def test_the_policy_an_operator_gives_grants_exactly_what_is_required():
