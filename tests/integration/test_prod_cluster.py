@@ -5,10 +5,12 @@ Job in the cluster.
 The module's tests run in order on one stack (the prod stack file's config, in a namespace of its own
 and with its own port-forward port): up from nothing (3 pods on 3 nodes, one active, the in-cluster
 checks pass, a second up changes only the checks); no root token kept, and the break-glass path works
-once; while 20 clients issue, renew and revoke through Vault's Service: the active pod deleted, then the
-node of the new active one stopped, then another node drained (its PodDisruptionBudget holds while one
-OpenBao pod is down), each recovered from, every lease taken before still renewed and revoked, the next
-up converging; `make down` leaves nothing of the stack in the cluster or on the nodes.
+once; no secret in the cluster, the logs, the state or the outputs, after an up and after a failing one
+(the checks failing on a client's role broken by hand), nor in what the failing up said; while 20
+clients issue, renew and revoke through Vault's Service: the active pod deleted, then the node of the
+new active one stopped, then another node drained (its PodDisruptionBudget holds while one OpenBao pod
+is down), each recovered from, every lease taken before still renewed and revoked, the next up
+converging; `make down` leaves nothing of the stack in the cluster or on the nodes.
 """
 
 import base64
@@ -26,13 +28,14 @@ import requests
 from pulumi import automation as auto
 
 from components.kubernetes import manifests as m
+from components.kubernetes.port_forward import PortForward
 from stacks import config as stack_settings
 from stacks import kubernetes_target
 from tests.automation import (assert_only_the_checks_change, make_down, root_program, stack_file_config, state_text,
                               temporary_stack)
 from tests.support.dev_stack import DevStack, quiet
 from tests.support.ports import free_port
-from tests.support.secret_scan import plaintext_secrets, search
+from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 from tests.support.vault_load import ClusterLoad, name_verified_session, recovery, timeline
 from tests.support.waiting import wait_for
 from toolchain.down import leases_left
@@ -127,7 +130,12 @@ READABLE_KINDS = ("configmaps,pods,statefulsets,deployments,replicasets,daemonse
 CLUSTER_KINDS = "persistentvolumes,clusterroles,clusterrolebindings,namespaces"
 
 
-def test_no_secret_in_plaintext_in_the_cluster_the_logs_the_state_or_the_outputs(prod, cluster):
+def secrets_in_plain_sight(prod: DevStack, cluster) -> list[str]:
+    """Where a secret of the stack shows: every object of its namespace but Secrets, the cluster's own,
+    every pod's log (kubectl's, and the files the kubelets keep of the namespace's containers, of pods
+    gone too while they last), the cluster's own components' logs, the state file, `pulumi stack
+    output`. The same search finds the static seal's key in its Secret, where it is meant to be (it
+    works)."""
     namespace = prod.config.target.namespace
     secrets = plaintext_secrets(prod.stack)
     kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
@@ -146,13 +154,43 @@ def test_no_secret_in_plaintext_in_the_cluster_the_logs_the_state_or_the_outputs
         name = pod["metadata"]["name"]
         logs = cluster.kubectl("logs", name, "--namespace", namespace, "--all-containers", check=False)
         hits += search(secrets, logs.stdout + logs.stderr, f"the log of pod {name}")
+    # The kubelets' log files (<pod logs>/<namespace>_<pod>_<uid>/<container>/<n>.log) and the components'.
+    log_files = [p for p in cluster.folder.glob(f"nodes/*/pod-logs/{namespace}_*/*/*.log") if p.is_file()]
+    assert any(f"{namespace}_vault-0_" in str(p) for p in log_files), "no kubelet log file of vault-0"
+    log_files += [p for p in (cluster.folder / "logs").glob("*.log") if p.is_file()]
+    for path in log_files:
+        hits += search(secrets, path.read_bytes().decode("latin-1"), str(path.relative_to(cluster.folder)))
     hits += search(secrets, state_text(prod.stack), "the state file")
     cli = subprocess.run([str(ROOT / ".tools" / "bin" / "pulumi"), "stack", "output", "--json", "--stack",
                           prod.stack.name], cwd=prod.stack.workspace.work_dir, env={**prod.stack.workspace.env_vars},
                          capture_output=True, text=True, check=True)
     assert json.loads(cli.stdout)["vault_admin_token"] == "[secret]"
-    hits += search(secrets, cli.stdout + cli.stderr, "pulumi stack output")
-    assert hits == []
+    return hits + search(secrets, cli.stdout + cli.stderr, "pulumi stack output")
+
+
+def test_no_secret_in_plaintext_in_the_cluster_the_logs_the_state_or_the_outputs(prod, cluster):
+    assert secrets_in_plain_sight(prod, cluster) == []
+
+
+def test_a_failing_up_leaves_no_secret_in_its_output_the_cluster_the_logs_or_the_state(prod, cluster):
+    """The reader's dynamic role edited by hand in Vault (its users made outside their group), so the
+    in-cluster checks (AppRole logins with the secret_ids, issued passwords) fail the up after they used
+    them. What the up said, and the cluster, logs and state after it, hold no secret. The role is put
+    back: the next up's checks (the failover test's) pass."""
+    namespace = prod.config.target.namespace
+    # A port-forward of the test's own: the up holds the stack's (vault_port) meanwhile.
+    with PortForward(prod.config.target.kubeconfig, namespace, "vault", free_port(), m.VAULT_PORT) as forward:
+        assert forward.wait(60)
+        with role_broken_by_hand(vault_admin(prod, forward), prod.outputs["clients"]["reader"]["creds_path"]):
+            said = failing_up(prod.stack)
+    # Sanity: what was searched holds the failure, as the up said it and as the database logged it.
+    refused = "permission denied for database"
+    assert "post-deploy checks failed (in the cluster, Job checks-" in said
+    assert "reader: allowed statements run over verify-full" in said and refused in said
+    db_log = cluster.kubectl("logs", prod.outputs["db_pod"], "--namespace", namespace, "--all-containers")
+    assert refused in db_log.stdout + db_log.stderr
+    assert search(plaintext_secrets(prod.stack), said, "the failing up's output") + secrets_in_plain_sight(
+        prod, cluster) == []
 
 
 def service_address(cluster, namespace: str) -> str:
