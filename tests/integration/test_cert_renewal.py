@@ -155,6 +155,10 @@ def test_an_up_inside_the_window_renews_every_certificate_in_it_and_one_outside_
     for server, cert in after.items():
         assert report["certificates"][server]["serial"] == vault_serial(cert)
         assert report["certificates"][server]["not_after"] == f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+        # ... and the one each replaced, still valid (renewed inside its window, not after its end).
+        assert report["certificates"][server]["replaced"] == {
+            "serial": vault_serial(before[server]), "expired": False,
+            "not_after": f"{before[server].not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"}
 
     # Back to the default windows (a tenth of each lifetime): outside them, no certificate changes. The
     # windows themselves change in place.
