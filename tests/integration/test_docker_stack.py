@@ -1,9 +1,11 @@
 """The docker stack for real: the root program on the stack's own dockerd, with images built here.
 
-Up, the post-deploy checks pass; killed containers come back on the next `up` with their data; a
-restarted engine brings the containers back sealed, and `up` unseals; `make down` (toolchain/down.py)
-revokes, proves no dynamic user is left, destroys, and removes the engine it started with every
-image, container and volume in it. Skips only where the machine has no dockerd.
+Up, the post-deploy checks pass; no secret in docker inspect, the containers' logs, the files uploaded
+into them or the state, after that up and after a failing one (the checks failing on a client's role
+broken by hand), nor in what the failing up said; killed containers come back on the next `up` with
+their data; a restarted engine brings the containers back sealed, and `up` unseals; `make down`
+(toolchain/down.py) revokes, proves no dynamic user is left, destroys, and removes the engine it
+started with every image, container and volume in it. Skips only where the machine has no dockerd.
 """
 
 import concurrent.futures
@@ -24,7 +26,7 @@ from toolchain.down import leases_left
 from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
 from tests.support.processes import remove_data_dir
-from tests.support.secret_scan import plaintext_secrets, search
+from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 
 #: Where the stack uploads files into its containers (OpenBao's folder, PostgreSQL's bootstrap files).
 UPLOADED = ("/openbao", "/bootstrap")
@@ -36,9 +38,9 @@ def docker_ids(engine, *what: str) -> list[str]:
     return engine.docker(*what, "--quiet").stdout.split()
 
 
-def uploaded_files(engine, container: str) -> dict[str, str]:
+def uploaded_files(engine, container: str, keys: bool = False) -> dict[str, str]:
     """The files under UPLOADED in a container (`docker cp` as a tar stream), by path; private keys aside
-    (a server's own key, mode 0400 or 0600: where it has to be)."""
+    (a server's own key, mode 0400 or 0600: where it has to be), or only those with keys."""
     found = {}
     for folder in UPLOADED:
         copied = subprocess.run(["docker", "--host", engine.host, "cp", f"{container}:{folder}", "-"],
@@ -47,21 +49,23 @@ def uploaded_files(engine, container: str) -> dict[str, str]:
             continue
         with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
             for member in tar.getmembers():
-                if member.isfile() and not member.name.endswith(".key"):
+                if member.isfile() and member.name.endswith(".key") == keys:
                     found[member.name] = tar.extractfile(member).read().decode("latin-1")
     return found
 
 
 def secrets_in_plain_sight(stack, engine, containers: list[str]) -> list[str]:
     """Where a secret of the stack shows: docker inspect, the containers' logs, the files uploaded into
-    them, the state file."""
+    them, the state file. The same search finds the servers' private keys in their own `.key` files,
+    where they have to be (it works)."""
     secrets = plaintext_secrets(stack)
     kinds = {name.split(".", 1)[1].split("[")[0] for name in secrets}
     assert {"admin_bootstrap_password", "admin_token", "caPrivateKeyPem", "secretId", "unseal_keys"} <= kinds, \
         " ".join(sorted(kinds))
     hits = search(secrets, engine.docker("inspect", *containers).stdout, "docker inspect")
-    files = {}
+    files, keys = {}, {}
     for container in containers:
+        keys.update({f"{container[:12]}:{p}": text for p, text in uploaded_files(engine, container, True).items()})
         logs = engine.docker("logs", container)
         hits += search(secrets, logs.stdout + logs.stderr, f"docker logs {container}")
         files.update({f"{container[:12]}:{path}": text for path, text in uploaded_files(engine, container).items()})
@@ -69,6 +73,9 @@ def secrets_in_plain_sight(stack, engine, containers: list[str]) -> list[str]:
     assert any(p.endswith("config.hcl") for p in files) and any(p.endswith("postgresql.conf") for p in files), files
     for path, text in files.items():
         hits += search(secrets, text, path)
+    # Sanity: the same search finds each server's private key in its own `.key` file (one per container).
+    assert len(keys) >= 2 and all(any("privateKeyPem" in hit for hit in search(secrets, text, path))
+                                  for path, text in keys.items()), sorted(keys)
     return hits + search(secrets, state_text(stack), "the state file")
 
 
@@ -99,6 +106,20 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
                 "dbcreds-openbao", "dbcreds-postgres"]
 
             assert secrets_in_plain_sight(stack, engine, containers) == []
+
+            # A failing up: the reader's dynamic role edited by hand in Vault (its users made outside their
+            # group), so the checks (AppRole logins with the secret_ids, issued passwords) fail the up after
+            # they used them. What the up said, and the state, logs and files after it, hold no secret.
+            with role_broken_by_hand(running.admin(), running.outputs["clients"]["reader"]["creds_path"]):
+                said = failing_up(stack)
+            # Sanity: what was searched holds the failure, as the up said it and as the database logged it.
+            refused = "permission denied for database"
+            assert "post-deploy checks failed: reader: allowed statements run over verify-full" in said
+            assert refused in said
+            db_log = engine.docker("logs", running.outputs["db_container"])
+            assert refused in db_log.stdout + db_log.stderr
+            assert search(plaintext_secrets(stack), said, "the failing up's output") + secrets_in_plain_sight(
+                stack, engine, containers) == []
 
             # A row written with a dynamic credential survives what follows.
             running.write_kept_row()
