@@ -20,13 +20,17 @@ def required_capabilities(
     database_mount: str, approle_mount: str, connection: str, roles: Sequence[str] = (),
     static_roles: Sequence[str] = (), clients: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[str, ...]]:
-    """The capabilities the stack's token needs, by path: the audit devices' read (every `up`), the
+    """The capabilities the stack's token needs, by path: its own capabilities' and its lookup (this
+    check's and the Vault provider's first calls), the audit devices' read (every `up`), the
     secrets engine's mount, its connection, root rotation, roles, static roles and their credentials
     (the post-deploy checks read them), the AppRole auth method and, for each client (its AppRole role
     name -> its policy's name), its policy, role, role_id and secret_ids; and what `make down` revokes
     and lists (the mount's leases)."""
     m, a = database_mount, approle_mount
     needed: dict[str, tuple[str, ...]] = {
+        # What this check and the Vault provider ask first (the default policy grants both).
+        "sys/capabilities-self": ("update",),
+        "auth/token/lookup-self": ("read",),
         "sys/audit": ("read", "sudo"),
         f"sys/mounts/{m}": CRUD,
         f"sys/mounts/{m}/tune": ("read", "update"),

@@ -134,10 +134,11 @@ def stack_config(config: dict[str, auto.ConfigValue]) -> StackConfig:
 
 
 def operator_token(vault: hvac.Client, name: str, required: dict[str, tuple[str, ...]]) -> str:
-    """A token of a policy `name` granting exactly `required` (and the default policy, as an operator's
-    tokens have), as the Vault's operator would give the stack."""
+    """A token of a policy `name` granting exactly `required` (not even the default policy), as the
+    Vault's operator would give the stack."""
     vault.sys.create_or_update_acl_policy(name, policy_hcl(required))
-    return vault.auth.token.create(policies=[name], ttl="2h", no_parent=True)["auth"]["client_token"]
+    made = vault.auth.token.create(policies=[name], ttl="2h", no_parent=True, no_default_policy=True)
+    return made["auth"]["client_token"]
 
 
 def a_right_taken_back_is_refused_by_the_next_up(stack: auto.Stack, vault: hvac.Client, address: str, policy: str,

@@ -25,6 +25,7 @@ EXTERNAL = {
 def test_the_token_needs_each_path_the_stack_uses_under_its_own_names():
     needed = vault_capabilities(validate(EXTERNAL, "ext", Path("/srv/project")))
     assert needed == {
+        "sys/capabilities-self": ("update",), "auth/token/lookup-self": ("read",),
         "sys/audit": ("read", "sudo"),
         "sys/mounts/database": CRUD, "sys/mounts/database/tune": ("read", "update"),
         "sys/auth/approle": (*CRUD, "sudo"),
@@ -46,7 +47,8 @@ def test_the_token_needs_each_path_the_stack_uses_under_its_own_names():
 def test_with_a_vault_prefix_every_path_but_the_systems_own_is_the_stacks_prefixed_one():
     needed = vault_capabilities(validate({**EXTERNAL, "vault_prefix": "team-a"}, "ext", Path("/srv/project")))
     names = ("team-a-database", "team-a-approle", "team-a-client-app")
-    unprefixed = [p for p in needed if p != "sys/audit" and not any(n in p.split("/") for n in names)]
+    own = ("sys/capabilities-self", "auth/token/lookup-self", "sys/audit")
+    unprefixed = [p for p in needed if p not in own and not any(n in p.split("/") for n in names)]
     assert unprefixed == []
     assert needed["sys/policies/acl/team-a-client-app"] == CRUD and "sys/mounts/database" not in needed
 
