@@ -1,7 +1,7 @@
 """What a scheduled root rotation costs an `up`: on a temporary dev stack of the root program whose
 root_rotation_period is a minute, a no-op `up` (what every update runs: the checks, the expired users'
 reaper) beside the `up` once the minute has passed (the root Rotation and the rotate-root endpoint
-replaced too: Vault rotates its admin's password in PostgreSQL), in turns.
+replaced too, and each team's connection's: Vault rotates its admin's password in PostgreSQL), in turns.
 
     .venv/bin/python benchmarks/root_rotation.py [--rounds 2]
 
@@ -48,7 +48,8 @@ def main() -> int:
             assert set(noop_changes) == {"same", "update"}, noop_changes
             time.sleep(max(0.0, made_at(running) + PERIOD + 1 - time.time()))
             rotating, changes = timed_up(running)
-            assert changes.get("replace") == 2, changes
+            # Each connection's Rotation and rotate-root endpoint: the platform's and each team's.
+            assert changes.get("replace") == 2 * (1 + len(running.config.teams)), changes
             rounds.append({"noop_up_s": round(noop, 1), "rotating_up_s": round(rotating, 1)})
             print(f"{n:5} {noop:10.1f} {rotating:13.1f}  {changes}")
         print("the report's rotations:", json.dumps(running.outputs["checks"]["rotations"]))
