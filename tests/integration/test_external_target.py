@@ -1,10 +1,14 @@
 """The external target: an OpenBao and a PostgreSQL that this test starts and runs as their operators
 would (outside any stack), and the platform program configuring the engine, clients and checks on
-them. The stack starts nothing, and its destroy leaves both servers running and as it found them. A
-second stack with a vault_prefix shares the OpenBao (on a PostgreSQL of its own) and comes and goes
-without touching the first one's."""
+them. The stack starts nothing, and its destroy leaves both servers running and as it found them. Its
+token has exactly the capabilities the stack checks for (the audit log shows it used them and no
+other); drift made by hand in that Vault is put back by the next `up`, and a right taken back is refused
+by it. A stack admin without CREATEROLE or the tables, and a token short of a path, are refused by `up`
+naming each, with nothing of the stack's made. A second stack with a vault_prefix shares the OpenBao (on
+a PostgreSQL of its own) and comes and goes without touching the first one's."""
 
 import contextlib
+import json
 import re
 import secrets
 from pathlib import Path
@@ -158,6 +162,13 @@ def a_right_taken_back_is_refused_by_the_next_up(stack: auto.Stack, vault: hvac.
         assert what_a_stack_holds(vault, "database", "approle", ["client-app", "client-reader"]) == before
     finally:
         vault.sys.create_or_update_acl_policy(policy, policy_hcl(required))
+
+
+def paths_requested(audit_log: Path, policy: str) -> set[str]:
+    """The paths the requests of tokens holding policy went to, as Vault's audit log has them."""
+    entries = (json.loads(line) for line in audit_log.read_text().splitlines() if line.strip())
+    return {e["request"]["path"] for e in entries
+            if e.get("type") == "request" and policy in (e.get("auth") or {}).get("policies", [])}
 
 
 #: The other stack's vault_prefix: its names in the shared Vault.
@@ -320,6 +331,12 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
 
         said = make_down(stack, capfd)
         assert "revoking 1 lease(s)" in said and "no role of the stack's left" in said, said
+    # Its token's requests (up, refresh, checks, make down), as Vault's audit log has them, went to the
+    # paths it was asked for and to no other; and to each of them but two whose turn never came here: the
+    # reader's leases (none was out at make down) and the mount's tuning (its lifetimes never changed).
+    used = paths_requested(bao.audit_log, "dbcreds-stack")
+    assert used - set(required) == set(), sorted(used - set(required))
+    assert set(required) - used == {"sys/leases/lookup/database/creds/reader/", "sys/mounts/database/tune"}
     # Its own is gone; the servers run on, as their operators left them.
     assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == [] and roles_like(db, "svc_%") == []
     assert "database/" not in vault.sys.list_mounted_secrets_engines()["data"]
