@@ -79,7 +79,7 @@ def _check_token(props: dict[str, Any]) -> None:
 
 
 class _RightsProvider(ResourceProvider):
-    """Checks at create, and at an update: when any of its inputs changed."""
+    """Checks at create; at an update, when any of its inputs changed; else in its diff, showing no change."""
 
     def _check(self, props: dict[str, Any]) -> None:
         raise NotImplementedError

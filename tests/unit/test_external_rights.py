@@ -4,6 +4,8 @@ servers' answers are checked for real by tests/integration/test_external_target.
 
 from pathlib import Path
 
+import pytest
+
 from components.external_rights import (CRUD, DatabaseObject, granted_on, missing_capabilities, policy_hcl,
                                         required_capabilities, stack_admin_refusal, token_refusal)
 from components.grant_specs import GrantSpec
@@ -104,3 +106,33 @@ def test_a_stack_admin_is_refused_in_one_line_naming_each_thing_it_lacks():
         "config db_stack_admin: the stack admin 'rds_master' cannot make this stack's roles and grants in database "
         "'app': it does not own table public.orders (owner: billing); its operator fixes that (nothing of the "
         "stack's was made in the database)")
+
+
+def test_the_rights_are_checked_at_every_diff_that_shows_no_change_and_at_every_update():
+    from components.dynamic.external_preflight import _RightsProvider
+    from components.dynamic.failures import ProviderError
+
+    class Rights(_RightsProvider):
+        refusal = ""
+        checked: list = []
+
+        def _check(self, props):
+            self.checked.append(props)
+            if self.refusal:
+                raise ProviderError(self.refusal)
+
+    rights, props = Rights(), {"address": "https://vault.internal:8200", "required": [["sys/audit", ["read"]]]}
+    assert rights.diff("rights", {**props, "__provider": "old"}, {**props, "__provider": "new"}).changes is False
+    assert rights.checked == [{**props, "__provider": "new"}]
+    rights.checked.clear()
+    assert rights.diff("rights", props, props).changes is False and rights.checked == [props]
+    # Inputs changed: the update checks.
+    changed = {**props, "required": [["sys/audit", ["read", "sudo"]]]}
+    assert rights.diff("rights", props, changed).changes is True and rights.checked == [props]
+    assert rights.update("rights", props, changed).outs == changed and rights.checked == [props, changed]
+    # A right taken back since: the diff itself refuses, and so does a create.
+    rights.refusal = "config vault_token: the token lacks ..."
+    with pytest.raises(ProviderError, match="^config vault_token: the token lacks"):
+        rights.diff("rights", props, props)
+    with pytest.raises(ProviderError, match="^config vault_token: the token lacks"):
+        rights.create(props)
