@@ -5,7 +5,8 @@ meant to be): the admin's bootstrap password, OpenBao's root token and unseal
 keys, and the private keys of the bootstrap PKI. Then every place a person or
 a CI log would see is searched for them: the state file as stored, `pulumi
 stack output` without --show-secrets, the engine's output of up, preview and
-refresh, every log and file the servers write (the private keys aside, which a
+refresh and of an `up` that fails (a client's role edited by hand in Vault, so
+the checks fail after they logged in and issued), every log and file the servers write (the private keys aside, which a
 server must read from its data folder), and this test's own captured output.
 
 Beside those, every credential Vault hands out while the stack runs: an audit
@@ -29,7 +30,7 @@ from pulumi import automation as auto
 
 from components.vault.checks import revoke
 from tests.automation import local_servers_config, root_program, state_text, temporary_stack
-from tests.support.secret_scan import plaintext_secrets, search
+from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 from toolchain.env import ROOT
 from tests.support.processes import remove_data_dir
 
@@ -104,6 +105,17 @@ def test_no_secret_in_plaintext_anywhere(tmp_path, capsys, data_dir):
                                   mount_point=access["approle_mount"])
         issued = client.read(access["creds_path"])
         revoke(client, issued["lease_id"])
+        # A failing up: the reader's role edited by hand in Vault (its users made outside their group),
+        # so the checks log in with the secret_ids, issue a password and fail naming the check.
+        admin = hvac.Client(url=outputs["vault_addr"].value, token=outputs["vault_admin_token"].value,
+                            verify=str(tmp_path / "vault-ca.pem"))
+        with role_broken_by_hand(admin, access["creds_path"]):
+            failed = failing_up(stack)
+        assert "reader: allowed statements run over verify-full" in failed, failed[-3000:]
+        engine_output.append(failed)
+        # The database's log, searched below, holds the failure too: the texts read are the right ones.
+        assert any("permission denied for database" in path.read_bytes().decode("latin-1")
+                   for path in data_dir.rglob("*.log")), "the failure is in no log of the data folder"
         stack.preview(on_output=engine_output.append, diff=True)
         stack.refresh(on_output=engine_output.append)
         secrets = plaintext_secrets(stack)
