@@ -1,107 +1,20 @@
 """The platform stack: composes the components from the validated stack config."""
 
-import dataclasses
-
 import pulumi
 import pulumi_vault as vault
 
-from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
-from components.vault.client_access import ClientAccess, ClientAccessArgs
-from components.cockroach_certs import COCKROACH_PKI, certs_directory
-from components.local.cockroach_node import CockroachNode, CockroachNodeArgs
 from components.database_component import DatabaseComponent
-from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+from components.vault.client_access import ClientAccess, ClientAccessArgs
+from components.vault.database_pki import DatabasePkiArgs
 from components.vault.post_deploy_checks import CheckPlanArgs, PostDeployChecks, client_check
-from components.local.postgres_server import PostgresServer, PostgresServerArgs
 from components.vault.secrets_engine import DatabaseSecretsEngine, DatabaseSecretsEngineArgs
 from components.vault.store_key import StoreKeyTransit, StoreKeyTransitArgs
 from components.vault_component import VaultComponent
-from components.servers.openbao import serving_address
-from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
 from stacks import config as stack_config
-from stacks import preflight
+from stacks import preflight, targets
 from stacks.config import StackConfig
 from stacks.dynamic_users import expired_users_reaped
-
-
-def local_servers(config: StackConfig):
-    """OpenBao and PostgreSQL (or CockroachDB) as processes on 127.0.0.1, and the Vault provider.
-
-    With `db_certificates: vault_pki`, Vault comes first: its PKI engine issues
-    the database's certificate (CockroachDB's node and client.root ones), from an
-    intermediate of the bootstrap CA.
-    """
-    nodes = config.target.vault_node_ports(config.vault.nodes)
-    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
-        server_cert_validity_hours=config.pki.cert_validity_hours,
-        server_cert_renewal_hours=config.pki.cert_renewal_hours,
-        database_certificate=config.database.certificates == "bootstrap",
-        # A cluster's nodes each have a name of their own on their certificate.
-        vault_node_names=tuple((f"openbao-{i}",) for i in range(len(nodes))) if len(nodes) > 1 else ((),),
-    ))
-    # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
-    # Every other database's chain ends at the bootstrap CA.
-    own_ca = config.database.engine == "cockroachdb" and config.database.certificates == "bootstrap"
-    cockroach = CockroachNodeArgs(
-        data_dir=f"{config.data_dir}/cockroach", port=config.target.db_port, http_port=config.target.db_http_port,
-        database=config.database.name, admin=config.database.admin, grant_specs=config.database.roles,
-        ca_validity_hours=config.pki.ca_validity_hours, cert_validity_hours=config.pki.cert_validity_hours,
-    )
-    if own_ca:
-        database = CockroachNode("db", cockroach)
-    vault_server = VaultServer("vault", VaultServerArgs(
-        data_dir=f"{config.data_dir}/openbao", ca_pem=pki.ca_cert_pem,
-        nodes=tuple(VaultNodeArgs(port, cluster_port, cert.cert_pem, cert.private_key_pem)
-                    for (port, cluster_port), cert in zip(nodes, pki.vault_node_certs)),
-        database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
-        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold, seal=config.vault.seal,
-        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
-        binary=config.vault.binary,
-    ))
-    pulumi.export("vault_version", vault_server.version)
-    provider = vault_provider_on(vault_server)
-    db_pki = None
-    if config.database.certificates == "vault_pki":
-        db_pki = DatabasePki("db-pki", DatabasePkiArgs(
-            bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
-            cert_ttl=config.pki.db_cert_validity or config.pki.cert_validity_hours * 3600,
-            intermediate_ttl=config.pki.ca_validity_hours * 3600,
-            cert_renew_before=config.pki.cert_renew_before,
-            intermediate_renewal_hours=config.pki.intermediate_renewal_hours,
-            **(COCKROACH_PKI if config.database.engine == "cockroachdb" else {}),
-        ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
-    if config.database.engine == "postgresql":
-        certificate = (pki.database_cert_pem, pki.database_private_key_pem, pki.ca_cert_pem)
-        if db_pki is not None:
-            certificate = (db_pki.cert_pem, db_pki.private_key_pem, db_pki.ca_chain_pem)
-        database = PostgresServer("db", PostgresServerArgs(
-            data_dir=f"{config.data_dir}/postgres", port=config.target.db_port, database=config.database.name,
-            admin=config.database.admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
-            grant_specs=config.database.roles, service_users=config.database.service_user_roles,
-        ))
-    elif not own_ca:
-        database = CockroachNode("db", dataclasses.replace(
-            cockroach, certificates=certs_directory(db_pki), ca_pem=db_pki.ca_chain_pem))
-    return Servers(vault_server, database, provider)
-
-
-#: Where the clients log in, unless the stack's vault_prefix names it otherwise (config.vault.names).
-APPROLE_MOUNT = "approle"
-#: The kubernetes target's components' names, which their objects' names (Services, pods) start with.
-K8S_VAULT, K8S_DB = "vault", "db"
-
-
-@dataclasses.dataclass(frozen=True)
-class Servers:
-    """What a target runs: Vault, the database, the Vault provider on that Vault (None where the stack
-    does not reach it), and on the kubernetes target the options that put a resource in the stack's
-    namespace (the in-cluster checks run there)."""
-
-    vault: VaultComponent
-    database: DatabaseComponent
-    vault_provider: vault.Provider | None
-    in_cluster: pulumi.ResourceOptions | None = None
+from stacks.servers import Servers
 
 
 def vault_layer(config: StackConfig, servers: Servers):
@@ -193,6 +106,7 @@ def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.Resou
     Service; None when no client does."""
     from components.kubernetes.manifests import service_host
     from components.vault.kubernetes_access import KubernetesAccess, KubernetesAccessArgs, KubernetesRoleArgs
+    from stacks import kubernetes_target
 
     specs = [spec for spec in config.clients if spec.kubernetes]
     if not specs:
@@ -202,7 +116,7 @@ def kubernetes_access(config: StackConfig, clients: dict, in_vault: pulumi.Resou
             client=spec.name, policy=clients[spec.name].policy_name, service_accounts=spec.service_accounts,
             namespaces=spec.namespaces, token_ttl=spec.token_ttl, token_max_ttl=spec.token_max_ttl,
         ) for spec in specs),
-        audience=service_host(K8S_VAULT, config.target.namespace),
+        audience=service_host(kubernetes_target.VAULT_NAME, config.target.namespace),
     ), opts=in_vault)
 
 
@@ -261,138 +175,13 @@ def in_cluster_checks(config: StackConfig, vault_server: VaultComponent, engine:
         image=image, pull=manifests.pull_policy(built_here), code=code,
         plan=plan.props(), vault={"address": vault_server.address, "ca_pem": vault_server.ca_pem,
                                   "admin_token": vault_server.admin_token},
-        statefulset=K8S_VAULT, opts=pulumi.ResourceOptions(depends_on=after))
-
-
-def kubernetes_servers(config: StackConfig):
-    """OpenBao (a StatefulSet of `vault_nodes` raft nodes) and PostgreSQL on the kubeconfig's cluster, or
-    rendered to a folder; the Vault provider through a port-forward to Vault's Service that the
-    program holds open (None when rendering: nothing is reached then)."""
-    import pulumi_kubernetes as k8s
-
-    from components.kubernetes import manifests
-    from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
-    from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
-    from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
-    from components.vault.kubernetes_access import KUBERNETES_MOUNT
-    from stacks import kubernetes_target
-
-    target = config.target
-    ns = target.namespace
-    vault_name, db_name = K8S_VAULT, K8S_DB
-    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
-        server_cert_validity_hours=config.pki.cert_validity_hours,
-        server_cert_renewal_hours=config.pki.cert_renewal_hours,
-        vault_dns_names=manifests.server_dns_names(ns, vault_name, config.vault.nodes),
-        database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
-    ))
-    # Rendering reaches no cluster.
-    provider = k8s.Provider("kubernetes", kubeconfig=None if target.render_dir else target.kubeconfig,
-                            render_yaml_to_directory=target.render_dir)
-    # The Kubernetes clients' pods, in their own namespaces, log in with their service account.
-    client_namespaces = tuple(dict.fromkeys(n for spec in config.clients for n in spec.namespaces))
-    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, client_namespaces=client_namespaces),
-                                    opts=pulumi.ResourceOptions(provider=provider))
-    in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
-    images = kubernetes_target.images(config)
-    database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
-        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
-        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
-        image=images["postgres"][0], image_built_here=images["postgres"][1], storage_class=target.storage_class,
-    ), opts=in_namespace)
-    forward = None if target.render_dir else kubernetes_target.vault_forward(config).start()
-    vault_server = VaultKubernetes(vault_name, VaultKubernetesArgs(
-        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
-        image=images["openbao"][0], image_built_here=images["openbao"][1], replicas=config.vault.nodes,
-        storage_class=target.storage_class, address=forward.address if forward else None,
-        ca_file=f"{config.data_dir}/vault-ca.crt", key_shares=config.vault.key_shares,
-        key_threshold=config.vault.key_threshold,
-        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
-        mounts=(DatabaseSecretsEngineArgs.mount_path,),
-        auth_mounts=(APPROLE_MOUNT, KUBERNETES_MOUNT) if client_namespaces else (APPROLE_MOUNT,),
-        # Kubernetes auth reviews the pods' tokens with OpenBao's own (components/vault/kubernetes_access.py).
-        token_reviewer=bool(client_namespaces),
-    ), opts=in_namespace)
-    if forward is None:
-        return Servers(vault_server, database, None)
-    return Servers(vault_server, database, vault_provider_on(vault_server), in_namespace)
-
-
-def docker_servers(config: StackConfig):
-    """OpenBao and PostgreSQL as containers of the stack's own Docker engine (started by `make up`
-    under the data folder), from images built here, and the Vault provider."""
-    import pulumi_docker as docker
-
-    from components.docker.daemon import DockerEngine
-    from components.docker.postgres import PostgresDocker, PostgresDockerArgs
-    from components.docker.vault import VaultDocker, VaultDockerArgs
-
-    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
-        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
-        server_cert_validity_hours=config.pki.cert_validity_hours,
-        server_cert_renewal_hours=config.pki.cert_renewal_hours,
-    ))
-    engine = DockerEngine(stack_config.docker_dir(config))
-    on_engine = pulumi.ResourceOptions(provider=docker.Provider("docker", host=engine.host))
-    database = PostgresDocker("db", PostgresDockerArgs(
-        port=config.target.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
-        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
-        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
-        engine_host=engine.host,
-    ), opts=on_engine)
-    vault_server = VaultDocker("vault", VaultDockerArgs(
-        port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, ca_pem=pki.ca_cert_pem,
-        cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
-        ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
-        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
-    ), opts=on_engine)
-    return Servers(vault_server, database, vault_provider_on(vault_server))
-
-
-def external_servers(config: StackConfig):
-    """Vault and PostgreSQL run by someone else, reached by address with the credentials their
-    operators gave (stack secrets); the stack starts nothing, and makes in the database only what it
-    makes on its own servers (Vault's admin, the group roles, the service users)."""
-    from pathlib import Path
-
-    from components.external import ExternalPostgres, ExternalPostgresArgs, ExternalVault, ExternalVaultArgs
-    from stacks.external_target import vault_capabilities
-
-    target = config.target
-    vault_server = ExternalVault("vault", ExternalVaultArgs(
-        address=target.vault_addr, ca_pem=Path(target.vault_ca_file).read_text(), ca_file=target.vault_ca_file,
-        database_ca_file=target.vault_database_ca_file, token=pulumi.Output.secret(target.vault_token),
-        required_capabilities=vault_capabilities(config),
-    ))
-    database = ExternalPostgres("db", ExternalPostgresArgs(
-        host=target.db_host, port=target.db_port, database=config.database.name,
-        ca_pem=Path(target.db_ca_file).read_text(), stack_admin=target.db_stack_admin,
-        stack_admin_password=pulumi.Output.secret(target.db_stack_admin_password), admin=config.database.admin,
-        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
-    ))
-    return Servers(vault_server, database, vault_provider_on(vault_server))
-
-
-def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
-    """The Vault provider on the stack's own (initialised, unsealed) server; on a cluster, through the
-    node that serves now (`serving_address`: the active one, else a standby, which forwards)."""
-    address = pulumi.Output.all(vault_server.addresses, vault_server.ca_file).apply(lambda a: serving_address(*a))
-    return vault.Provider(
-        "vault", address=address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
-        # The admin token itself: no child token per run to create, expire and audit.
-        skip_child_token=True,
-        # Configured once Vault runs and is unsealed (after a machine restart too).
-        opts=pulumi.ResourceOptions(depends_on=[vault_server]),
-    )
+        statefulset=kubernetes_target.VAULT_NAME, opts=pulumi.ResourceOptions(depends_on=after))
 
 
 config = stack_config.load()
 preflight.check_machine(config)
-servers = {"local": local_servers, "docker": docker_servers, "kubernetes": kubernetes_servers,
-           "external": external_servers}[config.target.kind]
-stack_servers = servers(config)
+target = targets.of(config)
+stack_servers = target.servers(config)
 vault_server, database = stack_servers.vault, stack_servers.database
 if config.configures_vault:
     engine, clients, checks, kubernetes, teams = vault_layer(config, stack_servers)
@@ -417,21 +206,8 @@ if config.configures_vault:
     pulumi.export("vault_ca_file", vault_server.ca_file)
     pulumi.export("vault_database_ca_file", vault_server.database_ca_file)
     pulumi.export("db_admin", database.admin)
-    if config.target.kind == "local" and config.database.engine == "postgresql":
-        pulumi.export("db_data_dir", database.data_dir)
-    if config.target.kind == "docker":
-        pulumi.export("db_container", database.container)
-        pulumi.export("vault_container", vault_server.container)
-    if config.target.kind == "kubernetes":
-        pulumi.export("k8s_namespace", config.target.namespace)
-        pulumi.export("db_pod", database.pod)
-        pulumi.export("vault_pods", vault_server.pods)
-        # Where pods of the cluster reach Vault (vault_addr is this machine's port-forward to it).
-        pulumi.export("vault_service_addr", vault_server.service_address)
-        # The images the cluster runs, by role: a team's workload runs the same agent (OpenBao's).
-        from stacks import kubernetes_target
-
-        pulumi.export("k8s_images", {role: image for role, (image, _) in kubernetes_target.images(config).items()})
+    for name, value in target.exports(config, stack_servers).items():
+        pulumi.export(name, value)
     # The stack's own admin token: the root token where the stack keeps one, never on the kubernetes
     # target (its root token is revoked once the stack's admin token exists).
     pulumi.export("vault_admin_token", vault_server.admin_token)

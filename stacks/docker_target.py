@@ -1,21 +1,45 @@
-"""What a stack on the docker target has on this machine, found from its validated config: its own
-Docker engine, and the database's dynamic users (read as the superuser inside the container).
+"""The docker target: OpenBao and PostgreSQL as containers of the stack's own Docker engine.
 
-`make up` starts the engine, `make down` proves with these that nothing is left; the tests do the same.
+Its servers for the root program (`servers`, `exports`), and what a stack of it has on this machine,
+found from its validated config: its own Docker engine, and the database's dynamic users (read as the
+superuser inside the container). `make up` starts the engine, `make down` proves with these that
+nothing is left; the tests do the same. The functions every target has are listed in stacks/targets.py.
 """
 
 import contextlib
 import subprocess
-from typing import Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 from components.docker.daemon import DockerEngine, DockerEngineError
 from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
-from stacks.config import StackConfig, docker_dir
+from stacks.config import ConfigError, StackConfig, docker_dir
+from stacks.servers import Servers, vault_provider_on
+
+#: Where its database runs, as the database component names it (its `container`, output `db_container`).
+DATABASE_LOCATION = "container"
+#: What `make down` leaves of a stack of this target.
+AFTER_DOWN = "no server left"
+#: Whether its servers answer at the addresses its outputs give, nothing held open (`make up` starts
+#: those that do not; `make drift` refuses to read a stack whose servers are down).
+REACHED_AT_OUTPUTS = True
 
 
 def engine(config: StackConfig) -> DockerEngine:
     return DockerEngine(docker_dir(config))
+
+
+def check_machine(config: StackConfig) -> None:
+    """The images' contexts are made, and the stack's Docker engine answers (ConfigError naming the field)."""
+    from components.docker.images import missing_contexts
+
+    missing = missing_contexts()
+    if missing:
+        raise ConfigError("target", f"the docker target's images are built from contexts not made yet: "
+                                    f"{'; '.join(missing)}")
+    if not engine(config).answers():
+        raise ConfigError("target", f"no Docker engine answers at {engine(config).host}: `make up` and `make "
+                                    "preview` start the stack's own there")
 
 
 @contextlib.contextmanager
@@ -44,7 +68,7 @@ def superuser_sql(config: StackConfig, container: str, script: str) -> str:
     return result.stdout
 
 
-def dynamic_users(config: StackConfig, container: str, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+def dynamic_users(config: StackConfig, container: str = "", query: str = DYNAMIC_USERS_QUERY) -> list[str]:
     """The database users Vault's dynamic roles made that still exist (or those a narrower query of
     them lists)."""
     return sorted(superuser_sql(config, container, query + ";").split())
@@ -68,3 +92,55 @@ def ours_left(config: StackConfig) -> list[str]:
     if engine(config).data_root.exists():
         left.append(f"the engine's data root {engine(config).data_root} (images, containers, volumes)")
     return left
+
+
+def left_after_destroy(config: StackConfig, say: Callable[[str], None]) -> list[str]:
+    """Removes the stack's engine (it held only the stack's containers, volumes and images); what is left."""
+    if engine(config).pid() is not None:
+        say(f"removing the stack's Docker engine and its data root {engine(config).data_root}")
+        engine(config).remove()
+    return ours_left(config)
+
+
+def reaching_vault(_config: StackConfig) -> ContextManager[Any]:
+    """Vault answers at its published port: nothing to hold open."""
+    return contextlib.nullcontext()
+
+
+def servers(config: StackConfig) -> Servers:
+    """OpenBao and PostgreSQL as containers of the stack's own Docker engine (started by `make up`
+    under the data folder), from images built here, and the Vault provider."""
+    import pulumi
+    import pulumi_docker as docker
+
+    from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+
+    from components.docker.daemon import DockerEngine
+    from components.docker.postgres import PostgresDocker, PostgresDockerArgs
+    from components.docker.vault import VaultDocker, VaultDockerArgs
+
+    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
+    ))
+    engine = DockerEngine(docker_dir(config))
+    on_engine = pulumi.ResourceOptions(provider=docker.Provider("docker", host=engine.host))
+    database = PostgresDocker("db", PostgresDockerArgs(
+        port=config.target.db_port, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
+        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
+        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+        engine_host=engine.host,
+    ), opts=on_engine)
+    vault_server = VaultDocker("vault", VaultDockerArgs(
+        port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, ca_pem=pki.ca_cert_pem,
+        cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
+        ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
+    ), opts=on_engine)
+    return Servers(vault_server, database, vault_provider_on(vault_server))
+
+
+def exports(_config: StackConfig, servers: Servers) -> dict[str, Any]:
+    """The outputs only this target has: the containers, by server."""
+    return {"db_container": servers.database.container, "vault_container": servers.vault.container}

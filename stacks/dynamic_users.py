@@ -9,8 +9,7 @@ user (every renewal moves VALID UNTIL: `expired_dynamic_users_query`). So every
 Vault runs, and names them.
 
 It lives here, not under components/, because it reaches the database the way
-the stack's target does (stacks/local_target.py, docker_target.py, kubernetes_target.py,
-external_target.py), from the stack's validated config.
+the stack's target does (stacks/targets.py), from the stack's validated config.
 """
 
 import uuid
@@ -22,7 +21,7 @@ from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider,
 
 from components.postgres_sql import DYNAMIC_USERS_QUERY, expired_dynamic_users_query
 from stacks import config as stack_settings
-from stacks import docker_target, external_target, kubernetes_target, local_target
+from stacks import targets
 from stacks.config import StackConfig
 
 #: (query) -> the dynamic users the query lists (every one unless told); (users) -> None, dropped.
@@ -30,20 +29,13 @@ ListUsers = Callable[..., list[str]]
 DropUsers = Callable[[list[str]], None]
 
 
-def database_users(config: StackConfig, container: str = "", pod: str = "") -> tuple[ListUsers, DropUsers]:
+def database_users(config: StackConfig, location: str = "") -> tuple[ListUsers, DropUsers]:
     """How to list the stack's dynamic database users, and to drop some, wherever its database runs (as
-    its superuser, or the external target's stack admin). container: the docker target's `db_container`
-    output; pod: the kubernetes target's `db_pod`."""
-    kind = config.target.kind
-    if kind == "docker":
-        return (lambda query=DYNAMIC_USERS_QUERY: docker_target.dynamic_users(config, container, query),
-                lambda users: docker_target.drop_dynamic_users(config, container, users))
-    if kind == "kubernetes":
-        return (lambda query=DYNAMIC_USERS_QUERY: kubernetes_target.dynamic_users(config, pod, query),
-                lambda users: kubernetes_target.drop_dynamic_users(config, pod, users))
-    module = external_target if kind == "external" else local_target
-    return (lambda query=DYNAMIC_USERS_QUERY: module.dynamic_users(config, query),
-            lambda users: module.drop_dynamic_users(config, users))
+    its superuser, or the external target's stack admin). location: where its target's database runs
+    (the `db_<DATABASE_LOCATION>` output: the docker target's container, the kubernetes target's pod)."""
+    target = targets.of(config)
+    return (lambda query=DYNAMIC_USERS_QUERY: target.dynamic_users(config, location, query),
+            lambda users: target.drop_dynamic_users(config, location, users))
 
 
 #: Tries at dropping the expired users. Vault, restarted after their leases ended, revokes the same
@@ -76,7 +68,7 @@ def reap(list_users: ListUsers, drop_users: DropUsers, query: Optional[str] = No
 
 def _reap(props: dict[str, Any]) -> dict:
     config = stack_settings.validate_settings(props["settings"], props["stack"], Path(props["project_dir"]))
-    list_users, drop_users = database_users(config, props["db_container"], props["db_pod"])
+    list_users, drop_users = database_users(config, props["db_location"])
     return {"dropped": reap(list_users, drop_users)}
 
 
@@ -97,15 +89,15 @@ class ExpiredUsersReaped(Resource, module="dbcreds", name="ExpiredUsersReaped"):
 
     settings: the stack's dbcreds settings as Pulumi holds them (text; they travel and rest as a
     secret: some are); the provider validates them into the StackConfig that stacks/* take.
+    db_location: where the target's database runs (`database_location`).
     """
 
     dropped: pulumi.Output[list]
 
     def __init__(self, name: str, settings: dict[str, str], stack: str, project_dir: str,
-                 db_container: pulumi.Input[str] = "", db_pod: pulumi.Input[str] = "",
-                 opts: Optional[pulumi.ResourceOptions] = None):
+                 db_location: pulumi.Input[str] = "", opts: Optional[pulumi.ResourceOptions] = None):
         props = {"settings": pulumi.Output.secret(settings), "stack": stack, "project_dir": project_dir,
-                 "db_container": db_container, "db_pod": db_pod, "dropped": None}
+                 "db_location": db_location, "dropped": None}
         super().__init__(_ExpiredUsersProvider(), name, props, opts)
 
 
@@ -118,6 +110,12 @@ def expired_users_reaped(config: StackConfig, database: Any,
     return ExpiredUsersReaped(
         "expired-users", settings={f: settings.get(f) for f in fields if settings.get(f) is not None},
         stack=pulumi.get_stack(), project_dir=str(Path.cwd()),
-        db_container=database.container if config.target.kind == "docker" else "",
-        db_pod=database.pod if config.target.kind == "kubernetes" else "",
+        db_location=database_location(config, database),
         opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(depends_on=[database]), opts))
+
+
+def database_location(config: StackConfig, database: Any) -> Any:
+    """Where the stack's database runs, from its component (the target's DATABASE_LOCATION attribute:
+    a container, a pod), or empty where it is reached by address."""
+    attribute = targets.of(config).DATABASE_LOCATION
+    return getattr(database, attribute) if attribute else ""

@@ -1,20 +1,38 @@
-"""What a stack on the kubernetes target has in its cluster, found from its validated config: whether
-the cluster answers, the database's dynamic users (read as the superuser, inside the PostgreSQL pod
-over its socket, through `kubectl exec`), and what of the stack is left after it was destroyed; and
-the way this machine reaches its Vault (a port-forward to its Service).
+"""The kubernetes target: OpenBao as a StatefulSet and PostgreSQL in the stack's namespace of a cluster.
 
-`make down` proves with these that nothing is left; the tests do the same.
+Its servers for the root program (`servers`, `exports`), and what a stack of it has in its cluster,
+found from its validated config: whether the cluster answers, the database's dynamic users (read as
+the superuser, inside the PostgreSQL pod over its socket, through `kubectl exec`), and what of the
+stack is left after it was destroyed; and the way this machine reaches its Vault (a port-forward to
+its Service). `make down` proves with these that nothing is left; the tests do the same. The
+functions every target has are listed in stacks/targets.py.
 """
 
+import contextlib
 import json
 import subprocess
+import time
+from typing import Any, Callable, ContextManager, Iterator
 
 from components.kubernetes.manifests import DB_PORT, VAULT_PORT
 from components.kubernetes.port_forward import PortForward
 from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
-from stacks.config import StackConfig
+from stacks.config import ConfigError, StackConfig
+from stacks.servers import APPROLE_MOUNT, Servers, vault_provider_on
 from toolchain.env import ROOT
+
+#: Where its database runs, as the database component names it (its `pod`, output `db_pod`).
+DATABASE_LOCATION = "pod"
+#: What `make down` leaves of a stack of this target.
+AFTER_DOWN = "no server left"
+#: Whether its servers answer at the addresses its outputs give, nothing held open: no, its Vault is
+#: reached through a port-forward of the program's own, and its cluster brings its pods back itself.
+REACHED_AT_OUTPUTS = False
+#: The servers' component names, which their objects' names (Services, pods) start with.
+VAULT_NAME, DB_NAME = "vault", "db"
+#: How long the provisioner may take to delete the claims' volumes, and their data on the nodes.
+VOLUMES_GONE_SECONDS = 120
 
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
 #: The longest one kubectl call here may take (an exec of psql in the database pod included).
@@ -66,9 +84,20 @@ def cluster_problem(config: StackConfig) -> str:
     return ""
 
 
+def check_machine(config: StackConfig) -> None:
+    """Its cluster answers (ConfigError naming k8s_kubeconfig). A preview runs without one (pulumi-kubernetes
+    plans every object to create), and rendering manifests needs none; an up that configures Vault does."""
+    import pulumi
+
+    if config.configures_vault and not pulumi.runtime.is_dry_run():
+        problem = cluster_problem(config)
+        if problem:
+            raise ConfigError("k8s_kubeconfig", problem)
+
+
 def vault_forward(config: StackConfig) -> PortForward:
     """This machine's way to the stack's Vault: a port-forward to its Service on 127.0.0.1:vault_port."""
-    return PortForward(config.target.kubeconfig, config.target.namespace, "vault", config.target.vault_port,
+    return PortForward(config.target.kubeconfig, config.target.namespace, VAULT_NAME, config.target.vault_port,
                        VAULT_PORT)
 
 
@@ -82,7 +111,7 @@ def superuser_sql(config: StackConfig, pod: str, script: str) -> str:
                    "-v", "ON_ERROR_STOP=1", "--file", "-", stdin=script).stdout
 
 
-def dynamic_users(config: StackConfig, pod: str, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+def dynamic_users(config: StackConfig, pod: str = "", query: str = DYNAMIC_USERS_QUERY) -> list[str]:
     """The database users Vault's dynamic roles made that still exist (or those a narrower query of
     them lists; `pod`: the stack's db_pod output)."""
     return sorted(superuser_sql(config, pod, query + ";").split())
@@ -104,3 +133,90 @@ def ours_left(config: StackConfig) -> list[str]:
     left += [f"PersistentVolume {v['metadata']['name']} (of claim {v['spec']['claimRef']['name']})" for v in volumes
              if (v["spec"].get("claimRef") or {}).get("namespace") == config.target.namespace]
     return left
+
+
+def left_after_destroy(config: StackConfig, _say: Callable[[str], None]) -> list[str]:
+    """What of a destroyed stack is left in its cluster, once the provisioner had its time to delete the
+    claims' volumes (nothing to look at when the stack only rendered manifests)."""
+    if config.target.render_dir:
+        return []
+    deadline = time.monotonic() + VOLUMES_GONE_SECONDS
+    while (left := ours_left(config)) and time.monotonic() < deadline:
+        time.sleep(2)
+    return left
+
+
+@contextlib.contextmanager
+def reaching_vault(config: StackConfig) -> Iterator[None]:
+    """A port-forward to Vault's Service, held while this machine talks to Vault."""
+    with vault_forward(config) as forward:
+        if not forward.wait(60):
+            raise KubernetesTargetError(f"no port-forward to Vault's Service answers at {forward.address}")
+        yield
+
+
+def servers(config: StackConfig) -> Servers:
+    """OpenBao (a StatefulSet of `vault_nodes` raft nodes) and PostgreSQL on the kubeconfig's cluster, or
+    rendered to a folder; the Vault provider through a port-forward to Vault's Service that the
+    program holds open (None when rendering: nothing is reached then)."""
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+    from components.kubernetes import manifests
+    from components.kubernetes.namespace import KubernetesNamespace, KubernetesNamespaceArgs
+    from components.kubernetes.postgres import PostgresKubernetes, PostgresKubernetesArgs
+    from components.kubernetes.vault import VaultKubernetes, VaultKubernetesArgs
+    from components.vault.kubernetes_access import KUBERNETES_MOUNT
+    from components.vault.secrets_engine import DatabaseSecretsEngineArgs
+
+    target = config.target
+    ns = target.namespace
+    vault_name, db_name = VAULT_NAME, DB_NAME
+    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
+        vault_dns_names=manifests.server_dns_names(ns, vault_name, config.vault.nodes),
+        database_dns_names=manifests.server_dns_names(ns, db_name), database_ip_addresses=(),
+    ))
+    # Rendering reaches no cluster.
+    provider = k8s.Provider("kubernetes", kubeconfig=None if target.render_dir else target.kubeconfig,
+                            render_yaml_to_directory=target.render_dir)
+    # The Kubernetes clients' pods, in their own namespaces, log in with their service account.
+    client_namespaces = tuple(dict.fromkeys(n for spec in config.clients for n in spec.namespaces))
+    namespace = KubernetesNamespace("k8s", KubernetesNamespaceArgs(name=ns, client_namespaces=client_namespaces),
+                                    opts=pulumi.ResourceOptions(provider=provider))
+    in_namespace = pulumi.ResourceOptions(providers={"kubernetes": provider}, depends_on=[namespace])
+    pod_images = images(config)
+    database = PostgresKubernetes(db_name, PostgresKubernetesArgs(
+        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.database_cert_pem,
+        key_pem=pki.database_private_key_pem, database=config.database.name, admin=config.database.admin,
+        grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+        image=pod_images["postgres"][0], image_built_here=pod_images["postgres"][1], storage_class=target.storage_class,
+    ), opts=in_namespace)
+    forward = None if target.render_dir else vault_forward(config).start()
+    vault_server = VaultKubernetes(vault_name, VaultKubernetesArgs(
+        namespace=ns, ca_pem=pki.ca_cert_pem, cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem,
+        image=pod_images["openbao"][0], image_built_here=pod_images["openbao"][1], replicas=config.vault.nodes,
+        storage_class=target.storage_class, address=forward.address if forward else None,
+        ca_file=f"{config.data_dir}/vault-ca.crt", key_shares=config.vault.key_shares,
+        key_threshold=config.vault.key_threshold,
+        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
+        mounts=(DatabaseSecretsEngineArgs.mount_path,),
+        auth_mounts=(APPROLE_MOUNT, KUBERNETES_MOUNT) if client_namespaces else (APPROLE_MOUNT,),
+        # Kubernetes auth reviews the pods' tokens with OpenBao's own (components/vault/kubernetes_access.py).
+        token_reviewer=bool(client_namespaces),
+    ), opts=in_namespace)
+    if forward is None:
+        return Servers(vault_server, database, None)
+    return Servers(vault_server, database, vault_provider_on(vault_server), in_namespace)
+
+
+def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
+    """The outputs only this target has: the namespace, the pods, where pods of the cluster reach Vault
+    (vault_addr is this machine's port-forward to it), and the images the cluster runs, by role (a
+    team's workload runs the same agent, OpenBao's)."""
+    return {"k8s_namespace": config.target.namespace, "db_pod": servers.database.pod,
+            "vault_pods": servers.vault.pods, "vault_service_addr": servers.vault.service_address,
+            "k8s_images": {role: image for role, (image, _) in images(config).items()}}

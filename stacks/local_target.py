@@ -1,13 +1,15 @@
-"""What a stack on the local target has on this machine, found from its validated config:
-its server processes, and the database's dynamic users (read as the database's superuser).
+"""The local target: OpenBao and PostgreSQL (or CockroachDB) as processes on this machine's 127.0.0.1.
 
-`make down` proves with these that nothing is left; the tests do the same.
+Its servers for the root program (`servers`, `exports`), and what a stack of it has on this machine,
+found from its validated config: its server processes, and the database's dynamic users (read as the
+database's superuser). `make down` proves with these that nothing is left; the tests do the same.
+The functions every target has are listed in stacks/targets.py.
 """
 
 import contextlib
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, ContextManager, Iterator
 
 import psycopg
 
@@ -15,7 +17,16 @@ from components.servers.cockroach import LocalCockroach
 from components.servers.openbao import LocalOpenBao, node_data_dir, node_state
 from components.servers.postgres import LocalPostgres
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
-from stacks.config import StackConfig
+from stacks.config import ConfigError, StackConfig
+from stacks.servers import Servers, vault_provider_on
+
+#: Where its database runs, as the database component names it (no container or pod: this machine).
+DATABASE_LOCATION = ""
+#: What `make down` leaves of a stack of this target.
+AFTER_DOWN = "no server left"
+#: Whether its servers answer at the addresses its outputs give, nothing held open (`make up` starts
+#: those that do not; `make drift` refuses to read a stack whose servers are down).
+REACHED_AT_OUTPUTS = True
 
 
 def vault_nodes(config: StackConfig) -> list[LocalOpenBao]:
@@ -62,6 +73,28 @@ def vault_quorum_problem(config: StackConfig) -> str:
             "machine: see the README, two nodes lost); up cannot.")
 
 
+def check_machine(config: StackConfig) -> None:
+    """CockroachDB's binary, the OpenBao binary the stack names, and a cluster that can still elect a
+    leader: what `up` could not get past (ConfigError naming the field)."""
+    from components.servers.cockroach import LocalCockroachError, cockroach_binary
+    from components.servers.openbao import LocalOpenBaoError, binary_version
+
+    if config.database.engine == "cockroachdb":
+        try:
+            cockroach_binary()
+        except LocalCockroachError as error:
+            raise ConfigError("db_engine", f"cockroachdb runs here as a local process: {error}") from None
+    if config.vault.binary:
+        try:
+            binary_version(Path(config.vault.binary))
+        except LocalOpenBaoError as error:
+            raise ConfigError("vault_binary", str(error)) from None
+    if config.vault.highly_available:
+        problem = vault_quorum_problem(config)
+        if problem:
+            raise ConfigError("vault_nodes", problem)
+
+
 def database_server(config: StackConfig) -> LocalPostgres | LocalCockroach:
     if config.database.engine == "cockroachdb":
         return LocalCockroach(Path(config.data_dir) / "cockroach", config.target.db_port, config.target.db_http_port)
@@ -81,14 +114,14 @@ def superuser(config: StackConfig) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def dynamic_users(config: StackConfig, query: str = DYNAMIC_USERS_QUERY) -> list[str]:
+def dynamic_users(config: StackConfig, _location: str = "", query: str = DYNAMIC_USERS_QUERY) -> list[str]:
     """The database users Vault's dynamic roles made that still exist (or those a narrower query of
     them lists: the expired ones, say)."""
     with superuser(config) as conn:
         return sorted(row[0] for row in conn.execute(query))
 
 
-def drop_dynamic_users(config: StackConfig, users: list[str]) -> None:
+def drop_dynamic_users(config: StackConfig, _location: str, users: list[str]) -> None:
     """Drops dynamic users as the superuser (their sessions ended first), as Vault's revocation would."""
     with superuser(config) as conn:
         for statement in drop_dynamic_user_statements(users):
@@ -101,3 +134,92 @@ def running_servers(config: StackConfig) -> list[str]:
     if database_server(config).running:
         running.append(f"{config.database.engine} ({database_server(config).data_dir})")
     return running
+
+
+def left_after_destroy(config: StackConfig, _say: Callable[[str], None]) -> list[str]:
+    """What of a destroyed stack is left on this machine: its server processes."""
+    return running_servers(config)
+
+
+def reaching_vault(_config: StackConfig) -> ContextManager[Any]:
+    """Vault answers at its own address: nothing to hold open."""
+    return contextlib.nullcontext()
+
+
+def servers(config: StackConfig) -> Servers:
+    """OpenBao and PostgreSQL (or CockroachDB) as processes on 127.0.0.1, and the Vault provider.
+
+    With `db_certificates: vault_pki`, Vault comes first: its PKI engine issues
+    the database's certificate (CockroachDB's node and client.root ones), from an
+    intermediate of the bootstrap CA.
+    """
+    import dataclasses
+
+    import pulumi
+
+    from components.bootstrap_pki import BootstrapPki, BootstrapPkiArgs
+    from components.cockroach_certs import COCKROACH_PKI, certs_directory
+    from components.local.cockroach_node import CockroachNode, CockroachNodeArgs
+    from components.local.postgres_server import PostgresServer, PostgresServerArgs
+    from components.local.vault_server import VaultNodeArgs, VaultServer, VaultServerArgs
+    from components.vault.database_pki import DatabasePki, DatabasePkiArgs
+
+    nodes = config.target.vault_node_ports(config.vault.nodes)
+    pki = BootstrapPki("bootstrap", BootstrapPkiArgs(
+        ca_common_name=config.pki.ca_common_name, ca_validity_hours=config.pki.ca_validity_hours,
+        server_cert_validity_hours=config.pki.cert_validity_hours,
+        server_cert_renewal_hours=config.pki.cert_renewal_hours,
+        database_certificate=config.database.certificates == "bootstrap",
+        # A cluster's nodes each have a name of their own on their certificate.
+        vault_node_names=tuple((f"openbao-{i}",) for i in range(len(nodes))) if len(nodes) > 1 else ((),),
+    ))
+    # CockroachDB with a CA of its own comes first: Vault's connection verifies against that CA.
+    # Every other database's chain ends at the bootstrap CA.
+    own_ca = config.database.engine == "cockroachdb" and config.database.certificates == "bootstrap"
+    cockroach = CockroachNodeArgs(
+        data_dir=f"{config.data_dir}/cockroach", port=config.target.db_port, http_port=config.target.db_http_port,
+        database=config.database.name, admin=config.database.admin, grant_specs=config.database.roles,
+        ca_validity_hours=config.pki.ca_validity_hours, cert_validity_hours=config.pki.cert_validity_hours,
+    )
+    if own_ca:
+        database = CockroachNode("db", cockroach)
+    vault_server = VaultServer("vault", VaultServerArgs(
+        data_dir=f"{config.data_dir}/openbao", ca_pem=pki.ca_cert_pem,
+        nodes=tuple(VaultNodeArgs(port, cluster_port, cert.cert_pem, cert.private_key_pem)
+                    for (port, cluster_port), cert in zip(nodes, pki.vault_node_certs)),
+        database_ca_pem=database.ca_pem if own_ca else pki.ca_cert_pem,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold, seal=config.vault.seal,
+        seal_key=pulumi.Output.secret(config.vault.seal_key) if config.vault.seal_key else None,
+        binary=config.vault.binary,
+    ))
+    provider = vault_provider_on(vault_server)
+    db_pki = None
+    if config.database.certificates == "vault_pki":
+        db_pki = DatabasePki("db-pki", DatabasePkiArgs(
+            bootstrap_ca_cert_pem=pki.ca_cert_pem, bootstrap_ca_private_key_pem=pki.ca_private_key_pem,
+            cert_ttl=config.pki.db_cert_validity or config.pki.cert_validity_hours * 3600,
+            intermediate_ttl=config.pki.ca_validity_hours * 3600,
+            cert_renew_before=config.pki.cert_renew_before,
+            intermediate_renewal_hours=config.pki.intermediate_renewal_hours,
+            **(COCKROACH_PKI if config.database.engine == "cockroachdb" else {}),
+        ), opts=pulumi.ResourceOptions(providers=[provider], depends_on=[vault_server]))
+    if config.database.engine == "postgresql":
+        certificate = (pki.database_cert_pem, pki.database_private_key_pem, pki.ca_cert_pem)
+        if db_pki is not None:
+            certificate = (db_pki.cert_pem, db_pki.private_key_pem, db_pki.ca_chain_pem)
+        database = PostgresServer("db", PostgresServerArgs(
+            data_dir=f"{config.data_dir}/postgres", port=config.target.db_port, database=config.database.name,
+            admin=config.database.admin, cert_pem=certificate[0], key_pem=certificate[1], ca_pem=certificate[2],
+            grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+        ))
+    elif not own_ca:
+        database = CockroachNode("db", dataclasses.replace(
+            cockroach, certificates=certs_directory(db_pki), ca_pem=db_pki.ca_chain_pem))
+    return Servers(vault_server, database, provider)
+
+
+def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
+    """The outputs only this target has: the OpenBao release its nodes run, and PostgreSQL's data folder
+    (a team's program on this host reads it)."""
+    data_dir = {"db_data_dir": servers.database.data_dir} if config.database.engine == "postgresql" else {}
+    return {"vault_version": servers.vault.version, **data_dir}

@@ -12,22 +12,21 @@
    database (asked as its superuser, or the external target's stack admin)
    must have no dynamic user.
 3. `pulumi destroy`, then the stack is removed (its config file stays).
-4. No server process of the stack may be left; on the docker target, the
+4. Nothing of the stack may be left (its target's `left_after_destroy`,
+   stacks/targets.py): no server process of it; on the docker target, the
    stack's own Docker engine is stopped and its data root (images, containers,
    volumes) removed (an engine the stack did not start is left alone); on the
-   kubernetes target, no namespace of the stack's, nor volume its claims had,
-   may be left (the cluster itself stays: `make cluster-down`); on the
-   external target, no role the stack made in the database (asked as the
-   stack admin; the servers are their operators' and stay).
+   kubernetes target, no namespace of the stack's, nor volume its claims had
+   (the cluster itself stays: `make cluster-down`); on the external target, no
+   role the stack made in the database (asked as the stack admin; the servers
+   are their operators' and stay).
 
 Anything left behind, or a step that cannot run, ends it with a message and
 exit status 1.
 """
 
-import contextlib
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import hvac
@@ -35,13 +34,10 @@ from pulumi import automation as auto
 
 from components.kubernetes.port_forward import PortForwardError
 from components.servers.openbao import serving_address
-from stacks import docker_target, dynamic_users, external_target, kubernetes_target, local_target
+from stacks import dynamic_users, kubernetes_target, targets
 from stacks import config as stack_settings
 from stacks.config import StackConfig
 from toolchain.env import ROOT, pulumi_env
-
-#: How long a cluster's provisioner may take to delete the volumes of a destroyed stack's claims.
-VOLUMES_GONE_SECONDS = 120
 
 
 class DownError(RuntimeError):
@@ -78,9 +74,8 @@ def database_users(outputs: dict[str, auto.OutputValue], config: StackConfig
                    ) -> tuple[dynamic_users.ListUsers, dynamic_users.DropUsers]:
     """How to list the stack's dynamic database users, and to drop some, wherever its database runs (as
     its superuser, or the external target's stack admin)."""
-    kind = config.target.kind
-    return dynamic_users.database_users(config, container=outputs["db_container"].value if kind == "docker" else "",
-                                        pod=outputs["db_pod"].value if kind == "kubernetes" else "")
+    attribute = targets.of(config).DATABASE_LOCATION
+    return dynamic_users.database_users(config, outputs[f"db_{attribute}"].value if attribute else "")
 
 
 def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig) -> None:
@@ -128,13 +123,10 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     stack = open_stack(name, env, work_dir)
     config = stack_settings.of_stack(stack, work_dir)
     outputs = stack.outputs()
+    target = targets.of(config)
     if "database_mount" in outputs:
-        # On the kubernetes target Vault is reached through a port-forward, held for the revocation only
-        # (the program opens its own for the destroy).
-        forward = kubernetes_target.vault_forward(config) if config.target.kind == "kubernetes" else None
-        with forward or contextlib.nullcontext():
-            if forward is not None and not forward.wait(60):
-                raise DownError(f"no port-forward to Vault's Service answers at {forward.address}")
+        # Held for the revocation only (the program opens its own way for the destroy).
+        with target.reaching_vault(config):
             revoke_everything(outputs, config)
     else:
         say("the stack has no database secrets engine: no lease to revoke")
@@ -142,33 +134,10 @@ def down(name: str, env: dict[str, str], work_dir: Path = ROOT) -> None:
     # Providers as the program configures them now: a cluster's Vault through a node that serves.
     stack.destroy(on_output=lambda line: print(line, file=sys.stderr), run_program=True)
     stack.workspace.remove_stack(name, preserve_config=True)
-    if config.target.kind == "local":
-        left = local_target.running_servers(config)
-        if left:
-            raise DownError(f"server processes are left after destroy: {', '.join(left)}")
-    if config.target.kind == "docker":
-        engine = docker_target.engine(config)
-        if engine.pid() is not None:
-            say(f"removing the stack's Docker engine and its data root {engine.data_root}")
-            engine.remove()
-        left = docker_target.ours_left(config)
-        if left:
-            raise DownError(f"left after destroy: {', '.join(left)}")
-    if config.target.kind == "kubernetes" and not config.target.render_dir:
-        # The provisioner deletes the claims' volumes, and their data on the nodes, once the claims went.
-        deadline = time.monotonic() + VOLUMES_GONE_SECONDS
-        while (left := kubernetes_target.ours_left(config)) and time.monotonic() < deadline:
-            time.sleep(2)
-        if left:
-            raise DownError(f"left after destroy: {', '.join(left)}")
-    if config.target.kind == "external":
-        left = external_target.ours_left(config)
-        if left:
-            raise DownError(f"left in the database after destroy: {', '.join(left)}")
-        say(f"stack {name} is down: no lease, no dynamic user, no role of the stack's left (the servers are "
-            "their operators')")
-        return
-    say(f"stack {name} is down: no lease, no dynamic user, no server left")
+    left = target.left_after_destroy(config, say)
+    if left:
+        raise DownError(f"left after destroy: {', '.join(left)}")
+    say(f"stack {name} is down: no lease, no dynamic user, {target.AFTER_DOWN}")
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks import config as stack_settings
-from stacks import docker_target
+from stacks import docker_target, targets
 from toolchain.down import DownError, open_stack
 from toolchain.env import ROOT
 from toolchain.up import servers_down
@@ -67,7 +67,7 @@ def drift(name: str, env: dict[str, str], work_dir: Path = ROOT) -> int:
     config = stack_settings.of_stack(stack, work_dir)
     with docker_target.engine_running(config, keep=False):
         # A cluster brings its pods back itself and is reached through a port-forward of the program's.
-        down = servers_down(outputs) if config.target.kind != "kubernetes" else []
+        down = servers_down(outputs) if targets.of(config).REACHED_AT_OUTPUTS else []
         if down:
             say(f"{' and '.join(down)} does not answer: the stack cannot be read; `make up STACK={name}` first")
             return 2

@@ -25,7 +25,7 @@ import hvac
 from components.servers.openbao import node_state
 from components.servers.process import pem_file
 from components.servers.server_running import NAME_SUFFIX
-from stacks import docker_target
+from stacks import docker_target, targets
 from stacks.config import ConfigError
 from toolchain.policy_gate import stack_config
 from toolchain.stack_file import StackFileError
@@ -121,9 +121,9 @@ def main() -> int:
     with docker_target.engine_running(config, keep=not preview) as started:
         if started:
             say(f"started the stack's Docker engine at {docker_target.engine(config).host}")
-        # A cluster brings its pods back itself, and the program reaches Vault through a port-forward of
-        # its own: nothing to start before the refresh.
-        return run(stack, preview, keeps_servers=config.target.kind != "kubernetes")
+        # A target whose servers are not reached at its outputs' addresses (a cluster, which brings its
+        # pods back itself): nothing to start before the refresh.
+        return run(stack, preview, keeps_servers=targets.of(config).REACHED_AT_OUTPUTS)
 
 
 def run(stack: str, preview: bool, keeps_servers: bool = True) -> int:

@@ -240,7 +240,7 @@ def test_the_database_certificates_lifetime_only_where_vaults_pki_issues_it():
 
 
 def test_the_root_program_gives_vaults_pki_the_database_certificates_lifetime():
-    source = (Path(__file__).resolve().parents[2] / "__main__.py").read_text()
+    source = (Path(__file__).resolve().parents[2] / "stacks" / "local_target.py").read_text()
     assert "cert_ttl=config.pki.db_cert_validity or config.pki.cert_validity_hours * 3600" in source
 
 

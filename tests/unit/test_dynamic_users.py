@@ -66,7 +66,7 @@ def test_users_left_after_every_try_fail_naming_them_and_the_error():
 def test_the_root_program_reaps_before_the_checks_and_drift_does_not_report_it(monitor, monkeypatch):
     run_dev_program(monkeypatch)
     (reaper,) = registered(monitor, REAPER).values()
-    assert (reaper["stack"], reaper["db_container"], reaper["db_pod"]) == ("unit", "", "")
+    assert (reaper["stack"], reaper["db_location"]) == ("unit", "")
     # The stack's settings travel as a secret (some are), whole, as Pulumi holds them (text).
     assert unwrap(reaper["settings"]) != reaper["settings"]
     settings = unwrap(reaper["settings"])
@@ -81,4 +81,5 @@ def test_the_docker_stack_reaps_in_its_container(monitor, monkeypatch):
     monkeypatch.setattr(preflight, "check_machine", lambda _config: None)
     run_dev_program(monkeypatch, "docker")
     (reaper,) = registered(monitor, REAPER).values()
-    assert reaper["db_container"] and reaper["db_pod"] == ""
+    # The container's name (the docker target's DATABASE_LOCATION).
+    assert reaper["db_location"]
