@@ -12,6 +12,7 @@ import contextlib
 import json
 import subprocess
 import time
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
 from components.kubernetes.manifests import DB_PORT, VAULT_PORT
@@ -20,7 +21,6 @@ from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
 from stacks.config import ConfigError, StackConfig
 from stacks.servers import APPROLE_MOUNT, Servers, vault_provider_on
-from toolchain.env import ROOT
 
 #: Where its database runs, as the database component names it (its `pod`, output `db_pod`).
 DATABASE_LOCATION = "pod"
@@ -34,7 +34,8 @@ VAULT_NAME, DB_NAME = "vault", "db"
 #: How long the provisioner may take to delete the claims' volumes, and their data on the nodes.
 VOLUMES_GONE_SECONDS = 120
 
-KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
+#: The checkout's kubectl (make bootstrap-stack builds it into .tools/bin).
+KUBECTL = Path(__file__).resolve().parent.parent / ".tools" / "bin" / "kubectl"
 #: The longest one kubectl call here may take (an exec of psql in the database pod included).
 KUBECTL_SECONDS = 300
 
