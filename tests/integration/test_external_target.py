@@ -164,6 +164,23 @@ def a_right_taken_back_is_refused_by_the_next_up(stack: auto.Stack, vault: hvac.
         vault.sys.create_or_update_acl_policy(policy, policy_hcl(required))
 
 
+def createrole_taken_back_is_refused_by_the_next_up(stack: auto.Stack, db) -> None:
+    """The database's operator takes CREATEROLE from the stack admin: the next `up` is refused naming it,
+    before anything is made; given back, the stack is as it was."""
+    role = sql.Identifier(STACK_ADMIN)
+    with db.as_superuser() as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} NOCREATEROLE").format(role))
+    try:
+        with pytest.raises(auto.CommandError) as failed:
+            stack.up(on_output=lambda _: None)
+        message = str(failed.value)
+        assert (f"config db_stack_admin: the stack admin '{STACK_ADMIN}' cannot make this stack's roles and grants "
+                "in database 'app': it lacks CREATEROLE; its operator fixes that") in message, message[-3000:]
+    finally:
+        with db.as_superuser() as conn:
+            conn.execute(sql.SQL("ALTER ROLE {} CREATEROLE").format(role))
+
+
 def paths_requested(audit_log: Path, policy: str) -> set[str]:
     """The paths the requests of tokens holding policy went to, as Vault's audit log has them."""
     entries = (json.loads(line) for line in audit_log.read_text().splitlines() if line.strip())
@@ -317,6 +334,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
 
         drift_in_vault_is_put_back(stack, vault)
         a_right_taken_back_is_refused_by_the_next_up(stack, vault, bao.address, "dbcreds-stack", required)
+        createrole_taken_back_is_refused_by_the_next_up(stack, db)
 
         # A credential still out when the stack comes down.
         app = outputs["clients"]["app"]
