@@ -25,10 +25,10 @@ from components.postgres_sql import DEMO_SCHEMA
 from stacks.config import StackConfig, validate_settings
 from stacks.external_target import vault_capabilities
 from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
-from toolchain.env import ROOT
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_ports
 from tests.support.postgres import running_postgres
+from toolchain.env import ROOT
 
 #: The database's operator's role for the stack: an RDS-like master, no superuser.
 STACK_ADMIN = "app_master"
