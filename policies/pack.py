@@ -198,6 +198,12 @@ POLICIES = [
                   "so the bootstrap password dies, and again on a schedule within the cap (a Rotation the "
                   "endpoint is replaced with, naming it in rotates; required in production).",
                   database_engine.root_rotation, ROOT_ROTATION),
+    _stack_policy("static-role-not-admin", MANDATORY,
+                  "Give no static role a user a connection logs in as, an admin role or the database's "
+                  "superuser: Vault would rotate the connection's own password behind its back, and whoever "
+                  "reads the role's static-creds would hold the admin.",
+                  database_engine.static_role_not_admin,
+                  PolicyConfigSchema(properties={**ADMIN_ROLES.properties, **SUPERUSERS.properties})),
     _stack_policy("kv-database-password-during-migration", ADVISORY,
                   "Finish a migration from a KV password: at 'dual' the app still reads a static password "
                   "beside its dynamic role.", database_engine.kv_password_during_migration),

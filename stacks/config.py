@@ -878,6 +878,7 @@ def policy_pack_config(config: StackConfig, stack: str) -> dict:
         "dynamic-role-ttls": {"maxTtlCapSeconds": config.database.max_ttl_cap},
         "dynamic-role-least-privilege": {"adminRoles": [config.database.admin]},
         "static-role-rotation": {"maxRotationPeriodSeconds": config.database.max_rotation_period},
+        "static-role-not-admin": {"adminRoles": [config.database.admin]},
         # Production rotates root on a schedule (OpenBao has none of its own); never above the cap anywhere.
         "root-credentials-rotated": {"requireRotationSchedule": production,
                                      "maxRootRotationSeconds": config.database.max_rotation_period},

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.rules.common import CONNECTION, ENDPOINT, KV_SECRET, ROLE, ROTATION, Report, known
+from policies.rules.common import CONNECTION, ENDPOINT, KV_SECRET, ROLE, ROTATION, STATIC_ROLE, Report, known
 
 #: Role attributes and grants a dynamic role must never carry.
 PRIVILEGED = re.compile(
@@ -101,7 +101,8 @@ URL_USER = re.compile(r"^[a-z][a-z0-9+.-]*://([^:/@]+)[:@]", re.IGNORECASE)
 def _connection_admins(props: Mapping[str, Any]) -> set[str]:
     """The users a connection's plugin blocks log in as: their username field, and a URL's literal user."""
     admins = set()
-    for value in props.values():
+    # Value by value: one not known at preview (a stack policy's resources carry their id) is passed over.
+    for value in (known(props, key) for key in list(props.keys())):
         for block in value if isinstance(value, list) else [value]:
             if not isinstance(block, Mapping):
                 continue
@@ -197,6 +198,23 @@ def static_role_rotation(props: Mapping[str, Any], config: Mapping[str, Any], re
         report("neither rotationPeriod nor rotationSchedule is set: the password would never rotate")
     elif period and period > cap:
         report(f"rotationPeriod ({int(period)}s) is over this environment's cap of {cap}s")
+
+
+def static_role_not_admin(resources: Iterable[Any], config: Mapping[str, Any], report: Report) -> None:
+    """No static role takes over a user a connection logs in as (its admin), an admin role or the
+    database's superuser: Vault would rotate the password the connection logs in with behind the
+    connection's back (cutting itself off), and whoever may read the role's static-creds holds the admin."""
+    resources = list(resources)
+    admins = {a.strip('"').lower() for r in resources if r.resource_type == CONNECTION
+              for a in _connection_admins(r.props)}
+    named = {n.lower() for n in (*config["adminRoles"], *config["superuserNames"])}
+    for r in resources:
+        username = known(r.props, "username") if r.resource_type == STATIC_ROLE else None
+        if isinstance(username, str) and username.strip('"').lower() in admins | named:
+            what = "a connection logs in as" if username.strip('"').lower() in admins else "an admin or superuser"
+            report(f"static role {r.name}: its user {username!r} is {what}: Vault would rotate that password behind "
+                   "the connection's back, and whoever reads the role's static-creds holds it; give the static role "
+                   "an application's own user")
 
 
 # Root credentials (stack-wide)

@@ -52,6 +52,7 @@ MANDATORY = [
     ("unbounded-token", "approle-bounded", APPROLE),
     ("any-service-account", "kubernetes-auth-bounded", K8S_ROLE),
     ("no-root-rotation", "root-credentials-rotated", None),
+    ("static-role-admin", "static-role-not-admin", None),
     ("runs-as-root", "kubernetes-workload-hardened", STATEFULSET),
     ("kv-password-after-migration", "kv-database-password-after-migration", None),
 ]

@@ -96,6 +96,7 @@ def test_policy_pack_config_follows_the_stack():
         "dynamic-role-ttls": {"maxTtlCapSeconds": 4 * 3600},
         "dynamic-role-least-privilege": {"adminRoles": ["vault_admin"]},
         "static-role-rotation": {"maxRotationPeriodSeconds": 7 * 86400},
+        "static-role-not-admin": {"adminRoles": ["vault_admin"]},
         # Production rotates root on a schedule, within the same cap.
         "root-credentials-rotated": {"requireRotationSchedule": True, "maxRootRotationSeconds": 7 * 86400},
         "approle-bounded": {"maxTokenTtlSeconds": 4 * 3600, "maxSecretIdTtlSeconds": 30 * 86400},

@@ -13,6 +13,7 @@ from tests.unit.policy import (
     BY_NAME,
     CONNECTION,
     ROLE,
+    STATIC_ROLE,
     assert_caught,
     changed,
     resource,
@@ -220,3 +221,17 @@ def test_a_teams_connection_serves_its_own_roles_by_glob_and_no_one_elses():
         found = violations("database-connection-allowed-roles", common.CONNECTION, {
             **team, "allowedRoles": roles, "postgresql": {**team["postgresql"], "username": user}})
         assert found and "wildcard" in found[0], (roles, user)
+
+
+def test_no_static_role_takes_over_an_admin_the_connection_logs_in_as_or_the_superuser():
+    connection = resource(common.CONNECTION, "conn", CONNECTION)
+
+    def found(username: str, config: dict | None = None) -> list[str]:
+        static = resource(common.STATIC_ROLE, "svc", {**STATIC_ROLE, "username": username})
+        return stack_violations("static-role-not-admin", [connection, static], config)
+
+    assert found("svc") == []
+    # The connection's own admin (tests/unit/policy.py's CONNECTION logs in as dbcreds_admin).
+    assert "its user 'dbcreds_admin' is a connection logs in as" in found("dbcreds_admin")[0]
+    assert "is an admin or superuser" in found("postgres")[0]
+    assert "is an admin or superuser" in found("platform_admin", {"adminRoles": ["platform_admin"]})[0]
