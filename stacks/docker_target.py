@@ -7,7 +7,9 @@ nothing is left; the tests do the same. The functions every target has are liste
 """
 
 import contextlib
+import json
 import subprocess
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
 from components.docker.daemon import DockerEngine, DockerEngineError
@@ -144,3 +146,43 @@ def servers(config: StackConfig) -> Servers:
 def exports(_config: StackConfig, servers: Servers) -> dict[str, Any]:
     """The outputs only this target has: the containers, by server."""
     return {"db_container": servers.database.container, "vault_container": servers.vault.container}
+
+
+def audit_folders(inspected: list[dict[str, Any]], in_container: str) -> dict[str, Path]:
+    """The containers (`docker inspect`'s objects) that hold a volume at `in_container`, by name: that
+    volume's folder on this host (its Mountpoint)."""
+    return {container["Name"].lstrip("/"): Path(mount["Source"])
+            for container in inspected for mount in container.get("Mounts") or ()
+            if mount.get("Type") == "volume" and mount.get("Destination") == in_container}
+
+
+def rotate_audit(config: StackConfig, keep: int) -> list[str]:
+    """OpenBao's container writes its audit log on its `audit` volume; its image has no shell, so the log
+    is moved aside on this host, in the volume's folder (`audit.log.<UTC time>`), and the container is
+    sent SIGHUP, on which OpenBao reopens its file, losing no line; the `keep` newest moved logs are
+    kept. The moved files, on this host."""
+    from components.docker.vault import IN_CONTAINER
+    from components.servers.openbao import AuditRotationError, rotate_audit_file
+
+    docker_engine = engine(config)
+    if not docker_engine.answers():
+        raise AuditRotationError(f"no Docker engine answers at {docker_engine.host}: its audit log is rotated only "
+                                 "while the stack runs (`make up` first)")
+    names = docker_engine.docker("ps", "--all", "--quiet").stdout.split()
+    inspected = json.loads(docker_engine.docker("inspect", *names).stdout) if names else []
+    folders = audit_folders(inspected, str(IN_CONTAINER.audit_log.parent))
+    if not folders:
+        raise AuditRotationError(f"no OpenBao container with an audit volume in the engine at {docker_engine.host} "
+                                 "(`make up` makes it)")
+    running = {c["Name"].lstrip("/") for c in inspected if c["State"]["Running"]}
+    moved = []
+    for container, folder in folders.items():
+        if container not in running:
+            raise AuditRotationError(f"OpenBao's container {container} is not running: its audit log is rotated "
+                                     "only while it runs (`make up` first)")
+        path = rotate_audit_file(folder / IN_CONTAINER.audit_log.name,
+                                 lambda: docker_engine.docker("kill", "--signal", "HUP", container),
+                                 f"OpenBao's container {container}", keep)
+        if path is not None:
+            moved.append(str(path))
+    return moved

@@ -113,3 +113,11 @@ def servers(config: StackConfig) -> Servers:
 def exports(_config: StackConfig, _servers: Servers) -> dict[str, Any]:
     """No output only this target has."""
     return {}
+
+
+def rotate_audit(config: StackConfig, _keep: int) -> list[str]:
+    """Refused: the Vault is its operator's, and so are its audit devices."""
+    from components.servers.openbao import AuditRotationError
+
+    raise AuditRotationError(f"the external target's Vault ({config.target.vault_addr}) is its operator's: its audit "
+                             "devices and their logs are rotated by whoever runs it, not by this stack")

@@ -221,3 +221,13 @@ def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
     return {"k8s_namespace": config.target.namespace, "db_pod": servers.database.pod,
             "vault_pods": servers.vault.pods, "vault_service_addr": servers.vault.service_address,
             "k8s_images": {role: image for role, (image, _) in images(config).items()}}
+
+
+def rotate_audit(config: StackConfig, _keep: int) -> list[str]:
+    """Refused: each OpenBao pod writes its audit log on its own volume, and its image holds only the
+    bao binary (no shell, no mv): nothing here can move the file aside."""
+    from components.servers.openbao import AuditRotationError
+
+    raise AuditRotationError(
+        f"the kubernetes target (namespace {config.target.namespace}) is not rotated here: each OpenBao pod writes "
+        "its audit log on its own volume and its image has no shell to move it; ship it with the cluster's log agent")

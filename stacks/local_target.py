@@ -223,3 +223,11 @@ def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
     (a team's program on this host reads it)."""
     data_dir = {"db_data_dir": servers.database.data_dir} if config.database.engine == "postgresql" else {}
     return {"vault_version": servers.vault.version, **data_dir}
+
+
+def rotate_audit(config: StackConfig, keep: int) -> list[str]:
+    """Each OpenBao node moves its audit log aside (`audit/audit.log.<UTC time>` in its folder) and
+    reopens it on SIGHUP, losing no line; the `keep` newest moved logs of each node are kept. The moved
+    files, one per node that had lines to move."""
+    moved = [node.rotate_audit_log(keep) for node in vault_nodes(config)]
+    return [str(path) for path in moved if path is not None]

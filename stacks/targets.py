@@ -13,7 +13,10 @@ tools pick the module by the stack's `target` (`of`) and call these:
 - `reaching_vault(config)`: a context in which this machine reaches the stack's Vault, and
   `REACHED_AT_OUTPUTS`, whether its servers answer at its outputs' addresses with nothing held open;
 - `left_after_destroy(config, say) -> list[str]`: what of a destroyed stack is left, named; and
-  `AFTER_DOWN`, what `make down` says is left when nothing is.
+  `AFTER_DOWN`, what `make down` says is left when nothing is;
+- `rotate_audit(config, keep) -> list[str]`: `make rotate-audit`: each of its OpenBao servers moves its
+  audit log aside and reopens it, losing no line, keeping the `keep` newest moved logs; the moved
+  files, named (an AuditRotationError, saying why, where the target does not).
 
 A new target is a module of this shape, a row below and its settings in stacks/config.py.
 """

@@ -1,10 +1,10 @@
-"""`make rotate-audit STACK=… [KEEP=14]`: each of the stack's OpenBao nodes on this machine moves its
-audit log aside (`audit/audit.log.<UTC time>`) and reopens it, losing no line; the KEEP newest moved
-logs of each node are kept. Run it from cron or a systemd timer (daily, or when the file grows past
-what the disk allows); ship the moved files before they age out.
+"""`make rotate-audit STACK=… [KEEP=14]`: each of the stack's OpenBao servers moves its audit log aside
+(`audit.log.<UTC time>` beside it) and reopens it, losing no line; the KEEP newest moved logs of each
+are kept. Run it from cron or a systemd timer (daily, or when the file grows past what the disk
+allows); ship the moved files before they age out.
 
-Built for the local target; the docker and kubernetes targets' logs live on the servers' volumes and
-are refused here, naming the target.
+What each target does is its module's `rotate_audit` (stacks/targets.py): the local target's nodes and
+the docker target's container rotate; the kubernetes and external targets refuse, saying why.
 
   python3 -m toolchain.rotate_audit STACK [KEEP]
 """
@@ -12,13 +12,14 @@ are refused here, naming the target.
 import sys
 from pathlib import Path
 
+from components.docker.daemon import DockerEngineError
+from components.servers.openbao import AuditRotationError, LocalOpenBaoError
 from stacks import config as stack_settings
-from components.servers.openbao import LocalOpenBaoError
-from stacks import local_target
+from stacks import targets
 from toolchain.down import DownError, open_stack
 from toolchain.env import ROOT, pulumi_env
 
-#: Moved logs each node keeps unless told.
+#: Moved logs each server keeps unless told.
 KEEP = 14
 
 
@@ -26,14 +27,10 @@ class RotateError(RuntimeError):
     pass
 
 
-def rotate(name: str, env: dict[str, str], keep: int = KEEP, work_dir: Path = ROOT) -> list[Path]:
-    """The moved logs, one per node that had lines to move."""
+def rotate(name: str, env: dict[str, str], keep: int = KEEP, work_dir: Path = ROOT) -> list[str]:
+    """The moved logs, named, one per server that had lines to move."""
     config = stack_settings.of_stack(open_stack(name, env, work_dir), work_dir)
-    if config.target.kind != "local":
-        raise RotateError(f"stack {name!r} runs on the {config.target.kind} target: its audit log is rotated by "
-                          "that target's own tooling (not built here); this rotates the local target's")
-    moved = [node.rotate_audit_log(keep) for node in local_target.vault_nodes(config)]
-    return [path for path in moved if path is not None]
+    return targets.of(config).rotate_audit(config, keep)
 
 
 def parse_keep(raw: str) -> int:
@@ -47,7 +44,8 @@ def main(argv: list[str]) -> int:
         keep = parse_keep(argv[1]) if len(argv) > 1 and argv[1] else KEEP
         for path in rotate(argv[0], pulumi_env(), keep):
             print(f"[rotate-audit] moved to {path}")
-    except (RotateError, DownError, LocalOpenBaoError, stack_settings.ConfigError) as error:
+    except (RotateError, DownError, AuditRotationError, LocalOpenBaoError, DockerEngineError,
+            stack_settings.ConfigError) as error:
         print(f"[rotate-audit] {error}", file=sys.stderr)
         return 1
     return 0

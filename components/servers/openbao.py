@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import hvac
 
@@ -295,28 +295,46 @@ class LocalOpenBao:
         terminate(self._pid_file, str(self.files.config_file))
 
     def rotate_audit_log(self, keep: int, now: datetime.datetime | None = None) -> Path | None:
-        """Moves the audit log aside (`audit.log.<UTC time>`) and has the running server reopen its file
-        (SIGHUP): until it has, it writes on into the moved file, so no line is lost. Keeps the `keep`
-        newest moved logs. None when the log is empty (nothing moved)."""
+        """Moves the audit log aside and has the running server reopen its file (SIGHUP), keeping the
+        `keep` newest moved logs (`rotate_audit_file`). None when the log is empty (nothing moved)."""
         pid = self.pid()
         if pid is None:
             raise LocalOpenBaoError(f"OpenBao at {self.address} is not running: its audit log is rotated only "
                                     "while it runs (`make up` first)")
-        if not self.audit_log.exists() or self.audit_log.stat().st_size == 0:
-            return None
-        stamp = (now or datetime.datetime.now(datetime.timezone.utc)).strftime("%Y%m%dT%H%M%S.%fZ")
-        moved = self.audit_log.with_name(f"{self.audit_log.name}.{stamp}")
-        self.audit_log.rename(moved)
-        os.kill(pid, signal.SIGHUP)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not self.audit_log.exists():
-            if time.monotonic() > deadline:
-                raise LocalOpenBaoError(f"OpenBao at {self.address} did not reopen {self.audit_log} after SIGHUP "
-                                        f"within {STARTUP_SECONDS}s (its lines go on into {moved})")
-            time.sleep(0.1)
-        for old in rotated_beyond(sorted(self.audit_log.parent.glob(f"{self.audit_log.name}.*")), keep):
-            old.unlink()
-        return moved
+        return rotate_audit_file(self.audit_log, lambda: os.kill(pid, signal.SIGHUP), f"OpenBao at {self.address}",
+                                 keep, now)
+
+
+class AuditRotationError(RuntimeError):
+    """An audit log that cannot be rotated, and why (a target that does not, a server that is not running)."""
+
+
+def moved_audit_log(audit_log: Path, now: datetime.datetime) -> Path:
+    """Where the audit log is moved: beside it, `<name>.<UTC time>` (the names sort by time)."""
+    stamp = now.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return audit_log.with_name(f"{audit_log.name}.{stamp}")
+
+
+def rotate_audit_file(audit_log: Path, reopen: Callable[[], None], what: str, keep: int,
+                      now: datetime.datetime | None = None) -> Path | None:
+    """Moves a running server's audit log aside (`moved_audit_log`), has it reopen its file (`reopen`:
+    SIGHUP to the server) and waits until it has: until then it writes on into the moved file, so no line
+    is lost. Deletes the moved logs beyond the `keep` newest. None when the log is empty (nothing moved).
+    `what` names the server in the error."""
+    if not audit_log.exists() or audit_log.stat().st_size == 0:
+        return None
+    moved = moved_audit_log(audit_log, now or datetime.datetime.now(datetime.timezone.utc))
+    audit_log.rename(moved)
+    reopen()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not audit_log.exists():
+        if time.monotonic() > deadline:
+            raise AuditRotationError(f"{what} did not reopen {audit_log} after SIGHUP within {STARTUP_SECONDS}s "
+                                     f"(its lines go on into {moved})")
+        time.sleep(0.1)
+    for old in rotated_beyond(list(audit_log.parent.glob(f"{audit_log.name}.*")), keep):
+        old.unlink()
+    return moved
 
 
 def rotated_beyond(rotated: Sequence[Path], keep: int) -> list[Path]:

@@ -7,7 +7,6 @@ client, for expiry.
 """
 
 import concurrent.futures
-import contextlib
 import json
 import math
 import os
@@ -30,6 +29,7 @@ from components.vault.checks import CaFiles, Target, check_bootstrap_password, r
 from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change, state_text, updates_only
 from tests.support.certs import issue_certificate, make_ca
+from tests.support.audit_rotation import audited, each_once, rotated_under_requests
 from tests.support.dev_stack import dev_stack, quiet
 from tests.support.waiting import wait_for
 from tests.support.vault_kv import enable_kv_v2
@@ -560,39 +560,13 @@ def test_postgres_restarted_while_credentials_are_issued(running):
 
 def test_the_audit_log_rotates_under_load_without_losing_a_line(running):
     """`make rotate-audit`'s code on the stack, twice, while a client's requests keep coming: every
-    request and response is in one of the files, the moved ones kept, the server still serving."""
+    request and response is in exactly one of the files, once, the moved ones kept, the server still
+    serving."""
     from toolchain import rotate_audit
 
-    marker = f"rotation-{os.urandom(4).hex()}"
-    admin = running.admin()
     audit = local.vault_server(running.config).audit_log
-    stop = threading.Event()
-    sent = []
-
-    def requests_in_flight():
-        while not stop.is_set():
-            with contextlib.suppress(vault_errors.InvalidPath):
-                admin.read(f"cubbyhole/{marker}/{len(sent)}")
-            sent.append(1)
-
-    worker = threading.Thread(target=requests_in_flight)
-    worker.start()
     env, work_dir = running.stack.workspace.env_vars, Path(running.stack.workspace.work_dir)
-    moved = []
-    try:
-        for _ in range(2):
-            # Each rotation moves a file the requests are being written to.
-            wait_for(lambda: audit.exists() and marker in audit.read_text(), "the requests in the audit log", 30)
-            moved += rotate_audit.rotate(running.stack.name, env, keep=14, work_dir=work_dir)
-        wait_for(lambda: audit.exists() and marker in audit.read_text(), "the requests in the reopened log", 30)
-    finally:
-        stop.set()
-        worker.join(timeout=60)
+    moved, marker, sent = rotated_under_requests(
+        running.admin(), audit, lambda: rotate_audit.rotate(running.stack.name, env, keep=14, work_dir=work_dir))
     assert len(moved) == 2 and all(marker in path.read_text() for path in moved)
-    found = {"request": 0, "response": 0}
-    for path in [*moved, audit]:
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("request", {}).get("path", "").startswith(f"cubbyhole/{marker}/"):
-                found[entry["type"]] += 1
-    assert found == {"request": len(sent), "response": len(sent)}
+    assert sent > 0 and audited([*moved, audit], marker) == each_once(marker, sent)
