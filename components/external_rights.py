@@ -79,7 +79,7 @@ def token_refusal(address: str, missing: Mapping[str, Sequence[str]]) -> str:
         return ""
     lacks = "; ".join(f"{path} ({', '.join(caps)})" for path, caps in missing.items())
     return (f"config vault_token: the token lacks capabilities this stack needs in the Vault at {address}, "
-            f"by path: {lacks}; its operator grants them (nothing of the stack's was made in that Vault)")
+            f"by path: {lacks}; its operator grants them (this up made and changed nothing in that Vault)")
 
 
 def policy_hcl(required: Mapping[str, Sequence[str]]) -> str:
@@ -132,5 +132,5 @@ def stack_admin_refusal(user: str, database: str, can_create_roles: bool, can_gr
     if not problems:
         return ""
     return (f"config db_stack_admin: the stack admin {user!r} cannot make this stack's roles and grants in "
-            f"database {database!r}: {'; '.join(problems)}; its operator fixes that (nothing of the stack's "
-            "was made in the database)")
+            f"database {database!r}: {'; '.join(problems)}; its operator fixes that (this up made and "
+            "changed nothing in the database)")

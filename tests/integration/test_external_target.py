@@ -437,8 +437,8 @@ def test_a_stack_admin_without_createrole_or_the_tables_is_refused_by_up_naming_
             stack.up(on_output=lambda _: None)
         message = str(failed.value)
         assert (f"config db_stack_admin: the stack admin 'weak_master' cannot make this stack's roles and grants in "
-                f"database 'app': {lacks}it does not own {owned}; its operator fixes that (nothing of the stack's "
-                "was made in the database)") in message, message[-3000:]
+                f"database 'app': {lacks}it does not own {owned}; its operator fixes that (this up made and "
+                "changed nothing in the database)") in message, message[-3000:]
         assert weak_password not in message and token not in message
         # Nothing of the stack's in the database, nor in Vault.
         assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "svc_%") == []
@@ -479,7 +479,7 @@ def test_a_token_without_the_capabilities_the_stack_needs_is_refused_by_up_namin
             message = str(failed.value)
             assert (f"config vault_token: the token lacks capabilities this stack needs in the Vault at "
                     f"{bao.address}, by path: sys/audit (sudo); sys/auth/approle (create, read, update, delete, "
-                    "sudo); its operator grants them (nothing of the stack's was made in that Vault)") in message, \
+                    "sudo); its operator grants them (this up made and changed nothing in that Vault)") in message, \
                 message[-3000:]
             assert narrow not in message and token not in message and password not in message
             assert what_vault_holds(vault) == before and vault_resources(stack) == []

@@ -72,7 +72,7 @@ def test_a_token_is_refused_in_one_line_naming_each_path_and_what_it_lacks_there
     assert token_refusal("https://vault.internal:8200", {"sys/audit": ["sudo"], "sys/auth/approle": ["create"]}) == (
         "config vault_token: the token lacks capabilities this stack needs in the Vault at "
         "https://vault.internal:8200, by path: sys/audit (sudo); sys/auth/approle (create); its operator grants them "
-        "(nothing of the stack's was made in that Vault)")
+        "(this up made and changed nothing in that Vault)")
 
 
 def test_the_policy_an_operator_gives_grants_exactly_what_is_required():
@@ -101,11 +101,11 @@ def test_a_stack_admin_is_refused_in_one_line_naming_each_thing_it_lacks():
         "config db_stack_admin: the stack admin 'rds_master' cannot make this stack's roles and grants in database "
         "'app': it lacks CREATEROLE; it may not grant pg_signal_backend (it needs it WITH ADMIN OPTION); no such "
         "table sales.orders; it does not own table public.orders (owner: billing), sequence public.orders_id_seq "
-        "(owner: billing); its operator fixes that (nothing of the stack's was made in the database)")
+        "(owner: billing); its operator fixes that (this up made and changed nothing in the database)")
     assert stack_admin_refusal("rds_master", "app", True, True, objects[:3]) == (
         "config db_stack_admin: the stack admin 'rds_master' cannot make this stack's roles and grants in database "
-        "'app': it does not own table public.orders (owner: billing); its operator fixes that (nothing of the "
-        "stack's was made in the database)")
+        "'app': it does not own table public.orders (owner: billing); its operator fixes that (this up made and "
+        "changed nothing in the database)")
 
 
 def test_the_rights_are_checked_at_every_diff_that_shows_no_change_and_at_every_update():
