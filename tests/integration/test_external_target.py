@@ -11,6 +11,7 @@ import contextlib
 import json
 import re
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,6 +28,7 @@ from stacks.external_target import vault_capabilities
 from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
 from tests.support.certs import issue_certificate, make_ca
 from tests.support.ports import free_ports
+from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 from tests.support.postgres import running_postgres
 from toolchain.env import ROOT
 
@@ -296,6 +298,36 @@ def another_stack_shares_the_vault(stack: auto.Stack, outputs: dict, lease: dict
     assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
 
 
+def no_secret_where_people_look(stack: auto.Stack, servers, given: str, said: list[str], data_dir: Path) -> None:
+    """After the `up` (what it said) and a failing one (the app's role edited by hand in the operator's
+    Vault, its users made outside their group: the checks log in, issue and fail), no secret of the state,
+    nor the token or the stack admin's password, is in what either said, the state file, `pulumi stack
+    output`, the servers' logs (OpenBao's and its audit log, PostgreSQL's) or the stack's data folder; the
+    database's log holds the failure, so the texts searched are the right ones."""
+    bao, root_token, db, password = servers
+    with role_broken_by_hand(bao.client(root_token), "database/creds/app"):
+        said.append(failing_up(stack))
+    assert "app: allowed statements run over verify-full" in said[-1], said[-1][-3000:]
+    secrets_held = {**plaintext_secrets(stack), "config vault_token": given, "config db_stack_admin_password": password}
+    # Sanity: the search has the stack's secrets to look for (the admin's first password, the secret_ids,
+    # the Vault provider's token), and finds one where it is meant to be: the decrypted state.
+    kinds = {n.split(".", 1)[1].split("[")[0] for n in secrets_held if "." in n}
+    assert {"admin_bootstrap_password", "secretId", "secret_id", "dbcreds:vault_token"} <= kinds, sorted(kinds)
+    assert search(secrets_held, json.dumps(stack.export_stack().deployment), "the decrypted state")
+    cli = subprocess.run([str(ROOT / ".tools" / "bin" / "pulumi"), "stack", "output", "--json", "--stack", stack.name],
+                         cwd=stack.workspace.work_dir, env={**stack.workspace.env_vars}, capture_output=True,
+                         text=True, check=True)
+    database_logs = [p for p in db.server.data_dir.resolve().rglob("*.log") if p.is_file()]
+    assert any("permission denied for" in p.read_bytes().decode("latin-1") for p in database_logs), database_logs
+    places = {"what the ups said": "\n".join(said), "the state file": state_text(stack),
+              "pulumi stack output": cli.stdout + cli.stderr,
+              **{str(p): p.read_bytes().decode("latin-1") for p in (bao.data_dir / "server.log", bao.audit_log,
+                                                                     *database_logs)},
+              **{str(p): p.read_bytes().decode("latin-1") for p in data_dir.rglob("*") if p.is_file()}}
+    hits = [hit for where, text in places.items() for hit in search(secrets_held, text, where)]
+    assert hits == []
+
+
 def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path, capfd):
     bao, token, db, password = servers
     # The servers' own processes, and any a stack would start under its data folder or the test's.
@@ -311,7 +343,8 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         given = operator_token(vault, "dbcreds-stack", required)
         config["dbcreds:vault_token"] = auto.ConfigValue(given, secret=True)
         stack.set_all_config(config)
-        result = stack.up(on_output=lambda _: None)
+        said: list[str] = []
+        result = stack.up(on_output=said.append)
         outputs = {k: v.value for k, v in result.outputs.items()}
         report = outputs["checks"]
         assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
@@ -331,6 +364,7 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         state = state_text(stack)
         assert given not in state
         assert password not in state
+        no_secret_where_people_look(stack, servers, given, said, tmp_path / "data")
 
         drift_in_vault_is_put_back(stack, vault)
         a_right_taken_back_is_refused_by_the_next_up(stack, vault, bao.address, "dbcreds-stack", required)
