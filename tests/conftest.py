@@ -41,7 +41,7 @@ SHARED = {
 LONGEST_FIRST = (
     "kubernetes-cluster", "test_dev_stack", "docker-engine", "test_faults", "dev-platform", "test_bad_input",
     "test_vault_cluster", "test_policy_gate", "test_make_up_anywhere", "test_expired_users", "test_external_target",
-    "test_root_rotation", "test_cert_renewal", "test_backup", "test_secrets_stay_secret",
+    "test_root_rotation", "test_cert_renewal", "test_backup", "test_upgrade", "test_secrets_stay_secret",
 )
 
 
