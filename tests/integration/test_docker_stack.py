@@ -3,7 +3,8 @@
 Up, the post-deploy checks pass; no secret in docker inspect, the containers' logs, the files uploaded
 into them or the state, after that up and after a failing one (the checks failing on a client's role
 broken by hand), nor in what the failing up said; killed containers come back on the next `up` with
-their data; a restarted engine brings the containers back sealed, and `up` unseals; `make down`
+their data; a restarted engine brings the containers back sealed, and `up` unseals; `make rotate-audit`
+rotates OpenBao's audit log under a client's requests, losing none, and keeps KEEP; `make down`
 (toolchain/down.py) revokes, proves no dynamic user is left, destroys, and removes the engine it
 started with every image, container and volume in it. Skips only where the machine has no dockerd.
 """
@@ -13,6 +14,7 @@ import io
 import subprocess
 import tarfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +24,11 @@ from stacks import docker_target
 from tests.automation import (local_servers_config, make_down, root_program, stack_file_config, state_text,
                               temporary_stack)
 from tests.support.dev_stack import DevStack, quiet
+from toolchain import rotate_audit
 from toolchain.down import leases_left
 from toolchain.up import keepers, servers_down
 from toolchain.env import ROOT
+from tests.support.audit_rotation import audited, each_once, rotated_under_requests
 from tests.support.processes import remove_data_dir
 from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 
@@ -150,6 +154,21 @@ def test_docker_stack_up_checks_restarts_and_down_leaves_nothing(tmp_path, capfd
             running._read(stack.up(on_output=quiet).outputs)
             assert running.outputs["checks"]["passed"], running.outputs["checks"]
             assert running.kept_rows() == 1
+
+            # make rotate-audit, twice while a client's requests keep coming: the log is moved aside in its
+            # volume's folder on this host and OpenBao reopens it on SIGHUP; every request and response is
+            # in exactly one of the files, once. Then KEEP=1: only the newest moved log is left.
+            volumes = engine.docker("volume", "ls", "--quiet").stdout.split()
+            [volume] = [name for name in volumes if name.endswith("-vault-audit")]
+            folder = Path(engine.docker("volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip())
+            env, work_dir = stack.workspace.env_vars, Path(stack.workspace.work_dir)
+            moved, marker, sent = rotated_under_requests(
+                running.admin(), folder / "audit.log", lambda: rotate_audit.rotate(stack.name, env, 14, work_dir))
+            assert len(moved) == 2 and {path.parent for path in moved} == {folder}
+            assert all(marker in path.read_text() for path in moved)
+            assert sent > 0 and audited([*moved, folder / "audit.log"], marker) == each_once(marker, sent)
+            [newest] = rotate_audit.rotate(stack.name, env, 1, work_dir)
+            assert sorted(folder.glob("audit.log.*")) == [Path(newest)] and (folder / "audit.log").exists()
 
             client = running.login("reader")
             creds = running.outputs["clients"]["reader"]["creds_path"]
