@@ -11,6 +11,7 @@ with DIR/.venv a link to this checkout's), to show what a change of the rules co
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -38,12 +39,21 @@ def median_seconds(run, runs: int) -> float:
     return statistics.median(times)
 
 
-def compare(stack: auto.Stack, pack_config: Path, runs: int, packs: dict[str, str]) -> dict[str, float]:
+def config_for(pack: str, config: dict, folder: Path) -> str:
+    """The stack's gate config as a file for pack: only the policies that pack has (an older pack
+    refuses a config naming a policy it does not know)."""
+    names = set(re.findall(r'_(?:stack_)?policy\(\s*"([a-z0-9-]+)"', (Path(pack) / "pack.py").read_text()))
+    path = folder / f"gate-{abs(hash(pack))}.json"
+    path.write_text(json.dumps({name: value for name, value in config.items() if name in names}))
+    return str(path)
+
+
+def compare(stack: auto.Stack, pack_configs: dict[str, str], runs: int, packs: dict[str, str]) -> dict[str, float]:
     """The plain preview's median, and the gated preview's with each pack."""
     times = {"plain": median_seconds(lambda: stack.preview(on_output=quiet), runs)}
     for name, pack in packs.items():
         times[name] = median_seconds(lambda: stack.preview(on_output=quiet, policy_packs=[pack],
-                                                           policy_pack_configs=[str(pack_config)]), runs)
+                                                           policy_pack_configs=[pack_configs[name]]), runs)
     return times
 
 
@@ -59,14 +69,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         with dev_stack(tmp_path / "up", "gate-bench") as running:
-            pack_config = tmp_path / "gate.json"
-            pack_config.write_text(json.dumps(policy_pack_config(running.config, running.stack.name)))
-            up = compare(running.stack, pack_config, runs, packs)
+            config = policy_pack_config(running.config, running.stack.name)
+            pack_configs = {name: config_for(pack, config, tmp_path) for name, pack in packs.items()}
+            up = compare(running.stack, pack_configs, runs, packs)
             resources = len(running.stack.export_stack().deployment["resources"])
         (tmp_path / "fresh").mkdir()
         with temporary_stack(root_program(tmp_path / "fresh"), tmp_path / "fresh", "gate-fresh") as stack:
             stack.set_all_config({**stack_file_config("dev"), **local_servers_config(tmp_path / "fresh-data")})
-            fresh = compare(stack, pack_config, runs, packs)
+            fresh = compare(stack, pack_configs, runs, packs)
     print(f"{'dev stack':24} {'preview s':>10} " + " ".join(f"{name + ' s':>20}" for name in packs)
           + f" {'gate costs s':>13}")
     for name, times in ((f"up ({resources} resources)", up), ("from nothing", fresh)):
