@@ -131,7 +131,9 @@ def check_plan(config: StackConfig, vault_server: VaultComponent, database: Data
     return CheckPlanArgs(
         target={"vault_addr": vault_server.service_address if in_cluster else vault_server.address,
                 "vault_ca_pem": vault_server.ca_pem, "db_host": database.host, "db_port": database.port,
-                "db_name": database.database, "db_ca_pem": database.ca_pem},
+                "db_name": database.database, "db_ca_pem": database.ca_pem,
+                # The external target's vault_namespace, where the clients log in and issue.
+                **({"vault_namespace": ns} if (ns := getattr(config.target, "vault_namespace", "")) else {})},
         clients=checked_clients, admin=database.admin, bootstrap_password=database.admin_bootstrap_password,
         protected_paths=engine.protected_paths, static_creds_paths=engine.static_creds_paths,
         vault_token="" if in_cluster else vault_server.admin_token,

@@ -42,6 +42,7 @@ from components.dynamic.postgres_admin import PostgresAdminRole
 from components.dynamic.postgres_group import PostgresGroupRole
 from components.dynamic.postgres_login_role import PostgresLoginRole
 from components.dynamic.vault_audit import VaultAuditDevices
+from components.external_rights import by_namespace
 from components.grant_specs import GrantSpec
 from components.postgres_sql import group_role_name
 from components.vault_component import VaultComponent
@@ -65,17 +66,30 @@ class ExternalVaultArgs:
     #: The capabilities the token must have, by path (`components.external_rights.required_capabilities`);
     #: the audit devices' read is always among them.
     required_capabilities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The OpenBao namespace the stack works in (empty: the root namespace, no namespace header sent):
+    #: the capabilities are checked there, the audit devices read in the root namespace (OpenBao keeps
+    #: them there only).
+    namespace: str = ""
 
 
 class ExternalVault(VaultComponent):
-    """A Vault run by its operator (outputs: see `VaultComponent`; `audit_log`: its audit devices)."""
+    """A Vault run by its operator (outputs: see `VaultComponent`; `audit_log`: its audit devices;
+    `namespace`, a plain value: the namespace the stack works in, empty for the root one)."""
 
     def __init__(self, name: str, args: ExternalVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:ExternalVault", name, None, opts)
-        required = {**AUDIT_READ, **args.required_capabilities}
-        rights = VaultTokenRights(f"{name}-token-rights", address=args.address, ca_pem=args.ca_pem,
-                                  token=args.token, required=list(required.items()),
-                                  opts=pulumi.ResourceOptions(parent=self))
+        self.namespace = args.namespace
+        if args.namespace:
+            # The audit devices are the root namespace's; everything else is the namespace's.
+            inside, in_root = by_namespace({**AUDIT_READ, **args.required_capabilities})
+            rights = VaultTokenRights(f"{name}-token-rights", address=args.address, ca_pem=args.ca_pem,
+                                      token=args.token, required=list(inside.items()), namespace=args.namespace,
+                                      root_required=list(in_root.items()), opts=pulumi.ResourceOptions(parent=self))
+        else:
+            required = {**AUDIT_READ, **args.required_capabilities}
+            rights = VaultTokenRights(f"{name}-token-rights", address=args.address, ca_pem=args.ca_pem,
+                                      token=args.token, required=list(required.items()),
+                                      opts=pulumi.ResourceOptions(parent=self))
         # What reads or writes with the token waits for it: the provider waits for this component.
         audit = VaultAuditDevices(f"{name}-audit", address=args.address, ca_pem=args.ca_pem, token=args.token,
                                   opts=pulumi.ResourceOptions(parent=self, depends_on=[rights]))

@@ -82,6 +82,34 @@ def token_refusal(address: str, missing: Mapping[str, Sequence[str]]) -> str:
             f"by path: {lacks}; its operator grants them (this up made and changed nothing in that Vault)")
 
 
+#: What the stack reads in the root namespace whatever its vault_namespace: OpenBao keeps audit devices
+#: there only ("operation only available in root namespace" from a namespace), and the Vault provider
+#: looks its token up where the token was made (the root namespace: a token made inside a namespace
+#: cannot read the root's audit devices).
+ROOT_NAMESPACE_PATHS = ("sys/audit", "auth/token/lookup-self")
+
+
+def by_namespace(required: Mapping[str, Sequence[str]]) -> tuple[dict[str, tuple[str, ...]],
+                                                                     dict[str, tuple[str, ...]]]:
+    """(what of `required` a stack with a vault_namespace needs in it, what in the root namespace): the
+    root-only ROOT_NAMESPACE_PATHS there, with the capabilities check's own path, which it reads them
+    through; everything else in the namespace."""
+    inside = {path: tuple(caps) for path, caps in required.items() if path not in ROOT_NAMESPACE_PATHS}
+    in_root = {path: tuple(caps) for path, caps in required.items() if path in ROOT_NAMESPACE_PATHS}
+    return inside, ({"sys/capabilities-self": ("update",), **in_root} if in_root else {})
+
+
+def from_root_namespace(required: Mapping[str, Sequence[str]], namespace: str) -> dict[str, tuple[str, ...]]:
+    """`required` (paths relative to the stack's namespace) as a policy of the root namespace writes
+    them: `<namespace>/<path>`, but what is read in the root namespace (`by_namespace`) as it is. Without
+    a namespace, `required` unchanged. What an operator grants a root-namespace token that works in the
+    namespace (a token made inside a namespace cannot read the root's audit devices)."""
+    if not namespace:
+        return {path: tuple(caps) for path, caps in required.items()}
+    inside, in_root = by_namespace(required)
+    return {**in_root, **{f"{namespace}/{path}": caps for path, caps in inside.items()}}
+
+
 def policy_hcl(required: Mapping[str, Sequence[str]]) -> str:
     """A Vault policy granting exactly `required` (what an operator gives the stack's token)."""
     return "".join(f'path {json.dumps(path)} {{\n  capabilities = {json.dumps(list(caps))}\n}}\n'

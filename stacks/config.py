@@ -57,7 +57,7 @@ FIELDS = (
     "target", "k8s_namespace", "k8s_render_dir", "vault_image", "db_image", "python_image", "db_certificates",
     "transit_store_key", "k8s_kubeconfig", "k8s_storage_class",
     "vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host", "db_ca_file", "db_stack_admin",
-    "vault_prefix",
+    "vault_prefix", "vault_namespace",
 )
 #: The external target's credentials, and a static seal key given by hand: read as secrets, refused if
 #: set in plain text.
@@ -86,7 +86,7 @@ TARGET_ONLY = {
     **{field: ("external",) for field in ("vault_addr", "vault_ca_file", "vault_database_ca_file", "db_host",
                                           "db_ca_file", "db_stack_admin", "vault_token", "db_stack_admin_password",
                                           # A Vault the stack runs is its own: nothing there to share names with.
-                                          "vault_prefix")},
+                                          "vault_prefix", "vault_namespace")},
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
@@ -181,6 +181,23 @@ def vault_prefix(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_VAULT_PREFIX or not VAULT_PREFIX.match(value):
         raise ConfigError("vault_prefix", f"must be empty or 1 to {MAX_VAULT_PREFIX} of a-z, 0-9 and -, starting "
                                           f"and ending with a letter or digit, got {value!r}")
+    return value
+
+
+#: One or more namespace path segments (a/b/c), each of letters, digits, `_` and `-`.
+VAULT_NAMESPACE = re.compile(r"^[a-zA-Z0-9_-]+(/[a-zA-Z0-9_-]+)*$")
+
+
+def vault_namespace(value: Any) -> str:
+    """The vault_namespace setting, validated: empty (the root namespace: no namespace header is sent),
+    or one or more path segments of a-z, A-Z, 0-9, `_` and `-`, separated by `/`, with no slash first or
+    last."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not VAULT_NAMESPACE.match(value):
+        raise ConfigError("vault_namespace", "must be empty or one or more path segments of a-z, A-Z, 0-9, _ "
+                                             "and -, separated by / with none first or last (team-a, org/team-a), "
+                                             f"got {value!r}")
     return value
 
 
@@ -332,6 +349,9 @@ class ExternalTarget:
     #: The role the stack makes its roles and grants as (an RDS master), and its password.
     db_stack_admin: str
     db_stack_admin_password: str = field(repr=False)
+    #: The OpenBao namespace everything the stack does in that Vault happens in (empty: the root
+    #: namespace, no namespace header sent).
+    vault_namespace: str = ""
 
 
 @dataclass(frozen=True)
@@ -813,7 +833,8 @@ def validate_external(raw: Mapping[str, Any], ports: Mapping[str, int], project_
         db_ca_file=files["db_ca_file"],
         db_stack_admin=stack_admin, db_stack_admin_password=required(
             "db_stack_admin_password", "the stack admin's password, set with `pulumi config set --secret "
-                                       "db_stack_admin_password`"))
+                                       "db_stack_admin_password`"),
+        vault_namespace=vault_namespace(raw.get("vault_namespace")))
 
 
 #: Each target's settings, validated: (raw, the loopback ports by setting, project_dir) -> the target.

@@ -31,5 +31,5 @@ DEFAULTS = {
     "vault_image": "", "db_image": "", "python_image": "",
     # the external target
     "vault_addr": "", "vault_ca_file": "", "vault_database_ca_file": "", "db_host": "", "db_ca_file": "",
-    "db_stack_admin": "",
+    "db_stack_admin": "", "vault_namespace": "",
 }

@@ -43,7 +43,9 @@ def check_machine(config: StackConfig) -> None:
 
 def vault_capabilities(config: StackConfig) -> dict[str, tuple[str, ...]]:
     """The capabilities the stack's Vault token needs, by path, for what this config makes there (its
-    names prefixed by vault_prefix): what `up` checks before it makes anything in that Vault."""
+    names prefixed by vault_prefix; relative to its vault_namespace, but sys/audit, which is the root
+    namespace's: `from_root_namespace` writes them as a root-namespace policy does): what `up` checks
+    before it makes anything in that Vault."""
     names = config.vault.names
     return required_capabilities(
         names.database_mount, names.approle_mount, config.database.name,
@@ -99,7 +101,7 @@ def servers(config: StackConfig) -> Servers:
     vault_server = ExternalVault("vault", ExternalVaultArgs(
         address=target.vault_addr, ca_pem=Path(target.vault_ca_file).read_text(), ca_file=target.vault_ca_file,
         database_ca_file=target.vault_database_ca_file, token=pulumi.Output.secret(target.vault_token),
-        required_capabilities=vault_capabilities(config),
+        required_capabilities=vault_capabilities(config), namespace=target.vault_namespace,
     ))
     database = ExternalPostgres("db", ExternalPostgresArgs(
         host=target.db_host, port=target.db_port, database=config.database.name,
@@ -110,9 +112,12 @@ def servers(config: StackConfig) -> Servers:
     return Servers(vault_server, database, vault_provider_on(vault_server))
 
 
-def exports(_config: StackConfig, _servers: Servers) -> dict[str, Any]:
-    """No output only this target has."""
-    return {}
+def exports(config: StackConfig, _servers: Servers) -> dict[str, Any]:
+    """With a vault_namespace, `vault_namespace`: a client sends it as its namespace (the
+    X-Vault-Namespace header; hvac's `namespace=`), its AppRole login and creds paths being inside it.
+    Without one, nothing."""
+    namespace = config.target.vault_namespace
+    return {"vault_namespace": namespace} if namespace else {}
 
 
 def rotate_audit(config: StackConfig, _keep: int) -> list[str]:

@@ -28,10 +28,14 @@ class Servers:
 
 def vault_provider_on(vault_server: VaultComponent) -> vault.Provider:
     """The Vault provider on the stack's own (initialised, unsealed) server; on a cluster, through the
-    node that serves now (`serving_address`: the active one, else a standby, which forwards)."""
+    node that serves now (`serving_address`: the active one, else a standby, which forwards); in the
+    server's namespace when it names one (the external target's vault_namespace), else in the root
+    namespace, no namespace header sent."""
     address = pulumi.Output.all(vault_server.addresses, vault_server.ca_file).apply(lambda a: serving_address(*a))
+    namespace = getattr(vault_server, "namespace", "")
     return vault.Provider(
         "vault", address=address, token=vault_server.admin_token, ca_cert_file=vault_server.ca_file,
+        **({"namespace": namespace} if namespace else {}),
         # The admin token itself: no child token per run to create, expire and audit.
         skip_child_token=True,
         # Configured once Vault runs and is unsealed (after a machine restart too).

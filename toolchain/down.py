@@ -90,6 +90,11 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
         addresses = outputs["vault_addrs"].value if "vault_addrs" in outputs else [outputs["vault_addr"].value]
         vault = hvac.Client(url=serving_address(addresses, ca.name), token=outputs["vault_admin_token"].value,
                             verify=ca.name, timeout=300)
+        # The stack's namespace (the external target's vault_namespace): its leases' paths are relative
+        # to it. Without one, the root namespace, no header sent.
+        namespace = getattr(config.target, "vault_namespace", "")
+        in_namespace = hvac.Client(url=vault.url, token=vault.token, verify=ca.name, timeout=300,
+                                   namespace=namespace) if namespace else vault
         try:
             sealed = vault.sys.is_sealed()
         except Exception as error:  # noqa: BLE001 - any failure to reach it is the finding
@@ -99,12 +104,13 @@ def revoke_everything(outputs: dict[str, auto.OutputValue], config: StackConfig)
             raise DownError(f"Vault at {vault.url} is sealed: run make up first (it unseals Vault)")
         after = []
         for mount in mounts:
-            before = leases_left(vault, mount)
-            say(f"revoking {len(before)} lease(s) under {mount}/")
+            before = leases_left(in_namespace, mount)
+            say(f"revoking {len(before)} lease(s) under {mount}/" + (f" in namespace {namespace}" if namespace else ""))
             # The mount's own leases only: with its slash, the prefix never reaches another stack's mount
-            # whose path starts with this one's (several stacks in one Vault: vault_prefix).
-            vault.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}/", json={"sync": True})
-            after += leases_left(vault, mount)
+            # whose path starts with this one's (several stacks in one Vault: vault_prefix), nor, in a
+            # namespace, another namespace's.
+            in_namespace.adapter.put(f"/v1/sys/leases/revoke-prefix/{mount}/", json={"sync": True})
+            after += leases_left(in_namespace, mount)
     if after:
         raise DownError(f"{len(after)} lease(s) are left after revoke-prefix, e.g. {after[0]}")
     users, drop = database_users(outputs, config)

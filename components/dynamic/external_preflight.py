@@ -65,15 +65,29 @@ def _check_stack_admin(props: dict[str, Any]) -> None:
         raise ProviderError(refusal)
 
 
+def _capabilities(address: str, ca_file: str, token: str, paths: list[str], namespace: str = "") -> dict:
+    """What sys/capabilities-self says the token has on paths (in namespace: relative to it)."""
+    where = f" in namespace {namespace}" if namespace else ""
+    with failing_as(f"reading the token's capabilities (sys/capabilities-self){where} in the Vault at {address}",
+                    VAULT_ERRORS):
+        vault = hvac.Client(url=address, token=token, verify=ca_file, timeout=30, namespace=namespace or None)
+        answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": paths})
+    return answer.get("data") or answer
+
+
 def _check_token(props: dict[str, Any]) -> None:
-    address = props["address"]
+    address, namespace = props["address"], props.get("namespace") or ""
     required = {path: caps for path, caps in props["required"]}
-    with failing_as(f"reading the token's capabilities (sys/capabilities-self) in the Vault at {address}",
-                    VAULT_ERRORS), pem_file(props["ca_pem"]) as ca_file:
-        vault = hvac.Client(url=address, token=props["token"], verify=ca_file, timeout=30)
-        answer = vault.adapter.post("/v1/sys/capabilities-self", json={"paths": list(required)})
-    granted = answer.get("data") or answer
-    refusal = token_refusal(address, missing_capabilities(required, granted))
+    root_required = {path: caps for path, caps in props.get("root_required") or ()}
+    with pem_file(props["ca_pem"]) as ca_file:
+        missing = missing_capabilities(required, _capabilities(address, ca_file, props["token"], list(required),
+                                                               namespace))
+        if root_required:
+            # Read in the root namespace (no namespace header): named as its policy would name them.
+            granted = _capabilities(address, ca_file, props["token"], list(root_required))
+            missing = {**missing_capabilities(root_required, granted),
+                       **{f"{namespace}/{path}": caps for path, caps in missing.items()}}
+    refusal = token_refusal(address, missing)
     if refusal:
         raise ProviderError(refusal)
 
@@ -126,11 +140,16 @@ class StackAdminRights(Resource, module="dbcreds", name="StackAdminRights"):
 
 
 class VaultTokenRights(Resource, module="dbcreds", name="VaultTokenRights"):
-    """That the token has every capability `required` lists ((path, capabilities) pairs), or the `up`
-    fails naming each path and what it lacks there."""
+    """That the token has every capability `required` lists ((path, capabilities) pairs; in `namespace`
+    when one is given, relative to it) and `root_required` (in the root namespace), or the `up` fails
+    naming each path (as a root-namespace policy names it) and what it lacks there."""
 
     def __init__(self, name: str, address: pulumi.Input[str], ca_pem: pulumi.Input[str], token: pulumi.Input[str],
-                 required: Sequence[tuple[str, Sequence[str]]], opts: Optional[pulumi.ResourceOptions] = None):
+                 required: Sequence[tuple[str, Sequence[str]]], namespace: str = "",
+                 root_required: Sequence[tuple[str, Sequence[str]]] = (),
+                 opts: Optional[pulumi.ResourceOptions] = None):
         props = {"address": address, "ca_pem": ca_pem, "token": pulumi.Output.secret(token),
                  "required": [[path, list(caps)] for path, caps in required]}
+        if namespace:  # Without one, the inputs as they always were (no change to a stack made before).
+            props |= {"namespace": namespace, "root_required": [[path, list(caps)] for path, caps in root_required]}
         super().__init__(_TokenRightsProvider(), name, props, opts)

@@ -2,7 +2,10 @@
 
 A Vault the stack does not run may have been set up without an audit trail;
 credentials handed out through it would leave none. This resource fails the
-`up` before the secrets engine is configured in such a Vault.
+`up` before the secrets engine is configured in such a Vault. They are read in
+the root namespace (no namespace header) whatever the stack's vault_namespace:
+OpenBao keeps audit devices there only, and they record every namespace's
+requests.
 """
 
 from typing import Any, Optional
@@ -23,6 +26,7 @@ def audit_devices(address: str, ca_pem: str, token: str) -> list[str]:
     """Each enabled audit device as "<path> (<type>[, file_path=...])", or NoAuditDevice."""
     with failing_as(f"listing the audit devices of the Vault at {address}", VAULT_ERRORS), \
             pem_file(ca_pem) as ca_file:
+        # The root namespace's: a namespace has none of its own.
         devices = hvac.Client(url=address, token=token, verify=ca_file, timeout=30).sys.list_enabled_audit_devices()
     found = sorted(
         f"{path} ({device['type']}" + (f", file_path={device['options']['file_path']}"

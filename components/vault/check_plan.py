@@ -18,6 +18,8 @@ class Target:
     db_port: int
     db_name: str
     db_ca_pem: str
+    #: The Vault namespace the clients log in and issue in (empty: the root one, no header sent).
+    vault_namespace: str = ""
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,8 @@ def vault_client(target: Target, files: CaFiles, token: str | None = None, addre
     session.mount("https://", HTTPAdapter(max_retries=Retry(total=None, connect=CONNECT_RETRIES, read=0, redirect=0,
                                                             status=0, other=0, backoff_factor=0.5)))
     # Never hvac's fallback (VAULT_TOKEN, ~/.vault-token): an operator's token for another Vault.
-    return hvac.Client(url=address or target.vault_addr, token=token or "", timeout=15, session=session)
+    return hvac.Client(url=address or target.vault_addr, token=token or "", timeout=15, session=session,
+                       namespace=target.vault_namespace or None)
 
 
 def refused_login(target: Target, files: CaFiles, user: str, password: str) -> str:

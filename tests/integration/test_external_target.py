@@ -5,7 +5,8 @@ token has exactly the capabilities the stack checks for (the audit log shows it 
 other); drift made by hand in that Vault is put back by the next `up`, and a right taken back is refused
 by it. A stack admin without CREATEROLE or the tables, and a token short of a path, are refused by `up`
 naming each, with nothing of the stack's made. A second stack with a vault_prefix shares the OpenBao (on
-a PostgreSQL of its own) and comes and goes without touching the first one's."""
+a PostgreSQL of its own) and comes and goes without touching the first one's; so do two stacks with the
+same names in two OpenBao namespaces (vault_namespace)."""
 
 import contextlib
 import json
@@ -20,7 +21,7 @@ import pytest
 from psycopg import sql
 from pulumi import automation as auto
 
-from components.external_rights import policy_hcl
+from components.external_rights import from_root_namespace, policy_hcl
 from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
 from components.postgres_sql import DEMO_SCHEMA
 from stacks.config import StackConfig, validate_settings
@@ -520,3 +521,119 @@ def test_a_token_without_the_capabilities_the_stack_needs_is_refused_by_up_namin
         finally:
             vault.auth.token.revoke(narrow)
             vault.sys.delete_acl_policy("dbcreds-narrow")
+
+
+def namespaced(bao: LocalOpenBao, token: str, namespace: str) -> hvac.Client:
+    """A client of bao that sends namespace (X-Vault-Namespace) with its requests."""
+    return hvac.Client(url=bao.address, token=token, verify=str(bao.ca_file), namespace=namespace)
+
+
+def test_two_stacks_with_the_same_names_in_two_namespaces_of_one_vault_keep_to_their_own(servers, tmp_path, capfd):
+    """The operator makes two namespaces in its OpenBao and gives each stack a root-namespace token whose
+    policy grants what the stack needs inside its namespace (and the root's audit devices' read: a token
+    made inside a namespace cannot read them). Both stacks make the same names (database, approle,
+    client-<name>), each in its namespace and none in the root one, each on a PostgreSQL of its own; each
+    client issues in its namespace only; one's make down leaves the other's mounts, policies, roles and
+    lease as they were, and the other's checks still pass."""
+    bao, root_token, db, password = servers
+    root = bao.client(root_token)
+    namespaces = {"a": "ns-a", "b": "ns-b"}
+    ours = ["client-app", "client-reader"]
+    for namespace in namespaces.values():
+        root.write(f"sys/namespaces/{namespace}")
+    stacks: dict[str, auto.Stack] = {}
+    try:
+        with operator_postgres() as (db_b, password_b), contextlib.ExitStack() as held:
+            databases = {"a": (db, password, bao.database_ca_file), "b": (db_b, password_b, db_b.ca_file)}
+            outputs, leases, required = {}, {}, {}
+            for key, namespace in namespaces.items():
+                folder = tmp_path / key
+                folder.mkdir()
+                stack = held.enter_context(temporary_stack(root_program(folder), folder, f"external-ns-{key}"))
+                database, stack_admin_password, on_vault = databases[key]
+                config = external_config(bao, root_token, database, stack_admin_password, folder / "data")
+                config["dbcreds:vault_database_ca_file"] = auto.ConfigValue(str(on_vault))
+                config["dbcreds:vault_namespace"] = auto.ConfigValue(namespace)
+                required[key] = from_root_namespace(vault_capabilities(stack_config(config)), namespace)
+                assert required[key]["sys/audit"] == ("read", "sudo")
+                assert required[key][f"{namespace}/sys/mounts/database"] == ("create", "read", "update", "delete")
+                given = operator_token(root, f"dbcreds-{namespace}", required[key])
+                config["dbcreds:vault_token"] = auto.ConfigValue(given, secret=True)
+                stack.set_all_config(config)
+                before_root = what_vault_holds(root)
+                result = stack.up(on_output=lambda _: None)
+                outputs[key] = {k: v.value for k, v in result.outputs.items()}
+                report = outputs[key]["checks"]
+                assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
+                assert outputs[key]["vault_namespace"] == namespace
+                assert (outputs[key]["database_mount"], outputs[key]["approle_mount"]) == ("database", "approle")
+                # Nothing of the stack's in the root namespace; the audit devices were read there.
+                assert what_vault_holds(root) == before_root
+                assert outputs[key]["vault_audit_log"] == f"file/ (file, file_path={bao.audit_log})"
+                stacks[key] = stack
+                # Its client logs in and issues in its namespace, on its own database.
+                app = outputs[key]["clients"]["app"]
+                client = namespaced(bao, "", namespace)
+                client.auth.approle.login(role_id=app["role_id"], secret_id=app["secret_id"],
+                                          mount_point=app["approle_mount"])
+                leases[key] = client.read(app["creds_path"])
+                assert leases[key]["lease_id"].startswith("database/creds/app/")
+                assert roles_like(database, "v\\_%") == [leases[key]["data"]["username"]]
+                # Without the namespace, the same login is no login.
+                with pytest.raises(hvac.exceptions.Forbidden):
+                    hvac.Client(url=bao.address, verify=str(bao.ca_file)).auth.approle.login(
+                        role_id=app["role_id"], secret_id=app["secret_id"], mount_point=app["approle_mount"])
+            vault_a, vault_b = namespaced(bao, root_token, "ns-a"), namespaced(bao, root_token, "ns-b")
+            before_a = what_a_stack_holds(vault_a, "database", "approle", ours)
+            before_b = what_a_stack_holds(vault_b, "database", "approle", ours)
+            # The same names, made twice: each namespace its own role_ids.
+            assert set(before_a["approle_roles"]) == set(before_b["approle_roles"]) == {"app", "reader"}
+            assert before_a["approle_roles"]["app"] != before_b["approle_roles"]["app"]
+            # A client of one namespace's stack reaches nothing of the other's, not even by naming it.
+            client_a = namespaced(bao, "", "ns-a")
+            app_a = outputs["a"]["clients"]["app"]
+            client_a.auth.approle.login(role_id=app_a["role_id"], secret_id=app_a["secret_id"], mount_point="approle")
+            client_a.adapter.namespace = "ns-b"
+            with pytest.raises(hvac.exceptions.Forbidden):
+                client_a.read("database/creds/app")
+
+            said = make_down(stacks["b"], capfd)
+            assert "revoking 1 lease(s) under database/ in namespace ns-b" in said, said
+            assert "no role of the stack's left" in said, said
+            # (A namespace has no audit devices of its own: they are the root namespace's.)
+            held_b = {"mounts": sorted(vault_b.sys.list_mounted_secrets_engines()["data"]),
+                      "auth": sorted(vault_b.sys.list_auth_methods()["data"]),
+                      "policies": sorted(vault_b.sys.list_acl_policies()["data"]["keys"])}
+            assert held_b == {"mounts": ["cubbyhole/", "identity/", "sys/"], "auth": ["token/"],
+                              "policies": ["default"]}, held_b
+            assert roles_like(db_b, "dbcreds_%") == [] and roles_like(db_b, "v_%") == []
+            # The other namespace's stack is as it was: engine, roles, logins, policies, the lease and its user.
+            assert what_a_stack_holds(vault_a, "database", "approle", ours) == before_a
+            assert vault_a.sys.read_lease(leases["a"]["lease_id"])["data"]["id"] == leases["a"]["lease_id"]
+            assert roles_like(db, "v\\_%") == [leases["a"]["data"]["username"]]
+            result = stacks["a"].up(on_output=lambda _: None)
+            report = result.outputs["checks"].value
+            assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
+
+            said = make_down(stacks["a"], capfd)
+            assert "revoking 1 lease(s) under database/ in namespace ns-a" in said, said
+            assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == []
+        # Each token's requests, as the audit log has them, went to its namespace's paths it was granted
+        # (and the root's audit devices).
+        for key, namespace in namespaces.items():
+            used = paths_in_namespaces(bao.audit_log, f"dbcreds-{namespace}")
+            assert used, namespace
+            assert used - set(required[key]) == set(), sorted(used - set(required[key]))
+    finally:
+        for namespace in namespaces.values():
+            with contextlib.suppress(hvac.exceptions.VaultError):
+                root.sys.delete_acl_policy(f"dbcreds-{namespace}")
+            root.delete(f"sys/namespaces/{namespace}")
+
+
+def paths_in_namespaces(audit_log: Path, policy: str) -> set[str]:
+    """The paths the requests of tokens holding policy went to, each as a root-namespace policy names it
+    (`<namespace>/<path>` in a namespace), as Vault's audit log has them."""
+    entries = (json.loads(line) for line in audit_log.read_text().splitlines() if line.strip())
+    return {((e["request"].get("namespace") or {}).get("path") or "") + e["request"]["path"] for e in entries
+            if e.get("type") == "request" and policy in (e.get("auth") or {}).get("policies", [])}
