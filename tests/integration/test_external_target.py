@@ -8,6 +8,7 @@ naming each, with nothing of the stack's made. A second stack with a vault_prefi
 a PostgreSQL of its own) and comes and goes without touching the first one's; so do two stacks with the
 same names in two OpenBao namespaces (vault_namespace)."""
 
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -560,9 +561,15 @@ def test_two_stacks_with_the_same_names_in_two_namespaces_of_one_vault_keep_to_t
                 given = operator_token(root, f"dbcreds-{namespace}", required[key])
                 config["dbcreds:vault_token"] = auto.ConfigValue(given, secret=True)
                 stack.set_all_config(config)
-                before_root = what_vault_holds(root)
-                result = stack.up(on_output=lambda _: None)
-                outputs[key] = {k: v.value for k, v in result.outputs.items()}
+                stacks[key] = stack
+            before_root = what_vault_holds(root)
+            # Both come up at once (their folders, databases and namespaces are their own).
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                ups = {key: pool.submit(stack.up, on_output=lambda _: None) for key, stack in stacks.items()}
+                results = {key: up.result() for key, up in ups.items()}
+            for key, namespace in namespaces.items():
+                database = databases[key][0]
+                outputs[key] = {k: v.value for k, v in results[key].outputs.items()}
                 report = outputs[key]["checks"]
                 assert report["passed"], [c for c in report["checks"] if not c.get("passed", True)]
                 assert outputs[key]["vault_namespace"] == namespace
@@ -570,7 +577,6 @@ def test_two_stacks_with_the_same_names_in_two_namespaces_of_one_vault_keep_to_t
                 # Nothing of the stack's in the root namespace; the audit devices were read there.
                 assert what_vault_holds(root) == before_root
                 assert outputs[key]["vault_audit_log"] == f"file/ (file, file_path={bao.audit_log})"
-                stacks[key] = stack
                 # Its client logs in and issues in its namespace, on its own database.
                 app = outputs[key]["clients"]["app"]
                 client = namespaced(bao, "", namespace)
