@@ -74,11 +74,15 @@ def vault_quorum_problem(config: StackConfig) -> str:
 
 
 def check_machine(config: StackConfig) -> None:
-    """CockroachDB's binary, the OpenBao binary the stack names, and a cluster that can still elect a
-    leader: what `up` could not get past (ConfigError naming the field)."""
+    """The database's server binaries, the OpenBao binary the stack names, and a cluster that can still
+    elect a leader: what `up` could not get past (ConfigError naming the field)."""
     from components.servers.cockroach import LocalCockroachError, cockroach_binary
     from components.servers.openbao import LocalOpenBaoError, binary_version
+    from components.servers.postgres import PG_BIN
 
+    if config.database.engine == "postgresql" and not (PG_BIN / "postgres").exists():
+        raise ConfigError("db_engine", f"postgresql runs here as a local process: no PostgreSQL server binaries in "
+                                       f"{PG_BIN}: run make bootstrap (or set DBCREDS_PG_BIN)")
     if config.database.engine == "cockroachdb":
         try:
             cockroach_binary()

@@ -27,7 +27,7 @@ from toolchain.env import PASSPHRASE_VARIABLE
 
 #: The reader's leases end after 45 s: they must outlive the backup, the loss and the restore (its
 #: `up` included) until they are seen again, then end within the test.
-READER_TTL = 45
+READER_TTL = 60
 ROLES = {
     "reader": {"privileges": ["SELECT"], "schemas": ["public"], "default_ttl": f"{READER_TTL}s", "max_ttl": "180s"},
     "app": {"privileges": ["SELECT", "INSERT", "UPDATE", "DELETE"], "tables": ["public.users", "public.orders"],

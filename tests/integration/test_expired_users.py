@@ -145,7 +145,7 @@ def test_users_without_a_lease_are_dropped_by_the_next_up_once_expired(tmp_path,
         assert planted in orphans and len(orphans) == lost + 1
         # Past their VALID UNTIL and the grace, by the database's clock (the query the reaper runs).
         wait_for("the orphans are past VALID UNTIL and the grace",
-                 lambda: orphans <= set(local.dynamic_users(running.config, expired_dynamic_users_query())),
+                 lambda: orphans <= set(local.dynamic_users(running.config, query=expired_dynamic_users_query())),
                  READER_TTL + EXPIRED_GRACE_SECONDS + 30)
 
         result = running.up()
