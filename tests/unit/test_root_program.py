@@ -378,7 +378,9 @@ def external_monitor():
     return pulumi.runtime.settings.get_monitor()
 
 
-def run_external_program(monkeypatch, tmp_path, prefix: str) -> None:
+def run_external_program(monkeypatch, tmp_path, prefix: str = "", namespace: str = "") -> None:
+    """The root program on the external target under the mocks, its Vault names prefixed (vault_prefix)
+    or in a namespace (vault_namespace) when given."""
     for name in ("vault-ca.crt", "db-ca.crt"):
         (tmp_path / name).write_text("CA PEM")
     dev = stored_config("dev")
@@ -390,6 +392,7 @@ def run_external_program(monkeypatch, tmp_path, prefix: str) -> None:
         "dbcreds:db_host": "db.internal", "dbcreds:db_port": "5432", "dbcreds:db_ca_file": str(tmp_path / "db-ca.crt"),
         "dbcreds:db_stack_admin": "rds_master", "dbcreds:db_stack_admin_password": "master-password",
         "dbcreds:vault_prefix": prefix,
+        **({"dbcreds:vault_namespace": namespace} if namespace else {}),
     }
     monkeypatch.chdir(ROOT)
     pulumi.runtime.set_all_config(config, ["dbcreds:vault_token", "dbcreds:db_stack_admin_password"])

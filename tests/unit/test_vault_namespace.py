@@ -2,19 +2,15 @@
 the root one, and what the root program hands the Vault provider, the token's check and the post-deploy
 checks with it and without it."""
 
-import runpy
 from pathlib import Path
 
-import pulumi
 import pytest
 
 from components.external_rights import by_namespace, from_root_namespace
 from stacks import external_target
 from stacks.config import ConfigError, validate
 from tests.unit.graph import registered, unwrap
-from tests.unit.test_root_program import CHECKS, SHARED, external_monitor  # noqa: F401 - the fixture
-from toolchain.env import ROOT
-from toolchain.stack_file import stored_config
+from tests.unit.test_root_program import CHECKS, external_monitor, run_external_program  # noqa: F401 - the fixture
 
 ROLES = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
 EXTERNAL = {
@@ -74,32 +70,9 @@ def test_the_root_namespace_keeps_the_audit_devices_and_the_tokens_lookup_the_na
     assert from_root_namespace(required, "") == {path: tuple(caps) for path, caps in required.items()}
 
 
-def run_external_program(monkeypatch, tmp_path, namespace: str) -> None:
-    for name in ("vault-ca.crt", "db-ca.crt"):
-        (tmp_path / name).write_text("CA PEM")
-    dev = stored_config("dev")
-    config = {
-        **{f"dbcreds:{k}": dev[f"dbcreds:{k}"] for k in SHARED if f"dbcreds:{k}" in dev},
-        "dbcreds:data_dir": str(tmp_path / "data"), "dbcreds:target": "external",
-        "dbcreds:vault_addr": "https://vault.internal:8200", "dbcreds:vault_ca_file": str(tmp_path / "vault-ca.crt"),
-        "dbcreds:vault_database_ca_file": "/etc/openbao/db-ca.crt", "dbcreds:vault_token": "s.operator",
-        "dbcreds:db_host": "db.internal", "dbcreds:db_port": "5432", "dbcreds:db_ca_file": str(tmp_path / "db-ca.crt"),
-        "dbcreds:db_stack_admin": "rds_master", "dbcreds:db_stack_admin_password": "master-password",
-        "dbcreds:vault_namespace": namespace,
-    }
-    monkeypatch.chdir(ROOT)
-    pulumi.runtime.set_all_config(config, ["dbcreds:vault_token", "dbcreds:db_stack_admin_password"])
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"))
-
-    program()
-
-
 def test_with_a_vault_namespace_the_provider_the_tokens_check_and_the_checks_work_in_it(
         external_monitor, monkeypatch, tmp_path):  # noqa: F811 - the fixture
-    run_external_program(monkeypatch, tmp_path, "team-a")
+    run_external_program(monkeypatch, tmp_path, namespace="team-a")
     (provider,) = registered(external_monitor, "pulumi:providers:vault").values()
     assert provider["namespace"] == "team-a"
     (rights,) = registered(external_monitor, "pulumi-python:dynamic/dbcreds:VaultTokenRights").values()
@@ -112,7 +85,7 @@ def test_with_a_vault_namespace_the_provider_the_tokens_check_and_the_checks_wor
 
 
 def test_without_a_vault_namespace_nothing_names_one(external_monitor, monkeypatch, tmp_path):  # noqa: F811
-    run_external_program(monkeypatch, tmp_path, "")
+    run_external_program(monkeypatch, tmp_path)
     (provider,) = registered(external_monitor, "pulumi:providers:vault").values()
     assert "namespace" not in provider
     (rights,) = registered(external_monitor, "pulumi-python:dynamic/dbcreds:VaultTokenRights").values()
