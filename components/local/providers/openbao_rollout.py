@@ -111,9 +111,8 @@ def roll(props: dict[str, Any]) -> list[str]:
 class _OpenBaoRolloutProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """At preview: the binary runs, and its release is not older than the nodes' (`version`)."""
-        path = Path(news.get("binary") or "") if news.get("binary") else None
         try:
-            version = binary_version(path or bao_binary())
+            version = binary_version(Path(news["binary"]) if news.get("binary") else bao_binary())
         except LocalOpenBaoError as error:
             return CheckResult(news, [CheckFailure("binary", f"vault_binary: {error}")])
         old = olds.get("version") if olds else None
