@@ -290,6 +290,7 @@ def bootstrap_admin_statements(admin: str, database: str) -> list[sql.Composed]:
     a, d = sql.Identifier(admin), sql.Identifier(database)
     return [
         *_admin_role(admin),
+        *statement_text_unlogged(admin),
         sql.SQL("CREATE DATABASE {} OWNER {}").format(d, a),
         # Only roles granted CONNECT (the admin as owner, the groups) may connect.
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(d),
@@ -304,11 +305,29 @@ def _admin_role(admin: str) -> list[sql.Composed]:
     ]
 
 
-def admin_role_statements(admin: str, database: str) -> list[sql.Composed]:
-    """Run as the superuser: another admin, for a team's own Vault connection to an existing
-    database (CREATEROLE, pg_signal_backend, CONNECT; no superuser, owns nothing)."""
-    return [*_admin_role(admin),
+def admin_role_statements(admin: str, database: str, superuser: bool = True) -> list[sql.Composed]:
+    """Another admin, for a Vault connection to an existing database (CREATEROLE, pg_signal_backend,
+    CONNECT; no superuser, owns nothing). Its sessions' statements go unlogged only when a superuser
+    runs these (`superuser`): no one else may set that."""
+    return [*_admin_role(admin), *(statement_text_unlogged(admin) if superuser else []),
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(admin))]
+
+
+#: The settings that would write a statement's text to the server's log, off for a role's sessions.
+#: By default PostgreSQL logs a failed statement's text (log_min_error_statement = error), and a DBA may
+#: log DDL or slow statements on top.
+STATEMENT_LOGGING_OFF = (("log_min_error_statement", "panic"), ("log_statement", "none"),
+                         ("log_min_duration_statement", "-1"))
+
+
+def statement_text_unlogged(role: str) -> list[sql.Composed]:
+    """Run as the superuser (these settings are superuser-only, so the role cannot undo them): the
+    role's sessions never write a statement's text to the log. Vault runs its creation and rotation
+    SQL (`CREATE ROLE … PASSWORD '…'`, `ALTER ROLE … PASSWORD '…'`) in the sessions of the admin it
+    connects as; a failed one would be logged with its password, and Vault retries a failed static
+    rotation with the same password, so the log would end up holding a live one."""
+    return [sql.SQL("ALTER ROLE {} SET {} = {}").format(sql.Identifier(role), sql.Identifier(name), sql.Literal(value))
+            for name, value in STATEMENT_LOGGING_OFF]
 
 
 def set_password(role: str, password: str) -> sql.Composed:

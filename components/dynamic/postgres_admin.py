@@ -24,7 +24,9 @@ class _AdminRoleProvider(ResourceProvider):
         with failing_as(f"making the admin role {props['username']!r} in database {props['database']!r}"), \
                 stack_connection(props) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GRANT_LOCK,))
-            for statement in admin_role_statements(props["username"], props["database"]):
+            # Only the stack's own server's superuser (reached over its socket) may quiet its logging.
+            for statement in admin_role_statements(props["username"], props["database"],
+                                                   superuser=bool(props.get("data_dir"))):
                 conn.execute(statement)
             conn.execute(set_password(props["username"], props["password"]))
         return CreateResult(id_=props["username"], outs=props)

@@ -333,3 +333,22 @@ def test_a_teams_user_makes_renews_and_drops_only_its_own_users_through_its_func
                 conn.execute(statement)
             conn.execute(as_text(sql.SQL("DROP ROLE {}").format(sql.Identifier(names.group))))
     assert not role_exists(db, names.user)
+
+
+def test_a_failed_creation_statement_of_the_admin_leaves_its_password_out_of_the_servers_log(db):
+    """A creation statement that fails (its name taken) as the admin Vault connects as: PostgreSQL
+    would log a failed statement's text, password and all, for any other session; the admin's are
+    unlogged (statement_text_unlogged), so the server's log holds the error but not the password. The
+    same failure in another session is logged whole, so the log is the one being written."""
+    taken, _ = issue(db, READER)
+    hidden, shown = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    statement = creation_statements(group_role_name("dbcreds", READER))[0]
+    with db.as_admin() as conn, pytest.raises(errors.DuplicateObject):
+        conn.execute(fill(statement, taken, hidden, "2999-01-01 00:00:00+0000"))
+    with db.as_superuser("app") as conn, pytest.raises(errors.DuplicateObject):
+        conn.execute(fill(statement, taken, shown, "2999-01-01 00:00:00+0000"))
+    log = (db.server.pgdata / "server.log").read_text()
+    assert log.count(f'role "{taken}" already exists') == 2
+    assert shown in log
+    assert hidden not in log
+    revoke(db, taken)

@@ -7,6 +7,8 @@ import pytest
 from components.grants import GrantSpec
 from components.postgres_sql import (
     DYNAMIC_USERS_QUERY,
+    admin_role_statements,
+    bootstrap_admin_statements,
     EXPIRED_GRACE_SECONDS,
     MAX_IDENTIFIER_BYTES,
     create_group_role,
@@ -19,6 +21,7 @@ from components.postgres_sql import (
     revocation_statements,
     revoke_statements,
     schemas_of,
+    statement_text_unlogged,
     username_template,
 )
 
@@ -261,3 +264,16 @@ def test_database_counters_are_named_and_a_reading_without_its_own_session_or_us
     problem, _ = database_counters((0, 200, 0, 1, 1, 0))
     assert "connections is 0" in problem and "dynamic_users is 0" in problem
     assert "over max_connections 200" in database_counters((201, 200, 1, 1, 0, 0))[0]
+
+
+def test_the_admin_vault_connects_as_logs_no_statement_text_when_a_superuser_makes_it():
+    unlogged = [s.as_string(None) for s in statement_text_unlogged('a"dmin')]
+    assert unlogged == ['ALTER ROLE "a""dmin" SET "log_min_error_statement" = \'panic\'',
+                        'ALTER ROLE "a""dmin" SET "log_statement" = \'none\'',
+                        'ALTER ROLE "a""dmin" SET "log_min_duration_statement" = \'-1\'']
+    assert [s for s in unlogged if s in {x.as_string(None) for x in bootstrap_admin_statements('a"dmin', "app")}] == \
+        unlogged
+    as_superuser = {s.as_string(None) for s in admin_role_statements('a"dmin', "app")}
+    assert set(unlogged) <= as_superuser
+    # Another admin (an external server's stack admin) may not set these: the statements would fail.
+    assert not set(unlogged) & {s.as_string(None) for s in admin_role_statements('a"dmin', "app", superuser=False)}
