@@ -72,7 +72,8 @@ def vault_layer(config: StackConfig, servers: Servers):
         pulumi.export("database_store_key", {"transit_mount": StoreKeyTransitArgs.mount_path,
                                              "key": store_key.key_name, "role_id": store_key.role_id,
                                              "secret_id": store_key.secret_id})
-    in_cluster = config.target.kind == "kubernetes"
+    # A target whose servers run in a cluster runs the checks there too (from a pod, by Service names).
+    in_cluster = servers.in_cluster is not None
     plan = check_plan(config, vault_server, database, engine, checked_clients, in_cluster, teams)
     after = [engine, *clients.values(), *autopilot, *reaped, *([kubernetes] if kubernetes else []), *teams.values()]
     if in_cluster:
