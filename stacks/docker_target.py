@@ -15,6 +15,7 @@ from typing import Any, Callable, ContextManager, Iterator
 from components.docker.daemon import DockerEngine, DockerEngineError
 from components.servers.postgres_image import RUN
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
+from stacks.backups import BackupError, Restored, ServerBackups
 from stacks.config import ConfigError, StackConfig, docker_dir
 from stacks.servers import Servers, vault_provider_on
 
@@ -196,3 +197,134 @@ def rotate_audit(config: StackConfig, keep: int) -> list[str]:
         if path is not None:
             moved.append(str(path))
     return moved
+
+
+#: pg_dumpall and psql: a dump or a load of the stack's database may take this long.
+DATABASE_SECONDS = 1800
+#: What psql says loading a `--clean` dump into the container's fresh cluster, and is no fault: the
+#: dump drops and creates every role, the superuser it runs as among them.
+EXPECTED_CLEAN_LOAD_ERRORS = ("current user cannot be dropped",)
+#: The resources of the stack's engine a restore makes again: its servers' images, volumes and containers.
+ENGINE_RESOURCES = ("docker:index/image:Image", "docker:index/volume:Volume", "docker:index/container:Container")
+OPENBAO_INIT_TYPE = "pulumi-python:dynamic/dbcreds:OpenBaoInit"
+
+
+def missing_images(config: StackConfig, state: list[dict]) -> list[str]:
+    """The URNs of the state's images the engine does not hold (a machine's engine lost whole)."""
+    return [r["urn"] for r in state if r["type"] == ENGINE_RESOURCES[0]
+            and engine(config).docker("image", "inspect", (r.get("outputs") or {}).get("imageName", ""),
+                                      check=False).returncode != 0]
+
+
+class DockerBackups(ServerBackups):
+    """The docker target's servers: containers of the stack's own engine, their data in its volumes. The
+    database is dumped in its container (`pg_dumpall --clean`: it loads over the fresh cluster the
+    container bootstraps). A restore makes the images, volumes and containers again from the restored
+    state (`pulumi refresh` and `up` of those alone), loads the dump, forces the snapshot onto the fresh
+    OpenBao and unseals it with the state's keys; the stack's `up` then proves it."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.engine = engine(config)
+
+    def dump_database(self, outputs: dict[str, Any], target: Path) -> None:
+        container = outputs["db_container"]
+        with open(target, "wb") as out:
+            result = subprocess.run(
+                ["docker", "--host", self.engine.host, "exec", "--user", "postgres", container, "pg_dumpall",
+                 "--host", RUN, "--port", str(self.config.target.db_port), "--clean", "--if-exists"],
+                stdout=out, stderr=subprocess.PIPE, text=True, timeout=DATABASE_SECONDS)
+        if result.returncode != 0:
+            raise BackupError(f"pg_dumpall in {container} failed: {result.stderr.strip()}")
+
+    def _listed(self, *what: str) -> list[str]:
+        if not self.engine.answers():
+            return []
+        return self.engine.docker(*what, "--format", "{{.Names}}" if what[0] == "ps" else "{{.Name}}").stdout.split()
+
+    def running(self) -> list[str]:
+        return [f"container {name}" for name in self._listed("ps")]
+
+    def data(self) -> list[str]:
+        return [f"volume {name}" for name in self._listed("volume", "ls")]
+
+    def steps(self, stop_first: bool) -> list:
+        from toolchain.backup_file import RestoreStep
+
+        steps = [RestoreStep("stop", "remove the stack's containers and volumes")] if stop_first else []
+        return steps + [
+            RestoreStep("state", "import the state's export"),
+            RestoreStep("servers", "the engine started, the servers' images, volumes and containers made again "
+                                   "from the state (a fresh PostgreSQL cluster, an uninitialised OpenBao)"),
+            RestoreStep("postgres", "the dump loaded over the fresh cluster"),
+            RestoreStep("openbao", "OpenBao initialised with keys of its own, its raft snapshot restored "
+                                   "(snapshot-force)"),
+            RestoreStep("unseal", "unsealed with the state's unseal keys"),
+            RestoreStep("up", "the stack's up (refresh, then the post-deploy checks)"),
+        ]
+
+    def run(self, step: str, restored: Restored | None) -> None:
+        from components.servers.process import pem_file
+        from stacks.backups import force_snapshot, outputs_of_type, serve_restored
+        from toolchain.backup_file import DATABASE_DUMP, RAFT_SNAPSHOT
+
+        if step == "stop":
+            self._remove_servers()
+        elif step == "servers":
+            self._make_servers(restored)
+        elif step == "postgres":
+            self._load_dump(restored.outputs["db_container"], restored.parts / DATABASE_DUMP)
+        elif step in ("openbao", "unseal"):
+            import hvac
+
+            with pem_file(restored.outputs["vault_ca_pem"]) as ca:
+                def client(token: str = "", timeout: int = 5) -> hvac.Client:
+                    return hvac.Client(url=restored.outputs["vault_addr"], token=token, verify=ca, timeout=timeout)
+
+                if step == "openbao":
+                    force_snapshot(client(timeout=120), restored.parts / RAFT_SNAPSHOT, "shamir")
+                else:
+                    keys = outputs_of_type(restored.resources, OPENBAO_INIT_TYPE)["unseal_keys"]
+                    serve_restored(client, restored.outputs["vault_admin_token"], keys, "shamir",
+                                   restored.outputs["vault_addr"])
+
+    def _remove_servers(self) -> None:
+        """The stack's containers and volumes removed (its images kept: they are made again alike)."""
+        if not self.engine.answers():
+            return
+        containers = self._listed("ps", "--all")
+        if containers:
+            self.engine.docker("rm", "--force", *containers)
+        volumes = self._listed("volume", "ls")
+        if volumes:
+            self.engine.docker("volume", "rm", "--force", *volumes)
+
+    def _make_servers(self, restored: Restored) -> None:
+        """The engine's resources of the restored state refreshed (what is gone leaves the state) and made
+        again, those alone: the rest of the stack waits for the servers' data."""
+        self.engine.ensure_running()
+        urns = [r["urn"] for r in restored.resources if r["type"] in ENGINE_RESOURCES]
+        targets = [arg for urn in urns for arg in ("--target", urn)]
+        restored.pulumi(["refresh", "--yes", "--skip-preview", *targets])
+        state = json.loads(restored.pulumi(["stack", "export"])).get("deployment", {}).get("resources") or []
+        replace = [arg for urn in missing_images(self.config, state) for arg in ("--replace", urn)]
+        restored.pulumi(["up", "--yes", "--skip-preview", *targets, *replace])
+
+    def _load_dump(self, container: str, dump: Path) -> None:
+        from toolchain.backup_file import unexpected_load_errors
+
+        with open(dump, "rb") as data:
+            result = subprocess.run(
+                ["docker", "--host", self.engine.host, "exec", "--interactive", "--user", "postgres", container,
+                 "psql", "--host", RUN, "--port", str(self.config.target.db_port), "--dbname", "postgres",
+                 "--no-psqlrc", "--quiet", "--file", "-"],
+                stdin=data, capture_output=True, timeout=DATABASE_SECONDS)
+        stderr = result.stderr.decode(errors="replace")
+        errors = [e for e in unexpected_load_errors(stderr) if e not in EXPECTED_CLEAN_LOAD_ERRORS]
+        if result.returncode != 0 or errors:
+            raise BackupError(f"loading the dump into {container} failed: {'; '.join(errors[:5]) or stderr[-2000:]}")
+
+
+def backups(config: StackConfig) -> DockerBackups:
+    """`make backup` and `make restore`: the containers and volumes of the stack's engine."""
+    return DockerBackups(config)

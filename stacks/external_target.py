@@ -126,3 +126,11 @@ def rotate_audit(config: StackConfig, _keep: int) -> list[str]:
 
     raise AuditRotationError(f"the external target's Vault ({config.target.vault_addr}) is its operator's: its audit "
                              "devices and their logs are rotated by whoever runs it, not by this stack")
+
+
+def backups(_config: StackConfig):
+    """`make backup` and `make restore`: refused (stacks/backups.py)."""
+    from stacks.backups import BackupError
+
+    raise BackupError("its Vault and database are its operators', who back them up; the stack holds only its "
+                      "state and what it made in them")

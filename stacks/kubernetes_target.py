@@ -231,3 +231,11 @@ def rotate_audit(config: StackConfig, _keep: int) -> list[str]:
     raise AuditRotationError(
         f"the kubernetes target (namespace {config.target.namespace}) is not rotated here: each OpenBao pod writes "
         "its audit log on its own volume and its image has no shell to move it; ship it with the cluster's log agent")
+
+
+def backups(_config: StackConfig):
+    """`make backup` and `make restore`: refused (stacks/backups.py)."""
+    from stacks.backups import BackupError
+
+    raise BackupError("its servers are pods whose data is in the cluster's volumes, which this machine does not "
+                      "hold: back them up with the cluster's own tooling (volume snapshots, OpenBao's raft snapshot)")

@@ -7,6 +7,8 @@ The functions every target has are listed in stacks/targets.py.
 """
 
 import contextlib
+import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
@@ -14,9 +16,17 @@ from typing import Any, Callable, ContextManager, Iterator
 import psycopg
 
 from components.servers.cockroach import LocalCockroach
-from components.servers.openbao import LocalOpenBao, node_data_dir, node_state
+from components.local.providers.openbao_server import RESOURCE_TYPE as OPENBAO_SERVER_TYPE
+from components.servers.openbao import (
+    INIT_TIMEOUT_SECONDS,
+    LocalOpenBao,
+    node_data_dir,
+    node_state,
+    wait_unsealed,
+)
 from components.servers.postgres import LocalPostgres
 from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements
+from stacks.backups import BackupError, Restored, ServerBackups, force_snapshot, serve_restored, server_outputs
 from stacks.config import ConfigError, StackConfig
 from stacks.servers import Servers, vault_provider_on
 
@@ -27,6 +37,8 @@ AFTER_DOWN = "no server left"
 #: Whether its servers answer at the addresses its outputs give, nothing held open (`make up` starts
 #: those that do not; `make drift` refuses to read a stack whose servers are down).
 REACHED_AT_OUTPUTS = True
+#: pg_dumpall and psql: a dump or a load of the stack's database may take this long.
+DATABASE_SECONDS = 1800
 
 
 def vault_nodes(config: StackConfig) -> list[LocalOpenBao]:
@@ -235,3 +247,107 @@ def rotate_audit(config: StackConfig, keep: int) -> list[str]:
     files, one per node that had lines to move."""
     moved = [node.rotate_audit_log(keep) for node in vault_nodes(config)]
     return [str(path) for path in moved if path is not None]
+
+
+class LocalBackups(ServerBackups):
+    """The local target's servers: processes on this machine, their data in the stack's data folder.
+    A restore starts them fresh from the restored state's server resources (toolchain/backup_file.py's
+    `restore_steps`)."""
+
+    def __init__(self, config: StackConfig):
+        if config.database.engine == "cockroachdb":
+            raise BackupError("the stack's database is CockroachDB: backup and restore are built for PostgreSQL only")
+        self.config = config
+
+    def dump_database(self, _outputs: dict[str, Any], target: Path) -> None:
+        """pg_dumpall as the superuser over the server's Unix socket (peer authentication)."""
+        from components.servers.postgres import PG_BIN, SUPERUSER
+
+        server = database_server(self.config)
+        if not server.running:
+            raise BackupError(f"PostgreSQL in {server.data_dir} is not running: make up first")
+        result = subprocess.run([str(PG_BIN / "pg_dumpall"), "--host", str(server.data_dir), "--port",
+                                 str(server.port), "--username", SUPERUSER, "--no-password", "--file", str(target)],
+                                capture_output=True, text=True, timeout=DATABASE_SECONDS)
+        if result.returncode != 0:
+            raise BackupError(f"pg_dumpall failed: {result.stderr.strip()}")
+
+    def running(self) -> list[str]:
+        return running_servers(self.config)
+
+    def data(self) -> list[str]:
+        folders = [node.data_dir for node in vault_nodes(self.config)]
+        folders.append(database_server(self.config).data_dir)
+        return [str(f) for f in folders if f.exists() and any(f.iterdir())]
+
+    def steps(self, stop_first: bool) -> list:
+        from toolchain.backup_file import restore_steps
+
+        return restore_steps(self.config.vault.nodes, self.config.vault.seal, stop_first)
+
+    def run(self, step: str, restored: Restored | None) -> None:
+        from toolchain.backup_file import DATABASE_DUMP, RAFT_SNAPSHOT
+
+        if step == "stop":
+            self._remove_server_data()
+        elif step == "postgres":
+            self._restore_database(restored.resources, restored.parts / DATABASE_DUMP)
+        elif step == "openbao":
+            first = vault_nodes(self.config)[0]
+            self._configure(first, restored.resources)
+            first.start()
+            force_snapshot(first.client(timeout=INIT_TIMEOUT_SECONDS), restored.parts / RAFT_SNAPSHOT,
+                           self.config.vault.seal)
+        elif step == "unseal":
+            first = vault_nodes(self.config)[0]
+            keys = server_outputs(restored.resources, first.data_dir, OPENBAO_SERVER_TYPE)["unseal_keys"]
+            serve_restored(lambda token: first.client(token, timeout=5), restored.outputs["vault_admin_token"],
+                           keys, self.config.vault.seal, first.address)
+        elif step == "join":
+            # A cluster's other nodes, empty, join the restored first node and unseal themselves.
+            for node in vault_nodes(self.config)[1:]:
+                self._configure(node, restored.resources)
+                node.start()
+                wait_unsealed(node.client(), INIT_TIMEOUT_SECONDS)
+
+    def _remove_server_data(self) -> None:
+        """Stops the stack's servers and removes their data folders (PostgreSQL's may be a link to where
+        its data really is)."""
+        for node in vault_nodes(self.config):
+            node.stop()
+            shutil.rmtree(node.data_dir, ignore_errors=True)
+        database = database_server(self.config)
+        database.stop()
+        shutil.rmtree(database.data_dir.resolve(), ignore_errors=True)
+        if database.data_dir.is_symlink():
+            database.data_dir.unlink()
+
+    def _restore_database(self, resources: list[dict], dump: Path) -> None:
+        from components.servers.postgres import PG_BIN, SUPERUSER
+        from toolchain.backup_file import unexpected_load_errors
+
+        server = database_server(self.config)
+        props = server_outputs(resources, server.data_dir)
+        server = LocalPostgres(server.data_dir, int(props["port"]))
+        server.initdb(props["cert_pem"], props["key_pem"])
+        server.start()
+        result = subprocess.run([str(PG_BIN / "psql"), "--no-psqlrc", "--quiet", "--host", str(server.data_dir),
+                                 "--port", str(server.port), "--username", SUPERUSER, "--dbname", "postgres",
+                                 "--file", str(dump)],
+                                capture_output=True, text=True, timeout=DATABASE_SECONDS)
+        errors = unexpected_load_errors(result.stderr)
+        if result.returncode != 0 or errors:
+            raise BackupError(f"loading the dump into PostgreSQL failed: "
+                              f"{'; '.join(errors[:5]) or result.stderr[-2000:]}")
+
+    @staticmethod
+    def _configure(node: LocalOpenBao, resources: list[dict]) -> None:
+        """The node's config, TLS and seal files as the restored state's server resource made them."""
+        props = server_outputs(resources, node.data_dir, OPENBAO_SERVER_TYPE)
+        node.configure(props["ca_pem"], props["cert_pem"], props["key_pem"], props["database_ca_pem"],
+                       props.get("peers") or (), [props["seal_key"]] if props.get("seal_key") else [])
+
+
+def backups(config: StackConfig) -> ServerBackups:
+    """`make backup` and `make restore`: the servers' processes and data folders on this machine."""
+    return LocalBackups(config)

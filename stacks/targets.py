@@ -17,6 +17,9 @@ tools pick the module by the stack's `target` (`of`) and call these:
 - `rotate_audit(config, keep) -> list[str]`: `make rotate-audit`: each of its OpenBao servers moves its
   audit log aside and reopens it, losing no line, keeping the `keep` newest moved logs; the moved
   files, named (an AuditRotationError, saying why, where the target does not).
+- `backups(config) -> ServerBackups`: `make backup` and `make restore`: the database's dump, what a
+  restore would overwrite, and the restore's server steps (stacks/backups.py); a BackupError saying
+  why in one line where the target's servers are not backed up here.
 
 A new target is a module of this shape, a row below and its settings in stacks/config.py.
 """

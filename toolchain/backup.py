@@ -1,10 +1,11 @@
-"""`make backup STACK=…` and `make restore STACK=… FROM=<file> [FORCE=yes]`, for the local target.
+"""`make backup STACK=…` and `make restore STACK=… FROM=<file> [FORCE=yes]`, for the targets whose
+servers run on this machine (local, docker), through each target's `backups` (stacks/backups.py).
 
 A backup is one encrypted file (`toolchain/backup_file.py` holds its format) in BACKUP_DIR (default
 `.data/backups/<stack>/`), mode 0600, named with its UTC time. It holds, taken in this order:
 
 1. OpenBao's raft snapshot (`sys/storage/raft/snapshot`, with the stack's admin token);
-2. the database's dump (`pg_dumpall` over the server's Unix socket, as the superuser);
+2. the database's dump (`pg_dumpall` as the superuser: over the server's Unix socket, or in its container);
 3. the state's export (`pulumi stack export`: its secrets stay encrypted with the stack's passphrase).
 
 The snapshot comes before the dump: a credential issued between the two has a user in the dump and
@@ -12,18 +13,18 @@ no lease in the snapshot, which the expired users' reaper drops at an `up` once 
 way round, a lease would outlive a user that was never restored.
 
 A restore decrypts the whole file first (a wrong passphrase or a damaged file changes nothing), then
-follows `backup_file.restore_steps`: state, PostgreSQL, OpenBao, the stack's `up`.
+follows the target's steps (local: `backup_file.restore_steps`): state, the servers, PostgreSQL,
+OpenBao, the stack's `up`.
 
   python3 -m toolchain.backup backup STACK [BACKUP_DIR]
   python3 -m toolchain.backup restore STACK FROM [FORCE]
 
-The docker, kubernetes and external targets are refused, naming the target.
+The kubernetes and external targets are refused, naming the target and why.
 """
 
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -31,27 +32,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import hvac
 from pulumi import automation as auto
 
-from components.local.providers.openbao_server import RESOURCE_TYPE as OPENBAO_SERVER_TYPE
-from components.servers.openbao import (
-    INIT_TIMEOUT_SECONDS,
-    LocalOpenBao,
-    LocalOpenBaoError,
-    initialize,
-    node_state,
-    serving_address,
-    unseal,
-    wait_active,
-    wait_unsealed,
-)
-from components.servers.postgres import PG_BIN, SUPERUSER, LocalPostgres, LocalPostgresError
+from components.servers.openbao import LocalOpenBaoError, serving_address
+from components.servers.postgres import LocalPostgresError
 from components.servers.process import pem_file
 from stacks import config as stack_settings
-from stacks import local_target
+from stacks import targets
+from stacks.backups import BackupError, Restored, ServerBackups
 from stacks.config import StackConfig
 from toolchain.backup_file import (
     DATABASE_DUMP,
@@ -70,43 +60,36 @@ from toolchain.backup_file import (
     parse_force,
     parse_restore_from,
     passphrase_of,
-    restore_steps,
-    unexpected_load_errors,
 )
 from toolchain.down import DownError, open_stack
 from toolchain.env import PASSPHRASE_VARIABLE, ROOT, pulumi_env
 from toolchain.policy_gate import stack_config
 from toolchain.stack_file import StackFileError
 
-#: pg_dumpall and psql: a dump or a load of the stack's database may take this long.
-DATABASE_SECONDS = 1800
-#: The signature (key and value) of the object `pulumi stack export --show-secrets` wraps a secret's
-#: plaintext in.
-SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
-
-
-class BackupError(RuntimeError):
-    pass
-
-
 def say(message: str) -> None:
     print(f"[backup] {message}", file=sys.stderr, flush=True)
 
 
+def server_backups(name: str, config: StackConfig) -> ServerBackups:
+    """The stack's servers as its target backs them up (a BackupError naming the target and why, where
+    it does not)."""
+    try:
+        return targets.of(config).backups(config)
+    except BackupError as error:
+        raise BackupError(f"stack {name!r} runs on the {config.target.kind} target: {error}") from None
+
+
 def unsupported(name: str, config: StackConfig) -> str:
-    """Why the stack cannot be backed up or restored here (empty when it can): only the local target's
-    servers run as processes on this machine, and only PostgreSQL is dumped."""
-    if config.target.kind != "local":
-        return (f"stack {name!r} runs on the {config.target.kind} target: backup and restore are built for the "
-                "local target only (its servers run as processes on this machine); back up that target's "
-                "servers with its own tooling")
-    if config.database.engine == "cockroachdb":
-        return f"stack {name!r}'s database is CockroachDB: backup and restore are built for PostgreSQL only"
+    """Why the stack cannot be backed up or restored here (empty when it can)."""
+    try:
+        server_backups(name, config)
+    except BackupError as error:
+        return str(error)
     return ""
 
 
 def refuse_other_targets(name: str, work_dir: Path) -> None:
-    """Refuses a stack whose stack file puts it on another target, before its state is read."""
+    """Refuses a stack whose stack file puts it on a target not backed up here, before its state is read."""
     try:
         config = stack_config(name, work_dir)
     except (stack_settings.ConfigError, StackFileError):
@@ -116,13 +99,10 @@ def refuse_other_targets(name: str, work_dir: Path) -> None:
         raise BackupError(refusal)
 
 
-def local_config(stack: auto.Stack, work_dir: Path) -> StackConfig:
-    """The stack's validated config, if it is one this can back up or restore."""
+def stack_servers(stack: auto.Stack, work_dir: Path) -> tuple[StackConfig, ServerBackups]:
+    """The stack's validated config and its servers, if they are ones this can back up or restore."""
     config = stack_settings.of_stack(stack, work_dir)
-    refusal = unsupported(stack.name, config)
-    if refusal:
-        raise BackupError(refusal)
-    return config
+    return config, server_backups(stack.name, config)
 
 
 def pulumi_cli(args: list[str], env: dict[str, str], work_dir: Path) -> str:
@@ -153,17 +133,6 @@ def take_raft_snapshot(outputs: dict[str, auto.OutputValue], target: Path) -> No
                 out.write(block)
 
 
-def dump_database(server: LocalPostgres, target: Path) -> None:
-    """pg_dumpall as the superuser over the server's Unix socket (peer authentication)."""
-    if not server.running:
-        raise BackupError(f"PostgreSQL in {server.data_dir} is not running: make up first")
-    result = subprocess.run([str(PG_BIN / "pg_dumpall"), "--host", str(server.data_dir), "--port", str(server.port),
-                             "--username", SUPERUSER, "--no-password", "--file", str(target)],
-                            capture_output=True, text=True, timeout=DATABASE_SECONDS)
-    if result.returncode != 0:
-        raise BackupError(f"pg_dumpall failed: {result.stderr.strip()}")
-
-
 @dataclass(frozen=True)
 class Backup:
     path: Path
@@ -177,7 +146,7 @@ def backup(name: str, env: dict[str, str], folder_setting: str = "", work_dir: P
         stack = open_stack(name, env, work_dir)
     except DownError:
         raise BackupError(f"stack {name!r} does not exist on this checkout's backend: nothing to back up") from None
-    config = local_config(stack, work_dir)
+    config, servers = stack_servers(stack, work_dir)
     outputs = stack.outputs()
     if "vault_admin_token" not in outputs:
         raise BackupError(f"stack {name!r} has no OpenBao admin token among its outputs: nothing deployed to "
@@ -191,11 +160,11 @@ def backup(name: str, env: dict[str, str], folder_setting: str = "", work_dir: P
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=folder) as parts_dir:
         parts = Path(parts_dir)
         take_raft_snapshot(outputs, parts / RAFT_SNAPSHOT)
-        dump_database(local_target.database_server(config), parts / DATABASE_DUMP)
+        servers.dump_database({key: value.value for key, value in outputs.items()}, parts / DATABASE_DUMP)
         pulumi_cli(["stack", "export", "--stack", name, "--file", str(parts / STATE)], env, work_dir)
         sizes = {part: (parts / part).stat().st_size for part in (STATE, RAFT_SNAPSHOT, DATABASE_DUMP)}
-        manifest = {"stack": name, "target": "local", "created": now.isoformat(), "database": config.database.name,
-                    "openbao_nodes": config.vault.nodes, "seal": config.vault.seal, "sizes": sizes}
+        manifest = {"stack": name, "target": config.target.kind, "created": now.isoformat(),
+                    "database": config.database.name, "openbao_nodes": config.vault.nodes, "seal": config.vault.seal, "sizes": sizes}
         (parts / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         write_backup_file(path, parts, passphrase, name, now.isoformat())
     return Backup(path, {**sizes, "file": path.stat().st_size})
@@ -221,29 +190,6 @@ def write_backup_file(path: Path, parts: Path, passphrase: bytes, name: str, cre
 # ---------------------------------------------------------------- restore
 
 
-def unwrap_secrets(value: Any) -> Any:
-    """A value of `pulumi stack export --show-secrets` with each secret's plaintext in its place."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIGNATURE[0]) == SECRET_SIGNATURE[1] and "plaintext" in value:
-            return unwrap_secrets(json.loads(value["plaintext"]))
-        return {k: unwrap_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap_secrets(v) for v in value]
-    return value
-
-
-def server_outputs(resources: list[dict], data_dir: Path, resource_type: str | None = None) -> dict[str, Any]:
-    """The outputs (secrets in plaintext) of the server resource whose data folder is data_dir: the
-    OpenBao or PostgreSQL server itself (it holds the certificates), not its keeper."""
-    for resource in resources:
-        outputs = unwrap_secrets(resource.get("outputs") or {})
-        if (outputs.get("data_dir") == str(data_dir) and "cert_pem" in outputs
-                and (resource_type is None or resource["type"] == resource_type)):
-            return outputs
-    raise BackupError(f"the restored state holds no server resource for {data_dir}: the backup is of another "
-                      "layout (data_dir or ports changed since?)")
-
-
 def decrypt_parts(source: Path, passphrase_file: str, into: Path) -> dict:
     """Decrypts and unpacks the backup into `into`; its manifest."""
     passphrase = passphrase_of(passphrase_file)
@@ -263,107 +209,6 @@ def decrypt_parts(source: Path, passphrase_file: str, into: Path) -> dict:
     if missing:
         raise BackupError(f"FROM={source}: the backup lacks {', '.join(missing)}")
     return json.loads((into / MANIFEST).read_text())
-
-
-def remove_server_data(config: StackConfig) -> None:
-    """Stops the stack's servers and removes their data folders (PostgreSQL's may be a link to where
-    its data really is)."""
-    for node in local_target.vault_nodes(config):
-        node.stop()
-        shutil.rmtree(node.data_dir, ignore_errors=True)
-    database = local_target.database_server(config)
-    database.stop()
-    shutil.rmtree(database.data_dir.resolve(), ignore_errors=True)
-    if database.data_dir.is_symlink():
-        database.data_dir.unlink()
-
-
-def data_folders(config: StackConfig) -> list[str]:
-    folders = [node.data_dir for node in local_target.vault_nodes(config)]
-    folders.append(local_target.database_server(config).data_dir)
-    return [str(f) for f in folders if f.exists() and any(f.iterdir())]
-
-
-def load_dump(server: LocalPostgres, dump: Path) -> None:
-    result = subprocess.run([str(PG_BIN / "psql"), "--no-psqlrc", "--quiet", "--host", str(server.data_dir),
-                             "--port", str(server.port), "--username", SUPERUSER, "--dbname", "postgres",
-                             "--file", str(dump)],
-                            capture_output=True, text=True, timeout=DATABASE_SECONDS)
-    errors = unexpected_load_errors(result.stderr)
-    if result.returncode != 0 or errors:
-        raise BackupError(f"loading the dump into PostgreSQL failed: {'; '.join(errors[:5]) or result.stderr[-2000:]}")
-
-
-def restore_database(resources: list[dict], config: StackConfig, dump: Path) -> None:
-    server = local_target.database_server(config)
-    props = server_outputs(resources, server.data_dir)
-    server = LocalPostgres(server.data_dir, int(props["port"]))
-    server.initdb(props["cert_pem"], props["key_pem"])
-    server.start()
-    load_dump(server, dump)
-
-
-def configure_node(node: LocalOpenBao, props: dict[str, Any]) -> None:
-    """The node's config, TLS and seal files as the restored state's server resource made them."""
-    node.configure(props["ca_pem"], props["cert_pem"], props["key_pem"], props["database_ca_pem"],
-                   props.get("peers") or (), [props["seal_key"]] if props.get("seal_key") else [])
-
-
-def restore_snapshot(resources: list[dict], config: StackConfig, snapshot: Path) -> None:
-    """OpenBao's first node started fresh with the restored state's config and seal, initialised with keys
-    of its own (for this moment only: the snapshot brings the original keyring and tokens back), and the
-    snapshot forced onto it."""
-    first, seal = local_target.vault_nodes(config)[0], config.vault.seal
-    configure_node(first, server_outputs(resources, first.data_dir, OPENBAO_SERVER_TYPE))
-    first.start()
-    client = first.client(timeout=INIT_TIMEOUT_SECONDS)
-    client.token, throwaway_keys = initialize(client, 1, 1, seal)
-    if seal == "shamir":
-        unseal(client, throwaway_keys)
-    else:
-        wait_active(client)
-    with open(snapshot, "rb") as data:
-        response = client.adapter.post("/v1/sys/storage/raft/snapshot-force", data=data, raise_exception=False)
-    # hvac gives a 200's JSON body as a dict, any other answer as the response.
-    status = getattr(response, "status_code", 200)
-    if status >= 400:
-        raise BackupError(f"OpenBao at {first.address} refused the snapshot: {status} {response.text[:500]}")
-
-
-def token_works(node: LocalOpenBao, token: str) -> bool:
-    try:
-        node.client(token, timeout=5).auth.token.lookup_self()
-    except Exception:  # noqa: BLE001 - refused, sealed, or still restoring: not yet
-        return False
-    return True
-
-
-def unseal_restored(resources: list[dict], config: StackConfig, admin_token: str) -> None:
-    """Waits until the first node serves the snapshot's storage: the stack's admin token of the backup
-    works. OpenBao restores a forced snapshot after it answered: with Shamir keys the node then seals
-    itself (its keyring is the original's, which only the original keys open: the restored state's);
-    the static seal's node opens it with the seal's key, which the state gave its config."""
-    first = local_target.vault_nodes(config)[0]
-    keys = server_outputs(resources, first.data_dir, OPENBAO_SERVER_TYPE)["unseal_keys"]
-    deadline = time.monotonic() + INIT_TIMEOUT_SECONDS
-    while not token_works(first, admin_token):
-        state = node_state(first.client(timeout=5))
-        if state == "sealed" and config.vault.seal == "shamir":
-            unseal(first.client(), keys)
-        if time.monotonic() > deadline:
-            raise BackupError(f"OpenBao at {first.address} does not serve the backup's storage "
-                              f"{INIT_TIMEOUT_SECONDS} s after the snapshot was sent ({state}): the backup's "
-                              "admin token is refused; see its server.log")
-        time.sleep(0.5)
-    wait_active(first.client())
-
-
-def join_others(resources: list[dict], config: StackConfig) -> None:
-    """A cluster's other nodes, empty, join the restored first node and unseal themselves."""
-    for node in local_target.vault_nodes(config)[1:]:
-        configure_node(node, server_outputs(resources, node.data_dir, OPENBAO_SERVER_TYPE))
-        node.start()
-        wait_unsealed(node.client(), INIT_TIMEOUT_SECONDS)
 
 
 def open_or_create_stack(name: str, env: dict[str, str], work_dir: Path) -> auto.Stack:
@@ -397,33 +242,31 @@ def restore(name: str, env: dict[str, str], from_setting: str, force_setting: st
             raise BackupError(f"FROM={source} is a backup of stack {manifest['stack']!r}, not {name!r}")
         refuse_other_targets(name, work_dir)
         stack = open_or_create_stack(name, env, work_dir)
-        config = local_config(stack, work_dir)
+        config, servers = stack_servers(stack, work_dir)
+        if manifest.get("target", "local") != config.target.kind:
+            raise BackupError(f"FROM={source} is a backup of a stack on the {manifest.get('target', 'local')} "
+                              f"target; stack {name!r} is on the {config.target.kind} target now")
         if config.vault.nodes != manifest["openbao_nodes"] or config.vault.seal != manifest["seal"]:
             raise BackupError(f"stack {name!r} now has {config.vault.nodes} OpenBao node(s) with the "
                               f"{config.vault.seal} seal; the backup has {manifest['openbao_nodes']} with the "
                               f"{manifest['seal']} seal: restore with the stack file it was made with")
         resources = len(stack.export_stack().deployment.get("resources") or [])
-        refusal = overwrite_refusal(name, local_target.running_servers(config), data_folders(config), resources)
+        refusal = overwrite_refusal(name, servers.running(), servers.data(), resources)
         if refusal and not force:
             raise BackupError(refusal)
-        for step in restore_steps(config.vault.nodes, config.vault.seal, stop_first=bool(refusal)):
+        restored = None
+        for step in servers.steps(stop_first=bool(refusal)):
             say(f"{step.name}: {step.what}")
             started = time.monotonic()
-            if step.name == "stop":
-                remove_server_data(config)
-            elif step.name == "state":
+            if step.name == "state":
                 pulumi_cli(["stack", "import", "--stack", name, "--file", str(parts / STATE)], env, work_dir)
-                restored = stack.export_stack().deployment.get("resources") or []
-            elif step.name == "postgres":
-                restore_database(restored, config, parts / DATABASE_DUMP)
-            elif step.name == "openbao":
-                restore_snapshot(restored, config, parts / RAFT_SNAPSHOT)
-            elif step.name == "unseal":
-                unseal_restored(restored, config, stack.outputs()["vault_admin_token"].value)
-            elif step.name == "join":
-                join_others(restored, config)
+                restored = Restored(stack.export_stack().deployment.get("resources") or [],
+                                    {key: value.value for key, value in stack.outputs().items()}, parts,
+                                    lambda args: pulumi_cli([*args, "--stack", name], env, work_dir))
             elif step.name == "up":
                 run_up(name, env, work_dir)
+            else:
+                servers.run(step.name, restored)
             timings[step.name] = time.monotonic() - started
     return timings
 

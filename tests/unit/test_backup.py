@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from toolchain import backup_file
-from toolchain.backup import SECRET_SIGNATURE, BackupError, server_outputs, unwrap_secrets
+from stacks.backups import SECRET_SIGNATURE, BackupError, server_outputs, unwrap_secrets
 from toolchain.backup_file import (
     MAGIC,
     BackupFileError,
@@ -256,15 +256,28 @@ def test_a_server_is_found_by_its_data_folder_not_its_keeper():
         server_outputs(RESOURCES, Path("/d/elsewhere"))
 
 
-@pytest.mark.parametrize("stack, target", [("docker", "docker"), ("k8s", "kubernetes"), ("prod", "kubernetes")])
-def test_other_targets_are_refused_naming_theirs(stack, target):
+@pytest.mark.parametrize("stack, target", [("k8s", "kubernetes"), ("prod", "kubernetes")])
+def test_other_targets_are_refused_naming_theirs_and_why(stack, target):
     from toolchain.backup import unsupported
     from toolchain.policy_gate import stack_config
 
-    assert f"stack {stack!r} runs on the {target} target" in unsupported(stack, stack_config(stack))
+    refusal = unsupported(stack, stack_config(stack))
+    assert refusal.startswith(f"stack {stack!r} runs on the {target} target: its servers are pods") and \
+        "\n" not in refusal, refusal
 
 
-@pytest.mark.parametrize("stack", ["dev", "staging"])
+def test_the_external_target_is_refused_saying_its_servers_are_its_operators():
+    from types import SimpleNamespace
+
+    from toolchain.backup import unsupported
+
+    external = SimpleNamespace(target=SimpleNamespace(kind="external"))
+    assert unsupported("ext", external) == ("stack 'ext' runs on the external target: its Vault and database are "
+                                            "its operators', who back them up; the stack holds only its state and "
+                                            "what it made in them")
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "docker"])
 def test_the_local_stacks_can_be_backed_up(stack):
     from toolchain.backup import unsupported
     from toolchain.policy_gate import stack_config

@@ -9,7 +9,7 @@ from stacks.config import TARGETS as TARGET_NAMES
 from stacks.targets import TARGETS
 
 FUNCTIONS = ("check_machine", "servers", "exports", "dynamic_users", "drop_dynamic_users", "reaching_vault",
-             "left_after_destroy", "rotate_audit")
+             "left_after_destroy", "rotate_audit", "backups")
 ATTRIBUTES = {"DATABASE_LOCATION": str, "AFTER_DOWN": str, "REACHED_AT_OUTPUTS": bool}
 
 
