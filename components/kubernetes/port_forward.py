@@ -5,6 +5,8 @@ as the process that opened it lives (the Pulumi program, `make down`).
     with PortForward(kubeconfig, "dbcreds", "vault", 18200, 8200) as forward:
         forward.address        # https://127.0.0.1:18200 reaches the Service's port 8200
 
+Or to one pod (`kind="pod"`), started again while it is gone and once it is back.
+
 kubectl forwards to one pod the Service selects (a ready one if any is ready, else any running one: an
 OpenBao that is not initialised yet is not ready); when that pod goes (kubectl says so on its first
 failed connection), or there was none yet, it is started again until the process ends. It dies with
@@ -49,6 +51,8 @@ class PortForward:
     service: str
     local_port: int
     remote_port: int
+    #: What `service` names: a Service, or one pod ("pod").
+    kind: str = "service"
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _process: Optional[subprocess.Popen] = field(default=None, repr=False)
     _thread: Optional[threading.Thread] = field(default=None, repr=False)
@@ -60,7 +64,7 @@ class PortForward:
     def argv(self) -> list[str]:
         config = ["--kubeconfig", self.kubeconfig] if self.kubeconfig else []
         return [kubectl(), *config, "--namespace", self.namespace, "port-forward", "--address", "127.0.0.1",
-                f"service/{self.service}", f"{self.local_port}:{self.remote_port}"]
+                f"{self.kind}/{self.service}", f"{self.local_port}:{self.remote_port}"]
 
     def _hold(self, argv: list[str]) -> None:
         while not self._stop.is_set():

@@ -13,8 +13,11 @@ two components share a namespace). The stack reaches it at `address` (a
 `components.kubernetes.port_forward.PortForward` the program holds open): it
 initialises it there, keeps no root token (its own admin policy and a periodic
 token of it instead: `components.servers.openbao_api.OpenBaoInit`), and every
-pod unseals itself. Without `address` (manifests rendered to a folder for
-kubectl) nothing is initialised: `operator_steps` says what its operator does.
+pod unseals itself. The StatefulSet is OnDelete: a new image (a new release)
+is moved onto the pods by `components.kubernetes.rollout.OpenBaoPodRollout`,
+standbys first, the active pod last. Without `address` (manifests rendered to a
+folder for kubectl) nothing is initialised: `operator_steps` says what its
+operator does.
 """
 
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import manifests as m
+from components.kubernetes.rollout import OpenBaoPodRollout
 from components.options import register_outputs
 from components.servers.seal_key import static_seal_key
 from components.servers.openbao_api import OpenBaoInit
@@ -61,6 +65,11 @@ class VaultKubernetesArgs:
     #: OpenBao's pods get a service account of their own, bound to system:auth-delegator, and its token
     #: (projected, never automounted): Kubernetes auth reviews the tokens pods log in with through it.
     token_reviewer: bool = False
+    #: The OpenBao release the image holds, when known (built here from a binary); empty: a registry's
+    #: image, whose release the pods say.
+    release: str = ""
+    #: The cluster's kubeconfig (None: the ambient one), for the rollout's kubectl.
+    kubeconfig: Optional[str] = None
 
 
 #: The static seal key's id in the pods: one key for the StatefulSet's life (a new key is a new
@@ -72,12 +81,14 @@ class VaultKubernetes(VaultComponent):
     """OpenBao as a StatefulSet of raft nodes, TLS only, with its audit device; outputs as every
     `VaultComponent`'s (`address`: where the stack reaches it; `addresses`: each pod's name in the
     cluster), and `service_address` (its Service's in-cluster address), `pods`, `recovery_keys`
-    (secret), and `operator_steps` where the stack does not initialise it."""
+    (secret), `version` (the OpenBao release the pods run), and `operator_steps` where the stack does
+    not initialise it."""
 
     service_address: pulumi.Output[str]
     pods: pulumi.Output[list]
     recovery_keys: pulumi.Output[list]
     operator_steps: pulumi.Output[str]
+    version: pulumi.Output[str]
 
     def __init__(self, name: str, args: VaultKubernetesArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("dbcreds:vault:VaultKubernetes", name, None, opts)
@@ -126,7 +137,7 @@ class VaultKubernetes(VaultComponent):
         if args.address is None:
             register_outputs(self, {
                 **{k: pulumi.Output.from_input(v) for k, v in outputs.items()},
-                "address": pulumi.Output.from_input(service_address),
+                "address": pulumi.Output.from_input(service_address), "version": pulumi.Output.from_input(args.release),
                 "operator_steps": pulumi.Output.from_input(
                     f"initialise OpenBao once in pod {pods[0]} of namespace {ns}: kubectl exec -n {ns} {pods[0]} -- "
                     f"bao operator init -address=https://localhost:{m.VAULT_PORT} -recovery-shares={args.key_shares} "
@@ -139,8 +150,13 @@ class VaultKubernetes(VaultComponent):
             raft_volume=statefulset.metadata.apply(lambda meta: meta.uid), container_id="", seal="static",
             key_shares=args.key_shares, key_threshold=args.key_threshold, keep_root_token=False,
             admin_policy=stack_admin_policy(args.mounts, args.auth_mounts), opts=child)
+        # Every pod on the image, moved standbys first when it changes (the StatefulSet is OnDelete).
+        rollout = OpenBaoPodRollout(
+            f"{name}-rollout", kubeconfig=args.kubeconfig, namespace=ns, pods=pods, image=args.image,
+            release=args.release, ca_pem=args.ca_pem, token=init.admin_token,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[statefulset, init]))
         self._register_vault(
-            address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file,
+            address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file, version=rollout.version,
             database_ca_file=outputs["database_ca_file"], admin_token=init.admin_token,
             audit_log=outputs["audit_log"], addresses=[args.address],
             service_address=outputs["service_address"], pods=outputs["pods"],

@@ -3,7 +3,8 @@
 `replicas` raft nodes: pods started in parallel, on different nodes (required anti-affinity), joined
 over the headless Service (`retry_join` to every pod's name), unsealed by the static seal (its key
 from a Secret). A pod is ready once it is unsealed (the active node or a standby, which forwards): the
-Services route to any of them.
+Services route to any of them. A changed template (a new image: a new release) moves no pod by itself
+(`updateStrategy: OnDelete`): the stack's rollout deletes the pods one by one, the active one last.
 """
 
 from typing import Any, Sequence
@@ -87,6 +88,10 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
         container["volumeMounts"].append({"name": "api-token", "mountPath": API_TOKEN_DIR, "readOnly": True})
     return {
         "serviceName": internal_service(instance), "replicas": replicas, "podManagementPolicy": "Parallel",
+        # A new template moves no pod by itself: the rollout (components.kubernetes.rollout) deletes
+        # them standbys first, each back a voter before the next, where a rolling update goes by
+        # ordinal without waiting for raft.
+        "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": labels(VAULT_APP, instance)},
         "template": {
             "metadata": {"labels": labels(VAULT_APP, instance)},

@@ -13,17 +13,15 @@ A release older than the one the nodes run is refused at preview: OpenBao does n
 storage (restore a backup taken before the upgrade instead).
 """
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Optional, Sequence
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.dynamic.failures import VAULT_ERRORS, failing_as
 from components.servers.openbao import (
-    VOTER_SECONDS,
     LocalOpenBao,
     LocalOpenBaoError,
     node_state,
@@ -34,69 +32,7 @@ from components.servers.openbao import (
     wait_unsealed,
 )
 from components.servers.openbao_release import release_check
-from components.servers.process import STARTUP_SECONDS
-
-
-def rollout_order(states: dict[str, str]) -> list[str]:
-    """The nodes (address: state) in the order they move: every node but the active one first, in the
-    order given, then the active node."""
-    return [a for a, state in states.items() if state != "active"] + [a for a, s in states.items() if s == "active"]
-
-
-class RolloutNode(Protocol):
-    """One node of a cluster being moved onto a release, as the rollout sees it (a local process, a pod)."""
-
-    name: str
-
-    def state(self) -> str:
-        """As `components.servers.openbao.node_state` says it: active, standby, sealed, down, ..."""
-
-    def current(self) -> bool:
-        """Already on the target (or not answering: nothing to move yet)."""
-
-    def step_down(self) -> None:
-        """Asks the active node to give up leadership."""
-
-    def restart(self) -> None:
-        """Restarts it on the target; returns once it is back, unsealed, on the target release."""
-
-    def rejoined(self) -> bool:
-        """The cluster is healthy again with this node in it (a voter, caught up)."""
-
-
-def _wait(condition, what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise LocalOpenBaoError(f"{what} within {seconds:.0f}s")
-        time.sleep(0.5)
-
-
-def roll_nodes(nodes: Sequence[RolloutNode], release: str) -> list[str]:
-    """Moves every node that is not current onto the target, one at a time: the standbys first, the
-    active node (stepped down first, another taking over) last; each back and the cluster healthy
-    before the next, and the other nodes serving before each restart. The names it restarted, in order."""
-    by_name = {n.name: n for n in nodes}
-    rolled: list[str] = []
-    while behind := [n for n in nodes if n.name not in rolled and not n.current()]:
-        # Read again each time: the active node may have changed while another one restarted.
-        name = rollout_order({n.name: n.state() for n in behind})[0]
-        node = by_name[name]
-        others = [o for o in nodes if o is not node]
-        if others:
-            # Never two nodes down at once (a rollout cut short may have left one starting).
-            _wait(lambda: all(o.state() in ("active", "standby") for o in others),
-                  f"the other nodes of {name}'s cluster serving before its restart", VOTER_SECONDS)
-        if others and node.state() == "active":
-            node.step_down()
-            _wait(lambda: any(o.state() == "active" for o in others),
-                  f"no other node of {name}'s cluster became active after it stepped down", STARTUP_SECONDS)
-        node.restart()
-        if others:
-            _wait(node.rejoined, f"the cluster was not healthy again after {name} restarted on {release}",
-                  VOTER_SECONDS)
-        rolled.append(name)
-    return rolled
+from components.servers.openbao_rolling import roll_nodes, rollout_order  # noqa: F401 - rollout_order: its tests'
 
 
 def _servers(props: dict[str, Any]) -> list[LocalOpenBao]:
