@@ -84,18 +84,19 @@ def vault_layer(config: StackConfig, servers: Servers):
 
 
 def team_access(config: StackConfig, servers: Servers, in_vault: pulumi.ResourceOptions) -> dict:
-    """Each team's access (config's teams; the local target's PostgreSQL only): its group role, its
-    connection user and functions, its mount, its policies and its credential, by team."""
+    """Each team's access (config's teams; PostgreSQL on the targets whose database gives the stack a
+    way in, `stack_access`): its group role, its connection user and functions, its mount, its
+    policies and its credential, by team."""
     from components.vault.team_access import TeamAccess, TeamAccessArgs
 
     names, database = config.vault.names, servers.database
     return {
         team.name: TeamAccess(f"team-{team.name}", TeamAccessArgs(
-            team=team.name, grant=team.grant, max_ttl=team.max_ttl, data_dir=database.data_dir,
-            db_host=database.host, db_port=database.port, db_name=database.database, admin=database.admin,
+            team=team.name, grant=team.grant, max_ttl=team.max_ttl, stack_access=database.stack_access,
+            db_host=database.host, db_port=database.port, db_name=database.database, admin=database.owner,
             ca_file_on_vault=servers.vault.database_ca_file, approle_mount=names.approle_mount,
-            mount_path=names(f"team-{team.name}-db"), client_policy_name=names.client_policy(f"team-{team.name}"),
-            team_policy_name=names(f"team-{team.name}"), root_rotation_period=config.database.root_rotation_period,
+            mount_path=names.team_mount(team.name), client_policy_name=names.team_client_policy(team.name),
+            team_policy_name=names.team_policy(team.name), root_rotation_period=config.database.root_rotation_period,
         ), opts=in_vault)
         for team in config.teams
     }

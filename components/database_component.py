@@ -22,6 +22,12 @@ class DatabaseComponent(pulumi.ComponentResource):
     admin_bootstrap_password_version: pulumi.Output[int]
     ca_pem: pulumi.Output[str]
     group_roles: pulumi.Output[dict]
+    #: How the stack's own providers reach the server to make roles in it, as keywords of theirs
+    #: (`components.servers.database_access.server_props`): a local server's data folder and port, or an
+    #: external one's stack admin. None where the stack reaches no such role from this machine.
+    stack_access: dict[str, Any] | None = None
+    #: The role that owns what the stack makes in the database (grants, a team's functions).
+    owner: pulumi.Input[str] | None = None
 
     def _register_database(
         self, *, host: pulumi.Input[str], port: pulumi.Input[int], database: pulumi.Input[str],

@@ -116,6 +116,9 @@ class ExternalPostgresArgs:
     group_prefix: str = GROUP_PREFIX
     #: Pre-existing service users for Vault static roles: user name -> the grant spec whose group it joins.
     service_users: tuple[tuple[str, str], ...] = ()
+    #: The teams' grants: what the stack admin must own for their groups, and that it must be able to
+    #: create their functions' schemas (`components.vault.team_access` makes them).
+    team_grants: tuple[GrantSpec, ...] = ()
 
 
 class ExternalPostgres(DatabaseComponent):
@@ -135,7 +138,8 @@ class ExternalPostgres(DatabaseComponent):
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
         # Nothing is made in the database before the stack admin is found to have what it takes.
         rights = StackAdminRights(f"{name}-stack-admin-rights", database=args.database, stack_admin=stack_admin,
-                                  specs=args.grant_specs, opts=pulumi.ResourceOptions(parent=self))
+                                  specs=(*args.grant_specs, *args.team_grants), makes_schemas=bool(args.team_grants),
+                                  opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, depends_on=[rights])
         password = new_password(f"{name}-admin-bootstrap", self)
         admin = PostgresAdminRole(f"{name}-admin", database=args.database, username=args.admin, password=password,
@@ -151,6 +155,7 @@ class ExternalPostgres(DatabaseComponent):
                               group=groups[spec_name].group, stack_admin=stack_admin, opts=child)
         # Names from the args, known at a first preview (the policy gate judges the roles built on
         # them); what uses them waits for this component (depends_on), so for its children.
+        self.stack_access, self.owner = {"stack_admin": stack_admin}, args.stack_admin
         self._register_database(
             host=args.host, port=args.port, database=args.database, admin=args.admin,
             admin_bootstrap_password=password, ca_pem=args.ca_pem, group_roles=groups_by_spec,

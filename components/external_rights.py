@@ -19,42 +19,70 @@ CRUD = ("create", "read", "update", "delete")
 def required_capabilities(
     database_mount: str, approle_mount: str, connection: str, roles: Sequence[str] = (),
     static_roles: Sequence[str] = (), clients: Mapping[str, str] | None = None,
+    teams: Sequence["TeamPaths"] = (),
 ) -> dict[str, tuple[str, ...]]:
     """The capabilities the stack's token needs, by path: its own capabilities' and its lookup (this
     check's and the Vault provider's first calls), the audit devices' read (every `up`), the
     secrets engine's mount, its connection, root rotation, roles, static roles and their credentials
     (the post-deploy checks read them), the AppRole auth method and, for each client (its AppRole role
     name -> its policy's name), its policy, role, role_id and secret_ids; and what `make down` revokes
-    and lists (the mount's leases)."""
+    and lists (the mount's leases). Each team adds the same for its own mount, policies and credential;
+    its roles are the team's to name, so its leases are listed under any role (`+`)."""
     m, a = database_mount, approle_mount
     needed: dict[str, tuple[str, ...]] = {
         # What this check and the Vault provider ask first (the default policy grants both).
         "sys/capabilities-self": ("update",),
         "auth/token/lookup-self": ("read",),
         "sys/audit": ("read", "sudo"),
-        f"sys/mounts/{m}": CRUD,
-        f"sys/mounts/{m}/tune": ("read", "update"),
+        **_mount(m, connection, roles),
         f"sys/auth/{a}": (*CRUD, "sudo"),
         # The provider reads and tunes an auth method through its mount.
         f"sys/mounts/auth/{a}": ("read",),
         f"sys/mounts/auth/{a}/tune": ("read", "update"),
-        f"{m}/config/{connection}": CRUD,
-        f"{m}/rotate-root/{connection}": ("update",),
         **{f"{m}/roles/{role}": CRUD for role in roles},
         **{f"{m}/static-roles/{user}": CRUD for user in static_roles},
         **{f"{m}/static-creds/{user}": ("read",) for user in static_roles},
     }
     for role, policy in (clients or {}).items():
-        needed[f"sys/policies/acl/{policy}"] = CRUD
-        needed[f"auth/{a}/role/{role}"] = CRUD
-        needed[f"auth/{a}/role/{role}/role-id"] = ("read",)
-        for action in ("secret-id", "secret-id-accessor/lookup", "secret-id-accessor/destroy"):
-            needed[f"auth/{a}/role/{role}/{action}"] = ("update",)
-    needed[f"sys/leases/lookup/{m}/creds/"] = ("list", "sudo")
-    for role in roles:
-        needed[f"sys/leases/lookup/{m}/creds/{role}/"] = ("list", "sudo")
-    # As `make down` sends it (hvac drops the slash; Vault adds it back before it revokes by prefix).
-    needed[f"sys/leases/revoke-prefix/{m}"] = ("update", "sudo")
+        needed |= _approle_role(a, role, (policy,))
+    for team in teams:
+        needed |= _mount(team.mount, connection, ("+",))
+        needed |= _approle_role(a, team.approle_role, team.policies)
+    return needed
+
+
+@dataclass(frozen=True)
+class TeamPaths:
+    """What the platform makes in Vault for a team: its mount, its AppRole role (its credential) and
+    its policies (the team's and its clients')."""
+
+    mount: str
+    approle_role: str
+    policies: tuple[str, ...]
+
+
+def _mount(m: str, connection: str, roles: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """A database mount with its connection and root rotation, and what `make down` lists and revokes
+    of its leases (by role)."""
+    return {
+        f"sys/mounts/{m}": CRUD,
+        f"sys/mounts/{m}/tune": ("read", "update"),
+        f"{m}/config/{connection}": CRUD,
+        f"{m}/rotate-root/{connection}": ("update",),
+        f"sys/leases/lookup/{m}/creds/": ("list", "sudo"),
+        **{f"sys/leases/lookup/{m}/creds/{role}/": ("list", "sudo") for role in roles},
+        # As `make down` sends it (hvac drops the slash; Vault adds it back before it revokes by prefix).
+        f"sys/leases/revoke-prefix/{m}": ("update", "sudo"),
+    }
+
+
+def _approle_role(a: str, role: str, policies: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """An AppRole role with its policies, role_id and secret_ids (made, looked up, destroyed)."""
+    needed = {f"sys/policies/acl/{policy}": CRUD for policy in policies}
+    needed[f"auth/{a}/role/{role}"] = CRUD
+    needed[f"auth/{a}/role/{role}/role-id"] = ("read",)
+    for action in ("secret-id", "secret-id-accessor/lookup", "secret-id-accessor/destroy"):
+        needed[f"auth/{a}/role/{role}/{action}"] = ("update",)
     return needed
 
 
@@ -141,15 +169,19 @@ def granted_on(specs: Iterable[GrantSpec]) -> tuple[list[str], list[str], list[s
 
 
 def stack_admin_refusal(user: str, database: str, can_create_roles: bool, can_grant_signal: bool,
-                        objects: Iterable[DatabaseObject]) -> str:
+                        objects: Iterable[DatabaseObject], can_create_schemas: bool = True) -> str:
     """The one-line refusal of a stack admin that lacks CREATEROLE, may not grant pg_signal_backend (to
-    Vault's admin), or does not own (nor has its owner's privileges on) something the grant specs
-    grant on, naming each with its owner; "" when it lacks nothing."""
+    Vault's admin), may not create the schemas the teams' functions live in (when there are teams),
+    or does not own (nor has its owner's privileges on) something the grant specs grant on, naming
+    each with its owner; "" when it lacks nothing."""
     problems = []
     if not can_create_roles:
         problems.append("it lacks CREATEROLE")
     if not can_grant_signal:
         problems.append("it may not grant pg_signal_backend (it needs it WITH ADMIN OPTION)")
+    if not can_create_schemas:
+        problems.append(f"it may not create schemas in database {database!r}, where each team's functions live "
+                        f"(it needs CREATE on the database)")
     objects = list(objects)
     absent = [f"{o.kind} {o.name}" for o in objects if o.owner is None]
     if absent:

@@ -223,6 +223,18 @@ class VaultNames:
     def client_policy(self, client: str) -> str:
         return self(f"client-{client}")
 
+    def team_mount(self, team: str) -> str:
+        """A team's own database mount."""
+        return self(f"team-{team}-db")
+
+    def team_policy(self, team: str) -> str:
+        """The policy of a team's credential."""
+        return self(f"team-{team}")
+
+    def team_client_policy(self, team: str) -> str:
+        """The policy a team's clients carry."""
+        return self.client_policy(f"team-{team}")
+
 
 @dataclass(frozen=True)
 class VaultSettings:
@@ -647,6 +659,10 @@ class TeamSettings:
     max_ttl: int
 
 
+#: Where the stack reaches a role that may make a team's roles and functions (components.servers.database_access).
+TEAM_TARGETS = ("local", "external")
+
+
 def validate_teams(raw: Mapping[str, Any], database: DatabaseSettings, clients: tuple[ClientSpec, ...],
                    target: str) -> tuple[TeamSettings, ...]:
     """The teams: each a grant (a grant spec without TTLs, `validate_grant_spec`'s rules) and a max_ttl
@@ -657,10 +673,11 @@ def validate_teams(raw: Mapping[str, Any], database: DatabaseSettings, clients: 
         teams_raw = {}
     if not isinstance(teams_raw, Mapping):
         raise ConfigError("teams", "must map each team's name to {grant, max_ttl}")
-    if teams_raw and (target != "local" or database.engine != "postgresql"):
-        # The team's database functions are made through the local superuser's socket.
-        raise ConfigError("teams", f"are made on the local target's PostgreSQL only so far, not on {target} with "
-                                   f"{database.engine}: remove them")
+    if teams_raw and (target not in TEAM_TARGETS or database.engine != "postgresql"):
+        raise ConfigError("teams", f"are made in PostgreSQL on the {' and '.join(TEAM_TARGETS)} targets, not on {target} "
+                                   f"with {database.engine}: the stack makes a team's roles and functions as the "
+                                   "local server's superuser or the external one's stack admin, and reaches no "
+                                   "such role from this machine on the others: remove them")
     teams = []
     for name, spec in teams_raw.items():
         here = f"teams.{name}"

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from components.external import ExternalPostgresArgs
-from components.external_rights import required_capabilities
-from components.postgres_sql import DYNAMIC_USERS_QUERY, drop_dynamic_user_statements, group_role_name
+from components.external_rights import TeamPaths, required_capabilities
+from components.postgres_sql import (DYNAMIC_USERS_QUERY, TeamDatabaseNames, drop_dynamic_user_statements,
+                                     group_role_name)
 from components.servers.database_access import stack_admin_connection
 from stacks.config import ConfigError, StackConfig
 from stacks.servers import Servers, vault_provider_on
@@ -46,12 +47,17 @@ def vault_capabilities(config: StackConfig) -> dict[str, tuple[str, ...]]:
     names prefixed by vault_prefix; relative to its vault_namespace, but sys/audit, which is the root
     namespace's: `from_root_namespace` writes them as a root-namespace policy does): what `up` checks
     before it makes anything in that Vault."""
+    from components.vault.team_access import TeamAccessArgs
+
     names = config.vault.names
     return required_capabilities(
         names.database_mount, names.approle_mount, config.database.name,
         roles=[role.name for role in config.database.roles],
         static_roles=[user.username for user in config.database.service_users],
-        clients={client.name: names.client_policy(client.name) for client in config.clients})
+        clients={client.name: names.client_policy(client.name) for client in config.clients},
+        teams=[TeamPaths(mount=names.team_mount(team.name), approle_role=TeamAccessArgs.approle_role_of(team.name),
+                         policies=(names.team_policy(team.name), names.team_client_policy(team.name)))
+               for team in config.teams])
 
 
 def _roles(config: StackConfig, query: str, params: tuple | None = None) -> list[str]:
@@ -73,9 +79,12 @@ def dynamic_users(config: StackConfig, _location: str = "", query: str = DYNAMIC
 
 
 def ours_left(config: StackConfig) -> list[str]:
-    """The roles the stack makes (Vault's admin, the group roles, the service users) that still exist."""
+    """The roles the stack makes (Vault's admin, the group roles, the service users, each team's group
+    and connection user) that still exist."""
     groups = [group_role_name(ExternalPostgresArgs.group_prefix, spec) for spec in config.database.roles]
-    ours = [config.database.admin, *groups, *(user.username for user in config.database.service_users)]
+    teams = [name for names in map(TeamDatabaseNames, (team.name for team in config.teams))
+             for name in (names.group, names.user)]
+    ours = [config.database.admin, *groups, *(user.username for user in config.database.service_users), *teams]
     return [f"role {name}" for name in _roles(config, "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (ours,))]
 
 
@@ -108,6 +117,7 @@ def servers(config: StackConfig) -> Servers:
         ca_pem=Path(target.db_ca_file).read_text(), stack_admin=target.db_stack_admin,
         stack_admin_password=pulumi.Output.secret(target.db_stack_admin_password), admin=config.database.admin,
         grant_specs=config.database.roles, service_users=config.database.service_user_roles,
+        team_grants=tuple(team.grant for team in config.teams),
     ))
     return Servers(vault_server, database, vault_provider_on(vault_server))
 

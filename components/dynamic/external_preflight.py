@@ -26,6 +26,8 @@ ROLE_RIGHTS = ("SELECT r.rolsuper OR r.rolcreaterole, r.rolsuper"
                " OR (current_setting('server_version_num')::int < 160000 AND r.rolcreaterole)"
                " OR pg_has_role(current_user, 'pg_signal_backend', 'MEMBER WITH ADMIN OPTION')"
                " FROM pg_roles r WHERE r.rolname = current_user")
+#: May the connected role create schemas in the database (a team's functions live in one of its own)?
+CREATES_SCHEMAS = "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
 #: Owned: the connected role has its owner's privileges (is it, a member of it, or a superuser).
 SCHEMAS = ("SELECT n.nspname, pg_get_userbyid(n.nspowner), pg_has_role(current_user, n.nspowner, 'USAGE')"
            " FROM pg_namespace n WHERE n.nspname = ANY(%s)")
@@ -60,7 +62,8 @@ def _check_stack_admin(props: dict[str, Any]) -> None:
     user, database = props["stack_admin"]["user"], props["database"]
     with failing_as(f"reading the rights of the stack admin {user!r} in database {database!r}"), \
             stack_connection(props) as conn:
-        refusal = stack_admin_refusal(user, database, *stack_admin_objects(conn, specs))
+        can_create_schemas = not props.get("makes_schemas") or conn.execute(CREATES_SCHEMAS).fetchone()[0]
+        refusal = stack_admin_refusal(user, database, *stack_admin_objects(conn, specs), bool(can_create_schemas))
     if refusal:
         raise ProviderError(refusal)
 
@@ -129,13 +132,15 @@ class _TokenRightsProvider(_RightsProvider):
 
 
 class StackAdminRights(Resource, module="dbcreds", name="StackAdminRights"):
-    """That the stack admin may create roles and grant pg_signal_backend, and owns every schema, table
-    and sequence the grant specs grant on (or the `up` fails, naming each it lacks)."""
+    """That the stack admin may create roles and grant pg_signal_backend, owns every schema, table and
+    sequence the grant specs grant on, and (makes_schemas: there are teams) may create schemas in the
+    database (or the `up` fails, naming each it lacks)."""
 
     def __init__(self, name: str, database: pulumi.Input[str], stack_admin: pulumi.Input[dict],
-                 specs: Sequence[GrantSpec], opts: Optional[pulumi.ResourceOptions] = None):
+                 specs: Sequence[GrantSpec], makes_schemas: bool = False,
+                 opts: Optional[pulumi.ResourceOptions] = None):
         props = {**server_props(stack_admin=stack_admin), "database": database,
-                 "specs": [grant_spec_props(spec) for spec in specs]}
+                 "specs": [grant_spec_props(spec) for spec in specs], "makes_schemas": makes_schemas}
         super().__init__(_StackAdminRightsProvider(), name, props, opts)
 
 

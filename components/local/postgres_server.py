@@ -80,6 +80,7 @@ class PostgresServer(DatabaseComponent):
                 raise ValueError(f"service user {user!r}: no grant spec named {spec_name!r}")
             PostgresLoginRole(f"{name}-user-{user}", data_dir=args.data_dir, port=server.port,
                               database=server.database, username=user, group=groups[spec_name].group, opts=child)
+        self.stack_access, self.owner = {"data_dir": args.data_dir, "port": args.port}, args.admin
         # Names and address from the args, known at a first preview (the policy gate judges what
         # is built on them then); what uses them waits for this component.
         self._register_database(

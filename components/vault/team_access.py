@@ -2,7 +2,7 @@
 clients without the platform's admin token or the database's superuser.
 
     team = TeamAccess("team-reports", TeamAccessArgs(
-        team="reports", grant=grant_spec, max_ttl=3600, data_dir="/srv/postgres", db_host="127.0.0.1",
+        team="reports", grant=grant_spec, max_ttl=3600, stack_access=database.stack_access, db_host="127.0.0.1",
         db_port=5432, db_name="app", admin="dbcreds_admin", ca_file_on_vault="/srv/openbao/database-ca.crt",
         approle_mount="approle", mount_path="team-reports-db", client_policy_name="client-team-reports",
         team_policy_name="team-reports"),
@@ -46,12 +46,14 @@ class TeamAccessArgs:
     grant: GrantSpec
     #: No lease of the team's mount, and no user its functions make, outlives this (seconds).
     max_ttl: int
-    #: The local server's data folder and port, where the stack makes roles as the superuser.
-    data_dir: pulumi.Input[str]
+    #: How the stack reaches a role that makes the team's roles and functions: the database
+    #: component's `stack_access` (the local superuser, or the external server's stack admin).
+    stack_access: dict
     db_host: pulumi.Input[str]
     db_port: pulumi.Input[int]
     db_name: pulumi.Input[str]
-    #: The stack's admin: owns the tables the grant names and the team's functions.
+    #: Owns the tables the grant names and the team's functions: the database component's `owner`
+    #: (the stack's admin on a local server, the stack admin on an external one).
     admin: pulumi.Input[str]
     #: Path, on the Vault server, of the CA that verifies the database.
     ca_file_on_vault: pulumi.Input[str]
@@ -71,7 +73,12 @@ class TeamAccessArgs:
     @property
     def approle_role(self) -> str:
         """The team credential's AppRole role."""
-        return f"team-{self.team}"
+        return self.approle_role_of(self.team)
+
+    @staticmethod
+    def approle_role_of(team: str) -> str:
+        """Team `team`'s credential's AppRole role."""
+        return f"team-{team}"
 
     @property
     def approle_role_prefix(self) -> str:
@@ -104,7 +111,7 @@ class TeamAccess(pulumi.ComponentResource):
         names = TeamDatabaseNames(args.team)
         after = inherited_depends_on(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=after)
-        in_database = {"data_dir": args.data_dir, "port": args.db_port, "database": args.db_name}
+        in_database = {**args.stack_access, "database": args.db_name}
         group = PostgresGroupRole(f"{name}-group", admin=args.admin, group=names.group, spec=args.grant,
                                   **in_database, opts=child)
         password = new_password(f"{name}-bootstrap", self)

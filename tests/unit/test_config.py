@@ -723,8 +723,10 @@ def test_a_bad_team_is_refused_naming_its_field(teams, field, says):
 
 
 def test_teams_are_refused_where_their_functions_cannot_be_made():
-    with pytest.raises(ConfigError, match="^config teams: are made on the local target's PostgreSQL only"):
-        validate({"target": "docker", "teams": {"reports": TEAM}}, "docker")
+    for target in ("docker", "kubernetes"):
+        with pytest.raises(ConfigError, match=f"^config teams: are made in PostgreSQL on the local and external "
+                                              f"targets, not on {target} with postgresql"):
+            validate({"target": target, "teams": {"reports": TEAM}}, target)
 
 
 def test_a_platform_client_named_like_a_teams_approle_roles_is_refused():

@@ -108,6 +108,37 @@ def test_a_stack_admin_is_refused_in_one_line_naming_each_thing_it_lacks():
         "changed nothing in the database)")
 
 
+def test_a_stack_admin_that_may_not_create_the_teams_schemas_is_refused_naming_it():
+    assert stack_admin_refusal("rds_master", "app", True, True, [], can_create_schemas=False) == (
+        "config db_stack_admin: the stack admin 'rds_master' cannot make this stack's roles and grants in database "
+        "'app': it may not create schemas in database 'app', where each team's functions live (it needs CREATE on "
+        "the database); its operator fixes that (this up made and changed nothing in the database)")
+
+
+def test_each_team_adds_its_mount_its_credentials_approle_role_and_its_two_policies():
+    without = vault_capabilities(validate({**EXTERNAL, "vault_prefix": "plat"}, "ext", Path("/srv/project")))
+    with_team = vault_capabilities(validate(
+        {**EXTERNAL, "vault_prefix": "plat", "teams": {"reports": {"grant": {"privileges": ["SELECT"],
+                                                                             "tables": ["public.users"]},
+                                                                   "max_ttl": "1h"}}},
+        "ext", Path("/srv/project")))
+    added = {path: caps for path, caps in with_team.items() if path not in without}
+    assert added == {
+        "sys/mounts/plat-team-reports-db": CRUD, "sys/mounts/plat-team-reports-db/tune": ("read", "update"),
+        "plat-team-reports-db/config/app": CRUD, "plat-team-reports-db/rotate-root/app": ("update",),
+        "sys/leases/lookup/plat-team-reports-db/creds/": ("list", "sudo"),
+        # The team names its roles: make down lists the leases under any of them.
+        "sys/leases/lookup/plat-team-reports-db/creds/+/": ("list", "sudo"),
+        "sys/leases/revoke-prefix/plat-team-reports-db": ("update", "sudo"),
+        "sys/policies/acl/plat-team-reports": CRUD, "sys/policies/acl/plat-client-team-reports": CRUD,
+        "auth/plat-approle/role/team-reports": CRUD, "auth/plat-approle/role/team-reports/role-id": ("read",),
+        "auth/plat-approle/role/team-reports/secret-id": ("update",),
+        "auth/plat-approle/role/team-reports/secret-id-accessor/lookup": ("update",),
+        "auth/plat-approle/role/team-reports/secret-id-accessor/destroy": ("update",),
+    }
+    assert {path: caps for path, caps in with_team.items() if path in without} == without
+
+
 def test_the_rights_are_checked_at_every_diff_that_shows_no_change_and_at_every_update():
     from components.dynamic.external_preflight import _RightsProvider
     from components.dynamic.failures import ProviderError
