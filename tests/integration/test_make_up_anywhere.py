@@ -1,7 +1,9 @@
 """`make up`, `make preview` and `make down` themselves, from a checkout inside a private folder (mode
 0700, as `mktemp -d` and home folders are), as a new user would run them: PostgreSQL's service
 account cannot enter it, so its data goes where it can; drift made in Vault by hand is shown and put
-back; and nothing is left after `make down`, 200 leases outstanding."""
+back; and nothing is left after `make down`, 200 leases outstanding. The first `make up` makes the
+checkout's virtualenv from requirements.txt, as for any new checkout; its pip reads the pinned wheels
+from the tests' wheelhouse (tests/support/wheelhouse.py) instead of the package index."""
 
 import concurrent.futures
 import json
@@ -23,6 +25,7 @@ from components.vault.database_pki import DatabasePkiArgs
 from stacks.config import validate
 from tests.support.ports import free_ports
 from tests.support.processes import processes_naming, remove_data_dir
+from tests.support.wheelhouse import pip_from_wheelhouse
 from toolchain.env import ROOT
 from toolchain.stack_file import file_values
 
@@ -43,8 +46,9 @@ def copy_checkout(to: Path) -> None:
 
 def run_in(checkout: Path, command: str) -> subprocess.CompletedProcess:
     """command in a shell of the checkout's own, as `eval "$(make -s env)"` makes it: nothing of this
-    test run's Pulumi settings."""
+    test run's Pulumi settings; pip installs from the wheelhouse."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "PYTHONPATH"}
+    env = pip_from_wheelhouse(env)
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT)))
     return subprocess.run(["bash", "-c", f'eval "$(make -s env)" && {command}'], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=1800)
