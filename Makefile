@@ -3,7 +3,7 @@
 # make down   revokes every lease, proves none is left, destroys the stack
 # make drift  exits 1 naming what differs when anything but the post-deploy checks would change (CI, after up)
 # make rotate-audit  moves each OpenBao node's audit log aside and reopens it, local and docker targets (KEEP=14 kept)
-# make backup / restore  a local stack's encrypted backup into BACKUP_DIR; restore FROM=<file> (FORCE=yes
+# make backup / restore  a local or docker stack's encrypted backup into BACKUP_DIR; restore FROM=<file> (FORCE=yes
 #                        over servers that still run), proved by an up (docs/operations.md)
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack
 # make env    prints the shell variables for the built `pulumi`: eval "$(make -s env)"
@@ -62,7 +62,7 @@ down: bootstrap-stack
 rotate-audit: bootstrap-stack
 	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.rotate_audit $(STACK) '$(KEEP)'
 
-# A local stack's OpenBao raft snapshot, database dump and state export in one encrypted file (0600) in
+# A local or docker stack's OpenBao raft snapshot, database dump and state export in one encrypted file (0600) in
 # BACKUP_DIR (.data/backups/STACK); its path is the last line printed.
 backup: bootstrap-stack
 	@$(ENV) && $(ON_STACK) .venv/bin/python -m toolchain.backup backup $(STACK) '$(BACKUP_DIR)'
