@@ -307,3 +307,15 @@ def test_the_parts_packed_and_encrypted_come_back_as_they_were(tmp_path):
     passphrase.write_text("another")
     with pytest.raises(BackupError, match=f"FROM={path}: the passphrase does not decrypt this backup"):
         decrypt_parts(path, str(passphrase), back)
+
+
+def test_a_docker_stack_is_restored_state_first_then_its_containers_then_postgres_then_openbao_then_up():
+    from stacks import docker_target
+    from toolchain.policy_gate import stack_config
+
+    servers = docker_target.backups(stack_config("docker"))
+    assert [s.name for s in servers.steps(stop_first=False)] == [
+        "state", "servers", "postgres", "openbao", "unseal", "up"]
+    steps = servers.steps(stop_first=True)
+    assert steps[0].name == "stop" and "containers and volumes" in steps[0].what
+    assert "unseal keys" in steps[5].what
