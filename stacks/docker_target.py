@@ -301,14 +301,13 @@ class DockerBackups(ServerBackups):
 
     def _make_servers(self, restored: Restored) -> None:
         """The engine's resources of the restored state refreshed (what is gone leaves the state) and made
-        again, those alone: the rest of the stack waits for the servers' data."""
+        again, those alone (`--refresh` refreshes the targets only): the rest of the stack waits for the
+        servers' data. An image the engine lost is built again."""
         self.engine.ensure_running()
         urns = [r["urn"] for r in restored.resources if r["type"] in ENGINE_RESOURCES]
         targets = [arg for urn in urns for arg in ("--target", urn)]
-        restored.pulumi(["refresh", "--yes", "--skip-preview", *targets])
-        state = json.loads(restored.pulumi(["stack", "export"])).get("deployment", {}).get("resources") or []
-        replace = [arg for urn in missing_images(self.config, state) for arg in ("--replace", urn)]
-        restored.pulumi(["up", "--yes", "--skip-preview", *targets, *replace])
+        replace = [arg for urn in missing_images(self.config, restored.resources) for arg in ("--replace", urn)]
+        restored.pulumi(["up", "--yes", "--skip-preview", "--refresh", *targets, *replace])
 
     def _load_dump(self, container: str, dump: Path) -> None:
         from toolchain.backup_file import unexpected_load_errors
