@@ -4,6 +4,7 @@ platform's outputs through a StackReference. The team's role, client and checks 
 platform's stack does not change."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from stacks import local_target as local
 from tests.automation import assert_only_the_checks_change
 from tests.support.dev_stack import quiet
 from tests.support.package import build_wheel
+from tests.support.wheelhouse import pip_from_wheelhouse
 from toolchain.env import ROOT
 
 EXAMPLE = ROOT / "examples" / "team-reports"
@@ -29,7 +31,9 @@ EXAMPLE = ROOT / "examples" / "team-reports"
 
 def team_program(tmp_path: Path) -> Path:
     """A copy of the example with its own virtualenv: the wheel and its dependencies, at the versions
-    the project pins (the plugins built here are those)."""
+    the project pins (the plugins built here are those). Its pip installs from the tests' wheelhouse
+    (tests/support/wheelhouse.py) rather than the package index. (Its pip stays: Pulumi's language
+    host lists the virtualenv's packages with it.)"""
     program = tmp_path / "team-reports"
     shutil.copytree(EXAMPLE, program, ignore=shutil.ignore_patterns("venv", "__pycache__"))
     subprocess.run([sys.executable, "-m", "venv", str(program / "venv")], check=True)
@@ -38,7 +42,8 @@ def team_program(tmp_path: Path) -> Path:
     constraints.write_text(re.sub(r"\[[a-z,]*\]", "", (ROOT / "requirements.txt").read_text()))
     install = subprocess.run(
         [str(program / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-c", str(constraints), str(build_wheel(tmp_path))], capture_output=True, text=True)
+         "-c", str(constraints), str(build_wheel(tmp_path))],
+        env=pip_from_wheelhouse(dict(os.environ)), capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-2000:]
     return program
 
