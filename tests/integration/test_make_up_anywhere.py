@@ -48,8 +48,9 @@ def run_in(checkout: Path, command: str) -> subprocess.CompletedProcess:
     """command in a shell of the checkout's own, as `eval "$(make -s env)"` makes it: nothing of this
     test run's Pulumi settings; pip installs from the wheelhouse."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "PYTHONPATH"}
-    env = pip_from_wheelhouse(env)
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT)))
+    # The python3 that toolchain/bootstrap.sh makes the virtualenv with.
+    env = pip_from_wheelhouse(env, shutil.which("python3", path=env["PATH"]) or "python3")
     return subprocess.run(["bash", "-c", f'eval "$(make -s env)" && {command}'], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=1800)
 

@@ -56,8 +56,14 @@ def wheelhouse(requirements: Path = ROOT / "requirements.txt") -> Path:
     return folder
 
 
-def pip_from_wheelhouse(env: dict[str, str], requirements: Path = ROOT / "requirements.txt") -> dict[str, str]:
+def pip_from_wheelhouse(env: dict[str, str], python: str = sys.executable,
+                        requirements: Path = ROOT / "requirements.txt") -> dict[str, str]:
     """env with pip told to install from the wheelhouse only (no index), as every pip it starts reads
-    its settings from the environment."""
+    its settings from the environment; env as it is when python (the interpreter whose virtualenv pip
+    installs into) is another Python version than the wheelhouse's, whose binary wheels would not fit it."""
+    version = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                             text=True).stdout.split()
+    if version != [str(sys.version_info.major), str(sys.version_info.minor)]:
+        return env
     links = " ".join(filter(None, [str(wheelhouse(requirements)), env.get("PIP_FIND_LINKS", "")]))
     return {**env, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": links}
