@@ -17,6 +17,7 @@ voter, and the peers and active node, for the report. A failing check fails the 
 import ast
 import json
 import secrets
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import pulumi_kubernetes as k8s
 from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
 
 from components.kubernetes import manifests as m
-from components.kubernetes.port_forward import kubectl
+from components.kubernetes.port_forward import PortForward, kubectl
 from components.servers.process import pem_file
 from components.servers.openbao import raft_report
 from components.servers.openbao_metrics import CHECK_NAME as METRICS_CHECK, metrics_report
@@ -42,6 +43,8 @@ CHECKS_UID = 65532
 RUN_SECONDS = 300
 #: How long a run waits for OpenBao's pods to be ready before it checks them.
 NODES_READY_SECONDS = 180
+#: How long the active pod may take to serve its lease gauges (it emits them once it is active).
+METRICS_SECONDS = 60
 #: The token role whose tokens read the static roles' credentials, and only those.
 TOKEN_ROLE = "dbcreds-checks"
 CHECKS_LABELS = {"app.kubernetes.io/name": "dbcreds-checks", "app.kubernetes.io/part-of": "dbcreds",
@@ -210,7 +213,7 @@ def _run(props: dict[str, Any]) -> dict:
             report["passed"] = report["passed"] and not problem
             report["vault_cluster"] = {**report.get("vault_cluster", {}), **cluster}
         if read_metrics:
-            problem, report["metrics"] = metrics_report(admin, hvac.Client(url=admin.url, token="", verify=ca, timeout=30))
+            problem, report["metrics"] = _active_metrics(props, admin, ca)
             report["checks"].append({"name": METRICS_CHECK, "passed": not problem, "detail": problem})
             report["passed"] = report["passed"] and not problem
     if not report["passed"]:
@@ -220,6 +223,31 @@ def _run(props: dict[str, Any]) -> dict:
         raise ChecksError(f"post-deploy checks failed (in the cluster, Job {run}): {failures}\nthe pods:\n{pods}"
                           f"\nthe namespace's warnings:\n{warnings[-3000:]}")
     return report
+
+
+def _active_metrics(props: dict[str, Any], admin: hvac.Client, ca: str) -> tuple[str, dict[str, int]]:
+    """`metrics_report` of the active pod, through a port-forward of its own: the lease gauges are the
+    active node's (a standby that never was active, as every pod after a rollout, has none), and the
+    Service's forward may hold any pod. A node that just became active emits them within seconds."""
+    deadline = time.monotonic() + METRICS_SECONDS
+    while True:
+        leader = admin.sys.read_leader_status().get("leader_address", "")
+        # https://vault-1.vault-internal.<ns>.svc:8200: the pod is the host's first label.
+        pod = leader.split("://", 1)[-1].split(".", 1)[0]
+        with PortForward(props.get("kubeconfig") or None, props["namespace"], pod, _free_port(), m.VAULT_PORT,
+                         kind="pod") as forward:
+            forward.wait(30)
+            found = metrics_report(hvac.Client(url=forward.address, token=admin.token, verify=ca, timeout=30),
+                                   hvac.Client(url=forward.address, token="", verify=ca, timeout=30))
+        if not found[0] or time.monotonic() > deadline:
+            return found
+        time.sleep(2)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _wait_for(props: dict[str, Any], job: str) -> bool:

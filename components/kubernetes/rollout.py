@@ -1,8 +1,9 @@
 """OpenBao's pods moved onto a new image (a new release) one at a time, the standbys first.
 
-The StatefulSet's update strategy is OnDelete: a changed pod template moves no pod by itself (its own
-rolling update goes by ordinal, the active pod maybe first, without waiting for raft). This resource
-does, when the template's image changes or a pod runs another one (a rollout cut short), through the
+The StatefulSet's update strategy is OnDelete: a changed pod template (a new image, a new release, or
+any other change of the pods) moves no pod by itself (its own rolling update goes by ordinal, the
+active pod maybe first, without waiting for raft). This resource does, when the template changes or a
+pod is of an older revision of it (a rollout cut short), through the
 rollout the local target's nodes share (`components.local.providers.openbao_rollout.roll_nodes`): each
 standby pod deleted and made again by the StatefulSet on the new image, back Ready, unsealed, on the
 new release, a raft voter caught up with the active node, before the next; then the active pod steps
@@ -19,6 +20,7 @@ StatefulSet changes): OpenBao does not downgrade its storage.
 """
 
 import contextlib
+import hashlib
 import json
 import shutil
 import socket
@@ -42,6 +44,8 @@ from components.servers.openbao_rolling import roll_nodes
 
 #: How long a deleted pod may take to be back: its termination grace, a new container, the unseal.
 RESTART_SECONDS = 300
+#: How long the stack's port-forward to Vault's Service may take to answer again after a rollout.
+SERVICE_SECONDS = 120
 #: The checkout's kubectl (make bootstrap-stack builds it), else the one on PATH.
 KUBECTL = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "kubectl"
 
@@ -58,15 +62,28 @@ def pod_ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
-def pod_current(pod: dict | None, version: str | None, image: str, release: str) -> bool:
-    """Whether a pod needs no move: it runs `image` and (when the release is known) answers with that
-    release or not at all (starting: Kubernetes brings it up). A pod that is not there is made by the
-    StatefulSet from the template: nothing to move either."""
+#: The label the StatefulSet controller puts on each pod: the revision of the template it was made from.
+REVISION_LABEL = "controller-revision-hash"
+
+
+def pod_revision(pod: dict) -> str:
+    return pod["metadata"].get("labels", {}).get(REVISION_LABEL, "")
+
+
+def pod_current(pod: dict | None, version: str | None, revision: str, release: str) -> bool:
+    """Whether a pod needs no move: it was made from the template's `revision` and (when the release is
+    known) answers with that release or not at all (starting: Kubernetes brings it up). A pod that is
+    not there is made by the StatefulSet from the template: nothing to move either."""
     if pod is None:
         return True
-    if pod_image(pod) != image:
+    if pod_revision(pod) != revision:
         return False
     return not release or not version or parse_version(f"OpenBao v{version}") == parse_version(f"OpenBao v{release}")
+
+
+def template_digest(template: dict) -> str:
+    """A digest of a pod template (the rollout's input: any change of it is a change to roll out)."""
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def kubectl_binary() -> str:
@@ -101,6 +118,19 @@ class Pods:
         if check and result.returncode != 0:
             raise PodRolloutError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()[:500]}")
         return result
+
+    def update_revision(self, statefulset: str, seconds: float = 60) -> str:
+        """The revision of the StatefulSet's current template, once its controller has seen it."""
+        deadline = time.monotonic() + seconds
+        while True:
+            found = json.loads(self.kubectl("get", "statefulset", statefulset, "--output", "json").stdout)
+            status = found.get("status", {})
+            if status.get("observedGeneration", 0) >= found["metadata"]["generation"] and status.get("updateRevision"):
+                return status["updateRevision"]
+            if time.monotonic() > deadline:
+                raise PodRolloutError(f"the StatefulSet {statefulset}'s controller did not see its template within "
+                                      f"{seconds:.0f} s")
+            time.sleep(0.5)
 
     def pod(self, name: str) -> dict | None:
         """The pod's object; None when there is none (deleted, not made again yet)."""
@@ -144,7 +174,7 @@ class _PodNode:
     forward: PortForward
     ca_file: str
     token: str
-    image: str
+    revision: str
     release: str
     #: Every pod's forward, by name (the active one's commit index is read through its own).
     peers: dict[str, PortForward] = field(default_factory=dict, repr=False)
@@ -159,7 +189,7 @@ class _PodNode:
     def current(self) -> bool:
         pod = self.pods.pod(self.name)
         version = running_version(self.client()) if pod else None
-        return pod_current(pod, version_text(version) if version else None, self.image, self.release)
+        return pod_current(pod, version_text(version) if version else None, self.revision, self.release)
 
     def step_down(self) -> None:
         self.client(self.token).sys.step_down()
@@ -171,16 +201,16 @@ class _PodNode:
         deadline = time.monotonic() + RESTART_SECONDS
         while True:
             pod = self.pods.pod(self.name)
-            if pod and pod["metadata"]["uid"] != uid and pod_ready(pod) and pod_image(pod) == self.image:
+            if pod and pod["metadata"]["uid"] != uid and pod_ready(pod) and pod_revision(pod) == self.revision:
                 state, version = node_state(self.client()), running_version(self.client())
                 if state in ("active", "standby") and version:
                     if self.release and version != parse_version(f"OpenBao v{self.release}"):
-                        raise PodRolloutError(f"pod {self.name} runs OpenBao {version_text(version)} on {self.image}, "
-                                              f"not {self.release}")
+                        raise PodRolloutError(f"pod {self.name} runs OpenBao {version_text(version)} on "
+                                              f"{pod_image(pod)}, not {self.release}")
                     break
             if time.monotonic() > deadline:
-                raise PodRolloutError(f"pod {self.name} was not back (Ready, unsealed, on {self.image}) within "
-                                      f"{RESTART_SECONDS} s of its deletion")
+                raise PodRolloutError(f"pod {self.name} was not back (Ready, unsealed, of revision {self.revision}) "
+                                      f"within {RESTART_SECONDS} s of its deletion")
             time.sleep(1)
         # What it must have applied to be caught up: what the active node had committed by now.
         self._caught_up_to = self._committed()
@@ -219,14 +249,30 @@ class _PodNode:
 def roll_pods(props: dict[str, Any]) -> list[str]:
     """Moves every pod that is not current onto props' image (the shared order); the pods it deleted."""
     pods = Pods(props.get("kubeconfig") or None, props["namespace"])
+    revision = pods.update_revision(props["statefulset"])
+    if all((found := pods.pod(name)) is None or pod_revision(found) == revision for name in props["pods"]):
+        return []  # Every pod of the template (a first up, or nothing of the pods changed): no forward opened.
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as ca, pods.forwards(props["pods"]) as forwards:
         ca.write(props["ca_pem"])
         ca.flush()
         for forward in forwards.values():
             forward.wait(30)
-        nodes = [_PodNode(name, pods, forwards[name], ca.name, props["token"], props["image"],
+        nodes = [_PodNode(name, pods, forwards[name], ca.name, props["token"], revision,
                           props.get("release") or "", forwards) for name in props["pods"]]
-        return roll_nodes(nodes, props.get("release") or props["image"])
+        rolled = roll_nodes(nodes, props.get("release") or props["image"])
+        service_answers(props["address"], ca.name)
+        return rolled
+
+
+def service_answers(address: str, ca_file: str, seconds: float = SERVICE_SECONDS) -> None:
+    """Waits until Vault's Service answers at the stack's address again. The program's port-forward to
+    it held one pod, now deleted: its first connection fails, which starts it again on a pod that is
+    there; what comes after the rollout (the checks, the Vault provider) then finds it answering."""
+    deadline = time.monotonic() + seconds
+    while running_version(hvac.Client(url=address, verify=ca_file, timeout=5)) is None:
+        if time.monotonic() > deadline:
+            raise PodRolloutError(f"Vault's Service did not answer at {address} within {seconds:.0f} s of the rollout")
+        time.sleep(1)
 
 
 def running_release(props: dict[str, Any]) -> str:
@@ -250,13 +296,15 @@ class _OpenBaoPodRolloutProvider(ResourceProvider):
         return CheckResult(news, [])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        """A new image or release, or a pod on another image (a rollout cut short)."""
-        changed = [k for k in ("image", "release", "pods") if olds.get(k) != news.get(k)]
+        """A new template (image, release) or set of pods, or a pod of an older revision (a rollout cut
+        short)."""
+        changed = [k for k in ("template", "image", "release", "pods") if olds.get(k) != news.get(k)]
         behind = []
         if not changed:
             pods = Pods(news.get("kubeconfig") or None, news["namespace"])
             try:
-                behind = [n for n in news["pods"] if (p := pods.pod(n)) is not None and pod_image(p) != news["image"]]
+                revision = pods.update_revision(news["statefulset"], seconds=10)
+                behind = [n for n in news["pods"] if (p := pods.pod(n)) is not None and pod_revision(p) != revision]
             except PodRolloutError:
                 behind = []  # no cluster to read (a preview without one): nothing known to be behind
         return DiffResult(changes=bool(changed or behind), replaces=[])
@@ -268,7 +316,7 @@ class _OpenBaoPodRolloutProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = self._roll(props, "moving OpenBao's pods onto the stack's image")
-        return CreateResult(id_=f"{props['namespace']}/{props['pods'][0]}", outs=outs)
+        return CreateResult(id_=f"{props['namespace']}/{props['statefulset']}", outs=outs)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs=self._roll(news, f"rolling OpenBao's pods onto {news['image']}"))
@@ -279,22 +327,26 @@ RESOURCE_TYPE = "pulumi-python:dynamic/dbcreds:OpenBaoPodRollout"
 
 
 class OpenBaoPodRollout(Resource, module="dbcreds", name="OpenBaoPodRollout"):
-    """Every OpenBao pod of a StatefulSet (OnDelete) runs `image`, moved standbys first.
+    """Every OpenBao pod of a StatefulSet (OnDelete) is of its current template, moved standbys first.
 
-    pods: the StatefulSet's pod names. release: the image's OpenBao release when known (built here
-    from a binary), else empty. ca_pem: the CA of OpenBao's listener. token (secret): one that may
-    step the active node down and read raft's configuration (the stack's admin).
-    Outputs: `version` (the release the pods run) and `rolled` (the pods the last change deleted, in
-    order).
+    statefulset, pods: the StatefulSet and its pods' names. template: a digest of its pod template
+    (`template_digest`; a change rolls the pods). image: the pods' OpenBao image. release: the
+    image's OpenBao release when known (built here from a binary), else empty. address: Vault's
+    Service as this machine reaches it (the program's port-forward), answering again before the
+    rollout ends. ca_pem: the CA of OpenBao's listener. token (secret): one that may step the active
+    node down and read raft's configuration (the stack's admin). Outputs: `version` (the release
+    the pods run) and `rolled` (the pods the last change deleted, in order).
     """
 
     version: pulumi.Output[str]
     rolled: pulumi.Output[list]
 
-    def __init__(self, name: str, *, kubeconfig: Optional[str], namespace: str, pods: Sequence[str], image: str,
-                 release: str, ca_pem: pulumi.Input[str], token: pulumi.Input[str],
+    def __init__(self, name: str, *, kubeconfig: Optional[str], namespace: str, statefulset: str,
+                 pods: Sequence[str], template: str, image: str,
+                 release: str, address: str, ca_pem: pulumi.Input[str], token: pulumi.Input[str],
                  opts: Optional[pulumi.ResourceOptions] = None):
-        props = {"kubeconfig": kubeconfig or "", "namespace": namespace, "pods": list(pods), "image": image,
-                 "release": release, "ca_pem": ca_pem, "token": pulumi.Output.secret(token),
+        props = {"kubeconfig": kubeconfig or "", "namespace": namespace, "statefulset": statefulset,
+                 "pods": list(pods), "template": template, "image": image,
+                 "release": release, "address": address, "ca_pem": ca_pem, "token": pulumi.Output.secret(token),
                  "version": None, "rolled": None}
         super().__init__(_OpenBaoPodRolloutProvider(), name, props, opts)

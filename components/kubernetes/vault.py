@@ -27,7 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import manifests as m
-from components.kubernetes.rollout import OpenBaoPodRollout
+from components.kubernetes.rollout import OpenBaoPodRollout, template_digest
 from components.options import register_outputs
 from components.servers.seal_key import static_seal_key
 from components.servers.openbao_api import OpenBaoInit
@@ -112,11 +112,11 @@ class VaultKubernetes(VaultComponent):
             f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
             data={"config.hcl": m.openbao_config(name, ns, args.replicas, [key_id])}, opts=child)
         identity = self._token_reviewer(name, ns) if args.token_reviewer else []
+        spec = m.openbao_statefulset(name, ns, args.image, m.pull_policy(args.image_built_here), args.replicas,
+                                     args.storage, args.storage_class, f"{name}-config", f"{name}-tls",
+                                     f"{name}-seal", service_account=name if args.token_reviewer else None)
         statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT),
-            spec=m.openbao_statefulset(name, ns, args.image, m.pull_policy(args.image_built_here), args.replicas,
-                                       args.storage, args.storage_class, f"{name}-config", f"{name}-tls",
-                                       f"{name}-seal", service_account=name if args.token_reviewer else None),
+            f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT), spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, seal, *identity]))
         ports = {"api": m.VAULT_PORT, "cluster": m.VAULT_CLUSTER_PORT}
         for service_name, headless in ((name, False), (m.internal_service(name), True)):
@@ -150,10 +150,11 @@ class VaultKubernetes(VaultComponent):
             raft_volume=statefulset.metadata.apply(lambda meta: meta.uid), container_id="", seal="static",
             key_shares=args.key_shares, key_threshold=args.key_threshold, keep_root_token=False,
             admin_policy=stack_admin_policy(args.mounts, args.auth_mounts), opts=child)
-        # Every pod on the image, moved standbys first when it changes (the StatefulSet is OnDelete).
+        # Every pod of the template, moved standbys first when it changes (the StatefulSet is OnDelete).
         rollout = OpenBaoPodRollout(
-            f"{name}-rollout", kubeconfig=args.kubeconfig, namespace=ns, pods=pods, image=args.image,
-            release=args.release, ca_pem=args.ca_pem, token=init.admin_token,
+            f"{name}-rollout", kubeconfig=args.kubeconfig, namespace=ns, statefulset=name, pods=pods,
+            template=template_digest(spec["template"]), image=args.image,
+            release=args.release, address=args.address, ca_pem=args.ca_pem, token=init.admin_token,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[statefulset, init]))
         self._register_vault(
             address=args.address, ca_pem=args.ca_pem, ca_file=args.ca_file, version=rollout.version,

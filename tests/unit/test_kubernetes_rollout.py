@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from components.kubernetes import manifests as m
-from components.kubernetes.rollout import pod_current
+from components.kubernetes.rollout import pod_current, template_digest
 from components.servers.openbao_rolling import roll_nodes
 from stacks.config import ConfigError, validate
 from tests.unit.graph import registered
@@ -93,25 +93,31 @@ def test_a_single_pod_is_restarted_without_a_step_down():
     assert roll_nodes(cluster.nodes(), "2.7.2") == ["vault-0"] and cluster.log == ["restart vault-0"]
 
 
-def pod(image: str) -> dict:
-    return {"spec": {"containers": [{"name": "openbao", "image": image}]}}
+def pod(revision: str) -> dict:
+    return {"metadata": {"labels": {"controller-revision-hash": revision}},
+            "spec": {"containers": [{"name": "openbao", "image": "dbcreds-openbao:any"}]}}
 
 
 @pytest.mark.parametrize("found, version, release, current", [
-    (None, None, "2.7.2", True),                         # not there: the StatefulSet makes it from the template
-    (pod("dbcreds-openbao:new"), "2.7.2", "2.7.2", True),
-    (pod("dbcreds-openbao:new"), None, "2.7.2", True),    # starting: Kubernetes brings it up
-    (pod("dbcreds-openbao:old"), "2.6.2", "2.7.2", False),
-    (pod("dbcreds-openbao:new"), "2.6.2", "2.7.2", False),  # the image's tag says new, the pod answers old
+    (None, None, "2.7.2", True),                 # not there: the StatefulSet makes it from the template
+    (pod("vault-new"), "2.7.2", "2.7.2", True),
+    (pod("vault-new"), None, "2.7.2", True),     # starting: Kubernetes brings it up
+    (pod("vault-old"), "2.6.2", "2.7.2", False),
+    (pod("vault-old"), "2.7.2", "2.7.2", False),  # the same release, another template (a sidecar, an account)
+    (pod("vault-new"), "2.6.2", "2.7.2", False),  # the template's image says new, the pod answers old
+    (pod("vault-new"), "2.6.2", "", True),        # a registry's image: its release is not known here
+    (pod("vault-old"), "2.7.2", "", False),
 ])
-def test_a_pod_needs_a_move_when_its_image_or_its_release_is_not_the_stacks(found, version, release, current):
-    assert pod_current(found, version, "dbcreds-openbao:new", release) is current
+def test_a_pod_needs_a_move_when_it_is_of_an_older_template_or_release(found, version, release, current):
+    assert pod_current(found, version, "vault-new", release) is current
 
 
-def test_with_a_registrys_image_only_the_image_says_whether_a_pod_moves():
-    # Its release is not known here: whatever the pod answers, the image decides.
-    assert pod_current(pod("registry/openbao:new"), "2.6.2", "registry/openbao:new", "")
-    assert not pod_current(pod("registry/openbao:old"), "2.7.2", "registry/openbao:new", "")
+def test_the_rollout_follows_the_pod_template_not_only_its_image():
+    template = m.openbao_statefulset("vault", "ns", "img", "Never", 3, "1Gi", None, "c", "t", "s")["template"]
+    reviewer = m.openbao_statefulset("vault", "ns", "img", "Never", 3, "1Gi", None, "c", "t", "s",
+                                     service_account="vault")["template"]
+    assert template_digest(template) == template_digest(dict(reversed(template.items())))
+    assert template_digest(template) != template_digest(reviewer)
 
 
 def test_the_statefulset_moves_no_pod_by_itself():
@@ -137,5 +143,6 @@ def test_prod_rolls_its_pods_onto_the_image_built_from_vault_binary(monitor, mon
     assert image == images.image_names(binary)["openbao"]
     assert vault_set["updateStrategy"] == {"type": "OnDelete"}
     rollout, = registered(monitor, "pulumi-python:dynamic/dbcreds:OpenBaoPodRollout").values()
-    assert (rollout["image"], rollout["release"], rollout["pods"]) == (
-        image, version_text(binary_version(bao_binary())), ["vault-0", "vault-1", "vault-2"])
+    assert (rollout["image"], rollout["release"], rollout["statefulset"], rollout["pods"]) == (
+        image, version_text(binary_version(bao_binary())), "vault", ["vault-0", "vault-1", "vault-2"])
+    assert len(rollout["template"]) == 16
