@@ -37,7 +37,7 @@ from tests.support.openbao_releases import openbao_release
 from toolchain import backup, rotate_audit
 from toolchain.down import leases_left
 from toolchain.up import keepers, servers_down
-from toolchain.env import ROOT
+from toolchain.env import PASSPHRASE_VARIABLE, ROOT
 from tests.support.audit_rotation import audited, each_once, rotated_under_requests
 from tests.support.processes import remove_data_dir
 from tests.support.waiting import wait_for
@@ -269,6 +269,11 @@ def test_docker_stack_up_checks_restarts_upgrades_and_down_leaves_nothing(tmp_pa
             assert running.kept_rows() == 1 and app.auth.token.lookup_self()["data"]["id"] == app.token
             brief_users = {c["data"]["username"] for c in brief}
             brief_leases = {c["lease_id"] for c in brief}
+            # The dump brought the brief users back: whoever drops them is Vault, revoking their leases.
+            (tmp_path / "parts").mkdir()
+            backup.decrypt_parts(made.path, env[PASSPHRASE_VARIABLE], tmp_path / "parts")
+            dump = (tmp_path / "parts" / "postgres.sql").read_text()
+            assert all(f"CREATE ROLE {user};" in dump for user in brief_users | {kept["data"]["username"]})
             wait_for(lambda: not brief_users & set(docker_target.dynamic_users(config, db_container))
                      and not brief_leases & set(leases_left(running.admin(), mount)),
                      "Vault revokes the brief leases of the backup and drops their users",
