@@ -135,6 +135,13 @@ CASES = [
 ]
 
 
+#: Each module stack's resources as its first `up` left them, and its config, by stack name: every
+#: refused case must leave the resources so, and puts the config back so (each read once, rather than
+#: once more before each case).
+DECLARED: dict[str, dict] = {}
+CONFIG: dict[str, dict[str, auto.ConfigValue]] = {}
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("bad-input")
@@ -144,6 +151,7 @@ def stack(tmp_path_factory):
             stack.set_config("dbcreds:roles", auto.ConfigValue(json.dumps(ROLES)), path=False)
             stack.set_all_config(local_servers_config(data_dir))
             stack.up(on_output=quiet)
+            DECLARED[stack.name], CONFIG[stack.name] = resources(stack), stack.get_all_config()
             yield stack
     finally:
         # A failing up (or test) still leaves no data folder behind.
@@ -152,7 +160,8 @@ def stack(tmp_path_factory):
 
 @contextmanager
 def changed_config(stack, key, value):
-    old = stack.get_config(key) if key in stack.get_all_config() else None
+    """key set to value, then put back as the module's stack was configured (or removed)."""
+    old = CONFIG[stack.name].get(key)
     stack.set_config(key, auto.ConfigValue(value), path=False)
     try:
         yield
@@ -164,8 +173,9 @@ def changed_config(stack, key, value):
 
 
 def assert_refused(stack, message: str) -> str:
-    """Preview and up fail naming message, with no traceback, and change nothing; the preview's output."""
-    before = resources(stack)
+    """Preview and up fail naming message, with no traceback, and change nothing (the state is the one
+    the stack's first `up` left); the preview's output."""
+    before = DECLARED[stack.name]
     with pytest.raises(auto.CommandError) as preview:
         stack.preview(on_output=quiet)
     assert message in str(preview.value)
