@@ -23,13 +23,14 @@ class AppRoleLogin:
 def approle_login(
     name: str, parent: pulumi.Resource, approle_mount: pulumi.Input[str], role_name: str,
     policy: vault.Policy | None, policy_name: str, token_ttl: int, token_max_ttl: int, secret_id_ttl: int,
-    depends_on: list[pulumi.Resource],
+    depends_on: list[pulumi.Resource], secret_role_id: bool = False,
 ) -> AppRoleLogin:
     """The role `role_name` with only `policy` (no `default` policy), bounded token lifetimes, and a
     secret_id that lives secret_id_ttl and is replaced at the first `up` after half of that.
 
     policy_name is the policy's own name (known at a first preview, so the policy gate judges it);
     policy None: one the caller does not make (the role is made without waiting for it).
+    secret_role_id: the role_id is kept secret in the state too, not only the secret_id.
     """
     if not 0 < token_ttl <= token_max_ttl:
         raise ValueError(f"{name}: token_ttl must be positive and at most token_max_ttl")
@@ -39,7 +40,8 @@ def approle_login(
         f"{name}-approle", backend=approle_mount, role_name=role_name, token_policies=[policy_name],
         token_no_default_policy=True, token_ttl=token_ttl, token_max_ttl=token_max_ttl,
         secret_id_ttl=secret_id_ttl, token_type="service",
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, *([policy] if policy else [])]),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[*depends_on, *([policy] if policy else [])],
+                                    additional_secret_outputs=["role_id"] if secret_role_id else None),
     )
     # A stack brought up at least every half lifetime always exports a secret_id that works.
     rotation = Rotation(f"{name}-secret-id-rotation", rotate_after=secret_id_ttl // 2,

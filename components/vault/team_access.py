@@ -133,8 +133,10 @@ class TeamAccess(pulumi.ComponentResource):
         policy = vault.Policy(f"{name}-policy", name=args.team_policy_name, policy=team_policy(
             args.mount_path, args.approle_mount, args.approle_role_prefix, args.client_policy_name),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, client_policy]))
+        # Its role_id is secret in the state as in the output: half of a login that writes roles.
         login = approle_login(name, self, args.approle_mount, args.approle_role, policy, args.team_policy_name,
-                              args.token_ttl, args.token_max_ttl, args.secret_id_ttl, [*after, engine])
+                              args.token_ttl, args.token_max_ttl, args.secret_id_ttl, [*after, engine],
+                              secret_role_id=True)
         self.mount_path = engine.mount_path
         self.connection_name = engine.connection_name
         self.group = group.group

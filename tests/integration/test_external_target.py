@@ -4,7 +4,8 @@ them. The stack starts nothing, and its destroy leaves both servers running and 
 token has exactly the capabilities the stack checks for (the audit log shows it used them and no
 other); drift made by hand in that Vault is put back by the next `up`, and a right taken back is refused
 by it. A stack admin without CREATEROLE or the tables, and a token short of a path, are refused by `up`
-naming each, with nothing of the stack's made. A second stack with a vault_prefix shares the OpenBao (on
+naming each, with nothing of the stack's made. A team's credential, made there too, writes a role in its
+own mount and issues through it, and reads nothing of the platform's. A second stack with a vault_prefix shares the OpenBao (on
 a PostgreSQL of its own) and comes and goes without touching the first one's; so do two stacks with the
 same names in two OpenBao namespaces (vault_namespace)."""
 
@@ -18,13 +19,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import hvac
+import psycopg
 import pytest
 from psycopg import sql
 from pulumi import automation as auto
 
 from components.external_rights import from_root_namespace, policy_hcl
 from components.servers.openbao import INIT_TIMEOUT_SECONDS, LocalOpenBao, initialize, unseal
-from components.postgres_sql import DEMO_SCHEMA
+from components.postgres_sql import (DEMO_SCHEMA, TeamDatabaseNames, team_creation_statements, team_renew_statements,
+                                     team_revocation_statements)
 from stacks.config import StackConfig, validate_settings
 from stacks.external_target import vault_capabilities
 from tests.automation import make_down, root_program, stack_file_config, state_text, temporary_stack
@@ -272,7 +275,7 @@ def another_stack_shares_the_vault(stack: auto.Stack, outputs: dict, lease: dict
         lease_b = client_b.read(app_b["creds_path"])
         assert lease_b["lease_id"].startswith(f"{PREFIX}-database/creds/app/")
         assert roles_like(db_b, "v\\_%") == [lease_b["data"]["username"]]
-        assert roles_like(db, "v\\_%") == [lease["data"]["username"]]
+        assert roles_like(db, "v\\_app\\_%") == [lease["data"]["username"]]
         app_a = outputs["clients"]["app"]
         client_a = hvac.Client(url=bao.address, verify=str(bao.ca_file))
         client_a.auth.approle.login(role_id=app_a["role_id"], secret_id=app_a["secret_id"],
@@ -290,7 +293,7 @@ def another_stack_shares_the_vault(stack: auto.Stack, outputs: dict, lease: dict
     # ... and stack's is as it was: its engine, roles, logins and policies, the lease and its user.
     assert what_a_stack_holds(vault, "database", "approle", ours) == before
     assert vault.sys.read_lease(lease["lease_id"])["data"]["id"] == lease["lease_id"]
-    assert roles_like(db, "v\\_%") == [lease["data"]["username"]]
+    assert roles_like(db, "v\\_app\\_%") == [lease["data"]["username"]]
     # Its next `up` changes what runs at every update only (the external Vault's audit devices are read
     # again too), and its checks pass.
     changed = changed_by(stack)
@@ -330,6 +333,36 @@ def no_secret_where_people_look(stack: auto.Stack, servers, given: str, said: li
     assert hits == []
 
 
+def required_by(pattern: str, path: str) -> bool:
+    """Whether a request to path is one the required path pattern names (`+`: any one segment)."""
+    wanted, asked = pattern.split("/"), path.split("/")
+    return len(wanted) == len(asked) and all(w in ("+", a) for w, a in zip(wanted, asked))
+
+
+def a_teams_credential_issues_in_its_own_mount_only(bao: LocalOpenBao, db, team: dict) -> dict:
+    """The team's credential (the stack's `teams` output) logs in, writes a role in its own mount whose
+    SQL calls the team's functions, and issues a user that connects with verify-full and reads what the
+    team's grant allows, and no more; it reads neither the platform's connection nor its clients'
+    credentials. The lease it took is left for make down."""
+    vault = hvac.Client(url=bao.address, verify=str(bao.ca_file))
+    vault.auth.approle.login(role_id=team["role_id"], secret_id=team["secret_id"], mount_point=team["approle_mount"])
+    names, mount = TeamDatabaseNames("reports"), team["database_mount"]
+    vault.write(f"{mount}/roles/reports", db_name=team["connection_name"],
+                creation_statements=team_creation_statements(names), renew_statements=team_renew_statements(names),
+                revocation_statements=team_revocation_statements(names), default_ttl=300, max_ttl=600)
+    lease = vault.read(f"{mount}/creds/reports")
+    with psycopg.connect(host="127.0.0.1", port=db.server.port, dbname="app", user=lease["data"]["username"],
+                         password=lease["data"]["password"], sslmode="verify-full", sslrootcert=str(db.ca_file),
+                         autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM public.orders").fetchone()[0] >= 0
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM public.users")
+    for path in ("database/config/app", "database/creds/app", f"{mount}/config/app"):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            vault.read(path)
+    return lease
+
+
 def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_own(servers, tmp_path, capfd):
     bao, token, db, password = servers
     # The servers' own processes, and any a stack would start under its data folder or the test's.
@@ -339,6 +372,8 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
     vault = bao.client(token)
     with temporary_stack(root_program(tmp_path), tmp_path, "external") as stack:
         config = external_config(bao, token, db, password, tmp_path / "data")
+        # dev's team too, made as the stack admin.
+        config["dbcreds:teams"] = stack_file_config("dev")["dbcreds:teams"]
         # The operator gives the stack a token with exactly the capabilities it checks for, not root:
         # its up, checks and make down need no more.
         required = vault_capabilities(stack_config(config))
@@ -359,8 +394,12 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         assert outputs["vault_audit_log"] == f"file/ (file, file_path={bao.audit_log})"
         # The stack started no server: the same OpenBao and PostgreSQL processes as before.
         assert server_processes(*folders) == running_before
-        # What it made in the database, as the master: Vault's admin, the groups, the service user.
-        assert roles_like(db, "dbcreds_%") == ["dbcreds_admin", "dbcreds_group_app", "dbcreds_group_reader"]
+        # What it made in the database, as the master: Vault's admin, the groups, the service user, the
+        # team's group and connection user (its first password refused: Vault rotated it).
+        assert roles_like(db, "dbcreds_%") == ["dbcreds_admin", "dbcreds_group_app", "dbcreds_group_reader",
+                                               "dbcreds_team_reports", "dbcreds_team_reports_vault"]
+        assert "dbcreds_team_reports_vault: its retired static password no longer logs in" in names, names
+        team_lease = a_teams_credential_issues_in_its_own_mount_only(bao, db, outputs["teams"]["reports"])
         assert roles_like(db, "svc_reporting") == ["svc_reporting"]
         # Neither secret is in the state file in plain text.
         state = state_text(stack)
@@ -378,21 +417,29 @@ def test_the_stack_configures_servers_it_did_not_start_and_takes_back_only_its_o
         client.auth.approle.login(role_id=app["role_id"], secret_id=app["secret_id"],
                                   mount_point=app["approle_mount"])
         lease = client.read(app["creds_path"])
-        assert len(roles_like(db, "v\\_%")) == 1
+        # Its user, and the team's.
+        assert len(roles_like(db, "v\\_app\\_%")) == 1 and len(roles_like(db, "v\\_%")) == 2
 
         # Another stack in the same Vault, its names prefixed, comes and goes: this one's stays as it is.
         another_stack_shares_the_vault(stack, outputs, lease, servers, tmp_path / "team-b", capfd)
 
         said = make_down(stack, capfd)
-        assert "revoking 1 lease(s)" in said and "no role of the stack's left" in said, said
+        assert "revoking 1 lease(s) under database/" in said and "no role of the stack's left" in said, said
+        assert "revoking 1 lease(s) under team-reports-db/" in said, said
+        assert team_lease["data"]["username"] not in roles_like(db, "v\\_%")
     # Its token's requests (up, refresh, checks, make down), as Vault's audit log has them, went to the
     # paths it was asked for and to no other; and to each of them but two whose turn never came here: the
     # reader's leases (none was out at make down) and the mount's tuning (its lifetimes never changed).
     used = paths_requested(bao.audit_log, "dbcreds-stack")
-    assert used - set(required) == set(), sorted(used - set(required))
-    assert set(required) - used == {"sys/leases/lookup/database/creds/reader/", "sys/mounts/database/tune"}
+    beyond = {path for path in used if not any(required_by(pattern, path) for pattern in required)}
+    assert beyond == set(), sorted(beyond)
+    unused = {pattern for pattern in required if not any(required_by(pattern, path) for path in used)}
+    assert unused == {"sys/leases/lookup/database/creds/reader/", "sys/mounts/database/tune",
+                      "sys/mounts/team-reports-db/tune"}, sorted(unused)
     # Its own is gone; the servers run on, as their operators left them.
     assert roles_like(db, "dbcreds_%") == [] and roles_like(db, "v_%") == [] and roles_like(db, "svc_%") == []
+    with db.as_superuser("app") as conn:  # The team's functions' schema went with it.
+        assert conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dbcreds%'").fetchall() == []
     assert "database/" not in vault.sys.list_mounted_secrets_engines()["data"]
     assert "approle/" not in vault.sys.list_auth_methods()["data"]
     with db.connect(STACK_ADMIN, password) as conn:
