@@ -27,6 +27,9 @@ SKIPS: list[tuple[str, str]] = []
 SYSTEM_DATA_BEFORE: set[str] = set()
 LEFT_BEHIND: list[str] = []
 FIGURES: list[tuple[str, str]] = []
+#: Seconds each unit of work (a group, or a module) took, setup, call and teardown: one worker runs
+#: a unit from start to end, so the longest bounds the run's wall time (printed at the end).
+UNIT_SECONDS: dict[str, float] = {}
 #: Test modules that share one thing of the machine's, each group run in one worker.
 SHARED = {
     "kubernetes-cluster": ("test_cluster", "test_prod_cluster", "test_team_app"),
@@ -50,7 +53,10 @@ def in_worker(session) -> bool:
 
 
 def group_of(item) -> str:
-    module = item.module.__name__.rsplit(".", 1)[-1]
+    return group_of_module(item.module.__name__.rsplit(".", 1)[-1])
+
+
+def group_of_module(module: str) -> str:
     return next((name for name, modules in SHARED.items() if module in modules), module)
 
 
@@ -92,6 +98,8 @@ def pytest_collectreport(report):
 
 
 def pytest_runtest_logreport(report):
+    unit = group_of_module(report.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py"))
+    UNIT_SECONDS[unit] = UNIT_SECONDS.get(unit, 0.0) + report.duration
     if report.when in ("setup", "call"):
         record(report)
     if report.when == "teardown":
@@ -111,6 +119,10 @@ def pytest_sessionfinish(session):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if UNIT_SECONDS:
+        terminalreporter.section("units of work, longest first")
+        longest = sorted(UNIT_SECONDS.items(), key=lambda item: -item[1])[:12]
+        terminalreporter.write_line(", ".join(f"{unit} {seconds:.0f} s" for unit, seconds in longest))
     if FIGURES:
         terminalreporter.section("figures")
         for nodeid, line in FIGURES:
