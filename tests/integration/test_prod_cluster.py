@@ -457,26 +457,27 @@ def is_ready(pod: dict) -> bool:
     return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
 
 
-#: Lists each audit file of a pod with the ids of its request entries (run in the sidecar, which has Python).
+#: Prints, for each audit file named on its command line, the ids read on stdin whose request entry it
+#: holds (run in the sidecar, which has Python; the files are read there, not copied out).
 AUDIT_IDS = """
-import glob, json
-for path in sorted(glob.glob('/openbao/audit/audit.log*')):
+import json, sys
+wanted = set(sys.stdin.read().split())
+for path in sys.argv[1:]:
     for line in open(path):
         entry = json.loads(line)
-        if entry.get('type') == 'request':
+        if entry.get('type') == 'request' and entry['request']['id'] in wanted:
             print(path, entry['request']['id'])
 """
 
 
-def audit_files_of_requests(cluster, namespace: str) -> dict[str, list[str]]:
-    """Request id -> every audit file (`<pod>:<path>`, rotated ones too) that holds its request entry."""
+def audit_files_of_requests(cluster, namespace: str, pod: str, files: list[str], ids: list[str]) -> dict:
+    """Request id (of `ids`) -> every file of `files`, in `pod`, that holds its request entry."""
+    listed = cluster.kubectl("exec", "--stdin", pod, "--namespace", namespace, "--container", m.ROTATOR_CONTAINER,
+                             "--", "/usr/bin/python3", "-c", AUDIT_IDS, *files, input="\n".join(ids)).stdout
     found: dict[str, list[str]] = {}
-    for pod in m.pod_names("vault", REPLICAS):
-        listed = cluster.kubectl("exec", pod, "--namespace", namespace, "--container", m.ROTATOR_CONTAINER, "--",
-                                 "/usr/bin/python3", "-c", AUDIT_IDS).stdout
-        for line in listed.splitlines():
-            path, request = line.split(" ", 1)
-            found.setdefault(request, []).append(f"{pod}:{path}")
+    for line in listed.splitlines():
+        path, request = line.split(" ", 1)
+        found.setdefault(request, []).append(path)
     return found
 
 
@@ -509,12 +510,15 @@ def test_rotate_audit_moves_each_pods_log_aside_and_every_request_is_in_exactly_
             stop.set()
             issuing.result()
     figure(f"two rotations of {REPLICAS} pods' audit logs: {rotated_in:.1f} s")
-    assert len([path for path in moved if path.startswith(f"{active}:")]) == 2, moved
-    files = audit_files_of_requests(cluster, namespace)
+    # The active pod's two moved files, and the one it writes now: every file that was open while the
+    # requests came (the older ones were closed before; the requests went to that pod only).
+    written = [path.split(":", 1)[1] for path in moved if path.startswith(f"{active}:")]
+    assert len(written) == 2, moved
+    files = audit_files_of_requests(cluster, namespace, active, [*written, "/openbao/audit/audit.log"], ids)
     assert len(ids) > 10
     misplaced = {request: files.get(request, []) for request in ids if len(files.get(request, [])) != 1}
     assert misplaced == {}
-    # Lines before, between and after the rotations: three files of the active pod.
+    # Lines before, between and after the rotations: each of the three files holds some.
     assert len({files[request][0] for request in ids}) == 3
 
 
