@@ -2,7 +2,7 @@
 # make test   bootstraps everything, then runs every test
 # make down   revokes every lease, proves none is left, destroys the stack
 # make drift  exits 1 naming what differs when anything but the post-deploy checks would change (CI, after up)
-# make rotate-audit  moves each OpenBao node's audit log aside and reopens it, local and docker targets (KEEP=14 kept)
+# make rotate-audit  moves each OpenBao node's audit log aside and reopens it, local, docker and kubernetes (KEEP=14 kept)
 # make backup / restore  a local or docker stack's encrypted backup into BACKUP_DIR; restore FROM=<file> (FORCE=yes
 #                        over servers that still run), proved by an up (docs/operations.md)
 # make policy the policy gate (pulumi preview --policy-pack policies) on every stack

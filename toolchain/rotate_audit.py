@@ -4,7 +4,8 @@ are kept. Run it from cron or a systemd timer (daily, or when the file grows pas
 allows); ship the moved files before they age out.
 
 What each target does is its module's `rotate_audit` (stacks/targets.py): the local target's nodes and
-the docker target's container rotate; the kubernetes and external targets refuse, saying why.
+the docker target's container, and the kubernetes target's pods (each pod's audit-rotator sidecar) rotate;
+the external target refuses, saying why.
 
   python3 -m toolchain.rotate_audit STACK [KEEP]
 """
