@@ -26,8 +26,63 @@ from components.servers.openbao import INIT_TIMEOUT_SECONDS, initialize, node_st
 SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
 
 
+#: The parts of a backup a target's servers give and take back: OpenBao's raft snapshot and the
+#: database's dump (`toolchain/backup_file.py` packs them with the state's export and a manifest).
+RAFT_SNAPSHOT = "openbao-raft.snap"
+DATABASE_DUMP = "postgres.sql"
+
+
 class BackupError(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class RestoreStep:
+    """One step of a restore: what it does, in words an operator reads."""
+
+    name: str
+    what: str
+
+
+def restore_steps(nodes: int, seal: str, stop_first: bool) -> list[RestoreStep]:
+    """What a restore does, in order, and why in that order:
+
+    - nothing is touched until the file decrypted whole (a wrong passphrase, a damaged file: nothing
+      changed); the servers it replaces are stopped first (FORCE=yes);
+    - the state first: every server's inputs (certificates, ports, the seal's key) and OpenBao's
+      original unseal or recovery keys are in it;
+    - PostgreSQL before OpenBao: once unsealed, OpenBao revokes the leases that expired meanwhile, and
+      their revocation SQL must find the users the dump brings back;
+    - OpenBao's first node is started fresh with the restored state's config and seal, initialised
+      with keys of its own (they live only in memory: the snapshot replaces them), and the snapshot
+      restored onto it with snapshot-force; then the original keys unseal it (Shamir), or the seal's
+      key from the state does (static);
+    - a cluster's other nodes start empty and join the first one;
+    - the stack's `up` last: its post-deploy checks prove the restored stack.
+    """
+    steps = [RestoreStep("stop", "stop the stack's servers and remove their data folders")] if stop_first else []
+    steps += [
+        RestoreStep("state", "import the state's export"),
+        RestoreStep("postgres", "a fresh PostgreSQL data folder, loaded from the dump"),
+        RestoreStep("openbao", "OpenBao's first node started fresh, its raft snapshot restored (snapshot-force)"),
+        RestoreStep("unseal", "unsealed with the state's unseal keys" if seal == "shamir"
+                    else "unsealed by its static seal's key from the state"),
+    ]
+    if nodes > 1:
+        steps.append(RestoreStep("join", f"OpenBao's other {nodes - 1} node(s) started empty, joining the first"))
+    steps.append(RestoreStep("up", "the stack's up (refresh, then the post-deploy checks)"))
+    return steps
+
+
+#: What psql says when it loads pg_dumpall's dump into a new cluster, and is no fault: the dump
+#: creates the superuser, whom initdb made already (pg_dumpall says so in its source).
+EXPECTED_LOAD_ERRORS = ('role "postgres" already exists',)
+
+
+def unexpected_load_errors(psql_stderr: str) -> list[str]:
+    """The errors psql reported while loading a dump, but those EXPECTED_LOAD_ERRORS."""
+    errors = [line.split("ERROR:", 1)[1].strip() for line in psql_stderr.splitlines() if "ERROR:" in line]
+    return [e for e in errors if e not in EXPECTED_LOAD_ERRORS]
 
 
 @dataclass(frozen=True)
@@ -61,7 +116,7 @@ class ServerBackups(ABC):
 
     @abstractmethod
     def steps(self, stop_first: bool) -> list:
-        """The restore's steps, in order (`toolchain.backup_file.RestoreStep`s); `state` and `up` are
+        """The restore's steps, in order (`RestoreStep`s); `state` and `up` are
         toolchain/backup.py's, every other one `run`'s."""
 
     @abstractmethod

@@ -249,7 +249,7 @@ class DockerBackups(ServerBackups):
         return [f"volume {name}" for name in self._listed("volume", "ls")]
 
     def steps(self, stop_first: bool) -> list:
-        from toolchain.backup_file import RestoreStep
+        from stacks.backups import RestoreStep
 
         steps = [RestoreStep("stop", "remove the stack's containers and volumes")] if stop_first else []
         return steps + [
@@ -266,7 +266,7 @@ class DockerBackups(ServerBackups):
     def run(self, step: str, restored: Restored | None) -> None:
         from components.servers.process import pem_file
         from stacks.backups import force_snapshot, outputs_of_type, serve_restored
-        from toolchain.backup_file import DATABASE_DUMP, RAFT_SNAPSHOT
+        from stacks.backups import DATABASE_DUMP, RAFT_SNAPSHOT
 
         if step == "stop":
             self._remove_servers()
@@ -310,7 +310,7 @@ class DockerBackups(ServerBackups):
         restored.pulumi(["up", "--yes", "--skip-preview", "--refresh", *targets, *replace])
 
     def _load_dump(self, container: str, dump: Path) -> None:
-        from toolchain.backup_file import unexpected_load_errors
+        from stacks.backups import unexpected_load_errors
 
         with open(dump, "rb") as data:
             result = subprocess.run(

@@ -281,12 +281,12 @@ class LocalBackups(ServerBackups):
         return [str(f) for f in folders if f.exists() and any(f.iterdir())]
 
     def steps(self, stop_first: bool) -> list:
-        from toolchain.backup_file import restore_steps
+        from stacks.backups import restore_steps
 
         return restore_steps(self.config.vault.nodes, self.config.vault.seal, stop_first)
 
     def run(self, step: str, restored: Restored | None) -> None:
-        from toolchain.backup_file import DATABASE_DUMP, RAFT_SNAPSHOT
+        from stacks.backups import DATABASE_DUMP, RAFT_SNAPSHOT
 
         if step == "stop":
             self._remove_server_data()
@@ -324,7 +324,7 @@ class LocalBackups(ServerBackups):
 
     def _restore_database(self, resources: list[dict], dump: Path) -> None:
         from components.servers.postgres import PG_BIN, SUPERUSER
-        from toolchain.backup_file import unexpected_load_errors
+        from stacks.backups import unexpected_load_errors
 
         server = database_server(self.config)
         props = server_outputs(resources, server.data_dir)

@@ -13,7 +13,7 @@ no lease in the snapshot, which the expired users' reaper drops at an `up` once 
 way round, a lease would outlive a user that was never restored.
 
 A restore decrypts the whole file first (a wrong passphrase or a damaged file changes nothing), then
-follows the target's steps (local: `backup_file.restore_steps`): state, the servers, PostgreSQL,
+follows the target's steps (local: `stacks.backups.restore_steps`): state, the servers, PostgreSQL,
 OpenBao, the stack's `up`.
 
   python3 -m toolchain.backup backup STACK [BACKUP_DIR]
@@ -41,13 +41,11 @@ from components.servers.postgres import LocalPostgresError
 from components.servers.process import pem_file
 from stacks import config as stack_settings
 from stacks import targets
-from stacks.backups import BackupError, Restored, ServerBackups
+from stacks.backups import DATABASE_DUMP, RAFT_SNAPSHOT, BackupError, Restored, ServerBackups
 from stacks.config import StackConfig
 from toolchain.backup_file import (
-    DATABASE_DUMP,
     MANIFEST,
     PARTS,
-    RAFT_SNAPSHOT,
     STATE,
     BackupFileError,
     DecryptingReader,

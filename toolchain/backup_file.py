@@ -1,5 +1,5 @@
-"""A backup's file: its name, its encryption, and what restores it in which order (pure; no server,
-no stack). `toolchain/backup.py` makes and restores them.
+"""A backup's file: its name, its encryption, and what a restore refuses to overwrite (pure; no
+server, no stack; what a target restores, in which order, is its own: stacks/backups.py). `toolchain/backup.py` makes and restores them.
 
 The file, one per backup, mode 0600:
 
@@ -27,12 +27,13 @@ import hmac
 import json
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from stacks.backups import DATABASE_DUMP, RAFT_SNAPSHOT
 
 MAGIC = b"DBCREDS-BACKUP\n"
 FORMAT_VERSION = 1
@@ -44,8 +45,6 @@ SUFFIX = ".dbcreds-backup"
 #: What a backup holds, by file name in its payload.
 MANIFEST = "manifest.json"
 STATE = "state.json"
-RAFT_SNAPSHOT = "openbao-raft.snap"
-DATABASE_DUMP = "postgres.sql"
 PARTS = (MANIFEST, STATE, RAFT_SNAPSHOT, DATABASE_DUMP)
 
 
@@ -201,44 +200,6 @@ class DecryptingReader:
         return data
 
 
-@dataclass(frozen=True)
-class RestoreStep:
-    """One step of a restore: what it does, in words an operator reads."""
-
-    name: str
-    what: str
-
-
-def restore_steps(nodes: int, seal: str, stop_first: bool) -> list[RestoreStep]:
-    """What a restore does, in order, and why in that order:
-
-    - nothing is touched until the file decrypted whole (a wrong passphrase, a damaged file: nothing
-      changed); the servers it replaces are stopped first (FORCE=yes);
-    - the state first: every server's inputs (certificates, ports, the seal's key) and OpenBao's
-      original unseal or recovery keys are in it;
-    - PostgreSQL before OpenBao: once unsealed, OpenBao revokes the leases that expired meanwhile, and
-      their revocation SQL must find the users the dump brings back;
-    - OpenBao's first node is started fresh with the restored state's config and seal, initialised
-      with keys of its own (they live only in memory: the snapshot replaces them), and the snapshot
-      restored onto it with snapshot-force; then the original keys unseal it (Shamir), or the seal's
-      key from the state does (static);
-    - a cluster's other nodes start empty and join the first one;
-    - the stack's `up` last: its post-deploy checks prove the restored stack.
-    """
-    steps = [RestoreStep("stop", "stop the stack's servers and remove their data folders")] if stop_first else []
-    steps += [
-        RestoreStep("state", "import the state's export"),
-        RestoreStep("postgres", "a fresh PostgreSQL data folder, loaded from the dump"),
-        RestoreStep("openbao", "OpenBao's first node started fresh, its raft snapshot restored (snapshot-force)"),
-        RestoreStep("unseal", "unsealed with the state's unseal keys" if seal == "shamir"
-                    else "unsealed by its static seal's key from the state"),
-    ]
-    if nodes > 1:
-        steps.append(RestoreStep("join", f"OpenBao's other {nodes - 1} node(s) started empty, joining the first"))
-    steps.append(RestoreStep("up", "the stack's up (refresh, then the post-deploy checks)"))
-    return steps
-
-
 def overwrite_refusal(stack: str, running: list[str], data_folders: list[str], resources: int) -> str:
     """Why a restore would overwrite something of the stack (empty when it would not): its running
     servers, its servers' data folders, its state's resources."""
@@ -249,17 +210,6 @@ def overwrite_refusal(stack: str, running: list[str], data_folders: list[str], r
         return ""
     return (f"stack {stack!r} is not empty; a restore would overwrite its {'; '.join(what)}. "
             "FORCE=yes restores over them (the servers are stopped and their data replaced)")
-
-
-#: What psql says when it loads pg_dumpall's dump into a new cluster, and is no fault: the dump
-#: creates the superuser, whom initdb made already (pg_dumpall says so in its source).
-EXPECTED_LOAD_ERRORS = ('role "postgres" already exists',)
-
-
-def unexpected_load_errors(psql_stderr: str) -> list[str]:
-    """The errors psql reported while loading a dump, but those EXPECTED_LOAD_ERRORS."""
-    errors = [line.split("ERROR:", 1)[1].strip() for line in psql_stderr.splitlines() if "ERROR:" in line]
-    return [e for e in errors if e not in EXPECTED_LOAD_ERRORS]
 
 
 def parse_restore_from(raw: str) -> Path:

@@ -11,7 +11,8 @@ import struct
 import pytest
 
 from toolchain import backup_file
-from stacks.backups import SECRET_SIGNATURE, BackupError, server_outputs, unwrap_secrets
+from stacks.backups import (SECRET_SIGNATURE, BackupError, restore_steps, server_outputs, unexpected_load_errors,
+                            unwrap_secrets)
 from toolchain.backup_file import (
     MAGIC,
     BackupFileError,
@@ -24,8 +25,6 @@ from toolchain.backup_file import (
     overwrite_refusal,
     parse_force,
     parse_restore_from,
-    restore_steps,
-    unexpected_load_errors,
 )
 
 #: scrypt at a cost the tests can pay many times (the product's is in the header it writes).
